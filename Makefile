@@ -1,0 +1,69 @@
+# attrbound-lite developer entry points. CI runs `make test` (see .ci/run).
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+VENV        := .venv
+PY          := $(VENV)/bin/python
+PIP         := $(VENV)/bin/pip
+PYTEST_ARGS ?=
+CONSTRAINTS := requirements/constraints.txt
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv venv-book test book bench lock clean
+
+help:
+	@echo "make venv   create/update .venv (project + test extra), no-op when up to date"
+	@echo "make test   run the test suite (extra pytest args: PYTEST_ARGS='-k foo')"
+	@echo "make book   build the Jupyter Book (placeholder for now)"
+	@echo "make bench  run benchmarks/bounds.py"
+	@echo "make lock   regenerate $(CONSTRAINTS) from .venv"
+	@echo "make clean  remove build/test artefacts (keeps .venv)"
+
+venv:
+	@bash scripts/ensure-venv.sh
+
+venv-book:
+	@bash scripts/ensure-venv.sh --book
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+book: venv-book
+	@echo "The book is coming in a later issue: nothing to build yet."
+
+bench: venv
+	$(PY) benchmarks/bounds.py
+
+define LOCK_HEADER
+# Pinned lock for attrbound-lite, used as a pip *constraints* file:
+#     pip install -c requirements/constraints.txt -e ".[test,book]"
+# (scripts/ensure-venv.sh does exactly this; see `make venv`).
+#
+# Generated with
+#     .venv/bin/pip freeze --exclude-editable | grep -viE '^attrbound[-_]lite([ =@]|$$)'
+# from the project venv (CPython 3.11, x86_64 Linux; torch 2.14.1 CUDA wheels,
+# hence the nvidia-* / cuda-* / triton pins, which pip ignores on platforms
+# where torch does not need them).
+#
+# To regenerate after changing dependencies: update the venv, then run
+#     make lock
+# and commit the result. Do not edit by hand.
+endef
+export LOCK_HEADER
+
+# Regenerate the lock from the current venv (install/upgrade what you need in
+# .venv first, e.g. `.venv/bin/pip install -U "somepkg>=X"`).
+lock:
+	@test -x $(PY) || { echo "no $(VENV): run 'make venv' first" >&2; exit 1; }
+	@{ printf '%s\n' "$$LOCK_HEADER"; \
+	   $(PIP) freeze --exclude-editable | grep -viE '^attrbound[-_]lite([ =@]|$$)'; \
+	 } > $(CONSTRAINTS).tmp
+	@mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+	@echo "wrote $(CONSTRAINTS) ($$(grep -vc '^#' $(CONSTRAINTS)) pins)"
+
+clean:
+	rm -rf build/ dist/ _build/ .pytest_cache/ *.egg-info/ attrbound_lite.egg-info/
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

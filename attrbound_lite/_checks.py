@@ -1,0 +1,102 @@
+"""Input validation shared by the public functions: clear errors instead of silent wrong numbers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+NORMS = ("l2", "linf")
+
+
+def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) -> torch.Tensor:
+    """Refuse non-tensors, integer dtypes, inputs without a batch dimension and NaN/inf values.
+
+    With ``box=True`` the values must also lie in [0, 1] (the torchattacks convention: normalisation
+    belongs inside the model).
+    """
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(inputs).__name__}.")
+    if not inputs.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {inputs.dtype}; "
+                        f"convert with {name}.float() and scale images to [0, 1].")
+    if inputs.ndim < 2:
+        raise ValueError(f"{name} must be batch-first with at least 2 dimensions (batch, features...), "
+                         f"got shape {tuple(inputs.shape)}; add a batch dimension with {name}.unsqueeze(0).")
+    if inputs.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(inputs.shape)}).")
+    if not torch.isfinite(inputs).all():
+        raise ValueError(f"{name} contains NaN or inf values; clean the data before computing attributions.")
+    if box and (inputs.min() < 0 or inputs.max() > 1):
+        raise ValueError(f"{name} must lie in [0, 1] (got values in [{inputs.min().item():.3g}, "
+                         f"{inputs.max().item():.3g}]); put normalisation inside the model "
+                         "(attrbound_lite.models.Normalize) and pass raw [0, 1] images.")
+    return inputs
+
+
+def check_eps(eps: float) -> float:
+    if isinstance(eps, torch.Tensor):
+        eps = float(eps)
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}.")
+    return float(eps)
+
+
+def check_norm(norm: str) -> str:
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS} ('linf' is the l-infinity ball).")
+    return norm
+
+
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {choices}.")
+    return value
+
+
+def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample class indices: ``None`` -> predicted class, an int -> that class for every sample,
+    a tensor of shape (B,) -> as given."""
+    batch, classes = logits.shape[0], logits.shape[1]
+    if target is None:
+        return logits.detach().argmax(1)
+    if isinstance(target, int) and not isinstance(target, bool):
+        target = torch.full((batch,), target, dtype=torch.long, device=logits.device)
+    elif isinstance(target, torch.Tensor):
+        if target.ndim == 0:
+            target = target.expand(batch)
+        if target.shape != (batch,) or target.is_floating_point():
+            raise ValueError(f"target must be None, an int or an integer tensor of shape ({batch},), "
+                             f"got {target.dtype} of shape {tuple(target.shape)}.")
+        target = target.to(device=logits.device, dtype=torch.long)
+    else:
+        raise TypeError(f"target must be None, an int or a tensor, got {type(target).__name__}.")
+    if (target < 0).any() or (target >= classes).any():
+        raise ValueError(f"target classes must lie in [0, {classes - 1}], got {target.tolist()}.")
+    return target
+
+
+def check_logits(logits: torch.Tensor, batch: int) -> torch.Tensor:
+    if logits.ndim != 2 or logits.shape[0] != batch:
+        raise ValueError(f"the model must return logits of shape (batch, classes) = ({batch}, C), "
+                         f"got {tuple(logits.shape)}.")
+    return logits
+
+
+class eval_mode:
+    """Context manager: put a model in eval mode (batch-norm statistics frozen, dropout off) and restore
+    the train/eval flag of every submodule afterwards, as torchattacks does."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        for m, mode in self.modes:
+            m.training = mode
+        return False

@@ -1,0 +1,264 @@
+"""Attacks shaped like torchattacks: ``atk = PGD(model, eps=..., alpha=..., steps=...); x_adv = atk(x, y)``.
+
+Inputs lie in [0, 1] (normalisation belongs inside the model); the model runs in eval mode and its
+train/eval flags are restored afterwards.
+
+- ``PGD``: Madry et al.'s attack on the cross-entropy loss, returns the adversarial inputs.
+- ``AttributionPGD``: maximises ``||A(x') - A(x)||_2`` or ``1 - cos(A(x'), A(x))`` inside the ball, the
+  natural adversary of the bounds.
+- ``IFIA``: Ghorbani et al.'s attribution attack (top-k, mass-centre or targeted objective on the
+  channel-summed, normalised saliency map ``S``), with the step ``x <- clip_[0,1](x0 + clip_eps(x - alpha
+  sign(grad loss) - x0))`` and no random start on the first restart, as in the authors' code.
+
+Both attribution attacks take their gradients through the softplus surrogate when ``surrogate_beta`` is
+set (a ReLU network's attribution has no useful gradient), check the label of the real model at every
+iterate, and return an ``AttackResult`` with the best label-preserving iterate per sample, its deviation
+measured on the real model, and failure (``label_kept`` False, deviation NaN, ``x_adv = x``) where no
+iterate kept the label. Restarts run batched (the batch is repeated ``restarts`` times).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import metrics
+from ._checks import check_choice, check_inputs, check_logits, eval_mode
+from .attributions import Attribution, get_explainer
+from .models import smooth_relu
+from .threat_models import ThreatModel, threat_model
+
+__all__ = ["Attack", "PGD", "AttributionPGD", "IFIA", "AttackResult", "Deviation"]
+
+
+class Attack:
+    """Base class: model, threat model, step size, steps, seeding; ``atk(x, y)`` checks the inputs and
+    runs ``forward`` with the model in eval mode."""
+
+    def __init__(self, model: nn.Module, eps: float, alpha: float, steps: int, norm: str = "linf",
+                 random_start: bool = True, seed: int = 0):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        if not alpha > 0:
+            raise ValueError(f"alpha (the step size) must be positive, got {alpha!r}.")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+        self.model, self.threat, self.alpha, self.steps = model, threat_model(norm, eps), float(alpha), steps
+        self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, random_start, seed
+
+    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor):
+        check_inputs(inputs, box=True)
+        if not isinstance(labels, torch.Tensor) or labels.shape != inputs.shape[:1] or labels.is_floating_point():
+            raise ValueError(f"labels must be an integer tensor of shape ({inputs.shape[0]},), got "
+                             f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}.")
+        with eval_mode(self.model):
+            return self.forward(inputs.detach(), labels.to(inputs.device).long())
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor):
+        raise NotImplementedError
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.seed)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(eps={self.eps}, alpha={self.alpha}, steps={self.steps}, norm={self.norm!r})"
+
+
+class PGD(Attack):
+    """Projected gradient ascent on the cross-entropy (Madry et al.), random start by default.
+    Returns the adversarial inputs (B, ...) in the ball and in [0, 1]."""
+
+    def forward(self, inputs, labels):
+        x = self.threat.random_init(inputs, self.generator(inputs.device)) if self.random_start else inputs.clone()
+        for _ in range(self.steps):
+            x.requires_grad_(True)
+            with torch.enable_grad():
+                loss = F.cross_entropy(check_logits(self.model(x), x.shape[0]), labels)
+                (grad,) = torch.autograd.grad(loss, x)
+            x = self.threat.project(self.threat.step(x.detach(), grad, self.alpha), inputs)
+        return x.detach()
+
+
+@dataclass
+class Deviation:
+    """Achieved attribution deviation on the real model, per sample (NaN where the attack failed)."""
+    euclidean: torch.Tensor   # ||A(x_adv) - A(x)||_2
+    cosine: torch.Tensor      # cos(A(x_adv), A(x))
+
+
+@dataclass
+class AttackResult:
+    x_adv: torch.Tensor          # best label-preserving iterate (x itself where the attack failed)
+    deviation: Deviation
+    label_kept: torch.Tensor     # (B,) bool: an iterate kept the label y
+    score: torch.Tensor          # (B,) the selection criterion of the attack at x_adv (NaN where failed)
+    iterations: int              # steps run per restart
+    restarts: int
+    topk_intersection: torch.Tensor | None = None  # IFIA: top-k intersection of the saliency maps
+
+
+class AttributionAttack(Attack):
+    """Shared loop of the attribution attacks. Subclasses define ``objective`` (maximised, on the
+    surrogate's attribution, differentiable) and ``score`` (maximised, on the real model's attribution,
+    selects the returned iterate)."""
+
+    def __init__(self, model, explainer, eps, alpha, steps, norm="linf", restarts=1, surrogate_beta=None,
+                 random_start=True, seed=0):
+        super().__init__(model, eps, alpha, steps, norm, random_start, seed)
+        if not isinstance(restarts, int) or restarts < 1:
+            raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
+        self.restarts = restarts
+        self.explainer = get_explainer(explainer, model)
+        self.surrogate_beta = surrogate_beta
+        self.surrogate = None if surrogate_beta is None else smooth_relu(model, surrogate_beta)
+
+    def reference(self, x0: torch.Tensor, y: torch.Tensor) -> dict:
+        """What the objectives compare against: the real and surrogate attributions of the clean inputs."""
+        real = self.explainer.attribute(x0, target=y).detach()
+        sur = real if self.surrogate is None else self.explainer.rebind(self.surrogate).attribute(x0, target=y).detach()
+        return {"real": real, "surrogate": sur}
+
+    def objective(self, attr: torch.Tensor, ref: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self, attr: torch.Tensor, ref: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def starts(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Starting points of all restarts, stacked restart-major: (R * B, ...)."""
+        gen = self.generator(inputs.device)
+        return torch.cat([self.threat.random_init(inputs, gen) if self.random_start or r > 0 else inputs.clone()
+                          for r in range(self.restarts)])
+
+    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> AttackResult:
+        with eval_mode(self.surrogate if self.surrogate is not None else nn.Identity()):
+            return super().__call__(inputs, labels)
+
+    def forward(self, inputs, labels):
+        batch, reps = inputs.shape[0], self.restarts
+        surrogate = self.explainer if self.surrogate is None else self.explainer.rebind(self.surrogate)
+        ref = self.reference(inputs, labels)
+        ref_rep = {k: v.repeat(reps, *([1] * (v.ndim - 1))) for k, v in ref.items()}
+        x0_rep, y_rep = inputs.repeat(reps, *([1] * (inputs.ndim - 1))), labels.repeat(reps)
+        best_score = torch.full((batch,), float("-inf"), dtype=inputs.dtype, device=inputs.device)
+        best_x, best_attr = inputs.clone(), torch.zeros_like(ref["real"])
+        x = self.starts(inputs)
+        for t in range(self.steps + 1):
+            last = t == self.steps
+            x = x.detach().requires_grad_(not last)
+            with torch.set_grad_enabled(not last):
+                attr, logits = surrogate.attribute_with_logits(x, target=y_rep, create_graph=not last)
+                if not last:
+                    (grad,) = torch.autograd.grad(self.objective(attr, ref_rep).sum(), x)
+            if self.surrogate is not None:
+                attr, logits = self.explainer.attribute_with_logits(x.detach(), target=y_rep)
+            if t > 0:  # iterates after a step are the candidates
+                score = self.score(attr.detach(), ref_rep).masked_fill(logits.detach().argmax(1) != y_rep, float("-inf"))
+                score, r = score.view(reps, batch).max(0)
+                pick = r * batch + torch.arange(batch, device=inputs.device)
+                better = score > best_score
+                best_score = torch.where(better, score, best_score)
+                keep = better.view(-1, *([1] * (inputs.ndim - 1)))
+                best_x = torch.where(keep, x.detach()[pick], best_x)
+                best_attr = torch.where(keep, attr.detach()[pick], best_attr)
+            if not last:
+                x = self.threat.project(self.threat.step(x.detach(), grad, self.alpha), x0_rep)
+        found = best_score > float("-inf")
+        return AttackResult(
+            x_adv=best_x,
+            deviation=Deviation(metrics.euclidean(best_attr, ref["real"], mask=found),
+                                metrics.cosine(best_attr, ref["real"], mask=found)),
+            label_kept=found, score=best_score.masked_fill(~found, float("nan")),
+            iterations=self.steps, restarts=reps,
+            topk_intersection=self._topk_intersection(best_attr, ref["real"], found))
+
+    def _topk_intersection(self, attr, real, found):
+        return None
+
+
+class AttributionPGD(AttributionAttack):
+    """PGD on the attribution: maximise ``||A(x') - A(x)||_2`` (``objective="euclidean"``) or
+    ``1 - cos(A(x'), A(x))`` (``"cosine"``) over the ball, random starts, keep the best label-preserving
+    iterate by the same quantity measured on the real model."""
+
+    def __init__(self, model: nn.Module, explainer: Attribution | str, eps: float, alpha: float, steps: int,
+                 norm: str = "linf", objective: str = "euclidean", restarts: int = 1,
+                 surrogate_beta: float | None = None, random_start: bool = True, seed: int = 0):
+        super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, random_start, seed)
+        self.objective_name = check_choice(objective, ("euclidean", "cosine"), "objective")
+
+    def _dissimilarity(self, attr, ref):
+        a, b = attr.flatten(1), ref.flatten(1)
+        if self.objective_name == "euclidean":
+            return ((a - b) ** 2).sum(1)  # squared: same maximiser, smooth at a = b
+        return 1 - F.cosine_similarity(a, b, dim=1)
+
+    def objective(self, attr, ref):
+        return self._dissimilarity(attr, ref["surrogate"])
+
+    def score(self, attr, ref):
+        return self._dissimilarity(attr, ref["real"])
+
+
+class IFIA(AttributionAttack):
+    """Ghorbani et al.'s iterative feature-importance attack on ``S = saliency_map(A)``.
+
+    ``kind="topk"``: minimise the mass of ``S`` on the ``k`` top pixels of the clean map (selection: the
+    smallest top-k intersection); ``"mass_center"``: maximise the shift of the centre of mass;
+    ``"targeted"``: maximise the mass inside ``target_mask`` ((H, W) or (B, H, W) bool). The first restart
+    starts at the clean input, later ones at random points of the ball.
+    """
+
+    def __init__(self, model: nn.Module, explainer: Attribution | str, eps: float, alpha: float, steps: int,
+                 k: int, kind: str = "topk", norm: str = "linf", restarts: int = 1,
+                 surrogate_beta: float | None = None, target_mask: torch.Tensor | None = None, seed: int = 0):
+        super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, False, seed)
+        self.kind = check_choice(kind, ("topk", "mass_center", "targeted"), "IFIA kind")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}.")
+        if kind == "targeted" and target_mask is None:
+            raise ValueError("kind='targeted' needs target_mask, a bool tensor of shape (H, W) or (B, H, W).")
+        self.k, self.target_mask = k, target_mask
+
+    def reference(self, x0, y):
+        ref = super().reference(x0, y)
+        real_map = metrics.saliency_map(ref["real"])
+        if self.k > real_map[0].numel():
+            raise ValueError(f"k = {self.k} exceeds the {real_map[0].numel()} pixels of the saliency map.")
+        flat = real_map.flatten(1)
+        ref["topk_mask"] = torch.zeros_like(flat).scatter_(1, flat.topk(self.k, dim=1).indices, 1.0)
+        ref["center_real"] = metrics.mass_center(real_map)
+        ref["center_surrogate"] = metrics.mass_center(metrics.saliency_map(ref["surrogate"]))
+        # The shift has no gradient where it is zero (at the clean start): offset it by 1e-3 pixels along
+        # the direction from the image centre to the clean centre of mass, so ascent starts by pushing the
+        # centre outwards and later maximises the plain shift (a reproduction choice).
+        middle = torch.tensor([(real_map.shape[1] - 1) / 2, (real_map.shape[2] - 1) / 2], dtype=x0.dtype,
+                              device=x0.device)
+        away = torch.nan_to_num(ref["center_surrogate"] - middle) + torch.tensor([1e-6, 1e-6], device=x0.device)
+        ref["center_offset"] = 1e-3 * away / away.norm(dim=1, keepdim=True)
+        if self.kind == "targeted":
+            mask = torch.as_tensor(self.target_mask, device=x0.device).bool().expand_as(real_map)
+            ref["target_mask"] = mask.flatten(1).to(x0.dtype)
+        return ref
+
+    def objective(self, attr, ref):
+        smap = metrics.saliency_map(attr)
+        if self.kind == "topk":
+            return -(smap.flatten(1) * ref["topk_mask"]).sum(1)
+        if self.kind == "mass_center":
+            return (metrics.mass_center(smap) - ref["center_surrogate"] + ref["center_offset"]).norm(dim=1)
+        return (smap.flatten(1) * ref["target_mask"]).sum(1)
+
+    def score(self, attr, ref):
+        smap = metrics.saliency_map(attr)
+        if self.kind == "topk":  # select by the evaluation metric itself, as Ghorbani et al.
+            return -metrics.topk_intersection(smap.flatten(1), ref["topk_mask"], self.k)
+        if self.kind == "mass_center":
+            return (metrics.mass_center(smap) - ref["center_real"]).norm(dim=1)
+        return (smap.flatten(1) * ref["target_mask"]).sum(1)
+
+    def _topk_intersection(self, attr, real, found):
+        return metrics.topk_intersection(metrics.saliency_map(attr), metrics.saliency_map(real), self.k, mask=found)

@@ -1,0 +1,164 @@
+"""Differentiable attribution maps, shaped like Captum's: ``Saliency(model).attribute(x, target=...)``.
+
+For a classifier ``f`` with logits ``f(x)`` of shape (B, classes) and inputs ``x`` of shape (B, ...),
+the attribution ``A(x)`` has the shape of ``x`` and uses the logit of class ``c = target`` (default: the
+predicted class):
+
+- ``Saliency``:            ``A(x) = grad_x f_c(x)`` (signed, as the bounds use it);
+- ``InputXGradient``:      ``A(x) = x * grad_x f_c(x)``;
+- ``IntegratedGradients``: ``A(x) = (x - b) * (1/m) sum_{k=1..m} grad f_c(b + k/m (x - b))``
+  (right Riemann sum, Captum's ``"riemann_right"``; baseline ``b`` defaults to zeros).
+
+Unlike Captum, ``attribute(..., create_graph=True)`` returns a map that is differentiable with respect to
+the inputs (as Zennit's are), which the attribution attacks and robust-attribution training need.
+Attributions use the model as it is (train or eval mode); the bounds and attacks switch it to eval.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ._checks import check_inputs, check_logits, resolve_target
+
+__all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "ATTRIBUTIONS"]
+
+
+def _logit_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None,
+                    create_graph: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``grad_x f_c(x)`` for every sample, with the logits and the resolved targets.
+
+    If ``x`` already requires grad it is differentiated as is (so the result stays connected to the
+    caller's graph); otherwise a fresh leaf is used.
+    """
+    with torch.enable_grad():
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        logits = check_logits(model(x), x.shape[0])
+        target = resolve_target(target, logits)
+        selected = logits.gather(1, target[:, None]).sum()
+        (grad,) = torch.autograd.grad(selected, x, create_graph=create_graph)
+    return grad, logits, target
+
+
+class Attribution:
+    """Base class: holds the model; subclasses implement ``attribute``."""
+
+    name: str = "attribution"
+
+    def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        self.model = model
+
+    def attribute(self, inputs: torch.Tensor, target=None, create_graph: bool = False) -> torch.Tensor:
+        return self.attribute_with_logits(inputs, target, create_graph)[0]
+
+    def attribute_with_logits(self, inputs: torch.Tensor, target=None, create_graph: bool = False
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attribution and the logits ``f(inputs)`` (for free when they are computed anyway)."""
+        raise NotImplementedError
+
+    def rebind(self, model: nn.Module) -> "Attribution":
+        """The same explainer (same options) for another model, e.g. the softplus surrogate."""
+        other = copy.copy(self)
+        other.model = model
+        return other
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.model).__name__})"
+
+
+class Saliency(Attribution):
+    """``A(x) = grad_x f_c(x)``, the signed gradient of the target logit."""
+
+    name = "saliency"
+
+    def attribute_with_logits(self, inputs, target=None, create_graph=False):
+        check_inputs(inputs)
+        grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
+        return grad, logits
+
+
+class InputXGradient(Attribution):
+    """``A(x) = x * grad_x f_c(x)``."""
+
+    name = "input_x_gradient"
+
+    def attribute_with_logits(self, inputs, target=None, create_graph=False):
+        check_inputs(inputs)
+        grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
+        return inputs * grad, logits
+
+
+class IntegratedGradients(Attribution):
+    """``A(x) = (x - b) * (1/m) sum_{k=1..m} grad f_c(b + k/m (x - b))`` with ``m = n_steps``.
+
+    ``baseline``: None (zeros), a float, or a tensor broadcastable to the inputs.
+    ``internal_batch_size``: at most this many path points per forward/backward pass (memory bound).
+    The target defaults to the class predicted at ``x`` (not along the path). Completeness:
+    ``sum A(x) -> f_c(x) - f_c(b)`` as ``m`` grows.
+    """
+
+    name = "integrated_gradients"
+
+    def __init__(self, model: nn.Module, n_steps: int = 50, baseline=None, internal_batch_size: int | None = None):
+        super().__init__(model)
+        if not isinstance(n_steps, int) or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
+        if internal_batch_size is not None and internal_batch_size < 1:
+            raise ValueError(f"internal_batch_size must be positive or None, got {internal_batch_size!r}.")
+        self.n_steps = n_steps
+        self.baseline = baseline
+        self.internal_batch_size = internal_batch_size
+
+    def resolve_baseline(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.baseline is None:
+            return torch.zeros_like(inputs)
+        baseline = torch.as_tensor(self.baseline, dtype=inputs.dtype, device=inputs.device)
+        try:
+            return baseline.expand_as(inputs)
+        except RuntimeError:
+            raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to the inputs "
+                             f"{tuple(inputs.shape)}.") from None
+
+    def path(self, inputs: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+        """The m path points ``b + k/m (x - b)``, k = 1..m, stacked step-major: shape (m * B, ...)."""
+        alphas = torch.arange(1, self.n_steps + 1, dtype=inputs.dtype, device=inputs.device) / self.n_steps
+        alphas = alphas.view(-1, *([1] * inputs.ndim))
+        return (baseline + alphas * (inputs - baseline)[None]).reshape(-1, *inputs.shape[1:])
+
+    def attribute_with_logits(self, inputs, target=None, create_graph=False):
+        check_inputs(inputs)
+        batch = inputs.shape[0]
+        logits = check_logits(self.model(inputs), batch)
+        target = resolve_target(target, logits)
+        baseline = self.resolve_baseline(inputs)
+        points = self.path(inputs, baseline)
+        targets = target.repeat(self.n_steps)
+        chunk = self.internal_batch_size or points.shape[0]
+        grads = [_logit_gradient(self.model, points[i:i + chunk], targets[i:i + chunk], create_graph)[0]
+                 for i in range(0, points.shape[0], chunk)]
+        mean_grad = torch.cat(grads).view(self.n_steps, *inputs.shape).mean(0)
+        return (inputs - baseline) * mean_grad, logits
+
+
+ATTRIBUTIONS = {cls.name: cls for cls in (Saliency, InputXGradient, IntegratedGradients)}
+
+
+def get_explainer(attribution, model: nn.Module, **options) -> Attribution:
+    """An explainer from a name (``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"``) and
+    options, or an ``Attribution`` instance rebound to ``model``."""
+    if isinstance(attribution, Attribution):
+        if options:
+            raise ValueError(f"options {sorted(options)} are only accepted with an attribution name, "
+                             "not with an explainer instance; set them on the instance.")
+        return attribution.rebind(model)
+    if attribution not in ATTRIBUTIONS:
+        raise ValueError(f"unknown attribution {attribution!r}; choose one of {tuple(ATTRIBUTIONS)}.")
+    cls = ATTRIBUTIONS[attribution]
+    if cls is not IntegratedGradients and options:
+        raise ValueError(f"{attribution} takes no options, got {sorted(options)}.")
+    return cls(model, **options)

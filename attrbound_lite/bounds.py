@@ -1,0 +1,435 @@
+"""Matrix-free upper bounds on the worst-case attribution deviation (Wang & Kong, CVPR 2023, derived).
+
+For an attribution ``A(x)`` (flattened to n values) with Jacobian ``J(x) = dA/dx`` (n x n), the
+linearisation ``A(x + d) ~ A(x) + J d`` over the ball ``||d||_p <= eps`` (label constraint relaxed) gives
+
+- Euclidean, l2:    ``eps * sigma_max(J)``;
+- Euclidean, linf:  ``min(eps * sqrt(n) * sigma_max(J), eps * || |J| 1 ||_2)`` (the second needs the
+  full Jacobian and is used where n <= ``max_dense_n``), with the lower estimate ``eps * ||J s||_2``,
+  ``s in {-1, 1}^n`` from the sign power iteration ``s <- sign(J^T J s)``;
+- cosine, both:     with ``r`` the Euclidean bound and ``a = ||A(x)||_2``,
+  ``cos(A(x), A(x + d)) >= sqrt(1 - r^2 / a^2)`` if ``r < a``, else -1 (vacuous).
+
+``sigma_max`` is computed without forming J: Lanczos (or power iteration) on the Hessian ``H`` itself
+for saliency (``J = H``, symmetric), and on ``J^T J`` for input x gradient and Integrated Gradients.
+Every product reduces to Hessian-vector products ``Hv = grad_x <grad_x f_c, v>`` on a first-order graph
+built once and reused, the whole batch advancing together and each sample stopping at ``tol``:
+
+- input x gradient: ``J v = g * v + x * H v`` and ``J^T u = g * u + H (x * u)``;
+- IG (m right-Riemann steps, path points ``z_k = b + k/m (x - b)``):
+  ``J v = gbar * v + (x - b) * (1/m) sum_k (k/m) H(z_k) v`` and
+  ``J^T u = gbar * u + (1/m) sum_k (k/m) H(z_k) ((x - b) * u)``, with ``gbar = (1/m) sum_k grad f_c(z_k)``.
+
+``method="exact"`` differentiates the attribution itself row by row (``torch.autograd.grad`` with
+``is_grads_batched``) and takes ``torch.linalg.svdvals``: the oracle, independent of the formulas above.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_eps, check_inputs, check_logits, check_norm, eval_mode, resolve_target
+from .attributions import Attribution, IntegratedGradients, InputXGradient, Saliency, get_explainer
+from .models import is_piecewise_linear, smooth_relu
+
+__all__ = ["AttributionJacobian", "BoundResult", "attribution_bound", "spectral_norm", "dense_jacobian",
+           "lanczos", "power_iteration", "cosine_bound", "MAX_EXACT_N"]
+
+MAX_EXACT_N = 4096
+METHODS = ("lanczos", "power", "exact")
+_DENSE_BUDGET = 2 ** 24  # elements of Jacobian rows held at once when building dense Jacobians
+
+
+class AttributionJacobian:
+    """The attribution Jacobians ``J_i`` of a batch as a matrix-free operator on (B, n) tensors.
+
+    ``matvec(v)`` gives ``J_i v_i``, ``rmatvec(u)`` gives ``J_i^T u_i``, ``gram(v)`` gives
+    ``J_i^T J_i v_i``; ``symmetric`` is True for saliency (``J = H``). The first-order graph is built once
+    in the constructor and every product is one (or two) extra backward passes through it.
+    """
+
+    def __init__(self, explainer: Attribution, inputs: torch.Tensor, target: torch.Tensor):
+        self.explainer, self.shape = explainer, inputs.shape
+        self.x = inputs.detach()
+        self.n = self.x[0].numel()
+        self.symmetric = isinstance(explainer, Saliency)
+        model = explainer.model
+        if isinstance(explainer, IntegratedGradients):
+            m = explainer.n_steps
+            self.baseline = explainer.resolve_baseline(self.x)
+            points = explainer.path(self.x, self.baseline)
+            self.scales = (torch.arange(1, m + 1, dtype=self.x.dtype, device=self.x.device) / m).repeat_interleave(
+                self.shape[0]).view(-1, *([1] * (self.x.ndim - 1)))
+            self.point_targets = target.repeat(m)
+            self.chunk = explainer.internal_batch_size or points.shape[0]
+            self.points = points.detach().requires_grad_(True)
+            if self.chunk >= points.shape[0]:
+                self.grad = self._first_order(self.points, self.point_targets)
+            else:  # memory-bounded: rebuild the graph of each chunk at every product
+                self.grad = torch.cat([self._first_order(self.points[i:i + self.chunk].detach().requires_grad_(),
+                                                         self.point_targets[i:i + self.chunk]).detach()
+                                       for i in range(0, points.shape[0], self.chunk)])
+            self.mean_grad = self.grad.detach().view(m, *self.shape).mean(0)
+            self.attribution = (self.x - self.baseline) * self.mean_grad
+        elif isinstance(explainer, (Saliency, InputXGradient)):
+            self.points = self.x.clone().requires_grad_(True)
+            self.grad = self._first_order(self.points, target)
+            self.attribution = self.grad.detach() * (self.x if isinstance(explainer, InputXGradient) else 1)
+        else:
+            raise TypeError(f"no matrix-free Jacobian for {type(explainer).__name__}; use method='exact'.")
+        self.model = model
+
+    def _first_order(self, points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            logits = check_logits(self.explainer.model(points), points.shape[0])
+            (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), points, create_graph=True)
+        if not grad.requires_grad:
+            raise ValueError("the gradient of the model does not depend on its input (a linear model?): the "
+                             "attribution Jacobian is not defined by curvature here.")
+        return grad
+
+    def _hvp(self, v: torch.Tensor) -> torch.Tensor:
+        """``H(p) v(p)`` at every point p of the first-order graph; v shaped like the points."""
+        if self.points.shape[0] == self.grad.shape[0] and self.grad.requires_grad:
+            return torch.autograd.grad(self.grad, self.points, grad_outputs=v, retain_graph=True)[0]
+        out = []
+        for i in range(0, self.points.shape[0], self.chunk):
+            p = self.points[i:i + self.chunk].detach().requires_grad_(True)
+            g = self._first_order(p, self.point_targets[i:i + self.chunk])
+            out.append(torch.autograd.grad(g, p, grad_outputs=v[i:i + self.chunk])[0])
+        return torch.cat(out)
+
+    def _path_hvp(self, v: torch.Tensor) -> torch.Tensor:
+        """``(1/m) sum_k (k/m) H(z_k) v`` for IG."""
+        m = self.explainer.n_steps
+        w = self.scales * v.repeat(m, *([1] * (v.ndim - 1)))
+        return self._hvp(w).view(m, *self.shape).mean(0)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        v = v.view(self.shape)
+        if self.symmetric:
+            out = self._hvp(v)
+        elif isinstance(self.explainer, InputXGradient):
+            out = self.grad.detach() * v + self.x * self._hvp(v)
+        else:
+            out = self.mean_grad * v + (self.x - self.baseline) * self._path_hvp(v)
+        return out.reshape(self.shape[0], -1)
+
+    def rmatvec(self, u: torch.Tensor) -> torch.Tensor:
+        if self.symmetric:
+            return self.matvec(u)
+        u = u.view(self.shape)
+        if isinstance(self.explainer, InputXGradient):
+            out = self.grad.detach() * u + self._hvp(self.x * u)
+        else:
+            out = self.mean_grad * u + self._path_hvp((self.x - self.baseline) * u)
+        return out.reshape(self.shape[0], -1)
+
+    def gram(self, v: torch.Tensor) -> torch.Tensor:
+        return self.rmatvec(self.matvec(v))
+
+
+@dataclass
+class EigenResult:
+    """Largest |eigenvalue| of a batch of symmetric operators, per sample."""
+    value: torch.Tensor       # (B,) largest |lambda|
+    vector: torch.Tensor      # (B, n) its (Ritz) eigenvector, unit norm
+    converged: torch.Tensor   # (B,) bool
+    iterations: torch.Tensor  # (B,) operator applications used
+
+
+def _start_vector(batch: int, n: int, like: torch.Tensor, seed: int) -> torch.Tensor:
+    gen = torch.Generator(device=like.device).manual_seed(seed)
+    v = torch.randn(batch, n, generator=gen, device=like.device, dtype=like.dtype)
+    return v / v.norm(dim=1, keepdim=True)
+
+
+def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, psd: bool = False) -> EigenResult:
+    """Batched Lanczos with full reorthogonalisation for the largest |eigenvalue| of symmetric operators.
+
+    ``matvec`` maps (B, n) to (B, n) (sample i by its own operator); ``v0`` (B, n) are the start vectors.
+    Sample i stops when the residual of its extreme Ritz pair, ``beta_k |y_k|``, is at most
+    ``tol * |theta|`` (or on breakdown, an invariant subspace); stopped samples are fed zeros.
+    ``psd=True`` takes the largest eigenvalue (for ``J^T J``), otherwise the largest in absolute value.
+    """
+    batch, n = v0.shape
+    steps = max(1, min(max_iter, n))
+    basis = v0.new_zeros(batch, steps + 1, n)
+    basis[:, 0] = v0 / v0.norm(dim=1, keepdim=True)
+    alpha = torch.zeros(batch, steps, dtype=torch.float64, device=v0.device)
+    beta = torch.zeros_like(alpha)
+    value = torch.zeros(batch, dtype=torch.float64, device=v0.device)
+    vector = basis[:, 0].clone()
+    converged = torch.zeros(batch, dtype=torch.bool, device=v0.device)
+    iterations = torch.zeros(batch, dtype=torch.long, device=v0.device)
+    active = ~converged
+    tiny = torch.finfo(v0.dtype).eps
+    scale = torch.zeros(batch, dtype=torch.float64, device=v0.device)
+    for j in range(steps):
+        q = basis[:, j]
+        w = matvec(q)
+        alpha[:, j] = (w * q).sum(1).double()
+        for _ in range(2):  # classical Gram-Schmidt, twice: full reorthogonalisation
+            w = w - torch.einsum("bk,bkn->bn", torch.einsum("bkn,bn->bk", basis[:, :j + 1], w), basis[:, :j + 1])
+        b = w.norm(dim=1)
+        beta[:, j] = b.double()
+        iterations += active.long()
+        k = j + 1
+        tri = torch.diag_embed(alpha[:, :k]) + torch.diag_embed(beta[:, :k - 1], 1) + torch.diag_embed(beta[:, :k - 1], -1)
+        theta, y = torch.linalg.eigh(tri)
+        idx = theta.argmax(1) if psd else theta.abs().argmax(1)
+        lam = theta.gather(1, idx[:, None]).squeeze(1).abs()
+        y_top = y.gather(2, idx[:, None, None].expand(-1, k, 1)).squeeze(2)          # (B, k)
+        residual = beta[:, j] * y_top[:, -1].abs()
+        scale = torch.maximum(scale, alpha[:, :k].abs().amax(1) + beta[:, :k].amax(1))
+        done = active & ((residual <= tol * lam) | (beta[:, j] <= 10 * tiny * scale) | (k == n))
+        update = active  # keep the latest estimate of every sample still running
+        value = torch.where(update, lam, value)
+        ritz = torch.einsum("bk,bkn->bn", y_top.to(v0.dtype), basis[:, :k])
+        vector = torch.where(update[:, None], ritz, vector)
+        converged |= done
+        active = ~converged
+        if not active.any():
+            break
+        nxt = w / b.clamp_min(torch.finfo(v0.dtype).tiny)[:, None]
+        basis[:, j + 1] = torch.where(active[:, None], nxt, torch.zeros_like(nxt))
+    return EigenResult(value.to(v0.dtype), vector / vector.norm(dim=1, keepdim=True).clamp_min(tiny),
+                       converged, iterations)
+
+
+def power_iteration(matvec, v0: torch.Tensor, max_iter: int = 500, tol: float = 1e-4) -> EigenResult:
+    """Batched power iteration for the largest |eigenvalue| of symmetric operators: ``v <- S v / ||S v||``,
+    estimate ``||S v||``; sample i stops when the estimate changes by at most ``tol`` relative."""
+    batch = v0.shape[0]
+    v = v0 / v0.norm(dim=1, keepdim=True)
+    value = torch.zeros(batch, dtype=v0.dtype, device=v0.device)
+    converged = torch.zeros(batch, dtype=torch.bool, device=v0.device)
+    iterations = torch.zeros(batch, dtype=torch.long, device=v0.device)
+    for _ in range(max_iter):
+        active = ~converged
+        w = matvec(torch.where(active[:, None], v, torch.zeros_like(v)))
+        lam = w.norm(dim=1)
+        iterations += active.long()
+        done = active & ((lam - value).abs() <= tol * lam)
+        value = torch.where(active, lam, value)
+        v = torch.where(active[:, None], w / lam.clamp_min(torch.finfo(v0.dtype).tiny)[:, None], v)
+        converged |= done | (active & (lam == 0))
+        if converged.all():
+            break
+    return EigenResult(value, v, converged, iterations)
+
+
+def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *, max_n: int = MAX_EXACT_N,
+                   rows=None) -> torch.Tensor:
+    """The full attribution Jacobians, (B, n, n), by differentiating ``A(x)`` row by row (the oracle).
+
+    Refused above ``max_n`` features. ``rows`` may be a callable receiving ``(start, block)`` with
+    ``block`` = rows ``start..start+c`` of every sample, (B, c, n), instead of storing the result.
+    """
+    n = inputs[0].numel()
+    if n > max_n and rows is None:
+        raise ValueError(f"the exact Jacobian has n x n = {n} x {n} entries per sample, above the limit "
+                         f"n <= {max_n}; use method='lanczos' (matrix-free), or raise max_n if you have the memory.")
+    x = inputs.detach().requires_grad_(True)
+    batch = x.shape[0]
+    with torch.enable_grad():
+        attr = explainer.attribute(x, target=target, create_graph=True).reshape(batch, n)
+    if not attr.requires_grad:
+        raise ValueError("the attribution does not depend on the input: its Jacobian is zero.")
+    out = None if rows is not None else x.new_empty(batch, n, n)
+    chunk = max(1, min(n, _DENSE_BUDGET // (batch * n)))
+    for start in range(0, n, chunk):
+        c = min(chunk, n - start)
+        eye = torch.zeros(c, batch, n, dtype=x.dtype, device=x.device)
+        eye[torch.arange(c), :, torch.arange(start, start + c)] = 1
+        (block,) = torch.autograd.grad(attr, x, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
+        block = block.reshape(c, batch, n).transpose(0, 1)  # rows start..start+c of J_i: (B, c, n)
+        if rows is not None:
+            rows(start, block)
+        else:
+            out[:, start:start + c] = block
+    return out
+
+
+def cosine_bound(euclidean: torch.Tensor, attribution_norm: torch.Tensor) -> torch.Tensor:
+    """Lower bound on ``cos(A(x), A(x + d))`` from ``||A(x + d) - A(x)|| <= r``: ``sqrt(1 - r^2 / a^2)``
+    if ``r < a`` (the tangent from the origin to the ball of radius r around A(x)), else -1."""
+    ratio = euclidean / attribution_norm.clamp_min(torch.finfo(euclidean.dtype).tiny)
+    return torch.where(ratio < 1, (1 - ratio.clamp(max=1) ** 2).sqrt(), torch.full_like(ratio, -1.0))
+
+
+@dataclass
+class BoundResult:
+    """Per-sample results of ``attribution_bound`` (tensors of shape (B,))."""
+    eps: float
+    norm: str
+    attribution: str
+    method: str
+    target: torch.Tensor
+    sigma_max: torch.Tensor
+    attribution_norm: torch.Tensor
+    euclidean: torch.Tensor          # upper bound on ||A(x + d) - A(x)||_2
+    cosine: torch.Tensor             # lower bound on cos(A(x), A(x + d)); -1 when vacuous
+    cosine_distance: torch.Tensor    # 1 - cosine
+    converged: torch.Tensor
+    iterations: torch.Tensor         # Lanczos / power iterations
+    products: torch.Tensor           # Hessian-vector products spent on sigma_max
+    linf_sqrt_n: torch.Tensor | None = None      # eps sqrt(n) sigma_max
+    linf_abs_rowsum: torch.Tensor | None = None  # eps || |J| 1 ||_2 (NaN where not computed)
+    linf_lower: torch.Tensor | None = None       # eps ||J s||_2, s from the sign iteration
+    linf_smaller: list[str] | None = None        # which upper bound was used: "sqrt_n" or "abs_rowsum"
+
+    def to_dataframe(self):
+        """One row per sample (pandas)."""
+        import pandas as pd
+
+        columns = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                columns[f.name] = value.detach().cpu().numpy()
+            elif value is not None:
+                columns[f.name] = value
+        return pd.DataFrame(columns)
+
+
+def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options):
+    """Validate, pick the model whose Jacobian is taken, resolve the targets on the real model."""
+    check_inputs(inputs)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if surrogate_beta is None and is_piecewise_linear(model):
+        raise ValueError(
+            "this model is piecewise linear (ReLU / max-pooling): its input Hessian is zero almost everywhere, "
+            "so the attribution Jacobian would give a bound of 0 although attacks still move the attribution by "
+            "crossing linear regions. Pass surrogate_beta (e.g. 10.0) to take the Jacobian of the softplus "
+            "surrogate attrbound_lite.models.smooth_relu(model, beta), or use a smooth model.")
+    jacobian_model = smooth_relu(model, surrogate_beta) if surrogate_beta is not None else model
+    real = get_explainer(attribution, model, **attribution_options)
+    with torch.no_grad():
+        logits = check_logits(model(inputs), inputs.shape[0])
+    target = resolve_target(target, logits)
+    return real, real.rebind(jacobian_model), target
+
+
+def _sigma_max(op: AttributionJacobian, method: str, tol: float, max_iter: int | None, seed: int) -> EigenResult:
+    batch = op.shape[0]
+    v0 = _start_vector(batch, op.n, op.x, seed)
+    operator = op.matvec if op.symmetric else op.gram
+    if method == "lanczos":
+        result = lanczos(operator, v0, max_iter=max_iter or 100, tol=tol, psd=not op.symmetric)
+    else:
+        result = power_iteration(operator, v0, max_iter=max_iter or 500, tol=tol)
+    zero = result.value == 0
+    if op.symmetric and zero.any():
+        raise ValueError(
+            f"the input Hessian is exactly zero for samples {zero.nonzero().flatten().tolist()}: the model behaves "
+            "piecewise linearly there (e.g. F.relu inside forward, which the module check cannot see), and a bound "
+            "of 0 would be wrong. Pass surrogate_beta, or build the model from nn.ReLU modules so that "
+            "smooth_relu can replace them.")
+    if not op.symmetric:
+        result.value = result.value.clamp_min(0).sqrt()
+    return result
+
+
+def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency", target=None,
+                  method: str = "lanczos", surrogate_beta: float | None = None, tol: float = 1e-4,
+                  max_iter: int | None = None, seed: int = 0, **attribution_options) -> torch.Tensor:
+    """``sigma_max(J_i)`` of the attribution Jacobian of every sample, shape (B,). Arguments as
+    ``attribution_bound``."""
+    return attribution_bound(model, inputs, 1.0, "l2", attribution, target, method, surrogate_beta, tol,
+                             max_iter, seed=seed, **attribution_options).sigma_max
+
+
+def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str = "l2",
+                      attribution="saliency", target=None, method: str = "lanczos",
+                      surrogate_beta: float | None = None, tol: float = 1e-4, max_iter: int | None = None, *,
+                      max_dense_n: int = MAX_EXACT_N, sign_iters: int = 20, seed: int = 0,
+                      **attribution_options) -> BoundResult:
+    """Upper bounds on the worst-case Euclidean deviation and lower bounds on the cosine similarity of
+    the attributions of ``inputs`` (B, ...) in [0, 1] under ``||d||_norm <= eps`` perturbations.
+
+    ``attribution``: ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"`` (options such as
+    ``n_steps`` and ``baseline`` pass through) or an ``Attribution`` instance. ``target``: None (the
+    predicted class), an int, or a (B,) tensor. ``method``: ``"lanczos"`` (default), ``"power"`` or
+    ``"exact"`` (full Jacobian and SVD, n <= 4096). ``surrogate_beta``: take the Jacobian of the softplus
+    surrogate (required for piecewise-linear models); the attribution norm and the target always come
+    from the real model. The model is evaluated in eval mode and its mode restored afterwards.
+    """
+    eps = check_eps(eps)
+    norm = check_norm(norm)
+    method = check_choice(method, METHODS, "method")
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol!r}.")
+    if max_iter is not None and max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer or None, got {max_iter!r}.")
+    with eval_mode(model):
+        real, explainer, target = _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options)
+        x = inputs.detach()
+        batch, n = x.shape[0], x[0].numel()
+        attribution_norm = real.attribute(x, target=target).detach().reshape(batch, -1).norm(dim=1)
+        if method == "exact":
+            jac = dense_jacobian(explainer, x, target, max_n=max_dense_n)
+            if norm == "linf":
+                _, singular, vh = torch.linalg.svd(jac)
+                top_vector = vh[:, 0]
+            else:
+                singular, top_vector = torch.linalg.svdvals(jac), None
+            sigma = singular[:, 0]
+            converged = torch.ones(batch, dtype=torch.bool, device=x.device)
+            iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
+            products = torch.full((batch,), n, dtype=torch.long, device=x.device)
+            op = None
+        else:
+            op = AttributionJacobian(explainer, x, target)
+            eig = _sigma_max(op, method, tol, max_iter, seed)
+            sigma, converged, iterations, top_vector = eig.value, eig.converged, eig.iterations, eig.vector
+            products = iterations * (1 if op.symmetric else 2)
+            if not converged.all():
+                warnings.warn(f"{method} did not converge for {int((~converged).sum())} of {batch} samples within "
+                              f"max_iter={max_iter or (100 if method == 'lanczos' else 500)} at tol={tol}; "
+                              "their sigma_max is a lower estimate. Raise max_iter or tol.", stacklevel=2)
+        euclidean = eps * sigma
+        result = BoundResult(eps, norm, getattr(real, "name", type(real).__name__), method, target, sigma.detach(),
+                             attribution_norm, euclidean, euclidean, euclidean, converged, iterations, products)
+        if norm == "linf":
+            _linf_bounds(result, explainer, op, x, target, top_vector, n, max_dense_n, sign_iters)
+        result.cosine = cosine_bound(result.euclidean, attribution_norm)
+        result.cosine_distance = 1 - result.cosine
+    return result
+
+
+def _linf_bounds(result: BoundResult, explainer, op, x, target, top_vector, n, max_dense_n, sign_iters):
+    """Fill the l-infinity fields: the two upper bounds, their minimum, and the sign-iteration lower
+    estimate started from the sign of the top singular vector."""
+    eps, batch = result.eps, x.shape[0]
+    result.linf_sqrt_n = eps * math.sqrt(n) * result.sigma_max
+    rowsum = torch.full_like(result.sigma_max, float("nan"))
+    if n <= max_dense_n:
+        sums = x.new_zeros(batch, n)
+
+        def accumulate(start, block):
+            sums[:, start:start + block.shape[1]] = block.abs().sum(2)
+
+        dense_jacobian(explainer, x, target, max_n=max_dense_n, rows=accumulate)
+        rowsum = eps * sums.norm(dim=1)
+    result.linf_abs_rowsum = rowsum
+    use_rowsum = rowsum < result.linf_sqrt_n  # False where NaN
+    result.euclidean = torch.where(use_rowsum, rowsum, result.linf_sqrt_n)
+    result.linf_smaller = ["abs_rowsum" if u else "sqrt_n" for u in use_rowsum.tolist()]
+    op = op if op is not None else AttributionJacobian(explainer, x, target)
+    s = torch.where(top_vector >= 0, 1.0, -1.0).to(x.dtype)
+    best = torch.zeros(batch, dtype=x.dtype, device=x.device)
+    for _ in range(max(1, sign_iters)):
+        image = op.matvec(s)
+        best = torch.maximum(best, image.norm(dim=1))
+        s_next = torch.where(op.rmatvec(image) >= 0, 1.0, -1.0).to(x.dtype)
+        if torch.equal(s_next, s):
+            break
+        s = s_next
+    result.linf_lower = eps * best

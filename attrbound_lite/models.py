@@ -1,0 +1,145 @@
+"""Small image classifiers with normalisation inside, and the softplus surrogate of ReLU networks.
+
+Inputs are images in [0, 1] of shape (B, C, H, W); models return logits of shape (B, classes).
+
+A network built from ReLUs and max-pooling is piecewise linear: its input Hessian is zero almost
+everywhere, so the saliency Jacobian vanishes and a first-order bound would read 0 although attacks still
+move the attribution by crossing linear regions. The remedy (Ghorbani et al. 2019, Dombrowski et al.
+2019) is the surrogate ``smooth_relu(model, beta)``: the same weights with every ReLU replaced by
+``softplus_beta(z) = log(1 + exp(beta z)) / beta``, which tends to ReLU as beta grows.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Normalize", "smooth_relu", "is_piecewise_linear", "MnistCNN", "CifarCNN", "QuadraticClassifier",
+    "MNIST_MEAN", "MNIST_STD", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "CIFAR10_MEAN", "CIFAR10_STD",
+]
+
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+# Modules whose output is a piecewise-linear function of their input (zero curvature almost everywhere).
+_PIECEWISE_LINEAR = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.Hardtanh, nn.MaxPool1d,
+                     nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+                     nn.AdaptiveMaxPool3d)
+# Modules that are affine in their input (in eval mode): they add no curvature.
+_AFFINE = (nn.Linear, nn.Bilinear, nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout2d,
+           nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+           nn.AdaptiveAvgPool3d, nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm,
+           nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, as the first layer of a model that takes [0, 1] images."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
+    """A copy of ``model`` with every ``nn.ReLU`` module replaced by ``nn.Softplus(beta)``.
+
+    The module tree is copied but parameters and buffers are shared with ``model`` (the same tensors), so
+    the surrogate follows the model as it trains and gradients reach the model's parameters; the original
+    model is not modified. ReLUs called functionally inside ``forward`` (``F.relu``) cannot be seen and
+    are left alone: build models from modules.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
+        raise ValueError(f"surrogate beta must be a positive number, got {beta!r} (typical values: 1 to 100).")
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    surrogate = copy.deepcopy(model, memo=shared)
+    for module in surrogate.modules():
+        for name, child in module.named_children():
+            if isinstance(child, nn.ReLU):
+                setattr(module, name, nn.Softplus(beta=float(beta)))
+    return surrogate
+
+
+def is_piecewise_linear(model: nn.Module) -> bool:
+    """True if every nonlinearity of ``model`` (seen as a module) is piecewise linear (ReLU family,
+    max-pooling): such a model has zero input curvature almost everywhere. A model without any
+    piecewise-linear module, or with at least one smooth nonlinearity (softplus, tanh, GELU, ...) or an
+    unknown leaf module, counts as curved."""
+    has_pwl = False
+    for module in model.modules():
+        if isinstance(module, _PIECEWISE_LINEAR):
+            has_pwl = True
+        elif isinstance(module, (*_AFFINE, Normalize)) or module is model:
+            continue
+        elif not any(True for _ in module.children()):
+            return False  # a smooth or unknown leaf: assume curvature
+    return has_pwl
+
+
+def _activation(activation: str, beta: float) -> nn.Module:
+    if activation == "relu":
+        return nn.ReLU()
+    if activation == "softplus":
+        return nn.Softplus(beta=float(beta))
+    raise ValueError(f"unknown activation {activation!r}; choose 'relu' or 'softplus'.")
+
+
+class MnistCNN(nn.Sequential):
+    """The MNIST CNN of Madry et al. and RAR (conv 5x5x32, max-pool, conv 5x5x64, max-pool, fc 1024,
+    fc 10) for (B, 1, 28, 28) inputs in [0, 1]; ``width`` scales every layer (0.25 gives 8-16-256, a
+    CPU-sized net of the same shape)."""
+
+    def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0,
+                 num_classes: int = 10, mean: Sequence[float] = MNIST_MEAN, std: Sequence[float] = MNIST_STD):
+        c1, c2, fc = (max(1, round(w * width)) for w in (32, 64, 1024))
+        super().__init__(
+            Normalize(mean, std),
+            nn.Conv2d(1, c1, 5, padding=2), _activation(activation, beta), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5, padding=2), _activation(activation, beta), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(c2 * 7 * 7, fc), _activation(activation, beta), nn.Linear(fc, num_classes),
+        )
+        self.config = dict(activation=activation, beta=beta, width=width, num_classes=num_classes)
+
+
+class CifarCNN(nn.Sequential):
+    """A small CIFAR-10 CNN for (B, 3, 32, 32) inputs in [0, 1]: two conv-conv-pool blocks (32, 64
+    channels times ``width``), fc 256, fc 10."""
+
+    def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0,
+                 num_classes: int = 10, mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD):
+        c1, c2, fc = (max(1, round(w * width)) for w in (32, 64, 256))
+        act = lambda: _activation(activation, beta)  # noqa: E731
+        super().__init__(
+            Normalize(mean, std),
+            nn.Conv2d(3, c1, 3, padding=1), act(), nn.Conv2d(c1, c1, 3, padding=1), act(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), act(), nn.Conv2d(c2, c2, 3, padding=1), act(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(c2 * 8 * 8, fc), act(), nn.Linear(fc, num_classes),
+        )
+        self.config = dict(activation=activation, beta=beta, width=width, num_classes=num_classes)
+
+
+class QuadraticClassifier(nn.Module):
+    """``f_c(x) = x^T Q_c x / 2 + b_c^T x`` on flattened inputs: the saliency Jacobian of class c is
+    exactly ``(Q_c + Q_c^T) / 2`` (``Q_c`` when symmetric), a closed-form oracle for the bounds.
+
+    ``Q`` has shape (classes, n, n), ``b`` shape (classes, n).
+    """
+
+    def __init__(self, Q: torch.Tensor, b: torch.Tensor):
+        super().__init__()
+        if Q.ndim != 3 or Q.shape[1] != Q.shape[2] or b.shape != Q.shape[:2]:
+            raise ValueError(f"Q must be (classes, n, n) and b (classes, n); got {tuple(Q.shape)} and {tuple(b.shape)}.")
+        self.Q = nn.Parameter(Q.clone())
+        self.b = nn.Parameter(b.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.flatten(1)
+        return 0.5 * torch.einsum("bi,cij,bj->bc", z, self.Q, z) + z @ self.b.T

@@ -35,7 +35,7 @@ from torch import nn
 
 from ._checks import check_choice, check_eps, check_inputs, check_logits, check_norm, eval_mode, resolve_target
 from .attributions import Attribution, IntegratedGradients, InputXGradient, Saliency, get_explainer
-from .models import is_piecewise_linear, smooth_relu
+from .models import is_piecewise_linear, nonsmooth_modules, smooth_relu
 
 __all__ = ["AttributionJacobian", "BoundResult", "attribution_bound", "spectral_norm", "dense_jacobian",
            "lanczos", "power_iteration", "cosine_bound", "MAX_EXACT_N"]
@@ -303,12 +303,17 @@ def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_opt
     check_inputs(inputs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    if surrogate_beta is None and is_piecewise_linear(model):
+    nonsmooth = nonsmooth_modules(model)
+    if surrogate_beta is None and nonsmooth:
+        kind = "piecewise linear" if is_piecewise_linear(model) else "not smooth"
         raise ValueError(
-            "this model is piecewise linear (ReLU / max-pooling): its input Hessian is zero almost everywhere, "
-            "so the attribution Jacobian would give a bound of 0 although attacks still move the attribution by "
-            "crossing linear regions. Pass surrogate_beta (e.g. 10.0) to take the Jacobian of the softplus "
-            "surrogate attrbound_lite.models.smooth_relu(model, beta), or use a smooth model.")
+            f"this model is {kind}: modules {nonsmooth} are ReLU-type activations or max-pooling. A ReLU network "
+            "has zero input curvature almost everywhere, so its attribution Jacobian would give a bound of 0 "
+            "although attacks still move the attribution by crossing linear regions; max-pooling makes the "
+            "attribution jump where the maximum switches, which no first-order bound at x can see. Fix: pass "
+            "surrogate_beta (e.g. 10.0) to take the Jacobian of the softplus surrogate "
+            "attrbound_lite.models.smooth_relu(model, beta) (max-pool switches remain and show up as violations), "
+            "or use a smooth model (softplus activations, average pooling).")
     jacobian_model = smooth_relu(model, surrogate_beta) if surrogate_beta is not None else model
     real = get_explainer(attribution, model, **attribution_options)
     with torch.no_grad():

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "Normalize", "smooth_relu", "is_piecewise_linear", "MnistCNN", "CifarCNN", "QuadraticClassifier",
+    "Normalize", "smooth_relu", "is_piecewise_linear", "nonsmooth_modules", "MnistCNN", "CifarCNN", "QuadraticClassifier",
     "MNIST_MEAN", "MNIST_STD", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "CIFAR10_MEAN", "CIFAR10_STD",
 ]
 
@@ -27,6 +27,8 @@ FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 # Modules whose output is a piecewise-linear function of their input (zero curvature almost everywhere).
+_MAX_POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+             nn.AdaptiveMaxPool3d)
 _PIECEWISE_LINEAR = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.Hardtanh, nn.MaxPool1d,
                      nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
                      nn.AdaptiveMaxPool3d)
@@ -84,6 +86,21 @@ def is_piecewise_linear(model: nn.Module) -> bool:
     return has_pwl
 
 
+def nonsmooth_modules(model: nn.Module) -> list[str]:
+    """Names of the modules that make the attribution non-smooth: ReLU-family activations (zero
+    curvature, the gradient jumps between linear regions) and max-pooling (the gradient jumps where the
+    maximum switches). A first-order bound at x cannot see either jump."""
+    return [name or type(model).__name__ for name, m in model.named_modules() if isinstance(m, _PIECEWISE_LINEAR)]
+
+
+def _pool(pool: str) -> nn.Module:
+    if pool == "max":
+        return nn.MaxPool2d(2)
+    if pool == "avg":
+        return nn.AvgPool2d(2)
+    raise ValueError(f"unknown pool {pool!r}; choose 'max' (the RAR shape) or 'avg' (smooth).")
+
+
 def _activation(activation: str, beta: float) -> nn.Module:
     if activation == "relu":
         return nn.ReLU()
@@ -95,35 +112,36 @@ def _activation(activation: str, beta: float) -> nn.Module:
 class MnistCNN(nn.Sequential):
     """The MNIST CNN of Madry et al. and RAR (conv 5x5x32, max-pool, conv 5x5x64, max-pool, fc 1024,
     fc 10) for (B, 1, 28, 28) inputs in [0, 1]; ``width`` scales every layer (0.25 gives 8-16-256, a
-    CPU-sized net of the same shape)."""
+    CPU-sized net of the same shape). ``pool="avg"`` with ``activation="softplus"`` gives a smooth model
+    (max-pooling makes the attribution jump where the maximum switches)."""
 
-    def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0,
-                 num_classes: int = 10, mean: Sequence[float] = MNIST_MEAN, std: Sequence[float] = MNIST_STD):
+    def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0, num_classes: int = 10,
+                 pool: str = "max", mean: Sequence[float] = MNIST_MEAN, std: Sequence[float] = MNIST_STD):
         c1, c2, fc = (max(1, round(w * width)) for w in (32, 64, 1024))
         super().__init__(
             Normalize(mean, std),
-            nn.Conv2d(1, c1, 5, padding=2), _activation(activation, beta), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 5, padding=2), _activation(activation, beta), nn.MaxPool2d(2),
+            nn.Conv2d(1, c1, 5, padding=2), _activation(activation, beta), _pool(pool),
+            nn.Conv2d(c1, c2, 5, padding=2), _activation(activation, beta), _pool(pool),
             nn.Flatten(), nn.Linear(c2 * 7 * 7, fc), _activation(activation, beta), nn.Linear(fc, num_classes),
         )
-        self.config = dict(activation=activation, beta=beta, width=width, num_classes=num_classes)
+        self.config = dict(activation=activation, beta=beta, width=width, num_classes=num_classes, pool=pool)
 
 
 class CifarCNN(nn.Sequential):
     """A small CIFAR-10 CNN for (B, 3, 32, 32) inputs in [0, 1]: two conv-conv-pool blocks (32, 64
-    channels times ``width``), fc 256, fc 10."""
+    channels times ``width``), fc 256, fc 10; ``pool`` as in ``MnistCNN``."""
 
-    def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0,
-                 num_classes: int = 10, mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD):
+    def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0, num_classes: int = 10,
+                 pool: str = "max", mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD):
         c1, c2, fc = (max(1, round(w * width)) for w in (32, 64, 256))
         act = lambda: _activation(activation, beta)  # noqa: E731
         super().__init__(
             Normalize(mean, std),
-            nn.Conv2d(3, c1, 3, padding=1), act(), nn.Conv2d(c1, c1, 3, padding=1), act(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), act(), nn.Conv2d(c2, c2, 3, padding=1), act(), nn.MaxPool2d(2),
+            nn.Conv2d(3, c1, 3, padding=1), act(), nn.Conv2d(c1, c1, 3, padding=1), act(), _pool(pool),
+            nn.Conv2d(c1, c2, 3, padding=1), act(), nn.Conv2d(c2, c2, 3, padding=1), act(), _pool(pool),
             nn.Flatten(), nn.Linear(c2 * 8 * 8, fc), act(), nn.Linear(fc, num_classes),
         )
-        self.config = dict(activation=activation, beta=beta, width=width, num_classes=num_classes)
+        self.config = dict(activation=activation, beta=beta, width=width, num_classes=num_classes, pool=pool)
 
 
 class QuadraticClassifier(nn.Module):

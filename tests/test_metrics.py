@@ -17,6 +17,8 @@ from attrbound_lite.metrics import (
     topk_intersection,
 )
 
+from conftest import DEVICES
+
 PAIR_METRICS = [euclidean, cosine, pearson, spearman, kendall_tau, mass_center_shift]
 DTYPES = [torch.float32, torch.float64]
 
@@ -213,16 +215,17 @@ def test_bad_shapes_for_maps():
         saliency_map(torch.full((1, 2, 2), float("inf")))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_matches_cpu(device):
+    """Runs on every available device (CUDA only where present; no skipped test elsewhere)."""
     a, b = _rand(3, 3, 6, 6, seed=6), _rand(3, 3, 6, 6, seed=7)
     a[:, :, :2] = 0.0
     mask = torch.tensor([True, False, True])
     for f in PAIR_METRICS:
-        out = f(a.cuda(), b.cuda(), mask=mask.cuda())
-        assert out.is_cuda
+        out = f(a.to(device), b.to(device), mask=mask.to(device))
+        assert out.device.type == device
         torch.testing.assert_close(out.cpu(), f(a, b, mask=mask), equal_nan=True)
     torch.testing.assert_close(
-        topk_intersection(a.cuda(), b.cuda(), 9).cpu(), topk_intersection(a, b, 9)
+        topk_intersection(a.to(device), b.to(device), 9).cpu(), topk_intersection(a, b, 9)
     )
-    torch.testing.assert_close(mass_center(a.cuda()).cpu(), mass_center(a))
+    torch.testing.assert_close(mass_center(a.to(device)).cpu(), mass_center(a))

@@ -1,0 +1,247 @@
+#!/usr/bin/env python
+"""Cost of the matrix-free attribution bounds against the exact Jacobian, a gradient and a 100-step IFIA.
+
+Three smooth classifiers (MNIST CNN, CIFAR CNN, softplus ResNet-18 at 224 x 224), RANDOM weights (seeded;
+no pretrained weights can be downloaded here) and random inputs in [0, 1], eval mode, float32. Every
+time is per sample; the targets are checked as ratios of times taken in the same run. See README.md.
+
+    .venv/bin/python benchmarks/bounds.py [--quick] [--device cpu|cuda] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torchvision.models import resnet18
+
+from attrbound_lite.attacks import IFIA
+from attrbound_lite.bounds import MAX_EXACT_N, attribution_bound
+from attrbound_lite.models import CifarCNN, MnistCNN, Normalize, smooth_relu
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+EPS_L2, TOL, BETA = 0.5, 1e-4, 10.0  # the bound's l2 radius (the cost does not depend on it), Lanczos tol
+TARGETS = {"exact_speedup": 50.0, "rel_err": 1e-3, "bound_over_ifia": 0.25, "resnet_bound_s": 60.0}
+START = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """Progress line with the time elapsed since the start."""
+    print(f"[{time.perf_counter() - START:7.1f}s] {message}", flush=True)
+
+
+def timed(fn, device: torch.device, warmup=None):
+    """``(seconds, fn())`` measured with ``time.perf_counter`` (device synchronised), after one call of
+    ``warmup`` (warnings silenced) if given."""
+    if warmup is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warmup()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, out
+
+
+def resnet18_smooth() -> nn.Module:
+    """torchvision ResNet-18 (random weights), ReLUs replaced by softplus(beta), ImageNet Normalize in front."""
+    net = smooth_relu(resnet18(weights=None, num_classes=1000), beta=BETA)
+    return nn.Sequential(Normalize(IMAGENET_MEAN, IMAGENET_STD), net)
+
+
+def model_specs(quick: bool) -> list[dict]:
+    """What to run per model: builder, input shape, batch, IFIA radius and steps, exact samples, IG setup
+    (``ig``: (batch, n_steps) or None)."""
+    return [
+        dict(name="mnist_cnn", build=lambda: MnistCNN(activation="softplus", beta=BETA), shape=(1, 28, 28),
+             batch=8 if quick else 32, ifia_eps=0.3, ifia_steps=100, exact=1 if quick else 2,
+             ig=(8 if quick else 32, 16)),
+        dict(name="cifar_cnn", build=lambda: CifarCNN(activation="softplus", beta=BETA), shape=(3, 32, 32),
+             batch=4 if quick else 16, ifia_eps=8 / 255, ifia_steps=100, exact=1 if quick else 2,
+             ig=(4 if quick else 16, 16)),
+        dict(name="resnet18", build=resnet18_smooth, shape=(3, 224, 224), batch=1 if quick else 2,
+             ifia_eps=8 / 255, ifia_steps=10 if quick else 100, exact=0, ig=None if quick else (1, 4)),
+    ]
+
+
+def fwd_bwd_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, reps: int = 5) -> float:
+    """Median time of one forward + backward (gradient of the summed target logits w.r.t. the input)."""
+    def run(inp, lab):
+        inp = inp.detach().clone().requires_grad_(True)
+        torch.autograd.grad(model(inp).gather(1, lab[:, None]).sum(), inp)
+    times = [timed(lambda: run(x, y), device, warmup=(lambda: run(x[:1], y[:1])) if i == 0 else None)[0]
+             for i in range(reps)]
+    return float(np.median(times))
+
+
+def bench_model(spec: dict, device: torch.device) -> list[dict]:
+    """One row per attribution for one model: bound (and, for saliency, exact) cost, gradient and IFIA cost."""
+    torch.manual_seed(0)
+    model = spec["build"]().to(device).eval()
+    batch, n = spec["batch"], int(np.prod(spec["shape"]))
+    x = torch.rand(batch, *spec["shape"], device=device)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    load_before = os.getloadavg()[0]
+    log(f"{spec['name']}: n = {n}, batch = {batch}, load average {load_before:.1f}")
+    fwd_bwd = fwd_bwd_seconds(model, x, y, device) / batch
+
+    k = max(1, round(0.1 * spec["shape"][1] * spec["shape"][2]))  # 10% of the pixels of the saliency map
+    steps = spec["ifia_steps"]
+
+    def attack(s):
+        return IFIA(model, "saliency", eps=spec["ifia_eps"], alpha=spec["ifia_eps"] / 10, steps=s, k=k)
+
+    t_ifia, _ = timed(lambda: attack(steps)(x, y), device, warmup=lambda: attack(2)(x[:1], y[:1]))
+    ifia100 = t_ifia * 100 / steps / batch  # linear in the steps: each step costs the same
+    log(f"  IFIA {steps} steps: {t_ifia:.2f} s for the batch")
+
+    runs = [("saliency", {}, batch), ("input_x_gradient", {}, batch)]
+    if spec["ig"] is not None:
+        runs.append(("integrated_gradients", {"n_steps": spec["ig"][1]}, spec["ig"][0]))
+    rows = []
+    for attribution, options, b in runs:
+        def bound(inp, **kw):
+            # surrogate_beta: a no-op for these softplus models (no ReLU to replace), required by the package
+            # because of their max-pooling layers
+            return attribution_bound(model, inp, EPS_L2, norm="l2", attribution=attribution, tol=TOL,
+                                     surrogate_beta=BETA, **options, **kw)
+
+        t_bound, res = timed(lambda: bound(x[:b]), device, warmup=lambda: bound(x[:1], max_iter=3))
+        label = attribution + (f"(m={options['n_steps']})" if options else "")
+        log(f"  bound {label}: {t_bound:.2f} s for {b} samples")
+        row = dict(model=spec["name"], n=n, attribution=label, batch=b, bound_s=t_bound / b,
+                   iters_median=float(np.median(res.iterations.cpu().numpy())),
+                   hvps_median=float(np.median(res.products.cpu().numpy())),
+                   converged=float(res.converged.float().mean()), exact_s=None, rel_err=None, exact_speedup=None,
+                   fwd_bwd_s=fwd_bwd, bound_per_fwd_bwd=t_bound / b / fwd_bwd, ifia100_s=ifia100,
+                   ifia_extrapolated=steps != 100, bound_over_ifia=t_bound / b / ifia100)
+        if attribution == "saliency" and spec["exact"] and n <= MAX_EXACT_N:
+            # sample by sample: batch 1 is the cheapest way to run the exact method (see README)
+            times, errors = [], []
+            for i in range(spec["exact"]):
+                t_exact, exact = timed(lambda: bound(x[i:i + 1], method="exact"), device)
+                sigma = float(exact.sigma_max[0])
+                times.append(t_exact)
+                errors.append(abs(float(res.sigma_max[i]) - sigma) / sigma)
+            row.update(exact_s=float(np.mean(times)), rel_err=max(errors))
+            row["exact_speedup"] = row["exact_s"] / row["bound_s"]
+            log(f"  exact: {row['exact_s']:.2f} s/sample, rel. error {row['rel_err']:.2e}")
+        rows.append(row)
+    load = max(load_before, os.getloadavg()[0])
+    for row in rows:
+        row["load_avg_max"] = load  # 1-min load average around this model's runs (this process counts ~2)
+    return rows
+
+
+def run_checks(rows: list[dict]) -> dict:
+    """The three targets, each with the measured values and a ``pass`` boolean (None if not measured)."""
+    sal = {r["model"]: r for r in rows if r["attribution"] == "saliency"}
+    at3072 = [r for r in sal.values() if r["n"] == 3072 and r["exact_s"] is not None]
+    checks = {"a_exact_speedup_at_n3072": {"target": "exact_s / bound_s >= 50 and rel_err <= 1e-3 (saliency)",
+                                           "pass": None}}
+    if at3072:
+        r = at3072[0]
+        checks["a_exact_speedup_at_n3072"].update(
+            speedup=r["exact_speedup"], rel_err=r["rel_err"],
+            **{"pass": bool(r["exact_speedup"] >= TARGETS["exact_speedup"] and r["rel_err"] <= TARGETS["rel_err"])})
+    checks["b_bound_le_quarter_ifia100"] = {"target": "bound time / 100-step IFIA time <= 1/4 (saliency, same batch)"}
+    for name, r in sal.items():
+        checks["b_bound_le_quarter_ifia100"][name] = {
+            "ratio": r["bound_over_ifia"], "ifia_extrapolated": r["ifia_extrapolated"],
+            "pass": bool(r["bound_over_ifia"] <= TARGETS["bound_over_ifia"])}
+    checks["b_bound_le_quarter_ifia100"]["pass"] = all(v["pass"] for k, v in checks["b_bound_le_quarter_ifia100"].items()
+                                                       if isinstance(v, dict))
+    res = sal.get("resnet18")
+    checks["c_resnet18_le_60s_per_image"] = {"target": "saliency bound of ResNet-18 at 224x224 <= 60 s per image",
+                                             "bound_s": res and res["bound_s"],
+                                             "pass": None if res is None else bool(res["bound_s"] <= 60.0)}
+    return checks
+
+
+def print_checks(checks: dict) -> None:
+    """PASS / FAIL / N/A line per target."""
+    word = {True: "PASS", False: "FAIL", None: "N/A "}
+    a = checks["a_exact_speedup_at_n3072"]
+    print(f"{word[a['pass']]} (a) n=3072 exact/bound speed-up {a.get('speedup', float('nan')):.0f}x (>= 50x), "
+          f"rel. error {a.get('rel_err', float('nan')):.1e} (<= 1e-3)")
+    for name, v in checks["b_bound_le_quarter_ifia100"].items():
+        if isinstance(v, dict):
+            extra = " (IFIA extrapolated from fewer steps)" if v["ifia_extrapolated"] else ""
+            print(f"{word[v['pass']]} (b) {name}: bound / IFIA-100 = {v['ratio']:.3f} (<= 0.25){extra}")
+    c = checks["c_resnet18_le_60s_per_image"]
+    print(f"{word[c['pass']]} (c) ResNet-18 224x224 bound {c['bound_s'] or float('nan'):.1f} s/image (<= 60 s)")
+
+
+def cpu_model() -> str | None:
+    """The CPU model name from /proc/cpuinfo, if there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` atomically: a temporary file in the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp",
+                                     delete=False) as f:
+        json.dump(payload, f, indent=2, allow_nan=False)
+        f.write("\n")
+    os.replace(f.name, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller batches, no ResNet IG, 10 IFIA steps on ResNet")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "bounds.json")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"{'quick' if args.quick else 'full'} run; random weights and inputs (seed 0)")
+    rows = [row for spec in model_specs(args.quick) for row in bench_model(spec, device)]
+    checks = run_checks(rows)
+    total = time.perf_counter() - START
+
+    table = pd.DataFrame(rows).set_index(["model", "attribution"])
+    with pd.option_context("display.width", 250, "display.max_columns", None):
+        print(table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="-"))
+    print_checks(checks)
+    busy = max(r["load_avg_max"] for r in rows) > (os.cpu_count() or 1) + 0.5
+    if busy:
+        print(f"WARNING: load average above {os.cpu_count()} cores during the run: other processes competed "
+              "for the CPU and the times (and their ratios) are unreliable; rerun on a quiet machine.")
+    payload = dict(
+        rows=rows, checks=checks, targets=TARGETS, mode="quick" if args.quick else "full",
+        machine_busy=busy, torch_version=torch.__version__, num_threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(), device=str(device),
+        cpu_model=cpu_model(), date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=shlex.join([Path(sys.executable).name, *sys.argv]), total_seconds=total,
+        notes="random (untrained) weights, seed 0; inputs uniform in [0, 1]; times in seconds per sample; "
+              f"l2 bound, eps={EPS_L2}, Lanczos tol={TOL}; float32, eval mode.")
+    write_json(args.out, payload)
+    log(f"wrote {args.out} (total {total:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Matrix-free sigma_max and the Jacobian operators against exact Jacobians (torch.func) and their SVD."""
+
+import pytest
+import torch
+
+from attrbound_lite.bounds import AttributionJacobian, attribution_bound, dense_jacobian, spectral_norm
+from attrbound_lite.attributions import get_explainer
+
+from conftest import DEVICES, oracle_jacobian, small_cnn
+
+ATTRIBUTIONS = ["saliency", "input_x_gradient", "integrated_gradients"]
+N_STEPS = 6
+
+
+def _setup(attribution, dtype=torch.float64, in_ch=1, side=8, seed=0, batch=3):
+    model = small_cnn(in_ch=in_ch, side=side, seed=seed, dtype=dtype)
+    x = torch.rand(batch, in_ch, side, side, generator=torch.Generator().manual_seed(seed + 10), dtype=dtype)
+    target = model(x).argmax(1)
+    options = {"n_steps": N_STEPS} if attribution == "integrated_gradients" else {}
+    return model, x, target, options
+
+
+@pytest.fixture(scope="module", params=ATTRIBUTIONS)
+def oracle_case(request):
+    attribution = request.param
+    model, x, target, options = _setup(attribution, in_ch=2)
+    jac = oracle_jacobian(model, x, target, attribution, N_STEPS)
+    return attribution, model, x, target, options, jac
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_sigma_max_matches_svd_float64(oracle_case, method):
+    attribution, model, x, target, options, jac = oracle_case
+    expected = torch.linalg.svdvals(jac)[:, 0]
+    tol, max_iter = (1e-10, 300) if method == "lanczos" else (1e-12, 20000)
+    result = attribution_bound(model, x, 0.1, attribution=attribution, method=method, tol=tol, max_iter=max_iter,
+                               **options)
+    rel = ((result.sigma_max - expected).abs() / expected).max().item()
+    # Power iteration stops on a stalled estimate; its error ~ tol^(1/2) relative when gaps are small.
+    assert rel < (1e-6 if method == "lanczos" else 1e-5), rel
+    assert result.converged.all()
+    assert (result.products == result.iterations * (1 if attribution == "saliency" else 2)).all()
+
+
+def test_sigma_max_matches_svd_float32(oracle_case):
+    attribution, model, x, target, options, jac = oracle_case
+    expected = torch.linalg.svdvals(jac)[:, 0]
+    result = attribution_bound(model.float(), x.float(), 0.1, attribution=attribution, tol=1e-5, **options)
+    model.double()
+    assert result.sigma_max.dtype == torch.float32
+    assert ((result.sigma_max.double() - expected).abs() / expected).max().item() < 1e-3
+
+
+def test_exact_method_matches_oracle(oracle_case):
+    attribution, model, x, target, options, jac = oracle_case
+    explainer = get_explainer(attribution, model, **options)
+    torch.testing.assert_close(dense_jacobian(explainer, x, target), jac, rtol=1e-9, atol=1e-12)
+    result = attribution_bound(model, x, 0.1, attribution=attribution, method="exact", **options)
+    torch.testing.assert_close(result.sigma_max, torch.linalg.svdvals(jac)[:, 0], rtol=1e-10, atol=0)
+
+
+def test_operator_products_match_oracle(oracle_case):
+    """J v, J^T u and J^T J v of the matrix-free operator equal the oracle matrix products."""
+    attribution, model, x, target, options, jac = oracle_case
+    op = AttributionJacobian(get_explainer(attribution, model, **options), x, target)
+    gen = torch.Generator().manual_seed(3)
+    v = torch.randn(x.shape[0], op.n, generator=gen, dtype=x.dtype)
+    torch.testing.assert_close(op.matvec(v), torch.einsum("bij,bj->bi", jac, v), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(op.rmatvec(v), torch.einsum("bji,bj->bi", jac, v), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(op.gram(v), torch.einsum("bji,bjk,bk->bi", jac, jac, v), rtol=1e-9, atol=1e-12)
+
+
+def test_analytic_jacobian_forms():
+    """REFERENCE section 3: J_ixg = diag(g) + diag(x) H and
+    J_ig = diag(mean_k g(z_k)) + diag(x - b) (1/m) sum_k (k/m) H(z_k), against jacrev of the attributions."""
+    model, x, target, _ = _setup("saliency", batch=2)
+    n, m = x[0].numel(), N_STEPS
+    for i in range(x.shape[0]):
+        xi, c = x[i], int(target[i])
+
+        def logit(z):
+            return model(z[None])[0, c]
+
+        grad = lambda z: torch.func.grad(logit)(z).reshape(n)  # noqa: E731
+        hess = lambda z: torch.func.hessian(logit)(z).reshape(n, n)  # noqa: E731
+        flat = xi.reshape(n)
+        analytic_ixg = torch.diag(grad(xi)) + torch.diag(flat) @ hess(xi)
+        torch.testing.assert_close(analytic_ixg, oracle_jacobian(model, x[i:i + 1], target[i:i + 1],
+                                                                 "input_x_gradient")[0])
+        points = [xi * k / m for k in range(1, m + 1)]
+        analytic_ig = torch.diag(sum(grad(z) for z in points) / m) + torch.diag(flat) @ (
+            sum((k / m) * hess(z) for k, z in zip(range(1, m + 1), points)) / m)
+        torch.testing.assert_close(analytic_ig, oracle_jacobian(model, x[i:i + 1], target[i:i + 1],
+                                                                "integrated_gradients", m)[0])
+
+
+def test_ig_chunked_operator_equals_unchunked():
+    model, x, target, _ = _setup("integrated_gradients")
+    v = torch.randn(x.shape[0], x[0].numel(), dtype=x.dtype, generator=torch.Generator().manual_seed(1))
+    full = AttributionJacobian(get_explainer("integrated_gradients", model, n_steps=5), x, target)
+    chunked = AttributionJacobian(get_explainer("integrated_gradients", model, n_steps=5, internal_batch_size=4),
+                                  x, target)
+    torch.testing.assert_close(chunked.gram(v), full.gram(v))
+
+
+def test_ig_baseline_passes_through():
+    model, x, target, _ = _setup("integrated_gradients", batch=2)
+    baseline = 0.5
+    bound = attribution_bound(model, x, 0.1, attribution="integrated_gradients", method="exact", n_steps=4,
+                              baseline=baseline)
+    with_zero = attribution_bound(model, x, 0.1, attribution="integrated_gradients", method="exact", n_steps=4)
+    assert not torch.allclose(bound.sigma_max, with_zero.sigma_max)
+    shifted = lambda z: model(z + baseline)  # noqa: E731  IG from b equals IG of the shifted model from 0
+    oracle = oracle_jacobian(_Shifted(model, baseline), x - baseline, target, "integrated_gradients", 4)
+    torch.testing.assert_close(bound.sigma_max, torch.linalg.svdvals(oracle)[:, 0])
+    del shifted
+
+
+class _Shifted(torch.nn.Module):
+    def __init__(self, model, shift):
+        super().__init__()
+        self.model, self.shift = model, shift
+
+    def forward(self, z):
+        return self.model(z + self.shift)
+
+
+def test_lanczos_beats_power_in_products():
+    model, x, target, _ = _setup("saliency", side=10, batch=4)
+    lz = attribution_bound(model, x, 0.1, tol=1e-6, max_iter=500)
+    pw = attribution_bound(model, x, 0.1, method="power", tol=1e-6, max_iter=5000)
+    assert lz.products.sum() < pw.products.sum()
+
+
+def test_bound_is_deterministic_and_batch_independent():
+    model, x, target, _ = _setup("saliency", batch=4)
+    a = attribution_bound(model, x, 0.1, tol=1e-10, max_iter=200)
+    b = attribution_bound(model, x, 0.1, tol=1e-10, max_iter=200)
+    assert torch.equal(a.sigma_max, b.sigma_max)
+    single = torch.cat([attribution_bound(model, x[i:i + 1], 0.1, tol=1e-10, max_iter=200).sigma_max
+                        for i in range(4)])
+    torch.testing.assert_close(a.sigma_max, single, rtol=1e-8, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_runs_on_device(device):
+    model, x, target, _ = _setup("saliency", dtype=torch.float32)
+    result = attribution_bound(model.to(device), x.to(device), 0.1, norm="linf")
+    assert result.sigma_max.device.type == device
+    cpu = spectral_norm(model.cpu(), x, tol=1e-6)
+    torch.testing.assert_close(result.sigma_max.cpu(), cpu, rtol=1e-3, atol=0)

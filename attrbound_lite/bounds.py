@@ -322,24 +322,47 @@ def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_opt
     return real, real.rebind(jacobian_model), target
 
 
-def _sigma_max(op: AttributionJacobian, method: str, tol: float, max_iter: int | None, seed: int) -> EigenResult:
-    batch = op.shape[0]
-    v0 = _start_vector(batch, op.n, op.x, seed)
-    operator = op.matvec if op.symmetric else op.gram
+class _RunningRows:
+    """Apply the symmetric operator (``J`` for saliency, ``J^T J`` otherwise) to the samples still
+    running only, i.e. those fed a non-zero vector (the eigensolvers feed zeros to converged samples).
+    When at most half of the rows the operator was built for are running, it is rebuilt on those rows,
+    so the batch costs the sum of the per-sample iterations rather than the maximum."""
+
+    def __init__(self, explainer: Attribution, x: torch.Tensor, target: torch.Tensor):
+        self.explainer, self.x, self.target = explainer, x, target
+        self.rows = torch.arange(x.shape[0], device=x.device)
+        self.op = AttributionJacobian(explainer, x, target)
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        running = (v != 0).any(1).nonzero().flatten()
+        if 0 < running.numel() <= self.rows.numel() // 2:
+            self.rows = running
+            self.op = AttributionJacobian(self.explainer, self.x[running], self.target[running])
+        apply = self.op.matvec if self.op.symmetric else self.op.gram
+        out = torch.zeros_like(v)
+        out[self.rows] = apply(v[self.rows])
+        return out
+
+
+def _sigma_max(explainer: Attribution, x: torch.Tensor, target: torch.Tensor, method: str, tol: float,
+               max_iter: int | None, seed: int) -> tuple[EigenResult, bool]:
+    operator = _RunningRows(explainer, x, target)
+    symmetric = operator.op.symmetric
+    v0 = _start_vector(x.shape[0], operator.op.n, x, seed)
     if method == "lanczos":
-        result = lanczos(operator, v0, max_iter=max_iter or 100, tol=tol, psd=not op.symmetric)
+        result = lanczos(operator, v0, max_iter=max_iter or 100, tol=tol, psd=not symmetric)
     else:
         result = power_iteration(operator, v0, max_iter=max_iter or 500, tol=tol)
     zero = result.value == 0
-    if op.symmetric and zero.any():
+    if symmetric and zero.any():
         raise ValueError(
             f"the input Hessian is exactly zero for samples {zero.nonzero().flatten().tolist()}: the model behaves "
             "piecewise linearly there (e.g. F.relu inside forward, which the module check cannot see), and a bound "
             "of 0 would be wrong. Pass surrogate_beta, or build the model from nn.ReLU modules so that "
             "smooth_relu can replace them.")
-    if not op.symmetric:
+    if not symmetric:
         result.value = result.value.clamp_min(0).sqrt()
-    return result
+    return result, symmetric
 
 
 def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency", target=None,
@@ -389,12 +412,10 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
             converged = torch.ones(batch, dtype=torch.bool, device=x.device)
             iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
             products = torch.full((batch,), n, dtype=torch.long, device=x.device)
-            op = None
         else:
-            op = AttributionJacobian(explainer, x, target)
-            eig = _sigma_max(op, method, tol, max_iter, seed)
+            eig, symmetric = _sigma_max(explainer, x, target, method, tol, max_iter, seed)
             sigma, converged, iterations, top_vector = eig.value, eig.converged, eig.iterations, eig.vector
-            products = iterations * (1 if op.symmetric else 2)
+            products = iterations * (1 if symmetric else 2)
             if not converged.all():
                 warnings.warn(f"{method} did not converge for {int((~converged).sum())} of {batch} samples within "
                               f"max_iter={max_iter or (100 if method == 'lanczos' else 500)} at tol={tol}; "
@@ -403,13 +424,13 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
         result = BoundResult(eps, norm, getattr(real, "name", type(real).__name__), method, target, sigma.detach(),
                              attribution_norm, euclidean, euclidean, euclidean, converged, iterations, products)
         if norm == "linf":
-            _linf_bounds(result, explainer, op, x, target, top_vector, n, max_dense_n, sign_iters)
+            _linf_bounds(result, explainer, x, target, top_vector, n, max_dense_n, sign_iters)
         result.cosine = cosine_bound(result.euclidean, attribution_norm)
         result.cosine_distance = 1 - result.cosine
     return result
 
 
-def _linf_bounds(result: BoundResult, explainer, op, x, target, top_vector, n, max_dense_n, sign_iters):
+def _linf_bounds(result: BoundResult, explainer, x, target, top_vector, n, max_dense_n, sign_iters):
     """Fill the l-infinity fields: the two upper bounds, their minimum, and the sign-iteration lower
     estimate started from the sign of the top singular vector."""
     eps, batch = result.eps, x.shape[0]
@@ -427,7 +448,7 @@ def _linf_bounds(result: BoundResult, explainer, op, x, target, top_vector, n, m
     use_rowsum = rowsum < result.linf_sqrt_n  # False where NaN
     result.euclidean = torch.where(use_rowsum, rowsum, result.linf_sqrt_n)
     result.linf_smaller = ["abs_rowsum" if u else "sqrt_n" for u in use_rowsum.tolist()]
-    op = op if op is not None else AttributionJacobian(explainer, x, target)
+    op = AttributionJacobian(explainer, x, target)
     s = torch.where(top_vector >= 0, 1.0, -1.0).to(x.dtype)
     best = torch.zeros(batch, dtype=x.dtype, device=x.device)
     for _ in range(max(1, sign_iters)):

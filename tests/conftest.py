@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: the test models are tiny, and on a shared 2-core machine a second OpenMP thread that is
+# descheduled stalls every parallel region (seen here: a 4x16 matmul taking 15 ms instead of 7 us).
+torch.set_num_threads(1)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -100,6 +100,30 @@ def test_attribution_pgd_feasible_and_labels(trained_toy, norm, objective):
     torch.testing.assert_close(result.deviation.euclidean[kept], (a1 - a0).flatten(1).norm(dim=1)[kept])
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_every_iterate_stays_in_the_ball_and_the_box(trained_toy, norm):
+    """Wrap the projection of each attack and check every point it produces."""
+    model, x, y = trained_toy
+    x, y = x[:8], y[:8]
+    eps = 0.2 if norm == "linf" else 1.0
+    attacks = [PGD(model, eps=eps, alpha=eps / 2, steps=6, norm=norm),
+               AttributionPGD(model, "saliency", eps=eps, alpha=eps / 2, steps=6, norm=norm, restarts=2),
+               IFIA(model, "saliency", eps=eps, alpha=eps / 2, steps=6, k=8, norm=norm, restarts=2)]
+    for attack in attacks:
+        seen = []
+        project = attack.threat.project
+
+        def checked(z, z0, project=project):
+            out = project(z, z0)
+            seen.append(out)
+            assert (attack.threat.distance(out, z0) <= eps + 1e-9).all() and out.min() >= 0 and out.max() <= 1
+            return out
+
+        attack.threat.project = checked
+        attack(x, y)
+        assert len(seen) == 6
+
+
 def test_failure_is_reported_per_sample(trained_toy):
     """Samples whose label y is not what the model predicts anywhere in a small ball cannot be kept."""
     model, x, y = trained_toy

@@ -6,7 +6,7 @@ Deviations" (CVPR 2023) and Ivankay et al., "FAR: A General Framework for Attrib
 
     from attrbound_lite.models import MnistCNN
     from attrbound_lite.bounds import attribution_bound
-    model = MnistCNN(activation="softplus", beta=10.0).eval()
+    model = MnistCNN(activation="softplus", beta=10.0, pool="avg").eval()
     x = torch.rand(8, 1, 28, 28)
     result = attribution_bound(model, x, eps=0.1, norm="l2", attribution="saliency")
     result.euclidean, result.cosine

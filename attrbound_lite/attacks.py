@@ -28,7 +28,7 @@ from torch import nn
 from . import metrics
 from ._checks import check_choice, check_inputs, check_logits, eval_mode
 from .attributions import Attribution, get_explainer
-from .models import smooth_relu
+from .models import smooth_surrogate
 from .threat_models import ThreatModel, threat_model
 
 __all__ = ["Attack", "PGD", "AttributionPGD", "IFIA", "AttackResult", "Deviation"]
@@ -61,7 +61,11 @@ class Attack:
         raise NotImplementedError
 
     def generator(self, device: torch.device) -> torch.Generator:
-        return torch.Generator(device=device).manual_seed(self.seed)
+        """The attack's random stream: seeded once, then advancing from call to call (a fresh attack
+        with the same seed replays the same sequence)."""
+        if getattr(self, "_generator", None) is None or self._generator.device != torch.device(device):
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generator
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(eps={self.eps}, alpha={self.alpha}, steps={self.steps}, norm={self.norm!r})"
@@ -94,7 +98,9 @@ class AttackResult:
     x_adv: torch.Tensor          # best label-preserving iterate (x itself where the attack failed)
     deviation: Deviation
     label_kept: torch.Tensor     # (B,) bool: an iterate kept the label y
-    score: torch.Tensor          # (B,) the selection criterion of the attack at x_adv (NaN where failed)
+    score: torch.Tensor          # (B,) the maximised selection criterion at x_adv, on the real model (NaN where
+                                 # failed): squared distance, 1 - cos, minus top-k intersection, centre shift
+                                 # or target mass, by attack
     iterations: int              # steps run per restart
     restarts: int
     topk_intersection: torch.Tensor | None = None  # IFIA: top-k intersection of the saliency maps
@@ -113,12 +119,14 @@ class AttributionAttack(Attack):
         self.restarts = restarts
         self.explainer = get_explainer(explainer, model)
         self.surrogate_beta = surrogate_beta
-        self.surrogate = None if surrogate_beta is None else smooth_relu(model, surrogate_beta)
+        smooth_surrogate(model, surrogate_beta)  # refuse a non-smooth model without beta now, not at the call
+        self.surrogate = model
 
     def reference(self, x0: torch.Tensor, y: torch.Tensor) -> dict:
         """What the objectives compare against: the real and surrogate attributions of the clean inputs."""
         real = self.explainer.attribute(x0, target=y).detach()
-        sur = real if self.surrogate is None else self.explainer.rebind(self.surrogate).attribute(x0, target=y).detach()
+        sur = real if self.surrogate is self.model else \
+            self.explainer.rebind(self.surrogate).attribute(x0, target=y).detach()
         return {"real": real, "surrogate": sur}
 
     def objective(self, attr: torch.Tensor, ref: dict) -> torch.Tensor:
@@ -134,12 +142,16 @@ class AttributionAttack(Attack):
                           for r in range(self.restarts)])
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> AttackResult:
-        with eval_mode(self.surrogate if self.surrogate is not None else nn.Identity()):
+        # The model whose attribution gradients steer the attack, built at every call so that it follows
+        # the model's current weights, buffers, device and dtype.
+        self.surrogate = smooth_surrogate(self.model, self.surrogate_beta)
+        with eval_mode(self.surrogate):
             return super().__call__(inputs, labels)
 
     def forward(self, inputs, labels):
         batch, reps = inputs.shape[0], self.restarts
-        surrogate = self.explainer if self.surrogate is None else self.explainer.rebind(self.surrogate)
+        real = self.explainer.for_batch(inputs, repeats=reps)
+        surrogate = real if self.surrogate is self.model else real.rebind(self.surrogate)
         ref = self.reference(inputs, labels)
         ref_rep = {k: v.repeat(reps, *([1] * (v.ndim - 1))) for k, v in ref.items()}
         x0_rep, y_rep = inputs.repeat(reps, *([1] * (inputs.ndim - 1))), labels.repeat(reps)
@@ -153,8 +165,8 @@ class AttributionAttack(Attack):
                 attr, logits = surrogate.attribute_with_logits(x, target=y_rep, create_graph=not last)
                 if not last:
                     (grad,) = torch.autograd.grad(self.objective(attr, ref_rep).sum(), x)
-            if self.surrogate is not None:
-                attr, logits = self.explainer.attribute_with_logits(x.detach(), target=y_rep)
+            if surrogate is not real:
+                attr, logits = real.attribute_with_logits(x.detach(), target=y_rep)
             if t > 0:  # iterates after a step are the candidates
                 score = self.score(attr.detach(), ref_rep).masked_fill(logits.detach().argmax(1) != y_rep, float("-inf"))
                 score, r = score.view(reps, batch).max(0)
@@ -180,14 +192,15 @@ class AttributionAttack(Attack):
 
 
 class AttributionPGD(AttributionAttack):
-    """PGD on the attribution: maximise ``||A(x') - A(x)||_2`` (``objective="euclidean"``) or
-    ``1 - cos(A(x'), A(x))`` (``"cosine"``) over the ball, random starts, keep the best label-preserving
-    iterate by the same quantity measured on the real model."""
+    """PGD on the attribution: maximise ``||A(x') - A(x)||_2`` (``objective="euclidean"``, as its square)
+    or ``1 - cos(A(x'), A(x))`` (``"cosine"``) over the ball from random starts (each restart its own), keep
+    the best label-preserving iterate by the same quantity measured on the real model."""
 
     def __init__(self, model: nn.Module, explainer: Attribution | str, eps: float, alpha: float, steps: int,
                  norm: str = "linf", objective: str = "euclidean", restarts: int = 1,
-                 surrogate_beta: float | None = None, random_start: bool = True, seed: int = 0):
-        super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, random_start, seed)
+                 surrogate_beta: float | None = None, seed: int = 0):
+        # Every restart starts at a random point: both objectives have zero gradient at the clean input.
+        super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, True, seed)
         self.objective_name = check_choice(objective, ("euclidean", "cosine"), "objective")
 
     def _dissimilarity(self, attr, ref):

@@ -67,6 +67,11 @@ class Attribution:
         other.model = model
         return other
 
+    def for_batch(self, inputs: torch.Tensor, rows: torch.Tensor | None = None, repeats: int = 1) -> "Attribution":
+        """The explainer for ``inputs[rows]`` repeated ``repeats`` times along the batch (per-sample
+        options such as IG baselines follow the rows); the same explainer where nothing is per sample."""
+        return self
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__})"
 
@@ -123,6 +128,15 @@ class IntegratedGradients(Attribution):
         except RuntimeError:
             raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to the inputs "
                              f"{tuple(inputs.shape)}.") from None
+
+    def for_batch(self, inputs, rows=None, repeats=1):
+        if not isinstance(self.baseline, torch.Tensor) or self.baseline.ndim < inputs.ndim:
+            return self  # None, a scalar or a shared baseline: nothing per sample
+        baseline = self.resolve_baseline(inputs)
+        baseline = baseline if rows is None else baseline[rows]
+        other = copy.copy(self)
+        other.baseline = baseline.repeat(repeats, *([1] * (inputs.ndim - 1)))
+        return other
 
     def path(self, inputs: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
         """The m path points ``b + k/m (x - b)``, k = 1..m, stacked step-major: shape (m * B, ...)."""

@@ -35,7 +35,7 @@ from torch import nn
 
 from ._checks import check_choice, check_eps, check_inputs, check_logits, check_norm, eval_mode, resolve_target
 from .attributions import Attribution, IntegratedGradients, InputXGradient, Saliency, get_explainer
-from .models import is_piecewise_linear, nonsmooth_modules, smooth_relu
+from .models import smooth_surrogate
 
 __all__ = ["AttributionJacobian", "BoundResult", "attribution_bound", "spectral_norm", "dense_jacobian",
            "lanczos", "power_iteration", "cosine_bound", "MAX_EXACT_N"]
@@ -58,7 +58,7 @@ class AttributionJacobian:
         self.x = inputs.detach()
         self.n = self.x[0].numel()
         self.symmetric = isinstance(explainer, Saliency)
-        model = explainer.model
+        self.chunk = None  # IG with internal_batch_size: rebuild each chunk's graph at every product
         if isinstance(explainer, IntegratedGradients):
             m = explainer.n_steps
             self.baseline = explainer.resolve_baseline(self.x)
@@ -66,43 +66,50 @@ class AttributionJacobian:
             self.scales = (torch.arange(1, m + 1, dtype=self.x.dtype, device=self.x.device) / m).repeat_interleave(
                 self.shape[0]).view(-1, *([1] * (self.x.ndim - 1)))
             self.point_targets = target.repeat(m)
-            self.chunk = explainer.internal_batch_size or points.shape[0]
             self.points = points.detach().requires_grad_(True)
-            if self.chunk >= points.shape[0]:
+            if (explainer.internal_batch_size or points.shape[0]) >= points.shape[0]:
                 self.grad = self._first_order(self.points, self.point_targets)
-            else:  # memory-bounded: rebuild the graph of each chunk at every product
+            else:
+                self.chunk = explainer.internal_batch_size
                 self.grad = torch.cat([self._first_order(self.points[i:i + self.chunk].detach().requires_grad_(),
                                                          self.point_targets[i:i + self.chunk]).detach()
                                        for i in range(0, points.shape[0], self.chunk)])
             self.mean_grad = self.grad.detach().view(m, *self.shape).mean(0)
-            self.attribution = (self.x - self.baseline) * self.mean_grad
         elif isinstance(explainer, (Saliency, InputXGradient)):
             self.points = self.x.clone().requires_grad_(True)
             self.grad = self._first_order(self.points, target)
-            self.attribution = self.grad.detach() * (self.x if isinstance(explainer, InputXGradient) else 1)
         else:
             raise TypeError(f"no matrix-free Jacobian for {type(explainer).__name__}; use method='exact'.")
-        self.model = model
 
     def _first_order(self, points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
             logits = check_logits(self.explainer.model(points), points.shape[0])
             (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), points, create_graph=True)
-        if not grad.requires_grad:
-            raise ValueError("the gradient of the model does not depend on its input (a linear model?): the "
-                             "attribution Jacobian is not defined by curvature here.")
         return grad
 
     def _hvp(self, v: torch.Tensor) -> torch.Tensor:
-        """``H(p) v(p)`` at every point p of the first-order graph; v shaped like the points."""
-        if self.points.shape[0] == self.grad.shape[0] and self.grad.requires_grad:
-            return torch.autograd.grad(self.grad, self.points, grad_outputs=v, retain_graph=True)[0]
+        """``H(p) v(p)`` at every point p of the first-order graph; v shaped like the points. A gradient
+        that does not depend on the input (a linear or piecewise-linear model) gives zeros."""
+        if self.chunk is None:
+            if not self.grad.requires_grad:
+                return torch.zeros_like(v)
+            (out,) = torch.autograd.grad(self.grad, self.points, grad_outputs=v, retain_graph=True, allow_unused=True)
+            return torch.zeros_like(v) if out is None else out
         out = []
         for i in range(0, self.points.shape[0], self.chunk):
             p = self.points[i:i + self.chunk].detach().requires_grad_(True)
             g = self._first_order(p, self.point_targets[i:i + self.chunk])
-            out.append(torch.autograd.grad(g, p, grad_outputs=v[i:i + self.chunk])[0])
+            part = torch.autograd.grad(g, p, grad_outputs=v[i:i + self.chunk], allow_unused=True)[0] \
+                if g.requires_grad else None
+            out.append(torch.zeros_like(p) if part is None else part)
         return torch.cat(out)
+
+    def curvature_free_samples(self, generator: torch.Generator) -> torch.Tensor:
+        """Indices of the samples whose input Hessian ``H v`` (for IG: at every path point) is exactly zero
+        for a random v: a piecewise-linear or linear model there, where a bound would be meaningless."""
+        v = torch.randn(self.points.shape, generator=generator, device=self.x.device, dtype=self.x.dtype)
+        hv = self._hvp(v).abs().reshape(-1, self.shape[0], self.n).amax((0, 2))
+        return (hv == 0).nonzero().flatten()
 
     def _path_hvp(self, v: torch.Tensor) -> torch.Tensor:
         """``(1/m) sum_k (k/m) H(z_k) v`` for IG."""
@@ -204,7 +211,10 @@ def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, ps
 
 def power_iteration(matvec, v0: torch.Tensor, max_iter: int = 500, tol: float = 1e-4) -> EigenResult:
     """Batched power iteration for the largest |eigenvalue| of symmetric operators: ``v <- S v / ||S v||``,
-    estimate ``||S v||``; sample i stops when the estimate changes by at most ``tol`` relative."""
+    estimate ``||S v||`` (at most the true value); sample i stops when the residual of the Rayleigh
+    quotient ``rho = v^T S v``, ``||S v - rho v|| = sqrt(||S v||^2 - rho^2)``, is at most ``tol ||S v||``
+    (an eigenvalue then lies within that distance of rho). A sample whose top eigenvalues are ``+l`` and
+    ``-l`` never converges: it is reported so."""
     batch = v0.shape[0]
     v = v0 / v0.norm(dim=1, keepdim=True)
     value = torch.zeros(batch, dtype=v0.dtype, device=v0.device)
@@ -214,8 +224,10 @@ def power_iteration(matvec, v0: torch.Tensor, max_iter: int = 500, tol: float = 
         active = ~converged
         w = matvec(torch.where(active[:, None], v, torch.zeros_like(v)))
         lam = w.norm(dim=1)
+        rho = (w * v).sum(1)
+        residual = (lam.double() ** 2 - rho.double() ** 2).clamp_min(0).sqrt()
         iterations += active.long()
-        done = active & ((lam - value).abs() <= tol * lam)
+        done = active & (residual <= tol * lam.double())
         value = torch.where(active, lam, value)
         v = torch.where(active[:, None], w / lam.clamp_min(torch.finfo(v0.dtype).tiny)[:, None], v)
         converged |= done | (active & (lam == 0))
@@ -242,7 +254,8 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
     if not attr.requires_grad:
         raise ValueError("the attribution does not depend on the input: its Jacobian is zero.")
     out = None if rows is not None else x.new_empty(batch, n, n)
-    chunk = max(1, min(n, _DENSE_BUDGET // (batch * n)))
+    steps = getattr(explainer, "n_steps", 1)  # each backward row also carries IG's m path points
+    chunk = max(1, min(n, _DENSE_BUDGET // (batch * n * steps)))
     for start in range(0, n, chunk):
         c = min(chunk, n - start)
         eye = torch.zeros(c, batch, n, dtype=x.dtype, device=x.device)
@@ -303,18 +316,7 @@ def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_opt
     check_inputs(inputs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    nonsmooth = nonsmooth_modules(model)
-    if surrogate_beta is None and nonsmooth:
-        kind = "piecewise linear" if is_piecewise_linear(model) else "not smooth"
-        raise ValueError(
-            f"this model is {kind}: modules {nonsmooth} are ReLU-type activations or max-pooling. A ReLU network "
-            "has zero input curvature almost everywhere, so its attribution Jacobian would give a bound of 0 "
-            "although attacks still move the attribution by crossing linear regions; max-pooling makes the "
-            "attribution jump where the maximum switches, which no first-order bound at x can see. Fix: pass "
-            "surrogate_beta (e.g. 10.0) to take the Jacobian of the softplus surrogate "
-            "attrbound_lite.models.smooth_relu(model, beta) (max-pool switches remain and show up as violations), "
-            "or use a smooth model (softplus activations, average pooling).")
-    jacobian_model = smooth_relu(model, surrogate_beta) if surrogate_beta is not None else model
+    jacobian_model = smooth_surrogate(model, surrogate_beta)
     real = get_explainer(attribution, model, **attribution_options)
     with torch.no_grad():
         logits = check_logits(model(inputs), inputs.shape[0])
@@ -337,7 +339,8 @@ class _RunningRows:
         running = (v != 0).any(1).nonzero().flatten()
         if 0 < running.numel() <= self.rows.numel() // 2:
             self.rows = running
-            self.op = AttributionJacobian(self.explainer, self.x[running], self.target[running])
+            self.op = AttributionJacobian(self.explainer.for_batch(self.x, rows=running), self.x[running],
+                                          self.target[running])
         apply = self.op.matvec if self.op.symmetric else self.op.gram
         out = torch.zeros_like(v)
         out[self.rows] = apply(v[self.rows])
@@ -348,18 +351,18 @@ def _sigma_max(explainer: Attribution, x: torch.Tensor, target: torch.Tensor, me
                max_iter: int | None, seed: int) -> tuple[EigenResult, bool]:
     operator = _RunningRows(explainer, x, target)
     symmetric = operator.op.symmetric
+    flat = operator.op.curvature_free_samples(torch.Generator(device=x.device).manual_seed(seed + 1))
+    if flat.numel():
+        raise ValueError(
+            f"the input Hessian is exactly zero for samples {flat.tolist()}: the model behaves (piecewise) linearly "
+            "there, e.g. F.relu called inside forward (which the module check cannot see) or a ReLU-type module "
+            "that smooth_relu does not replace; the attribution Jacobian would then miss every jump between "
+            "linear regions. Pass surrogate_beta with a model built from nn.ReLU modules, or use a smooth model.")
     v0 = _start_vector(x.shape[0], operator.op.n, x, seed)
     if method == "lanczos":
         result = lanczos(operator, v0, max_iter=max_iter or 100, tol=tol, psd=not symmetric)
     else:
         result = power_iteration(operator, v0, max_iter=max_iter or 500, tol=tol)
-    zero = result.value == 0
-    if symmetric and zero.any():
-        raise ValueError(
-            f"the input Hessian is exactly zero for samples {zero.nonzero().flatten().tolist()}: the model behaves "
-            "piecewise linearly there (e.g. F.relu inside forward, which the module check cannot see), and a bound "
-            "of 0 would be wrong. Pass surrogate_beta, or build the model from nn.ReLU modules so that "
-            "smooth_relu can replace them.")
     if not symmetric:
         result.value = result.value.clamp_min(0).sqrt()
     return result, symmetric
@@ -424,19 +427,22 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
         result = BoundResult(eps, norm, getattr(real, "name", type(real).__name__), method, target, sigma.detach(),
                              attribution_norm, euclidean, euclidean, euclidean, converged, iterations, products)
         if norm == "linf":
-            _linf_bounds(result, explainer, x, target, top_vector, n, max_dense_n, sign_iters)
+            _linf_bounds(result, explainer, x, target, top_vector, n, max_dense_n, sign_iters,
+                         jac if method == "exact" else None)
         result.cosine = cosine_bound(result.euclidean, attribution_norm)
         result.cosine_distance = 1 - result.cosine
     return result
 
 
-def _linf_bounds(result: BoundResult, explainer, x, target, top_vector, n, max_dense_n, sign_iters):
+def _linf_bounds(result: BoundResult, explainer, x, target, top_vector, n, max_dense_n, sign_iters, jac=None):
     """Fill the l-infinity fields: the two upper bounds, their minimum, and the sign-iteration lower
     estimate started from the sign of the top singular vector."""
     eps, batch = result.eps, x.shape[0]
     result.linf_sqrt_n = eps * math.sqrt(n) * result.sigma_max
     rowsum = torch.full_like(result.sigma_max, float("nan"))
-    if n <= max_dense_n:
+    if jac is not None:
+        rowsum = eps * jac.abs().sum(2).norm(dim=1)
+    elif n <= max_dense_n:
         sums = x.new_zeros(batch, n)
 
         def accumulate(start, block):

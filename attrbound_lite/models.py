@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "Normalize", "smooth_relu", "is_piecewise_linear", "nonsmooth_modules", "MnistCNN", "CifarCNN", "QuadraticClassifier",
+    "Normalize", "smooth_relu", "smooth_surrogate", "is_piecewise_linear", "nonsmooth_modules", "MnistCNN", "CifarCNN", "QuadraticClassifier",
     "MNIST_MEAN", "MNIST_STD", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "CIFAR10_MEAN", "CIFAR10_STD",
 ]
 
@@ -91,6 +91,36 @@ def nonsmooth_modules(model: nn.Module) -> list[str]:
     curvature, the gradient jumps between linear regions) and max-pooling (the gradient jumps where the
     maximum switches). A first-order bound at x cannot see either jump."""
     return [name or type(model).__name__ for name, m in model.named_modules() if isinstance(m, _PIECEWISE_LINEAR)]
+
+
+def smooth_surrogate(model: nn.Module, beta: float | None) -> nn.Module:
+    """The model whose curvature the bounds and the attribution attacks use.
+
+    ``beta=None``: the model itself, refused if it holds ReLU-type activations or max-pooling (the error
+    explains why and names the fix). Otherwise ``smooth_relu(model, beta)``, refused if ReLU-type modules
+    other than ``nn.ReLU`` (LeakyReLU, ReLU6, ...) would stay piecewise linear; max-pooling may remain
+    (its switches are not smoothed and show up as bound violations).
+    """
+    nonsmooth = nonsmooth_modules(model)
+    if beta is None:
+        if nonsmooth:
+            kind = "piecewise linear" if is_piecewise_linear(model) else "not smooth"
+            raise ValueError(
+                f"this model is {kind}: modules {nonsmooth} are ReLU-type activations or max-pooling. A ReLU "
+                "network has zero input curvature almost everywhere, so its attribution Jacobian would give a bound "
+                "of 0 (and attacks no direction) although attacks still move the attribution by crossing linear "
+                "regions; max-pooling makes the attribution jump where the maximum switches, which no first-order "
+                "bound at x can see. Fix: pass surrogate_beta (e.g. 10.0) to use the softplus surrogate "
+                "attrbound_lite.models.smooth_relu(model, beta) (max-pool switches remain and show up as "
+                "violations), or use a smooth model (softplus activations, average pooling).")
+        return model
+    surrogate = smooth_relu(model, beta)
+    left = [name for name, m in surrogate.named_modules() if isinstance(m, _PIECEWISE_LINEAR)
+            and not isinstance(m, _MAX_POOL)]
+    if left:
+        raise ValueError(f"smooth_relu replaces nn.ReLU modules only; modules {left} stay piecewise linear in the "
+                         "surrogate. Build the model with nn.ReLU (or smooth activations) to use a surrogate.")
+    return surrogate
 
 
 def _pool(pool: str) -> nn.Module:

@@ -56,26 +56,49 @@ def cpu_seconds() -> tuple[float, float] | None:
 OTHER_CPU: list[float] = []  # per timed call: mean number of cores used by OTHER processes meanwhile
 
 
-def timed(fn, device: torch.device, warmup=None):
-    """``(seconds, fn())`` measured with ``time.perf_counter`` (device synchronised), after one call of
-    ``warmup`` (warnings silenced) if given; appends the CPU use of other processes to ``OTHER_CPU`` (calls
-    of at least 0.5 s) and says so when it is above ``BUSY_CORES``."""
+def wait_until_quiet(max_wait: float = 120.0) -> None:
+    """Sleep (in 2 s windows) until the machine's busy cores drop below ``BUSY_CORES``, at most ``max_wait`` s."""
+    deadline = time.perf_counter() + max_wait
+    while time.perf_counter() < deadline:
+        before = cpu_seconds()
+        time.sleep(2.0)
+        after = cpu_seconds()
+        if before is None or after is None or (after[0] - before[0]) / 2.0 < BUSY_CORES:
+            return
+
+
+def measure(fn, device: torch.device, retries: int = 2):
+    """``(seconds, fn())`` of one call, ``time.perf_counter``, device synchronised. A call of 0.5 s or more
+    during which other processes used more than ``BUSY_CORES`` cores is retried (after waiting for a quiet
+    machine) up to ``retries`` times; the others' CPU use during the kept call goes to ``OTHER_CPU``."""
+    for attempt in range(retries + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        cpu0, start = cpu_seconds(), time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds, cpu1 = time.perf_counter() - start, cpu_seconds()
+        if cpu0 is None or cpu1 is None or seconds < 0.5:  # /proc/stat counts 10 ms ticks
+            break
+        other = max(0.0, (cpu1[0] - cpu0[0]) - (cpu1[1] - cpu0[1])) / seconds
+        if other <= BUSY_CORES or attempt == retries:
+            OTHER_CPU.append(other)
+            break
+        log(f"  (other processes used {other:.2f} cores during a {seconds:.1f} s measurement: waiting, retrying)")
+        wait_until_quiet()
+    return seconds, out
+
+
+def timed(fn, device: torch.device, warmup=None, repeats: int = 1):
+    """Fastest of ``repeats`` measured calls of ``fn`` (see ``measure``) and its result, after one call of
+    ``warmup`` (warnings silenced) if given."""
     if warmup is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warmup()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    cpu0, start = cpu_seconds(), time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds, cpu1 = time.perf_counter() - start, cpu_seconds()
-    if cpu0 is not None and cpu1 is not None and seconds >= 0.5:  # /proc/stat counts 10 ms ticks
-        OTHER_CPU.append(max(0.0, (cpu1[0] - cpu0[0]) - (cpu1[1] - cpu0[1])) / seconds)
-        if OTHER_CPU[-1] > BUSY_CORES:
-            log(f"  (other processes used {OTHER_CPU[-1]:.2f} cores during the measurement reported next)")
-    return seconds, out
+    runs = [measure(fn, device) for _ in range(repeats)]
+    return min(t for t, _ in runs), runs[-1][1]
 
 
 def resnet18_smooth() -> nn.Module:
@@ -86,27 +109,26 @@ def resnet18_smooth() -> nn.Module:
 
 def model_specs(quick: bool) -> list[dict]:
     """What to run per model: builder, input shape, batch, IFIA radius and steps, exact samples, IG setup
-    (``ig``: (batch, n_steps) or None)."""
+    (``ig``: (batch, n_steps) or None), ``repeats`` (IFIA and the saliency / input x gradient bounds are
+    timed as the fastest of this many calls; IG and exact once)."""
     return [
         dict(name="mnist_cnn", build=lambda: MnistCNN(activation="softplus", beta=BETA), shape=(1, 28, 28),
              batch=8 if quick else 32, ifia_eps=0.3, ifia_steps=100, exact=1 if quick else 2,
-             ig=(8 if quick else 32, 16)),
+             ig=(8 if quick else 32, 16), repeats=3),
         dict(name="cifar_cnn", build=lambda: CifarCNN(activation="softplus", beta=BETA), shape=(3, 32, 32),
              batch=4 if quick else 16, ifia_eps=8 / 255, ifia_steps=100, exact=1 if quick else 2,
-             ig=(4 if quick else 16, 16)),
+             ig=(4 if quick else 16, 16), repeats=3),
         dict(name="resnet18", build=resnet18_smooth, shape=(3, 224, 224), batch=1 if quick else 2,
-             ifia_eps=8 / 255, ifia_steps=10 if quick else 100, exact=0, ig=None if quick else (1, 4)),
+             ifia_eps=8 / 255, ifia_steps=10 if quick else 100, exact=0, ig=None if quick else (1, 4), repeats=1),
     ]
 
 
-def fwd_bwd_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, reps: int = 5) -> float:
-    """Median time of one forward + backward (gradient of the summed target logits w.r.t. the input)."""
+def fwd_bwd_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    """Fastest of 5 forward + backward passes (gradient of the summed target logits w.r.t. the input)."""
     def run(inp, lab):
         inp = inp.detach().clone().requires_grad_(True)
         torch.autograd.grad(model(inp).gather(1, lab[:, None]).sum(), inp)
-    times = [timed(lambda: run(x, y), device, warmup=(lambda: run(x[:1], y[:1])) if i == 0 else None)[0]
-             for i in range(reps)]
-    return float(np.median(times))
+    return timed(lambda: run(x, y), device, warmup=lambda: run(x[:1], y[:1]), repeats=5)[0]
 
 
 def bench_model(spec: dict, device: torch.device) -> list[dict]:
@@ -127,9 +149,11 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
     def attack(s):
         return IFIA(model, "saliency", eps=spec["ifia_eps"], alpha=spec["ifia_eps"] / 10, steps=s, k=k)
 
-    t_ifia, _ = timed(lambda: attack(steps)(x, y), device, warmup=lambda: attack(2)(x[:1], y[:1]))
+    t_ifia, _ = timed(lambda: attack(steps)(x, y), device, warmup=lambda: attack(2)(x[:1], y[:1]),
+                      repeats=spec["repeats"])
     ifia100 = t_ifia * 100 / steps / batch  # linear in the steps: each step costs the same
     log(f"  IFIA {steps} steps: {t_ifia:.2f} s for the batch")
+    shared_calls = OTHER_CPU[first_call:]  # the IFIA (and forward + backward) behind every row
 
     runs = [("saliency", {}, batch), ("input_x_gradient", {}, batch)]
     if spec["ig"] is not None:
@@ -142,10 +166,11 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
             return attribution_bound(model, inp, EPS_L2, norm="l2", attribution=attribution, tol=TOL,
                                      surrogate_beta=BETA, **options, **kw)
 
-        t_bound, res = timed(lambda: bound(x[:b]), device, warmup=lambda: bound(x[:1], max_iter=3))
+        repeats, row_call = 1 if options else spec["repeats"], len(OTHER_CPU)
+        t_bound, res = timed(lambda: bound(x[:b]), device, warmup=lambda: bound(x[:1], max_iter=3), repeats=repeats)
         label = attribution + (f"(m={options['n_steps']})" if options else "")
         log(f"  bound {label}: {t_bound:.2f} s for {b} samples")
-        row = dict(model=spec["name"], n=n, attribution=label, batch=b, bound_s=t_bound / b,
+        row = dict(model=spec["name"], n=n, attribution=label, batch=b, repeats=repeats, bound_s=t_bound / b,
                    iters_median=float(np.median(res.iterations.cpu().numpy())),
                    iters_max=int(res.iterations.max()),  # the batch runs until its slowest sample converges
                    hvps_median=float(np.median(res.products.cpu().numpy())),
@@ -163,10 +188,9 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
             row.update(exact_s=float(np.mean(times)), rel_err=max(errors))
             row["exact_speedup"] = row["exact_s"] / row["bound_s"]
             log(f"  exact: {row['exact_s']:.2f} s/sample, rel. error {row['rel_err']:.2e}")
+        # the most cores other processes used during the row's timed calls (IFIA, bound, exact)
+        row["other_cpu"] = max(shared_calls + OTHER_CPU[row_call:], default=float("nan"))
         rows.append(row)
-    other = max(OTHER_CPU[first_call:], default=float("nan"))
-    for row in rows:
-        row["other_cpu"] = other  # max over this model's timed calls of the cores other processes used
     return rows
 
 
@@ -254,10 +278,11 @@ def main() -> int:
     with pd.option_context("display.width", 250, "display.max_columns", None):
         print(table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="-"))
     print_checks(checks)
-    busy = max(OTHER_CPU, default=0.0) > BUSY_CORES
+    disturbed = [f"{r['model']}/{r['attribution']}" for r in rows if r["other_cpu"] > BUSY_CORES]
+    busy = bool(disturbed)
     if busy:
-        print(f"WARNING: other processes used up to {max(OTHER_CPU):.2f} cores during timed calls (column "
-              "other_cpu): the times and their ratios are unreliable; rerun on a quiet machine.")
+        print(f"WARNING: other processes used the CPU during the timings of {', '.join(disturbed)} (column "
+              "other_cpu > 0.25 core): those times and ratios are unreliable; rerun on a quiet machine.")
     payload = dict(
         rows=rows, checks=checks, targets=TARGETS, mode="quick" if args.quick else "full",
         machine_busy=busy, torch_version=torch.__version__, num_threads=torch.get_num_threads(),

@@ -168,6 +168,24 @@ def test_ifia_kinds(trained_toy, kind):
         assert (result.score > 0).all()
 
 
+def test_random_stream_advances_between_calls_and_replays_with_the_seed(trained_toy):
+    model, x, y = trained_toy
+    attack = PGD(model, eps=0.1, alpha=0.01, steps=1)
+    first, second = attack(x[:4], y[:4]), attack(x[:4], y[:4])
+    assert not torch.equal(first, second)  # adversarial training sees fresh noise at every batch
+    torch.testing.assert_close(PGD(model, eps=0.1, alpha=0.01, steps=1)(x[:4], y[:4]), first)
+
+
+def test_per_sample_ig_baseline_with_restarts(trained_toy):
+    model, x, y = trained_toy
+    baseline = torch.rand(x[:4].shape, dtype=x.dtype, generator=torch.Generator().manual_seed(2))
+    ig = IntegratedGradients(model, n_steps=4, baseline=baseline)
+    result = AttributionPGD(model, ig, eps=0.05, alpha=0.01, steps=3, restarts=2)(x[:4], y[:4])
+    kept = result.label_kept
+    a0, a1 = ig.attribute(x[:4], target=y[:4]), ig.attribute(result.x_adv, target=y[:4])
+    torch.testing.assert_close(result.deviation.euclidean[kept], (a1 - a0).flatten(1).norm(dim=1)[kept])
+
+
 def test_ifia_first_restart_starts_at_clean_input(trained_toy):
     """No random start in the original: with one restart the run is deterministic and seed-free."""
     model, x, y = trained_toy

@@ -1,5 +1,7 @@
 """Matrix-free sigma_max and the Jacobian operators against exact Jacobians (torch.func) and their SVD."""
 
+import copy
+
 import pytest
 import torch
 
@@ -45,8 +47,8 @@ def test_sigma_max_matches_svd_float64(oracle_case, method):
 def test_sigma_max_matches_svd_float32(oracle_case):
     attribution, model, x, target, options, jac = oracle_case
     expected = torch.linalg.svdvals(jac)[:, 0]
-    result = attribution_bound(model.float(), x.float(), 0.1, attribution=attribution, tol=1e-5, **options)
-    model.double()
+    result = attribution_bound(copy.deepcopy(model).float(), x.float(), 0.1, attribution=attribution, tol=1e-5,
+                               **options)
     assert result.sigma_max.dtype == torch.float32
     assert ((result.sigma_max.double() - expected).abs() / expected).max().item() < 1e-3
 
@@ -132,14 +134,41 @@ def test_lanczos_beats_power_in_products():
     assert lz.products.sum() < pw.products.sum()
 
 
-def test_bound_is_deterministic_and_batch_independent():
-    model, x, target, _ = _setup("saliency", batch=4)
-    a = attribution_bound(model, x, 0.1, tol=1e-10, max_iter=200)
-    b = attribution_bound(model, x, 0.1, tol=1e-10, max_iter=200)
+@pytest.mark.parametrize("attribution", ATTRIBUTIONS)
+def test_bound_is_deterministic_and_batch_independent(attribution):
+    """Samples converge at different iterations, so the running-rows operator is rebuilt on subsets; the
+    result must equal sample-by-sample runs."""
+    model, x, target, options = _setup(attribution, batch=6)
+    a = attribution_bound(model, x, 0.1, attribution=attribution, tol=1e-10, max_iter=200, **options)
+    assert len(set(a.iterations.tolist())) > 1  # the shrinking path is exercised
+    b = attribution_bound(model, x, 0.1, attribution=attribution, tol=1e-10, max_iter=200, **options)
     assert torch.equal(a.sigma_max, b.sigma_max)
-    single = torch.cat([attribution_bound(model, x[i:i + 1], 0.1, tol=1e-10, max_iter=200).sigma_max
-                        for i in range(4)])
+    single = torch.cat([attribution_bound(model, x[i:i + 1], 0.1, attribution=attribution, tol=1e-10, max_iter=200,
+                                          **options).sigma_max for i in range(6)])
     torch.testing.assert_close(a.sigma_max, single, rtol=1e-8, atol=0)
+
+
+def test_per_sample_ig_baselines():
+    """A (B, ...) baseline follows its samples through the shrinking operator and the exact oracle."""
+    model, x, target, _ = _setup("integrated_gradients", batch=6)
+    baseline = torch.rand(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(8))
+    lz = attribution_bound(model, x, 0.1, attribution="integrated_gradients", n_steps=4, baseline=baseline,
+                           tol=1e-10, max_iter=200)
+    ex = attribution_bound(model, x, 0.1, attribution="integrated_gradients", n_steps=4, baseline=baseline,
+                           method="exact")
+    torch.testing.assert_close(lz.sigma_max, ex.sigma_max, rtol=1e-8, atol=0)
+    one = attribution_bound(model, x[2:3], 0.1, attribution="integrated_gradients", n_steps=4,
+                            baseline=baseline[2:3], method="exact")
+    torch.testing.assert_close(ex.sigma_max[2:3], one.sigma_max)
+
+
+@pytest.mark.parametrize("attribution", ["saliency", "input_x_gradient"])
+def test_power_iteration_is_accurate_at_the_default_tolerance(attribution):
+    model, x, target, _ = _setup(attribution, side=10, batch=4)
+    exact = attribution_bound(model, x, 0.1, attribution=attribution, method="exact").sigma_max
+    power = attribution_bound(model, x, 0.1, attribution=attribution, method="power", max_iter=5000)
+    assert power.converged.all()
+    assert ((power.sigma_max - exact).abs() / exact).max() < 1e-3
 
 
 @pytest.mark.parametrize("device", DEVICES)

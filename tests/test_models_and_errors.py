@@ -78,10 +78,33 @@ class FunctionalRelu(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
-def test_zero_hessian_is_refused_at_run_time():
-    model = FunctionalRelu().double().eval()
-    with pytest.raises(ValueError, match="exactly zero"):
-        attribution_bound(model, torch.rand(3, 6, dtype=torch.float64), 0.1)
+@pytest.mark.parametrize("attribution", ["saliency", "input_x_gradient", "integrated_gradients"])
+def test_zero_hessian_is_refused_at_run_time(attribution):
+    """Also for input x gradient and IG, whose Jacobian diag(g) would otherwise be silently curvature-free."""
+    x = torch.rand(3, 6, dtype=torch.float64)
+    for model in (FunctionalRelu().double().eval(), nn.Linear(6, 3).double().eval()):
+        with pytest.raises(ValueError, match="exactly zero"):
+            attribution_bound(model, x, 0.1, attribution=attribution)
+
+
+def test_other_relu_types_are_refused_even_with_a_surrogate():
+    model = nn.Sequential(nn.Linear(6, 8), nn.LeakyReLU(0.1), nn.Linear(8, 3)).double().eval()
+    x = torch.rand(3, 6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="stay piecewise linear"):
+        attribution_bound(model, x, 0.1, surrogate_beta=10.0)
+    with pytest.raises(ValueError, match="stay piecewise linear"):
+        IFIA(model, "saliency", eps=0.1, alpha=0.01, steps=1, k=2, surrogate_beta=10.0)
+
+
+def test_attacks_refuse_non_smooth_models_without_surrogate():
+    """Without a surrogate a ReLU model's attribution gradient is zero: the attack would never move and
+    report a perfectly robust model."""
+    from attrbound_lite.attacks import AttributionPGD
+    relu = small_cnn(activation="relu")
+    for make in (lambda: AttributionPGD(relu, "saliency", eps=0.1, alpha=0.01, steps=1),
+                 lambda: IFIA(relu, "saliency", eps=0.1, alpha=0.01, steps=1, k=4)):
+        with pytest.raises(ValueError, match="surrogate_beta"):
+            make()
 
 
 @pytest.mark.parametrize("kwargs, match", [

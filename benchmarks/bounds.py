@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
+import attrbound_lite
 from attrbound_lite.attacks import IFIA
 from attrbound_lite.bounds import MAX_EXACT_N, attribution_bound
 from attrbound_lite.models import CifarCNN, MnistCNN, Normalize, smooth_relu
@@ -146,8 +148,9 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
     k = max(1, round(0.1 * spec["shape"][1] * spec["shape"][2]))  # 10% of the pixels of the saliency map
     steps = spec["ifia_steps"]
 
-    def attack(s):
-        return IFIA(model, "saliency", eps=spec["ifia_eps"], alpha=spec["ifia_eps"] / 10, steps=s, k=k)
+    def attack(s):  # surrogate_beta: as for the bound (see there); IFIA then checks the real model each step
+        return IFIA(model, "saliency", eps=spec["ifia_eps"], alpha=spec["ifia_eps"] / 10, steps=s, k=k,
+                    surrogate_beta=BETA)
 
     t_ifia, _ = timed(lambda: attack(steps)(x, y), device, warmup=lambda: attack(2)(x[:1], y[:1]),
                       repeats=spec["repeats"])
@@ -161,8 +164,8 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
     rows = []
     for attribution, options, b in runs:
         def bound(inp, **kw):
-            # surrogate_beta: a no-op for these softplus models (no ReLU to replace), required by the package
-            # because of their max-pooling layers
+            # surrogate_beta: the same function for these softplus models (no ReLU to replace), but required
+            # by the package because of their max-pooling layers
             return attribution_bound(model, inp, EPS_L2, norm="l2", attribution=attribution, tol=TOL,
                                      surrogate_beta=BETA, **options, **kw)
 
@@ -172,13 +175,13 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
         log(f"  bound {label}: {t_bound:.2f} s for {b} samples")
         row = dict(model=spec["name"], n=n, attribution=label, batch=b, repeats=repeats, bound_s=t_bound / b,
                    iters_median=float(np.median(res.iterations.cpu().numpy())),
-                   iters_max=int(res.iterations.max()),  # the batch runs until its slowest sample converges
+                   iters_max=int(res.iterations.max()),
                    hvps_median=float(np.median(res.products.cpu().numpy())),
                    converged=float(res.converged.float().mean()), exact_s=None, rel_err=None, exact_speedup=None,
                    fwd_bwd_s=fwd_bwd, bound_per_fwd_bwd=t_bound / b / fwd_bwd, ifia100_s=ifia100,
                    ifia_extrapolated=steps != 100, bound_over_ifia=t_bound / b / ifia100)
         if attribution == "saliency" and spec["exact"] and n <= MAX_EXACT_N:
-            # sample by sample: batch 1 is the cheapest way to run the exact method (see README)
+            # sample by sample (about the same cost per sample as a batch of 2; shorter calls to retry)
             times, errors = [], []
             for i in range(spec["exact"]):
                 t_exact, exact = timed(lambda: bound(x[i:i + 1], method="exact"), device)
@@ -228,6 +231,18 @@ def print_checks(checks: dict) -> None:
     print(f"{word[c['pass']]} (c) ResNet-18 224x224 saliency bound {bound_s:.1f} s/image (<= 60 s)")
 
 
+def git_commit() -> str | None:
+    """The repository's HEAD commit, with ``+dirty`` if the package has uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "attrbound_lite"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def cpu_model() -> str | None:
     """The CPU model name from /proc/cpuinfo, if there is one."""
     try:
@@ -258,6 +273,9 @@ def write_json(path: Path, payload: dict) -> None:
                                      delete=False) as f:
         json.dump(payload, f, indent=2, allow_nan=False)
         f.write("\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(f.name, 0o666 & ~umask)  # NamedTemporaryFile creates 0600
     os.replace(f.name, path)
 
 
@@ -267,6 +285,7 @@ def main() -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "bounds.json")
     args = parser.parse_args()
+    commit = git_commit()  # now: the package was imported at start-up, it may be edited during the run
     device = torch.device(args.device)
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
         f"{'quick' if args.quick else 'full'} run; random weights and inputs (seed 0)")
@@ -285,7 +304,8 @@ def main() -> int:
               "other_cpu > 0.25 core): those times and ratios are unreliable; rerun on a quiet machine.")
     payload = dict(
         rows=rows, checks=checks, targets=TARGETS, mode="quick" if args.quick else "full",
-        machine_busy=busy, torch_version=torch.__version__, num_threads=torch.get_num_threads(),
+        machine_busy=busy, package_version=attrbound_lite.__version__, package_commit=commit,
+        torch_version=torch.__version__, num_threads=torch.get_num_threads(),
         cpu_count=os.cpu_count(), device=str(device),
         cpu_model=cpu_model(), date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=shlex.join([Path(sys.executable).name, *sys.argv]), total_seconds=total,

@@ -41,15 +41,15 @@ sha256() { sha256sum | cut -d' ' -f1; }
 # hash of the inputs for a given extras string
 input_hash() { cat pyproject.toml "$CONSTRAINTS" <(printf 'extras=%s\n' "$1") | sha256; }
 
-# Fail unless "$1" is a Python >= 3.10.
+# Fail unless "$1" is a Python >= 3.11.
 check_python() {
     local py="$1" ver
     if ! ver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"; then
         echo "ensure-venv: cannot run '$py'" >&2; return 1
     fi
-    if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
-        echo "ensure-venv: '$py' is Python $ver; attrbound-lite needs Python >= 3.10" \
-             "(3.11 recommended). Set PYTHON=/path/to/python3.11." >&2
+    if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        echo "ensure-venv: '$py' is Python $ver; attrbound-lite needs Python >= 3.11" \
+             "Set PYTHON=/path/to/python3.11." >&2
         return 1
     fi
 }
@@ -62,7 +62,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     elif command -v python3 >/dev/null 2>&1; then
         py=python3
     else
-        echo "ensure-venv: no python3 found; install Python >= 3.10 (3.11 recommended)" >&2
+        echo "ensure-venv: no python3 found; install Python >= 3.11" >&2
         exit 1
     fi
     check_python "$py"

@@ -197,3 +197,14 @@ def test_ci_runs_the_readme_test_command():
 def test_makefile_has_target(target):
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(rf"^{target}:", makefile, re.M), f"Makefile lacks `{target}` target"
+
+
+def test_readme_quickstart_runs():
+    """The README's Python quick start is five lines and runs as written."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start\s+```python\n(.*?)```", text, re.S).group(1)
+    assert len(block.strip().splitlines()) == 5
+    namespace: dict = {}
+    exec(compile(block.replace("print(", "_ = ("), "README quick start", "exec"), namespace)
+    result = namespace["result"]
+    assert result.euclidean.shape == (8,) and (result.euclidean > 0).all()

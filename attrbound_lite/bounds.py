@@ -347,17 +347,22 @@ class _RunningRows:
         return out
 
 
+def _require_curvature(op: AttributionJacobian, seed: int) -> None:
+    """Refuse samples where the model has no input curvature: a bound there would be 0 (or diag(g))."""
+    flat = op.curvature_free_samples(torch.Generator(device=op.x.device).manual_seed(seed + 1))
+    if flat.numel():
+        raise ValueError(
+            f"the input Hessian is exactly zero for samples {flat.tolist()}: the model behaves (piecewise) linearly "
+            "there, e.g. F.relu called inside forward (which the module check cannot see) or a linear model; the "
+            "attribution Jacobian would then miss every jump between linear regions. Pass surrogate_beta with a "
+            "model built from nn.ReLU modules, or use a smooth model.")
+
+
 def _sigma_max(explainer: Attribution, x: torch.Tensor, target: torch.Tensor, method: str, tol: float,
                max_iter: int | None, seed: int) -> tuple[EigenResult, bool]:
     operator = _RunningRows(explainer, x, target)
     symmetric = operator.op.symmetric
-    flat = operator.op.curvature_free_samples(torch.Generator(device=x.device).manual_seed(seed + 1))
-    if flat.numel():
-        raise ValueError(
-            f"the input Hessian is exactly zero for samples {flat.tolist()}: the model behaves (piecewise) linearly "
-            "there, e.g. F.relu called inside forward (which the module check cannot see) or a ReLU-type module "
-            "that smooth_relu does not replace; the attribution Jacobian would then miss every jump between "
-            "linear regions. Pass surrogate_beta with a model built from nn.ReLU modules, or use a smooth model.")
+    _require_curvature(operator.op, seed)
     v0 = _start_vector(x.shape[0], operator.op.n, x, seed)
     if method == "lanczos":
         result = lanczos(operator, v0, max_iter=max_iter or 100, tol=tol, psd=not symmetric)
@@ -405,6 +410,8 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
         batch, n = x.shape[0], x[0].numel()
         attribution_norm = real.attribute(x, target=target).detach().reshape(batch, -1).norm(dim=1)
         if method == "exact":
+            if n <= max_dense_n:
+                _require_curvature(AttributionJacobian(explainer, x, target), seed)
             jac = dense_jacobian(explainer, x, target, max_n=max_dense_n)
             if norm == "linf":
                 _, singular, vh = torch.linalg.svd(jac)

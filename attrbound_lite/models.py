@@ -51,6 +51,11 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def _check_beta(beta) -> None:
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
+        raise ValueError(f"surrogate beta must be a positive number, got {beta!r} (typical values: 1 to 100).")
+
+
 def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
     """A copy of ``model`` with every ``nn.ReLU`` module replaced by ``nn.Softplus(beta)``.
 
@@ -59,8 +64,7 @@ def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
     model is not modified. ReLUs called functionally inside ``forward`` (``F.relu``) cannot be seen and
     are left alone: build models from modules.
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-        raise ValueError(f"surrogate beta must be a positive number, got {beta!r} (typical values: 1 to 100).")
+    _check_beta(beta)
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     surrogate = copy.deepcopy(model, memo=shared)
     for module in surrogate.modules():
@@ -97,9 +101,9 @@ def smooth_surrogate(model: nn.Module, beta: float | None) -> nn.Module:
     """The model whose curvature the bounds and the attribution attacks use.
 
     ``beta=None``: the model itself, refused if it holds ReLU-type activations or max-pooling (the error
-    explains why and names the fix). Otherwise ``smooth_relu(model, beta)``, refused if ReLU-type modules
-    other than ``nn.ReLU`` (LeakyReLU, ReLU6, ...) would stay piecewise linear; max-pooling may remain
-    (its switches are not smoothed and show up as bound violations).
+    explains why and names the fix). Otherwise ``smooth_relu(model, beta)`` (the model itself when it has
+    no ``nn.ReLU``), refused if ReLU-type modules other than ``nn.ReLU`` (LeakyReLU, ReLU6, ...) would stay
+    piecewise linear; max-pooling may remain (its switches are not smoothed and show up as violations).
     """
     nonsmooth = nonsmooth_modules(model)
     if beta is None:
@@ -114,7 +118,10 @@ def smooth_surrogate(model: nn.Module, beta: float | None) -> nn.Module:
                 "attrbound_lite.models.smooth_relu(model, beta) (max-pool switches remain and show up as "
                 "violations), or use a smooth model (softplus activations, average pooling).")
         return model
-    surrogate = smooth_relu(model, beta)
+    _check_beta(beta)
+    has_relu = any(isinstance(m, nn.ReLU) for m in model.modules())
+    # Nothing to replace: the model is its own surrogate (no second model to evaluate).
+    surrogate = smooth_relu(model, beta) if has_relu else model
     left = [name for name, m in surrogate.named_modules() if isinstance(m, _PIECEWISE_LINEAR)
             and not isinstance(m, _MAX_POOL)]
     if left:

@@ -148,7 +148,7 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
     k = max(1, round(0.1 * spec["shape"][1] * spec["shape"][2]))  # 10% of the pixels of the saliency map
     steps = spec["ifia_steps"]
 
-    def attack(s):  # surrogate_beta: as for the bound (see there); IFIA then checks the real model each step
+    def attack(s):  # surrogate_beta: as for the bound (see there); no ReLU, so one model per step
         return IFIA(model, "saliency", eps=spec["ifia_eps"], alpha=spec["ifia_eps"] / 10, steps=s, k=k,
                     surrogate_beta=BETA)
 

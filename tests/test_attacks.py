@@ -186,6 +186,22 @@ def test_per_sample_ig_baseline_with_restarts(trained_toy):
     torch.testing.assert_close(result.deviation.euclidean[kept], (a1 - a0).flatten(1).norm(dim=1)[kept])
 
 
+def test_attack_surrogate_follows_the_model_between_calls():
+    """The surrogate is rebuilt at every call: after the model's weights change, so do the directions."""
+    relu = small_cnn(activation="relu", seed=2, dtype=torch.float64)
+    x, _ = synthetic_images(4, seed=3, dtype=torch.float64)
+    y = relu(x).argmax(1)
+    attack = IFIA(relu, "saliency", eps=0.05, alpha=0.01, steps=3, k=8, surrogate_beta=5.0)
+    before = attack(x, y)
+    with torch.no_grad():
+        for p in relu.parameters():
+            p.mul_(1.5)
+    after = attack(x, y)
+    fresh = IFIA(relu, "saliency", eps=0.05, alpha=0.01, steps=3, k=8, surrogate_beta=5.0)(x, y)
+    assert not torch.equal(before.x_adv, after.x_adv)
+    torch.testing.assert_close(after.x_adv, fresh.x_adv)
+
+
 def test_ifia_first_restart_starts_at_clean_input(trained_toy):
     """No random start in the original: with one restart the run is deterministic and seed-free."""
     model, x, y = trained_toy

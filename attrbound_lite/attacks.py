@@ -29,7 +29,7 @@ from . import metrics
 from ._checks import check_choice, check_inputs, check_logits, eval_mode
 from .attributions import Attribution, get_explainer
 from .models import smooth_surrogate
-from .threat_models import ThreatModel, threat_model
+from .threat_models import threat_model
 
 __all__ = ["Attack", "PGD", "AttributionPGD", "IFIA", "AttackResult", "Deviation"]
 

@@ -112,10 +112,9 @@ def test_ig_baseline_passes_through():
                               baseline=baseline)
     with_zero = attribution_bound(model, x, 0.1, attribution="integrated_gradients", method="exact", n_steps=4)
     assert not torch.allclose(bound.sigma_max, with_zero.sigma_max)
-    shifted = lambda z: model(z + baseline)  # noqa: E731  IG from b equals IG of the shifted model from 0
+    # IG from baseline b is IG of the shifted model z -> f(z + b) from 0, at x - b: an independent oracle
     oracle = oracle_jacobian(_Shifted(model, baseline), x - baseline, target, "integrated_gradients", 4)
     torch.testing.assert_close(bound.sigma_max, torch.linalg.svdvals(oracle)[:, 0])
-    del shifted
 
 
 class _Shifted(torch.nn.Module):

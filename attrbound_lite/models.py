@@ -19,6 +19,7 @@ from torch import nn
 
 __all__ = [
     "Normalize", "smooth_relu", "smooth_surrogate", "is_piecewise_linear", "nonsmooth_modules", "MnistCNN", "CifarCNN", "QuadraticClassifier",
+    "MODELS", "build_model", "model_spec", "model_for_dataset",
     "MNIST_MEAN", "MNIST_STD", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "CIFAR10_MEAN", "CIFAR10_STD",
 ]
 
@@ -161,7 +162,8 @@ class MnistCNN(nn.Sequential):
             nn.Conv2d(c1, c2, 5, padding=2), _activation(activation, beta), _pool(pool),
             nn.Flatten(), nn.Linear(c2 * 7 * 7, fc), _activation(activation, beta), nn.Linear(fc, num_classes),
         )
-        self.config = dict(activation=activation, beta=beta, width=width, num_classes=num_classes, pool=pool)
+        self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=num_classes,
+                           pool=pool, mean=list(mean), std=list(std))
 
 
 class CifarCNN(nn.Sequential):
@@ -178,7 +180,8 @@ class CifarCNN(nn.Sequential):
             nn.Conv2d(c1, c2, 3, padding=1), act(), nn.Conv2d(c2, c2, 3, padding=1), act(), _pool(pool),
             nn.Flatten(), nn.Linear(c2 * 8 * 8, fc), act(), nn.Linear(fc, num_classes),
         )
-        self.config = dict(activation=activation, beta=beta, width=width, num_classes=num_classes, pool=pool)
+        self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=num_classes,
+                           pool=pool, mean=list(mean), std=list(std))
 
 
 class QuadraticClassifier(nn.Module):
@@ -198,3 +201,45 @@ class QuadraticClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = x.flatten(1)
         return 0.5 * torch.einsum("bi,cij,bj->bc", z, self.Q, z) + z @ self.b.T
+
+
+# The registry: a name and a config rebuild a model (checkpoints store both).
+MODELS: dict[str, type[nn.Module]] = {"mnist_cnn": MnistCNN, "cifar_cnn": CifarCNN}
+
+# Input normalisation and architecture per data set (REFERENCE section 8).
+_DATASET_MODELS = {
+    "mnist": ("mnist_cnn", MNIST_MEAN, MNIST_STD),
+    "fashion-mnist": ("mnist_cnn", FASHION_MNIST_MEAN, FASHION_MNIST_STD),
+    "cifar10": ("cifar_cnn", CIFAR10_MEAN, CIFAR10_STD),
+    "cifar10-subset": ("cifar_cnn", CIFAR10_MEAN, CIFAR10_STD),
+}
+
+
+def build_model(name: str, **config) -> nn.Module:
+    """The registered model ``name`` built with ``config`` (the dict a model keeps in ``.config``)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}.")
+    try:
+        return MODELS[name](**config)
+    except TypeError as err:
+        raise ValueError(f"bad config for model {name!r}: {err}. Accepted keys are the arguments of "
+                         f"{MODELS[name].__name__}.") from None
+
+
+def model_spec(model: nn.Module) -> dict:
+    """``{"name": ..., "config": {...}}`` such that ``build_model(name, **config)`` rebuilds ``model``'s
+    architecture; a model outside the registry is refused (register its class in ``MODELS``)."""
+    for name, cls in MODELS.items():
+        if type(model) is cls:
+            return {"name": name, "config": dict(model.config)}
+    raise ValueError(f"{type(model).__name__} is not a registered model ({sorted(MODELS)}); add its class to "
+                     "attrbound_lite.models.MODELS (with a .config dict of its constructor arguments) to save it.")
+
+
+def model_for_dataset(dataset: str, **config) -> nn.Module:
+    """The project's model for ``dataset`` ("mnist", "fashion-mnist": ``MnistCNN``; "cifar10",
+    "cifar10-subset": ``CifarCNN``) with the data set's normalisation inside."""
+    if dataset not in _DATASET_MODELS:
+        raise ValueError(f"no model for data set {dataset!r}; choose one of {sorted(_DATASET_MODELS)}.")
+    name, mean, std = _DATASET_MODELS[dataset]
+    return build_model(name, **{"mean": mean, "std": std, **config})

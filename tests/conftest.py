@@ -90,3 +90,28 @@ def trained_toy():
         accuracy = (model(x_test).argmax(1) == y_test).double().mean().item()
     assert accuracy > 0.95, f"the toy model did not train (accuracy {accuracy})"
     return model, x_test, y_test
+
+
+def data_mirror():
+    """The offline data mirror (``$ATTRBOUND_DATA_MIRROR`` or ``../shared/data`` beside the repository);
+    tests that need real data fail, rather than skip, without it."""
+    import os
+    from pathlib import Path
+    path = Path(os.environ.get("ATTRBOUND_DATA_MIRROR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    if not (path / "MNIST" / "raw").is_dir():
+        pytest.fail(f"the offline data mirror is missing at {path}: put ../shared/data beside the repository or set "
+                    "ATTRBOUND_DATA_MIRROR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A writable data cache shared by the session (torchvision extracts the mirror's archives there)."""
+    return tmp_path_factory.mktemp("data-root")
+
+
+@pytest.fixture(scope="session")
+def mnist_small(data_root):
+    """A seeded 512-image subset of the real MNIST training set, loaded from the mirror."""
+    from attrbound_lite.data import load_dataset
+    return load_dataset("mnist", "train", root=data_root, mirror=data_mirror(), download=False, subset=512, seed=0)

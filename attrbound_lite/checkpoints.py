@@ -1,0 +1,132 @@
+"""Safe checkpoints: weights in safetensors plus a JSON sidecar; nothing is ever unpickled.
+
+``save_checkpoint(model, "run/model.safetensors", metadata)`` writes
+
+- ``run/model.safetensors``: the state dict (no code, no pickle);
+- ``run/model.json``: the sidecar ``{"format", "format_version", "model": {"name", "config"},
+  "weights": {"file", "sha256"}, "attrbound_version", "torch_version", "metadata": {...}}``, where
+  ``metadata`` holds what the caller records (training method and hyperparameters, data set and its
+  fingerprint, seed, final metrics).
+
+``load_checkpoint(path)`` rebuilds the model from the registry (``attrbound_lite.models.MODELS``), checks
+the weights against the sidecar's sha256 and loads them strictly. Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ._io import atomic_path, write_json
+from .models import build_model, model_spec
+
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_paths", "sha256_file"]
+
+FORMAT, FORMAT_VERSION = "attrbound-checkpoint", 1
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(weights, sidecar)`` for a checkpoint given by its weights file, its sidecar, or a folder holding
+    ``model.safetensors``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    return path, path.with_suffix(".json")
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Save ``model`` (a registered architecture) and ``metadata`` (JSON-serialisable); returns the
+    weights path. The sidecar is written after the weights and carries their sha256, so an interrupted
+    save is detected at load time."""
+    weights, sidecar = checkpoint_paths(path)
+    if weights.suffix != ".safetensors":
+        raise ValueError(f"checkpoint path {str(path)!r} must end in .safetensors (or name a folder).")
+    spec = model_spec(model)
+    try:
+        json.dumps(metadata or {}, allow_nan=True)
+    except TypeError as err:
+        raise TypeError(f"checkpoint metadata must be JSON-serialisable: {err}.") from None
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT, "model": spec["name"]})
+    write_json(sidecar, {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model": spec,
+        "weights": {"file": weights.name, "sha256": sha256_file(weights)},
+        "attrbound_version": _version(), "torch_version": torch.__version__, "metadata": metadata or {},
+    })
+    return weights
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _refuse_non_safetensors(weights: Path) -> None:
+    with open(weights, "rb") as fh:
+        head = fh.read(9)
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        raise ValueError(f"{weights} is a pickle (a torch.save archive), not safetensors. attrbound never "
+                         "unpickles checkpoints: loading a pickle can run arbitrary code. Convert it where you "
+                         "trust it: model.load_state_dict(torch.load(f, weights_only=True)); "
+                         "attrbound_lite.checkpoints.save_checkpoint(model, 'model.safetensors', metadata).")
+    if len(head) < 9 or head[8:9] != b"{":
+        raise ValueError(f"{weights} is not a safetensors file (corrupt or truncated?); re-create the checkpoint.")
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """``(model, sidecar)`` from a checkpoint written by ``save_checkpoint``; the model is in eval mode on
+    ``device``. Refuses pickles, a missing or foreign sidecar, weights that do not match the sidecar's
+    sha256, and weights that do not fit the recorded architecture."""
+    weights, sidecar = checkpoint_paths(path)
+    if not weights.is_file():
+        raise FileNotFoundError(f"no checkpoint weights at {weights}.")
+    _refuse_non_safetensors(weights)
+    if not sidecar.is_file():
+        raise FileNotFoundError(f"{weights} has no sidecar {sidecar.name}: attrbound needs it to rebuild the model "
+                                "(name and config); save checkpoints with save_checkpoint.")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"sidecar {sidecar} is not valid JSON ({err}); the checkpoint is corrupt.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{sidecar} is not an attrbound checkpoint sidecar (format {FORMAT!r} expected).")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{sidecar} has format version {meta['format_version']}; this attrbound reads up to "
+                         f"{FORMAT_VERSION}. Upgrade attrbound_lite.")
+    for key in ("model", "weights"):
+        if not isinstance(meta.get(key), dict):
+            raise ValueError(f"sidecar {sidecar} lacks the {key!r} section; the checkpoint is corrupt.")
+    digest = sha256_file(weights)
+    if digest != meta["weights"].get("sha256"):
+        raise ValueError(f"{weights.name} does not match its sidecar (sha256 {digest[:12]}..., sidecar records "
+                         f"{str(meta['weights'].get('sha256'))[:12]}...): the weights were changed or the save was "
+                         "interrupted. Re-create the checkpoint.")
+    model = build_model(meta["model"].get("name"), **meta["model"].get("config", {}))
+    try:
+        state = load_file(str(weights), device="cpu")
+    except SafetensorError as err:
+        raise ValueError(f"cannot read {weights}: {err}.") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"the weights in {weights.name} do not fit model {meta['model']['name']!r} with config "
+                         f"{meta['model'].get('config')}: {err}") from None
+    return model.to(device).eval(), meta

@@ -1,0 +1,169 @@
+"""The ``attrbound`` command line.
+
+    attrbound train --dataset mnist --method advaat --epochs 2 --subset 5000 --out runs/advaat
+    attrbound evaluate runs/advaat --n-attribution 100
+
+``train`` writes ``OUT/model.safetensors`` + ``OUT/model.json`` (the checkpoint and its sidecar),
+``OUT/history.csv``, and resumes from ``OUT/train_state.*`` when rerun after an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None, help="data cache folder (default: $ATTRBOUND_DATA or ~/.cache)")
+    p.add_argument("--mirror", default=None, help="local folder laid out as torchvision expects "
+                   "(default: $ATTRBOUND_DATA_MIRROR), e.g. ../shared/data")
+    p.add_argument("--no-download", action="store_true", help="never use the network")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .data import DATASETS
+    from .training import DISSIMILARITIES, METHODS
+
+    parser = argparse.ArgumentParser(prog="attrbound", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"attrbound_lite {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t.add_argument("--dataset", required=True, choices=DATASETS)
+    t.add_argument("--method", default="natural", choices=METHODS)
+    t.add_argument("--out", required=True, type=Path, help="output folder")
+    t.add_argument("--epochs", type=int, default=2)
+    t.add_argument("--subset", type=int, default=None, help="train on a seeded random subset of this size")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    t.add_argument("--eps", type=float, default=None, help="inner-maximisation radius (default: RAR's per data set)")
+    t.add_argument("--norm", default="linf", choices=("linf", "l2"))
+    t.add_argument("--steps", type=int, default=10, help="inner-maximisation steps")
+    t.add_argument("--alpha", type=float, default=None, help="inner step size (default 2.5 eps / steps)")
+    t.add_argument("--lam", type=float, default=1.0, help="weight of the regulariser")
+    t.add_argument("--dissimilarity", default="pearson", choices=DISSIMILARITIES)
+    t.add_argument("--attribution", default="saliency", choices=("saliency", "input_x_gradient",
+                                                                 "integrated_gradients"))
+    t.add_argument("--ig-steps", type=int, default=10)
+    t.add_argument("--surrogate-beta", type=float, default=None, help="softplus surrogate for ReLU models")
+    t.add_argument("--width", type=float, default=1.0, help="width multiplier of the CNN (0.25: CPU-sized)")
+    t.add_argument("--activation", default="softplus", choices=("softplus", "relu"))
+    t.add_argument("--beta", type=float, default=10.0, help="softplus beta of the model")
+    t.add_argument("--pool", default="avg", choices=("avg", "max"), help="avg: smooth; max: the RAR shape")
+    t.add_argument("--seed", type=int, default=0)
+    _add_data_args(t)
+
+    e = sub.add_parser("evaluate", help="accuracy, PGD accuracy and IFIA robustness of a checkpoint")
+    e.add_argument("checkpoint", type=Path, help="a model.safetensors, its .json sidecar or their folder")
+    e.add_argument("--dataset", default=None, choices=DATASETS, help="default: the checkpoint's")
+    e.add_argument("--subset", type=int, default=None, help="evaluate on a seeded random subset of the test set")
+    e.add_argument("--n-pgd", type=int, default=1000)
+    e.add_argument("--n-attribution", type=int, default=100)
+    e.add_argument("--attribution", default="integrated_gradients", choices=("integrated_gradients", "saliency"))
+    e.add_argument("--ig-steps", type=int, default=100)
+    e.add_argument("--attack-ig-steps", type=int, default=10)
+    e.add_argument("--surrogate-beta", type=float, default=None)
+    for name, kind in (("eps", float), ("pgd-steps", int), ("pgd-alpha", float), ("ifia-k", int), ("eval-k", int),
+                       ("ifia-steps", int), ("ifia-alpha", float), ("restarts", int)):
+        e.add_argument(f"--{name}", type=kind, default=None, help="override RAR's protocol")
+    e.add_argument("--json", type=Path, default=None, help="also write the results here")
+    e.add_argument("--seed", type=int, default=0)
+    _add_data_args(e)
+    return parser
+
+
+def _device(name: str | None):
+    import torch
+    return torch.device(name) if name else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _load(args, name: str, split: str, subset: int | None, seed: int):
+    from .data import load_dataset
+    return load_dataset(name, split=split, root=args.data_root, download=not args.no_download, mirror=args.mirror,
+                        subset=subset, seed=seed)
+
+
+def _data_record(data) -> dict:
+    return {"name": data.name, "split": data.split, "size": len(data), "fingerprint": data.fingerprint,
+            "source_md5": data.source_md5, "subset_of_split": data.indices is not None}
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .checkpoints import save_checkpoint
+    from .evaluation import protocol
+    from .models import model_for_dataset
+    from .training import train
+
+    device = _device(args.device)
+    train_data = _load(args, args.dataset, "train", args.subset, args.seed)
+    test_data = _load(args, args.dataset, "test", None, args.seed)
+    eps = args.eps if args.eps is not None or args.method == "natural" else protocol(args.dataset)["eps"]
+    torch.manual_seed(args.seed)
+    model = model_for_dataset(args.dataset, activation=args.activation, beta=args.beta, width=args.width,
+                              pool=args.pool)
+    options = dict(norm=args.norm, steps=args.steps, alpha=args.alpha, lam=args.lam, dissimilarity=args.dissimilarity,
+                   attribution=args.attribution, ig_steps=args.ig_steps, surrogate_beta=args.surrogate_beta,
+                   optimizer=args.optimizer, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    history = train(model, train_data, args.method, args.epochs, args.batch_size, args.lr, eps, device=device,
+                    progress=not args.no_progress, checkpoint_dir=args.out, **options)
+    history.to_csv(args.out / "history.csv", index=False)
+    from .evaluation import evaluate
+    test = evaluate(model, test_data, args.dataset, n_pgd=0, n_attribution=0, device=device, progress=False)
+    final = history.iloc[-1]
+    metrics = {"train_loss": float(final["loss"]), "train_accuracy": float(final["accuracy"]),
+               "test_accuracy": test["clean_accuracy"], "train_seconds": float(history["seconds"].sum())}
+    path = save_checkpoint(model, args.out / "model.safetensors", {
+        "training": history.attrs["config"], "data": _data_record(train_data), "seed": args.seed,
+        "metrics": metrics, "device": str(device)})
+    print(f"saved {path} (test accuracy {metrics['test_accuracy']:.4f})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import pandas as pd
+
+    from .checkpoints import load_checkpoint
+    from .evaluation import evaluate
+
+    device = _device(args.device)
+    model, sidecar = load_checkpoint(args.checkpoint, device=device)
+    dataset = args.dataset or sidecar.get("metadata", {}).get("data", {}).get("name")
+    if dataset is None:
+        raise SystemExit("attrbound evaluate: the checkpoint does not record its data set; pass --dataset.")
+    test_data = _load(args, dataset, "test", args.subset, args.seed)
+    overrides = {k: getattr(args, k) for k in ("eps", "pgd_steps", "pgd_alpha", "ifia_k", "eval_k", "ifia_steps",
+                                               "ifia_alpha", "restarts") if getattr(args, k) is not None}
+    result = evaluate(model, test_data, dataset, n_pgd=args.n_pgd, n_attribution=args.n_attribution,
+                      attribution=args.attribution, ig_steps=args.ig_steps, attack_ig_steps=args.attack_ig_steps,
+                      surrogate_beta=args.surrogate_beta, seed=args.seed, device=device,
+                      progress=not args.no_progress, **overrides)
+    training = sidecar.get("metadata", {}).get("training", {})
+    row = {"checkpoint": str(args.checkpoint), "method": training.get("method"), "dataset": dataset, **result}
+    print(pd.DataFrame([row]).T.rename(columns={0: "value"}).to_string())
+    if args.json:
+        from ._io import write_json
+        write_json(args.json, row)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "evaluate": cmd_evaluate}[args.command](args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"attrbound {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

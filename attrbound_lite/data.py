@@ -1,0 +1,424 @@
+"""Image data sets as float tensors in [0, 1]: MNIST, Fashion-MNIST, CIFAR-10 and a 5,000-image CIFAR-10 subset.
+
+``load_dataset(name, split)`` returns an ``ImageDataset`` with ``images`` of shape (N, C, H, W), float32 in
+[0, 1] (normalisation belongs inside the model, see ``attrbound_lite.models.Normalize``) and ``labels`` of
+shape (N,), int64, plus a ``fingerprint`` (md5 of the exact bytes returned) that a checkpoint can record.
+
+MNIST, Fashion-MNIST and CIFAR-10 are read by torchvision's own classes, with torchvision's md5 checks.
+Without network, point ``mirror=`` (or ``$ATTRBOUND_DATA_MIRROR``) at a local folder laid out as
+torchvision expects::
+
+    <mirror>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz
+    <mirror>/FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz
+    <mirror>/cifar-10-python.tar.gz
+    <mirror>/cifar10-subset/cifar10_batch_{0,1,2,3,50}.png, cifar10_labels.js
+
+The mirror is only read (it may be read-only): archives are md5-checked and copied into ``root``, where
+torchvision extracts them. Nothing is returned silently incomplete: sample counts are checked against the
+full split sizes, and MNIST / Fashion-MNIST against the fingerprint of the canonical data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import operator
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["load_dataset", "ImageDataset", "DATASETS", "SPLITS", "DATASET_INFO", "CIFAR10_SUBSET_MD5",
+           "default_root", "default_mirror", "fingerprint"]
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar10-subset")
+SPLITS = ("train", "test")
+
+_CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+DATASET_INFO: dict[str, dict[str, Any]] = {
+    "mnist": dict(shape=(1, 28, 28), num_classes=10, sizes={"train": 60000, "test": 10000},
+                  classes=["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
+                           "7 - seven", "8 - eight", "9 - nine"]),
+    "fashion-mnist": dict(shape=(1, 28, 28), num_classes=10, sizes={"train": 60000, "test": 10000},
+                          classes=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                   "Sneaker", "Bag", "Ankle boot"]),
+    "cifar10": dict(shape=(3, 32, 32), num_classes=10, sizes={"train": 50000, "test": 10000},
+                    classes=list(_CIFAR10_CLASSES)),
+    "cifar10-subset": dict(shape=(3, 32, 32), num_classes=10, sizes={"train": 4000, "test": 1000},
+                           classes=list(_CIFAR10_CLASSES)),
+}
+"""Per data set: ``shape`` (C, H, W) of one image, ``num_classes``, ``classes`` (names, index = label) and
+``sizes`` (samples in the full train / test split)."""
+
+_TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+_EXTRACTED_FOLDER = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}  # under root
+
+# The CIFAR-10 subset is not a torchvision data set: its md5s are listed here (see the data README).
+CIFAR10_SUBSET_DIR = "cifar10-subset"
+CIFAR10_SUBSET_MD5 = {
+    "cifar10_batch_0.png": "22905c3a5cc5e101d06a2b6d6087eff0",
+    "cifar10_batch_1.png": "268c70910bb9bd5055b57d0870f26d63",
+    "cifar10_batch_2.png": "7276547afd77ffb906d58242360a2534",
+    "cifar10_batch_3.png": "7daf46aac2cef4fae955f89c83a9c34f",
+    "cifar10_batch_50.png": "fc6b4e3450caf155c495dd8de98e47bf",
+    "cifar10_labels.js": "cca178ce60262e7c6f380803befdbeff",
+}
+_SUBSET_BATCHES = {"train": (0, 1, 2, 3), "test": (50,)}
+_SUBSET_LABELS = "cifar10_labels.js"
+
+# ``fingerprint`` of the canonical full splits (from the archives whose md5s torchvision checks). torchvision
+# does not checksum the extracted MNIST files, so this catches a damaged extraction that still parses.
+_KNOWN_FINGERPRINTS = {
+    ("mnist", "train"): "65e3bbc3fa6148d786a74d0e2884e0e1",
+    ("mnist", "test"): "8281dd42328a9749b8d38e82a48dccfa",
+    ("fashion-mnist", "train"): "6143ce6bc2f232c187fcb24a4fe93272",
+    ("fashion-mnist", "test"): "5ba1cb8af53c013fa1eeac8e97828e7d",
+}
+
+_MIRROR_HINT = ("or set ATTRBOUND_DATA_MIRROR (or pass mirror=) to a local folder laid out as torchvision expects "
+                "(<mirror>/MNIST/raw/*.gz, <mirror>/FashionMNIST/raw/*.gz, <mirror>/cifar-10-python.tar.gz, "
+                "<mirror>/cifar10-subset/)")
+
+
+class ImageDataset(Dataset):
+    """Images (N, C, H, W) float32 in [0, 1] and labels (N,) int64, held in memory.
+
+    ``name``, ``split`` and ``classes`` (class names, index = label) describe the data; ``indices`` are the
+    indices of the full split that were kept (``None``: all of it); ``fingerprint`` is the md5 of the exact
+    data (see ``fingerprint()``) and ``source_md5`` maps each source file to its md5.
+    ``dataset[i]`` is ``(image (C, H, W), label)``; ``tensors()`` returns ``(images, labels)``.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, name: str, split: str, classes: list[str],
+                 indices: torch.Tensor | None = None, fingerprint: str | None = None,
+                 source_md5: dict[str, str] | None = None):
+        if images.ndim != 4 or images.dtype != torch.float32:
+            raise ValueError(f"images must be float32 of shape (N, C, H, W), got {images.dtype} of shape "
+                             f"{tuple(images.shape)}.")
+        if labels.shape != (images.shape[0],) or labels.dtype != torch.int64:
+            raise ValueError(f"labels must be int64 of shape ({images.shape[0]},), got {labels.dtype} of shape "
+                             f"{tuple(labels.shape)}.")
+        self.images, self.labels = images, labels
+        self.name, self.split, self.classes = name, split, list(classes)
+        self.indices = indices
+        if fingerprint is None:
+            fingerprint = _fingerprint((images * 255).round().to(torch.uint8).numpy(), labels.numpy())
+        self.fingerprint = fingerprint
+        self.source_md5 = dict(source_md5 or {})
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(images (N, C, H, W) float32 in [0, 1], labels (N,) int64)``."""
+        return self.images, self.labels
+
+    def __repr__(self) -> str:
+        kept = "full split" if self.indices is None else "seeded subset"
+        return (f"ImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)} ({kept}), "
+                f"image_shape={tuple(self.images.shape[1:])}, classes={len(self.classes)}, "
+                f"fingerprint={self.fingerprint[:12]}...)")
+
+
+def default_root() -> Path:
+    """Where data sets are stored and extracted: ``$ATTRBOUND_DATA`` if set, else
+    ``$XDG_CACHE_HOME/attrbound/data``, else ``~/.cache/attrbound/data``."""
+    if os.environ.get("ATTRBOUND_DATA"):
+        return Path(os.environ["ATTRBOUND_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "attrbound" / "data"
+
+
+def default_mirror() -> Path | None:
+    """The local mirror folder: ``$ATTRBOUND_DATA_MIRROR`` if set, else ``None``."""
+    mirror = os.environ.get("ATTRBOUND_DATA_MIRROR")
+    return Path(mirror).expanduser() if mirror else None
+
+
+def fingerprint(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> str:
+    """md5 (hex) of ``images`` as uint8 (N, C, H, W) C-order bytes followed by ``labels`` as little-endian
+    int64 bytes; float images in [0, 1] are first scaled back to 0..255 (exact for data from this module)."""
+    if isinstance(images, torch.Tensor):
+        if images.is_floating_point():
+            images = (images.detach().cpu() * 255).round().to(torch.uint8)
+        images = images.cpu().numpy()
+    if isinstance(labels, torch.Tensor):
+        labels = labels.cpu().numpy()
+    if images.dtype != np.uint8:
+        raise TypeError(f"images must be uint8 or float in [0, 1], got {images.dtype}.")
+    return _fingerprint(images, labels)
+
+
+def _fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
+    digest.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _copy_verified(src: Path, dst: Path, md5: str) -> None:
+    """Copy ``src`` to ``dst`` atomically (temporary file in the same folder, then ``os.replace``), checking
+    the md5 on the way; on a mismatch nothing is written."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            while chunk := inp.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != md5:
+            raise RuntimeError(
+                f"{src} (in the data mirror) has md5 {digest.hexdigest()}, expected {md5}: the mirror's copy is "
+                f"damaged or truncated, so it was not copied to {dst}. Replace it with a good copy of {src.name} "
+                "or point ATTRBOUND_DATA_MIRROR / mirror= at another mirror.")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _resolve_mirror(mirror) -> Path | None:
+    source = "mirror="
+    if mirror is None:
+        mirror, source = default_mirror(), "ATTRBOUND_DATA_MIRROR"
+        if mirror is None:
+            return None
+    mirror = Path(mirror).expanduser()
+    if not mirror.is_dir():
+        raise FileNotFoundError(f"the data mirror {mirror} (from {source}) is not a folder; fix the path or unset "
+                                f"{source}.")
+    return mirror
+
+
+def _check_arguments(name: str, split: str, subset, seed) -> tuple[str, int | None]:
+    if not isinstance(name, str) or name.lower().replace("_", "-") not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {DATASETS} ('cifar10-subset' is a 5,000-image "
+                         "subset of CIFAR-10, 'cifar10' the full set).")
+    name = name.lower().replace("_", "-")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}.")
+    size = DATASET_INFO[name]["sizes"][split]
+    if subset is not None:
+        try:
+            if isinstance(subset, bool):
+                raise TypeError
+            subset = operator.index(subset)
+        except TypeError:
+            raise ValueError(f"subset must be None (all {size} samples) or an int in [1, {size}], got {subset!r}.") \
+                from None
+        if not 1 <= subset <= size:
+            raise ValueError(f"subset must be None (all {size} samples) or an int in [1, {size}] (the size of the "
+                             f"{name} {split} split), got {subset}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int, got {seed!r}.")
+    return name, subset
+
+
+def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, download: bool = True,
+                 mirror: str | os.PathLike | None = None, subset: int | None = None, seed: int = 0) -> ImageDataset:
+    """Load a data set split as an ``ImageDataset`` (images (N, C, H, W) float32 in [0, 1], labels (N,) int64).
+
+    ``name``: ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` (full CIFAR-10, 50,000 + 10,000 images) or
+    ``"cifar10-subset"`` (a 5,000-image subset of CIFAR-10, NOT the full set: 4,000 train images, the first
+    4,000 of the CIFAR-10 training set, and 1,000 test images, the first 1,000 of its test set).
+    ``split``: ``"train"`` or ``"test"``.
+    ``root``: where archives are stored and extracted (default ``default_root()``).
+    ``mirror``: a local folder laid out as torchvision expects (default ``$ATTRBOUND_DATA_MIRROR``): missing
+    archives are md5-checked there and copied into ``root``, so no network is needed.
+    ``download``: let torchvision download what neither ``root`` nor the mirror has (``False``: never touch
+    the network). The CIFAR-10 subset is never downloaded: it is read from ``root`` or the mirror.
+    ``subset``: ``None`` (the whole split) or n: n samples drawn without replacement with
+    ``torch.Generator().manual_seed(seed)`` (``randperm``), kept in index order (recorded in ``indices``).
+    """
+    name, subset = _check_arguments(name, split, subset, seed)
+    root = Path(root).expanduser() if root is not None else default_root()
+    mirror = _resolve_mirror(mirror)
+    if name == "cifar10-subset":
+        images, labels, classes, source_md5 = _load_cifar10_subset(split, root, mirror)
+    else:
+        images, labels, classes, source_md5 = _load_torchvision(name, split, root, mirror, download)
+
+    folder = root / (CIFAR10_SUBSET_DIR if name == "cifar10-subset" else _EXTRACTED_FOLDER[name])
+    expected_n = DATASET_INFO[name]["sizes"][split]
+    expected_shape = DATASET_INFO[name]["shape"]
+    if images.shape != (expected_n, *expected_shape) or labels.shape != (expected_n,):
+        raise RuntimeError(f"{name} {split}: got images {images.shape} and labels {labels.shape}, expected "
+                           f"({expected_n}, {', '.join(map(str, expected_shape))}) and ({expected_n},): the data is "
+                           f"incomplete or damaged. Delete the folder {folder} and retry.")
+    if labels.min() < 0 or labels.max() >= DATASET_INFO[name]["num_classes"]:
+        raise RuntimeError(f"{name} {split}: labels outside [0, {DATASET_INFO[name]['num_classes'] - 1}]; the data "
+                           f"is damaged. Delete the folder {folder} and retry.")
+
+    full_print = _fingerprint(images, labels)
+    known = _KNOWN_FINGERPRINTS.get((name, split))
+    if known is not None and full_print != known:
+        raise RuntimeError(f"{name} {split} read from {folder} differs from the canonical data (fingerprint "
+                           f"{full_print}, expected {known}): the extracted files are damaged (torchvision does "
+                           f"not checksum them). Delete the folder {folder} and retry.")
+
+    indices = None
+    if subset is not None:
+        generator = torch.Generator().manual_seed(int(seed))
+        indices = torch.randperm(len(labels), generator=generator)[:subset].sort().values
+        images, labels = images[indices.numpy()], labels[indices.numpy()]
+        full_print = _fingerprint(images, labels)
+    return ImageDataset(torch.from_numpy(images).float().div_(255), torch.from_numpy(labels.astype(np.int64)),
+                        name, split, classes, indices=indices, fingerprint=full_print, source_md5=source_md5)
+
+
+def _load_torchvision(name: str, split: str, root: Path, mirror: Path | None, download: bool):
+    """Full split through torchvision's class: uint8 images (N, C, H, W), int64 labels, class names, source md5s."""
+    from torchvision import datasets
+
+    cls = getattr(datasets, _TORCHVISION_CLASS[name])
+    is_cifar = issubclass(cls, datasets.CIFAR10)
+    if is_cifar:
+        archives = [(cls.filename, cls.tgz_md5)]
+        rel = Path(".")  # torchvision keeps the tarball in root and extracts root/cifar-10-batches-py
+        data_dir = root / cls.base_folder
+        extracted = [data_dir / f for f, _ in cls.train_list + cls.test_list] + [data_dir / cls.meta["filename"]]
+        split_files = {f: m for f, m in (cls.train_list if split == "train" else cls.test_list)}
+        source_md5 = {cls.filename: cls.tgz_md5, **{f"{cls.base_folder}/{f}": m for f, m in split_files.items()}}
+    else:
+        archives = [(os.path.basename(f), m) for f, m in cls.resources]
+        rel = Path(cls.__name__) / "raw"
+        data_dir = root / cls.__name__
+        extracted = [root / rel / os.path.splitext(f)[0] for f, _ in archives]
+        prefix = "train" if split == "train" else "t10k"
+        source_md5 = {f: m for f, m in archives if f.startswith(prefix + "-")}
+    archive_dir = root / rel
+    listing = ", ".join(f"{f} (md5 {m})" for f, m in archives)
+
+    # torchvision reads the extracted files when they all exist; otherwise it needs every archive in root.
+    missing = []
+    if not all(p.is_file() for p in extracted):
+        for fname, md5 in archives:
+            target = archive_dir / fname
+            spare = mirror / rel / fname if mirror is not None else None
+            if spare is not None and not spare.is_file():
+                spare = None
+            if target.is_file():
+                actual = _md5_file(target)
+                if actual == md5:
+                    continue
+                if spare is None:
+                    raise RuntimeError(
+                        f"{target} has md5 {actual}, expected {md5} (torchvision's checksum): the file is damaged or "
+                        f"truncated (an interrupted download?). Delete it and retry (download=True fetches it again), "
+                        f"{_MIRROR_HINT}.")
+                warnings.warn(f"{target} has md5 {actual}, expected {md5}: replacing it with the copy from the "
+                              f"mirror {spare}.", UserWarning, stacklevel=3)
+            if spare is not None:
+                try:
+                    _copy_verified(spare, target, md5)
+                except OSError as exc:
+                    raise RuntimeError(f"could not copy {spare} to {target} ({exc}); make root (now {root}) a "
+                                       "writable folder: pass root= or set ATTRBOUND_DATA.") from exc
+            else:
+                missing.append(fname)
+
+    def not_found(detail: str) -> RuntimeError:
+        extra = (" A 5,000-image subset of CIFAR-10 (4,000 train, 1,000 test images, read from PNG files) is "
+                 "available offline as load_dataset('cifar10-subset').") if is_cifar else ""
+        return RuntimeError(
+            f"{name} is not available: {detail}. Put {listing} into the folder {archive_dir}, {_MIRROR_HINT}, or "
+            f"retry with network access and download=True.{extra}")
+
+    if missing and not download:
+        raise not_found(f"{', '.join(missing)} not found in {archive_dir}"
+                        + (f" nor in the mirror {mirror / rel}" if mirror is not None else " and no mirror is set")
+                        + " (download=False)")
+    try:
+        # With every archive in root and md5-correct torchvision's download step only extracts (no network),
+        # and without it download=False would refuse archives that are present but not yet extracted.
+        ds = cls(str(root), train=split == "train", download=download or not missing)
+    except Exception as exc:
+        if missing:
+            raise not_found(f"{', '.join(missing)} not found in {archive_dir}"
+                            + (f" nor in the mirror {mirror / rel}" if mirror is not None else " and no mirror is set")
+                            + f", and torchvision's download failed ({type(exc).__name__}: {_one_line(exc)})") from exc
+        hint = (" The folder is not writable: pass a writable root= or set ATTRBOUND_DATA (a read-only copy of the "
+                "archives belongs in mirror=)." if isinstance(exc, PermissionError) else "")
+        raise RuntimeError(f"torchvision could not read {name} {split} from {data_dir} ({type(exc).__name__}: "
+                           f"{_one_line(exc)}). The extracted files are probably damaged (e.g. an interrupted "
+                           f"extraction): delete the folder {data_dir} and retry.{hint}") from exc
+
+    data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+    images = data[:, None] if data.ndim == 3 else np.ascontiguousarray(data.transpose(0, 3, 1, 2))
+    labels = ds.targets.numpy() if isinstance(ds.targets, torch.Tensor) else np.asarray(ds.targets)
+    return images, labels.astype(np.int64), list(ds.classes), source_md5
+
+
+def _find_subset_file(fname: str, root: Path, mirror: Path | None) -> tuple[Path, bytes]:
+    places = [root / CIFAR10_SUBSET_DIR] + ([mirror / CIFAR10_SUBSET_DIR] if mirror is not None else [])
+    for place in places:
+        path = place / fname
+        if path.is_file():
+            data = path.read_bytes()
+            actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            if actual != CIFAR10_SUBSET_MD5[fname]:
+                raise RuntimeError(f"{path} has md5 {actual}, expected {CIFAR10_SUBSET_MD5[fname]}: the file is "
+                                   f"damaged or truncated. Replace it with a good copy (or delete it if the mirror "
+                                   f"has one).")
+            return path, data
+    raise RuntimeError(
+        f"the CIFAR-10 subset file {fname} was not found in {' nor in '.join(map(str, places))}. Put the files "
+        f"{', '.join(CIFAR10_SUBSET_MD5)} (md5s in attrbound_lite.data.CIFAR10_SUBSET_MD5) into the folder "
+        f"{root / CIFAR10_SUBSET_DIR}, or set ATTRBOUND_DATA_MIRROR (or pass mirror=) to a folder containing "
+        f"{CIFAR10_SUBSET_DIR}/. This is a 5,000-image subset; the full CIFAR-10 (through torchvision) is "
+        "load_dataset('cifar10').")
+
+
+def _load_cifar10_subset(split: str, root: Path, mirror: Path | None):
+    """The 5,000-image CIFAR-10 subset (ConvNetJS PNG batches): uint8 images (N, 3, 32, 32), int64 labels."""
+    from PIL import Image
+
+    source_md5 = {}
+    path, text = _find_subset_file(_SUBSET_LABELS, root, mirror)
+    source_md5[_SUBSET_LABELS] = CIFAR10_SUBSET_MD5[_SUBSET_LABELS]
+    all_labels = np.array([int(x) for x in re.findall(r"\d+", text.decode("ascii"))], dtype=np.int64)
+    if all_labels.shape != (51000,):
+        raise RuntimeError(f"{path} holds {all_labels.size} labels, expected 51,000; replace it with a good copy.")
+    images, labels = [], []
+    for batch in _SUBSET_BATCHES[split]:
+        fname = f"cifar10_batch_{batch}.png"
+        path, data = _find_subset_file(fname, root, mirror)
+        source_md5[fname] = CIFAR10_SUBSET_MD5[fname]
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                pixels = np.asarray(img.convert("RGB"))
+        except Exception as exc:
+            raise RuntimeError(f"Pillow could not decode {path} ({exc}); replace it with a good copy.") from exc
+        if pixels.shape != (1000, 1024, 3):
+            raise RuntimeError(f"{path} decodes to shape {pixels.shape}, expected (1000, 1024, 3).")
+        # Row k is image k of the batch: 32x32 pixels in row-major order, RGB in the pixel's channels.
+        images.append(pixels.reshape(1000, 32, 32, 3).transpose(0, 3, 1, 2))
+        first = batch * 1000  # global index: train image i is label i, test image j is label 50000 + j
+        labels.append(all_labels[first:first + 1000])
+    return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), list(_CIFAR10_CLASSES), source_md5

@@ -1,0 +1,380 @@
+"""Training: natural, PGD adversarial training, IG-NORM and FAR's AAT / AdvAAT on one shared loop.
+
+Every method is a loss on a batch ``(x, y)`` of images in [0, 1]; the inner maximisations are projected
+ascent in the threat model's ball (``steps`` steps of size ``alpha`` from a random start; sign steps for
+l-infinity, normalised-gradient steps for l2), run with the model in eval mode:
+
+- ``natural``: ``CE(f(x), y)``.
+- ``pgd_at`` (Madry et al.): ``CE(f(x'), y)``, ``x'`` = PGD on the cross-entropy.
+- ``ig_norm`` (Chen et al.): ``CE(f(x), y) + lam * ||IG of the loss from x to x'||_1``. The inner
+  maximiser is PGD on the cross-entropy, as in Chen et al.'s code: by completeness the IG norm is at
+  least ``CE(x') - CE(x)``. ``IG_i = (x' - x)_i (1/m) sum_{k=1..m} d CE(x + k/m (x' - x)) / dx_i``.
+- ``aat`` (FAR, reconstructed): ``CE(f(x), y) + lam * d(A(x), A(x*))``, ``x*`` maximising ``d(A(x), A(.))``.
+- ``advaat`` (FAR, reconstructed): ``CE(f(x'), y) + lam * d(A(x), A(x'))``, ``x'`` maximising
+  ``CE(f(.), y) + lam * d(A(x), A(.))``.
+
+``d`` is ``"pearson"`` (``1 - Pearson correlation`` of the flattened maps, the default), ``"cosine"``
+(``1 - cos``) or ``"l2"`` (``||A - A'||_2``); ``A`` is the attribution of the true class (``saliency``
+by default) on the model, or on its softplus surrogate (``surrogate_beta``) for ReLU models, whose
+attribution has no input gradient. The surrogate shares the model's weights, so the attribution term
+trains them. FAR's paper body is not public: AAT and AdvAAT here follow REFERENCE section 7.
+
+Randomness is derived from ``(seed, epoch, batch)``: a run is deterministic on CPU and a resumed run
+(``checkpoint_dir``) reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ._checks import check_choice, eval_mode
+from ._io import atomic_path, write_json
+from .attributions import get_explainer
+from .models import smooth_surrogate
+from .threat_models import ThreatModel, threat_model
+
+__all__ = ["train", "TrainConfig", "METHODS", "DISSIMILARITIES", "dissimilarity", "loss_integrated_gradients",
+           "as_tensors", "derive_seed"]
+
+METHODS = ("natural", "pgd_at", "ig_norm", "aat", "advaat")
+DISSIMILARITIES = ("pearson", "cosine", "l2")
+
+
+def dissimilarity(a: Tensor, b: Tensor, kind: str = "pearson") -> Tensor:
+    """Per-sample dissimilarity of attribution maps (B, ...) -> (B,), differentiable everywhere:
+    ``1 - pearson``, ``1 - cos`` or ``||a - b||_2`` (smoothed by 1e-12 under the root)."""
+    a, b = a.flatten(1), b.flatten(1)
+    if kind == "pearson":
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    if kind in ("pearson", "cosine"):
+        return 1 - (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+    if kind == "l2":
+        return ((a - b).pow(2).sum(1) + 1e-12).sqrt()
+    raise ValueError(f"unknown dissimilarity {kind!r}; choose one of {DISSIMILARITIES}.")
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A 63-bit seed from any parts (e.g. ``(seed, epoch, batch)``): independent streams per unit of work."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
+
+
+def as_tensors(data) -> tuple[Tensor, Tensor]:
+    """``(images, labels)`` from an ``ImageDataset``, a ``TensorDataset`` or a pair of tensors."""
+    if hasattr(data, "images") and hasattr(data, "labels"):
+        x, y = data.images, data.labels
+    elif hasattr(data, "tensors") and isinstance(data.tensors, tuple):
+        x, y = data.tensors[:2]
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+    else:
+        raise TypeError("data must be an ImageDataset (attrbound_lite.data.load_dataset), a TensorDataset or a "
+                        f"pair (images, labels); got {type(data).__name__}.")
+    if not (isinstance(x, Tensor) and isinstance(y, Tensor)) or x.ndim != 4 or y.shape != x.shape[:1]:
+        raise ValueError("data must hold images (N, C, H, W) and labels (N,); got shapes "
+                         f"{tuple(getattr(x, 'shape', ()))} and {tuple(getattr(y, 'shape', ()))}.")
+    return x, y.long()
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (recorded in checkpoints)."""
+    method: str = "natural"
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    eps: float | None = None
+    norm: str = "linf"
+    steps: int = 10
+    alpha: float | None = None          # default 2.5 * eps / steps (Madry et al.)
+    lam: float = 1.0
+    dissimilarity: str = "pearson"
+    attribution: str = "saliency"
+    ig_steps: int = 10                  # IG points: IG-NORM's path integral, and IG attributions
+    surrogate_beta: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        check_choice(self.method, METHODS, "training method")
+        check_choice(self.optimizer, ("adam", "sgd"), "optimizer")
+        check_choice(self.dissimilarity, DISSIMILARITIES, "dissimilarity")
+        for name in ("epochs", "batch_size", "steps", "ig_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}.")
+        if self.method != "natural":
+            if self.eps is None:
+                raise ValueError(f"method {self.method!r} needs eps, the radius of its inner maximisation "
+                                 "(e.g. 0.3 for MNIST, 0.1 for Fashion-MNIST, 8/255 for CIFAR-10 in l-infinity).")
+            threat_model(self.norm, self.eps)  # validates eps and norm
+            if self.alpha is None:
+                self.alpha = 2.5 * self.eps / self.steps
+            if not self.alpha > 0:
+                raise ValueError(f"alpha must be positive, got {self.alpha!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ascend(objective: Callable[[Tensor], Tensor], x0: Tensor, threat: ThreatModel, steps: int, alpha: float,
+            gen: torch.Generator) -> Tensor:
+    """Projected ascent on ``objective(x).sum()`` from a random point of the ball around ``x0``."""
+    x = threat.random_init(x0, gen)
+    for _ in range(steps):
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(objective(x).sum(), x)
+        x = threat.project(threat.step(x.detach(), grad, alpha), x0)
+    return x.detach()
+
+
+class Method:
+    """A training loss on a batch; ``loss`` returns ``(total, cross_entropy, regulariser, logits)``."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig):
+        self.model, self.cfg = model, cfg
+        self.threat = threat_model(cfg.norm, cfg.eps) if cfg.eps is not None else None
+
+    def loss(self, x: Tensor, y: Tensor, gen: torch.Generator):
+        raise NotImplementedError
+
+    def ascend(self, objective, x, gen, *also: nn.Module) -> Tensor:
+        """The inner maximisation, with the model (and ``also``, e.g. its surrogate) in eval mode."""
+        with ExitStack() as stack:
+            for module in {id(m): m for m in (self.model, *also)}.values():
+                stack.enter_context(eval_mode(module))
+            return _ascend(objective, x, self.threat, self.cfg.steps, self.cfg.alpha, gen)
+
+
+class Natural(Method):
+    def loss(self, x, y, gen):
+        logits = self.model(x)
+        ce = F.cross_entropy(logits, y)
+        return ce, ce, torch.zeros_like(ce), logits
+
+
+class PGDAT(Method):
+    def loss(self, x, y, gen):
+        x_adv = self.ascend(lambda z: F.cross_entropy(self.model(z), y, reduction="none"), x, gen)
+        logits = self.model(x_adv)
+        ce = F.cross_entropy(logits, y)
+        return ce, ce, torch.zeros_like(ce), logits
+
+
+def loss_integrated_gradients(model: nn.Module, x: Tensor, x_end: Tensor, y: Tensor, steps: int,
+                              create_graph: bool = True) -> Tensor:
+    """IG of the per-sample cross-entropy along the straight path from ``x`` to ``x_end`` (both (B, ...)):
+    ``(x_end - x) * (1/m) sum_{k=1..m} grad CE(x + k/m (x_end - x))``; its sum over features tends to
+    ``CE(x_end) - CE(x)`` (completeness). Differentiable in the weights with ``create_graph``."""
+    m, delta = steps, (x_end - x).detach()
+    k = torch.arange(1, m + 1, dtype=x.dtype, device=x.device).view(m, *([1] * x.ndim)) / m
+    path = (x.detach() + k * delta).flatten(0, 1).requires_grad_(True)  # (m * B, ...), step-major
+    with torch.enable_grad():
+        path_loss = F.cross_entropy(model(path), y.repeat(m), reduction="sum")
+        (grads,) = torch.autograd.grad(path_loss, path, create_graph=create_graph)
+    return delta * grads.view(m, *x.shape).mean(0)
+
+
+class IGNorm(Method):
+    def loss(self, x, y, gen):
+        x_adv = self.ascend(lambda z: F.cross_entropy(self.model(z), y, reduction="none"), x, gen)
+        logits = self.model(x)
+        ce = F.cross_entropy(logits, y)
+        ig = loss_integrated_gradients(self.model, x, x_adv, y, self.cfg.ig_steps)
+        reg = ig.abs().flatten(1).sum(1).mean()
+        return ce + self.cfg.lam * reg, ce, reg, logits
+
+
+class _AttributionMethod(Method):
+    def __init__(self, model, cfg):
+        super().__init__(model, cfg)
+        options = {"n_steps": cfg.ig_steps} if cfg.attribution == "integrated_gradients" else {}
+        self._options = options
+        smooth_surrogate(model, cfg.surrogate_beta)  # refuse a ReLU model without surrogate_beta now
+
+    def explainer(self):
+        # Rebuilt per batch so that the surrogate follows the model's mode (it shares the weights).
+        return get_explainer(self.cfg.attribution, smooth_surrogate(self.model, self.cfg.surrogate_beta),
+                             **self._options)
+
+    def reference(self, explainer, x: Tensor, y: Tensor) -> Tensor:
+        """``A(x)``, fixed during the inner maximisation (eval mode)."""
+        with eval_mode(self.model), eval_mode(explainer.model):
+            return explainer.attribute(x, target=y).detach()
+
+    def d(self, a: Tensor, b: Tensor) -> Tensor:
+        return dissimilarity(a, b, self.cfg.dissimilarity)
+
+
+class AAT(_AttributionMethod):
+    def loss(self, x, y, gen):
+        explainer = self.explainer()
+        ref = self.reference(explainer, x, y)
+        x_star = self.ascend(lambda z: self.d(ref, explainer.attribute(z, target=y, create_graph=True)), x, gen,
+                             explainer.model)
+        attr, logits = explainer.attribute_with_logits(x, target=y, create_graph=True)
+        ce = F.cross_entropy(logits, y)
+        reg = self.d(attr, explainer.attribute(x_star, target=y, create_graph=True)).mean()
+        return ce + self.cfg.lam * reg, ce, reg, logits
+
+
+class AdvAAT(_AttributionMethod):
+    def loss(self, x, y, gen):
+        explainer = self.explainer()
+        ref = self.reference(explainer, x, y)
+
+        def inner(z):
+            attr, logits = explainer.attribute_with_logits(z, target=y, create_graph=True)
+            return F.cross_entropy(logits, y, reduction="none") + self.cfg.lam * self.d(ref, attr)
+
+        x_adv = self.ascend(inner, x, gen, explainer.model)
+        attr_adv, logits = explainer.attribute_with_logits(x_adv, target=y, create_graph=True)
+        ce = F.cross_entropy(logits, y)
+        reg = self.d(explainer.attribute(x, target=y, create_graph=True), attr_adv).mean()
+        return ce + self.cfg.lam * reg, ce, reg, logits
+
+
+_METHODS = {"natural": Natural, "pgd_at": PGDAT, "ig_norm": IGNorm, "aat": AAT, "advaat": AdvAAT}
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def _fingerprint(model: nn.Module, cfg: TrainConfig, x: Tensor, y: Tensor) -> str:
+    """What a resumed run must share with the interrupted one: config (except the number of epochs, so
+    that a finished run can be extended), architecture and data."""
+    digest = hashlib.sha256(json.dumps({**cfg.to_dict(), "epochs": None}, sort_keys=True, default=str).encode())
+    digest.update(repr(getattr(model, "config", type(model).__name__)).encode())
+    digest.update(repr((tuple(x.shape), float(x.double().sum()), float((x.double() ** 2).sum()))).encode())
+    digest.update(y.cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class _TrainState:
+    """Epoch-end state in ``checkpoint_dir``: model and optimizer tensors (safetensors) + JSON."""
+
+    def __init__(self, folder: str | Path, fingerprint: str):
+        self.folder, self.fingerprint = Path(folder), fingerprint
+        self.tensors, self.meta = self.folder / "train_state.safetensors", self.folder / "train_state.json"
+
+    def save(self, model, opt, epoch: int, history: list[dict]) -> None:
+        tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+        opt_state = opt.state_dict()
+        scalars = {}
+        for idx, state in opt_state["state"].items():
+            for key, value in state.items():
+                if isinstance(value, Tensor):
+                    tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous().clone()
+                else:
+                    scalars[f"{idx}.{key}"] = value
+        with atomic_path(self.tensors) as tmp:
+            save_file(tensors, str(tmp))
+        write_json(self.meta, {"fingerprint": self.fingerprint, "epoch": epoch, "history": history,
+                               "param_groups": opt_state["param_groups"], "scalars": scalars})
+
+    def load(self, model, opt) -> tuple[int, list[dict]]:
+        """The number of finished epochs and their history (0, [] when there is nothing to resume)."""
+        if not (self.meta.is_file() and self.tensors.is_file()):
+            return 0, []
+        meta = json.loads(self.meta.read_text())
+        if meta.get("fingerprint") != self.fingerprint:
+            raise ValueError(f"{self.folder} holds the state of a different training run (other config, model or "
+                             "data); use another checkpoint_dir or delete train_state.* there.")
+        tensors = load_file(str(self.tensors))
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                idx, name = key[6:].split(".", 1)
+                state.setdefault(int(idx), {})[name] = value
+        for key, value in meta["scalars"].items():
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        return meta["epoch"], meta["history"]
+
+
+def train(model: nn.Module, train_data, method: str = "natural", epochs: int = 1, batch_size: int = 128,
+          lr: float = 1e-3, eps: float | None = None, *, device: str | torch.device | None = None,
+          progress: bool = True, checkpoint_dir: str | Path | None = None, **options) -> pd.DataFrame:
+    """Train ``model`` in place on ``train_data`` (images in [0, 1] and labels) and return the history,
+    one row per epoch: ``epoch, loss, cross_entropy, regulariser, accuracy, seconds``.
+
+    ``options`` are the other fields of ``TrainConfig`` (``norm, steps, alpha, lam, dissimilarity,
+    attribution, ig_steps, surrogate_beta, optimizer, weight_decay, seed``). ``accuracy`` is measured on
+    the batches the loss sees (adversarial ones for ``pgd_at`` and ``advaat``). With ``checkpoint_dir``
+    the state is saved atomically after every epoch and an interrupted run resumes where it stopped.
+    """
+    cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, eps=eps, **options)
+    x_all, y_all = as_tensors(train_data)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    loss_fn = _METHODS[cfg.method](model, cfg)
+    opt = _optimizer(model, cfg)
+    start, history = 0, []
+    state = None
+    if checkpoint_dir is not None:
+        state = _TrainState(checkpoint_dir, _fingerprint(model, cfg, x_all, y_all))
+        start, history = state.load(model, opt)
+    n = x_all.shape[0]
+    batches = (n + cfg.batch_size - 1) // cfg.batch_size
+    was_training = model.training
+    model.train()
+    try:
+        for epoch in range(start, cfg.epochs):
+            t0 = time.perf_counter()
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch)))
+            sums = torch.zeros(4, dtype=torch.float64)
+            bar = tqdm(range(batches), desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+                       leave=False)
+            for b in bar:
+                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                x, y = x_all[idx].to(device), y_all[idx].to(device)
+                gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.seed, epoch, b))
+                total, ce, reg, logits = loss_fn.loss(x, y, gen)
+                if not torch.isfinite(total):
+                    raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, batch {b + 1} "
+                                             f"(cross-entropy {ce.item():.4g}, regulariser {reg.item():.4g}); lower "
+                                             "lr or lam.")
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                k = len(idx)
+                sums += torch.tensor([total.item() * k, ce.item() * k, reg.item() * k,
+                                      (logits.argmax(1) == y).sum().item()], dtype=torch.float64)
+                seen = min((b + 1) * cfg.batch_size, n)
+                bar.set_postfix(loss=f"{sums[0].item() / seen:.3f}", acc=f"{sums[3].item() / seen:.3f}")
+            bar.close()
+            row = dict(epoch=epoch + 1, loss=sums[0].item() / n, cross_entropy=sums[1].item() / n,
+                       regulariser=sums[2].item() / n, accuracy=sums[3].item() / n,
+                       seconds=time.perf_counter() - t0)
+            history.append(row)
+            if progress:
+                tqdm.write(f"{cfg.method} epoch {row['epoch']}: loss {row['loss']:.4f}, accuracy "
+                           f"{row['accuracy']:.4f}, {row['seconds']:.1f} s")
+            if state is not None:
+                state.save(model, opt, epoch + 1, history)
+    finally:
+        model.train(was_training)
+    frame = pd.DataFrame(history, columns=["epoch", "loss", "cross_entropy", "regulariser", "accuracy", "seconds"])
+    frame.attrs["config"] = cfg.to_dict()
+    return frame

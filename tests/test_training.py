@@ -1,0 +1,157 @@
+"""Training methods on real MNIST: losses fall, the attribution term reaches the weights, runs are
+deterministic and resumable; the dissimilarities and the IG of the loss against independent oracles."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy import spatial, stats
+
+from attrbound_lite.evaluation import evaluate
+from attrbound_lite.models import model_for_dataset
+from attrbound_lite.training import METHODS, dissimilarity, loss_integrated_gradients, train
+
+FAST = dict(batch_size=64, eps=0.1, steps=3, ig_steps=4, progress=False)
+
+
+def narrow(seed: int = 0, **kw):
+    torch.manual_seed(seed)
+    config = dict(width=0.25, activation="softplus", pool="avg", beta=10.0) | kw
+    return model_for_dataset("mnist", **config)
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_lowers_its_training_loss(method, mnist_small):
+    model = narrow()
+    history = train(model, mnist_small, method, epochs=3, lr=3e-3, **FAST)
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert history["loss"].iloc[-1] < 0.85 * history["loss"].iloc[0], history
+    assert history["accuracy"].iloc[-1] > history["accuracy"].iloc[0]
+    if method in ("ig_norm", "aat", "advaat"):
+        assert (history["regulariser"] > 0).all()
+    else:
+        assert (history["regulariser"] == 0).all()
+
+
+@pytest.mark.parametrize("method", ["ig_norm", "aat", "advaat"])
+@pytest.mark.parametrize("activation", ["softplus", "relu"])
+def test_the_regulariser_changes_the_weights(method, activation, mnist_small):
+    """Same init, same seed, one epoch: lam = 1 and lam = 0 give different weights, so gradients flow
+    through the attribution term (for ReLU models: through the weight-sharing softplus surrogate)."""
+    beta = {"surrogate_beta": 5.0} if activation == "relu" else {}
+    data = (mnist_small.images[:128], mnist_small.labels[:128])
+    runs = {}
+    for lam in (0.0, 1.0):
+        model = narrow(activation=activation, pool="avg")
+        train(model, data, method, epochs=1, lam=lam, **FAST, **beta)
+        runs[lam] = weights(model)
+    changed = [k for k in runs[0.0] if not torch.equal(runs[0.0][k], runs[1.0][k])]
+    assert any(k.startswith("1.") for k in changed), f"first conv layer untouched by the regulariser: {changed}"
+    assert len(changed) >= 6
+
+
+def test_same_seed_same_weights_other_seed_other_weights(mnist_small):
+    data = (mnist_small.images[:192], mnist_small.labels[:192])
+    runs = []
+    for seed in (0, 0, 1):
+        model = narrow()
+        train(model, data, "advaat", epochs=1, seed=seed, **FAST)
+        runs.append(weights(model))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_interrupted_training_resumes_to_the_same_weights(mnist_small, tmp_path, monkeypatch):
+    data = (mnist_small.images[:192], mnist_small.labels[:192])
+    straight = narrow()
+    train(straight, data, "pgd_at", epochs=3, **FAST)
+
+    import attrbound_lite.training as training
+    model = narrow()
+    calls = {"n": 0}
+    original = training.PGDAT.loss
+
+    def crash_in_epoch_two(self, x, y, gen):
+        calls["n"] += 1
+        if calls["n"] == 5:  # 3 batches per epoch: the 5th is inside epoch 2
+            raise KeyboardInterrupt
+        return original(self, x, y, gen)
+
+    monkeypatch.setattr(training.PGDAT, "loss", crash_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, data, "pgd_at", epochs=3, checkpoint_dir=tmp_path, **FAST)
+    monkeypatch.setattr(training.PGDAT, "loss", original)
+    resumed = narrow(seed=123)  # another init: everything must come from the saved state
+    history = train(resumed, data, "pgd_at", epochs=3, checkpoint_dir=tmp_path, **FAST)
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())
+    with pytest.raises(ValueError, match="different training run"):
+        train(narrow(), data, "pgd_at", epochs=3, checkpoint_dir=tmp_path, **{**FAST, "eps": 0.2})
+
+
+def test_dissimilarities_match_scipy_and_their_invariances():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 1, 5, 5, generator=gen, dtype=torch.float64), torch.randn(4, 1, 5, 5, generator=gen,
+                                                                                     dtype=torch.float64)
+    r = torch.tensor([stats.pearsonr(a[i].flatten(), b[i].flatten())[0] for i in range(4)], dtype=torch.float64)
+    torch.testing.assert_close(dissimilarity(a, b, "pearson"), 1 - r)
+    cos = torch.tensor([1 - spatial.distance.cosine(a[i].flatten(), b[i].flatten()) for i in range(4)],
+                       dtype=torch.float64)
+    torch.testing.assert_close(dissimilarity(a, b, "cosine"), 1 - cos)
+    torch.testing.assert_close(dissimilarity(a, b, "l2"), (a - b).flatten(1).norm(dim=1))
+    torch.testing.assert_close(dissimilarity(a, 3 * a + 2, "pearson"), torch.zeros(4, dtype=torch.float64),
+                               atol=1e-12, rtol=0)
+    torch.testing.assert_close(dissimilarity(a, 3 * a, "cosine"), torch.zeros(4, dtype=torch.float64), atol=1e-12,
+                               rtol=0)
+    with pytest.raises(ValueError, match="pearson"):
+        dissimilarity(a, b, "kl")
+
+
+def test_integrated_gradients_of_the_loss_are_complete(mnist_small):
+    """Completeness: sum IG = CE(x_end) - CE(x), to within the Riemann error at 400 points."""
+    model = narrow().double()
+    x = mnist_small.images[:6].double()
+    x_end = (x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)).clamp(0, 1)
+    y = mnist_small.labels[:6]
+    ig = loss_integrated_gradients(model, x, x_end, y, steps=400, create_graph=False)
+    ce = torch.nn.functional.cross_entropy
+    gap = ce(model(x_end), y, reduction="none") - ce(model(x), y, reduction="none")
+    torch.testing.assert_close(ig.flatten(1).sum(1), gap.detach(), rtol=2e-2, atol=1e-3)
+
+
+def test_bad_training_configs_are_refused(mnist_small):
+    data = (mnist_small.images[:8], mnist_small.labels[:8])
+    with pytest.raises(ValueError, match="training method"):
+        train(narrow(), data, "trades", progress=False)
+    with pytest.raises(ValueError, match="needs eps"):
+        train(narrow(), data, "pgd_at", progress=False)
+    with pytest.raises(ValueError, match="surrogate"):
+        train(narrow(activation="relu"), data, "aat", eps=0.1, progress=False)
+    with pytest.raises(ValueError, match="dissimilarity"):
+        train(narrow(), data, "aat", eps=0.1, dissimilarity="kl", progress=False)
+    with pytest.raises(ValueError, match="eps"):
+        train(narrow(), data, "pgd_at", eps=-0.1, progress=False)
+    with pytest.raises(ValueError, match="images"):
+        train(narrow(), (data[0][:, 0], data[1]), progress=False)
+
+
+def test_evaluate_reports_rar_metrics_consistently(mnist_small):
+    model = narrow()
+    train(model, mnist_small, "natural", epochs=2, lr=3e-3, batch_size=64, progress=False)
+    data = (mnist_small.images[:64], mnist_small.labels[:64])
+    out = evaluate(model, data, "mnist", n_pgd=64, n_attribution=8, ifia_steps=5, ig_steps=16, attack_ig_steps=4,
+                   progress=False)
+    assert out["clean_accuracy"] > 0.5
+    assert 0 <= out["pgd_accuracy"] <= out["clean_accuracy"]
+    assert 0 <= out["topk_intersection"] <= 1 and -1 <= out["kendall_tau"] <= 1
+    assert out["n_attribution"] == 8 and out["eps"] == 0.3
+    weak = evaluate(model, data, "mnist", n_pgd=64, n_attribution=0, eps=0.01, progress=False)
+    assert weak["pgd_accuracy"] >= out["pgd_accuracy"]
+    with pytest.raises(ValueError, match="unknown evaluation settings"):
+        evaluate(model, data, "mnist", epsilon=0.1)
+    with pytest.raises(ValueError, match="missing"):
+        evaluate(model, data, None)

@@ -12,13 +12,14 @@ CONSTRAINTS := requirements/constraints.txt
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv venv-book test book bench lock clean
+.PHONY: help venv venv-book test book bench bench-training lock clean
 
 help:
 	@echo "make venv   create/update .venv (project + test extra), no-op when up to date"
 	@echo "make test   run the test suite (extra pytest args: PYTEST_ARGS='-k foo')"
 	@echo "make book   build the Jupyter Book (placeholder for now)"
 	@echo "make bench  run benchmarks/bounds.py"
+	@echo "make bench-training  run benchmarks/training.py (about 20 minutes on 2 CPU cores)"
 	@echo "make lock   regenerate $(CONSTRAINTS) from .venv"
 	@echo "make clean  remove build/test artefacts (keeps .venv)"
 
@@ -36,6 +37,9 @@ book: venv-book
 
 bench: venv
 	$(PY) benchmarks/bounds.py
+
+bench-training: venv
+	$(PY) benchmarks/training.py
 
 define LOCK_HEADER
 # Pinned lock for attrbound-lite, used as a pip *constraints* file:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save_file
 from torch import nn
 
 from ._io import atomic_path, write_json
@@ -108,20 +109,25 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise ValueError(f"sidecar {sidecar} is not valid JSON ({err}); the checkpoint is corrupt.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{sidecar} is not an attrbound checkpoint sidecar (format {FORMAT!r} expected).")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    if not isinstance(meta.get("format_version"), int) or isinstance(meta.get("format_version"), bool):
+        raise ValueError(f"{sidecar} has no integer format_version; the checkpoint is corrupt.")
+    if meta["format_version"] > FORMAT_VERSION:
         raise ValueError(f"{sidecar} has format version {meta['format_version']}; this attrbound reads up to "
                          f"{FORMAT_VERSION}. Upgrade attrbound_lite.")
     for key in ("model", "weights"):
         if not isinstance(meta.get(key), dict):
             raise ValueError(f"sidecar {sidecar} lacks the {key!r} section; the checkpoint is corrupt.")
-    digest = sha256_file(weights)
+    if not isinstance(meta["model"].get("config", {}), dict):
+        raise ValueError(f"sidecar {sidecar}: model.config must be a JSON object; the checkpoint is corrupt.")
+    blob = weights.read_bytes()  # hashed and parsed from the same bytes
+    digest = hashlib.sha256(blob).hexdigest()
     if digest != meta["weights"].get("sha256"):
         raise ValueError(f"{weights.name} does not match its sidecar (sha256 {digest[:12]}..., sidecar records "
                          f"{str(meta['weights'].get('sha256'))[:12]}...): the weights were changed or the save was "
                          "interrupted. Re-create the checkpoint.")
     model = build_model(meta["model"].get("name"), **meta["model"].get("config", {}))
     try:
-        state = load_file(str(weights), device="cpu")
+        state = safetensors_load(blob)
     except SafetensorError as err:
         raise ValueError(f"cannot read {weights}: {err}.") from None
     try:

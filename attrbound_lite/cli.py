@@ -4,7 +4,7 @@
     attrbound evaluate runs/advaat --n-attribution 100
 
 ``train`` writes ``OUT/model.safetensors`` + ``OUT/model.json`` (the checkpoint and its sidecar),
-``OUT/history.csv``, and resumes from ``OUT/train_state.*`` when rerun after an interruption.
+``OUT/history.csv``, and resumes from ``OUT/train_state.safetensors`` when rerun after an interruption.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     t.add_argument("--eps", type=float, default=None, help="inner-maximisation radius (default: RAR's per data set)")
     t.add_argument("--norm", default="linf", choices=("linf", "l2"))
-    t.add_argument("--steps", type=int, default=10, help="inner-maximisation steps")
-    t.add_argument("--alpha", type=float, default=None, help="inner step size (default 2.5 eps / steps)")
+    t.add_argument("--steps", type=int, default=None, help="inner-maximisation steps (default: RAR's per data set)")
+    t.add_argument("--alpha", type=float, default=None, help="inner step size (default: RAR's with RAR's eps, "
+                   "else 2.5 eps / steps)")
     t.add_argument("--lam", type=float, default=1.0, help="weight of the regulariser")
     t.add_argument("--dissimilarity", default="pearson", choices=DISSIMILARITIES)
     t.add_argument("--attribution", default="saliency", choices=("saliency", "input_x_gradient",
@@ -76,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, default=None, help="also write the results here")
     e.add_argument("--seed", type=int, default=0)
     _add_data_args(e)
+    from .sweep import add_subcommands
+    add_subcommands(sub)
     return parser
 
 
@@ -99,18 +102,20 @@ def cmd_train(args) -> int:
     import torch
 
     from .checkpoints import save_checkpoint
-    from .evaluation import protocol
     from .models import model_for_dataset
-    from .training import train
+    from .training import TRAINING_PROTOCOLS, train
 
     device = _device(args.device)
     train_data = _load(args, args.dataset, "train", args.subset, args.seed)
     test_data = _load(args, args.dataset, "test", None, args.seed)
-    eps = args.eps if args.eps is not None or args.method == "natural" else protocol(args.dataset)["eps"]
+    rar = TRAINING_PROTOCOLS[args.dataset]
+    eps = None if args.method == "natural" else args.eps if args.eps is not None else rar["eps"]
+    steps = args.steps if args.steps is not None else rar["steps"]
+    alpha = args.alpha if args.alpha is not None else rar["alpha"] if args.eps is None else None
     torch.manual_seed(args.seed)
     model = model_for_dataset(args.dataset, activation=args.activation, beta=args.beta, width=args.width,
                               pool=args.pool)
-    options = dict(norm=args.norm, steps=args.steps, alpha=args.alpha, lam=args.lam, dissimilarity=args.dissimilarity,
+    options = dict(norm=args.norm, steps=steps, alpha=alpha, lam=args.lam, dissimilarity=args.dissimilarity,
                    attribution=args.attribution, ig_steps=args.ig_steps, surrogate_beta=args.surrogate_beta,
                    optimizer=args.optimizer, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +164,9 @@ def cmd_evaluate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate}[args.command](args)
+        from .sweep import cmd_report, cmd_sweep
+        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "report": cmd_report}
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"attrbound {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -76,6 +76,7 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
         raise ValueError(f"evaluation settings {sorted(missing)} are missing: pass dataset= for RAR's protocol "
                          "or give them explicitly.")
     x_all, y_all = as_tensors(test_data)
+    y_all = y_all.cpu()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     out: dict = {}

@@ -7,8 +7,8 @@ l-infinity, normalised-gradient steps for l2), run with the model in eval mode:
 - ``natural``: ``CE(f(x), y)``.
 - ``pgd_at`` (Madry et al.): ``CE(f(x'), y)``, ``x'`` = PGD on the cross-entropy.
 - ``ig_norm`` (Chen et al.): ``CE(f(x), y) + lam * ||IG of the loss from x to x'||_1``. The inner
-  maximiser is PGD on the cross-entropy, as in Chen et al.'s code: by completeness the IG norm is at
-  least ``CE(x') - CE(x)``. ``IG_i = (x' - x)_i (1/m) sum_{k=1..m} d CE(x + k/m (x' - x)) / dx_i``.
+  maximiser is PGD on the cross-entropy (a reproduction choice: by completeness the IG norm is at least
+  ``CE(x') - CE(x)``, so raising the loss raises a lower bound of the maximised norm). ``IG_i = (x' - x)_i (1/m) sum_{k=1..m} d CE(x + k/m (x' - x)) / dx_i``.
 - ``aat`` (FAR, reconstructed): ``CE(f(x), y) + lam * d(A(x), A(x*))``, ``x*`` maximising ``d(A(x), A(.))``.
 - ``advaat`` (FAR, reconstructed): ``CE(f(x'), y) + lam * d(A(x), A(x'))``, ``x'`` maximising
   ``CE(f(.), y) + lam * d(A(x), A(.))``.
@@ -36,20 +36,28 @@ from typing import Callable
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ._checks import check_choice, eval_mode
-from ._io import atomic_path, write_json
+from ._io import atomic_path
 from .attributions import get_explainer
 from .models import smooth_surrogate
 from .threat_models import ThreatModel, threat_model
 
-__all__ = ["train", "TrainConfig", "METHODS", "DISSIMILARITIES", "dissimilarity", "loss_integrated_gradients",
+__all__ = ["train", "TrainConfig", "METHODS", "TRAINING_PROTOCOLS", "DISSIMILARITIES", "dissimilarity", "loss_integrated_gradients",
            "as_tensors", "derive_seed"]
 
 METHODS = ("natural", "pgd_at", "ig_norm", "aat", "advaat")
+# RAR's inner maximisation for training (REFERENCE section 6), l-infinity on the [0, 1] scale.
+TRAINING_PROTOCOLS = {
+    "mnist": dict(eps=0.3, steps=40, alpha=0.01),
+    "fashion-mnist": dict(eps=0.1, steps=20, alpha=0.01),
+    "cifar10": dict(eps=8 / 255, steps=7, alpha=2 / 255),
+    "cifar10-subset": dict(eps=8 / 255, steps=7, alpha=2 / 255),
+}
 DISSIMILARITIES = ("pearson", "cosine", "l2")
 
 
@@ -118,6 +126,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}.")
+        for name in ("lam", "weight_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
         if self.method != "natural":
             if self.eps is None:
                 raise ValueError(f"method {self.method!r} needs eps, the radius of its inner maximisation "
@@ -228,8 +240,9 @@ class AAT(_AttributionMethod):
         ref = self.reference(explainer, x, y)
         x_star = self.ascend(lambda z: self.d(ref, explainer.attribute(z, target=y, create_graph=True)), x, gen,
                              explainer.model)
-        attr, logits = explainer.attribute_with_logits(x, target=y, create_graph=True)
+        logits = self.model(x)  # predictions from the real model, attributions from the surrogate
         ce = F.cross_entropy(logits, y)
+        attr = explainer.attribute(x, target=y, create_graph=True)
         reg = self.d(attr, explainer.attribute(x_star, target=y, create_graph=True)).mean()
         return ce + self.cfg.lam * reg, ce, reg, logits
 
@@ -240,12 +253,14 @@ class AdvAAT(_AttributionMethod):
         ref = self.reference(explainer, x, y)
 
         def inner(z):
-            attr, logits = explainer.attribute_with_logits(z, target=y, create_graph=True)
-            return F.cross_entropy(logits, y, reduction="none") + self.cfg.lam * self.d(ref, attr)
+            attr = explainer.attribute(z, target=y, create_graph=True)
+            ce = F.cross_entropy(self.model(z), y, reduction="none")
+            return ce + self.cfg.lam * self.d(ref, attr)
 
         x_adv = self.ascend(inner, x, gen, explainer.model)
-        attr_adv, logits = explainer.attribute_with_logits(x_adv, target=y, create_graph=True)
+        logits = self.model(x_adv)
         ce = F.cross_entropy(logits, y)
+        attr_adv = explainer.attribute(x_adv, target=y, create_graph=True)
         reg = self.d(explainer.attribute(x, target=y, create_graph=True), attr_adv).mean()
         return ce + self.cfg.lam * reg, ce, reg, logits
 
@@ -264,17 +279,19 @@ def _fingerprint(model: nn.Module, cfg: TrainConfig, x: Tensor, y: Tensor) -> st
     that a finished run can be extended), architecture and data."""
     digest = hashlib.sha256(json.dumps({**cfg.to_dict(), "epochs": None}, sort_keys=True, default=str).encode())
     digest.update(repr(getattr(model, "config", type(model).__name__)).encode())
-    digest.update(repr((tuple(x.shape), float(x.double().sum()), float((x.double() ** 2).sum()))).encode())
-    digest.update(y.cpu().numpy().tobytes())
+    for t in (x, y):
+        digest.update(repr((tuple(t.shape), t.dtype)).encode())
+        digest.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
     return digest.hexdigest()
 
 
 class _TrainState:
-    """Epoch-end state in ``checkpoint_dir``: model and optimizer tensors (safetensors) + JSON."""
+    """Epoch-end state in ``checkpoint_dir/train_state.safetensors``: model and optimizer tensors, with
+    the epoch, history and optimizer settings as JSON in the file's header (one file, one atomic write)."""
 
     def __init__(self, folder: str | Path, fingerprint: str):
-        self.folder, self.fingerprint = Path(folder), fingerprint
-        self.tensors, self.meta = self.folder / "train_state.safetensors", self.folder / "train_state.json"
+        self.fingerprint = fingerprint
+        self.path = Path(folder) / "train_state.safetensors"
 
     def save(self, model, opt, epoch: int, history: list[dict]) -> None:
         tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -286,31 +303,32 @@ class _TrainState:
                     tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous().clone()
                 else:
                     scalars[f"{idx}.{key}"] = value
-        with atomic_path(self.tensors) as tmp:
-            save_file(tensors, str(tmp))
-        write_json(self.meta, {"fingerprint": self.fingerprint, "epoch": epoch, "history": history,
-                               "param_groups": opt_state["param_groups"], "scalars": scalars})
+        header = {"fingerprint": self.fingerprint, "epoch": epoch, "history": history,
+                  "param_groups": opt_state["param_groups"], "scalars": scalars}
+        with atomic_path(self.path) as tmp:
+            save_file(tensors, str(tmp), metadata={"attrbound_train_state": json.dumps(header)})
 
     def load(self, model, opt) -> tuple[int, list[dict]]:
         """The number of finished epochs and their history (0, [] when there is nothing to resume)."""
-        if not (self.meta.is_file() and self.tensors.is_file()):
+        if not self.path.is_file():
             return 0, []
-        meta = json.loads(self.meta.read_text())
-        if meta.get("fingerprint") != self.fingerprint:
-            raise ValueError(f"{self.folder} holds the state of a different training run (other config, model or "
-                             "data); use another checkpoint_dir or delete train_state.* there.")
-        tensors = load_file(str(self.tensors))
+        with safe_open(str(self.path), framework="pt") as fh:
+            header = json.loads((fh.metadata() or {}).get("attrbound_train_state", "{}"))
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+        if header.get("fingerprint") != self.fingerprint:
+            raise ValueError(f"{self.path} holds the state of a different training run (other config, model or "
+                             "data); use another checkpoint_dir or delete that file.")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         state: dict = {}
         for key, value in tensors.items():
             if key.startswith("optim."):
                 idx, name = key[6:].split(".", 1)
                 state.setdefault(int(idx), {})[name] = value
-        for key, value in meta["scalars"].items():
+        for key, value in header["scalars"].items():
             idx, name = key.split(".", 1)
             state.setdefault(int(idx), {})[name] = value
-        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        return meta["epoch"], meta["history"]
+        opt.load_state_dict({"state": state, "param_groups": header["param_groups"]})
+        return header["epoch"], header["history"]
 
 
 def train(model: nn.Module, train_data, method: str = "natural", epochs: int = 1, batch_size: int = 128,
@@ -335,6 +353,9 @@ def train(model: nn.Module, train_data, method: str = "natural", epochs: int = 1
     if checkpoint_dir is not None:
         state = _TrainState(checkpoint_dir, _fingerprint(model, cfg, x_all, y_all))
         start, history = state.load(model, opt)
+        if start > cfg.epochs:
+            raise ValueError(f"{checkpoint_dir} holds a run trained for {start} epochs, more than the {cfg.epochs} "
+                             "asked for; ask for at least that many epochs or use another checkpoint_dir.")
     n = x_all.shape[0]
     batches = (n + cfg.batch_size - 1) // cfg.batch_size
     was_training = model.training

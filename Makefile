@@ -12,14 +12,15 @@ CONSTRAINTS := requirements/constraints.txt
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv venv-book test book bench bench-training lock clean
+.PHONY: help venv venv-book test book bench bench-training bench-sweep lock clean
 
 help:
 	@echo "make venv   create/update .venv (project + test extra), no-op when up to date"
 	@echo "make test   run the test suite (extra pytest args: PYTEST_ARGS='-k foo')"
 	@echo "make book   build the Jupyter Book (placeholder for now)"
 	@echo "make bench  run benchmarks/bounds.py"
-	@echo "make bench-training  run benchmarks/training.py (about 20 minutes on 2 CPU cores)"
+	@echo "make bench-training  run benchmarks/training.py (about 30 minutes on 2 CPU cores)"
+	@echo "make bench-sweep  run benchmarks/sweep.py (attacks per second, 1 and 2 processes)"
 	@echo "make lock   regenerate $(CONSTRAINTS) from .venv"
 	@echo "make clean  remove build/test artefacts (keeps .venv)"
 
@@ -40,6 +41,9 @@ bench: venv
 
 bench-training: venv
 	$(PY) benchmarks/training.py
+
+bench-sweep: venv
+	$(PY) benchmarks/sweep.py
 
 define LOCK_HEADER
 # Pinned lock for attrbound-lite, used as a pip *constraints* file:

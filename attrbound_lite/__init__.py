@@ -15,7 +15,7 @@ Deviations" (CVPR 2023) and Ivankay et al., "FAR: A General Framework for Attrib
 __version__ = "0.1.0"
 
 from . import attacks, attributions, bounds, metrics, models, threat_models  # noqa: E402
-from . import checkpoints, data, evaluation, training  # noqa: E402
+from . import checkpoints, data, evaluation, experiments, training  # noqa: E402
 from .attacks import IFIA, PGD, AttackResult, AttributionPGD  # noqa: E402
 from .attributions import InputXGradient, IntegratedGradients, Saliency  # noqa: E402
 from .bounds import BoundResult, attribution_bound, spectral_norm  # noqa: E402
@@ -24,7 +24,7 @@ from .threat_models import L2Ball, LinfBall  # noqa: E402
 
 __all__ = [
     "__version__", "attacks", "attributions", "bounds", "metrics", "models", "threat_models",
-    "checkpoints", "data", "evaluation", "training",
+    "checkpoints", "data", "evaluation", "experiments", "training",
     "Saliency", "InputXGradient", "IntegratedGradients", "attribution_bound", "spectral_norm", "BoundResult",
     "PGD", "AttributionPGD", "IFIA", "AttackResult", "LinfBall", "L2Ball", "smooth_relu", "is_piecewise_linear",
 ]

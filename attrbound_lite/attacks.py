@@ -14,7 +14,9 @@ Both attribution attacks take their gradients through the softplus surrogate whe
 set (a ReLU network's attribution has no useful gradient), check the label of the real model at every
 iterate, and return an ``AttackResult`` with the best label-preserving iterate per sample, its deviation
 measured on the real model, and failure (``label_kept`` False, deviation NaN, ``x_adv = x``) where no
-iterate kept the label. Restarts run batched (the batch is repeated ``restarts`` times).
+iterate kept the label. Restarts run batched (the batch is repeated ``restarts`` times); with
+``per_restart=True`` the result keeps the best iterate of every (restart, sample) pair instead, R * B rows
+stacked restart-major (row ``r * B + i`` is restart r of sample i).
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class Deviation:
 
 @dataclass
 class AttackResult:
+    """Per-sample results, shape (B,) (or (R * B,), restart-major, for an attack with ``per_restart``)."""
     x_adv: torch.Tensor          # best label-preserving iterate (x itself where the attack failed)
     deviation: Deviation
     label_kept: torch.Tensor     # (B,) bool: an iterate kept the label y
@@ -109,14 +112,20 @@ class AttackResult:
 class AttributionAttack(Attack):
     """Shared loop of the attribution attacks. Subclasses define ``objective`` (maximised, on the
     surrogate's attribution, differentiable) and ``score`` (maximised, on the real model's attribution,
-    selects the returned iterate)."""
+    selects the returned iterate).
+
+    ``per_restart=False``: one result per sample, the best over restarts and steps (ties: the earliest
+    step, then the first restart). ``True``: one result per (restart, sample), shape (R * B, ...),
+    restart-major; the default result is the best of these rows per sample.
+    """
 
     def __init__(self, model, explainer, eps, alpha, steps, norm="linf", restarts=1, surrogate_beta=None,
-                 random_start=True, seed=0):
+                 random_start=True, seed=0, per_restart=False):
         super().__init__(model, eps, alpha, steps, norm, random_start, seed)
         if not isinstance(restarts, int) or restarts < 1:
             raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
         self.restarts = restarts
+        self.per_restart = bool(per_restart)
         self.explainer = get_explainer(explainer, model)
         self.surrogate_beta = surrogate_beta
         smooth_surrogate(model, surrogate_beta)  # refuse a non-smooth model without beta now, not at the call
@@ -155,8 +164,10 @@ class AttributionAttack(Attack):
         ref = self.reference(inputs, labels)
         ref_rep = {k: v.repeat(reps, *([1] * (v.ndim - 1))) for k, v in ref.items()}
         x0_rep, y_rep = inputs.repeat(reps, *([1] * (inputs.ndim - 1))), labels.repeat(reps)
-        best_score = torch.full((batch,), float("-inf"), dtype=inputs.dtype, device=inputs.device)
-        best_x, best_attr = inputs.clone(), torch.zeros_like(ref["real"])
+        # The best iterate of every (restart, sample) row so far, and the step that reached it.
+        best_score = torch.full((reps * batch,), float("-inf"), dtype=inputs.dtype, device=inputs.device)
+        best_step = torch.zeros(reps * batch, dtype=torch.long, device=inputs.device)
+        best_x, best_attr = x0_rep.clone(), torch.zeros_like(ref_rep["real"])
         x = self.starts(inputs)
         for t in range(self.steps + 1):
             last = t == self.steps
@@ -169,23 +180,28 @@ class AttributionAttack(Attack):
                 attr, logits = real.attribute_with_logits(x.detach(), target=y_rep)
             if t > 0:  # iterates after a step are the candidates
                 score = self.score(attr.detach(), ref_rep).masked_fill(logits.detach().argmax(1) != y_rep, float("-inf"))
-                score, r = score.view(reps, batch).max(0)
-                pick = r * batch + torch.arange(batch, device=inputs.device)
                 better = score > best_score
                 best_score = torch.where(better, score, best_score)
+                best_step = torch.where(better, t, best_step)
                 keep = better.view(-1, *([1] * (inputs.ndim - 1)))
-                best_x = torch.where(keep, x.detach()[pick], best_x)
-                best_attr = torch.where(keep, attr.detach()[pick], best_attr)
+                best_x = torch.where(keep, x.detach(), best_x)
+                best_attr = torch.where(keep, attr.detach(), best_attr)
             if not last:
                 x = self.threat.project(self.threat.step(x.detach(), grad, self.alpha), x0_rep)
+        reference = ref_rep["real"]
+        if not self.per_restart:  # per sample: the highest score, then the earliest step, then the first restart
+            scores = best_score.view(reps, batch)
+            first = best_step.view(reps, batch).masked_fill(scores != scores.max(0).values, self.steps + 1)
+            pick = first.argmin(0) * batch + torch.arange(batch, device=inputs.device)
+            best_score, best_x, best_attr, reference = best_score[pick], best_x[pick], best_attr[pick], ref["real"]
         found = best_score > float("-inf")
         return AttackResult(
             x_adv=best_x,
-            deviation=Deviation(metrics.euclidean(best_attr, ref["real"], mask=found),
-                                metrics.cosine(best_attr, ref["real"], mask=found)),
+            deviation=Deviation(metrics.euclidean(best_attr, reference, mask=found),
+                                metrics.cosine(best_attr, reference, mask=found)),
             label_kept=found, score=best_score.masked_fill(~found, float("nan")),
             iterations=self.steps, restarts=reps,
-            topk_intersection=self._topk_intersection(best_attr, ref["real"], found))
+            topk_intersection=self._topk_intersection(best_attr, reference, found))
 
     def _topk_intersection(self, attr, real, found):
         return None
@@ -198,9 +214,9 @@ class AttributionPGD(AttributionAttack):
 
     def __init__(self, model: nn.Module, explainer: Attribution | str, eps: float, alpha: float, steps: int,
                  norm: str = "linf", objective: str = "euclidean", restarts: int = 1,
-                 surrogate_beta: float | None = None, seed: int = 0):
+                 surrogate_beta: float | None = None, seed: int = 0, per_restart: bool = False):
         # Every restart starts at a random point: both objectives have zero gradient at the clean input.
-        super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, True, seed)
+        super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, True, seed, per_restart)
         self.objective_name = check_choice(objective, ("euclidean", "cosine"), "objective")
 
     def _dissimilarity(self, attr, ref):
@@ -227,8 +243,9 @@ class IFIA(AttributionAttack):
 
     def __init__(self, model: nn.Module, explainer: Attribution | str, eps: float, alpha: float, steps: int,
                  k: int, kind: str = "topk", norm: str = "linf", restarts: int = 1,
-                 surrogate_beta: float | None = None, target_mask: torch.Tensor | None = None, seed: int = 0):
-        super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, False, seed)
+                 surrogate_beta: float | None = None, target_mask: torch.Tensor | None = None, seed: int = 0,
+                 per_restart: bool = False):
+        super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, False, seed, per_restart)
         self.kind = check_choice(kind, ("topk", "mass_center", "targeted"), "IFIA kind")
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}.")

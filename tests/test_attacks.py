@@ -149,6 +149,31 @@ def test_more_restarts_never_hurt(trained_toy):
     assert (three.deviation.euclidean[both] >= one.deviation.euclidean[both] - 1e-12).all()
 
 
+@pytest.mark.parametrize("kind", ["pgd", "ifia"])
+def test_per_restart_results_reduce_to_the_best_over_restarts(trained_toy, kind):
+    """``per_restart=True`` keeps one best iterate per (restart, sample), restart-major; the default result
+    is, per sample, the row with the highest score. PGD's scores are continuous (no ties), so the iterate
+    itself matches; IFIA's top-k scores tie often, and then the default takes the earliest step."""
+    model, x, y = trained_toy
+    x, y = x[:10], y[:10]
+
+    def make(**kw):
+        if kind == "pgd":
+            return AttributionPGD(model, "saliency", eps=0.1, alpha=0.02, steps=5, restarts=3, **kw)
+        return IFIA(model, "saliency", eps=0.1, alpha=0.02, steps=5, k=8, restarts=3, **kw)
+
+    best, rows = make()(x, y), make(per_restart=True)(x, y)
+    assert rows.x_adv.shape == (30, *x.shape[1:]) and rows.label_kept.shape == (30,) and rows.restarts == 3
+    _check_result(rows, model, x.repeat(3, 1, 1, 1), y.repeat(3), 0.1, "linf")
+    score = rows.score.nan_to_num(float("-inf")).view(3, 10)
+    torch.testing.assert_close(score.max(0).values, best.score.nan_to_num(float("-inf")), rtol=0, atol=0)
+    assert torch.equal(rows.label_kept.view(3, 10).any(0), best.label_kept)
+    if kind == "pgd":
+        pick = score.argmax(0) * 10 + torch.arange(10)
+        assert torch.equal(rows.x_adv[pick], best.x_adv)
+        torch.testing.assert_close(rows.deviation.euclidean[pick], best.deviation.euclidean, equal_nan=True)
+
+
 @pytest.mark.parametrize("kind", ["topk", "mass_center", "targeted"])
 def test_ifia_kinds(trained_toy, kind):
     model, x, y = trained_toy

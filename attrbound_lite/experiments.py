@@ -1,0 +1,331 @@
+"""Bound validation: the bounds of ``attrbound_lite.bounds`` next to the deviations that attacks achieve.
+
+``validate_bounds`` returns a tidy table, one row per (sample, attribution, norm, eps, attack, restart):
+the bound on the Euclidean deviation ``r = ||A(x') - A(x)||_2`` and on the cosine similarity
+``cos(A(x), A(x'))`` of the attribution, next to what the attack achieved on the real model at its best
+label-preserving iterate ``x'`` of that restart. The target class is the model's prediction at ``x``
+(the class the attacks must keep); the true label is recorded beside it.
+
+Every bound is linear in eps (``eps * sigma_max`` for l2, ``eps * min(sqrt(n) sigma_max, || |J| 1 ||_2)``
+for l-infinity), so the bound is computed once per batch and attribution, at eps = 1 and for the
+l-infinity ball when it is asked for (its ``sigma_max`` also gives the l2 bound), then scaled; the cosine
+bound is ``cosine_bound(eps * r_1, ||A(x)||_2)``. The attacks (``"pgd"``: ``AttributionPGD``, Euclidean
+or cosine objective; ``"ifia"``: ``IFIA(kind="topk")``) advance a whole batch of samples and all their
+restarts together (``per_restart=True``: one best iterate per (restart, sample)).
+
+A row is a violation (``exceeded``) when the attack kept the label and
+
+- Euclidean: ``achieved_euclidean > (1 + rtol) * bound_euclidean``, or
+- cosine:    ``achieved_cosine < bound_cosine - cosine_atol``.
+
+Tightness: ``ratio_euclidean = achieved_euclidean / bound_euclidean`` and ``ratio_cosine = (1 -
+achieved_cosine) / (1 - bound_cosine)`` (cosine distances), NaN where the attack failed. ``summarize``
+gives per group (model, eps, norm, attribution, attack) the number of attacks (rows), the violation rate
+among the attacks that kept the label, and the median and 95th percentile of the ratios.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ._checks import check_eps, check_norm, eval_mode
+from .attacks import IFIA, AttributionAttack, AttributionPGD
+from .attributions import ATTRIBUTIONS, get_explainer
+from .bounds import attribution_bound, cosine_bound
+from .training import as_tensors, derive_seed
+
+__all__ = ["validate_bounds", "summarize", "AttackSpec", "ATTACK_TYPES", "KEY_COLUMNS", "GROUP_COLUMNS",
+           "TIMING_COLUMNS", "ROW_COLUMNS"]
+
+ATTACK_TYPES = ("pgd", "ifia")
+# A row's identity (the table is sorted by it) and the groups of ``summarize``.
+KEY_COLUMNS = ("model", "sample", "attribution", "norm", "eps", "attack", "restart")
+GROUP_COLUMNS = ("model", "eps", "norm", "attribution", "attack")
+TIMING_COLUMNS = ("bound_seconds", "attack_seconds")
+ROW_COLUMNS = (
+    "model", "sample", "label", "predicted", "correct", "attribution", "norm", "eps", "attack", "restart",
+    "steps", "sigma_max", "attribution_norm", "bound_euclidean", "bound_euclidean_lower", "bound_cosine",
+    "bound_converged", "achieved_euclidean", "achieved_cosine", "label_kept", "topk_intersection",
+    "exceeded_euclidean", "exceeded_cosine", "exceeded", "ratio_euclidean", "ratio_cosine", *TIMING_COLUMNS)
+"""Columns of the ``validate_bounds`` table, in order. ``sample``: index of the sample in its split (from
+``data.indices`` for a seeded subset, else its position in ``data``); ``bound_euclidean_lower``: a lower
+estimate of the linearised worst case (``eps * sigma_max`` for l2, exact there; the sign-iteration value
+for l-infinity); timings are per row, in seconds (the bound's time is shared by the rows of a sample)."""
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack of a validation run.
+
+    ``type``: ``"pgd"`` (``AttributionPGD``) or ``"ifia"`` (``IFIA``, top-k objective). ``name``: its label
+    in the table (default ``"pgd"``, ``"pgd-cosine"`` or ``"ifia"``). ``steps``; ``relative_alpha``: the
+    step size as a fraction of eps (``alpha = relative_alpha * eps``; default 0.25 for PGD, 0.125 for
+    IFIA). ``objective`` (PGD): ``"euclidean"`` or ``"cosine"``. ``k`` (IFIA): top-k pixels (default 10%
+    of the pixels of the saliency map). ``restarts``: default the run's.
+    """
+    type: str
+    name: str | None = None
+    steps: int = 20
+    relative_alpha: float | None = None
+    objective: str = "euclidean"
+    k: int | None = None
+    restarts: int | None = None
+
+    def __post_init__(self):
+        if self.type not in ATTACK_TYPES:
+            raise ValueError(f"unknown attack type {self.type!r}; choose one of {ATTACK_TYPES}.")
+        if self.objective not in ("euclidean", "cosine"):
+            raise ValueError(f"unknown objective {self.objective!r}; choose 'euclidean' or 'cosine'.")
+        if self.type == "ifia" and self.objective != "euclidean":
+            raise ValueError("objective applies to type 'pgd' only (IFIA has the top-k objective).")
+        if self.type == "pgd" and self.k is not None:
+            raise ValueError("k applies to type 'ifia' only.")
+        for field, value in (("steps", self.steps), ("k", self.k), ("restarts", self.restarts)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{field} must be a positive integer, got {value!r}.")
+        if self.relative_alpha is not None and (isinstance(self.relative_alpha, bool) or not isinstance(
+                self.relative_alpha, (int, float)) or not 0 < self.relative_alpha < math.inf):
+            raise ValueError(f"relative_alpha must be a positive number (alpha = relative_alpha * eps), got "
+                             f"{self.relative_alpha!r}.")
+
+    @property
+    def label(self) -> str:
+        if self.name is not None:
+            return self.name
+        return "pgd-cosine" if self.type == "pgd" and self.objective == "cosine" else self.type
+
+    def build(self, model: nn.Module, explainer, eps: float, norm: str, restarts: int,
+              surrogate_beta: float | None, seed: int, pixels: int) -> AttributionAttack:
+        """The attack for one (eps, norm), returning one result per (restart, sample)."""
+        if self.type == "pgd":
+            return AttributionPGD(model, explainer, eps=eps, alpha=(self.relative_alpha or 0.25) * eps,
+                                  steps=self.steps, norm=norm, objective=self.objective, restarts=restarts,
+                                  surrogate_beta=surrogate_beta, seed=seed, per_restart=True)
+        return IFIA(model, explainer, eps=eps, alpha=(self.relative_alpha or 0.125) * eps, steps=self.steps,
+                    k=self.k or max(1, round(0.1 * pixels)), kind="topk", norm=norm, restarts=restarts,
+                    surrogate_beta=surrogate_beta, seed=seed, per_restart=True)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _attack_specs(attacks) -> list[AttackSpec]:
+    if isinstance(attacks, (str, AttackSpec, Mapping)):
+        attacks = [attacks]
+    specs = []
+    for item in attacks:
+        if isinstance(item, str):
+            item = AttackSpec(item)
+        elif isinstance(item, Mapping):
+            item = AttackSpec(**item)
+        elif not isinstance(item, AttackSpec):
+            raise TypeError(f"an attack must be a type name ({ATTACK_TYPES}), a dict or an AttackSpec, got "
+                            f"{type(item).__name__}.")
+        specs.append(item)
+    labels = [s.label for s in specs]
+    if not specs or len(set(labels)) != len(labels):
+        raise ValueError(f"attacks must be a non-empty list with distinct names, got {labels}; give each a name.")
+    return specs
+
+
+def _attribution_specs(attributions) -> list[tuple[str, dict]]:
+    """``[(name, options)]`` from names, ``(name, options)`` pairs or dicts ``{"name": ..., **options}``."""
+    if isinstance(attributions, (str, Mapping)):
+        attributions = [attributions]
+    out = []
+    for item in attributions:
+        if isinstance(item, str):
+            name, options = item, {}
+        elif isinstance(item, Mapping):
+            options = dict(item)
+            name = options.pop("name", None)
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            name, options = item[0], dict(item[1])
+        else:
+            raise TypeError(f"an attribution must be a name, a (name, options) pair or a dict, got {item!r}.")
+        if name not in ATTRIBUTIONS:
+            raise ValueError(f"unknown attribution {name!r}; choose one of {tuple(ATTRIBUTIONS)}.")
+        out.append((name, options))
+    names = [name for name, _ in out]
+    if not out or len(set(names)) != len(names):
+        raise ValueError(f"attributions must be a non-empty list without repeats, got {names}.")
+    return out
+
+
+def _eps_grid(eps_grid, norms: Sequence[str]) -> dict[str, list[float]]:
+    """``{norm: [eps, ...]}`` from one list for every norm or a mapping norm -> list."""
+    norms = [check_norm(n) for n in norms]
+    if not norms or len(set(norms)) != len(norms):
+        raise ValueError(f"norms must be a non-empty list without repeats, got {list(norms)}.")
+    if isinstance(eps_grid, Mapping):
+        if set(eps_grid) != set(norms):
+            raise ValueError(f"eps_grid has keys {sorted(eps_grid)} but norms are {sorted(norms)}; give one eps list "
+                             "per norm.")
+        grid = {n: list(eps_grid[n]) for n in norms}
+    else:
+        if isinstance(eps_grid, (int, float)):
+            eps_grid = [eps_grid]
+        grid = {n: list(eps_grid) for n in norms}
+    for n, values in grid.items():
+        if not values:
+            raise ValueError(f"the eps grid of norm {n!r} is empty.")
+        grid[n] = [check_eps(e) for e in values]
+        if len(set(grid[n])) != len(grid[n]):
+            raise ValueError(f"the eps grid of norm {n!r} has repeats: {grid[n]}.")
+    return grid
+
+
+def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", "linf"),
+                    attributions=("saliency",), attacks=("pgd", "ifia"), n_samples: int | None = None,
+                    restarts: int = 1, *, sample_ids: Iterable[int] | None = None,
+                    surrogate_beta: float | None = None, rtol: float = 0.01, cosine_atol: float = 1e-3,
+                    batch_size: int | None = None, seed: int = 0, model_name: str = "model",
+                    bound_options: Mapping | None = None,
+                    on_progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """The bounds against PGD and IFIA on ``data`` (an ``ImageDataset``, a ``TensorDataset`` or a pair
+    ``(images (N, C, H, W) in [0, 1], labels (N,))``): a DataFrame with the columns ``ROW_COLUMNS``, one row
+    per (sample, attribution, norm, eps, attack, restart), sorted by ``KEY_COLUMNS``.
+
+    ``eps_grid``: a list for every norm, or ``{norm: [eps, ...]}``. ``attributions``: names, ``(name,
+    options)`` pairs or ``{"name": ..., **options}`` (e.g. IG's ``n_steps``). ``attacks``: ``"pgd"``,
+    ``"ifia"``, dicts of ``AttackSpec`` fields or ``AttackSpec``s. ``n_samples``: the first n samples (all
+    by default), or ``sample_ids``: positions in ``data``. ``batch_size``: samples per batch (default all;
+    attacks then run ``batch_size * restarts`` inputs at once). ``seed``: every bound and attack draws its
+    own stream from ``derive_seed(seed, ...)``. ``bound_options``: passed to ``attribution_bound``
+    (``method, tol, max_iter, max_dense_n, sign_iters``; ``max_dense_n=0`` keeps the l-infinity bound to
+    ``eps sqrt(n) sigma_max``, skipping ``|| |J| 1 ||_2``, which costs n Hessian-vector products per
+    sample). ``on_progress(n)`` is called after every attack call with the number of rows it produced.
+    Runs on the model's device, in the model's dtype.
+    """
+    x_all, y_all = as_tensors(data)
+    if sample_ids is not None and n_samples is not None:
+        raise ValueError("pass n_samples (the first n samples) or sample_ids (positions in data), not both.")
+    if sample_ids is not None:
+        ids = torch.as_tensor(list(sample_ids), dtype=torch.long)
+    else:
+        if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int)
+                                      or not 1 <= n_samples <= len(y_all)):
+            raise ValueError(f"n_samples must be an int in [1, {len(y_all)}] (the size of data), got {n_samples!r}.")
+        ids = torch.arange(n_samples or len(y_all))
+    if ids.numel() == 0 or ids.min() < 0 or ids.max() >= len(y_all):
+        raise ValueError(f"sample_ids must be non-empty positions in [0, {len(y_all) - 1}].")
+    indices = getattr(data, "indices", None)
+    split_index = (torch.as_tensor(indices) if indices is not None else torch.arange(len(y_all)))[ids]
+    grid = _eps_grid(eps_grid, norms)
+    attr_specs = _attribution_specs(attributions)
+    specs = _attack_specs(attacks)
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
+    if not rtol >= 0 or not cosine_atol >= 0:
+        raise ValueError(f"rtol and cosine_atol must be non-negative, got {rtol!r} and {cosine_atol!r}.")
+    batch_size = batch_size or ids.numel()
+    param = next(model.parameters(), None)
+    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
+    bound_options = dict(bound_options or {})
+    bound_norm = "linf" if "linf" in grid else "l2"
+
+    frames = []
+    with eval_mode(model):
+        for start in range(0, ids.numel(), batch_size):
+            rows = ids[start:start + batch_size]
+            x = x_all[rows].to(device=device, dtype=dtype)
+            with torch.no_grad():
+                predicted = model(x).argmax(1)
+            sample = {"model": model_name, "sample": split_index[start:start + batch_size].numpy(),
+                      "label": y_all[rows].numpy(), "predicted": predicted.cpu().numpy()}
+            sample["correct"] = sample["label"] == sample["predicted"]
+            for attr_name, options in attr_specs:
+                t0 = time.perf_counter()
+                bound = attribution_bound(model, x, 1.0, bound_norm, attr_name, target=predicted,
+                                          surrogate_beta=surrogate_beta, seed=derive_seed(seed, "bound", attr_name),
+                                          **bound_options, **options)
+                bound_seconds = (time.perf_counter() - t0) / len(rows)
+                sigma = bound.sigma_max.detach().double().cpu()
+                unit = {"l2": (sigma, sigma)}
+                if bound.linf_lower is not None:
+                    unit["linf"] = (bound.euclidean.detach().double().cpu(), bound.linf_lower.detach().double().cpu())
+                a_norm = bound.attribution_norm.detach().double().cpu()
+                explainer = get_explainer(attr_name, model, **options)
+                for norm, eps_values in grid.items():
+                    for eps in eps_values:
+                        euclid_bound = eps * unit[norm][0]
+                        per_sample = dict(sample, attribution=attr_name, norm=norm, eps=eps,
+                                          sigma_max=sigma.numpy(), attribution_norm=a_norm.numpy(),
+                                          bound_euclidean=euclid_bound.numpy(),
+                                          bound_euclidean_lower=(eps * unit[norm][1]).numpy(),
+                                          bound_cosine=cosine_bound(euclid_bound, a_norm).numpy(),
+                                          bound_converged=bound.converged.cpu().numpy(), bound_seconds=bound_seconds)
+                        for spec in specs:
+                            reps = spec.restarts or restarts
+                            attack = spec.build(model, explainer, eps, norm, reps, surrogate_beta,
+                                                derive_seed(seed, "attack", attr_name, norm, eps, spec.label),
+                                                pixels=x[0, 0].numel())
+                            t0 = time.perf_counter()
+                            result = attack(x, predicted)
+                            attack_seconds = (time.perf_counter() - t0) / (reps * len(rows))
+                            frames.append(_rows(per_sample, spec, reps, result, attack_seconds, rtol, cosine_atol))
+                            if on_progress is not None:
+                                on_progress(reps * len(rows))
+    table = pd.concat(frames, ignore_index=True)[list(ROW_COLUMNS)]
+    return table.sort_values(list(KEY_COLUMNS), kind="mergesort", ignore_index=True)
+
+
+def _rows(per_sample: dict, spec: AttackSpec, reps: int, result, attack_seconds: float, rtol: float,
+          cosine_atol: float) -> pd.DataFrame:
+    """The R * B rows of one attack call (restart-major), sample columns repeated per restart."""
+    batch = len(per_sample["sample"])
+    columns = {k: np.tile(v, reps) if isinstance(v, np.ndarray) else v for k, v in per_sample.items()}
+    achieved_e = result.deviation.euclidean.detach().double().cpu().numpy()
+    achieved_c = result.deviation.cosine.detach().double().cpu().numpy()
+    kept = result.label_kept.cpu().numpy()
+    bound_e, bound_c = columns["bound_euclidean"], columns["bound_cosine"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exceeded_e = kept & (achieved_e > (1 + rtol) * bound_e)
+        exceeded_c = kept & (achieved_c < bound_c - cosine_atol)
+        ratio_e = achieved_e / bound_e
+        ratio_c = (1 - achieved_c) / (1 - bound_c)
+    topk = result.topk_intersection
+    columns.update(
+        attack=spec.label, restart=np.repeat(np.arange(reps), batch), steps=spec.steps,
+        achieved_euclidean=achieved_e, achieved_cosine=achieved_c, label_kept=kept,
+        topk_intersection=np.full(reps * batch, np.nan) if topk is None else topk.detach().double().cpu().numpy(),
+        exceeded_euclidean=exceeded_e, exceeded_cosine=exceeded_c, exceeded=exceeded_e | exceeded_c,
+        ratio_euclidean=ratio_e, ratio_cosine=ratio_c, attack_seconds=attack_seconds)
+    return pd.DataFrame(columns)
+
+
+def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.DataFrame:
+    """Per group (default ``GROUP_COLUMNS``): ``n_attacks`` (rows: one attack run of one restart on one
+    sample), ``n_samples``, ``n_kept`` (attacks that kept the label), ``violations``,
+    ``violation_rate = violations / n_kept`` (and per bound: ``violation_rate_euclidean``,
+    ``violation_rate_cosine``), and the median, 95th percentile (linear interpolation, as
+    ``numpy.quantile``) and maximum of ``ratio_euclidean`` and ``ratio_cosine`` over the kept attacks.
+    ``table.attrs["n_attacks"]`` of the result is the total number of attacks."""
+    needed = {*by, "sample", "label_kept", "exceeded", "exceeded_euclidean", "exceeded_cosine", "ratio_euclidean",
+              "ratio_cosine"}
+    missing = sorted(needed - set(table.columns))
+    if missing:
+        raise ValueError(f"the table lacks columns {missing}; pass a validate_bounds table.")
+    kept = table[table["label_kept"]]
+    groups = table.groupby(list(by), sort=True)
+    out = groups.agg(n_attacks=("sample", "size"), n_samples=("sample", "nunique"), n_kept=("label_kept", "sum"),
+                     violations=("exceeded", "sum"), violations_euclidean=("exceeded_euclidean", "sum"),
+                     violations_cosine=("exceeded_cosine", "sum"))
+    for name in ("violation_rate", "violation_rate_euclidean", "violation_rate_cosine"):
+        out[name] = out[name.replace("violation_rate", "violations")] / out["n_kept"].where(out["n_kept"] > 0)
+    kept_groups = kept.groupby(list(by), sort=True)
+    for ratio in ("ratio_euclidean", "ratio_cosine"):
+        out[f"{ratio}_median"] = kept_groups[ratio].median()
+        out[f"{ratio}_p95"] = kept_groups[ratio].quantile(0.95)
+        out[f"{ratio}_max"] = kept_groups[ratio].max()
+    out = out.drop(columns=["violations_euclidean", "violations_cosine"]).reset_index()
+    out.attrs["n_attacks"] = int(len(table))
+    return out

@@ -46,7 +46,8 @@ Config (YAML; unknown keys and bad values are refused with their key path, e.g.
 
 ``data.subset_seed: null`` takes the first ``n_samples`` of the split, an int a seeded random subset.
 ``data.root``, ``data.mirror``, ``data.download`` and ``device`` say where to read and run, not what to
-compute: they are left out of the config hash (a sweep may resume elsewhere). A checkpoint enters the
+compute: they are left out of the config hash (a sweep may resume elsewhere), except the device type
+(CPU and CUDA draw different random streams: a CPU sweep does not resume on a GPU). A checkpoint enters the
 hash by the sha256 of its weights, not by its path.
 """
 
@@ -384,7 +385,10 @@ def _identity(cfg: dict) -> dict:
     ident.pop("device")
     for model in ident["models"]:
         if "checkpoint" in model:
-            model["checkpoint_sha256"] = sha256_file(checkpoint_paths(model.pop("checkpoint"))[0])
+            weights, sidecar = checkpoint_paths(model.pop("checkpoint"))
+            model["checkpoint_sha256"] = sha256_file(weights)
+            if sidecar.is_file():  # the architecture the weights are loaded into
+                model["checkpoint_model"] = json.loads(sidecar.read_text()).get("model")
     return ident
 
 
@@ -444,6 +448,9 @@ class _Ranks:
         self.local_rank = local = int(os.environ.get("LOCAL_RANK", "0"))
         if device_name == "auto":
             device_name = "cuda" if torch.cuda.is_available() else "cpu"
+        if device_name.startswith("cuda:") and self.world > 1:
+            raise ValueError(f"device {device_name!r} would put every rank on the same GPU; use device: cuda (each "
+                             "rank takes the GPU of its LOCAL_RANK) or run a single process.")
         self.device = torch.device(f"cuda:{local}" if device_name == "cuda" else device_name)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -625,7 +632,8 @@ def _run(cfg: dict, out: Path, ranks: _Ranks, progress: bool) -> pd.DataFrame | 
     loaded = []
 
     def setup():
-        identity = _identity(cfg)
+        # CPU and CUDA draw different random streams: the device type is part of what a sweep computes.
+        identity = {**_identity(cfg), "device_type": ranks.device.type}
         digest = config_hash(identity)
         _prepare_folder(out, cfg, identity, digest, shards, ranks.world)
         loaded.append(_load_data(cfg))  # fills the data cache once, before the other ranks read it

@@ -208,8 +208,13 @@ def main() -> int:
     mix = 2 / sum(1 / p["attacks_per_second"] for p in projection.values())
     projection["pgd+ifia, half each"] = dict(attacks_per_second=round(mix, 2),
                                              hours_for_10M=round(PAPER_ATTACKS / mix / 3600, 1))
+    if gpu:  # the same projection at the rate of one GPU (CI-sized batches: a lower bound on its throughput)
+        cuda = frame[frame["device"] == "cuda"].set_index("attack")["attacks_per_second"]
+        for attack, rate in cuda.items():
+            projection[f"{attack} on 1 GPU"] = dict(layout="1 process, cuda", attacks_per_second=float(rate),
+                                                   hours_for_10M=round(PAPER_ATTACKS / rate / 3600, 1))
     for name, p in projection.items():
-        log(f"10 million attacks ({name}) at {p['attacks_per_second']:.1f} attacks/s on this CPU: "
+        log(f"10 million attacks ({name}) at {p['attacks_per_second']:.1f} attacks/s: "
             f"{p['hours_for_10M']:.0f} h ({p['hours_for_10M'] / 24:.1f} days)")
     busy = any((r["other_cpu"] or 0) > BUSY_CORES for r in rows)
     if busy:

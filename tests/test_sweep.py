@@ -215,3 +215,10 @@ def test_config_defaults_and_yaml_numbers(config, tmp_path):
 def test_example_config_is_valid(monkeypatch):
     cfg = load_config(ROOT / "configs" / "sweep-ci.yaml")
     assert sum(s.attacks for s in plan_shards(cfg)) >= 1000
+
+
+def test_a_fixed_gpu_is_refused_with_several_ranks(monkeypatch):
+    from attrbound_lite.sweep import _Ranks
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="same GPU"):
+        _Ranks("cuda:1")

@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     from .sweep import add_subcommands
     add_subcommands(sub)
+    from .book import add_subcommands as add_book_subcommands
+    add_book_subcommands(sub)
     return parser
 
 
@@ -164,8 +166,10 @@ def cmd_evaluate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        from .book import cmd_book
         from .sweep import cmd_report, cmd_sweep
-        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "report": cmd_report}
+        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "report": cmd_report,
+                    "book": cmd_book}
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"attrbound {args.command}: error: {err}", file=sys.stderr)

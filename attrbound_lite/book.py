@@ -1,0 +1,360 @@
+"""Build the Jupyter Book: execute the parameterised notebooks with papermill, then render with Jupyter Book 1.x.
+
+    attrbound book --profile ci              # every notebook, CI-sized (CPU, minutes)
+    attrbound book --profile full            # paper scale (meant for a GPU)
+    attrbound book --only 03_jacobians -p ig_steps 16
+
+Jupyter Book cannot inject parameters, so the pipeline has two stages, each failing loudly:
+
+1. **Execute.** Every notebook ``notebooks/<stem>.ipynb`` (stored without outputs, kernel ``python3``, exactly
+   one cell tagged ``parameters`` that defines ``profile``) is run by papermill in ``_toc.yml`` order with
+   ``parameters={"profile": profile, ...}``, a per-cell timeout, ``cwd`` = ``notebooks/`` and
+   ``MPLBACKEND=agg``. Parameter names are first checked against ``papermill.inspect_notebook``: papermill
+   itself only warns about an unknown name, here it is an error. The executed copy goes where ``_toc.yml``
+   points (``book/_executed/<stem>``) inside a staging copy of the book source (``OUT/source``), with the
+   ``injected-parameters`` cell tagged ``remove-cell`` so the page does not show it. A failing cell stops
+   the build with the notebook and cell named; the failed copy is kept in ``OUT/failed/`` and never rendered.
+   Execution times go to ``OUT/execution_times.json``.
+2. **Render.** ``jupyter-book build OUT/source --path-output OUT -W -n --all`` (``execute_notebooks: "off"``
+   in ``_config.yml``; warnings and broken references are errors; no ``--keep-going``). The HTML lands in
+   ``OUT/_build/html``.
+
+``OUT`` defaults to ``_build/`` in the project root. The staging copy keeps the repository tree free of
+executed notebooks and lets a test build into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ._io import atomic_path, write_json
+
+__all__ = ["BookError", "BookResult", "build_book", "toc_files", "notebook_parameters", "glued_values", "PROFILES",
+           "EXECUTED_DIR", "add_subcommands", "cmd_book"]
+
+PROFILES = ("ci", "full")
+EXECUTED_DIR = "book/_executed"      # where _toc.yml points for executed notebooks (inside the staged source)
+NOTEBOOK_DIR = "notebooks"
+KERNEL = "python3"
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+DEFAULT_TIMEOUT = 1800               # seconds per cell
+
+
+class BookError(RuntimeError):
+    """A notebook or the book build failed; the message names the notebook (and cell) or the warnings."""
+
+
+@dataclass
+class BookResult:
+    html: Path                                   # OUT/_build/html
+    source: Path                                 # OUT/source, the staged book source
+    times: dict = field(default_factory=dict)    # stem -> execution seconds (this run)
+    build_seconds: float = 0.0
+    pages: list[Path] = field(default_factory=list)
+
+
+def project_root() -> Path:
+    """The folder holding ``_toc.yml``: the current directory if it has one, else the package's parent."""
+    cwd = Path.cwd()
+    if (cwd / "_toc.yml").is_file():
+        return cwd
+    root = Path(__file__).resolve().parents[1]
+    if (root / "_toc.yml").is_file():
+        return root
+    raise BookError("no _toc.yml in the current directory or next to the package: run from the project root "
+                    "(the book's sources are not part of an installed wheel).")
+
+
+def toc_files(toc_path: str | Path) -> list[str]:
+    """The ``file`` entries of a jb-book ``_toc.yml`` in reading order, root first."""
+    toc = yaml.safe_load(Path(toc_path).read_text())
+    if not isinstance(toc, dict) or toc.get("format") != "jb-book" or "root" not in toc:
+        raise BookError(f"{toc_path}: expected a jb-book table of contents with a root.")
+    files = [str(toc["root"])]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(str(entry["file"]))
+            for key in ("chapters", "sections", "parts"):
+                walk(entry.get(key))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def _executed_stems(files: list[str]) -> list[str]:
+    prefix = EXECUTED_DIR + "/"
+    return [f[len(prefix):].removesuffix(".ipynb") for f in files if f.startswith(prefix)]
+
+
+def notebook_parameters(path: str | Path) -> dict:
+    """The parameters of a notebook (``papermill.inspect_notebook``), after checking that it has exactly one
+    cell tagged ``parameters`` and that this cell defines ``profile``."""
+    import nbformat
+    import papermill
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise BookError(f"{path.name}: needs exactly one cell tagged 'parameters', found {len(tagged)}.")
+    params = papermill.inspect_notebook(str(path))
+    if "profile" not in params:
+        raise BookError(f"{path.name}: the parameters cell (cell {tagged[0]}) must define `profile` "
+                        f"(one of {PROFILES}); it defines {sorted(params)}.")
+    return params
+
+
+@contextlib.contextmanager
+def _environ(**values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _error_outputs(nb) -> list[str]:
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
+            elif out.get("output_type") == "stream" and "Traceback (most recent call last)" in out.get("text", ""):
+                found.append(f"cell {i}: a traceback printed to {out.get('name')}")
+    return found
+
+
+def _execute(stem: str, src: Path, dest: Path, failed_dir: Path, parameters: dict, timeout: int, cwd: Path) -> float:
+    """Run one notebook with papermill into ``dest``; raise ``BookError`` naming the cell on failure."""
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    failed = failed_dir / f"{stem}.ipynb"
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with _environ(MPLBACKEND="agg", PYDEVD_DISABLE_FILE_VALIDATION="1"):
+        try:
+            papermill.execute_notebook(str(src), str(failed), parameters=parameters, kernel_name=KERNEL,
+                                       execution_timeout=timeout, cwd=str(cwd), progress_bar=False,
+                                       log_output=False, request_save_on_cell_execute=False)
+        except PapermillExecutionError as err:
+            raise BookError(f"notebook {stem}: cell {err.cell_index} (execution count {err.exec_count}) raised "
+                            f"{err.ename}: {err.evalue}. The executed copy with the traceback is {failed}.") from None
+        except Exception as err:  # timeouts, dead kernels, missing kernel spec
+            raise BookError(f"notebook {stem}: execution failed: {type(err).__name__}: {err} "
+                            f"(per-cell timeout {timeout} s). Partial copy: {failed}.") from None
+    seconds = time.perf_counter() - start
+    nb = nbformat.read(failed, as_version=4)
+    errors = _error_outputs(nb)
+    if errors:
+        raise BookError(f"notebook {stem}: error output in " + "; ".join(errors) + f". See {failed}.")
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    with atomic_path(dest) as tmp:
+        nbformat.write(nb, str(tmp))
+    failed.unlink()
+    with contextlib.suppress(OSError):
+        failed_dir.rmdir()
+    return seconds
+
+
+def _stage(root: Path, source: Path) -> None:
+    """Copy the book sources into ``source``, keeping executed notebooks from earlier runs."""
+    source.mkdir(parents=True, exist_ok=True)
+    executed = source / EXECUTED_DIR
+    for item in source.iterdir():
+        if item.name == "book" and item.is_dir():
+            for sub in item.iterdir():
+                if sub != executed:
+                    shutil.rmtree(sub) if sub.is_dir() else sub.unlink()
+        elif item.is_dir():
+            shutil.rmtree(item)
+        else:
+            item.unlink()
+    for name in BOOK_SOURCES:
+        src = root / name
+        if src.is_dir():
+            shutil.copytree(src, source / name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("_executed", ".ipynb_checkpoints", "__pycache__"))
+        else:
+            shutil.copy2(src, source / name)
+
+
+def _jupyter_book() -> list[str]:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    raise BookError("jupyter-book is not installed: run `bash scripts/ensure-venv.sh --book` (the `book` extra).")
+
+
+def _render(source: Path, out: Path) -> float:
+    cmd = [*_jupyter_book(), "build", str(source), "--path-output", str(out), "-W", "-n", "--all"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    log = proc.stdout + proc.stderr
+    (out / "build.log").write_text(log)
+    if proc.returncode != 0 or "Traceback (most recent call last)" in proc.stdout:
+        problems = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line or "rror:" in line]
+        detail = "\n  ".join(problems[-20:]) or log[-3000:]
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}); warnings are errors:\n  {detail}\n"
+                        f"Full log: {out / 'build.log'}")
+    return seconds
+
+
+def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEFAULT_TIMEOUT,
+               parameters: dict | None = None, root=None, render: bool = True) -> BookResult:
+    """Execute the book's notebooks (``notebooks``: stems, default all, in ``_toc.yml`` order) with
+    ``profile`` and ``parameters`` (applied to every selected notebook, names checked), then build the
+    HTML into ``out`` (default ``<root>/_build``). Notebooks not selected reuse their executed copy from an
+    earlier run into the same ``out``; without one they are left out of this build's table of contents.
+    Raises ``BookError`` on any failure."""
+    if profile not in PROFILES:
+        raise BookError(f"unknown profile {profile!r}; choose one of {PROFILES}.")
+    root = Path(root) if root is not None else project_root()
+    out = Path(out) if out is not None else root / "_build"
+    out = out.resolve()
+    parameters = dict(parameters or {})
+    if "profile" in parameters:
+        raise BookError("pass the profile with profile=..., not as a parameter.")
+    files = toc_files(root / "_toc.yml")
+    stems = _executed_stems(files)
+    sources = {p.stem: p for p in sorted((root / NOTEBOOK_DIR).glob("*.ipynb"))}
+    missing = [s for s in stems if s not in sources]
+    if missing:
+        raise BookError(f"_toc.yml lists {[EXECUTED_DIR + '/' + s for s in missing]} but {NOTEBOOK_DIR}/ has no "
+                        f"such notebook.")
+    orphans = [s for s in sources if s not in stems]
+    if orphans:
+        raise BookError(f"notebooks {orphans} are not in _toc.yml: add them as `- file: {EXECUTED_DIR}/<stem>`.")
+    selected = stems if notebooks is None else list(notebooks)
+    unknown = [s for s in selected if s not in sources]
+    if unknown:
+        raise BookError(f"unknown notebook(s) {unknown}; the book's notebooks are {stems}.")
+    selected = [s for s in stems if s in selected]  # toc order
+
+    # validate everything before running anything
+    for stem in selected:
+        known = notebook_parameters(sources[stem])
+        bad = sorted(set(parameters) - set(known))
+        if bad:
+            raise BookError(f"notebook {stem}: unknown parameter(s) {bad}; its parameters are {sorted(known)}.")
+
+    source = out / "source"
+    _stage(root, source)
+    times_path = out / "execution_times.json"
+    import json
+    record = json.loads(times_path.read_text()) if times_path.exists() else {}
+    record.setdefault("notebooks", {})
+    result = BookResult(html=out / "_build" / "html", source=source)
+    for stem in selected:
+        print(f"[book] executing {stem} (profile {profile})", flush=True)
+        seconds = _execute(stem, sources[stem], source / EXECUTED_DIR / f"{stem}.ipynb", out / "failed",
+                           {"profile": profile, **parameters}, timeout, root / NOTEBOOK_DIR)
+        result.times[stem] = seconds
+        record["notebooks"][stem] = {"seconds": round(seconds, 3), "profile": profile,
+                                     "parameters": parameters, "executed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        write_json(times_path, record)
+        print(f"[book] {stem}: {seconds:.1f} s", flush=True)
+
+    # the staged _toc.yml: drop executed notebooks that do not exist (an --only build without earlier run)
+    absent = [s for s in stems if not (source / EXECUTED_DIR / f"{s}.ipynb").exists()]
+    if absent:
+        print(f"[book] not executed in this output folder, left out of this build: {absent}", flush=True)
+        toc = yaml.safe_load((source / "_toc.yml").read_text())
+
+        def prune(entries):
+            kept = []
+            for entry in entries or []:
+                if entry.get("file", "").removeprefix(EXECUTED_DIR + "/") in absent:
+                    continue
+                for key in ("chapters", "sections", "parts"):
+                    if key in entry:
+                        entry[key] = prune(entry[key])
+                kept.append(entry)
+            return kept
+
+        for key in ("chapters", "parts"):
+            if key in toc:
+                toc[key] = prune(toc[key])
+        (source / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    if not render:
+        return result
+    print("[book] jupyter-book build", flush=True)
+    result.build_seconds = _render(source, out)
+    record["build_seconds"] = round(result.build_seconds, 3)
+    record["profile"] = profile
+    write_json(times_path, record)
+    built = [f for f in files if f.removeprefix(EXECUTED_DIR + "/") not in absent]
+    result.pages = [result.html / f"{f.removesuffix('.ipynb').removesuffix('.md')}.html" for f in built]
+    lost = [p for p in result.pages if not p.is_file()]
+    if lost:
+        raise BookError(f"jupyter-book did not write {[str(p) for p in lost]}.")
+    print(f"[book] built {len(result.pages)} pages in {result.build_seconds:.1f} s: {result.html / 'index.html'}",
+          flush=True)
+    return result
+
+
+def glued_values(path: str | Path) -> dict:
+    """The values glued with ``myst_nb.glue`` in an executed notebook, by name: Python literals (numbers,
+    strings, booleans) decoded from their text repr, other values (figures, tables) as the repr text."""
+    import ast
+
+    import nbformat
+
+    values = {}
+    for cell in nbformat.read(Path(path), as_version=4).cells:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook", {})
+            if "name" not in meta:
+                continue
+            data = out.get("data", {})
+            text = data.get(meta.get("mime_prefix", "") + "text/plain", data.get("text/plain", ""))
+            try:
+                values[meta["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[meta["name"]] = text
+    return values
+
+
+def add_subcommands(sub) -> None:
+    """Register ``attrbound book`` on the CLI's subparsers."""
+    b = sub.add_parser("book", help="execute the notebooks (papermill) and build the Jupyter Book",
+                       description=__doc__.split("\n\n")[0])
+    b.add_argument("--profile", default="ci", choices=PROFILES, help="ci: CPU-sized (default); full: paper scale")
+    b.add_argument("--only", action="append", metavar="STEM", default=None,
+                   help="execute only this notebook (repeatable), e.g. 03_jacobians; others reuse earlier runs")
+    b.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                   help="set a notebook parameter (VALUE parsed as YAML), checked against the notebooks")
+    b.add_argument("--out", type=Path, default=None, help="output folder (default: _build)")
+    b.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="per-cell timeout in seconds")
+
+
+def cmd_book(args) -> int:
+    parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
+    build_book(profile=args.profile, notebooks=args.only, out=args.out, timeout=args.timeout,
+               parameters=parameters)
+    return 0

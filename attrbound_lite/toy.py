@@ -1,0 +1,197 @@
+"""Two-dimensional toy problems where the worst case can be found by brute force (the book's chapter 2).
+
+On R^2 the constrained problem
+
+    max_{||d||_p <= eps, argmax f(x + d) = c}  ||A(x + d) - A(x)||_2   (and min cos(A(x), A(x + d)))
+
+can be solved by evaluating the attribution on a dense grid over the ball: an oracle for the bounds of
+``attrbound_lite.bounds`` that shares no code with them. The toy inputs live on R^2 (no [0, 1] box), the
+same relaxation the bounds make.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .attributions import get_explainer
+from .bounds import dense_jacobian
+from .models import QuadraticClassifier
+
+__all__ = ["toy_mlp", "toy_quadratic", "ball_grid", "GridWorstCase", "grid_worst_case", "linear_worst_case",
+           "inequality_checks", "worst_case_table",
+           "cosine_ball_minimum"]
+
+
+def toy_mlp(seed: int = 0, hidden: int = 16, beta: float = 1.0) -> nn.Module:
+    """A smooth two-class classifier on R^2 (softplus MLP, float64, eval mode)."""
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(2, hidden), nn.Softplus(beta), nn.Linear(hidden, hidden), nn.Softplus(beta),
+                          nn.Linear(hidden, 2)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * (1.0 if p.ndim == 2 else 0.5))
+    return model.eval()
+
+
+def toy_quadratic(seed: int = 0) -> QuadraticClassifier:
+    """A two-class quadratic classifier on R^2, ``f_c(x) = x^T Q_c x / 2 + b_c^T x`` with symmetric
+    ``Q_c``: its saliency map is affine, so the linearisation is exact and the l2 bound is attained."""
+    g = torch.Generator().manual_seed(seed)
+    m = torch.randn(2, 2, 2, generator=g, dtype=torch.float64)
+    Q = m + m.transpose(1, 2)
+    b = torch.randn(2, 2, generator=g, dtype=torch.float64)
+    return QuadraticClassifier(Q, b).eval()
+
+
+def ball_grid(eps: float, norm: str, points: int = 201, dtype=torch.float64) -> torch.Tensor:
+    """Offsets ``d`` covering the 2-D ball ``||d||_p <= eps``, (m, 2). l2: a polar grid (``points`` radii
+    times ``4 * points`` angles, boundary included); linf: a ``points`` x ``points`` Cartesian grid."""
+    if norm == "l2":
+        r = torch.linspace(0, eps, points, dtype=dtype)
+        t = torch.linspace(0, 2 * math.pi, 4 * points + 1, dtype=dtype)[:-1]
+        rr, tt = torch.meshgrid(r[1:], t, indexing="ij")
+        grid = torch.stack([rr * torch.cos(tt), rr * torch.sin(tt)], -1).reshape(-1, 2)
+        return torch.cat([torch.zeros(1, 2, dtype=dtype), grid])
+    if norm == "linf":
+        s = torch.linspace(-eps, eps, points, dtype=dtype)
+        a, b = torch.meshgrid(s, s, indexing="ij")
+        return torch.stack([a, b], -1).reshape(-1, 2)
+    raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}.")
+
+
+@dataclass
+class GridWorstCase:
+    """The dense-grid solution of the constrained problem around one point."""
+    eps: float
+    norm: str
+    target: int
+    euclidean: float          # max ||A(x + d) - A(x)|| over label-preserving grid points
+    cosine: float             # min cos(A(x), A(x + d)) over the same points
+    argmax: torch.Tensor      # the maximising d
+    kept: float               # fraction of grid points that keep the label
+    sigma_sup: float          # max sigma_max(J(x + d)) over the grid (the mean-value bound is eps * this, l2)
+    linear: float             # max ||J(x) d|| over the grid (the linearised problem, label constraint dropped)
+
+
+def grid_worst_case(model: nn.Module, x: torch.Tensor, eps: float, norm: str = "l2", attribution="saliency",
+                    points: int = 201, **attribution_options) -> GridWorstCase:
+    """Solve the constrained worst-case problem for one 2-D input ``x`` (shape (2,) or (1, 2)) by brute
+    force over ``ball_grid(eps, norm, points)``."""
+    x = x.reshape(1, 2).to(torch.float64)
+    explainer = get_explainer(attribution, model, **attribution_options)
+    with torch.no_grad():
+        c = int(model(x).argmax(1))
+    d = ball_grid(eps, norm, points)
+    xs = x + d
+    target = torch.full((xs.shape[0],), c, dtype=torch.long)
+    a0 = explainer.attribute(x, target=torch.tensor([c])).detach().reshape(2)
+    chunks_a, chunks_j, keep = [], [], []
+    for start in range(0, xs.shape[0], 4096):
+        xb, tb = xs[start:start + 4096], target[start:start + 4096]
+        chunks_a.append(explainer.attribute(xb, target=tb).detach().reshape(-1, 2))
+        chunks_j.append(dense_jacobian(explainer, xb, tb))
+        with torch.no_grad():
+            keep.append(model(xb).argmax(1) == c)
+    a, jac, keep = torch.cat(chunks_a), torch.cat(chunks_j), torch.cat(keep)
+    dev = (a - a0).norm(dim=1)
+    cos = torch.nn.functional.cosine_similarity(a, a0.expand_as(a), dim=1)
+    dev_kept = torch.where(keep, dev, torch.full_like(dev, -1.0))
+    i = int(dev_kept.argmax())
+    j0 = dense_jacobian(explainer, x, torch.tensor([c]))[0]
+    return GridWorstCase(eps=eps, norm=norm, target=c, euclidean=float(dev_kept[i]),
+                         cosine=float(torch.where(keep, cos, torch.ones_like(cos)).min()), argmax=d[i],
+                         kept=float(keep.double().mean()), sigma_sup=float(torch.linalg.matrix_norm(jac, 2).max()),
+                         linear=float((d @ j0.T).norm(dim=1).max()))
+
+
+def linear_worst_case(jacobian: torch.Tensor, eps: float, norm: str) -> float:
+    """The exact optimum of the linearised problem ``max_{||d||_p <= eps} ||J d||_2`` by enumeration:
+    l2 from the SVD; linf over the 2^n vertices of the cube (small n only)."""
+    n = jacobian.shape[-1]
+    if norm == "l2":
+        return float(eps * torch.linalg.matrix_norm(jacobian, 2))
+    if n > 20:
+        raise ValueError(f"enumerating 2^{n} sign vectors is not feasible; n <= 20 only.")
+    signs = torch.tensor([[1.0 if (k >> i) & 1 else -1.0 for i in range(n)] for k in range(2 ** n)],
+                         dtype=jacobian.dtype)
+    return float(eps * (signs @ jacobian.T).norm(dim=1).max())
+
+
+def cosine_ball_minimum(a: torch.Tensor, r: float, points: int = 401) -> float:
+    """min cos(a, a + u) over ``||u||_2 <= r`` for a 2-D vector ``a``, by a dense polar grid (the oracle of
+    the tangent bound ``sqrt(1 - r^2 / ||a||^2)``)."""
+    u = ball_grid(r, "l2", points, dtype=a.dtype)
+    b = a.reshape(1, 2) + u
+    return float(torch.nn.functional.cosine_similarity(b, a.reshape(1, 2).expand_as(b), dim=1).min())
+
+
+def inequality_checks(model: nn.Module, x: torch.Tensor, eps: float, points: int = 201):
+    """Every inequality behind the four bounds (saliency, one 2-D input), each as a row ``(inequality,
+    left, right, holds)`` of a pandas DataFrame: the package's matrix-free bounds
+    (``attrbound_lite.bounds.attribution_bound``) against the oracles of this module. Also returns a dict
+    of the values (for the book's glue)."""
+    import pandas as pd
+
+    from .attributions import Saliency
+    from .bounds import attribution_bound
+
+    x = x.reshape(1, 2).to(torch.float64)
+    J = dense_jacobian(Saliency(model), x)[0]
+    a0 = Saliency(model).attribute(x).detach()[0]
+    b2 = attribution_bound(model, x, eps, "l2", tol=1e-10)
+    binf = attribution_bound(model, x, eps, "linf", tol=1e-10)
+    grid = grid_worst_case(model, x, eps, "l2", points=points)
+    v = dict(sigma=float(b2.sigma_max[0]), sigma_exact=float(torch.linalg.matrix_norm(J, 2)),
+             l2_bound=float(b2.euclidean[0]), l2_linear_grid=grid.linear,
+             l2_grid_attained=grid.linear / math.cos(math.pi / (4 * points)),
+             linf_sqrt_n=float(binf.linf_sqrt_n[0]), linf_rowsum=float(binf.linf_abs_rowsum[0]),
+             linf_exact=linear_worst_case(J, eps, "linf"), linf_lower=float(binf.linf_lower[0]),
+             cos_bound=float(b2.cosine[0]), cos_grid=cosine_ball_minimum(a0, float(b2.euclidean[0]), points),
+             cos_bound_linf=float(binf.cosine[0]),
+             cos_grid_linf=cosine_ball_minimum(a0, float(binf.euclidean[0]), points),
+             grid_size=4 * points * (points - 1) + 1)
+    v["l2_rel_gap"] = (v["l2_bound"] - v["l2_linear_grid"]) / v["l2_bound"]
+    up = 1 + 1e-12  # floating-point slack
+    rows = [
+        ("sigma_max: Lanczos = exact SVD (rel. 1e-8)", v["sigma"], v["sigma_exact"],
+         abs(v["sigma"] - v["sigma_exact"]) <= 1e-8 * v["sigma_exact"]),
+        ("l2: max ||J d|| on the grid <= eps sigma_max", v["l2_linear_grid"], v["l2_bound"],
+         v["l2_linear_grid"] <= v["l2_bound"] * up),
+        ("l2: eps sigma_max <= grid max / cos(angle step)", v["l2_bound"], v["l2_grid_attained"],
+         v["l2_bound"] <= v["l2_grid_attained"] * up),
+        ("linf: exact (vertices) <= eps sqrt(n) sigma_max", v["linf_exact"], v["linf_sqrt_n"],
+         v["linf_exact"] <= v["linf_sqrt_n"] * up),
+        ("linf: exact (vertices) <= eps || |J| 1 ||", v["linf_exact"], v["linf_rowsum"],
+         v["linf_exact"] <= v["linf_rowsum"] * up),
+        ("linf: sign-iteration estimate <= exact", v["linf_lower"], v["linf_exact"], v["linf_lower"] <= v["linf_exact"] * up),
+        ("cosine, l2: bound <= min cos over the ball", v["cos_bound"], v["cos_grid"], v["cos_bound"] <= v["cos_grid"] + 1e-12),
+        ("cosine, linf: bound <= min cos over the ball", v["cos_bound_linf"], v["cos_grid_linf"],
+         v["cos_bound_linf"] <= v["cos_grid_linf"] + 1e-12),
+    ]
+    return pd.DataFrame(rows, columns=["inequality", "left", "right", "holds"]), v
+
+
+def worst_case_table(cases: dict, eps_list, points: int = 201):
+    """For each ``name: (model, x)`` and eps (l2, saliency): the practical bound, the dense-grid worst case
+    of the constrained problem, the mean-value bound, the fraction of the grid that keeps the label, and
+    the cosine bound next to the smallest cosine found (a pandas DataFrame, one row per case and eps)."""
+    import pandas as pd
+
+    from .bounds import attribution_bound
+
+    rows = []
+    for name, (model, x) in cases.items():
+        for eps in eps_list:
+            g = grid_worst_case(model, x, eps, "l2", points=points)
+            b = attribution_bound(model, x.reshape(1, 2).to(torch.float64), eps, "l2", tol=1e-10)
+            rows.append(dict(model=name, eps=eps, bound=float(b.euclidean[0]), worst_case=g.euclidean,
+                             mean_value_bound=eps * g.sigma_sup, kept=g.kept, cos_bound=float(b.cosine[0]),
+                             cos_worst=g.cosine))
+    table = pd.DataFrame(rows)
+    table["worst / bound"] = table["worst_case"] / table["bound"]
+    table["worst / mean-value"] = table["worst_case"] / table["mean_value_bound"]
+    return table

@@ -1,0 +1,243 @@
+"""The book: notebooks stored clean, parameters validated, the CI profile executed and rendered, and every
+built page opened in headless Chromium.
+
+Needs the ``book`` extra (``bash scripts/ensure-venv.sh --book``; ``make test`` and ``.ci/run`` install it).
+Without it these tests are skipped, unless ``ATTRBOUND_REQUIRE_BOOK=1`` (set by ``.ci/run``) makes that a
+failure. The browser test needs Debian's ``chromium``; running as root it installs it with apt-get when
+missing, otherwise it fails with the command to run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+if os.environ.get("ATTRBOUND_REQUIRE_BOOK") == "1":
+    import nbformat
+    import papermill
+else:
+    nbformat = pytest.importorskip("nbformat", reason="the book extra is not installed")
+    papermill = pytest.importorskip("papermill", reason="the book extra is not installed")
+    pytest.importorskip("jupyter_book", reason="the book extra is not installed")
+
+from attrbound_lite.book import EXECUTED_DIR, BookError, build_book, glued_values, toc_files  # noqa: E402
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--virtual-time-budget=5000", "--window-size=1280,900"]
+
+
+def _parameters_cells(nb) -> list[int]:
+    return [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+def test_there_are_notebooks_and_the_toc_points_at_their_executed_copies():
+    assert len(NOTEBOOKS) >= 2
+    listed = toc_files(ROOT / "_toc.yml")
+    for path in NOTEBOOKS:
+        assert f"{EXECUTED_DIR}/{path.stem}" in listed, f"{path.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_stored_clean_with_one_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "kernel must be python3"
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name}: cells {dirty} carry outputs; clear them before committing " \
+                      "(jupyter nbconvert --clear-output --inplace)"
+    cells = _parameters_cells(nb)
+    assert len(cells) == 1, f"{path.name}: {len(cells)} cells tagged 'parameters', need exactly one"
+    params = papermill.inspect_notebook(str(path))
+    assert "profile" in params and params["profile"]["default"] in ('"ci"', "'ci'")
+    # values derived from parameters come after the parameters cell: no code cell before it but none
+    assert all(c.cell_type == "markdown" for c in nb.cells[:cells[0]])
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+
+def test_unknown_parameter_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(BookError, match=r"unknown parameter\(s\) \['gird_points'\]"):
+        build_book("ci", notebooks=["02_bounds"], parameters={"gird_points": 3}, out=tmp_path)
+    assert not (tmp_path / "source").exists()
+    with pytest.raises(BookError, match="unknown profile"):
+        build_book("paper", out=tmp_path)
+    with pytest.raises(BookError, match="unknown notebook"):
+        build_book("ci", notebooks=["99_nothing"], out=tmp_path)
+
+
+def _mini_book(root: Path, cells) -> None:
+    (root / "notebooks").mkdir(parents=True)
+    (root / "book").mkdir()
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    (root / "_toc.yml").write_text(f"format: jb-book\nroot: book/intro\nchapters:\n  - file: {EXECUTED_DIR}/01_x\n")
+    (root / "book" / "intro.md").write_text("# Intro\n\nText.\n")
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                        "display_name": "Python 3"}})
+    nbformat.write(nb, root / "notebooks" / "01_x.ipynb")
+
+
+def test_notebook_without_parameters_cell_is_refused(tmp_path):
+    _mini_book(tmp_path, [nbformat.v4.new_markdown_cell("# X"), nbformat.v4.new_code_cell("profile = 'ci'")])
+    with pytest.raises(BookError, match="exactly one cell tagged 'parameters'"):
+        build_book("ci", root=tmp_path, out=tmp_path / "out")
+
+
+def test_failing_cell_fails_loudly_and_is_not_rendered(tmp_path):
+    params = nbformat.v4.new_code_cell("profile = 'ci'")
+    params.metadata["tags"] = ["parameters"]
+    _mini_book(tmp_path, [nbformat.v4.new_markdown_cell("# X"), params,
+                          nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")])
+    with pytest.raises(BookError, match=r"notebook 01_x: cell \d+ .*ZeroDivisionError"):
+        build_book("ci", root=tmp_path, out=tmp_path / "out", timeout=120)
+    assert (tmp_path / "out" / "failed" / "01_x.ipynb").exists()
+    assert not (tmp_path / "out" / "source" / EXECUTED_DIR / "01_x.ipynb").exists()
+    assert not (tmp_path / "out" / "_build").exists()
+
+
+# ---------------------------------------------------------------------------------------------- the build
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    result = build_book("ci", out=out, timeout=600)
+    times = json.loads((out / "execution_times.json").read_text())
+    print("\nbook execution times (s):", {k: v["seconds"] for k, v in times["notebooks"].items()},
+          "build:", times["build_seconds"])
+    return result
+
+
+def test_book_builds_every_page(book):
+    assert book.pages and all(p.is_file() for p in book.pages)
+    assert (book.html / "index.html").is_file()
+    times = json.loads((book.html.parents[1] / "execution_times.json").read_text())
+    assert set(times["notebooks"]) == {p.stem for p in NOTEBOOKS}
+    assert times["profile"] == "ci"
+    for path in NOTEBOOKS:
+        executed = nbformat.read(book.source / EXECUTED_DIR / f"{path.stem}.ipynb", as_version=4)
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]
+        assert "profile = \"ci\"" in injected[0].source
+        page = (book.html / EXECUTED_DIR / f"{path.stem}.html").read_text()
+        assert "Injected parameters" not in page and 'class="cell tag_injected-parameters' not in page
+        # the download button offers the notebook
+        assert f'_sources/{EXECUTED_DIR}/{path.stem}.ipynb' in page
+        assert (book.html / "_sources" / EXECUTED_DIR / f"{path.stem}.ipynb").is_file()
+
+
+def test_chapter2_checks_and_bounds_dominate_the_grid_worst_case(book):
+    g = glued_values(book.source / EXECUTED_DIR / "02_bounds.ipynb")
+    assert g["ch2_checks_passed"] == g["ch2_checks_total"] >= 8
+    assert abs(g["ch2_sigma"] - g["ch2_sigma_exact"]) <= 1e-8 * g["ch2_sigma_exact"]
+    assert g["ch2_l2_linear_grid"] <= g["ch2_l2_bound"] * (1 + 1e-12)
+    assert 0 <= g["ch2_l2_rel_gap"] < 1e-3
+    assert g["ch2_linf_lower"] <= g["ch2_linf_exact"] * (1 + 1e-12)
+    assert g["ch2_linf_exact"] <= min(g["ch2_linf_sqrt_n"], g["ch2_linf_rowsum"]) * (1 + 1e-12)
+    assert g["ch2_cos_bound"] <= g["ch2_cos_grid"] + 1e-12
+    # the true (label-constrained) worst case on a dense grid: dominated by the bound for the quadratic
+    # model, by the mean-value bound for the softplus network
+    assert g["ch2_quad_max_ratio"] <= 1 + 1e-9
+    assert g["ch2_quad_cos_margin"] >= -1e-12
+    assert g["ch2_mlp_mv_max_ratio"] <= 1 + 1e-9
+
+
+def test_chapter3_matrix_free_sigma_matches_the_exact_svd(book):
+    g = glued_values(book.source / EXECUTED_DIR / "03_jacobians.ipynb")
+    assert g["ch3_n"] == 3072
+    assert abs(g["ch3_sigma_matrix_free"] - g["ch3_sigma_exact"]) <= 1e-4 * g["ch3_sigma_exact"]
+    assert g["ch3_sigma_rel_err"] < 1e-4 and g["ch3_sigma_max_rel_err"] < 1e-4
+    assert g["ch3_relu_hvp_max"] == 0.0
+    assert g["ch3_dist_beta_max"] < g["ch3_dist_beta_min"]
+    assert g["ch3_sigma_growth"] > 10
+    assert g["ch3_completeness_err"] < 1e-2
+
+
+# ---------------------------------------------------------------------------------------------- browser
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        proc = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:  # the package lists may be missing on a fresh machine
+            subprocess.run(["apt-get", "update"], capture_output=True, env=env)
+            proc = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, env=env)
+        found = shutil.which("chromium")
+        if found:
+            return found
+        pytest.fail(f"could not install chromium with apt-get:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    pytest.fail("the browser test needs headless Chromium: install Debian's package with "
+                "`sudo apt-get install -y chromium` (or run the tests as root, which installs it).")
+
+
+def _run_chromium(chromium: str, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=120)
+
+
+def _expected_title(page: Path, html_root: Path) -> str:
+    rel = page.relative_to(html_root).with_suffix("")
+    stem = rel.name
+    src = ROOT / "notebooks" / f"{stem}.ipynb"
+    if src.exists():
+        first = nbformat.read(src, as_version=4).cells[0].source
+    else:
+        first = (ROOT / rel.with_suffix(".md")).read_text()
+    return re.search(r"^# (.+)$", first, re.M).group(1).strip()
+
+
+def test_every_page_renders_in_headless_chromium(book, tmp_path_factory):
+    chromium = _chromium()
+    shots = tmp_path_factory.mktemp("book-screenshots")
+    print(f"\nbook screenshots: {shots}")
+    for page in book.pages:
+        name = page.stem
+        dom_run = _run_chromium(chromium, "--dump-dom", page.as_uri())
+        assert dom_run.returncode == 0, dom_run.stderr[-2000:]
+        dom = dom_run.stdout
+        (shots / f"{name}.html").write_text(dom)
+        title = _expected_title(page, book.html)
+        got = re.search(r"<title>(.*?)</title>", dom, re.S)
+        assert got and title in got.group(1), f"{name}: title {got and got.group(1)!r}, want {title!r}"
+        assert re.search(r"<h1[^>]*>", dom), f"{name}: no heading"
+        # every image is a file of the build that decodes as an image
+        srcs = re.findall(r"<img[^>]*\ssrc=\"([^\"]+)\"", dom)
+        for src in srcs:
+            if src.startswith(("data:", "http:", "https:")):
+                continue
+            file = (page.parent / src.split("#")[0].split("?")[0]).resolve()
+            assert file.is_file(), f"{name}: image {src} is missing"
+            head = file.read_bytes()[:8]
+            assert head.startswith(b"\x89PNG") or head[:4] in (b"<svg", b"<?xm") or head[:2] == b"\xff\xd8", \
+                f"{name}: {src} is not an image"
+        source = page.relative_to(book.html).with_suffix("")
+        notebook = ROOT / "notebooks" / f"{source.name}.ipynb"
+        if notebook.exists():
+            figures = nbformat.read(notebook, as_version=4)
+            n_figures = sum(cell.source.count("{glue:figure}") for cell in figures.cells)
+            assert len(srcs) >= n_figures, f"{name}: {len(srcs)} images for {n_figures} figures"
+        # math was typeset (MathJax 3 replaces the TeX by mjx-container elements), offline
+        if 'class="math notranslate' in page.read_text():
+            assert "<mjx-container" in dom, f"{name}: math was not typeset by MathJax"
+        # no traceback, no error or stderr output cell
+        assert "Traceback (most recent call last)" not in dom, f"{name}: a traceback is shown"
+        for cls in ("output traceback", "output error", "output stderr"):
+            assert cls not in dom, f"{name}: the page shows an '{cls}' cell"
+        png = shots / f"{name}.png"
+        shot = _run_chromium(chromium, f"--screenshot={png}", page.as_uri())
+        assert shot.returncode == 0 and png.is_file() and png.stat().st_size > 10_000, shot.stderr[-2000:]

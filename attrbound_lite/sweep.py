@@ -250,6 +250,9 @@ def _attack_entry(value, path: str, cfg: dict) -> dict:
             _fail(_join(path, "k"), f"must be at most {pixels} (the pixels of a {cfg['data']['name']} saliency map), "
                   f"got {entry['k']}")
         entry["k"] = entry["k"] or max(1, round(0.1 * pixels))
+    # Defaults spelled out, so that equivalent configs have the same hash.
+    entry["restarts"] = entry["restarts"] or cfg["restarts"]
+    entry["relative_alpha"] = entry["relative_alpha"] or (0.25 if entry["type"] == "pgd" else 0.125)
     return entry
 
 
@@ -281,7 +284,7 @@ def _validate(raw, base: Path) -> dict:
                           "tolerance": {}})
     cfg["seed"] = _int(cfg["seed"], "seed", 0)
     cfg["shard_size"] = _int(cfg["shard_size"], "shard_size")
-    cfg["batch_size"] = _int(cfg["batch_size"], "batch_size", none=True)
+    cfg["batch_size"] = _int(cfg["batch_size"], "batch_size", none=True) or cfg["shard_size"]
     if not isinstance(cfg["device"], str) or not re.match(r"^(auto|cpu|cuda(:\d+)?)$", cfg["device"]):
         _fail("device", f"must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
     cfg["surrogate_beta"] = _float(cfg["surrogate_beta"], "surrogate_beta", none=True)

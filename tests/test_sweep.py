@@ -136,6 +136,8 @@ def test_a_changed_config_is_refused(reference, config):
     # where the data is read from is not part of the config's identity
     moved = copy.deepcopy(config)
     moved["data"]["download"] = True
+    # ... and defaults spelled out are the same config
+    moved["attacks"][0].update(restarts=load_config(config)["restarts"], relative_alpha=0.25)
     pd.testing.assert_frame_equal(_without_timings(run_sweep(moved, out, progress=False)), _without_timings(table))
 
 
@@ -202,8 +204,9 @@ def test_config_defaults_and_yaml_numbers(config, tmp_path):
     file.write_text(yaml.safe_dump(config).replace("0.003", "3e-3"))  # YAML 1.1 reads 3e-3 as a string
     cfg = load_config(file)
     assert cfg["eps"]["linf"] == [0.003]
-    assert cfg["attacks"][0] == {"type": "pgd", "name": None, "steps": 4, "relative_alpha": None,
-                                 "objective": "euclidean", "k": None, "restarts": None}
+    assert cfg["attacks"][0] == {"type": "pgd", "name": None, "steps": 4, "relative_alpha": 0.25,
+                                 "objective": "euclidean", "k": None, "restarts": cfg["restarts"]}
+    assert cfg["batch_size"] == cfg["shard_size"]
     assert cfg["models"][0]["train"]["seed"] == 7 and cfg["models"][0]["train"]["method"] == "natural"
     assert cfg["tolerance"] == {"rtol": 0.01, "cosine_atol": 0.001}
     with pytest.raises(SweepConfigError, match="must be a mapping"):

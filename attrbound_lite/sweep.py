@@ -20,7 +20,8 @@ shards round-robin, each writing its own shard files, and after a barrier rank 0
 must see ``DIR`` (a shared file system across nodes).
 
 Config (YAML; unknown keys and bad values are refused with their key path, e.g.
-``attacks[1].steps: must be a positive integer, got 0``)::
+``attacks[1].steps: must be a positive integer, got 0``). An example; where it differs from the defaults,
+these are ``shard_size: 64``, ``restarts: 1``, ``norms: [l2, linf]``, ``attributions: [saliency]``::
 
     seed: 0                        # base of every derived seed
     shard_size: 16                 # samples per shard

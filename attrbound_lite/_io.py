@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -51,3 +52,9 @@ def write_json(path: str | os.PathLike, obj) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=True)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (``"sha256"``, ``"md5"``, ...), read in blocks."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, algorithm).hexdigest()

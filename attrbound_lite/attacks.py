@@ -78,14 +78,11 @@ class PGD(Attack):
     Returns the adversarial inputs (B, ...) in the ball and in [0, 1]."""
 
     def forward(self, inputs, labels):
-        x = self.threat.random_init(inputs, self.generator(inputs.device)) if self.random_start else inputs.clone()
-        for _ in range(self.steps):
-            x.requires_grad_(True)
-            with torch.enable_grad():
-                loss = F.cross_entropy(check_logits(self.model(x), x.shape[0]), labels)
-                (grad,) = torch.autograd.grad(loss, x)
-            x = self.threat.project(self.threat.step(x.detach(), grad, self.alpha), inputs)
-        return x.detach()
+        def loss(x):
+            return F.cross_entropy(check_logits(self.model(x), x.shape[0]), labels)
+
+        return self.threat.ascend(loss, inputs, self.steps, self.alpha, self.generator(inputs.device),
+                                  self.random_start)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 from torch import nn
 
-from ._io import atomic_path, write_json
+from ._io import atomic_path, file_digest, write_json
 from .models import build_model, model_spec
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_paths", "sha256_file"]
@@ -34,11 +34,7 @@ FORMAT, FORMAT_VERSION = "attrbound-checkpoint", 1
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:

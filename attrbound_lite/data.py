@@ -20,13 +20,11 @@ full split sizes, and MNIST / Fashion-MNIST against the fingerprint of the canon
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import operator
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from ._io import atomic_path, file_digest
 
 __all__ = ["load_dataset", "ImageDataset", "DATASETS", "SPLITS", "DATASET_INFO", "CIFAR10_SUBSET_MD5",
            "default_root", "default_mirror", "fingerprint"]
@@ -167,26 +167,15 @@ def _fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
 def _copy_verified(src: Path, dst: Path, md5: str) -> None:
-    """Copy ``src`` to ``dst`` atomically (temporary file in the same folder, then ``os.replace``), checking
-    the md5 on the way; on a mismatch nothing is written."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    try:
+    """Copy ``src`` to ``dst`` atomically, checking the md5 on the way; on a mismatch nothing is written."""
+    with atomic_path(dst) as tmp:
         digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+        with open(tmp, "wb") as out, open(src, "rb") as inp:
             while chunk := inp.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
@@ -195,12 +184,6 @@ def _copy_verified(src: Path, dst: Path, md5: str) -> None:
                 f"{src} (in the data mirror) has md5 {digest.hexdigest()}, expected {md5}: the mirror's copy is "
                 f"damaged or truncated, so it was not copied to {dst}. Replace it with a good copy of {src.name} "
                 "or point ATTRBOUND_DATA_MIRROR / mirror= at another mirror.")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _resolve_mirror(mirror) -> Path | None:
@@ -324,7 +307,7 @@ def _load_torchvision(name: str, split: str, root: Path, mirror: Path | None, do
             if spare is not None and not spare.is_file():
                 spare = None
             if target.is_file():
-                actual = _md5_file(target)
+                actual = file_digest(target, "md5")
                 if actual == md5:
                     continue
                 if spare is None:

@@ -38,6 +38,19 @@ class ThreatModel:
         """A uniformly random point of the ball around ``x0``, clipped to the box."""
         raise NotImplementedError
 
+    def ascend(self, objective, x0: torch.Tensor, steps: int, alpha: float,
+               generator: torch.Generator | None = None, random_start: bool = True) -> torch.Tensor:
+        """Projected gradient ascent on ``objective(x).sum()`` (``objective``: (B, ...) -> (B,) or a scalar)
+        for ``steps`` steps of size ``alpha``, from a random point of the ball (or ``x0``), staying in the
+        ball and in [0, 1]."""
+        x = self.random_init(x0, generator) if random_start else x0.clone()
+        for _ in range(steps):
+            x = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad(objective(x).sum(), x)
+            x = self.project(self.step(x.detach(), grad, alpha), x0)
+        return x.detach()
+
     def distance(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """``||x - x0||_p`` per sample, shape (B,)."""
         return (x - x0).flatten(1).norm(p=float("inf") if self.norm == "linf" else 2, dim=1)

@@ -31,7 +31,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -45,7 +44,7 @@ from ._checks import check_choice, eval_mode
 from ._io import atomic_path
 from .attributions import get_explainer
 from .models import smooth_surrogate
-from .threat_models import ThreatModel, threat_model
+from .threat_models import threat_model
 
 __all__ = ["train", "TrainConfig", "METHODS", "TRAINING_PROTOCOLS", "DISSIMILARITIES", "dissimilarity", "loss_integrated_gradients",
            "as_tensors", "derive_seed"]
@@ -144,18 +143,6 @@ class TrainConfig:
         return asdict(self)
 
 
-def _ascend(objective: Callable[[Tensor], Tensor], x0: Tensor, threat: ThreatModel, steps: int, alpha: float,
-            gen: torch.Generator) -> Tensor:
-    """Projected ascent on ``objective(x).sum()`` from a random point of the ball around ``x0``."""
-    x = threat.random_init(x0, gen)
-    for _ in range(steps):
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(objective(x).sum(), x)
-        x = threat.project(threat.step(x.detach(), grad, alpha), x0)
-    return x.detach()
-
-
 class Method:
     """A training loss on a batch; ``loss`` returns ``(total, cross_entropy, regulariser, logits)``."""
 
@@ -171,7 +158,7 @@ class Method:
         with ExitStack() as stack:
             for module in {id(m): m for m in (self.model, *also)}.values():
                 stack.enter_context(eval_mode(module))
-            return _ascend(objective, x, self.threat, self.cfg.steps, self.cfg.alpha, gen)
+            return self.threat.ascend(objective, x, self.cfg.steps, self.cfg.alpha, gen)
 
 
 class Natural(Method):

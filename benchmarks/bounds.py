@@ -11,12 +11,10 @@ time is per sample; the targets are checked as ratios of times taken in the same
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
@@ -29,6 +27,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 import attrbound_lite
+from attrbound_lite import _io
 from attrbound_lite.attacks import IFIA
 from attrbound_lite.bounds import MAX_EXACT_N, attribution_bound
 from attrbound_lite.models import CifarCNN, MnistCNN, Normalize, smooth_relu
@@ -266,17 +265,8 @@ def finite(value):
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = finite(payload)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp",
-                                     delete=False) as f:
-        json.dump(payload, f, indent=2, allow_nan=False)
-        f.write("\n")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(f.name, 0o666 & ~umask)  # NamedTemporaryFile creates 0600
-    os.replace(f.name, path)
+    """Write ``payload`` (non-finite floats as null) atomically."""
+    _io.write_json(path, finite(payload))
 
 
 def main() -> int:

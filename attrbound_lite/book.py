@@ -14,7 +14,10 @@ Jupyter Book cannot inject parameters, so the pipeline has two stages, each fail
    points (``book/_executed/<stem>``) inside a staging copy of the book source (``OUT/source``), with the
    ``injected-parameters`` cell tagged ``remove-cell`` so the page does not show it. A failing cell stops
    the build with the notebook and cell named; the failed copy is kept in ``OUT/failed/`` and never rendered.
-   Execution times go to ``OUT/execution_times.json``.
+   Execution times go to ``OUT/execution_times.json``, rewritten after each notebook (entries of earlier
+   runs into the same ``OUT`` are kept; those of this run carry its ``build_started`` stamp). While they run,
+   the notebooks find that file through the environment variable ``ATTRBOUND_BOOK_TIMES`` (``BOOK_TIMES_ENV``),
+   so a chapter can show the times of the chapters executed before it.
 2. **Render.** ``jupyter-book build OUT/source --path-output OUT -W -n --all`` (``execute_notebooks: "off"``
    in ``_config.yml``; warnings and broken references are errors; no ``--keep-going``). The HTML lands in
    ``OUT/_build/html``.
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -39,7 +43,7 @@ import yaml
 from ._io import atomic_path, write_json
 
 __all__ = ["BookError", "BookResult", "build_book", "toc_files", "notebook_parameters", "glued_values", "PROFILES",
-           "EXECUTED_DIR", "add_subcommands", "cmd_book"]
+           "EXECUTED_DIR", "BOOK_TIMES_ENV", "BOOK_OUT_ENV", "add_subcommands", "cmd_book"]
 
 PROFILES = ("ci", "full")
 EXECUTED_DIR = "book/_executed"      # where _toc.yml points for executed notebooks (inside the staged source)
@@ -47,6 +51,8 @@ NOTEBOOK_DIR = "notebooks"
 KERNEL = "python3"
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 DEFAULT_TIMEOUT = 1800               # seconds per cell
+BOOK_TIMES_ENV = "ATTRBOUND_BOOK_TIMES"  # the path of OUT/execution_times.json, set while notebooks execute
+BOOK_OUT_ENV = "ATTRBOUND_BOOK_OUT"      # OUT, set while notebooks execute: chapters 4-7 keep models and sweeps there
 
 
 class BookError(RuntimeError):
@@ -269,16 +275,21 @@ def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEF
     import json
     record = json.loads(times_path.read_text()) if times_path.exists() else {}
     record.setdefault("notebooks", {})
+    started = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    record["build_started"] = started
+    write_json(times_path, record)
     result = BookResult(html=out / "_build" / "html", source=source)
-    for stem in selected:
-        print(f"[book] executing {stem} (profile {profile})", flush=True)
-        seconds = _execute(stem, sources[stem], source / EXECUTED_DIR / f"{stem}.ipynb", out / "failed",
-                           {"profile": profile, **parameters}, timeout, root / NOTEBOOK_DIR)
-        result.times[stem] = seconds
-        record["notebooks"][stem] = {"seconds": round(seconds, 3), "profile": profile,
-                                     "parameters": parameters, "executed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        write_json(times_path, record)
-        print(f"[book] {stem}: {seconds:.1f} s", flush=True)
+    with _environ(**{BOOK_TIMES_ENV: str(times_path), BOOK_OUT_ENV: str(out)}):
+        for stem in selected:
+            print(f"[book] executing {stem} (profile {profile})", flush=True)
+            seconds = _execute(stem, sources[stem], source / EXECUTED_DIR / f"{stem}.ipynb", out / "failed",
+                               {"profile": profile, **parameters}, timeout, root / NOTEBOOK_DIR)
+            result.times[stem] = seconds
+            record["notebooks"][stem] = {"seconds": round(seconds, 3), "profile": profile,
+                                         "parameters": parameters, "build_started": started,
+                                         "executed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            write_json(times_path, record)
+            print(f"[book] {stem}: {seconds:.1f} s", flush=True)
 
     # the staged _toc.yml: drop executed notebooks that do not exist (an --only build without earlier run)
     absent = [s for s in stems if not (source / EXECUTED_DIR / f"{s}.ipynb").exists()]

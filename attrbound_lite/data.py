@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from ._io import atomic_path, file_digest
 
 __all__ = ["load_dataset", "ImageDataset", "DATASETS", "SPLITS", "DATASET_INFO", "CIFAR10_SUBSET_MD5",
-           "default_root", "default_mirror", "fingerprint"]
+           "default_root", "default_mirror", "fingerprint", "SubsetMissingError"]
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar10-subset")
 SPLITS = ("train", "test")
@@ -81,7 +81,14 @@ _KNOWN_FINGERPRINTS = {
     ("mnist", "test"): "8281dd42328a9749b8d38e82a48dccfa",
     ("fashion-mnist", "train"): "6143ce6bc2f232c187fcb24a4fe93272",
     ("fashion-mnist", "test"): "5ba1cb8af53c013fa1eeac8e97828e7d",
+    # the subset, whether read from its PNGs or taken from torchvision's CIFAR-10 (the first 4,000 / 1,000)
+    ("cifar10-subset", "train"): "57c69951c5e7ff28420c1ba1d3d19914",
+    ("cifar10-subset", "test"): "9ff9aba0b41b7fc874e9e5196fb41755",
 }
+
+
+class SubsetMissingError(RuntimeError):
+    """The CIFAR-10 subset's files are in neither the root nor the mirror."""
 
 _MIRROR_HINT = ("or set ATTRBOUND_DATA_MIRROR (or pass mirror=) to a local folder laid out as torchvision expects "
                 "(<mirror>/MNIST/raw/*.gz, <mirror>/FashionMNIST/raw/*.gz, <mirror>/cifar-10-python.tar.gz, "
@@ -235,7 +242,9 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     ``mirror``: a local folder laid out as torchvision expects (default ``$ATTRBOUND_DATA_MIRROR``): missing
     archives are md5-checked there and copied into ``root``, so no network is needed.
     ``download``: let torchvision download what neither ``root`` nor the mirror has (``False``: never touch
-    the network). The CIFAR-10 subset is never downloaded: it is read from ``root`` or the mirror.
+    the network). The CIFAR-10 subset is read from ``root`` or the mirror; where neither has it and
+    ``download`` is True, the same images are taken from torchvision's CIFAR-10 (downloaded if need be) and
+    checked against the subset's fingerprint, with a warning.
     ``subset``: ``None`` (the whole split) or n: n samples drawn without replacement with
     ``torch.Generator().manual_seed(seed)`` (``randperm``), kept in index order (recorded in ``indices``).
     """
@@ -243,11 +252,17 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     root = Path(root).expanduser() if root is not None else default_root()
     mirror = _resolve_mirror(mirror)
     if name == "cifar10-subset":
-        images, labels, classes, source_md5 = _load_cifar10_subset(split, root, mirror)
+        try:
+            images, labels, classes, source_md5 = _load_cifar10_subset(split, root, mirror)
+            folder = root / CIFAR10_SUBSET_DIR
+        except SubsetMissingError as missing:
+            if not download:
+                raise
+            images, labels, classes, source_md5 = _cifar10_subset_from_torchvision(split, root, mirror, missing)
+            folder = root / _EXTRACTED_FOLDER["cifar10"]
     else:
         images, labels, classes, source_md5 = _load_torchvision(name, split, root, mirror, download)
-
-    folder = root / (CIFAR10_SUBSET_DIR if name == "cifar10-subset" else _EXTRACTED_FOLDER[name])
+        folder = root / _EXTRACTED_FOLDER[name]
     expected_n = DATASET_INFO[name]["sizes"][split]
     expected_shape = DATASET_INFO[name]["shape"]
     if images.shape != (expected_n, *expected_shape) or labels.shape != (expected_n,):
@@ -370,12 +385,26 @@ def _find_subset_file(fname: str, root: Path, mirror: Path | None) -> tuple[Path
                                    f"damaged or truncated. Replace it with a good copy (or delete it if the mirror "
                                    f"has one).")
             return path, data
-    raise RuntimeError(
+    raise SubsetMissingError(
         f"the CIFAR-10 subset file {fname} was not found in {' nor in '.join(map(str, places))}. Put the files "
         f"{', '.join(CIFAR10_SUBSET_MD5)} (md5s in attrbound_lite.data.CIFAR10_SUBSET_MD5) into the folder "
         f"{root / CIFAR10_SUBSET_DIR}, or set ATTRBOUND_DATA_MIRROR (or pass mirror=) to a folder containing "
         f"{CIFAR10_SUBSET_DIR}/. This is a 5,000-image subset; the full CIFAR-10 (through torchvision) is "
         "load_dataset('cifar10').")
+
+
+def _cifar10_subset_from_torchvision(split: str, root: Path, mirror: Path | None, missing: Exception):
+    """The same images as the subset, taken from torchvision's CIFAR-10 (downloaded if need be): the first
+    4,000 training or 1,000 test images. ``load_dataset`` then checks them against the subset's fingerprint."""
+    keep = DATASET_INFO["cifar10-subset"]["sizes"][split]
+    try:
+        images, labels, classes, source_md5 = _load_torchvision("cifar10", split, root, mirror, True)
+    except Exception as err:
+        raise SubsetMissingError(f"{missing} Taking the same {keep} images from torchvision's CIFAR-10 failed as "
+                                 f"well: {_one_line(err)}") from None
+    warnings.warn(f"the CIFAR-10 subset files are not at hand; using the first {keep} {split} images of "
+                  "torchvision's CIFAR-10, which are the subset's images.", stacklevel=3)
+    return images[:keep], labels[:keep], classes, source_md5
 
 
 def _load_cifar10_subset(split: str, root: Path, mirror: Path | None):

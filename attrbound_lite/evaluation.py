@@ -11,6 +11,7 @@ correlations 1), and ``ifia_label_kept`` reports the fraction of samples where t
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -21,7 +22,7 @@ from .attacks import IFIA, PGD
 from .attributions import get_explainer
 from .training import as_tensors
 
-__all__ = ["evaluate", "PROTOCOLS", "protocol"]
+__all__ = ["evaluate", "ifia_by_ig_steps", "PROTOCOLS", "protocol"]
 
 # RAR's settings (REFERENCE section 6); l-infinity eps on the [0, 1] scale.
 PROTOCOLS = {
@@ -41,6 +42,19 @@ def protocol(dataset: str) -> dict:
         raise ValueError(f"no evaluation protocol for {dataset!r}; choose one of {sorted(PROTOCOLS)} or pass "
                          "every setting explicitly.")
     return dict(PROTOCOLS[dataset])
+
+
+def _settings(dataset: str | None, settings: dict) -> dict:
+    cfg = protocol(dataset) if dataset is not None else {}
+    unknown = set(settings) - set(PROTOCOLS["mnist"])
+    if unknown:
+        raise ValueError(f"unknown evaluation settings {sorted(unknown)}; known: {sorted(PROTOCOLS['mnist'])}.")
+    cfg.update(settings)
+    missing = set(PROTOCOLS["mnist"]) - set(cfg)
+    if missing:
+        raise ValueError(f"evaluation settings {sorted(missing)} are missing: pass dataset= for RAR's protocol "
+                         "or give them explicitly.")
+    return cfg
 
 
 def _batches(n: int, size: int):
@@ -66,15 +80,7 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
     ``"saliency"``. ReLU models need ``surrogate_beta`` for IFIA's directions.
     Returns a dict of floats and counts (one row of a results table).
     """
-    cfg = protocol(dataset) if dataset is not None else {}
-    unknown = set(settings) - set(PROTOCOLS["mnist"])
-    if unknown:
-        raise ValueError(f"unknown evaluation settings {sorted(unknown)}; known: {sorted(PROTOCOLS['mnist'])}.")
-    cfg.update(settings)
-    missing = set(PROTOCOLS["mnist"]) - set(cfg)
-    if missing:
-        raise ValueError(f"evaluation settings {sorted(missing)} are missing: pass dataset= for RAR's protocol "
-                         "or give them explicitly.")
+    cfg = _settings(dataset, settings)
     x_all, y_all = as_tensors(test_data)
     y_all = y_all.cpu()
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -105,26 +111,58 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
 
 def _ifia_robustness(model, x_all, y_all, cfg, attribution, ig_steps, attack_ig_steps, surrogate_beta,
                      batch_size, seed, device, progress) -> dict:
+    return _ifia_by_steps(model, x_all, y_all, cfg, attribution, [ig_steps], attack_ig_steps, surrogate_beta,
+                          batch_size, seed, device, progress)[0]
+
+
+def _ifia_by_steps(model, x_all, y_all, cfg, attribution, ig_steps_grid, attack_ig_steps, surrogate_beta,
+                   batch_size, seed, device, progress) -> list[dict]:
+    """One IFIA attack per sample; the evaluated map (IG: one per number of steps) compared before and after."""
     ig = attribution == "integrated_gradients"
-    evaluated = get_explainer(attribution, model, **({"n_steps": ig_steps} if ig else {}))
+    grid = list(ig_steps_grid) if ig else [None]
+    evaluated = [get_explainer(attribution, model, **({"n_steps": m} if ig else {})) for m in grid]
     steering = get_explainer(attribution, model, **({"n_steps": attack_ig_steps} if ig else {}))
     attack = IFIA(model, steering, eps=cfg["eps"], alpha=cfg["ifia_alpha"], steps=cfg["ifia_steps"], k=cfg["ifia_k"],
                   kind="topk", restarts=cfg["restarts"], surrogate_beta=surrogate_beta, seed=seed)
-    rows = {"topk": [], "kendall": [], "spearman": [], "kept": []}
+    rows = [{"topk": [], "kendall": [], "spearman": []} for _ in grid]
+    kept = []
     for s in tqdm(list(_batches(len(y_all), batch_size)), desc="IFIA", disable=not progress, leave=False):
         x, y = x_all[s].to(device), y_all[s].to(device)
         result = attack(x, y)
-        clean = metrics.saliency_map(evaluated.attribute(x, target=y))
-        adv = metrics.saliency_map(evaluated.attribute(result.x_adv, target=y))
-        rows["topk"].append(metrics.topk_intersection(clean, adv, cfg["eval_k"]).cpu())
-        rows["kendall"].append(metrics.kendall_tau(clean, adv).cpu())
-        rows["spearman"].append(metrics.spearman(clean, adv).cpu())
-        rows["kept"].append(result.label_kept.cpu())
-    cat = {k: torch.cat(v) for k, v in rows.items()}
+        kept.append(result.label_kept.cpu())
+        for explainer, row in zip(evaluated, rows):
+            clean = metrics.saliency_map(explainer.attribute(x, target=y))
+            adv = metrics.saliency_map(explainer.attribute(result.x_adv, target=y))
+            row["topk"].append(metrics.topk_intersection(clean, adv, cfg["eval_k"]).cpu())
+            row["kendall"].append(metrics.kendall_tau(clean, adv).cpu())
+            row["spearman"].append(metrics.spearman(clean, adv).cpu())
 
-    def mean(t):
-        return t.double().nanmean().item()
+    def mean(parts):
+        return torch.cat(parts).double().nanmean().item()
 
-    return dict(topk_intersection=mean(cat["topk"]), kendall_tau=mean(cat["kendall"]),
-                spearman=mean(cat["spearman"]), ifia_label_kept=mean(cat["kept"]), n_attribution=len(y_all),
-                eval_k=cfg["eval_k"], attribution=attribution)
+    return [dict(topk_intersection=mean(row["topk"]), kendall_tau=mean(row["kendall"]),
+                 spearman=mean(row["spearman"]), ifia_label_kept=mean(kept), n_attribution=len(y_all),
+                 eval_k=cfg["eval_k"], attribution=attribution, **({"ig_steps": m} if ig else {}))
+            for m, row in zip(grid, rows)]
+
+
+def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_grid, *, n_attribution: int = 100,
+                     attack_ig_steps: int = 10, surrogate_beta: float | None = None, attack_batch_size: int = 50,
+                     seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
+                     **settings) -> pd.DataFrame:
+    """IFIA robustness of Integrated Gradients as a function of its estimation parameter: one IFIA attack
+    (steered by IG with ``attack_ig_steps`` points) on each of the first ``n_attribution`` correctly classified
+    samples, then the top-k intersection, Kendall's tau and Spearman of the IG maps computed with each number
+    of steps in ``ig_steps_grid``: a DataFrame, one row per number of steps. ``settings`` as in ``evaluate``."""
+    cfg = _settings(dataset, settings)
+    x_all, y_all = as_tensors(test_data)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    with eval_mode(model):
+        correct = _predict(model, x_all, 256, device) == y_all.cpu()
+        chosen = correct.nonzero().flatten()[:n_attribution]
+        if len(chosen) == 0:
+            raise ValueError("the model classifies none of the samples correctly; IFIA needs correct samples.")
+        rows = _ifia_by_steps(model, x_all[chosen], y_all.cpu()[chosen], cfg, "integrated_gradients", ig_steps_grid,
+                              attack_ig_steps, surrogate_beta, attack_batch_size, seed, device, progress)
+    return pd.DataFrame(rows)

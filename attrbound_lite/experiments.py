@@ -42,7 +42,7 @@ from .attributions import ATTRIBUTIONS, get_explainer
 from .bounds import attribution_bound, cosine_bound
 from .training import as_tensors, derive_seed
 
-__all__ = ["validate_bounds", "summarize", "AttackSpec", "ATTACK_TYPES", "KEY_COLUMNS", "GROUP_COLUMNS",
+__all__ = ["validate_bounds", "bound_table", "summarize", "AttackSpec", "ATTACK_TYPES", "KEY_COLUMNS", "GROUP_COLUMNS",
            "TIMING_COLUMNS", "ROW_COLUMNS"]
 
 ATTACK_TYPES = ("pgd", "ifia")
@@ -280,6 +280,48 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
                                 on_progress(reps * len(rows))
     table = pd.concat(frames, ignore_index=True)[list(ROW_COLUMNS)]
     return table.sort_values(list(KEY_COLUMNS), kind="mergesort", ignore_index=True)
+
+
+def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", "linf"),
+                attributions=("saliency",), n_samples: int | None = None, *, surrogate_beta: float | None = None,
+                batch_size: int = 64, seed: int = 0, model_name: str = "model",
+                bound_options: Mapping | None = None) -> pd.DataFrame:
+    """The bounds alone (no attacks) for the first ``n_samples`` of ``data``: one row per (sample,
+    attribution, norm, eps) with ``label, predicted, correct, sigma_max, attribution_norm, bound_euclidean,
+    bound_cosine, bound_converged``. As in ``validate_bounds``, each (batch, attribution) is bounded once at
+    eps = 1 in the l-infinity ball (when asked for; else l2) and scaled; the target is the predicted class."""
+    x_all, y_all = as_tensors(data)
+    n = len(y_all) if n_samples is None else n_samples
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(y_all):
+        raise ValueError(f"n_samples must be an int in [1, {len(y_all)}] (the size of data), got {n_samples!r}.")
+    grid = _eps_grid(eps_grid, norms)
+    bound_norm = "linf" if "linf" in grid else "l2"
+    param = next(model.parameters(), None)
+    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
+    frames = []
+    with eval_mode(model):
+        for start in range(0, n, batch_size):
+            x = x_all[start:min(start + batch_size, n)].to(device=device, dtype=dtype)
+            with torch.no_grad():
+                predicted = model(x).argmax(1)
+            base = {"model": model_name, "sample": np.arange(start, start + len(x)),
+                    "label": y_all[start:start + len(x)].numpy(), "predicted": predicted.cpu().numpy()}
+            base["correct"] = base["label"] == base["predicted"]
+            for attr_name, options in _attribution_specs(attributions):
+                bound = attribution_bound(model, x, 1.0, bound_norm, attr_name, target=predicted,
+                                          surrogate_beta=surrogate_beta, seed=derive_seed(seed, "bound", attr_name, start),
+                                          **dict(bound_options or {}), **options)
+                sigma = bound.sigma_max.detach().double().cpu()
+                unit = {"l2": sigma, "linf": bound.euclidean.detach().double().cpu()}
+                a_norm = bound.attribution_norm.detach().double().cpu()
+                for norm, eps_values in grid.items():
+                    for eps in eps_values:
+                        r = eps * unit[norm]
+                        frames.append(pd.DataFrame(dict(
+                            base, attribution=attr_name, norm=norm, eps=eps, sigma_max=sigma.numpy(),
+                            attribution_norm=a_norm.numpy(), bound_euclidean=r.numpy(),
+                            bound_cosine=cosine_bound(r, a_norm).numpy(), bound_converged=bound.converged.cpu().numpy())))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _rows(per_sample: dict, spec: AttackSpec, reps: int, result, attack_seconds: float, rtol: float,

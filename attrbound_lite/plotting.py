@@ -14,7 +14,10 @@ import seaborn as sns
 import torch
 
 __all__ = ["set_style", "COLORS", "bounds_2d_figure", "worst_case_figure", "attribution_maps_figure",
-           "surrogate_figure", "jacobian_heatmap_figure"]
+           "surrogate_figure", "jacobian_heatmap_figure", "bound_cost_figure", "lanczos_iterations_figure",
+           "training_cost_figure", "sweep_throughput_figure", "execution_times_figure", "accuracy_figure",
+           "bound_distribution_figure", "relative_bound_figure", "cosine_bound_figure", "bound_vs_achieved_figure",
+           "violation_rate_figure", "attack_examples_figure", "far_eps_figure", "ig_steps_figure", "METHOD_ORDER"]
 
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"bound": _PALETTE[3], "worst": _PALETTE[0], "linear": _PALETTE[2], "mean_value": _PALETTE[4],
@@ -167,5 +170,307 @@ def jacobian_heatmap_figure(jacobian, k: int = 100):
     fig.colorbar(im, ax=ax, label=r"$|J_{ij}|$")
     ax.set(xlabel="input dimension $j$", ylabel="attribution dimension $i$")
     ax.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def _model_labels(table) -> dict:
+    return {m: f"{m}\nn = {int(n):,}" for m, n in dict(zip(table["model"], table["n"])).items()}
+
+
+def bound_cost_figure(table):
+    """Cost of the matrix-free bound by input size (log axes). ``table``: rows of ``bounds.json`` plus
+    ``family`` (attribution without its step count) and ``exact_estimate_s``. (a) saliency: bound, exact
+    Jacobian + SVD (measured; estimated where not run), 100-step IFIA, one forward + backward; (b) bound
+    time over 100-step IFIA time, per attribution."""
+    sal = table[table["family"] == "saliency"].sort_values("n")
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax0.plot(sal["n"], sal["bound_s"], "o-", color=COLORS["bound"], label="bound (Lanczos)")
+    measured = sal[sal["exact_s"].notna()]
+    ax0.plot(measured["n"], measured["exact_s"], "s-", color=COLORS["worst"], label="exact Jacobian + SVD")
+    est = sal[sal["exact_s"].isna() & sal["exact_estimate_s"].notna()]
+    if len(est):  # dotted continuation of the measured curve, open markers
+        ns = [*measured["n"].tail(1), *est["n"]]
+        ts = [*measured["exact_s"].tail(1), *est["exact_estimate_s"]]
+        ax0.plot(ns, ts, ":", color=COLORS["worst"])
+        ax0.plot(est["n"], est["exact_estimate_s"], "s", color=COLORS["worst"], mfc="white",
+                 label="exact, estimated ($n$ products, no SVD)")
+    ax0.plot(sal["n"], sal["ifia100_s"], "^-", color=COLORS["linear"], label="IFIA, 100 steps")
+    ax0.plot(sal["n"], sal["fwd_bwd_s"], "x--", color="0.5", label="one forward + backward")
+    ax0.set(xscale="log", yscale="log", xlabel="input size $n$", ylabel="seconds per sample",
+            title="(a) saliency: seconds per sample")
+    ax0.legend(loc="upper left")
+    for family, marker in zip(dict.fromkeys(table["family"]), "osD^v"):
+        sub = table[table["family"] == family].sort_values("n")
+        ax1.plot(sub["n"], sub["bound_over_ifia"], marker + "-", label=family)
+    ax1.axhline(1.0, color="0.3", lw=1)
+    ax1.axhline(0.25, color="0.3", lw=1, ls="--", label="target (b): 1/4")
+    ax1.set(xscale="log", yscale="log", xlabel="input size $n$", ylabel="bound time / IFIA-100 time",
+            title="(b) bound against a 100-step attack")
+    ticks = [t for t in (0.05, 0.1, 0.15, 0.25, 0.5, 1, 2, 5, 10, 20) if ax1.get_ylim()[0] <= t <= ax1.get_ylim()[1]]
+    ax1.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax1.yaxis.set_minor_formatter(plt.NullFormatter())
+    ax1.legend(loc="center left")
+    fig.tight_layout()
+    return fig
+
+
+def lanczos_iterations_figure(table):
+    """Lanczos iterations per sample (bars: median; black ticks: slowest sample) and the bound's cost in
+    forward + backward passes, per model and attribution. ``table``: rows of ``bounds.json`` plus
+    ``family``."""
+    models = list(dict.fromkeys(table["model"]))
+    families = list(dict.fromkeys(table["family"]))
+    labels = _model_labels(table)
+    width = 0.8 / len(families)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.0))
+    for j, family in enumerate(families):
+        sub = table[table["family"] == family].set_index("model").reindex(models)
+        xs = np.arange(len(models)) + (j - (len(families) - 1) / 2) * width
+        ax0.bar(xs, sub["iters_median"], width, label=family, color=_PALETTE[j])
+        ax0.plot(xs, sub["iters_max"], "_", color="black", ms=14, mew=2, label="slowest sample" if j == 0 else None)
+        ax1.bar(xs, sub["bound_per_fwd_bwd"], width, label=family, color=_PALETTE[j])
+    for ax in (ax0, ax1):
+        ax.set_xticks(np.arange(len(models)), [labels[m] for m in models])
+        ax.grid(axis="x", visible=False)
+    ax0.set(ylabel="Lanczos iterations per sample", title="(a) iterations (median; tick: slowest)")
+    ax0.legend(loc="upper right")
+    ax1.set(yscale="log", ylabel="bound time / one forward + backward", title="(b) cost in gradient evaluations")
+    fig.tight_layout()
+    return fig
+
+
+def training_cost_figure(table):
+    """Training cost per method and what it buys. ``table``: ``method``, ``train_seconds``,
+    ``bound_l2_euclidean_mean`` (one row per method). (a) training wall time (log scale, labelled with the
+    factor over the first method); (b) the mean Euclidean bound against the training time."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.9))
+    base = float(table["train_seconds"].iloc[0])
+    colors = [_PALETTE[i % len(_PALETTE)] for i in range(len(table))]
+    ax0.bar(table["method"], table["train_seconds"], color=colors)
+    for i, t in enumerate(table["train_seconds"]):
+        ax0.annotate(f"{t / base:.0f}x" if i else "1x", (i, t), ha="center", va="bottom", fontsize="small")
+    ax0.set(yscale="log", ylabel="training wall time (s)", title="(a) training cost")
+    ax0.grid(axis="x", visible=False)
+    ax1.scatter(table["train_seconds"], table["bound_l2_euclidean_mean"], c=colors, s=50)
+    for _, row in table.iterrows():
+        ax1.annotate(row["method"], (row["train_seconds"], row["bound_l2_euclidean_mean"]),
+                     textcoords="offset points", xytext=(5, 4), fontsize="small")
+    ax1.set(xscale="log", xlabel="training wall time (s)", ylabel=r"mean Euclidean bound ($\ell_2$)",
+            title="(b) what the cost buys: the bound")
+    fig.tight_layout()
+    return fig
+
+
+def sweep_throughput_figure(table, projection):
+    """Sweep throughput and the 10M-attack projection. ``table``: ``attack``, ``layout``,
+    ``attacks_per_second``; ``projection``: ``attack``, ``hours_for_10M``. (a) attacks per second per
+    layout and attack; (b) projected hours for 10 million attacks."""
+    layouts = list(dict.fromkeys(table["layout"]))
+    attacks = list(dict.fromkeys(table["attack"]))
+    width = 0.8 / len(attacks)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.9), gridspec_kw={"width_ratios": [3, 2]})
+    for j, attack in enumerate(attacks):
+        sub = table[table["attack"] == attack].set_index("layout").reindex(layouts)
+        xs = np.arange(len(layouts)) + (j - (len(attacks) - 1) / 2) * width
+        bars = ax0.bar(xs, sub["attacks_per_second"], width, label=attack, color=_PALETTE[j])
+        ax0.bar_label(bars, fmt="%.0f", fontsize="small")
+    ax0.set_xticks(np.arange(len(layouts)), [lay.replace(" x ", " x\n") for lay in layouts])
+    ax0.set(ylabel="attacks per second", title="(a) sweep throughput")
+    ax0.grid(axis="x", visible=False)
+    ax0.legend(loc="upper left")
+    bars = ax1.barh(projection["attack"], projection["hours_for_10M"], color=COLORS["bound"])
+    ax1.bar_label(bars, fmt="%.1f h", fontsize="small", padding=2)
+    ax1.set(xlabel="hours for 10 million attacks", title="(b) projection, fastest layout",
+            xlim=(0, 1.25 * float(projection["hours_for_10M"].max())))
+    ax1.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def execution_times_figure(table):
+    """Execution time per notebook (horizontal bars, reading order top to bottom). ``table``: ``notebook``,
+    ``seconds`` and ``this_build`` (bool: executed in this build, else reused from an earlier one)."""
+    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(table) + 1.4))
+    colors = [COLORS["bound"] if now else "0.7" for now in table["this_build"]]
+    bars = ax.barh(table["notebook"], table["seconds"], color=colors)
+    ax.bar_label(bars, fmt="%.1f s", fontsize="small", padding=2)
+    ax.invert_yaxis()
+    ax.set(xlabel="execution time (s)", xlim=(0, 1.2 * float(table["seconds"].max())))
+    ax.grid(axis="y", visible=False)
+    if not all(table["this_build"]):
+        from matplotlib.patches import Patch
+        ax.legend(handles=[Patch(color=COLORS["bound"], label="executed in this build"),
+                           Patch(color="0.7", label="reused from an earlier build")], loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+METHOD_ORDER = ["natural", "pgd_at", "ig_norm", "aat", "advaat"]
+
+
+def _methods(values) -> list[str]:
+    present = list(dict.fromkeys(values))
+    return [m for m in METHOD_ORDER if m in present] + [m for m in present if m not in METHOD_ORDER]
+
+
+def accuracy_figure(table):
+    """Clean and PGD accuracy by training method, one panel per data set. ``table``: columns dataset,
+    method, clean_accuracy, pgd_accuracy."""
+    long = table.melt(id_vars=["dataset", "method"], value_vars=["clean_accuracy", "pgd_accuracy"],
+                      var_name="accuracy", value_name="value")
+    long["accuracy"] = long["accuracy"].map({"clean_accuracy": "clean", "pgd_accuracy": "PGD"})
+    grid = sns.catplot(long, x="method", y="value", hue="accuracy", col="dataset", kind="bar",
+                       order=_methods(table["method"]), height=3.2, aspect=1.15, sharey=True)
+    grid.set(ylim=(0, 1), ylabel="accuracy", xlabel="")
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", rotation=30)
+    return grid.figure
+
+
+def bound_distribution_figure(table, value: str = "sigma_max"):
+    """Per-sample ``value`` (log scale) by training method, one panel per data set, hue the attribution."""
+    grid = sns.catplot(table, x="method", y=value, hue="attribution", col="dataset", kind="box",
+                       order=_methods(table["method"]), height=3.2, aspect=1.15, sharey=False, log_scale=True,
+                       fliersize=2)
+    grid.set_titles("{col_name}")
+    grid.set(xlabel="")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", rotation=30)
+    return grid.figure
+
+
+def relative_bound_figure(table):
+    """Median relative bound ``bound_euclidean / ||A(x)||`` against eps (log-log) with the share of
+    non-vacuous cosine bounds, one column per norm; lines per attribution. ``table``: a ``bound_table``."""
+    t = table.assign(relative=table["bound_euclidean"] / table["attribution_norm"],
+                     informative=table["bound_cosine"] > -1)
+    norms = list(dict.fromkeys(t["norm"]))
+    fig, axes = plt.subplots(2, len(norms), figsize=(4.6 * len(norms), 6.2), squeeze=False, sharex="col")
+    for j, norm in enumerate(norms):
+        sub = t[t["norm"] == norm].groupby(["attribution", "eps"], as_index=False).agg(
+            relative=("relative", "median"), informative=("informative", "mean"))
+        sns.lineplot(sub, x="eps", y="relative", hue="attribution", marker="o", ax=axes[0][j], legend=j == 0)
+        axes[0][j].axhline(1.0, color="0.4", lw=0.8, ls="--")
+        axes[0][j].set(xscale="log", yscale="log", ylabel=r"median $\epsilon$-bound $/\ \|A(x)\|_2$",
+                       title=rf"$\ell_{{{norm[1:] if norm != 'linf' else chr(92) + 'infty'}}}$ ball")
+        sns.lineplot(sub, x="eps", y="informative", hue="attribution", marker="o", ax=axes[1][j], legend=False)
+        axes[1][j].set(xscale="log", ylim=(-0.03, 1.03), xlabel=r"$\epsilon$", ylabel="share with cosine bound > -1")
+    fig.tight_layout()
+    return fig
+
+
+def cosine_bound_figure(table):
+    """The cosine bound against ``||A(x)||_2`` (log x), coloured by method, one panel per norm, with the
+    curve ``sqrt(1 - r^2/a^2)`` for the median Euclidean bound r. ``table``: one eps per norm."""
+    norms = list(dict.fromkeys(table["norm"]))
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.8), squeeze=False, sharey=True)
+    for ax, norm in zip(axes[0], norms):
+        sub = table[table["norm"] == norm]
+        sns.scatterplot(sub, x="attribution_norm", y="bound_cosine", hue="method", hue_order=_methods(sub["method"]),
+                        s=14, alpha=0.7, ax=ax, legend=ax is axes[0][-1])
+        r = float(sub["bound_euclidean"].median())
+        a = np.geomspace(sub["attribution_norm"].min(), sub["attribution_norm"].max(), 200)
+        ax.plot(a, np.where(a > r, np.sqrt(np.clip(1 - (r / a) ** 2, 0, 1)), -1), color="0.3", lw=1,
+                label=r"$\sqrt{1-r^2/a^2}$, median $r$")
+        eps = float(sub["eps"].iloc[0])
+        ax.set(xscale="log", xlabel=r"$\|A(x)\|_2$", ylabel=r"lower bound on $\cos(A(x), A(x'))$",
+               title=rf"{norm}, $\epsilon = {eps:g}$")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    if axes[0][-1].get_legend() is not None:
+        axes[0][-1].get_legend().remove()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def bound_vs_achieved_figure(table):
+    """Achieved Euclidean deviation against the bound (log-log) for label-keeping attacks, with the
+    identity line: points above it are violations. Rows: norms; columns: data sets; colour: eps."""
+    kept = table[table["label_kept"] & (table["achieved_euclidean"] > 0) & (table["bound_euclidean"] > 0)]
+    datasets, norms = list(dict.fromkeys(kept["dataset"])), list(dict.fromkeys(kept["norm"]))
+    fig, axes = plt.subplots(len(norms), len(datasets), figsize=(3.6 * len(datasets), 3.4 * len(norms)),
+                             squeeze=False)
+    for i, norm in enumerate(norms):
+        for j, ds in enumerate(datasets):
+            ax = axes[i][j]
+            sub = kept[(kept["norm"] == norm) & (kept["dataset"] == ds)]
+            sns.scatterplot(sub, x="bound_euclidean", y="achieved_euclidean", hue="eps", style="attack",
+                            palette="viridis", hue_norm=_lognorm(sub["eps"]), s=10, alpha=0.6,
+                            ax=ax, legend=(i == 0 and j == len(datasets) - 1))
+            lo = float(min(sub["bound_euclidean"].min(), sub["achieved_euclidean"].min()))
+            hi = float(max(sub["bound_euclidean"].max(), sub["achieved_euclidean"].max()))
+            ax.plot([lo, hi], [lo, hi], color="0.2", lw=1, ls="--")
+            ax.set(xscale="log", yscale="log", title=f"{ds}, {norm}", xlabel="bound", ylabel="achieved")
+    legend = axes[0][-1].get_legend()
+    if legend is not None:
+        legend.set_bbox_to_anchor((1.02, 1.0))
+        legend.set_loc("upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _lognorm(values):
+    from matplotlib.colors import LogNorm
+    return LogNorm(float(np.min(values)), float(np.max(values)))
+
+
+def violation_rate_figure(summary):
+    """Violation rate (label-keeping attacks exceeding a bound) against eps, lines per model, one panel
+    per (data set, norm). ``summary``: ``experiments.summarize`` output with a dataset column."""
+    s = summary.groupby(["dataset", "norm", "model", "eps"], as_index=False).apply(
+        lambda g: (g["violation_rate"] * g["n_kept"]).sum() / max(g["n_kept"].sum(), 1), include_groups=False)
+    s = s.rename(columns={s.columns[-1]: "violation_rate"})
+    grid = sns.relplot(s, x="eps", y="violation_rate", hue="model", hue_order=_methods(s["model"]), col="dataset",
+                       col_order=list(dict.fromkeys(summary["dataset"])), row="norm", kind="line", marker="o",
+                       height=2.8, aspect=1.2, facet_kws={"sharex": "row"})
+    grid.set(xscale="log", ylim=(-0.03, 1.03), ylabel="violation rate", xlabel=r"$\epsilon$")
+    grid.set_titles("{col_name}, {row_name}")
+    grid.tight_layout()
+    return grid.figure
+
+
+def attack_examples_figure(examples):
+    """Rows of (image, attacked image, attribution before, after) for a few samples. ``examples``: a list
+    of dicts with image, adversarial (C, H, W), map, adversarial_map (H, W) and a title."""
+    fig, axes = plt.subplots(len(examples), 4, figsize=(9.5, 2.5 * len(examples)), squeeze=False)
+    for row, ex in zip(axes, examples):
+        for ax, key, title in zip(row, ("image", "adversarial", "map", "adversarial_map"),
+                                  ("image", "attacked image", "attribution", "attribution after attack")):
+            value = _np(ex[key])
+            if value.ndim == 3:
+                value = value[0] if value.shape[0] == 1 else value.transpose(1, 2, 0)
+            ax.imshow(value, cmap="gray" if value.ndim == 2 and key in ("image", "adversarial") else "magma")
+            ax.set(xticks=[], yticks=[], title=title)
+        row[0].set_ylabel(ex["title"], fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def far_eps_figure(table):
+    """IFIA top-k intersection, Kendall's tau and the median bound against the training eps, one line per
+    method. ``table``: columns method, train_eps, topk_intersection, kendall_tau, median_bound."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    order = _methods(table["method"])
+    for ax, (col, label) in zip(axes, [("topk_intersection", "IFIA top-k intersection"),
+                                       ("kendall_tau", "IFIA Kendall's tau"),
+                                       ("median_bound", r"median $\sigma_{\max}$ (saliency)")]):
+        sns.lineplot(table, x="train_eps", y=col, hue="method", hue_order=order, marker="o", ax=ax,
+                     legend=ax is axes[-1])
+        ax.set(xlabel=r"training $\epsilon$ ($\ell_\infty$)", ylabel=label)
+    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def ig_steps_figure(table):
+    """IFIA top-k intersection of IG maps against the number of IG steps used to estimate them, per method."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.lineplot(table, x="ig_steps", y="topk_intersection", hue="method", hue_order=_methods(table["method"]),
+                 marker="o", ax=ax)
+    ax.set(xscale="log", xlabel="IG steps of the evaluated map", ylabel="IFIA top-k intersection")
+    ax.xaxis.set_major_formatter(plt.ScalarFormatter())
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig

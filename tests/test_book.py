@@ -30,7 +30,8 @@ else:
     papermill = pytest.importorskip("papermill", reason="the book extra is not installed")
     pytest.importorskip("jupyter_book", reason="the book extra is not installed")
 
-from attrbound_lite.book import EXECUTED_DIR, BookError, build_book, glued_values, toc_files  # noqa: E402
+from attrbound_lite.book import (BOOK_TIMES_ENV, EXECUTED_DIR, BookError, build_book, glued_values,  # noqa: E402
+                                 toc_files)
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -77,15 +78,19 @@ def test_unknown_parameter_is_refused_before_anything_runs(tmp_path):
         build_book("ci", notebooks=["99_nothing"], out=tmp_path)
 
 
-def _mini_book(root: Path, cells) -> None:
+def _mini_book(root: Path, cells, more: dict | None = None) -> None:
+    """A book with notebook ``01_x`` made of ``cells`` and, after it, the notebooks ``more`` (stem: cells)."""
     (root / "notebooks").mkdir(parents=True)
     (root / "book").mkdir()
     shutil.copy(ROOT / "_config.yml", root / "_config.yml")
-    (root / "_toc.yml").write_text(f"format: jb-book\nroot: book/intro\nchapters:\n  - file: {EXECUTED_DIR}/01_x\n")
+    notebooks = {"01_x": cells, **(more or {})}
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   + "".join(f"  - file: {EXECUTED_DIR}/{stem}\n" for stem in notebooks))
     (root / "book" / "intro.md").write_text("# Intro\n\nText.\n")
-    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                                        "display_name": "Python 3"}})
-    nbformat.write(nb, root / "notebooks" / "01_x.ipynb")
+    for stem, nb_cells in notebooks.items():
+        nb = nbformat.v4.new_notebook(cells=nb_cells, metadata={"kernelspec": {
+            "name": "python3", "language": "python", "display_name": "Python 3"}})
+        nbformat.write(nb, root / "notebooks" / f"{stem}.ipynb")
 
 
 def test_notebook_without_parameters_cell_is_refused(tmp_path):
@@ -104,6 +109,37 @@ def test_failing_cell_fails_loudly_and_is_not_rendered(tmp_path):
     assert (tmp_path / "out" / "failed" / "01_x.ipynb").exists()
     assert not (tmp_path / "out" / "source" / EXECUTED_DIR / "01_x.ipynb").exists()
     assert not (tmp_path / "out" / "_build").exists()
+
+
+def test_notebooks_see_the_times_of_the_chapters_executed_before_them(tmp_path):
+    def params():
+        cell = nbformat.v4.new_code_cell("profile = 'ci'")
+        cell.metadata["tags"] = ["parameters"]
+        return cell
+
+    reader = nbformat.v4.new_code_cell(
+        "import json, os\n"
+        f"path = os.environ[{BOOK_TIMES_ENV!r}]\n"
+        "record = json.load(open(path))\n"
+        "print(json.dumps({'path': path, 'started': record['build_started'], 'seen': record['notebooks']}))")
+    _mini_book(tmp_path, [nbformat.v4.new_markdown_cell("# X"), params()],
+               more={"02_y": [nbformat.v4.new_markdown_cell("# Y"), params(), reader]})
+    out = tmp_path / "out"
+    build_book("ci", root=tmp_path, out=out, timeout=120, render=False)
+    assert BOOK_TIMES_ENV not in os.environ
+    seen = json.loads(nbformat.read(out / "source" / EXECUTED_DIR / "02_y.ipynb", as_version=4).cells[-1]
+                      .outputs[0]["text"])
+    assert seen["path"] == str((out / "execution_times.json").resolve())
+    assert set(seen["seen"]) == {"01_x"}  # written progressively: 01_x is there, 02_y not yet
+    assert seen["seen"]["01_x"]["build_started"] == seen["started"] and seen["seen"]["01_x"]["seconds"] > 0
+    final = json.loads((out / "execution_times.json").read_text())
+    assert set(final["notebooks"]) == {"01_x", "02_y"} and final["build_started"] == seen["started"]
+    # a second run of one notebook keeps the other's entry, stamped with the earlier build
+    build_book("ci", notebooks=["02_y"], root=tmp_path, out=out, timeout=120, render=False)
+    again = json.loads((out / "execution_times.json").read_text())
+    assert again["build_started"] > final["build_started"]
+    assert again["notebooks"]["01_x"]["build_started"] == final["build_started"]
+    assert again["notebooks"]["02_y"]["build_started"] == again["build_started"]
 
 
 # ---------------------------------------------------------------------------------------------- the build
@@ -161,6 +197,51 @@ def test_chapter3_matrix_free_sigma_matches_the_exact_svd(book):
     assert g["ch3_dist_beta_max"] < g["ch3_dist_beta_min"]
     assert g["ch3_sigma_growth"] > 10
     assert g["ch3_completeness_err"] < 1e-2
+
+
+def test_chapter4_trains_and_evaluates_every_method_on_every_data_set(book):
+    g = glued_values(book.source / EXECUTED_DIR / "04_training.ipynb")
+    assert g["ch4_n_models"] == 15 and g["ch4_n_datasets"] == 3
+    assert g["ch4_natural_clean"] > 0.5      # MNIST, 2,048 images, 2 epochs: far above chance
+    assert g["ch4_min_clean"] > 0.1          # every model learns something (chance is 0.1)
+    assert 0 <= g["ch4_natural_pgd"] < g["ch4_natural_clean"]
+
+
+def test_chapter5_bounds_scale_linearly_and_lanczos_converges(book):
+    g = glued_values(book.source / EXECUTED_DIR / "05_bounds.ipynb")
+    assert g["ch5_n_models"] == 15 and g["ch5_n_rows"] == 15 * 16 * 3 * 10
+    assert g["ch5_scaling_error"] < 1e-3     # the scaled table against attribution_bound at one eps
+    assert g["ch5_converged"] == 1.0
+    assert g["ch5_sqrt_n"] == "28, 55"       # sqrt(784), sqrt(3072): the l-infinity factor
+    assert 0 <= g["ch5_vacuous_small"] <= g["ch5_vacuous_linf"] <= 1
+
+
+def test_chapter6_no_violation_at_the_smallest_eps(book):
+    g = glued_values(book.source / EXECUTED_DIR / "06_validation.ipynb")
+    assert int(g["ch6_n_attacks"].replace(",", "")) == 3 * 5 * 16 * 2 * 6 * 2  # data sets x models x ... x attacks
+    assert g["ch6_violation_smallest_eps"] == 0.0
+    assert g["ch6_smallest_verdict"] == "no attack beat the bound"
+    assert g["ch6_label_kept"] > 0.9
+
+
+def test_chapter7_measures_the_far_claim(book):
+    g = glued_values(book.source / EXECUTED_DIR / "07_far.ipynb")
+    for name in ("eps", "steps"):
+        assert g[f"ch7_verdict_{name}"] == ("smaller" if g[f"ch7_spread_{name}_far"] < g[f"ch7_spread_{name}_earlier"]
+                                            else "not smaller")
+        assert 0 <= g[f"ch7_spread_{name}_far"] <= 1 and 0 <= g[f"ch7_spread_{name}_earlier"] <= 1
+    assert 0 <= g["ch7_far_beats_natural"] <= g["ch7_n_datasets"] == 3
+    assert -1 <= g["ch7_bound_topk_corr"] <= 1
+
+
+def test_glued_text_shows_no_numpy_reprs(book):
+    """A glued numpy scalar renders as 'np.float64(...)' in the prose: every glue must pass Python values."""
+    for path in NOTEBOOKS:
+        executed = nbformat.read(book.source / EXECUTED_DIR / f"{path.stem}.ipynb", as_version=4)
+        for cell in executed.cells:
+            for output in cell.get("outputs", []):
+                text = output.get("data", {}).get("application/papermill.record/text/plain", "")
+                assert "np." not in text and "tensor(" not in text, f"{path.stem}: glued {text!r}"
 
 
 # ---------------------------------------------------------------------------------------------- browser

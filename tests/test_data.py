@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import torch
 
-from attrbound_lite.data import DATASET_INFO, DATASETS, ImageDataset, default_root, fingerprint, load_dataset
+from attrbound_lite.data import (DATASET_INFO, DATASETS, ImageDataset, SubsetMissingError, default_root, fingerprint,
+                                 load_dataset)
 
 MIRROR = Path(os.environ.get("ATTRBOUND_DATA_MIRROR")
               or Path(__file__).resolve().parents[1].parent / "shared" / "data")
@@ -270,7 +271,7 @@ def test_cifar10_subset_missing(tmp_path):
     empty = tmp_path / "empty_mirror"
     empty.mkdir()
     with pytest.raises(RuntimeError) as info:
-        load_dataset("cifar10-subset", "train", root=tmp_path / "root", mirror=empty)
+        load_dataset("cifar10-subset", "train", root=tmp_path / "root", mirror=empty, download=False)
     message = str(info.value)
     assert str(tmp_path / "root" / "cifar10-subset") in message and "cifar10_batch_0.png" in message
     assert "ATTRBOUND_DATA_MIRROR" in message and "load_dataset('cifar10')" in message and "5,000" in message
@@ -530,3 +531,42 @@ def test_dataset_info():
     for name, info in DATASET_INFO.items():
         assert len(info["classes"]) == info["num_classes"] == 10
         assert info["shape"] == ((1, 28, 28) if "mnist" in name else (3, 32, 32))
+
+
+def test_cifar10_subset_falls_back_to_the_same_images_of_torchvision(tmp_path, monkeypatch, cifar_subset):
+    """Without the subset's files (and with download allowed) the first 4,000 / 1,000 images of torchvision's
+    CIFAR-10 are taken: the subset's fingerprint proves they are the same images; other images are refused."""
+    import attrbound_lite.data as data_module
+
+    empty = tmp_path / "empty_mirror"
+    empty.mkdir()
+    calls = []
+
+    def fake_torchvision(name, split, root, mirror, download):  # stands in for the 163 MB download
+        calls.append((name, split, download))
+        subset = cifar_subset[split]
+        n_full = DATASET_INFO["cifar10"]["sizes"][split]
+        images = np.zeros((n_full, 3, 32, 32), np.uint8)
+        images[:len(subset)] = (subset.images * 255).round().to(torch.uint8).numpy()
+        labels = np.zeros(n_full, np.int64)
+        labels[:len(subset)] = subset.labels.numpy()
+        return images, labels, subset.classes, {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"}
+
+    monkeypatch.setattr(data_module, "_load_torchvision", fake_torchvision)
+    for split in ("train", "test"):
+        with pytest.warns(UserWarning, match="torchvision's CIFAR-10"):
+            ds = load_dataset("cifar10-subset", split, root=tmp_path / "root", mirror=empty)
+        assert ds.name == "cifar10-subset" and ds.fingerprint == cifar_subset[split].fingerprint
+        assert torch.equal(ds.images, cifar_subset[split].images) and torch.equal(ds.labels, cifar_subset[split].labels)
+    assert calls == [("cifar10", "train", True), ("cifar10", "test", True)]
+
+    with pytest.raises(SubsetMissingError):  # download=False never falls back
+        load_dataset("cifar10-subset", "test", root=tmp_path / "root", mirror=empty, download=False)
+
+    def shifted(name, split, root, mirror, download):  # other images than the subset's: refused
+        images, labels, classes, md5 = fake_torchvision(name, split, root, mirror, download)
+        return np.roll(images, 1, axis=0), np.roll(labels, 1), classes, md5
+
+    monkeypatch.setattr(data_module, "_load_torchvision", shifted)
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="differs from the canonical data"):
+        load_dataset("cifar10-subset", "test", root=tmp_path / "root", mirror=empty)

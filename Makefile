@@ -11,6 +11,9 @@ PYTEST_ARGS ?=
 CONSTRAINTS := requirements/constraints.txt
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Offline data: the mirror beside the checkout (../shared/data) when there is one and none is set; without
+# it, data come through torchvision's downloads (attrbound_lite.data).
+export ATTRBOUND_DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
 
 .PHONY: help venv venv-book test book bench bench-training bench-sweep lock clean
 

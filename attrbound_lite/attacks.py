@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import metrics
-from ._checks import check_choice, check_inputs, check_logits, eval_mode
+from ._checks import check_choice, check_inputs, check_logits, eval_mode, full_precision
 from .attributions import Attribution, get_explainer
 from .models import smooth_surrogate
 from .threat_models import threat_model
@@ -56,7 +56,7 @@ class Attack:
         if not isinstance(labels, torch.Tensor) or labels.shape != inputs.shape[:1] or labels.is_floating_point():
             raise ValueError(f"labels must be an integer tensor of shape ({inputs.shape[0]},), got "
                              f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}.")
-        with eval_mode(self.model):
+        with eval_mode(self.model), full_precision():
             return self.forward(inputs.detach(), labels.to(inputs.device).long())
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor):

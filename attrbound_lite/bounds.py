@@ -33,7 +33,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_eps, check_inputs, check_logits, check_norm, eval_mode, resolve_target
+from ._checks import (check_choice, check_eps, check_inputs, check_logits, check_norm, eval_mode, full_precision,
+                      resolve_target)
 from .attributions import Attribution, IntegratedGradients, InputXGradient, Saliency, get_explainer
 from .models import smooth_surrogate
 
@@ -404,7 +405,7 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
         raise ValueError(f"tol must be positive, got {tol!r}.")
     if max_iter is not None and max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer or None, got {max_iter!r}.")
-    with eval_mode(model):
+    with eval_mode(model), full_precision():  # TF32 would move sigma_max by ~1e-3 relative on a GPU
         real, explainer, target = _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options)
         x = inputs.detach()
         batch, n = x.shape[0], x[0].numel()

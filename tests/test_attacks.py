@@ -277,3 +277,36 @@ def test_attack_argument_errors(trained_toy):
         AttributionPGD(model, "saliency", eps=0.1, alpha=0.01, steps=1, objective="l1")
     with pytest.raises(ValueError, match="exceeds"):
         IFIA(model, "saliency", eps=0.1, alpha=0.01, steps=1, k=1000)(x[:2], y[:2])
+
+
+class _PrecisionProbe(nn.Module):
+    """Wraps a model and records whether TF32 was allowed during each forward pass."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x):
+        self.seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return self.model(x)
+
+
+def test_bounds_and_attacks_run_without_tf32_and_restore_the_flags():
+    """cuDNN allows TF32 convolutions by default; on a GPU that moved sigma_max by ~0.7 % between runs.
+    The bound and the attacks switch it off for their duration and restore the user's setting."""
+    from attrbound_lite import attribution_bound
+
+    probe = _PrecisionProbe(small_cnn(seed=0)).eval()
+    x, _ = synthetic_images(2, seed=1, dtype=torch.float64)
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        attribution_bound(probe, x, 0.1, "l2", "saliency", max_iter=3)
+        y = probe(x).argmax(1)
+        probe.seen.clear()
+        PGD(probe, eps=0.1, alpha=0.05, steps=2)(x, y)
+        AttributionPGD(probe, "saliency", eps=0.1, alpha=0.05, steps=2, norm="l2")(x, y)
+        assert probe.seen and all(flags == (False, False) for flags in probe.seen)
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

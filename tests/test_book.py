@@ -30,6 +30,9 @@ else:
     papermill = pytest.importorskip("papermill", reason="the book extra is not installed")
     pytest.importorskip("jupyter_book", reason="the book extra is not installed")
 
+from conftest import data_mirror  # noqa: E402
+
+from attrbound_lite.book import _environ  # noqa: E402
 from attrbound_lite.book import (BOOK_TIMES_ENV, EXECUTED_DIR, BookError, build_book, glued_values,  # noqa: E402
                                  toc_files)
 
@@ -145,9 +148,10 @@ def test_notebooks_see_the_times_of_the_chapters_executed_before_them(tmp_path):
 # ---------------------------------------------------------------------------------------------- the build
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory):
+def book(tmp_path_factory, data_root):
     out = tmp_path_factory.mktemp("book")
-    result = build_book("ci", out=out, timeout=600)
+    with _environ(ATTRBOUND_DATA_MIRROR=str(data_mirror()), ATTRBOUND_DATA=str(data_root)):  # for the kernels
+        result = build_book("ci", out=out, timeout=900)
     times = json.loads((out / "execution_times.json").read_text())
     print("\nbook execution times (s):", {k: v["seconds"] for k, v in times["notebooks"].items()},
           "build:", times["build_seconds"])

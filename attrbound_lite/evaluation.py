@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import metrics
-from ._checks import eval_mode
+from ._checks import eval_mode, full_precision
 from .attacks import IFIA, PGD
 from .attributions import get_explainer
 from .training import as_tensors
@@ -86,7 +86,7 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     out: dict = {}
-    with eval_mode(model):
+    with eval_mode(model), full_precision():
         pred = _predict(model, x_all, batch_size, device)
         correct = pred == y_all
         out.update(clean_accuracy=correct.double().mean().item(), n_clean=len(y_all))
@@ -158,7 +158,7 @@ def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_
     x_all, y_all = as_tensors(test_data)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
-    with eval_mode(model):
+    with eval_mode(model), full_precision():
         correct = _predict(model, x_all, 256, device) == y_all.cpu()
         chosen = correct.nonzero().flatten()[:n_attribution]
         if len(chosen) == 0:

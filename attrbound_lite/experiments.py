@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._checks import check_eps, check_norm, eval_mode
+from ._checks import check_eps, check_norm, eval_mode, full_precision
 from .attacks import IFIA, AttributionAttack, AttributionPGD
 from .attributions import ATTRIBUTIONS, get_explainer
 from .bounds import attribution_bound, cosine_bound
@@ -234,7 +234,7 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     bound_norm = "linf" if "linf" in grid else "l2"
 
     frames = []
-    with eval_mode(model):
+    with eval_mode(model), full_precision():
         for start in range(0, ids.numel(), batch_size):
             rows = ids[start:start + batch_size]
             x = x_all[rows].to(device=device, dtype=dtype)
@@ -286,25 +286,27 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
                 attributions=("saliency",), n_samples: int | None = None, *, surrogate_beta: float | None = None,
                 batch_size: int = 64, seed: int = 0, model_name: str = "model",
                 bound_options: Mapping | None = None) -> pd.DataFrame:
-    """The bounds alone (no attacks) for the first ``n_samples`` of ``data``: one row per (sample,
-    attribution, norm, eps) with ``label, predicted, correct, sigma_max, attribution_norm, bound_euclidean,
-    bound_cosine, bound_converged``. As in ``validate_bounds``, each (batch, attribution) is bounded once at
+    """The bounds alone (no attacks) for the first ``n_samples`` of ``data``: one row per (sample, attribution,
+    norm, eps) with ``label, predicted, correct, sigma_max, attribution_norm, bound_euclidean, bound_cosine,
+    bound_converged``; ``sample`` is the index in the full split, as in ``validate_bounds``. As in ``validate_bounds``, each (batch, attribution) is bounded once at
     eps = 1 in the l-infinity ball (when asked for; else l2) and scaled; the target is the predicted class."""
     x_all, y_all = as_tensors(data)
     n = len(y_all) if n_samples is None else n_samples
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(y_all):
         raise ValueError(f"n_samples must be an int in [1, {len(y_all)}] (the size of data), got {n_samples!r}.")
+    indices = getattr(data, "indices", None)  # sample ids as in validate_bounds: positions in the full split
+    split_index = torch.as_tensor(indices) if indices is not None else torch.arange(len(y_all))
     grid = _eps_grid(eps_grid, norms)
     bound_norm = "linf" if "linf" in grid else "l2"
     param = next(model.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
     frames = []
-    with eval_mode(model):
+    with eval_mode(model), full_precision():
         for start in range(0, n, batch_size):
             x = x_all[start:min(start + batch_size, n)].to(device=device, dtype=dtype)
             with torch.no_grad():
                 predicted = model(x).argmax(1)
-            base = {"model": model_name, "sample": np.arange(start, start + len(x)),
+            base = {"model": model_name, "sample": split_index[start:start + len(x)].numpy(),
                     "label": y_all[start:start + len(x)].numpy(), "predicted": predicted.cpu().numpy()}
             base["correct"] = base["label"] == base["predicted"]
             for attr_name, options in _attribution_specs(attributions):

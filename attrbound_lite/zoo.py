@@ -14,6 +14,7 @@ at its last finished epoch. Chapters 4 to 7 of the book share one root, so a mod
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -91,9 +92,21 @@ class Recipe:
 
     @property
     def key(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        """``<dataset>-<method>[-eps<eps>]-<hash>``; the hash covers the recipe and the source of the modules
+        that determine the weights (``_CODE_FILES``), so a change of the training code retrains."""
+        content = json.dumps({"recipe": self.to_dict(), "code": _code_digest()}, sort_keys=True)
+        digest = hashlib.sha256(content.encode()).hexdigest()[:12]
         radius = "" if self.train_eps is None else f"-eps{self.train_eps:.4g}"
         return f"{self.dataset}-{self.method}{radius}-{digest}"
+
+
+_CODE_FILES = ("training.py", "models.py", "threat_models.py", "attributions.py", "data.py", "_checks.py")
+
+
+@functools.cache
+def _code_digest() -> str:
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / name).read_bytes() for name in _CODE_FILES)).hexdigest()
 
 
 def book_recipe(profile: str, dataset: str, method: str, eps: float | None = None, **changes) -> Recipe:
@@ -110,7 +123,9 @@ def book_recipe(profile: str, dataset: str, method: str, eps: float | None = Non
         eps = p["eps"][dataset] if eps is None else eps
         protocol = TRAINING_PROTOCOLS[dataset]
         steps = p["steps"] or protocol["steps"]
-        options = dict(steps=steps, alpha=protocol["alpha"] if p["steps"] is None else 2.5 * eps / steps)
+        # RAR's step size scaled with the radius (full), or Madry's 2.5 eps / steps (ci)
+        alpha = protocol["alpha"] * eps / protocol["eps"] if p["steps"] is None else 2.5 * eps / steps
+        options = dict(steps=steps, alpha=alpha)
         if method == "ig_norm":
             options["ig_steps"] = p["ig_steps"]
     else:

@@ -97,7 +97,7 @@ def data_mirror():
     tests that need real data fail, rather than skip, without it."""
     import os
     from pathlib import Path
-    path = Path(os.environ.get("ATTRBOUND_DATA_MIRROR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    path = Path(os.environ.get("ATTRBOUND_DATA_MIRROR") or Path(__file__).resolve().parents[2] / "shared" / "data")
     if not (path / "MNIST" / "raw").is_dir():
         pytest.fail(f"the offline data mirror is missing at {path}: put ../shared/data beside the repository or set "
                     "ATTRBOUND_DATA_MIRROR")

@@ -36,6 +36,10 @@ from attrbound_lite.book import _environ  # noqa: E402
 from attrbound_lite.book import (BOOK_TIMES_ENV, EXECUTED_DIR, BookError, build_book, glued_values,  # noqa: E402
                                  toc_files)
 
+# The first test that uses the `book` fixture pays for executing every notebook (about 13 minutes on 2 CPU
+# cores, most of it training chapter 4's and 7's models): more than the suite's default per-test limit.
+pytestmark = pytest.mark.timeout(3000)
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--virtual-time-budget=5000", "--window-size=1280,900"]
@@ -214,7 +218,7 @@ def test_chapter4_trains_and_evaluates_every_method_on_every_data_set(book):
 def test_chapter5_bounds_scale_linearly_and_lanczos_converges(book):
     g = glued_values(book.source / EXECUTED_DIR / "05_bounds.ipynb")
     assert g["ch5_n_models"] == 15 and g["ch5_n_rows"] == 15 * 16 * 3 * 10
-    assert g["ch5_scaling_error"] < 1e-3     # the scaled table against attribution_bound at one eps
+    assert g["ch5_scaling_error"] < 1e-5     # the scaled table against attribution_bound (same batch and seed)
     assert g["ch5_converged"] == 1.0
     assert g["ch5_sqrt_n"] == "28, 55"       # sqrt(784), sqrt(3072): the l-infinity factor
     assert 0 <= g["ch5_vacuous_small"] <= g["ch5_vacuous_linf"] <= 1
@@ -231,8 +235,10 @@ def test_chapter6_no_violation_at_the_smallest_eps(book):
 def test_chapter7_measures_the_far_claim(book):
     g = glued_values(book.source / EXECUTED_DIR / "07_far.ipynb")
     for name in ("eps", "steps"):
-        assert g[f"ch7_verdict_{name}"] == ("smaller" if g[f"ch7_spread_{name}_far"] < g[f"ch7_spread_{name}_earlier"]
-                                            else "not smaller")
+        far, earlier = g[f"ch7_spread_{name}_far"], g[f"ch7_spread_{name}_earlier"]
+        expected = ("indistinguishable at this sample size" if abs(far - earlier) < g["ch7_resolution"] else
+                    "smaller" if far < earlier else "larger")
+        assert g[f"ch7_verdict_{name}"] == expected
         assert 0 <= g[f"ch7_spread_{name}_far"] <= 1 and 0 <= g[f"ch7_spread_{name}_earlier"] <= 1
     assert 0 <= g["ch7_far_beats_natural"] <= g["ch7_n_datasets"] == 3
     assert -1 <= g["ch7_bound_topk_corr"] <= 1

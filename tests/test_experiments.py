@@ -169,3 +169,23 @@ def test_every_batch_draws_its_own_random_starts(trained_toy):
                            restarts=1, batch_size=1, seed=0)
     assert rows["bound_euclidean"].iloc[0] == pytest.approx(rows["bound_euclidean"].iloc[1], rel=1e-4)
     assert rows["achieved_euclidean"].iloc[0] != rows["achieved_euclidean"].iloc[1]
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_bound_table_equals_attribution_bound_at_every_eps(trained_toy, norm):
+    """bound_table (no attacks) scales one bound per batch; each row equals attribution_bound at its eps, with
+    the exact l-infinity bound (max_dense_n default) as well, and samples keep their split indices."""
+    from attrbound_lite.experiments import bound_table
+
+    model, x, y = trained_toy
+    table = bound_table(model, (x, y), EPS, ("l2", "linf"), ["saliency"], n_samples=10, batch_size=16, seed=5,
+                        bound_options={"tol": 1e-6})
+    assert len(table) == 10 * 4 and list(table["sample"][:10]) == list(range(10))
+    for eps in EPS[norm]:
+        rows = table[(table["norm"] == norm) & (table["eps"] == eps)]
+        direct = attribution_bound(model, x[:10], eps, norm, "saliency", tol=1e-6,
+                                   seed=derive_seed(5, "bound", "saliency", 0))
+        np.testing.assert_allclose(rows["bound_euclidean"], direct.euclidean.numpy(), rtol=1e-5)
+        np.testing.assert_allclose(rows["bound_cosine"], direct.cosine.numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="n_samples"):
+        bound_table(model, (x, y), EPS, n_samples=0)

@@ -175,7 +175,8 @@ def get_model(recipe: Recipe, root: str | os.PathLike, *, device: str | torch.de
         return model, meta
     data = _train_data(recipe, data_root, mirror)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(recipe.seed, "init", recipe.key))
+        # the initial weights follow the recipe alone (not the code digest of the key)
+        torch.manual_seed(derive_seed(recipe.seed, "init", json.dumps(recipe.to_dict(), sort_keys=True)))
         model = model_for_dataset(recipe.dataset, **recipe.model)
     cfg = recipe.train_config().to_dict()
     method, epochs, batch_size, lr, eps = (cfg.pop(k) for k in ("method", "epochs", "batch_size", "lr", "eps"))

@@ -5,10 +5,13 @@
 
 A ``Recipe`` names everything that determines the weights: data set, training subset and seed, the
 architecture (the project's CNN for the data set, by default smooth: softplus, average pooling) and every
-``TrainConfig`` field. Its ``key`` (``<dataset>-<method>-eps<eps>-<12 hex digits of the sha256 of the recipe>``)
-names the folder ``root/<key>/`` holding ``model.safetensors`` with its sidecar (``checkpoints``) and
-``history.csv``. Training goes through ``training.train(checkpoint_dir=...)``, so an interrupted run resumes
-at its last finished epoch. Chapters 4 to 7 of the book share one root, so a model is trained once per build.
+``TrainConfig`` field. Its ``key`` (``<dataset>-<method>[-eps<eps>]-<12 hex digits>``, a sha256 of the recipe
+and of the source of the modules that determine the weights) names the folder ``root/<key>/`` holding
+``model.safetensors`` and its sidecar (``checkpoints``; the recipe and the per-epoch history are in its
+metadata). Training goes through ``training.train(checkpoint_dir=...)``, so an interrupted run resumes at its
+last finished epoch. Chapters 4 to 7 of the book share one root (``book_store``), so a model is trained once
+and reused by later chapters and later builds into the same folder, until its recipe or the training code
+changes.
 """
 
 from __future__ import annotations
@@ -161,7 +164,8 @@ def get_model(recipe: Recipe, root: str | os.PathLike, *, device: str | torch.de
               mirror: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
     """``(model, sidecar)`` for ``recipe``: loaded from ``root/<key>/`` if trained before, else trained now
     (resuming an interrupted run) and saved there. The model is in eval mode on ``device`` (default: CUDA
-    when available); ``sidecar["recipe"]`` is the recipe and ``sidecar["history"]`` the per-epoch history."""
+    when available); ``sidecar["metadata"]`` holds the recipe, the training config, the per-epoch history
+    (``training_history``) and the data set's fingerprint."""
     from .models import model_for_dataset
 
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))

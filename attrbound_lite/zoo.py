@@ -103,7 +103,7 @@ class Recipe:
         return f"{self.dataset}-{self.method}{radius}-{digest}"
 
 
-_CODE_FILES = ("training.py", "models.py", "threat_models.py", "attributions.py", "data.py", "_checks.py")
+_CODE_FILES = ("zoo.py", "training.py", "models.py", "threat_models.py", "attributions.py", "data.py", "_checks.py")
 
 
 @functools.cache

@@ -238,24 +238,14 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
         for start in range(0, ids.numel(), batch_size):
             rows = ids[start:start + batch_size]
             x = x_all[rows].to(device=device, dtype=dtype)
-            with torch.no_grad():
-                predicted = model(x).argmax(1)
-            sample = {"model": model_name, "sample": split_index[start:start + batch_size].numpy(),
-                      "label": y_all[rows].numpy(), "predicted": predicted.cpu().numpy()}
-            sample["correct"] = sample["label"] == sample["predicted"]
+            predicted, sample = _batch(model, x, y_all[rows], split_index[start:start + batch_size], model_name)
             for attr_name, options in attr_specs:
                 t0 = time.perf_counter()
                 first = int(split_index[start])  # streams differ per batch (identified by its first sample)
-                bound = attribution_bound(model, x, 1.0, bound_norm, attr_name, target=predicted,
-                                          surrogate_beta=surrogate_beta,
-                                          seed=derive_seed(seed, "bound", attr_name, first),
-                                          **bound_options, **options)
+                bound, unit = _unit_bounds(model, x, predicted, bound_norm, attr_name, options, surrogate_beta,
+                                           derive_seed(seed, "bound", attr_name, first), bound_options)
                 bound_seconds = (time.perf_counter() - t0) / len(rows)
-                sigma = bound.sigma_max.detach().double().cpu()
-                unit = {"l2": (sigma, sigma)}
-                if bound.linf_lower is not None:
-                    unit["linf"] = (bound.euclidean.detach().double().cpu(), bound.linf_lower.detach().double().cpu())
-                a_norm = bound.attribution_norm.detach().double().cpu()
+                sigma, a_norm = unit["l2"][0], bound.attribution_norm.detach().double().cpu()
                 explainer = get_explainer(attr_name, model, **options)
                 for norm, eps_values in grid.items():
                     for eps in eps_values:
@@ -282,6 +272,28 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     return table.sort_values(list(KEY_COLUMNS), kind="mergesort", ignore_index=True)
 
 
+def _batch(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor, model_name: str):
+    """The predicted classes of a batch and the per-sample columns every row of it shares."""
+    with torch.no_grad():
+        predicted = model(x).argmax(1)
+    columns = {"model": model_name, "sample": sample_ids.numpy(), "label": labels.numpy(),
+               "predicted": predicted.cpu().numpy()}
+    columns["correct"] = columns["label"] == columns["predicted"]
+    return predicted, columns
+
+
+def _unit_bounds(model, x, predicted, bound_norm, attr_name, options, surrogate_beta, seed, bound_options):
+    """``attribution_bound`` at eps = 1 and ``{norm: (upper, lower)}`` Euclidean bounds per unit of eps (float64,
+    CPU): every bound is linear in eps, so the rows at any eps are these times eps."""
+    bound = attribution_bound(model, x, 1.0, bound_norm, attr_name, target=predicted, surrogate_beta=surrogate_beta,
+                              seed=seed, **dict(bound_options or {}), **options)
+    sigma = bound.sigma_max.detach().double().cpu()
+    unit = {"l2": (sigma, sigma)}
+    if bound.linf_lower is not None:
+        unit["linf"] = (bound.euclidean.detach().double().cpu(), bound.linf_lower.detach().double().cpu())
+    return bound, unit
+
+
 def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", "linf"),
                 attributions=("saliency",), n_samples: int | None = None, *, surrogate_beta: float | None = None,
                 batch_size: int = 64, seed: int = 0, model_name: str = "model",
@@ -303,22 +315,16 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
     frames = []
     with eval_mode(model), full_precision():
         for start in range(0, n, batch_size):
-            x = x_all[start:min(start + batch_size, n)].to(device=device, dtype=dtype)
-            with torch.no_grad():
-                predicted = model(x).argmax(1)
-            base = {"model": model_name, "sample": split_index[start:start + len(x)].numpy(),
-                    "label": y_all[start:start + len(x)].numpy(), "predicted": predicted.cpu().numpy()}
-            base["correct"] = base["label"] == base["predicted"]
+            stop = min(start + batch_size, n)
+            x = x_all[start:stop].to(device=device, dtype=dtype)
+            predicted, base = _batch(model, x, y_all[start:stop], split_index[start:stop], model_name)
             for attr_name, options in _attribution_specs(attributions):
-                bound = attribution_bound(model, x, 1.0, bound_norm, attr_name, target=predicted,
-                                          surrogate_beta=surrogate_beta, seed=derive_seed(seed, "bound", attr_name, start),
-                                          **dict(bound_options or {}), **options)
-                sigma = bound.sigma_max.detach().double().cpu()
-                unit = {"l2": sigma, "linf": bound.euclidean.detach().double().cpu()}
-                a_norm = bound.attribution_norm.detach().double().cpu()
+                bound, unit = _unit_bounds(model, x, predicted, bound_norm, attr_name, options, surrogate_beta,
+                                           derive_seed(seed, "bound", attr_name, start), bound_options)
+                sigma, a_norm = unit["l2"][0], bound.attribution_norm.detach().double().cpu()
                 for norm, eps_values in grid.items():
                     for eps in eps_values:
-                        r = eps * unit[norm]
+                        r = eps * unit[norm][0]
                         frames.append(pd.DataFrame(dict(
                             base, attribution=attr_name, norm=norm, eps=eps, sigma_max=sigma.numpy(),
                             attribution_norm=a_norm.numpy(), bound_euclidean=r.numpy(),

@@ -15,10 +15,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # it, data come through torchvision's downloads (attrbound_lite.data).
 export ATTRBOUND_DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
 
-.PHONY: help venv venv-book test book bench bench-training bench-sweep lock clean
+.PHONY: help venv venv-book lint test book bench bench-training bench-sweep lock clean
 
 help:
 	@echo "make venv   create/update .venv (project + test extra), no-op when up to date"
+	@echo "make lint   ruff (pyflakes, pycodestyle, isort, bugbear, numpy, docstrings): the check CI runs first"
 	@echo "make test   run the test suite, book tests included (installs the book extra; PYTEST_ARGS='-k foo')"
 	@echo "make book   execute the notebooks (papermill, CI profile) and build the Jupyter Book into _build/"
 	@echo "make bench  run benchmarks/bounds.py"
@@ -32,6 +33,10 @@ venv:
 
 venv-book:
 	@bash scripts/ensure-venv.sh --book
+
+# Configured in pyproject.toml ([tool.ruff]); CI (.ci/run) runs it before the tests.
+lint: venv
+	$(VENV)/bin/ruff check .
 
 # The test suite builds the book (tests/test_book.py), so it needs the book extra.
 test: venv-book

@@ -14,8 +14,19 @@ Deviations" (CVPR 2023) and Ivankay et al., "FAR: A General Framework for Attrib
 
 __version__ = "0.1.0"
 
-from . import attacks, attributions, bounds, metrics, models, threat_models  # noqa: E402
-from . import checkpoints, data, evaluation, experiments, training  # noqa: E402
+from . import (  # noqa: E402  # noqa: E402
+    attacks,
+    attributions,
+    bounds,
+    checkpoints,
+    data,
+    evaluation,
+    experiments,
+    metrics,
+    models,
+    threat_models,
+    training,
+)
 from .attacks import IFIA, PGD, AttackResult, AttributionPGD  # noqa: E402
 from .attributions import InputXGradient, IntegratedGradients, Saliency  # noqa: E402
 from .bounds import BoundResult, attribution_bound, spectral_norm  # noqa: E402

@@ -36,6 +36,7 @@ def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) 
 
 
 def check_eps(eps: float) -> float:
+    """Return ``eps`` as a float; refuse anything but a positive finite number (a 0-d tensor is accepted)."""
     if isinstance(eps, torch.Tensor):
         eps = float(eps)
     if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not math.isfinite(eps) or eps <= 0:
@@ -44,20 +45,25 @@ def check_eps(eps: float) -> float:
 
 
 def check_norm(norm: str) -> str:
+    """Return ``norm`` if it is one of ``NORMS`` (``"l2"``, ``"linf"``); raise ValueError otherwise."""
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS} ('linf' is the l-infinity ball).")
     return norm
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    """Return ``value`` if it is in ``choices``; otherwise raise a ValueError naming ``what`` and the choices."""
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose one of {choices}.")
     return value
 
 
 def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
-    """Per-sample class indices: ``None`` -> predicted class, an int -> that class for every sample,
-    a tensor of shape (B,) -> as given."""
+    """Per-sample class indices (B,) int64 on the logits' device.
+
+    ``None`` -> predicted class, an int -> that class for every sample, a tensor of shape (B,) (or a 0-d
+    tensor) -> as given. Raises on a wrong type, shape or dtype, or a class outside [0, classes).
+    """
     batch, classes = logits.shape[0], logits.shape[1]
     if target is None:
         return logits.detach().argmax(1)
@@ -78,6 +84,7 @@ def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
 
 
 def check_logits(logits: torch.Tensor, batch: int) -> torch.Tensor:
+    """Return ``logits`` if its shape is (batch, classes); raise ValueError otherwise."""
     if logits.ndim != 2 or logits.shape[0] != batch:
         raise ValueError(f"the model must return logits of shape (batch, classes) = ({batch}, C), "
                          f"got {tuple(logits.shape)}.")
@@ -85,8 +92,11 @@ def check_logits(logits: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 class eval_mode:
-    """Context manager: put a model in eval mode (batch-norm statistics frozen, dropout off) and restore
-    the train/eval flag of every submodule afterwards, as torchattacks does."""
+    """Context manager: put a model in eval mode and restore every submodule's train/eval flag afterwards.
+
+    In eval mode batch-norm statistics are frozen and dropout is off; ``with`` yields the model. As
+    torchattacks does.
+    """
 
     def __init__(self, model: nn.Module):
         self.model = model
@@ -103,9 +113,12 @@ class eval_mode:
 
 
 class full_precision:
-    """Context manager: no TF32 in CUDA convolutions and matrix products (PyTorch lets cuDNN use TF32 for
-    convolutions by default, a 10-bit mantissa). Bounds and attack measurements need float32: with TF32 on
-    an H100, sigma_max moved by 0.7 % between runs and tiny deviations drowned in rounding. No effect on CPU."""
+    """Context manager: no TF32 in CUDA convolutions and matrix products; the previous flags are restored.
+
+    PyTorch lets cuDNN use TF32 for convolutions by default (a 10-bit mantissa). Bounds and attack
+    measurements need float32: with TF32 on an H100, sigma_max moved by 0.7 % between runs and tiny
+    deviations drowned in rounding. No effect on CPU.
+    """
 
     def __enter__(self):
         self.saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)

@@ -13,8 +13,12 @@ from typing import Iterator
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; on success, fsync it and rename it onto ``path``
-    (``os.replace`` is atomic on POSIX and Windows); on error, delete it and leave ``path`` untouched."""
+    """Context manager yielding a temporary path that replaces ``path`` atomically on success.
+
+    The temporary file lies in the target's folder (created if need be); on success it is fsynced and
+    renamed onto ``path`` (``os.replace`` is atomic on POSIX and Windows); on error it is deleted and
+    ``path`` is left untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

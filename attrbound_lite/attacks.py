@@ -37,8 +37,22 @@ __all__ = ["Attack", "PGD", "AttributionPGD", "IFIA", "AttackResult", "Deviation
 
 
 class Attack:
-    """Base class: model, threat model, step size, steps, seeding; ``atk(x, y)`` checks the inputs and
-    runs ``forward`` with the model in eval mode."""
+    """Base class of the attacks, shaped like torchattacks: ``atk = Attack(model, ...); out = atk(x, y)``.
+
+    ``atk(x, y)`` checks the inputs (images in [0, 1], integer labels), then runs ``forward`` with the model in
+    eval mode and TF32 off, restoring both afterwards. As in torchattacks, the loss attack ``PGD`` returns
+    the adversarial inputs (a tensor), while the attribution attacks (``AttributionPGD``, ``IFIA``) return an
+    ``AttackResult``: they must also say which iterate kept the label and how far the attribution moved.
+
+    Args:
+        model: the classifier, logits (B, classes) for inputs (B, ...) in [0, 1].
+        eps: radius of the ball.
+        alpha: step size.
+        steps: number of ascent steps.
+        norm: ``"linf"`` or ``"l2"``.
+        random_start: start from a uniformly random point of the ball.
+        seed: seed of the attack's random stream (advancing from call to call).
+    """
 
     def __init__(self, model: nn.Module, eps: float, alpha: float, steps: int, norm: str = "linf",
                  random_start: bool = True, seed: int = 0):
@@ -52,19 +66,37 @@ class Attack:
         self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, random_start, seed
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor):
+        """Check the inputs and labels, then run ``forward`` with the model in eval mode and TF32 off.
+
+        Args:
+            inputs: (B, ...) images in [0, 1].
+            labels: (B,) integer tensor of the true classes.
+
+        Returns:
+            What ``forward`` returns: the adversarial inputs (``PGD``) or an ``AttackResult``.
+
+        Raises:
+            TypeError: If the inputs are not a floating-point tensor.
+            ValueError: If the inputs are not a batch of finite values in [0, 1], or the labels not a (B,) integer
+                tensor.
+        """
         check_inputs(inputs, box=True)
         if not isinstance(labels, torch.Tensor) or labels.shape != inputs.shape[:1] or labels.is_floating_point():
             raise ValueError(f"labels must be an integer tensor of shape ({inputs.shape[0]},), got "
-                             f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}.")
+                             f"{getattr(labels, 'dtype', type(labels).__name__)} "
+                             f"{tuple(getattr(labels, 'shape', ()))}.")
         with eval_mode(self.model), full_precision():
             return self.forward(inputs.detach(), labels.to(inputs.device).long())
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor):
+        """The attack on checked, detached inputs (B, ...) and long labels (B,), model in eval mode."""
         raise NotImplementedError
 
     def generator(self, device: torch.device) -> torch.Generator:
-        """The attack's random stream: seeded once, then advancing from call to call (a fresh attack
-        with the same seed replays the same sequence)."""
+        """The attack's random stream: seeded once, then advancing from call to call.
+
+        A fresh attack with the same seed replays the same sequence.
+        """
         if getattr(self, "_generator", None) is None or self._generator.device != torch.device(device):
             self._generator = torch.Generator(device=device).manual_seed(self.seed)
         return self._generator
@@ -75,9 +107,13 @@ class Attack:
 
 class PGD(Attack):
     """Projected gradient ascent on the cross-entropy (Madry et al.), random start by default.
-    Returns the adversarial inputs (B, ...) in the ball and in [0, 1]."""
+
+    ``x <- project(x + alpha * sign(grad CE))`` (l-infinity) or ``x + alpha * grad / ||grad||_2`` (l2).
+    Arguments as ``Attack``. ``atk(x, y)`` returns the adversarial inputs (B, ...), in the ball and in [0, 1].
+    """
 
     def forward(self, inputs, labels):
+        """The adversarial inputs (B, ...) after ``steps`` steps."""
         def loss(x):
             return F.cross_entropy(check_logits(self.model(x), x.shape[0]), labels)
 
@@ -107,9 +143,10 @@ class AttackResult:
 
 
 class AttributionAttack(Attack):
-    """Shared loop of the attribution attacks. Subclasses define ``objective`` (maximised, on the
-    surrogate's attribution, differentiable) and ``score`` (maximised, on the real model's attribution,
-    selects the returned iterate).
+    """Shared loop of the attribution attacks.
+
+    Subclasses define ``objective`` (maximised, on the surrogate's attribution, differentiable) and ``score``
+    (maximised, on the real model's attribution, selects the returned iterate).
 
     ``per_restart=False``: one result per sample, the best over restarts and steps (ties: the earliest
     step, then the first restart). ``True``: one result per (restart, sample), shape (R * B, ...),
@@ -136,9 +173,11 @@ class AttributionAttack(Attack):
         return {"real": real, "surrogate": sur}
 
     def objective(self, attr: torch.Tensor, ref: dict) -> torch.Tensor:
+        """The maximised objective (B,) of the surrogate's attribution ``attr`` (B, ...), differentiable."""
         raise NotImplementedError
 
     def score(self, attr: torch.Tensor, ref: dict) -> torch.Tensor:
+        """The selection criterion (B,) of the real model's attribution ``attr``; the best iterate maximises it."""
         raise NotImplementedError
 
     def starts(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -155,6 +194,7 @@ class AttributionAttack(Attack):
             return super().__call__(inputs, labels)
 
     def forward(self, inputs, labels):
+        """Run every restart batched; the ``AttackResult`` of the best label-preserving iterates."""
         batch, reps = inputs.shape[0], self.restarts
         real = self.explainer.for_batch(inputs, repeats=reps)
         surrogate = real if self.surrogate is self.model else real.rebind(self.surrogate)
@@ -176,7 +216,8 @@ class AttributionAttack(Attack):
             if surrogate is not real:
                 attr, logits = real.attribute_with_logits(x.detach(), target=y_rep)
             if t > 0:  # iterates after a step are the candidates
-                score = self.score(attr.detach(), ref_rep).masked_fill(logits.detach().argmax(1) != y_rep, float("-inf"))
+                score = self.score(attr.detach(), ref_rep).masked_fill(logits.detach().argmax(1) != y_rep,
+                                                                       float("-inf"))
                 better = score > best_score
                 best_score = torch.where(better, score, best_score)
                 best_step = torch.where(better, t, best_step)
@@ -205,9 +246,25 @@ class AttributionAttack(Attack):
 
 
 class AttributionPGD(AttributionAttack):
-    """PGD on the attribution: maximise ``||A(x') - A(x)||_2`` (``objective="euclidean"``, as its square)
-    or ``1 - cos(A(x'), A(x))`` (``"cosine"``) over the ball from random starts (each restart its own), keep
-    the best label-preserving iterate by the same quantity measured on the real model."""
+    """PGD on the attribution, the natural adversary of the bounds.
+
+    Maximises ``||A(x') - A(x)||_2`` (``objective="euclidean"``, as its square) or ``1 - cos(A(x'), A(x))``
+    (``"cosine"``) over the ball from random starts (each restart its own) and keeps the best
+    label-preserving iterate by the same quantity measured on the real model.
+
+    Args:
+        model: the classifier (inputs in [0, 1]).
+        explainer: an ``Attribution`` or its name (``"saliency"``, ...).
+        eps, alpha, steps, norm: the ball, step size, steps and norm (``"linf"`` or ``"l2"``).
+        objective: ``"euclidean"`` or ``"cosine"``.
+        restarts: random restarts, run batched.
+        surrogate_beta: take attribution gradients through the softplus surrogate (ReLU models).
+        seed: seed of the random starts.
+        per_restart: return one row per (restart, sample) instead of the best per sample.
+
+    Returns (of ``atk(x, y)``):
+        An ``AttackResult``, per sample (or per restart and sample, restart-major).
+    """
 
     def __init__(self, model: nn.Module, explainer: Attribution | str, eps: float, alpha: float, steps: int,
                  norm: str = "linf", objective: str = "euclidean", restarts: int = 1,
@@ -223,9 +280,11 @@ class AttributionPGD(AttributionAttack):
         return 1 - F.cosine_similarity(a, b, dim=1)
 
     def objective(self, attr, ref):
+        """Squared distance or cosine distance to the surrogate's clean attribution."""
         return self._dissimilarity(attr, ref["surrogate"])
 
     def score(self, attr, ref):
+        """The same quantity against the real model's clean attribution."""
         return self._dissimilarity(attr, ref["real"])
 
 
@@ -236,6 +295,16 @@ class IFIA(AttributionAttack):
     smallest top-k intersection); ``"mass_center"``: maximise the shift of the centre of mass;
     ``"targeted"``: maximise the mass inside ``target_mask`` ((H, W) or (B, H, W) bool). The first restart
     starts at the clean input, later ones at random points of the ball.
+
+    Args:
+        model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, seed, per_restart: as
+            ``AttributionPGD``.
+        k: the number of top pixels (``kind="topk"``).
+        kind: ``"topk"``, ``"mass_center"`` or ``"targeted"``.
+        target_mask: the region of ``kind="targeted"``.
+
+    Returns (of ``atk(x, y)``):
+        An ``AttackResult`` with ``topk_intersection`` filled.
     """
 
     def __init__(self, model: nn.Module, explainer: Attribution | str, eps: float, alpha: float, steps: int,
@@ -251,6 +320,7 @@ class IFIA(AttributionAttack):
         self.k, self.target_mask = k, target_mask
 
     def reference(self, x0, y):
+        """The clean attributions, the clean top-k mask and the clean centres of mass."""
         ref = super().reference(x0, y)
         real_map = metrics.saliency_map(ref["real"])
         if self.k > real_map[0].numel():
@@ -272,6 +342,7 @@ class IFIA(AttributionAttack):
         return ref
 
     def objective(self, attr, ref):
+        """Minus the mass on the clean top-k pixels, the centre shift or the mass in the target region."""
         smap = metrics.saliency_map(attr)
         if self.kind == "topk":
             return -(smap.flatten(1) * ref["topk_mask"]).sum(1)
@@ -280,6 +351,7 @@ class IFIA(AttributionAttack):
         return (smap.flatten(1) * ref["target_mask"]).sum(1)
 
     def score(self, attr, ref):
+        """Minus the top-k intersection (the evaluation metric itself, as Ghorbani et al.), or the objective."""
         smap = metrics.saliency_map(attr)
         if self.kind == "topk":  # select by the evaluation metric itself, as Ghorbani et al.
             return -metrics.topk_intersection(smap.flatten(1), ref["topk_mask"], self.k)

@@ -12,6 +12,10 @@ predicted class):
 Unlike Captum, ``attribute(..., create_graph=True)`` returns a map that is differentiable with respect to
 the inputs (as Zennit's are), which the attribution attacks and robust-attribution training need.
 Attributions use the model as it is (train or eval mode); the bounds and attacks switch it to eval.
+
+Each class also provides its attribution Jacobian ``J = dA/dx`` as a matrix-free operator
+(``jacobian_operator``, see ``attrbound_lite.jacobians``), which is all the bounds need: a new attribution
+plugs into ``attribution_bound`` by implementing ``attribute_with_logits`` and ``jacobian_operator``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from torch import nn
 
 from ._checks import check_inputs, check_logits, resolve_target
+from .jacobians import HessianAtPoints, JacobianOperator
 
 __all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "ATTRIBUTIONS"]
 
@@ -44,9 +49,21 @@ def _logit_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor | No
 
 
 class Attribution:
-    """Base class: holds the model; subclasses implement ``attribute``."""
+    """Base class of the attribution methods, shaped like Captum's.
+
+    Subclasses implement ``attribute_with_logits`` and, for the bounds, ``jacobian_operator``.
+
+    Args:
+        model: the classifier, mapping inputs (B, ...) to logits (B, classes).
+
+    Attributes:
+        name: the method's name in tables and configs.
+        path_points: model evaluations per sample and map (1; IG: its number of steps), which sets the
+            memory of a batched backward pass.
+    """
 
     name: str = "attribution"
+    path_points: int = 1
 
     def __init__(self, model: nn.Module):
         if not isinstance(model, nn.Module):
@@ -54,12 +71,38 @@ class Attribution:
         self.model = model
 
     def attribute(self, inputs: torch.Tensor, target=None, create_graph: bool = False) -> torch.Tensor:
+        """The attribution map ``A(x)``.
+
+        Args:
+            inputs: (B, ...) floating-point inputs.
+            target: None (the predicted class), an int, or a (B,) integer tensor of classes.
+            create_graph: keep the graph so that the map can be differentiated with respect to the inputs.
+
+        Returns:
+            (B, ...) the map, shaped like the inputs.
+        """
         return self.attribute_with_logits(inputs, target, create_graph)[0]
 
     def attribute_with_logits(self, inputs: torch.Tensor, target=None, create_graph: bool = False
                               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The attribution and the logits ``f(inputs)`` (for free when they are computed anyway)."""
+        """The attribution (B, ...) and the logits ``f(inputs)`` (B, classes), for free when computed anyway.
+
+        Args and the map as in ``attribute``.
+        """
         raise NotImplementedError
+
+    def jacobian_operator(self, inputs: torch.Tensor, target: torch.Tensor) -> JacobianOperator:
+        """The Jacobians ``J_i = dA(x_i)/dx_i`` of the batch as a matrix-free operator.
+
+        Args:
+            inputs: (B, ...) the inputs.
+            target: (B,) the classes whose logit is attributed (resolved, not None).
+
+        Returns:
+            A ``JacobianOperator`` with ``matvec``, ``rmatvec`` and ``symmetric``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} provides no matrix-free Jacobian (jacobian_operator); "
+                                  "use method='exact', or implement jacobian_operator.")
 
     def rebind(self, model: nn.Module) -> "Attribution":
         """The same explainer (same options) for another model, e.g. the softplus surrogate."""
@@ -68,8 +111,10 @@ class Attribution:
         return other
 
     def for_batch(self, inputs: torch.Tensor, rows: torch.Tensor | None = None, repeats: int = 1) -> "Attribution":
-        """The explainer for ``inputs[rows]`` repeated ``repeats`` times along the batch (per-sample
-        options such as IG baselines follow the rows); the same explainer where nothing is per sample."""
+        """The explainer for ``inputs[rows]`` repeated ``repeats`` times along the batch.
+
+        Per-sample options such as IG baselines follow the rows; the same explainer where nothing is per sample.
+        """
         return self
 
     def __repr__(self) -> str:
@@ -82,9 +127,24 @@ class Saliency(Attribution):
     name = "saliency"
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
+        """The saliency map (the gradient of the target logit) and the logits.
+
+        Args:
+            inputs: (B, ...) floating-point inputs.
+            target: None (the predicted class), an int, or a (B,) integer tensor of classes.
+            create_graph: keep the graph so that the map can be differentiated with respect to the inputs.
+
+        Returns:
+            ``(map, logits)``: the map (B, ...), shaped like the inputs, and the logits (B, classes).
+        """
         check_inputs(inputs)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
         return grad, logits
+
+    def jacobian_operator(self, inputs, target):
+        """``J = H``, the input Hessian of the target logit: symmetric."""
+        hessian = HessianAtPoints(self.model, inputs, target)
+        return JacobianOperator(inputs, hessian, hessian.hvp, symmetric=True)
 
 
 class InputXGradient(Attribution):
@@ -93,9 +153,26 @@ class InputXGradient(Attribution):
     name = "input_x_gradient"
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
+        """The input x gradient map and the logits.
+
+        Args:
+            inputs: (B, ...) floating-point inputs.
+            target: None (the predicted class), an int, or a (B,) integer tensor of classes.
+            create_graph: keep the graph so that the map can be differentiated with respect to the inputs.
+
+        Returns:
+            ``(map, logits)``: the map (B, ...), shaped like the inputs, and the logits (B, classes).
+        """
         check_inputs(inputs)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
         return inputs * grad, logits
+
+    def jacobian_operator(self, inputs, target):
+        """``J = diag(g) + diag(x) H``: ``J v = g * v + x * H v`` and ``J^T u = g * u + H (x * u)``."""
+        hessian = HessianAtPoints(self.model, inputs, target)
+        g, x = hessian.grad.detach(), inputs.detach()
+        return JacobianOperator(inputs, hessian, lambda v: g * v + x * hessian.hvp(v),
+                                lambda u: g * u + hessian.hvp(x * u))
 
 
 class IntegratedGradients(Attribution):
@@ -119,7 +196,23 @@ class IntegratedGradients(Attribution):
         self.baseline = baseline
         self.internal_batch_size = internal_batch_size
 
+    @property
+    def path_points(self) -> int:
+        """Model evaluations per sample and map: the number of steps ``n_steps``."""
+        return self.n_steps
+
     def resolve_baseline(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The baseline ``b`` broadcast to the inputs (zeros when ``baseline`` is None).
+
+        Args:
+            inputs: (B, ...) the inputs.
+
+        Returns:
+            (B, ...) the baseline, shaped like the inputs.
+
+        Raises:
+            ValueError: If the baseline does not broadcast to the inputs.
+        """
         if self.baseline is None:
             return torch.zeros_like(inputs)
         baseline = torch.as_tensor(self.baseline, dtype=inputs.dtype, device=inputs.device)
@@ -130,6 +223,18 @@ class IntegratedGradients(Attribution):
                              f"{tuple(inputs.shape)}.") from None
 
     def for_batch(self, inputs, rows=None, repeats=1):
+        """The explainer for ``inputs[rows]`` repeated ``repeats`` times along the batch.
+
+        A per-sample baseline tensor follows the rows; ``self`` where the baseline is shared.
+
+        Args:
+            inputs: (B, ...) the inputs the baseline is resolved against.
+            rows: the rows to keep (None: all).
+            repeats: how many times the kept rows are repeated along the batch.
+
+        Returns:
+            An explainer whose baseline matches the new batch.
+        """
         if not isinstance(self.baseline, torch.Tensor) or self.baseline.ndim < inputs.ndim:
             return self  # None, a scalar or a shared baseline: nothing per sample
         baseline = self.resolve_baseline(inputs)
@@ -145,6 +250,16 @@ class IntegratedGradients(Attribution):
         return (baseline + alphas * (inputs - baseline)[None]).reshape(-1, *inputs.shape[1:])
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
+        """The Integrated Gradients map (``n_steps`` path points) and the logits.
+
+        Args:
+            inputs: (B, ...) floating-point inputs.
+            target: None (the predicted class), an int, or a (B,) integer tensor of classes.
+            create_graph: keep the graph so that the map can be differentiated with respect to the inputs.
+
+        Returns:
+            ``(map, logits)``: the map (B, ...), shaped like the inputs, and the logits (B, classes).
+        """
         check_inputs(inputs)
         batch = inputs.shape[0]
         logits = check_logits(self.model(inputs), batch)
@@ -158,13 +273,35 @@ class IntegratedGradients(Attribution):
         mean_grad = torch.cat(grads).view(self.n_steps, *inputs.shape).mean(0)
         return (inputs - baseline) * mean_grad, logits
 
+    def jacobian_operator(self, inputs, target):
+        """The Jacobian operator of Integrated Gradients (the products ``J v`` and ``J^T u``).
+
+        With ``z_k = b + k/m (x - b)`` and ``gbar = (1/m) sum_k g(z_k)``, ``P w = (1/m) sum_k (k/m) H(z_k) w``:
+        ``J v = gbar * v + (x - b) * P v`` and ``J^T u = gbar * u + P ((x - b) * u)``.
+        """
+        m, x = self.n_steps, inputs.detach()
+        baseline = self.resolve_baseline(x)
+        hessian = HessianAtPoints(self.model, self.path(x, baseline), target.repeat(m), self.internal_batch_size)
+        scales = (torch.arange(1, m + 1, dtype=x.dtype, device=x.device) / m).repeat_interleave(
+            x.shape[0]).view(-1, *([1] * (x.ndim - 1)))
+        mean_grad = hessian.grad.detach().view(m, *x.shape).mean(0)
+        delta = x - baseline
+
+        def path_hvp(w):
+            return hessian.hvp(scales * w.repeat(m, *([1] * (w.ndim - 1)))).view(m, *x.shape).mean(0)
+
+        return JacobianOperator(inputs, hessian, lambda v: mean_grad * v + delta * path_hvp(v),
+                                lambda u: mean_grad * u + path_hvp(delta * u))
+
 
 ATTRIBUTIONS = {cls.name: cls for cls in (Saliency, InputXGradient, IntegratedGradients)}
 
 
 def get_explainer(attribution, model: nn.Module, **options) -> Attribution:
-    """An explainer from a name (``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"``) and
-    options, or an ``Attribution`` instance rebound to ``model``."""
+    """An explainer from a name and options, or an ``Attribution`` instance rebound to ``model``.
+
+    The names: ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"``.
+    """
     if isinstance(attribution, Attribution):
         if options:
             raise ValueError(f"options {sorted(options)} are only accepted with an attribution name, "

@@ -10,11 +10,13 @@ linearisation ``A(x + d) ~ A(x) + J d`` over the ball ``||d||_p <= eps`` (label 
 - cosine, both:     with ``r`` the Euclidean bound and ``a = ||A(x)||_2``,
   ``cos(A(x), A(x + d)) >= sqrt(1 - r^2 / a^2)`` if ``r < a``, else -1 (vacuous).
 
-``sigma_max`` is computed without forming J: Lanczos (or power iteration) on the Hessian ``H`` itself
-for saliency (``J = H``, symmetric), and on ``J^T J`` for input x gradient and Integrated Gradients.
-Every product reduces to Hessian-vector products ``Hv = grad_x <grad_x f_c, v>`` on a first-order graph
-built once and reused, the whole batch advancing together and each sample stopping at ``tol``:
+``sigma_max`` is computed without forming J: Lanczos (or power iteration) on J itself where it is
+symmetric (saliency: ``J = H``), else on ``J^T J``, the whole batch advancing together and each sample
+stopping at ``tol``. The products come from the attribution's own matrix-free operator
+(``Attribution.jacobian_operator``; ``attrbound_lite.jacobians``), where every product reduces to
+Hessian-vector products ``Hv = grad_x <grad_x f_c, v>`` on a first-order graph built once and reused:
 
+- saliency: ``J v = H v``;
 - input x gradient: ``J v = g * v + x * H v`` and ``J^T u = g * u + H (x * u)``;
 - IG (m right-Riemann steps, path points ``z_k = b + k/m (x - b)``):
   ``J v = gbar * v + (x - b) * (1/m) sum_k (k/m) H(z_k) v`` and
@@ -33,12 +35,22 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from ._checks import (check_choice, check_eps, check_inputs, check_logits, check_norm, eval_mode, full_precision,
-                      resolve_target)
-from .attributions import Attribution, IntegratedGradients, InputXGradient, Saliency, get_explainer
+from ._checks import (
+    check_choice,
+    check_eps,
+    check_inputs,
+    check_logits,
+    check_norm,
+    eval_mode,
+    full_precision,
+    resolve_target,
+)
+from .attributions import Attribution, get_explainer
+from .config import Config, NonNegativeInt, OptionalPositiveInt, PositiveFloat, PositiveInt, choice
+from .jacobians import JacobianOperator
 from .models import smooth_surrogate
 
-__all__ = ["AttributionJacobian", "BoundResult", "attribution_bound", "spectral_norm", "dense_jacobian",
+__all__ = ["BoundOptions", "BoundResult", "attribution_bound", "spectral_norm", "dense_jacobian",
            "lanczos", "power_iteration", "cosine_bound", "MAX_EXACT_N"]
 
 MAX_EXACT_N = 4096
@@ -46,105 +58,37 @@ METHODS = ("lanczos", "power", "exact")
 _DENSE_BUDGET = 2 ** 24  # elements of Jacobian rows held at once when building dense Jacobians
 
 
-class AttributionJacobian:
-    """The attribution Jacobians ``J_i`` of a batch as a matrix-free operator on (B, n) tensors.
+class BoundOptions(Config):
+    """The numerical options of ``attribution_bound`` (its defaults), validated once for every caller.
 
-    ``matvec(v)`` gives ``J_i v_i``, ``rmatvec(u)`` gives ``J_i^T u_i``, ``gram(v)`` gives
-    ``J_i^T J_i v_i``; ``symmetric`` is True for saliency (``J = H``). The first-order graph is built once
-    in the constructor and every product is one (or two) extra backward passes through it.
+    The callers: ``experiments.validate_bounds(bound_options=...)``, ``bound_table``, the sweep file's ``bound:``.
+
+    Args:
+        method: ``"lanczos"``, ``"power"`` or ``"exact"`` (full Jacobian and SVD, n <= ``MAX_EXACT_N``).
+        tol: relative tolerance at which a sample's iteration stops.
+        max_iter: operator applications per sample (``None``: ``attribution_bound``'s choice).
+        max_dense_n: l-infinity: use ``eps || |J| 1 ||_2`` (n Hessian-vector products) where n <= this; 0 keeps
+            ``eps sqrt(n) sigma_max``.
+        sign_iters: iterations of the sign power iteration ``s <- sign(J^T J s)`` (the l-infinity lower estimate).
     """
 
-    def __init__(self, explainer: Attribution, inputs: torch.Tensor, target: torch.Tensor):
-        self.explainer, self.shape = explainer, inputs.shape
-        self.x = inputs.detach()
-        self.n = self.x[0].numel()
-        self.symmetric = isinstance(explainer, Saliency)
-        self.chunk = None  # IG with internal_batch_size: rebuild each chunk's graph at every product
-        if isinstance(explainer, IntegratedGradients):
-            m = explainer.n_steps
-            self.baseline = explainer.resolve_baseline(self.x)
-            points = explainer.path(self.x, self.baseline)
-            self.scales = (torch.arange(1, m + 1, dtype=self.x.dtype, device=self.x.device) / m).repeat_interleave(
-                self.shape[0]).view(-1, *([1] * (self.x.ndim - 1)))
-            self.point_targets = target.repeat(m)
-            self.points = points.detach().requires_grad_(True)
-            if (explainer.internal_batch_size or points.shape[0]) >= points.shape[0]:
-                self.grad = self._first_order(self.points, self.point_targets)
-            else:
-                self.chunk = explainer.internal_batch_size
-                self.grad = torch.cat([self._first_order(self.points[i:i + self.chunk].detach().requires_grad_(),
-                                                         self.point_targets[i:i + self.chunk]).detach()
-                                       for i in range(0, points.shape[0], self.chunk)])
-            self.mean_grad = self.grad.detach().view(m, *self.shape).mean(0)
-        elif isinstance(explainer, (Saliency, InputXGradient)):
-            self.points = self.x.clone().requires_grad_(True)
-            self.grad = self._first_order(self.points, target)
-        else:
-            raise TypeError(f"no matrix-free Jacobian for {type(explainer).__name__}; use method='exact'.")
-
-    def _first_order(self, points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
-            logits = check_logits(self.explainer.model(points), points.shape[0])
-            (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), points, create_graph=True)
-        return grad
-
-    def _hvp(self, v: torch.Tensor) -> torch.Tensor:
-        """``H(p) v(p)`` at every point p of the first-order graph; v shaped like the points. A gradient
-        that does not depend on the input (a linear or piecewise-linear model) gives zeros."""
-        if self.chunk is None:
-            if not self.grad.requires_grad:
-                return torch.zeros_like(v)
-            (out,) = torch.autograd.grad(self.grad, self.points, grad_outputs=v, retain_graph=True, allow_unused=True)
-            return torch.zeros_like(v) if out is None else out
-        out = []
-        for i in range(0, self.points.shape[0], self.chunk):
-            p = self.points[i:i + self.chunk].detach().requires_grad_(True)
-            g = self._first_order(p, self.point_targets[i:i + self.chunk])
-            part = torch.autograd.grad(g, p, grad_outputs=v[i:i + self.chunk], allow_unused=True)[0] \
-                if g.requires_grad else None
-            out.append(torch.zeros_like(p) if part is None else part)
-        return torch.cat(out)
-
-    def curvature_free_samples(self, generator: torch.Generator) -> torch.Tensor:
-        """Indices of the samples whose input Hessian ``H v`` (for IG: at every path point) is exactly zero
-        for a random v: a piecewise-linear or linear model there, where a bound would be meaningless."""
-        v = torch.randn(self.points.shape, generator=generator, device=self.x.device, dtype=self.x.dtype)
-        hv = self._hvp(v).abs().reshape(-1, self.shape[0], self.n).amax((0, 2))
-        return (hv == 0).nonzero().flatten()
-
-    def _path_hvp(self, v: torch.Tensor) -> torch.Tensor:
-        """``(1/m) sum_k (k/m) H(z_k) v`` for IG."""
-        m = self.explainer.n_steps
-        w = self.scales * v.repeat(m, *([1] * (v.ndim - 1)))
-        return self._hvp(w).view(m, *self.shape).mean(0)
-
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        v = v.view(self.shape)
-        if self.symmetric:
-            out = self._hvp(v)
-        elif isinstance(self.explainer, InputXGradient):
-            out = self.grad.detach() * v + self.x * self._hvp(v)
-        else:
-            out = self.mean_grad * v + (self.x - self.baseline) * self._path_hvp(v)
-        return out.reshape(self.shape[0], -1)
-
-    def rmatvec(self, u: torch.Tensor) -> torch.Tensor:
-        if self.symmetric:
-            return self.matvec(u)
-        u = u.view(self.shape)
-        if isinstance(self.explainer, InputXGradient):
-            out = self.grad.detach() * u + self._hvp(self.x * u)
-        else:
-            out = self.mean_grad * u + self._path_hvp((self.x - self.baseline) * u)
-        return out.reshape(self.shape[0], -1)
-
-    def gram(self, v: torch.Tensor) -> torch.Tensor:
-        return self.rmatvec(self.matvec(v))
+    method: choice(*METHODS) = "lanczos"
+    tol: PositiveFloat = 1e-4
+    max_iter: OptionalPositiveInt = None
+    max_dense_n: NonNegativeInt = MAX_EXACT_N
+    sign_iters: PositiveInt = 20
 
 
 @dataclass
 class EigenResult:
-    """Largest |eigenvalue| of a batch of symmetric operators, per sample."""
+    """Largest |eigenvalue| of a batch of symmetric operators, per sample (from ``lanczos``, ``power_iteration``).
+
+    Attributes:
+        value: (B,) the largest |lambda|.
+        vector: (B, n) its (Ritz) eigenvector, unit norm.
+        converged: (B,) bool, whether the sample reached the tolerance.
+        iterations: (B,) operator applications used.
+    """
     value: torch.Tensor       # (B,) largest |lambda|
     vector: torch.Tensor      # (B, n) its (Ritz) eigenvector, unit norm
     converged: torch.Tensor   # (B,) bool
@@ -160,10 +104,19 @@ def _start_vector(batch: int, n: int, like: torch.Tensor, seed: int) -> torch.Te
 def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, psd: bool = False) -> EigenResult:
     """Batched Lanczos with full reorthogonalisation for the largest |eigenvalue| of symmetric operators.
 
-    ``matvec`` maps (B, n) to (B, n) (sample i by its own operator); ``v0`` (B, n) are the start vectors.
     Sample i stops when the residual of its extreme Ritz pair, ``beta_k |y_k|``, is at most
     ``tol * |theta|`` (or on breakdown, an invariant subspace); stopped samples are fed zeros.
-    ``psd=True`` takes the largest eigenvalue (for ``J^T J``), otherwise the largest in absolute value.
+
+    Args:
+        matvec: Callable mapping (B, n) to (B, n), sample i by its own symmetric operator.
+        v0: Start vectors, shape (B, n) (normalised here).
+        max_iter: Most operator applications per sample (capped at n). Default 100.
+        tol: Relative tolerance of the residual. Default 1e-4.
+        psd: ``True`` takes the largest eigenvalue (for ``J^T J``), otherwise the largest in absolute value.
+            Default False.
+
+    Returns:
+        An ``EigenResult``: value (B,), vector (B, n), converged (B,) and iterations (B,).
     """
     batch, n = v0.shape
     steps = max(1, min(max_iter, n))
@@ -188,7 +141,8 @@ def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, ps
         beta[:, j] = b.double()
         iterations += active.long()
         k = j + 1
-        tri = torch.diag_embed(alpha[:, :k]) + torch.diag_embed(beta[:, :k - 1], 1) + torch.diag_embed(beta[:, :k - 1], -1)
+        tri = (torch.diag_embed(alpha[:, :k]) + torch.diag_embed(beta[:, :k - 1], 1)
+               + torch.diag_embed(beta[:, :k - 1], -1))
         theta, y = torch.linalg.eigh(tri)
         idx = theta.argmax(1) if psd else theta.abs().argmax(1)
         lam = theta.gather(1, idx[:, None]).squeeze(1).abs()
@@ -211,11 +165,22 @@ def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, ps
 
 
 def power_iteration(matvec, v0: torch.Tensor, max_iter: int = 500, tol: float = 1e-4) -> EigenResult:
-    """Batched power iteration for the largest |eigenvalue| of symmetric operators: ``v <- S v / ||S v||``,
-    estimate ``||S v||`` (at most the true value); sample i stops when the residual of the Rayleigh
-    quotient ``rho = v^T S v``, ``||S v - rho v|| = sqrt(||S v||^2 - rho^2)``, is at most ``tol ||S v||``
-    (an eigenvalue then lies within that distance of rho). A sample whose top eigenvalues are ``+l`` and
-    ``-l`` never converges: it is reported so."""
+    """Batched power iteration for the largest |eigenvalue| of symmetric operators.
+
+    ``v <- S v / ||S v||``, estimate ``||S v||`` (at most the true value); sample i stops when the residual
+    of the Rayleigh quotient ``rho = v^T S v``, ``||S v - rho v|| = sqrt(||S v||^2 - rho^2)``, is at most
+    ``tol ||S v||`` (an eigenvalue then lies within that distance of rho). A sample whose top eigenvalues
+    are ``+l`` and ``-l`` never converges: it is reported so. Stopped samples are fed zeros.
+
+    Args:
+        matvec: Callable mapping (B, n) to (B, n), sample i by its own symmetric operator ``S``.
+        v0: Start vectors, shape (B, n) (normalised here).
+        max_iter: Most iterations per sample. Default 500.
+        tol: Relative tolerance of the residual. Default 1e-4.
+
+    Returns:
+        An ``EigenResult``: value (B,), vector (B, n), converged (B,) and iterations (B,).
+    """
     batch = v0.shape[0]
     v = v0 / v0.norm(dim=1, keepdim=True)
     value = torch.zeros(batch, dtype=v0.dtype, device=v0.device)
@@ -239,10 +204,22 @@ def power_iteration(matvec, v0: torch.Tensor, max_iter: int = 500, tol: float = 
 
 def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *, max_n: int = MAX_EXACT_N,
                    rows=None) -> torch.Tensor:
-    """The full attribution Jacobians, (B, n, n), by differentiating ``A(x)`` row by row (the oracle).
+    """The full attribution Jacobians ``J = dA/dx``, by differentiating ``A(x)`` row by row (the oracle).
 
-    Refused above ``max_n`` features. ``rows`` may be a callable receiving ``(start, block)`` with
-    ``block`` = rows ``start..start+c`` of every sample, (B, c, n), instead of storing the result.
+    Args:
+        explainer: The attribution method whose Jacobian is taken.
+        inputs: Inputs of shape (B, ...) with n features per sample.
+        target: Classes, as accepted by ``explainer.attribute`` (``None``: its default, the predicted class).
+        max_n: Largest n for which the result is stored; above it only ``rows`` is allowed. Default
+            ``MAX_EXACT_N``.
+        rows: Optional callable receiving ``(start, block)`` with ``block`` = rows ``start..start+c`` of every
+            sample, (B, c, n), instead of storing the result. Default ``None``.
+
+    Returns:
+        The Jacobians, shape (B, n, n), or ``None`` when ``rows`` is given.
+
+    Raises:
+        ValueError: If n > ``max_n`` without ``rows``, or the attribution does not depend on the input.
     """
     n = inputs[0].numel()
     if n > max_n and rows is None:
@@ -255,8 +232,8 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
     if not attr.requires_grad:
         raise ValueError("the attribution does not depend on the input: its Jacobian is zero.")
     out = None if rows is not None else x.new_empty(batch, n, n)
-    steps = getattr(explainer, "n_steps", 1)  # each backward row also carries IG's m path points
-    chunk = max(1, min(n, _DENSE_BUDGET // (batch * n * steps)))
+    # each backward row also carries every path point of the attribution (IG: m of them)
+    chunk = max(1, min(n, _DENSE_BUDGET // (batch * n * explainer.path_points)))
     for start in range(0, n, chunk):
         c = min(chunk, n - start)
         eye = torch.zeros(c, batch, n, dtype=x.dtype, device=x.device)
@@ -271,15 +248,45 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
 
 
 def cosine_bound(euclidean: torch.Tensor, attribution_norm: torch.Tensor) -> torch.Tensor:
-    """Lower bound on ``cos(A(x), A(x + d))`` from ``||A(x + d) - A(x)|| <= r``: ``sqrt(1 - r^2 / a^2)``
-    if ``r < a`` (the tangent from the origin to the ball of radius r around A(x)), else -1."""
+    """Lower bound on ``cos(A(x), A(x + d))`` from a bound ``||A(x + d) - A(x)|| <= r``.
+
+    ``sqrt(1 - r^2 / a^2)`` if ``r < a`` (the tangent from the origin to the ball of radius r around A(x)),
+    else -1 (vacuous), with ``a = ||A(x)||_2``.
+
+    Args:
+        euclidean: The Euclidean bounds ``r``, shape (B,).
+        attribution_norm: The norms ``a = ||A(x)||_2``, shape (B,).
+
+    Returns:
+        The cosine lower bounds in ``[-1, 1]``, shape (B,).
+    """
     ratio = euclidean / attribution_norm.clamp_min(torch.finfo(euclidean.dtype).tiny)
     return torch.where(ratio < 1, (1 - ratio.clamp(max=1) ** 2).sqrt(), torch.full_like(ratio, -1.0))
 
 
 @dataclass
 class BoundResult:
-    """Per-sample results of ``attribution_bound`` (tensors of shape (B,))."""
+    """Per-sample results of ``attribution_bound`` (tensors of shape (B,)).
+
+    Attributes:
+        eps: Radius of the ball.
+        norm: ``"l2"`` or ``"linf"``.
+        attribution: Name of the attribution method.
+        method: ``"lanczos"``, ``"power"`` or ``"exact"``.
+        target: (B,) the classes explained.
+        sigma_max: (B,) largest singular value of the attribution Jacobian.
+        attribution_norm: (B,) ``||A(x)||_2``.
+        euclidean: (B,) upper bound on ``||A(x + d) - A(x)||_2``.
+        cosine: (B,) lower bound on ``cos(A(x), A(x + d))``; -1 when vacuous.
+        cosine_distance: (B,) ``1 - cosine``.
+        converged: (B,) bool, whether the eigensolver converged.
+        iterations: (B,) Lanczos / power iterations.
+        products: (B,) Hessian-vector products spent on sigma_max.
+        linf_sqrt_n: (B,) ``eps sqrt(n) sigma_max`` (linf only).
+        linf_abs_rowsum: (B,) ``eps || |J| 1 ||_2``, NaN where not computed (linf only).
+        linf_lower: (B,) ``eps ||J s||_2``, s from the sign iteration (linf only).
+        linf_smaller: Per sample, which upper bound was used: ``"sqrt_n"`` or ``"abs_rowsum"`` (linf only).
+    """
     eps: float
     norm: str
     attribution: str
@@ -299,7 +306,11 @@ class BoundResult:
     linf_smaller: list[str] | None = None        # which upper bound was used: "sqrt_n" or "abs_rowsum"
 
     def to_dataframe(self):
-        """One row per sample (pandas)."""
+        """The results as a table, one row per sample.
+
+        Returns:
+            A pandas DataFrame with one column per field that is set (tensors moved to numpy).
+        """
         import pandas as pd
 
         columns = {}
@@ -326,29 +337,31 @@ def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_opt
 
 
 class _RunningRows:
-    """Apply the symmetric operator (``J`` for saliency, ``J^T J`` otherwise) to the samples still
-    running only, i.e. those fed a non-zero vector (the eigensolvers feed zeros to converged samples).
-    When at most half of the rows the operator was built for are running, it is rebuilt on those rows,
-    so the batch costs the sum of the per-sample iterations rather than the maximum."""
+    """Apply the symmetric operator (``J`` for saliency, ``J^T J`` otherwise) to the samples still running only.
+
+    Those are the samples fed a non-zero vector (the eigensolvers feed zeros to converged samples). When at most half of
+    the rows the operator was built for are running, it is rebuilt on those rows, so the batch costs the sum of the
+    per-sample iterations rather than the maximum.
+    """
 
     def __init__(self, explainer: Attribution, x: torch.Tensor, target: torch.Tensor):
         self.explainer, self.x, self.target = explainer, x, target
         self.rows = torch.arange(x.shape[0], device=x.device)
-        self.op = AttributionJacobian(explainer, x, target)
+        self.op = explainer.jacobian_operator(x, target)
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         running = (v != 0).any(1).nonzero().flatten()
         if 0 < running.numel() <= self.rows.numel() // 2:
             self.rows = running
-            self.op = AttributionJacobian(self.explainer.for_batch(self.x, rows=running), self.x[running],
-                                          self.target[running])
+            self.op = self.explainer.for_batch(self.x, rows=running).jacobian_operator(self.x[running],
+                                                                                       self.target[running])
         apply = self.op.matvec if self.op.symmetric else self.op.gram
         out = torch.zeros_like(v)
         out[self.rows] = apply(v[self.rows])
         return out
 
 
-def _require_curvature(op: AttributionJacobian, seed: int) -> None:
+def _require_curvature(op: JacobianOperator, seed: int) -> None:
     """Refuse samples where the model has no input curvature: a bound there would be 0 (or diag(g))."""
     flat = op.curvature_free_samples(torch.Generator(device=op.x.device).manual_seed(seed + 1))
     if flat.numel():
@@ -377,8 +390,23 @@ def _sigma_max(explainer: Attribution, x: torch.Tensor, target: torch.Tensor, me
 def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency", target=None,
                   method: str = "lanczos", surrogate_beta: float | None = None, tol: float = 1e-4,
                   max_iter: int | None = None, seed: int = 0, **attribution_options) -> torch.Tensor:
-    """``sigma_max(J_i)`` of the attribution Jacobian of every sample, shape (B,). Arguments as
-    ``attribution_bound``."""
+    """``sigma_max(J_i)``, the largest singular value of the attribution Jacobian of every sample.
+
+    Args:
+        model: the classifier, logits (B, classes).
+        inputs: (B, ...) the inputs.
+        attribution: a name or an ``Attribution`` instance, as in ``attribution_bound``.
+        target: None (the predicted class), an int, or a (B,) tensor of classes.
+        method: ``"lanczos"`` (default), ``"power"`` or ``"exact"``, as in ``attribution_bound``.
+        surrogate_beta: take the Jacobian of the softplus surrogate, as in ``attribution_bound``.
+        tol: relative residual at which a sample's eigensolver stops.
+        max_iter: eigensolver iterations (default 100 for Lanczos, 500 for power iteration).
+        seed: seed of the start vectors.
+        **attribution_options: options of a named attribution (``n_steps``, ``baseline``, ...).
+
+    Returns:
+        (B,) tensor.
+    """
     return attribution_bound(model, inputs, 1.0, "l2", attribution, target, method, surrogate_beta, tol,
                              max_iter, seed=seed, **attribution_options).sigma_max
 
@@ -388,15 +416,33 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
                       surrogate_beta: float | None = None, tol: float = 1e-4, max_iter: int | None = None, *,
                       max_dense_n: int = MAX_EXACT_N, sign_iters: int = 20, seed: int = 0,
                       **attribution_options) -> BoundResult:
-    """Upper bounds on the worst-case Euclidean deviation and lower bounds on the cosine similarity of
-    the attributions of ``inputs`` (B, ...) in [0, 1] under ``||d||_norm <= eps`` perturbations.
+    """Upper bounds on the worst-case Euclidean deviation and lower bounds on the cosine similarity of attributions.
 
-    ``attribution``: ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"`` (options such as
-    ``n_steps`` and ``baseline`` pass through) or an ``Attribution`` instance. ``target``: None (the
-    predicted class), an int, or a (B,) tensor. ``method``: ``"lanczos"`` (default), ``"power"`` or
-    ``"exact"`` (full Jacobian and SVD, n <= 4096). ``surrogate_beta``: take the Jacobian of the softplus
-    surrogate (required for piecewise-linear models); the attribution norm and the target always come
-    from the real model. The model is evaluated in eval mode and its mode restored afterwards.
+    The bounds hold for the attributions of ``inputs`` in [0, 1] under ``||d||_norm <= eps`` perturbations
+    (first-order; see the module docstring for the formulas).
+
+    The model is evaluated in eval mode (its mode restored afterwards), with TF32 off.
+
+    Args:
+        model: the classifier, logits (B, classes).
+        inputs: (B, ...) the inputs.
+        eps: the radius, > 0.
+        norm: ``"l2"`` or ``"linf"``.
+        attribution: ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"`` or an ``Attribution``
+            instance (any class that provides ``jacobian_operator``; ``method="exact"`` needs only ``attribute``).
+        target: None (the predicted class), an int, or a (B,) tensor of classes.
+        method: ``"lanczos"`` (default), ``"power"`` or ``"exact"`` (full Jacobian and SVD, n <= ``max_dense_n``).
+        surrogate_beta: take the Jacobian of the softplus surrogate (required for piecewise-linear models);
+            the attribution norm and the target always come from the real model.
+        tol: relative residual at which a sample's eigensolver stops.
+        max_iter: eigensolver iterations (default 100 for Lanczos, 500 for power iteration).
+        max_dense_n: largest n for which the l-infinity bound also forms ``|| |J| 1 ||_2`` (n products).
+        sign_iters: iterations of the l-infinity lower estimate.
+        seed: seed of the start vectors.
+        **attribution_options: options of a named attribution (``n_steps``, ``baseline``, ...).
+
+    Returns:
+        A ``BoundResult`` of per-sample tensors of shape (B,).
     """
     eps = check_eps(eps)
     norm = check_norm(norm)
@@ -412,7 +458,10 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
         attribution_norm = real.attribute(x, target=target).detach().reshape(batch, -1).norm(dim=1)
         if method == "exact":
             if n <= max_dense_n:
-                _require_curvature(AttributionJacobian(explainer, x, target), seed)
+                try:
+                    _require_curvature(explainer.jacobian_operator(x, target), seed)
+                except NotImplementedError:  # an attribution without an operator: the dense Jacobian is its oracle
+                    pass
             jac = dense_jacobian(explainer, x, target, max_n=max_dense_n)
             if norm == "linf":
                 _, singular, vh = torch.linalg.svd(jac)
@@ -431,23 +480,28 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
                 warnings.warn(f"{method} did not converge for {int((~converged).sum())} of {batch} samples within "
                               f"max_iter={max_iter or (100 if method == 'lanczos' else 500)} at tol={tol}; "
                               "their sigma_max is a lower estimate. Raise max_iter or tol.", stacklevel=2)
-        euclidean = eps * sigma
-        result = BoundResult(eps, norm, getattr(real, "name", type(real).__name__), method, target, sigma.detach(),
-                             attribution_norm, euclidean, euclidean, euclidean, converged, iterations, products)
+        euclidean, linf = eps * sigma, {}
         if norm == "linf":
-            _linf_bounds(result, explainer, x, target, top_vector, n, max_dense_n, sign_iters,
-                         jac if method == "exact" else None)
-        result.cosine = cosine_bound(result.euclidean, attribution_norm)
-        result.cosine_distance = 1 - result.cosine
-    return result
+            linf = _linf_bounds(eps, sigma.detach(), explainer, x, target, top_vector, max_dense_n, sign_iters,
+                                jac if method == "exact" else None)
+            euclidean = linf.pop("euclidean")
+        cosine = cosine_bound(euclidean, attribution_norm)
+        return BoundResult(eps=eps, norm=norm, attribution=real.name, method=method, target=target,
+                           sigma_max=sigma.detach(), attribution_norm=attribution_norm, euclidean=euclidean,
+                           cosine=cosine, cosine_distance=1 - cosine, converged=converged, iterations=iterations,
+                           products=products, **linf)
 
 
-def _linf_bounds(result: BoundResult, explainer, x, target, top_vector, n, max_dense_n, sign_iters, jac=None):
-    """Fill the l-infinity fields: the two upper bounds, their minimum, and the sign-iteration lower
-    estimate started from the sign of the top singular vector."""
-    eps, batch = result.eps, x.shape[0]
-    result.linf_sqrt_n = eps * math.sqrt(n) * result.sigma_max
-    rowsum = torch.full_like(result.sigma_max, float("nan"))
+def _linf_bounds(eps: float, sigma: torch.Tensor, explainer: Attribution, x: torch.Tensor, target: torch.Tensor,
+                 top_vector: torch.Tensor, max_dense_n: int, sign_iters: int, jac: torch.Tensor | None = None) -> dict:
+    """The l-infinity fields of ``BoundResult``.
+
+    The two upper bounds, their minimum (``euclidean``), which one was used, and the sign-iteration lower estimate
+    started from the sign of the top singular vector.
+    """
+    batch, n = x.shape[0], x[0].numel()
+    sqrt_n = eps * math.sqrt(n) * sigma
+    rowsum = torch.full_like(sigma, float("nan"))
     if jac is not None:
         rowsum = eps * jac.abs().sum(2).norm(dim=1)
     elif n <= max_dense_n:
@@ -458,11 +512,8 @@ def _linf_bounds(result: BoundResult, explainer, x, target, top_vector, n, max_d
 
         dense_jacobian(explainer, x, target, max_n=max_dense_n, rows=accumulate)
         rowsum = eps * sums.norm(dim=1)
-    result.linf_abs_rowsum = rowsum
-    use_rowsum = rowsum < result.linf_sqrt_n  # False where NaN
-    result.euclidean = torch.where(use_rowsum, rowsum, result.linf_sqrt_n)
-    result.linf_smaller = ["abs_rowsum" if u else "sqrt_n" for u in use_rowsum.tolist()]
-    op = AttributionJacobian(explainer, x, target)
+    use_rowsum = rowsum < sqrt_n  # False where NaN
+    op = explainer.jacobian_operator(x, target)
     s = torch.where(top_vector >= 0, 1.0, -1.0).to(x.dtype)
     best = torch.zeros(batch, dtype=x.dtype, device=x.device)
     for _ in range(max(1, sign_iters)):
@@ -472,4 +523,5 @@ def _linf_bounds(result: BoundResult, explainer, x, target, top_vector, n, max_d
         if torch.equal(s_next, s):
             break
         s = s_next
-    result.linf_lower = eps * best
+    return dict(euclidean=torch.where(use_rowsum, rowsum, sqrt_n), linf_sqrt_n=sqrt_n, linf_abs_rowsum=rowsum,
+                linf_lower=eps * best, linf_smaller=["abs_rowsum" if u else "sqrt_n" for u in use_rowsum.tolist()])

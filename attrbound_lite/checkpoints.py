@@ -34,12 +34,28 @@ FORMAT, FORMAT_VERSION = "attrbound-checkpoint", 1
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 digest of a file's bytes.
+
+    Args:
+        path: The file to hash (read in blocks).
+
+    Returns:
+        The digest as a 64-character lowercase hex string.
+    """
     return file_digest(path, "sha256")
 
 
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """``(weights, sidecar)`` for a checkpoint given by its weights file, its sidecar, or a folder holding
-    ``model.safetensors``."""
+    """The ``(weights, sidecar)`` file paths of a checkpoint.
+
+    Args:
+        path: The checkpoint's weights file (``.safetensors``), its sidecar (``.json``), or a folder holding
+            ``model.safetensors``.
+
+    Returns:
+        ``(weights, sidecar)``: the weights path and the sidecar path (the weights path with suffix ``.json``).
+        Neither needs to exist.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
@@ -49,9 +65,25 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Save ``model`` (a registered architecture) and ``metadata`` (JSON-serialisable); returns the
-    weights path. The sidecar is written after the weights and carries their sha256, so an interrupted
-    save is detected at load time."""
+    """Save a registered model and its metadata as safetensors weights plus a JSON sidecar.
+
+    The sidecar is written after the weights and carries their sha256, so an interrupted save is detected
+    at load time. Both files are written atomically.
+
+    Args:
+        model: A model of a registered architecture (``attrbound_lite.models.MODELS``) with a ``.config``.
+        path: The weights file (must end in ``.safetensors``) or a folder (``<folder>/model.safetensors``).
+        metadata: JSON-serialisable record of the run (training method and hyperparameters, data set and
+            fingerprint, seed, final metrics). Default ``None`` stores ``{}``.
+
+    Returns:
+        The path of the weights file written.
+
+    Raises:
+        ValueError: If ``path`` does not end in ``.safetensors`` (and is not a folder), or ``model`` is not a
+            registered architecture.
+        TypeError: If ``metadata`` is not JSON-serialisable.
+    """
     weights, sidecar = checkpoint_paths(path)
     if weights.suffix != ".safetensors":
         raise ValueError(f"checkpoint path {str(path)!r} must end in .safetensors (or name a folder).")
@@ -89,9 +121,25 @@ def _refuse_non_safetensors(weights: Path) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """``(model, sidecar)`` from a checkpoint written by ``save_checkpoint``; the model is in eval mode on
-    ``device``. Refuses pickles, a missing or foreign sidecar, weights that do not match the sidecar's
-    sha256, and weights that do not fit the recorded architecture."""
+    """Load a checkpoint written by ``save_checkpoint``: rebuild the model and load its weights strictly.
+
+    Nothing is ever unpickled. Refuses pickles, a missing or foreign sidecar, weights that do not match the
+    sidecar's sha256, and weights that do not fit the recorded architecture.
+
+    Args:
+        path: The weights file, the sidecar, or a folder holding ``model.safetensors`` (see
+            ``checkpoint_paths``).
+        device: Where to put the model. Default ``"cpu"``.
+
+    Returns:
+        ``(model, sidecar)``: the model in eval mode on ``device``, and the sidecar as a dict (``"metadata"``
+        holds what ``save_checkpoint`` recorded).
+
+    Raises:
+        FileNotFoundError: If the weights file or its sidecar is missing.
+        ValueError: If the weights are a pickle or not safetensors, the sidecar is invalid, foreign or of a
+            newer format version, the sha256 does not match, or the weights do not fit the architecture.
+    """
     weights, sidecar = checkpoint_paths(path)
     if not weights.is_file():
         raise FileNotFoundError(f"no checkpoint weights at {weights}.")

@@ -27,32 +27,36 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .attributions import ATTRIBUTIONS
     from .data import DATASETS
-    from .training import DISSIMILARITIES, METHODS
+    from .training import DISSIMILARITIES, METHODS, TrainConfig
+
+    def default(name):  # one home for each training default: TrainConfig
+        return TrainConfig.model_fields[name].default
 
     parser = argparse.ArgumentParser(prog="attrbound", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"attrbound_lite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t = sub.add_parser("train", help="train a model and save a checkpoint",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--dataset", required=True, choices=DATASETS)
     t.add_argument("--method", default="natural", choices=METHODS)
     t.add_argument("--out", required=True, type=Path, help="output folder")
     t.add_argument("--epochs", type=int, default=2)
     t.add_argument("--subset", type=int, default=None, help="train on a seeded random subset of this size")
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    t.add_argument("--batch-size", type=int, default=default("batch_size"))
+    t.add_argument("--lr", type=float, default=default("lr"))
+    t.add_argument("--optimizer", default=default("optimizer"), choices=("adam", "sgd"))
     t.add_argument("--eps", type=float, default=None, help="inner-maximisation radius (default: RAR's per data set)")
-    t.add_argument("--norm", default="linf", choices=("linf", "l2"))
+    t.add_argument("--norm", default=default("norm"), choices=("linf", "l2"))
     t.add_argument("--steps", type=int, default=None, help="inner-maximisation steps (default: RAR's per data set)")
     t.add_argument("--alpha", type=float, default=None, help="inner step size (default: RAR's with RAR's eps, "
                    "else 2.5 eps / steps)")
-    t.add_argument("--lam", type=float, default=1.0, help="weight of the regulariser")
-    t.add_argument("--dissimilarity", default="pearson", choices=DISSIMILARITIES)
-    t.add_argument("--attribution", default="saliency", choices=("saliency", "input_x_gradient",
-                                                                 "integrated_gradients"))
-    t.add_argument("--ig-steps", type=int, default=10)
+    t.add_argument("--lam", type=float, default=default("lam"), help="weight of the regulariser")
+    t.add_argument("--dissimilarity", default=default("dissimilarity"), choices=DISSIMILARITIES)
+    t.add_argument("--attribution", default=default("attribution"), choices=tuple(ATTRIBUTIONS))
+    t.add_argument("--ig-steps", type=int, default=default("ig_steps"))
     t.add_argument("--surrogate-beta", type=float, default=None, help="softplus surrogate for ReLU models")
     t.add_argument("--width", type=float, default=1.0, help="width multiplier of the CNN (0.25: CPU-sized)")
     t.add_argument("--activation", default="softplus", choices=("softplus", "relu"))
@@ -79,14 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     from .sweep import add_subcommands
     add_subcommands(sub)
-    from .book import add_subcommands as add_book_subcommands
+    from .book.runner import add_subcommands as add_book_subcommands
     add_book_subcommands(sub)
     return parser
 
 
 def _device(name: str | None):
-    import torch
-    return torch.device(name) if name else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from .runtime import resolve_device
+    return resolve_device(name)
 
 
 def _load(args, name: str, split: str, subset: int | None, seed: int):
@@ -101,38 +105,45 @@ def _data_record(data) -> dict:
 
 
 def cmd_train(args) -> int:
-    import torch
+    """``attrbound train``: train the data set's CNN into ``args.out`` (``zoo.train_recipe``).
 
-    from .checkpoints import save_checkpoint
-    from .models import model_for_dataset
-    from .training import TRAINING_PROTOCOLS, train
+    The sidecar records the training, the data, the seed, the final metrics (test accuracy included) and the
+    device; the initial weights are drawn after ``torch.manual_seed(args.seed)``.
+
+    Args:
+        args: the parsed ``train`` arguments.
+
+    Returns:
+        The exit status, 0.
+    """
+    from .evaluation import evaluate
+    from .training import TRAINING_PROTOCOLS
+    from .zoo import Recipe, train_recipe
 
     device = _device(args.device)
-    train_data = _load(args, args.dataset, "train", args.subset, args.seed)
     test_data = _load(args, args.dataset, "test", None, args.seed)
     rar = TRAINING_PROTOCOLS[args.dataset]
-    eps = None if args.method == "natural" else args.eps if args.eps is not None else rar["eps"]
     steps = args.steps if args.steps is not None else rar["steps"]
     alpha = args.alpha if args.alpha is not None else rar["alpha"] if args.eps is None else None
-    torch.manual_seed(args.seed)
-    model = model_for_dataset(args.dataset, activation=args.activation, beta=args.beta, width=args.width,
-                              pool=args.pool)
-    options = dict(norm=args.norm, steps=steps, alpha=alpha, lam=args.lam, dissimilarity=args.dissimilarity,
-                   attribution=args.attribution, ig_steps=args.ig_steps, surrogate_beta=args.surrogate_beta,
-                   optimizer=args.optimizer, seed=args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    history = train(model, train_data, args.method, args.epochs, args.batch_size, args.lr, eps, device=device,
-                    progress=not args.no_progress, checkpoint_dir=args.out, **options)
-    history.to_csv(args.out / "history.csv", index=False)
-    from .evaluation import evaluate
-    test = evaluate(model, test_data, args.dataset, n_pgd=0, n_attribution=0, device=device, progress=False)
-    final = history.iloc[-1]
-    metrics = {"train_loss": float(final["loss"]), "train_accuracy": float(final["accuracy"]),
-               "test_accuracy": test["clean_accuracy"], "train_seconds": float(history["seconds"].sum())}
-    path = save_checkpoint(model, args.out / "model.safetensors", {
-        "training": history.attrs["config"], "data": _data_record(train_data), "seed": args.seed,
-        "metrics": metrics, "device": str(device)})
-    print(f"saved {path} (test accuracy {metrics['test_accuracy']:.4f})")
+    recipe = Recipe(dataset=args.dataset, method=args.method, eps=args.eps, epochs=args.epochs, n_train=args.subset,
+                    batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                    model=dict(activation=args.activation, beta=args.beta, width=args.width, pool=args.pool),
+                    options=dict(norm=args.norm, steps=steps, alpha=alpha, lam=args.lam,
+                                 dissimilarity=args.dissimilarity, attribution=args.attribution,
+                                 ig_steps=args.ig_steps, surrogate_beta=args.surrogate_beta, optimizer=args.optimizer))
+
+    def record(model, train_data, history) -> dict:
+        test = evaluate(model, test_data, args.dataset, n_pgd=0, n_attribution=0, device=device, progress=False)
+        final = history.iloc[-1]
+        metrics = {"train_loss": float(final["loss"]), "train_accuracy": float(final["accuracy"]),
+                   "test_accuracy": test["clean_accuracy"], "train_seconds": float(history["seconds"].sum())}
+        return {"data": _data_record(train_data), "seed": args.seed, "metrics": metrics, "device": str(device)}
+
+    _, sidecar = train_recipe(recipe, args.out, init_seed=args.seed, device=device, progress=not args.no_progress,
+                              data_root=args.data_root, mirror=args.mirror, download=not args.no_download,
+                              metadata=record)
+    print(f"saved {args.out / 'model.safetensors'} (test accuracy "
+          f"{sidecar['metadata']['metrics']['test_accuracy']:.4f})")
     return 0
 
 
@@ -164,9 +175,17 @@ def cmd_evaluate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``attrbound`` command line.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: that of the command, or 2 after an error (printed to stderr).
+    """
     args = _parser().parse_args(argv)
     try:
-        from .book import cmd_book
+        from .book.runner import cmd_book
         from .sweep import cmd_report, cmd_sweep
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "report": cmd_report,
                     "book": cmd_book}

@@ -1,4 +1,6 @@
-"""Image data sets as float tensors in [0, 1]: MNIST, Fashion-MNIST, CIFAR-10 and a 5,000-image CIFAR-10 subset.
+"""Image data sets as float tensors in [0, 1].
+
+MNIST, Fashion-MNIST, CIFAR-10 and a 5,000-image CIFAR-10 subset.
 
 ``load_dataset(name, split)`` returns an ``ImageDataset`` with ``images`` of shape (N, C, H, W), float32 in
 [0, 1] (normalisation belongs inside the model, see ``attrbound_lite.models.Normalize``) and ``labels`` of
@@ -36,7 +38,7 @@ from torch.utils.data import Dataset
 from ._io import atomic_path, file_digest
 
 __all__ = ["load_dataset", "ImageDataset", "DATASETS", "SPLITS", "DATASET_INFO", "CIFAR10_SUBSET_MD5",
-           "default_root", "default_mirror", "fingerprint", "SubsetMissingError"]
+           "default_root", "default_mirror", "fingerprint", "SubsetMissingError", "as_tensors"]
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar10-subset")
 SPLITS = ("train", "test")
@@ -44,22 +46,29 @@ SPLITS = ("train", "test")
 _CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 DATASET_INFO: dict[str, dict[str, Any]] = {
-    "mnist": dict(shape=(1, 28, 28), num_classes=10, sizes={"train": 60000, "test": 10000},
+    "mnist": dict(family="mnist", shape=(1, 28, 28), num_classes=10, sizes={"train": 60000, "test": 10000},
                   classes=["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
                            "7 - seven", "8 - eight", "9 - nine"]),
-    "fashion-mnist": dict(shape=(1, 28, 28), num_classes=10, sizes={"train": 60000, "test": 10000},
+    "fashion-mnist": dict(family="fashion-mnist", shape=(1, 28, 28), num_classes=10,
+                          sizes={"train": 60000, "test": 10000},
                           classes=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                                    "Sneaker", "Bag", "Ankle boot"]),
-    "cifar10": dict(shape=(3, 32, 32), num_classes=10, sizes={"train": 50000, "test": 10000},
+    "cifar10": dict(family="cifar10", shape=(3, 32, 32), num_classes=10, sizes={"train": 50000, "test": 10000},
                     classes=list(_CIFAR10_CLASSES)),
-    "cifar10-subset": dict(shape=(3, 32, 32), num_classes=10, sizes={"train": 4000, "test": 1000},
+    "cifar10-subset": dict(family="cifar10", shape=(3, 32, 32), num_classes=10,
+                           sizes={"train": 4000, "test": 1000},
                            classes=list(_CIFAR10_CLASSES)),
 }
-"""Per data set: ``shape`` (C, H, W) of one image, ``num_classes``, ``classes`` (names, index = label) and
-``sizes`` (samples in the full train / test split)."""
+"""Static facts about each data set.
+
+Per data set: ``family`` (whose protocol and architecture it shares: ``attrbound_lite.protocols``),
+``shape`` (C, H, W) of one image, ``num_classes``, ``classes`` (names, index = label) and ``sizes``
+(samples in the full train / test split).
+"""
 
 _TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
-_EXTRACTED_FOLDER = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}  # under root
+# the folder torchvision extracts each data set into, under root
+_EXTRACTED_FOLDER = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}
 
 # The CIFAR-10 subset is not a torchvision data set: its md5s are listed here (see the data README).
 CIFAR10_SUBSET_DIR = "cifar10-subset"
@@ -96,12 +105,25 @@ _MIRROR_HINT = ("or set ATTRBOUND_DATA_MIRROR (or pass mirror=) to a local folde
 
 
 class ImageDataset(Dataset):
-    """Images (N, C, H, W) float32 in [0, 1] and labels (N,) int64, held in memory.
+    """An in-memory image data set: images (N, C, H, W) float32 in [0, 1] and labels (N,) int64.
 
     ``name``, ``split`` and ``classes`` (class names, index = label) describe the data; ``indices`` are the
     indices of the full split that were kept (``None``: all of it); ``fingerprint`` is the md5 of the exact
     data (see ``fingerprint()``) and ``source_md5`` maps each source file to its md5.
     ``dataset[i]`` is ``(image (C, H, W), label)``; ``tensors()`` returns ``(images, labels)``.
+
+    Args:
+        images: Images of shape (N, C, H, W), float32 in [0, 1].
+        labels: Labels of shape (N,), int64.
+        name: Data set name (e.g. ``"mnist"``).
+        split: ``"train"`` or ``"test"``.
+        classes: Class names, index = label.
+        indices: Indices (into the full split) of the samples kept; ``None``: the whole split.
+        fingerprint: md5 of the data; ``None``: computed from ``images`` and ``labels``.
+        source_md5: Map of each source file to its md5; ``None``: empty.
+
+    Raises:
+        ValueError: If ``images`` is not float32 (N, C, H, W) or ``labels`` is not int64 (N,).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, name: str, split: str, classes: list[str],
@@ -128,7 +150,11 @@ class ImageDataset(Dataset):
         return self.images[index], self.labels[index]
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(images (N, C, H, W) float32 in [0, 1], labels (N,) int64)``."""
+        """The data as a pair of tensors.
+
+        Returns:
+            ``(images, labels)``: images (N, C, H, W) float32 in [0, 1] and labels (N,) int64.
+        """
         return self.images, self.labels
 
     def __repr__(self) -> str:
@@ -139,8 +165,12 @@ class ImageDataset(Dataset):
 
 
 def default_root() -> Path:
-    """Where data sets are stored and extracted: ``$ATTRBOUND_DATA`` if set, else
-    ``$XDG_CACHE_HOME/attrbound/data``, else ``~/.cache/attrbound/data``."""
+    """The folder where data sets are stored and extracted.
+
+    Returns:
+        ``$ATTRBOUND_DATA`` if set, else ``$XDG_CACHE_HOME/attrbound/data``, else ``~/.cache/attrbound/data``
+        (``~`` expanded; the folder need not exist).
+    """
     if os.environ.get("ATTRBOUND_DATA"):
         return Path(os.environ["ATTRBOUND_DATA"]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -148,14 +178,31 @@ def default_root() -> Path:
 
 
 def default_mirror() -> Path | None:
-    """The local mirror folder: ``$ATTRBOUND_DATA_MIRROR`` if set, else ``None``."""
+    """The local mirror folder, from the environment.
+
+    Returns:
+        ``$ATTRBOUND_DATA_MIRROR`` as a path (``~`` expanded) if set and non-empty, else ``None``.
+    """
     mirror = os.environ.get("ATTRBOUND_DATA_MIRROR")
     return Path(mirror).expanduser() if mirror else None
 
 
 def fingerprint(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> str:
-    """md5 (hex) of ``images`` as uint8 (N, C, H, W) C-order bytes followed by ``labels`` as little-endian
-    int64 bytes; float images in [0, 1] are first scaled back to 0..255 (exact for data from this module)."""
+    """The md5 fingerprint of a data set's exact contents.
+
+    md5 of ``images`` as uint8 (N, C, H, W) C-order bytes followed by ``labels`` as little-endian int64
+    bytes; float images in [0, 1] are first scaled back to 0..255 (exact for data from this module).
+
+    Args:
+        images: Images of shape (N, C, H, W): uint8, or a float tensor in [0, 1].
+        labels: Labels of shape (N,) (any integer dtype).
+
+    Returns:
+        The md5 as a 32-character hex string.
+
+    Raises:
+        TypeError: If ``images`` is neither uint8 nor a float tensor.
+    """
     if isinstance(images, torch.Tensor):
         if images.is_floating_point():
             images = (images.detach().cpu() * 255).round().to(torch.uint8)
@@ -232,21 +279,39 @@ def _check_arguments(name: str, split: str, subset, seed) -> tuple[str, int | No
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, download: bool = True,
                  mirror: str | os.PathLike | None = None, subset: int | None = None, seed: int = 0) -> ImageDataset:
-    """Load a data set split as an ``ImageDataset`` (images (N, C, H, W) float32 in [0, 1], labels (N,) int64).
+    """Load a data set split as an ``ImageDataset``.
 
-    ``name``: ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` (full CIFAR-10, 50,000 + 10,000 images) or
-    ``"cifar10-subset"`` (a 5,000-image subset of CIFAR-10, NOT the full set: 4,000 train images, the first
-    4,000 of the CIFAR-10 training set, and 1,000 test images, the first 1,000 of its test set).
-    ``split``: ``"train"`` or ``"test"``.
-    ``root``: where archives are stored and extracted (default ``default_root()``).
-    ``mirror``: a local folder laid out as torchvision expects (default ``$ATTRBOUND_DATA_MIRROR``): missing
-    archives are md5-checked there and copied into ``root``, so no network is needed.
-    ``download``: let torchvision download what neither ``root`` nor the mirror has (``False``: never touch
-    the network). The CIFAR-10 subset is read from ``root`` or the mirror; where neither has it and
-    ``download`` is True, the same images are taken from torchvision's CIFAR-10 (downloaded if need be) and
-    checked against the subset's fingerprint, with a warning.
-    ``subset``: ``None`` (the whole split) or n: n samples drawn without replacement with
-    ``torch.Generator().manual_seed(seed)`` (``randperm``), kept in index order (recorded in ``indices``).
+    Sample counts are checked against the full split sizes, labels against the number of classes, and
+    MNIST / Fashion-MNIST / the CIFAR-10 subset against the fingerprint of the canonical data.
+
+    Args:
+        name: ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` (full CIFAR-10, 50,000 + 10,000 images) or
+            ``"cifar10-subset"`` (a 5,000-image subset of CIFAR-10, NOT the full set: 4,000 train images, the
+            first 4,000 of the CIFAR-10 training set, and 1,000 test images, the first 1,000 of its test set).
+            Case-insensitive; ``_`` may stand for ``-``.
+        split: ``"train"`` or ``"test"``. Default ``"train"``.
+        root: Where archives are stored and extracted. Default ``None``: ``default_root()``.
+        download: Let torchvision download what neither ``root`` nor the mirror has (``False``: never touch
+            the network). The CIFAR-10 subset is read from ``root`` or the mirror; where neither has it and
+            ``download`` is True, the same images are taken from torchvision's CIFAR-10 (downloaded if need
+            be) and checked against the subset's fingerprint, with a warning.
+        mirror: A local folder laid out as torchvision expects (default ``None``: ``$ATTRBOUND_DATA_MIRROR``):
+            missing archives are md5-checked there and copied into ``root``, so no network is needed.
+        subset: ``None`` (the whole split) or n: n samples drawn without replacement with
+            ``torch.Generator().manual_seed(seed)`` (``randperm``), kept in index order (recorded in
+            ``indices``).
+        seed: Seed of the ``subset`` draw. Default 0.
+
+    Returns:
+        The ``ImageDataset``: images (N, C, H, W) float32 in [0, 1], labels (N,) int64, with ``fingerprint``
+        and ``source_md5``.
+
+    Raises:
+        ValueError: If ``name``, ``split``, ``subset`` or ``seed`` is invalid.
+        FileNotFoundError: If the mirror is not a folder.
+        SubsetMissingError: If the CIFAR-10 subset is missing and ``download`` is False (or the fallback
+            failed).
+        RuntimeError: If the data is unavailable, damaged, incomplete or differs from the canonical data.
     """
     name, subset = _check_arguments(name, split, subset, seed)
     root = Path(root).expanduser() if root is not None else default_root()
@@ -394,8 +459,11 @@ def _find_subset_file(fname: str, root: Path, mirror: Path | None) -> tuple[Path
 
 
 def _cifar10_subset_from_torchvision(split: str, root: Path, mirror: Path | None, missing: Exception):
-    """The same images as the subset, taken from torchvision's CIFAR-10 (downloaded if need be): the first
-    4,000 training or 1,000 test images. ``load_dataset`` then checks them against the subset's fingerprint."""
+    """The same images as the subset, taken from torchvision's CIFAR-10 (downloaded if need be).
+
+    These are the first 4,000 training or 1,000 test images. ``load_dataset`` then checks them against the
+    subset's fingerprint.
+    """
     keep = DATASET_INFO["cifar10-subset"]["sizes"][split]
     try:
         images, labels, classes, source_md5 = _load_torchvision("cifar10", split, root, mirror, True)
@@ -434,3 +502,31 @@ def _load_cifar10_subset(split: str, root: Path, mirror: Path | None):
         first = batch * 1000  # global index: train image i is label i, test image j is label 50000 + j
         labels.append(all_labels[first:first + 1000])
     return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), list(_CIFAR10_CLASSES), source_md5
+
+
+def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels as tensors from an ``ImageDataset``, a ``TensorDataset`` or a pair of tensors.
+
+    Args:
+        data: An ``ImageDataset``, a ``TensorDataset`` (its first two tensors) or a pair ``(images, labels)``.
+
+    Returns:
+        ``(images, labels)``: images (N, C, H, W) as given and labels (N,) as int64.
+
+    Raises:
+        TypeError: If ``data`` is none of the accepted kinds.
+        ValueError: If the images are not 4-D tensors or the labels do not have shape (N,).
+    """
+    if hasattr(data, "images") and hasattr(data, "labels"):
+        x, y = data.images, data.labels
+    elif hasattr(data, "tensors") and isinstance(data.tensors, tuple):
+        x, y = data.tensors[:2]
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+    else:
+        raise TypeError("data must be an ImageDataset (attrbound_lite.data.load_dataset), a TensorDataset or a "
+                        f"pair (images, labels); got {type(data).__name__}.")
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or x.ndim != 4 or y.shape != x.shape[:1]:
+        raise ValueError("data must hold images (N, C, H, W) and labels (N,); got shapes "
+                         f"{tuple(getattr(x, 'shape', ()))} and {tuple(getattr(y, 'shape', ()))}.")
+    return x, y.long()

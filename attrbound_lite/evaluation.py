@@ -1,6 +1,7 @@
-"""Evaluation in RAR's protocol (Chen et al. 2019, REFERENCE section 6): natural accuracy, PGD accuracy,
-and attributional robustness under IFIA (top-k intersection, Kendall's tau and Spearman's rho between the
-saliency maps ``S = saliency_map(A)`` of the clean and the attacked image).
+"""Evaluation in RAR's protocol (Chen et al. 2019, REFERENCE section 6).
+
+Natural accuracy, PGD accuracy and attributional robustness under IFIA (top-k intersection, Kendall's tau
+and Spearman's rho between the saliency maps ``S = saliency_map(A)`` of the clean and the attacked image).
 
 The IFIA top-k attack runs on the ``n_attribution`` first correctly classified test samples (the attack
 must keep their label); the evaluated map is IG with ``ig_steps`` points (100 in RAR) on the real model;
@@ -20,24 +21,29 @@ from . import metrics
 from ._checks import eval_mode, full_precision
 from .attacks import IFIA, PGD
 from .attributions import get_explainer
-from .training import as_tensors
+from .data import DATASETS, as_tensors
+from .protocols import rar_protocol
 
 __all__ = ["evaluate", "ifia_by_ig_steps", "PROTOCOLS", "protocol"]
 
-# RAR's settings (REFERENCE section 6); l-infinity eps on the [0, 1] scale.
-PROTOCOLS = {
-    "mnist": dict(eps=0.3, pgd_steps=40, pgd_alpha=0.01, ifia_k=200, eval_k=100, ifia_steps=100, ifia_alpha=0.01,
-                  restarts=3),
-    "fashion-mnist": dict(eps=0.1, pgd_steps=20, pgd_alpha=0.01, ifia_k=100, eval_k=100, ifia_steps=100,
-                          ifia_alpha=0.01, restarts=3),
-    "cifar10": dict(eps=8 / 255, pgd_steps=10, pgd_alpha=2 / 255, ifia_k=100, eval_k=100, ifia_steps=50,
-                    ifia_alpha=1 / 255, restarts=3),
-}
-PROTOCOLS["cifar10-subset"] = PROTOCOLS["cifar10"]
+# RAR's evaluation settings per data set (defined in attrbound_lite.protocols).
+PROTOCOLS = {name: rar_protocol(name, "evaluation") for name in DATASETS}
 
 
 def protocol(dataset: str) -> dict:
-    """RAR's evaluation settings for ``dataset`` (a copy)."""
+    """RAR's evaluation settings for a data set.
+
+    Args:
+        dataset: A data set name of ``PROTOCOLS`` (``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``,
+            ``"cifar10-subset"``).
+
+    Returns:
+        A copy of the settings dict (``eps, pgd_steps, pgd_alpha, ifia_k, eval_k, ifia_steps, ifia_alpha,
+        restarts``).
+
+    Raises:
+        ValueError: If ``dataset`` has no protocol.
+    """
     if dataset not in PROTOCOLS:
         raise ValueError(f"no evaluation protocol for {dataset!r}; choose one of {sorted(PROTOCOLS)} or pass "
                          "every setting explicitly.")
@@ -72,13 +78,39 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
              attack_ig_steps: int = 10, surrogate_beta: float | None = None, batch_size: int = 256,
              attack_batch_size: int = 50, seed: int = 0, device: str | torch.device | None = None,
              progress: bool = True, **settings) -> dict:
-    """Clean accuracy (all samples), PGD accuracy (first ``n_pgd``; None: all) and IFIA robustness (first
-    ``n_attribution`` correctly classified samples) of ``model``.
+    """Evaluate a model in RAR's protocol: clean accuracy, PGD accuracy and IFIA attributional robustness.
 
-    ``settings`` override the data set's protocol (``PROTOCOLS``): ``eps, pgd_steps, pgd_alpha, ifia_k,
-    eval_k, ifia_steps, ifia_alpha, restarts``. ``attribution`` is ``"integrated_gradients"`` (RAR) or
-    ``"saliency"``. ReLU models need ``surrogate_beta`` for IFIA's directions.
-    Returns a dict of floats and counts (one row of a results table).
+    Clean accuracy is taken over all samples, PGD accuracy over the first ``n_pgd``, and IFIA robustness
+    (top-k intersection, Kendall's tau, Spearman between ``saliency_map`` of the clean and attacked
+    attributions) over the first ``n_attribution`` correctly classified samples. ``settings`` override the
+    data set's protocol (``PROTOCOLS``): ``eps, pgd_steps, pgd_alpha, ifia_k, eval_k, ifia_steps, ifia_alpha,
+    restarts``.
+
+    Args:
+        model: Classifier taking images in [0, 1] of shape (B, C, H, W) and returning logits (B, classes).
+        test_data: An ``ImageDataset``, a ``TensorDataset`` or a pair ``(images (N, C, H, W), labels (N,))``.
+        dataset: Data set whose protocol supplies the settings; ``None``: every setting must be passed.
+        n_pgd: Samples attacked with PGD (the first ones); ``None``: all; 0 skips PGD. Default 1000.
+        n_attribution: Correctly classified samples attacked with IFIA. Default 100.
+        attribution: ``"integrated_gradients"`` (RAR) or ``"saliency"``.
+        ig_steps: IG points of the evaluated maps (100 in RAR).
+        attack_ig_steps: IG points of the maps that steer the IFIA attack (fewer, for speed).
+        surrogate_beta: Softplus beta of the smooth surrogate for IFIA's directions; needed by ReLU models.
+            ``None``: the model itself.
+        batch_size: Batch size of prediction and PGD.
+        attack_batch_size: Batch size of the IFIA attack.
+        seed: Seed of the attacks.
+        device: Where to evaluate; ``None``: the device of the model's parameters.
+        progress: Show tqdm progress bars.
+        **settings: Overrides of the protocol's settings (see above).
+
+    Returns:
+        A dict of floats and counts (one row of a results table): ``clean_accuracy, n_clean, eps`` and, where
+        computed, ``pgd_accuracy, n_pgd`` and ``topk_intersection, kendall_tau, spearman, ifia_label_kept,
+        n_attribution, eval_k, attribution`` (``ig_steps`` for IG).
+
+    Raises:
+        ValueError: If ``dataset`` has no protocol, a setting is unknown, or a setting is missing.
     """
     cfg = _settings(dataset, settings)
     x_all, y_all = as_tensors(test_data)
@@ -130,7 +162,7 @@ def _ifia_by_steps(model, x_all, y_all, cfg, attribution, ig_steps_grid, attack_
         x, y = x_all[s].to(device), y_all[s].to(device)
         result = attack(x, y)
         kept.append(result.label_kept.cpu())
-        for explainer, row in zip(evaluated, rows):
+        for explainer, row in zip(evaluated, rows, strict=True):
             clean = metrics.saliency_map(explainer.attribute(x, target=y))
             adv = metrics.saliency_map(explainer.attribute(result.x_adv, target=y))
             row["topk"].append(metrics.topk_intersection(clean, adv, cfg["eval_k"]).cpu())
@@ -143,17 +175,40 @@ def _ifia_by_steps(model, x_all, y_all, cfg, attribution, ig_steps_grid, attack_
     return [dict(topk_intersection=mean(row["topk"]), kendall_tau=mean(row["kendall"]),
                  spearman=mean(row["spearman"]), ifia_label_kept=mean(kept), n_attribution=len(y_all),
                  eval_k=cfg["eval_k"], attribution=attribution, **({"ig_steps": m} if ig else {}))
-            for m, row in zip(grid, rows)]
+            for m, row in zip(grid, rows, strict=True)]
 
 
 def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_grid, *, n_attribution: int = 100,
                      attack_ig_steps: int = 10, surrogate_beta: float | None = None, attack_batch_size: int = 50,
                      seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
                      **settings) -> pd.DataFrame:
-    """IFIA robustness of Integrated Gradients as a function of its estimation parameter: one IFIA attack
-    (steered by IG with ``attack_ig_steps`` points) on each of the first ``n_attribution`` correctly classified
-    samples, then the top-k intersection, Kendall's tau and Spearman of the IG maps computed with each number
-    of steps in ``ig_steps_grid``: a DataFrame, one row per number of steps. ``settings`` as in ``evaluate``."""
+    """IFIA robustness of Integrated Gradients as a function of its number of steps.
+
+    One IFIA attack (steered by IG with ``attack_ig_steps`` points) on each of the first ``n_attribution``
+    correctly classified samples, then the top-k intersection, Kendall's tau and Spearman of the IG maps
+    computed with each number of steps in ``ig_steps_grid``.
+
+    Args:
+        model: Classifier taking images in [0, 1] of shape (B, C, H, W) and returning logits (B, classes).
+        test_data: An ``ImageDataset``, a ``TensorDataset`` or a pair ``(images (N, C, H, W), labels (N,))``.
+        dataset: Data set whose protocol supplies the settings; ``None``: every setting must be passed.
+        ig_steps_grid: Numbers of IG steps of the evaluated maps (iterable of ints).
+        n_attribution: Correctly classified samples attacked. Default 100.
+        attack_ig_steps: IG points of the maps that steer the attack.
+        surrogate_beta: Softplus beta of the smooth surrogate for IFIA's directions; needed by ReLU models.
+        attack_batch_size: Batch size of the attack.
+        seed: Seed of the attack.
+        device: Where to evaluate; ``None``: the device of the model's parameters.
+        progress: Show tqdm progress bars.
+        **settings: Overrides of the protocol's settings, as in ``evaluate``.
+
+    Returns:
+        A DataFrame, one row per number of steps, with columns ``topk_intersection, kendall_tau, spearman,
+        ifia_label_kept, n_attribution, eval_k, attribution, ig_steps``.
+
+    Raises:
+        ValueError: If the settings are invalid (as in ``evaluate``) or no sample is classified correctly.
+    """
     cfg = _settings(dataset, settings)
     x_all, y_all = as_tensors(test_data)
     device = torch.device(device) if device is not None else next(model.parameters()).device

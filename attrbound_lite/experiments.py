@@ -26,24 +26,34 @@ among the attacks that kept the label, and the median and 95th percentile of the
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import ConfigDict, model_validator
 from torch import nn
 
 from ._checks import check_eps, check_norm, eval_mode, full_precision
 from .attacks import IFIA, AttributionAttack, AttributionPGD
 from .attributions import ATTRIBUTIONS, get_explainer
-from .bounds import attribution_bound, cosine_bound
-from .training import as_tensors, derive_seed
+from .bounds import BoundOptions, attribution_bound, cosine_bound
+from .config import (
+    Config,
+    ConfigError,
+    NonNegativeFloat,
+    OptionalLabel,
+    OptionalPositiveFloat,
+    OptionalPositiveInt,
+    PositiveInt,
+    choice,
+)
+from .data import as_tensors
+from .runtime import derive_seed
 
-__all__ = ["validate_bounds", "bound_table", "summarize", "AttackSpec", "ATTACK_TYPES", "KEY_COLUMNS", "GROUP_COLUMNS",
-           "TIMING_COLUMNS", "ROW_COLUMNS"]
+__all__ = ["validate_bounds", "Tolerance", "bound_table", "bound_seed", "summarize", "AttackSpec", "ATTACK_TYPES",
+           "KEY_COLUMNS", "GROUP_COLUMNS", "TIMING_COLUMNS", "ROW_COLUMNS"]
 
 ATTACK_TYPES = ("pgd", "ifia")
 # A row's identity (the table is sorted by it) and the groups of ``summarize``.
@@ -61,79 +71,130 @@ estimate of the linearised worst case (``eps * sigma_max`` for l2, exact there; 
 for l-infinity); timings are per row, in seconds (the bound's time is shared by the rows of a sample)."""
 
 
-@dataclass(frozen=True)
-class AttackSpec:
-    """One attack of a validation run.
+class AttackSpec(Config):
+    """One attack of a validation run; ``resolved(pixels)`` spells out its defaults, ``build`` makes the attack.
 
-    ``type``: ``"pgd"`` (``AttributionPGD``) or ``"ifia"`` (``IFIA``, top-k objective). ``name``: its label
-    in the table (default ``"pgd"``, ``"pgd-cosine"`` or ``"ifia"``). ``steps``; ``relative_alpha``: the
-    step size as a fraction of eps (``alpha = relative_alpha * eps``; default 0.25 for PGD, 0.125 for
-    IFIA). ``objective`` (PGD): ``"euclidean"`` or ``"cosine"``. ``k`` (IFIA): top-k pixels (default 10%
-    of the pixels of the saliency map). ``restarts``: default the run's.
+    Args:
+        type: ``"pgd"`` (``AttributionPGD``) or ``"ifia"`` (``IFIA``, top-k objective).
+        name: its label in the table (default ``label``: ``"pgd"``, ``"pgd-cosine"`` or ``"ifia"``).
+        steps: attack steps.
+        relative_alpha: the step size as a fraction of eps, ``alpha = relative_alpha * eps`` (default
+            ``RELATIVE_ALPHA[type]``: 0.25 for PGD, 0.125 for IFIA).
+        objective: PGD's objective, ``"euclidean"`` or ``"cosine"`` (IFIA has the top-k objective).
+        k: IFIA's top-k pixels (default ``max(1, round(K_FRACTION * pixels))``, 10% of the pixels of the
+            saliency map).
+        restarts: random restarts (default: the run's).
     """
-    type: str
-    name: str | None = None
-    steps: int = 20
-    relative_alpha: float | None = None
-    objective: str = "euclidean"
-    k: int | None = None
-    restarts: int | None = None
 
-    def __post_init__(self):
-        if self.type not in ATTACK_TYPES:
-            raise ValueError(f"unknown attack type {self.type!r}; choose one of {ATTACK_TYPES}.")
-        if self.objective not in ("euclidean", "cosine"):
-            raise ValueError(f"unknown objective {self.objective!r}; choose 'euclidean' or 'cosine'.")
-        if self.type == "ifia" and self.objective != "euclidean":
-            raise ValueError("objective applies to type 'pgd' only (IFIA has the top-k objective).")
+    model_config = ConfigDict(frozen=True)
+
+    RELATIVE_ALPHA: ClassVar[dict[str, float]] = {"pgd": 0.25, "ifia": 0.125}
+    K_FRACTION: ClassVar[float] = 0.1
+
+    type: choice(*ATTACK_TYPES)
+    name: OptionalLabel = None
+    steps: PositiveInt = 20
+    relative_alpha: OptionalPositiveFloat = None
+    objective: choice("euclidean", "cosine") = "euclidean"
+    k: OptionalPositiveInt = None
+    restarts: OptionalPositiveInt = None
+
+    @classmethod
+    def _prepare(cls, data):
+        return {"type": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _per_type(self) -> AttackSpec:
         if self.type == "pgd" and self.k is not None:
-            raise ValueError("k applies to type 'ifia' only.")
-        for field, value in (("steps", self.steps), ("k", self.k), ("restarts", self.restarts)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{field} must be a positive integer, got {value!r}.")
-        if self.relative_alpha is not None and (isinstance(self.relative_alpha, bool) or not isinstance(
-                self.relative_alpha, (int, float)) or not 0 < self.relative_alpha < math.inf):
-            raise ValueError(f"relative_alpha must be a positive number (alpha = relative_alpha * eps), got "
-                             f"{self.relative_alpha!r}.")
+            raise ConfigError("only for type ifia", loc=("k",))
+        if self.type == "ifia" and self.objective != "euclidean":
+            raise ConfigError("only for type pgd (IFIA uses the top-k objective)", loc=("objective",))
+        return self
 
     @property
     def label(self) -> str:
+        """The attack's name in the table: ``name``, else ``"pgd"``, ``"pgd-cosine"`` or ``"ifia"``."""
         if self.name is not None:
             return self.name
         return "pgd-cosine" if self.type == "pgd" and self.objective == "cosine" else self.type
 
+    def resolved(self, pixels: int, restarts: int | None = None) -> AttackSpec:
+        """This spec with every default spelled out (the one place the defaults are applied).
+
+        Args:
+            pixels: the number of pixels of a saliency map (``H * W``), for IFIA's ``k``.
+            restarts: the run's restarts, filled in where ``restarts`` is None (left None if not given).
+
+        Returns:
+            An ``AttackSpec`` with ``relative_alpha`` set, and ``k`` for IFIA; equal specs give equal results.
+
+        Raises:
+            ConfigError: ``k`` larger than ``pixels``.
+        """
+        k = self.k
+        if self.type == "ifia":
+            if k is not None and k > pixels:
+                raise ConfigError(f"must be at most {pixels} (the pixels of a saliency map), got {k}", loc=("k",))
+            k = k if k is not None else max(1, round(self.K_FRACTION * pixels))
+        alpha = self.relative_alpha if self.relative_alpha is not None else self.RELATIVE_ALPHA[self.type]
+        return self.model_copy(update=dict(relative_alpha=alpha, k=k, restarts=self.restarts or restarts))
+
     def build(self, model: nn.Module, explainer, eps: float, norm: str, restarts: int,
               surrogate_beta: float | None, seed: int, pixels: int) -> AttributionAttack:
-        """The attack for one (eps, norm), returning one result per (restart, sample)."""
-        if self.type == "pgd":
-            return AttributionPGD(model, explainer, eps=eps, alpha=(self.relative_alpha or 0.25) * eps,
-                                  steps=self.steps, norm=norm, objective=self.objective, restarts=restarts,
-                                  surrogate_beta=surrogate_beta, seed=seed, per_restart=True)
-        return IFIA(model, explainer, eps=eps, alpha=(self.relative_alpha or 0.125) * eps, steps=self.steps,
-                    k=self.k or max(1, round(0.1 * pixels)), kind="topk", norm=norm, restarts=restarts,
-                    surrogate_beta=surrogate_beta, seed=seed, per_restart=True)
+        """The attack for one (eps, norm), returning one result per (restart, sample).
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+        Args:
+            model: the attacked model.
+            explainer: the attribution (an ``Attribution``).
+            eps: the radius; the step size is ``alpha = relative_alpha * eps``.
+            norm: ``"l2"`` or ``"linf"``.
+            restarts: random restarts.
+            surrogate_beta: softplus surrogate for the gradients of ReLU / max-pool models.
+            seed: the attack's random stream.
+            pixels: pixels of a saliency map, for IFIA's default ``k``.
+
+        Returns:
+            An ``AttributionPGD`` or ``IFIA`` with ``per_restart=True``.
+        """
+        spec = self.resolved(pixels)
+        if spec.type == "pgd":
+            return AttributionPGD(model, explainer, eps=eps, alpha=spec.relative_alpha * eps, steps=spec.steps,
+                                  norm=norm, objective=spec.objective, restarts=restarts,
+                                  surrogate_beta=surrogate_beta, seed=seed, per_restart=True)
+        return IFIA(model, explainer, eps=eps, alpha=spec.relative_alpha * eps, steps=spec.steps, k=spec.k,
+                    kind="topk", norm=norm, restarts=restarts, surrogate_beta=surrogate_beta, seed=seed,
+                    per_restart=True)
 
 
 def _attack_specs(attacks) -> list[AttackSpec]:
     if isinstance(attacks, (str, AttackSpec, Mapping)):
         attacks = [attacks]
     specs = []
-    for item in attacks:
-        if isinstance(item, str):
-            item = AttackSpec(item)
-        elif isinstance(item, Mapping):
-            item = AttackSpec(**item)
-        elif not isinstance(item, AttackSpec):
+    for i, item in enumerate(attacks):
+        if not isinstance(item, (str, Mapping, AttackSpec)):
             raise TypeError(f"an attack must be a type name ({ATTACK_TYPES}), a dict or an AttackSpec, got "
                             f"{type(item).__name__}.")
-        specs.append(item)
+        try:
+            specs.append(AttackSpec.parse(item))
+        except ConfigError as err:
+            raise err.under("attacks", i) from None
     labels = [s.label for s in specs]
     if not specs or len(set(labels)) != len(labels):
         raise ValueError(f"attacks must be a non-empty list with distinct names, got {labels}; give each a name.")
     return specs
+
+
+def _bound_options(options: Mapping | BoundOptions | None) -> dict:
+    """The ``attribution_bound`` options that were given, validated by ``BoundOptions``.
+
+    The others keep ``attribution_bound``'s defaults, which are ``BoundOptions``'s.
+    """
+    if options is None:
+        return {}
+    try:
+        return BoundOptions.parse(options).model_dump(exclude_unset=True)
+    except ConfigError as err:
+        raise err.under("bound_options") from None
 
 
 def _attribution_specs(attributions) -> list[tuple[str, dict]]:
@@ -183,28 +244,56 @@ def _eps_grid(eps_grid, norms: Sequence[str]) -> dict[str, list[float]]:
     return grid
 
 
+class Tolerance(Config):
+    """When a row counts as a violation of a bound (the sweep file's ``tolerance:``).
+
+    Args:
+        rtol: Euclidean: ``achieved > (1 + rtol) * bound``.
+        cosine_atol: cosine: ``achieved < bound - cosine_atol``.
+    """
+
+    rtol: NonNegativeFloat = 0.01
+    cosine_atol: NonNegativeFloat = 1e-3
+
+
 def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", "linf"),
                     attributions=("saliency",), attacks=("pgd", "ifia"), n_samples: int | None = None,
                     restarts: int = 1, *, sample_ids: Iterable[int] | None = None,
-                    surrogate_beta: float | None = None, rtol: float = 0.01, cosine_atol: float = 1e-3,
+                    surrogate_beta: float | None = None, rtol: float = Tolerance.model_fields["rtol"].default,
+                    cosine_atol: float = Tolerance.model_fields["cosine_atol"].default,
                     batch_size: int | None = None, seed: int = 0, model_name: str = "model",
-                    bound_options: Mapping | None = None,
+                    bound_options: Mapping | BoundOptions | None = None,
                     on_progress: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """The bounds against PGD and IFIA on ``data`` (an ``ImageDataset``, a ``TensorDataset`` or a pair
-    ``(images (N, C, H, W) in [0, 1], labels (N,))``): a DataFrame with the columns ``ROW_COLUMNS``, one row
-    per (sample, attribution, norm, eps, attack, restart), sorted by ``KEY_COLUMNS``.
+    """The bounds next to what PGD and IFIA achieve: one row per (sample, attribution, norm, eps, attack, restart).
 
-    ``eps_grid``: a list for every norm, or ``{norm: [eps, ...]}``. ``attributions``: names, ``(name,
-    options)`` pairs or ``{"name": ..., **options}`` (e.g. IG's ``n_steps``). ``attacks``: ``"pgd"``,
-    ``"ifia"``, dicts of ``AttackSpec`` fields or ``AttackSpec``s. ``n_samples``: the first n samples (all
-    by default), or ``sample_ids``: positions in ``data``. ``batch_size``: samples per batch (default all;
-    attacks then run ``batch_size * restarts`` inputs at once). ``seed``: every bound and attack call draws
-    its own stream from ``derive_seed(seed, attribution, norm, eps, attack, first sample of the batch)``,
-    so results depend on the batches (``batch_size``) but not on the order in which they run. ``bound_options``: passed to ``attribution_bound``
-    (``method, tol, max_iter, max_dense_n, sign_iters``; ``max_dense_n=0`` keeps the l-infinity bound to
-    ``eps sqrt(n) sigma_max``, skipping ``|| |J| 1 ||_2``, which costs n Hessian-vector products per
-    sample). ``on_progress(n)`` is called after every attack call with the number of rows it produced.
-    Runs on the model's device, in the model's dtype.
+    Every bound is linear in eps, so each (batch, attribution) is bounded once at eps = 1 and scaled. A row is a
+    violation when the attack kept the label and ``achieved_euclidean > (1 + rtol) * bound_euclidean`` or
+    ``achieved_cosine < bound_cosine - cosine_atol``. Runs on the model's device, in the model's dtype.
+
+    Args:
+        model: the model (smooth, or with ``surrogate_beta``).
+        data: an ``ImageDataset``, a ``TensorDataset`` or a pair ``(images (N, C, H, W) in [0, 1], labels (N,))``.
+        eps_grid: a list of radii for every norm, or ``{norm: [eps, ...]}``.
+        norms: ``"l2"`` and/or ``"linf"``.
+        attributions: names, ``(name, options)`` pairs or ``{"name": ..., **options}`` (e.g. IG's ``n_steps``).
+        attacks: ``"pgd"``, ``"ifia"``, mappings of ``AttackSpec`` fields or ``AttackSpec``s, with distinct labels.
+        n_samples: the first n samples (default all); or give ``sample_ids``.
+        restarts: random restarts of every attack (an ``AttackSpec`` may set its own).
+        sample_ids: positions in ``data``.
+        surrogate_beta: softplus surrogate for the Jacobians and gradients of ReLU / max-pool models.
+        rtol: relative tolerance of the Euclidean bound.
+        cosine_atol: absolute tolerance of the cosine bound.
+        batch_size: samples per batch (default all; attacks run ``batch_size * restarts`` inputs at once).
+        seed: every bound and attack call draws its own stream, derived from (seed, attribution, norm, eps,
+            attack, first sample of the batch): results depend on the batches but not on their order.
+        model_name: the ``model`` column.
+        bound_options: a ``bounds.BoundOptions`` or a mapping of its fields (``method, tol, max_iter, max_dense_n,
+            sign_iters``), validated; ``max_dense_n=0`` keeps the l-infinity bound to ``eps sqrt(n) sigma_max``,
+            skipping ``|| |J| 1 ||_2`` (n Hessian-vector products per sample).
+        on_progress: called after every attack call with the number of rows it produced.
+
+    Returns:
+        A DataFrame with the columns ``ROW_COLUMNS``, sorted by ``KEY_COLUMNS``.
     """
     x_all, y_all = as_tensors(data)
     if sample_ids is not None and n_samples is not None:
@@ -225,12 +314,11 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     specs = _attack_specs(attacks)
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
-    if not rtol >= 0 or not cosine_atol >= 0:
-        raise ValueError(f"rtol and cosine_atol must be non-negative, got {rtol!r} and {cosine_atol!r}.")
+    Tolerance(rtol=rtol, cosine_atol=cosine_atol)  # validates both
     batch_size = batch_size or ids.numel()
     param = next(model.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
-    bound_options = dict(bound_options or {})
+    bound_options = _bound_options(bound_options)
     bound_norm = "linf" if "linf" in grid else "l2"
 
     frames = []
@@ -243,7 +331,7 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
                 t0 = time.perf_counter()
                 first = int(split_index[start])  # streams differ per batch (identified by its first sample)
                 bound, unit = _unit_bounds(model, x, predicted, bound_norm, attr_name, options, surrogate_beta,
-                                           derive_seed(seed, "bound", attr_name, first), bound_options)
+                                           bound_seed(seed, attr_name, first), bound_options)
                 bound_seconds = (time.perf_counter() - t0) / len(rows)
                 sigma, a_norm = unit["l2"][0], bound.attribution_norm.detach().double().cpu()
                 explainer = get_explainer(attr_name, model, **options)
@@ -282,9 +370,22 @@ def _batch(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, sample_ids: 
     return predicted, columns
 
 
+def bound_seed(seed: int, attribution: str, first: int) -> int:
+    """The seed of the bound that ``validate_bounds`` and ``bound_table`` compute for one batch and attribution.
+
+    The seed of the bound (the Lanczos start vector) that ``validate_bounds`` and ``bound_table`` compute for one batch
+    and attribution: ``derive_seed(seed, "bound", attribution, first)``, with ``first`` the batch's first sample (its
+    index in the split for ``validate_bounds``, its position in ``data`` for ``bound_table``). Passing it to
+    ``attribution_bound`` for the same batch reproduces the table's bounds.
+    """
+    return derive_seed(seed, "bound", attribution, first)
+
+
 def _unit_bounds(model, x, predicted, bound_norm, attr_name, options, surrogate_beta, seed, bound_options):
-    """``attribution_bound`` at eps = 1 and ``{norm: (upper, lower)}`` Euclidean bounds per unit of eps (float64,
-    CPU): every bound is linear in eps, so the rows at any eps are these times eps."""
+    """``attribution_bound`` at eps = 1 and ``{norm: (upper, lower)}`` Euclidean bounds per unit of eps.
+
+    Float64, on the CPU: every bound is linear in eps, so the rows at any eps are these times eps.
+    """
     bound = attribution_bound(model, x, 1.0, bound_norm, attr_name, target=predicted, surrogate_beta=surrogate_beta,
                               seed=seed, **dict(bound_options or {}), **options)
     sigma = bound.sigma_max.detach().double().cpu()
@@ -297,11 +398,30 @@ def _unit_bounds(model, x, predicted, bound_norm, attr_name, options, surrogate_
 def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", "linf"),
                 attributions=("saliency",), n_samples: int | None = None, *, surrogate_beta: float | None = None,
                 batch_size: int = 64, seed: int = 0, model_name: str = "model",
-                bound_options: Mapping | None = None) -> pd.DataFrame:
-    """The bounds alone (no attacks) for the first ``n_samples`` of ``data``: one row per (sample, attribution,
-    norm, eps) with ``label, predicted, correct, sigma_max, attribution_norm, bound_euclidean, bound_cosine,
-    bound_converged``; ``sample`` is the index in the full split, as in ``validate_bounds``. As in ``validate_bounds``, each (batch, attribution) is bounded once at
-    eps = 1 in the l-infinity ball (when asked for; else l2) and scaled; the target is the predicted class."""
+                bound_options: Mapping | BoundOptions | None = None) -> pd.DataFrame:
+    """The bounds alone (no attacks) for the first ``n_samples`` of ``data``.
+
+    One row per (sample, attribution, norm, eps). As in ``validate_bounds``, each (batch, attribution) is bounded
+    once at eps = 1 in the l-infinity ball (when asked for; else l2) and scaled; the target is the predicted class.
+
+    Args:
+        model: the model.
+        data: as in ``validate_bounds``.
+        eps_grid: a list of radii for every norm, or ``{norm: [eps, ...]}``.
+        norms: ``"l2"`` and/or ``"linf"``.
+        attributions: as in ``validate_bounds``.
+        n_samples: the first n samples (default all).
+        surrogate_beta: softplus surrogate for ReLU / max-pool models.
+        batch_size: samples per batch.
+        seed: the base of the bounds' seeds.
+        model_name: the ``model`` column.
+        bound_options: a ``bounds.BoundOptions`` or a mapping of its fields, validated.
+
+    Returns:
+        A DataFrame with ``model, sample, label, predicted, correct, attribution, norm, eps, sigma_max,
+        attribution_norm, bound_euclidean, bound_cosine, bound_converged``; ``sample`` is the index in the full
+        split, as in ``validate_bounds``.
+    """
     x_all, y_all = as_tensors(data)
     n = len(y_all) if n_samples is None else n_samples
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(y_all):
@@ -309,6 +429,7 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
     indices = getattr(data, "indices", None)  # sample ids as in validate_bounds: positions in the full split
     split_index = torch.as_tensor(indices) if indices is not None else torch.arange(len(y_all))
     grid = _eps_grid(eps_grid, norms)
+    bound_options = _bound_options(bound_options)
     bound_norm = "linf" if "linf" in grid else "l2"
     param = next(model.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
@@ -320,7 +441,7 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
             predicted, base = _batch(model, x, y_all[start:stop], split_index[start:stop], model_name)
             for attr_name, options in _attribution_specs(attributions):
                 bound, unit = _unit_bounds(model, x, predicted, bound_norm, attr_name, options, surrogate_beta,
-                                           derive_seed(seed, "bound", attr_name, start), bound_options)
+                                           bound_seed(seed, attr_name, start), bound_options)
                 sigma, a_norm = unit["l2"][0], bound.attribution_norm.detach().double().cpu()
                 for norm, eps_values in grid.items():
                     for eps in eps_values:
@@ -328,7 +449,8 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
                         frames.append(pd.DataFrame(dict(
                             base, attribution=attr_name, norm=norm, eps=eps, sigma_max=sigma.numpy(),
                             attribution_norm=a_norm.numpy(), bound_euclidean=r.numpy(),
-                            bound_cosine=cosine_bound(r, a_norm).numpy(), bound_converged=bound.converged.cpu().numpy())))
+                            bound_cosine=cosine_bound(r, a_norm).numpy(),
+                            bound_converged=bound.converged.cpu().numpy())))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -358,15 +480,16 @@ def _rows(per_sample: dict, spec: AttackSpec, reps: int, result, attack_seconds:
 
 
 def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.DataFrame:
-    """Per group (default ``GROUP_COLUMNS``): ``n_attacks`` (rows: one attack run of one restart on one
-    sample), ``n_samples``, ``n_kept`` (attacks that kept the label), ``violations``,
-    ``violation_rate = violations / n_kept`` (and per bound: ``violation_rate_euclidean``,
-    ``violation_rate_cosine``), and the median, 95th percentile (linear interpolation, as
-    ``numpy.quantile``) and maximum of ``ratio_euclidean`` and ``ratio_cosine`` over the kept attacks
-    (``ratio_cosine`` is NaN where the cosine bound is vacuous; ``cosine_bound_vacuous`` is their share);
-    per sample, best over restarts: ``n_samples_kept`` and ``sample_violation_rate`` (samples of which any
-    label-keeping restart exceeded a bound).
-    ``table.attrs["n_attacks"]`` of the result is the total number of attacks."""
+    """Attack statistics per group (default ``GROUP_COLUMNS``).
+
+    Per group (default ``GROUP_COLUMNS``): ``n_attacks`` (rows: one attack run of one restart on one sample),
+    ``n_samples``, ``n_kept`` (attacks that kept the label), ``violations``, ``violation_rate = violations / n_kept``
+    (and per bound: ``violation_rate_euclidean``, ``violation_rate_cosine``), and the median, 95th percentile (linear
+    interpolation, as ``numpy.quantile``) and maximum of ``ratio_euclidean`` and ``ratio_cosine`` over the kept attacks
+    (``ratio_cosine`` is NaN where the cosine bound is vacuous; ``cosine_bound_vacuous`` is their share); per sample,
+    best over restarts: ``n_samples_kept`` and ``sample_violation_rate`` (samples of which any label-keeping restart
+    exceeded a bound). ``table.attrs["n_attacks"]`` of the result is the total number of attacks.
+    """
     needed = {*by, "sample", "label_kept", "exceeded", "exceeded_euclidean", "exceeded_cosine", "ratio_euclidean",
               "ratio_cosine"}
     missing = sorted(needed - set(table.columns))

@@ -120,8 +120,10 @@ def _pearson_rows(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _tie_groups(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Sort rows; return sort indices and, per sorted position, the first and
-    last (0-based) position of its group of tied values."""
+    """Sort rows; return sort indices and the bounds of each position's group of ties.
+
+    Per sorted position, the first and last (0-based) position of its group of tied values.
+    """
     s, idx = x.sort(dim=1)
     n = x.shape[1]
     pos = torch.arange(n, device=x.device).expand_as(idx)
@@ -152,10 +154,24 @@ def _untied_pairs(x: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------- public
 def saliency_map(attr: Tensor, *, mask: Tensor | None = None) -> Tensor:
-    """Saliency map ``s = sum_c |attr[:, c]| / sum_{c,h,w} |attr|``.
+    """Saliency map: channel-summed absolute attribution, normalised to sum to one per sample.
+
+    ``s = sum_c |attr[:, c]| / sum_{c,h,w} |attr|``.
 
     ``(B, C, H, W) -> (B, H, W)``; a ``(B, H, W)`` input is only abs'ed and
     normalised.  Each map sums to one; an all-zero map stays zero (no NaN).
+
+    Args:
+        attr: Attributions of shape ``(B, C, H, W)``, or ``(B, H, W)`` for a single channel.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+
+    Returns:
+        The saliency maps, shape ``(B, H, W)``, in the floating dtype of ``attr``.
+
+    Raises:
+        TypeError: If ``attr`` is not a tensor.
+        ValueError: If ``attr`` is complex, holds NaN/Inf or is neither 3-D nor 4-D, or ``mask`` is invalid.
     """
     attr = _as_float(attr, "attr")
     if attr.ndim == 4:
@@ -171,17 +187,50 @@ def saliency_map(attr: Tensor, *, mask: Tensor | None = None) -> Tensor:
 
 
 def euclidean(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
-    """L2 distance ``||a_i - b_i||_2`` per sample, shape ``(B,)``."""
+    """L2 distance between two attributions, per sample.
+
+    ``d_i = ||a_i - b_i||_2`` over the flattened samples.
+
+    Args:
+        a: First attributions (or maps), shape ``(B, ...)``; each sample is flattened to ``n`` values.
+        b: Second attributions, same shape as ``a``.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+
+    Returns:
+        The distances, shape ``(B,)``.
+
+    Raises:
+        TypeError: If ``a`` or ``b`` is not a tensor.
+        ValueError: If the shapes differ, a sample is empty, the inputs are complex, lack a batch dimension or
+            hold NaN/Inf, or ``mask`` is not a bool tensor of shape ``(B,)``.
+    """
     a, b = _pair(a, b)
     return _masked(torch.linalg.vector_norm(a - b, dim=1), mask)
 
 
 def cosine(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
-    """Cosine similarity ``<a, b> / (||a|| ||b||)`` per sample, in ``[-1, 1]``.
+    """Cosine similarity between two attributions, per sample, in ``[-1, 1]``.
+
+    ``cos_i = <a_i, b_i> / (||a_i|| ||b_i||)``.
 
     By convention the result is 1 when both vectors are exactly zero and 0
     when exactly one is.  Rows are rescaled by their max-abs value first, so
     very large or tiny values neither overflow nor underflow.
+
+    Args:
+        a: First attributions (or maps), shape ``(B, ...)``; each sample is flattened to ``n`` values.
+        b: Second attributions, same shape as ``a``.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+
+    Returns:
+        The cosine similarities, shape ``(B,)``.
+
+    Raises:
+        TypeError: If ``a`` or ``b`` is not a tensor.
+        ValueError: If the shapes differ, a sample is empty, the inputs are complex, lack a batch dimension or
+            hold NaN/Inf, or ``mask`` is not a bool tensor of shape ``(B,)``.
     """
     a, b = _pair(a, b)
     c, za, zb = _cos_rows(a, b)
@@ -190,19 +239,51 @@ def cosine(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
 
 
 def pearson(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
-    """Pearson correlation ``cos(a - mean(a), b - mean(b))`` per sample.
+    """Pearson correlation between two attributions, per sample.
+
+    ``r_i = cos(a_i - mean(a_i), b_i - mean(b_i))``.
 
     NaN where a sample of ``a`` or ``b`` is constant (as scipy.stats.pearsonr).
+
+    Args:
+        a: First attributions (or maps), shape ``(B, ...)``; each sample is flattened to ``n`` values.
+        b: Second attributions, same shape as ``a``.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+
+    Returns:
+        The correlations in ``[-1, 1]``, shape ``(B,)``.
+
+    Raises:
+        TypeError: If ``a`` or ``b`` is not a tensor.
+        ValueError: If the shapes differ, a sample is empty, the inputs are complex, lack a batch dimension or
+            hold NaN/Inf, or ``mask`` is not a bool tensor of shape ``(B,)``.
     """
     a, b = _pair(a, b)
     return _masked(_pearson_rows(a, b), mask)
 
 
 def spearman(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
-    """Spearman rank correlation: Pearson correlation of average ranks.
+    """Spearman rank correlation between two attributions, per sample.
+
+    ``rho_i = pearson(rank(a_i), rank(b_i))`` with 1-based average ranks.
 
     Ties get the mean of their positions (as scipy.stats.spearmanr); NaN where
-    a sample is constant.
+    a sample is constant.  Usually applied to ``saliency_map(attr)``.
+
+    Args:
+        a: First attributions (or maps), shape ``(B, ...)``; each sample is flattened to ``n`` values.
+        b: Second attributions, same shape as ``a``.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+
+    Returns:
+        The rank correlations in ``[-1, 1]``, shape ``(B,)``.
+
+    Raises:
+        TypeError: If ``a`` or ``b`` is not a tensor.
+        ValueError: If the shapes differ, a sample is empty, the inputs are complex, lack a batch dimension or
+            hold NaN/Inf, or ``mask`` is not a bool tensor of shape ``(B,)``.
     """
     a, b = _pair(a, b)
     return _masked(_pearson_rows(_ranks(a), _ranks(b)), mask)
@@ -215,7 +296,7 @@ def kendall_tau(
     mask: Tensor | None = None,
     _max_pairs: int = _DEFAULT_MAX_PAIRS,
 ) -> Tensor:
-    """Kendall's tau-b per sample (scipy.stats.kendalltau's default variant).
+    """Kendall's tau-b between two attributions, per sample (scipy.stats.kendalltau's default variant).
 
     ``tau_b = (P - Q) / sqrt((n0 - n1) (n0 - n2))`` with ``P - Q =
     sum_{i<j} sign(a_i - a_j) sign(b_i - b_j)``, ``n0 = n (n - 1) / 2`` and
@@ -223,6 +304,22 @@ def kendall_tau(
     a sample is constant.  O(n^2) time; pairs are evaluated in chunks of at
     most ``_max_pairs`` elements (over batch x rows x columns), so memory stays
     bounded (a few hundred MB) even for n = 224 * 224.
+
+    Args:
+        a: First attributions (or maps), shape ``(B, ...)``; each sample is flattened to ``n`` values.
+        b: Second attributions, same shape as ``a``.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+        _max_pairs: Private tuning knob: the most pair elements (batch x rows x columns) evaluated at once.
+            Default ``2**24``.
+
+    Returns:
+        The tau-b values in ``[-1, 1]``, shape ``(B,)``, in the floating dtype of the inputs.
+
+    Raises:
+        TypeError: If ``a`` or ``b`` is not a tensor.
+        ValueError: If the shapes differ, a sample is empty, the inputs are complex, lack a batch dimension or
+            hold NaN/Inf, or ``mask`` is not a bool tensor of shape ``(B,)``, or ``_max_pairs < 1``.
     """
     a, b = _pair(a, b)
     if _max_pairs < 1:
@@ -248,11 +345,28 @@ def kendall_tau(
 
 
 def topk_intersection(a: Tensor, b: Tensor, k: int, *, mask: Tensor | None = None) -> Tensor:
-    """Top-k intersection ``|topk(a_i) ∩ topk(b_i)| / k`` per sample.
+    """Top-k intersection of two attributions, per sample: the fraction of shared top-k features.
+
+    ``|topk(a_i) ∩ topk(b_i)| / k``.
 
     ``topk`` is the set of indices of the k largest values of the flattened
     sample (apply to saliency maps for the usual convention); ties at the k-th
     value are broken as ``torch.topk`` does.
+
+    Args:
+        a: First attributions (or maps), shape ``(B, ...)``; each sample is flattened to ``n`` values.
+        b: Second attributions, same shape as ``a``.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+        k: Number of top features compared, an int with ``1 <= k <= n``.
+
+    Returns:
+        The intersections in ``[0, 1]``, shape ``(B,)``.
+
+    Raises:
+        TypeError: If ``a`` or ``b`` is not a tensor.
+        ValueError: If the shapes differ, a sample is empty, the inputs are complex, lack a batch dimension or
+            hold NaN/Inf, or ``mask`` is not a bool tensor of shape ``(B,)``, or ``k`` is not an int in ``[1, n]``.
     """
     a, b = _pair(a, b)
     n = a.shape[1]
@@ -292,19 +406,49 @@ def _center(m: Tensor) -> Tensor:
 
 
 def mass_center(m: Tensor, *, mask: Tensor | None = None) -> Tensor:
-    """Centre of mass ``(sum_p m_p * row_p, sum_p m_p * col_p) / sum_p m_p``.
+    """Centre of mass of each map, in pixel coordinates.
+
+    ``(sum_p m_p * row_p, sum_p m_p * col_p) / sum_p m_p``.
 
     ``(B, H, W)`` non-negative maps (or ``(B, C, H, W)`` attributions, turned
     into saliency maps first) ``-> (B, 2)`` (row, col) in pixel coordinates.
     NaN for a map with zero mass.
+
+    Args:
+        m: Non-negative maps of shape ``(B, H, W)``, or attributions of shape ``(B, C, H, W)``.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+
+    Returns:
+        The centres ``(row, col)``, shape ``(B, 2)``.
+
+    Raises:
+        TypeError: If ``m`` is not a tensor.
+        ValueError: If ``m`` is neither 3-D nor 4-D, a ``(B, H, W)`` map has negative values, ``m`` holds
+            NaN/Inf, or ``mask`` is invalid.
     """
     return _masked(_center(_as_map(m, "m")), mask)
 
 
 def mass_center_shift(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
-    """Pixel distance ``||mass_center(a_i) - mass_center(b_i)||_2``, shape ``(B,)``.
+    """Pixel distance between the centres of mass of two maps, per sample.
+
+    ``||mass_center(a_i) - mass_center(b_i)||_2``.
 
     Same input rules as :func:`mass_center`; NaN where a map has zero mass.
+
+    Args:
+        a: First maps ``(B, H, W)`` (non-negative) or attributions ``(B, C, H, W)``.
+        b: Second maps or attributions, same shape as ``a``.
+        mask: Optional bool tensor of shape ``(B,)``; the result is NaN where it is False. Default ``None``
+            keeps every sample.
+
+    Returns:
+        The shifts in pixels, shape ``(B,)``.
+
+    Raises:
+        TypeError: If ``a`` or ``b`` is not a tensor.
+        ValueError: If the shapes differ or either input breaks the rules of :func:`mass_center`.
     """
     if isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape != b.shape:
         raise ValueError(

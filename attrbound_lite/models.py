@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "Normalize", "smooth_relu", "smooth_surrogate", "is_piecewise_linear", "nonsmooth_modules", "MnistCNN", "CifarCNN", "QuadraticClassifier",
+    "Normalize", "smooth_relu", "smooth_surrogate", "is_piecewise_linear", "nonsmooth_modules", "MnistCNN",
+    "CifarCNN", "QuadraticClassifier",
     "MODELS", "build_model", "model_spec", "model_for_dataset",
     "MNIST_MEAN", "MNIST_STD", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "CIFAR10_MEAN", "CIFAR10_STD",
 ]
@@ -41,7 +42,14 @@ _AFFINE = (nn.Linear, nn.Bilinear, nn.Identity, nn.Flatten, nn.Unflatten, nn.Dro
 
 
 class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel, as the first layer of a model that takes [0, 1] images."""
+    """Per-channel normalisation, as the first layer of a model that takes [0, 1] images.
+
+    ``y = (x - mean) / std`` per channel; ``mean`` and ``std`` are stored as buffers of shape (1, C, 1, 1).
+
+    Args:
+        mean: Per-channel means (length C).
+        std: Per-channel standard deviations (length C).
+    """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
@@ -49,6 +57,14 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise a batch of images.
+
+        Args:
+            x: Images of shape (B, C, H, W), in [0, 1].
+
+        Returns:
+            ``(x - mean) / std``, shape (B, C, H, W).
+        """
         return (x - self.mean) / self.std
 
 
@@ -63,7 +79,18 @@ def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
     The module tree is copied but parameters and buffers are shared with ``model`` (the same tensors), so
     the surrogate follows the model as it trains and gradients reach the model's parameters; the original
     model is not modified. ReLUs called functionally inside ``forward`` (``F.relu``) cannot be seen and
-    are left alone: build models from modules.
+    are left alone: build models from modules. ``softplus_beta(z) = log(1 + exp(beta z)) / beta`` tends to
+    ReLU as beta grows.
+
+    Args:
+        model: The model whose ``nn.ReLU`` modules are replaced.
+        beta: Softplus sharpness, a positive number (typical values: 1 to 100).
+
+    Returns:
+        The surrogate module (sharing parameters and buffers with ``model``).
+
+    Raises:
+        ValueError: If ``beta`` is not a positive number.
     """
     _check_beta(beta)
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
@@ -76,10 +103,18 @@ def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
 
 
 def is_piecewise_linear(model: nn.Module) -> bool:
-    """True if every nonlinearity of ``model`` (seen as a module) is piecewise linear (ReLU family,
-    max-pooling): such a model has zero input curvature almost everywhere. A model without any
-    piecewise-linear module, or with at least one smooth nonlinearity (softplus, tanh, GELU, ...) or an
-    unknown leaf module, counts as curved."""
+    """Whether every nonlinearity of ``model`` (seen as a module) is piecewise linear.
+
+    Piecewise linear means the ReLU family or max-pooling: such a model has zero input curvature almost
+    everywhere. A model without any piecewise-linear module, or with at least one smooth nonlinearity
+    (softplus, tanh, GELU, ...) or an unknown leaf module, counts as curved.
+
+    Args:
+        model: The model to inspect (its module tree; functional calls in ``forward`` are not seen).
+
+    Returns:
+        True if the model has piecewise-linear modules and no smooth or unknown leaf module.
+    """
     has_pwl = False
     for module in model.modules():
         if isinstance(module, _PIECEWISE_LINEAR):
@@ -92,9 +127,19 @@ def is_piecewise_linear(model: nn.Module) -> bool:
 
 
 def nonsmooth_modules(model: nn.Module) -> list[str]:
-    """Names of the modules that make the attribution non-smooth: ReLU-family activations (zero
-    curvature, the gradient jumps between linear regions) and max-pooling (the gradient jumps where the
-    maximum switches). A first-order bound at x cannot see either jump."""
+    """Names of the modules that make the attribution non-smooth.
+
+    These are ReLU-family activations (zero curvature, the gradient jumps between linear regions) and
+    max-pooling (the gradient jumps where the maximum switches). A first-order bound at x cannot see either
+    jump.
+
+    Args:
+        model: The model to inspect.
+
+    Returns:
+        The qualified module names (the class name for the root module), in ``named_modules`` order; empty
+        if the model is smooth.
+    """
     return [name or type(model).__name__ for name, m in model.named_modules() if isinstance(m, _PIECEWISE_LINEAR)]
 
 
@@ -105,6 +150,17 @@ def smooth_surrogate(model: nn.Module, beta: float | None) -> nn.Module:
     explains why and names the fix). Otherwise ``smooth_relu(model, beta)`` (the model itself when it has
     no ``nn.ReLU``), refused if ReLU-type modules other than ``nn.ReLU`` (LeakyReLU, ReLU6, ...) would stay
     piecewise linear; max-pooling may remain (its switches are not smoothed and show up as violations).
+
+    Args:
+        model: The model.
+        beta: Softplus sharpness of the surrogate (a positive number), or ``None`` to use the model itself.
+
+    Returns:
+        The model itself or its softplus surrogate (sharing parameters with ``model``).
+
+    Raises:
+        ValueError: If ``beta`` is ``None`` and the model holds ReLU-type activations or max-pooling, if
+            ``beta`` is not a positive number, or if piecewise-linear activations other than ``nn.ReLU`` remain.
     """
     nonsmooth = nonsmooth_modules(model)
     if beta is None:
@@ -148,10 +204,26 @@ def _activation(activation: str, beta: float) -> nn.Module:
 
 
 class MnistCNN(nn.Sequential):
-    """The MNIST CNN of Madry et al. and RAR (conv 5x5x32, max-pool, conv 5x5x64, max-pool, fc 1024,
-    fc 10) for (B, 1, 28, 28) inputs in [0, 1]; ``width`` scales every layer (0.25 gives 8-16-256, a
-    CPU-sized net of the same shape). ``pool="avg"`` with ``activation="softplus"`` gives a smooth model
-    (max-pooling makes the attribution jump where the maximum switches)."""
+    """The MNIST CNN of Madry et al. and RAR, with normalisation inside.
+
+    Layers: conv 5x5x32, max-pool, conv 5x5x64, max-pool, fc 1024, fc 10, for (B, 1, 28, 28) inputs in
+    [0, 1]; the forward pass returns logits (B, num_classes). ``width`` scales every layer (0.25 gives
+    8-16-256, a CPU-sized net of the same shape). ``pool="avg"`` with ``activation="softplus"`` gives a smooth
+    model (max-pooling makes the attribution jump where the maximum switches). The constructor arguments are
+    kept in ``.config``.
+
+    Args:
+        activation: ``"relu"`` (the RAR model) or ``"softplus"`` (smooth). Default ``"relu"``.
+        beta: Softplus beta, used when ``activation="softplus"``. Default 10.0.
+        width: Factor applied to every layer's width (each at least 1). Default 1.0.
+        num_classes: Number of output logits. Default 10.
+        pool: ``"max"`` (the RAR shape) or ``"avg"`` (smooth). Default ``"max"``.
+        mean: Per-channel mean of the ``Normalize`` layer. Default MNIST's.
+        std: Per-channel standard deviation of the ``Normalize`` layer. Default MNIST's.
+
+    Raises:
+        ValueError: If ``activation`` or ``pool`` is unknown.
+    """
 
     def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0, num_classes: int = 10,
                  pool: str = "max", mean: Sequence[float] = MNIST_MEAN, std: Sequence[float] = MNIST_STD):
@@ -167,8 +239,24 @@ class MnistCNN(nn.Sequential):
 
 
 class CifarCNN(nn.Sequential):
-    """A small CIFAR-10 CNN for (B, 3, 32, 32) inputs in [0, 1]: two conv-conv-pool blocks (32, 64
-    channels times ``width``), fc 256, fc 10; ``pool`` as in ``MnistCNN``."""
+    """A small CIFAR-10 CNN, with normalisation inside.
+
+    Two conv-conv-pool blocks (32, 64 channels times ``width``, 3x3 convolutions), fc 256, fc 10, for
+    (B, 3, 32, 32) inputs in [0, 1]; the forward pass returns logits (B, num_classes). ``pool`` as in
+    ``MnistCNN``. The constructor arguments are kept in ``.config``.
+
+    Args:
+        activation: ``"relu"`` (the RAR model) or ``"softplus"`` (smooth). Default ``"relu"``.
+        beta: Softplus beta, used when ``activation="softplus"``. Default 10.0.
+        width: Factor applied to every layer's width (each at least 1). Default 1.0.
+        num_classes: Number of output logits. Default 10.
+        pool: ``"max"`` (the RAR shape) or ``"avg"`` (smooth). Default ``"max"``.
+        mean: Per-channel mean of the ``Normalize`` layer. Default CIFAR-10's.
+        std: Per-channel standard deviation of the ``Normalize`` layer. Default CIFAR-10's.
+
+    Raises:
+        ValueError: If ``activation`` or ``pool`` is unknown.
+    """
 
     def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0, num_classes: int = 10,
                  pool: str = "max", mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD):
@@ -185,20 +273,36 @@ class CifarCNN(nn.Sequential):
 
 
 class QuadraticClassifier(nn.Module):
-    """``f_c(x) = x^T Q_c x / 2 + b_c^T x`` on flattened inputs: the saliency Jacobian of class c is
-    exactly ``(Q_c + Q_c^T) / 2`` (``Q_c`` when symmetric), a closed-form oracle for the bounds.
+    """A quadratic classifier whose saliency Jacobian is known in closed form (an oracle for the bounds).
 
-    ``Q`` has shape (classes, n, n), ``b`` shape (classes, n).
+    ``f_c(x) = x^T Q_c x / 2 + b_c^T x`` on flattened inputs: the saliency Jacobian of class c is exactly
+    ``(Q_c + Q_c^T) / 2`` (``Q_c`` when symmetric).
+
+    Args:
+        Q: Quadratic terms, shape (classes, n, n) (copied into a parameter).
+        b: Linear terms, shape (classes, n) (copied into a parameter).
+
+    Raises:
+        ValueError: If the shapes of ``Q`` and ``b`` do not match.
     """
 
     def __init__(self, Q: torch.Tensor, b: torch.Tensor):
         super().__init__()
         if Q.ndim != 3 or Q.shape[1] != Q.shape[2] or b.shape != Q.shape[:2]:
-            raise ValueError(f"Q must be (classes, n, n) and b (classes, n); got {tuple(Q.shape)} and {tuple(b.shape)}.")
+            raise ValueError(f"Q must be (classes, n, n) and b (classes, n); got {tuple(Q.shape)} and "
+                             f"{tuple(b.shape)}.")
         self.Q = nn.Parameter(Q.clone())
         self.b = nn.Parameter(b.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``f_c(x) = x^T Q_c x / 2 + b_c^T x`` for every class.
+
+        Args:
+            x: Inputs of shape (B, ...) with n values per sample.
+
+        Returns:
+            Logits of shape (B, classes).
+        """
         z = x.flatten(1)
         return 0.5 * torch.einsum("bi,cij,bj->bc", z, self.Q, z) + z @ self.b.T
 
@@ -206,17 +310,19 @@ class QuadraticClassifier(nn.Module):
 # The registry: a name and a config rebuild a model (checkpoints store both).
 MODELS: dict[str, type[nn.Module]] = {"mnist_cnn": MnistCNN, "cifar_cnn": CifarCNN}
 
-# Input normalisation and architecture per data set (REFERENCE section 8).
-_DATASET_MODELS = {
-    "mnist": ("mnist_cnn", MNIST_MEAN, MNIST_STD),
-    "fashion-mnist": ("mnist_cnn", FASHION_MNIST_MEAN, FASHION_MNIST_STD),
-    "cifar10": ("cifar_cnn", CIFAR10_MEAN, CIFAR10_STD),
-    "cifar10-subset": ("cifar_cnn", CIFAR10_MEAN, CIFAR10_STD),
-}
-
-
 def build_model(name: str, **config) -> nn.Module:
-    """The registered model ``name`` built with ``config`` (the dict a model keeps in ``.config``)."""
+    """Build a registered model from its name and config.
+
+    Args:
+        name: A key of ``MODELS`` (``"mnist_cnn"``, ``"cifar_cnn"``).
+        **config: Constructor arguments (the dict a model keeps in ``.config``).
+
+    Returns:
+        The model, with fresh weights.
+
+    Raises:
+        ValueError: If ``name`` is not registered or ``config`` does not fit the constructor.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}.")
     try:
@@ -227,8 +333,18 @@ def build_model(name: str, **config) -> nn.Module:
 
 
 def model_spec(model: nn.Module) -> dict:
-    """``{"name": ..., "config": {...}}`` such that ``build_model(name, **config)`` rebuilds ``model``'s
-    architecture; a model outside the registry is refused (register its class in ``MODELS``)."""
+    """The registry name and config that rebuild a model's architecture.
+
+    Args:
+        model: A model whose class is registered in ``MODELS`` (exact type), with a ``.config`` dict.
+
+    Returns:
+        ``{"name": ..., "config": {...}}`` such that ``build_model(name, **config)`` rebuilds ``model``'s
+        architecture.
+
+    Raises:
+        ValueError: If the model's class is not registered (register it in ``MODELS``).
+    """
     for name, cls in MODELS.items():
         if type(model) is cls:
             return {"name": name, "config": dict(model.config)}
@@ -237,9 +353,21 @@ def model_spec(model: nn.Module) -> dict:
 
 
 def model_for_dataset(dataset: str, **config) -> nn.Module:
-    """The project's model for ``dataset`` ("mnist", "fashion-mnist": ``MnistCNN``; "cifar10",
-    "cifar10-subset": ``CifarCNN``) with the data set's normalisation inside."""
-    if dataset not in _DATASET_MODELS:
-        raise ValueError(f"no model for data set {dataset!r}; choose one of {sorted(_DATASET_MODELS)}.")
-    name, mean, std = _DATASET_MODELS[dataset]
-    return build_model(name, **{"mean": mean, "std": std, **config})
+    """The project's model for a data set, with the data set's normalisation inside.
+
+    Args:
+        dataset: ``"mnist"``, ``"fashion-mnist"`` (``MnistCNN``), ``"cifar10"`` or ``"cifar10-subset"``
+            (``CifarCNN``); the architecture per data set is in ``attrbound_lite.protocols.RAR``.
+        **config: constructor arguments of the architecture (``width``, ``activation``, ``beta``, ``pool``).
+
+    Returns:
+        The model (fresh weights).
+    """
+    from .data import DATASETS as RAR_DATASETS
+    from .protocols import rar_protocol  # the per-data-set table (a layer above the models)
+
+    try:
+        arch = rar_protocol(dataset, "architecture")
+    except ValueError:
+        raise ValueError(f"no model for data set {dataset!r}; choose one of {sorted(RAR_DATASETS)}.") from None
+    return build_model(arch["model"], **{"mean": arch["mean"], "std": arch["std"], **config})

@@ -18,7 +18,11 @@ def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 class ThreatModel:
-    """``{x : ||x - x0||_p <= eps, 0 <= x <= 1}``."""
+    """The set ``{x : ||x - x0||_p <= eps, 0 <= x <= 1}`` around each clean input ``x0``.
+
+    Args:
+        eps: the radius, a positive finite number.
+    """
 
     norm: str = ""
 
@@ -26,8 +30,11 @@ class ThreatModel:
         self.eps = check_eps(eps)
 
     def project(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """The point of the set closest to ``x`` (exact for linf; for l2, ball projection then the box,
-        which stays inside the ball because clipping only shrinks each coordinate of ``x - x0``)."""
+        """The point of the set closest to ``x``.
+
+        Exact for linf; for l2, ball projection then the box, which stays inside the ball because clipping only shrinks
+        each coordinate of ``x - x0``.
+        """
         raise NotImplementedError
 
     def step(self, x: torch.Tensor, grad: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -40,9 +47,11 @@ class ThreatModel:
 
     def ascend(self, objective, x0: torch.Tensor, steps: int, alpha: float,
                generator: torch.Generator | None = None, random_start: bool = True) -> torch.Tensor:
-        """Projected gradient ascent on ``objective(x).sum()`` (``objective``: (B, ...) -> (B,) or a scalar)
-        for ``steps`` steps of size ``alpha``, from a random point of the ball (or ``x0``), staying in the
-        ball and in [0, 1]."""
+        """Projected gradient ascent on ``objective(x).sum()``, staying in the ball and in [0, 1].
+
+        Projected gradient ascent on ``objective(x).sum()`` (``objective``: (B, ...) -> (B,) or a scalar) for ``steps``
+        steps of size ``alpha``, from a random point of the ball (or ``x0``), staying in the ball and in [0, 1].
+        """
         x = self.random_init(x0, generator) if random_start else x0.clone()
         for _ in range(steps):
             x = x.detach().requires_grad_(True)
@@ -60,31 +69,41 @@ class ThreatModel:
 
 
 class LinfBall(ThreatModel):
+    """The l-infinity ball ``||x - x0||_inf <= eps`` in [0, 1]: sign steps, coordinate-wise clipping."""
+
     norm = "linf"
 
     def project(self, x, x0):
+        """``clip(x, x0 - eps, x0 + eps)``, then ``clip(., 0, 1)``."""
         return torch.min(torch.max(x, x0 - self.eps), x0 + self.eps).clamp(0, 1)
 
     def step(self, x, grad, alpha):
+        """``x + alpha * sign(grad)``."""
         return x + alpha * grad.sign()
 
     def random_init(self, x0, generator=None):
+        """``x0 + U(-eps, eps)`` per coordinate, clipped to [0, 1]."""
         noise = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         return (x0 + (2 * noise - 1) * self.eps).clamp(0, 1)
 
 
 class L2Ball(ThreatModel):
+    """The l2 ball ``||x - x0||_2 <= eps`` in [0, 1]: normalised-gradient steps, radial projection."""
+
     norm = "l2"
 
     def project(self, x, x0):
+        """``x0 + delta * min(1, eps / ||delta||_2)``, then ``clip(., 0, 1)``."""
         delta = x - x0
         scale = (self.eps / _per_sample_norm(delta).clamp_min(1e-12)).clamp(max=1)
         return (x0 + delta * scale).clamp(0, 1)
 
     def step(self, x, grad, alpha):
+        """``x + alpha * grad / ||grad||_2``."""
         return x + alpha * grad / _per_sample_norm(grad).clamp_min(1e-12)
 
     def random_init(self, x0, generator=None):
+        """A uniform point of the ball (direction uniform on the sphere, radius ``eps * u^(1/n)``), clipped."""
         direction = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         direction = direction / _per_sample_norm(direction).clamp_min(1e-12)
         u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
@@ -93,5 +112,13 @@ class L2Ball(ThreatModel):
 
 
 def threat_model(norm: str, eps: float) -> ThreatModel:
-    """``LinfBall(eps)`` for ``"linf"``, ``L2Ball(eps)`` for ``"l2"``."""
+    """The threat model of a norm.
+
+    Args:
+        norm: ``"linf"`` or ``"l2"``.
+        eps: the radius.
+
+    Returns:
+        ``LinfBall(eps)`` or ``L2Ball(eps)``.
+    """
     return {"linf": LinfBall, "l2": L2Ball}[check_norm(norm)](eps)

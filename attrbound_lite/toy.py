@@ -1,4 +1,6 @@
-"""Two-dimensional toy problems where the worst case can be found by brute force (the book's chapter 2).
+"""Two-dimensional toy problems where the worst case can be found by brute force.
+
+The book's chapter 2.
 
 On R^2 the constrained problem
 
@@ -27,7 +29,19 @@ __all__ = ["toy_mlp", "toy_quadratic", "ball_grid", "GridWorstCase", "grid_worst
 
 
 def toy_mlp(seed: int = 0, hidden: int = 16, beta: float = 1.0) -> nn.Module:
-    """A smooth two-class classifier on R^2 (softplus MLP, float64, eval mode)."""
+    """A smooth two-class classifier on R^2 (softplus MLP, float64, eval mode).
+
+    Layers: linear 2 -> hidden, softplus, linear hidden -> hidden, softplus, linear hidden -> 2, with
+    weights drawn from N(0, 1) and biases from N(0, 0.25).
+
+    Args:
+        seed: Seed of the weights. Default 0.
+        hidden: Width of the two hidden layers. Default 16.
+        beta: Softplus sharpness. Default 1.0.
+
+    Returns:
+        The model, mapping inputs (B, 2) to logits (B, 2).
+    """
     g = torch.Generator().manual_seed(seed)
     model = nn.Sequential(nn.Linear(2, hidden), nn.Softplus(beta), nn.Linear(hidden, hidden), nn.Softplus(beta),
                           nn.Linear(hidden, 2)).double()
@@ -38,8 +52,17 @@ def toy_mlp(seed: int = 0, hidden: int = 16, beta: float = 1.0) -> nn.Module:
 
 
 def toy_quadratic(seed: int = 0) -> QuadraticClassifier:
-    """A two-class quadratic classifier on R^2, ``f_c(x) = x^T Q_c x / 2 + b_c^T x`` with symmetric
-    ``Q_c``: its saliency map is affine, so the linearisation is exact and the l2 bound is attained."""
+    """A random two-class quadratic classifier on R^2 whose linearisation is exact.
+
+    ``f_c(x) = x^T Q_c x / 2 + b_c^T x`` with symmetric ``Q_c``: its saliency map is affine, so the
+    linearisation is exact and the l2 bound is attained.
+
+    Args:
+        seed: Seed of ``Q`` and ``b``. Default 0.
+
+    Returns:
+        The float64 ``QuadraticClassifier`` in eval mode, mapping inputs (B, 2) to logits (B, 2).
+    """
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(2, 2, 2, generator=g, dtype=torch.float64)
     Q = m + m.transpose(1, 2)
@@ -48,8 +71,24 @@ def toy_quadratic(seed: int = 0) -> QuadraticClassifier:
 
 
 def ball_grid(eps: float, norm: str, points: int = 201, dtype=torch.float64) -> torch.Tensor:
-    """Offsets ``d`` covering the 2-D ball ``||d||_p <= eps``, (m, 2). l2: a polar grid (``points`` radii
-    times ``4 * points`` angles, boundary included); linf: a ``points`` x ``points`` Cartesian grid."""
+    """Offsets ``d`` covering the 2-D ball ``||d||_p <= eps``.
+
+    l2: a polar grid (``points`` radii times ``4 * points`` angles, boundary included); linf: a ``points`` x
+    ``points`` Cartesian grid.
+
+    Args:
+        eps: Radius of the ball.
+        norm: ``"l2"`` or ``"linf"``.
+        points: Grid resolution (see above). Default 201.
+        dtype: dtype of the offsets. Default float64.
+
+    Returns:
+        The offsets, shape (m, 2): ``m = 4 * points * (points - 1) + 1`` for l2 (the origin once),
+        ``points ** 2`` for linf.
+
+    Raises:
+        ValueError: If ``norm`` is neither ``"l2"`` nor ``"linf"``.
+    """
     if norm == "l2":
         r = torch.linspace(0, eps, points, dtype=dtype)
         t = torch.linspace(0, 2 * math.pi, 4 * points + 1, dtype=dtype)[:-1]
@@ -65,7 +104,19 @@ def ball_grid(eps: float, norm: str, points: int = 201, dtype=torch.float64) -> 
 
 @dataclass
 class GridWorstCase:
-    """The dense-grid solution of the constrained problem around one point."""
+    """The dense-grid solution of the constrained problem around one point.
+
+    Attributes:
+        eps: Radius of the ball.
+        norm: ``"l2"`` or ``"linf"``.
+        target: The predicted class at ``x``, which the grid points must keep.
+        euclidean: max ``||A(x + d) - A(x)||`` over label-preserving grid points.
+        cosine: min ``cos(A(x), A(x + d))`` over the same points.
+        argmax: The maximising ``d``, shape (2,).
+        kept: Fraction of grid points that keep the label.
+        sigma_sup: max ``sigma_max(J(x + d))`` over the grid (the mean-value bound is eps times this, l2).
+        linear: max ``||J(x) d||`` over the grid (the linearised problem, label constraint dropped).
+    """
     eps: float
     norm: str
     target: int
@@ -79,8 +130,24 @@ class GridWorstCase:
 
 def grid_worst_case(model: nn.Module, x: torch.Tensor, eps: float, norm: str = "l2", attribution="saliency",
                     points: int = 201, **attribution_options) -> GridWorstCase:
-    """Solve the constrained worst-case problem for one 2-D input ``x`` (shape (2,) or (1, 2)) by brute
-    force over ``ball_grid(eps, norm, points)``."""
+    """Solve the constrained worst-case problem for one 2-D input by brute force.
+
+    ``max_{||d||_p <= eps, argmax f(x + d) = c} ||A(x + d) - A(x)||_2`` (and the min cosine), evaluated
+    over ``ball_grid(eps, norm, points)``, with ``c`` the predicted class at ``x``.
+
+    Args:
+        model: A classifier on R^2 (float64 inputs (B, 2) to logits).
+        x: The input, shape (2,) or (1, 2).
+        eps: Radius of the ball.
+        norm: ``"l2"`` or ``"linf"``. Default ``"l2"``.
+        attribution: Attribution method name (see ``attrbound_lite.attributions.get_explainer``). Default
+            ``"saliency"``.
+        points: Grid resolution of ``ball_grid``. Default 201.
+        **attribution_options: Options passed to the explainer.
+
+    Returns:
+        The ``GridWorstCase``.
+    """
     x = x.reshape(1, 2).to(torch.float64)
     explainer = get_explainer(attribution, model, **attribution_options)
     with torch.no_grad():
@@ -109,8 +176,22 @@ def grid_worst_case(model: nn.Module, x: torch.Tensor, eps: float, norm: str = "
 
 
 def linear_worst_case(jacobian: torch.Tensor, eps: float, norm: str) -> float:
-    """The exact optimum of the linearised problem ``max_{||d||_p <= eps} ||J d||_2`` by enumeration:
-    l2 from the SVD; linf over the 2^n vertices of the cube (small n only)."""
+    """The exact optimum of the linearised problem ``max_{||d||_p <= eps} ||J d||_2``.
+
+    l2 from the SVD (``eps * sigma_max(J)``); linf by enumerating the 2^n vertices of the cube (small n
+    only).
+
+    Args:
+        jacobian: The Jacobian ``J``, shape (n, n) (or (m, n)).
+        eps: Radius of the ball.
+        norm: ``"l2"`` or ``"linf"`` (anything but ``"l2"`` is treated as linf).
+
+    Returns:
+        The optimum, a float.
+
+    Raises:
+        ValueError: For linf with n > 20.
+    """
     n = jacobian.shape[-1]
     if norm == "l2":
         return float(eps * torch.linalg.matrix_norm(jacobian, 2))
@@ -122,18 +203,39 @@ def linear_worst_case(jacobian: torch.Tensor, eps: float, norm: str) -> float:
 
 
 def cosine_ball_minimum(a: torch.Tensor, r: float, points: int = 401) -> float:
-    """min cos(a, a + u) over ``||u||_2 <= r`` for a 2-D vector ``a``, by a dense polar grid (the oracle of
-    the tangent bound ``sqrt(1 - r^2 / ||a||^2)``)."""
+    """``min cos(a, a + u)`` over ``||u||_2 <= r`` for a 2-D vector ``a``, by a dense polar grid.
+
+    The oracle of the tangent bound ``sqrt(1 - r^2 / ||a||^2)``.
+
+    Args:
+        a: The vector, 2 values (any shape that reshapes to (1, 2)).
+        r: Radius of the ball around ``a``.
+        points: Grid resolution of ``ball_grid``. Default 401.
+
+    Returns:
+        The smallest cosine found, a float.
+    """
     u = ball_grid(r, "l2", points, dtype=a.dtype)
     b = a.reshape(1, 2) + u
     return float(torch.nn.functional.cosine_similarity(b, a.reshape(1, 2).expand_as(b), dim=1).min())
 
 
 def inequality_checks(model: nn.Module, x: torch.Tensor, eps: float, points: int = 201):
-    """Every inequality behind the four bounds (saliency, one 2-D input), each as a row ``(inequality,
-    left, right, holds)`` of a pandas DataFrame: the package's matrix-free bounds
-    (``attrbound_lite.bounds.attribution_bound``) against the oracles of this module. Also returns a dict
-    of the values (for the book's glue)."""
+    """Check every inequality behind the four bounds (saliency, one 2-D input) against brute force.
+
+    The package's matrix-free bounds (``attrbound_lite.bounds.attribution_bound``) are compared with the
+    oracles of this module.
+
+    Args:
+        model: A classifier on R^2 (float64).
+        x: The input, 2 values (shape (2,) or (1, 2)).
+        eps: Radius of the ball.
+        points: Grid resolution of the brute-force oracles. Default 201.
+
+    Returns:
+        ``(table, values)``: a pandas DataFrame with one row ``(inequality, left, right, holds)`` per
+        inequality, and a dict of the values (for the book's glue).
+    """
     import pandas as pd
 
     from .attributions import Saliency
@@ -167,8 +269,10 @@ def inequality_checks(model: nn.Module, x: torch.Tensor, eps: float, points: int
          v["linf_exact"] <= v["linf_sqrt_n"] * up),
         ("linf: exact (vertices) <= eps || |J| 1 ||", v["linf_exact"], v["linf_rowsum"],
          v["linf_exact"] <= v["linf_rowsum"] * up),
-        ("linf: sign-iteration estimate <= exact", v["linf_lower"], v["linf_exact"], v["linf_lower"] <= v["linf_exact"] * up),
-        ("cosine, l2: bound <= min cos over the ball", v["cos_bound"], v["cos_grid"], v["cos_bound"] <= v["cos_grid"] + 1e-12),
+        ("linf: sign-iteration estimate <= exact", v["linf_lower"], v["linf_exact"],
+         v["linf_lower"] <= v["linf_exact"] * up),
+        ("cosine, l2: bound <= min cos over the ball", v["cos_bound"], v["cos_grid"],
+         v["cos_bound"] <= v["cos_grid"] + 1e-12),
         ("cosine, linf: bound <= min cos over the ball", v["cos_bound_linf"], v["cos_grid_linf"],
          v["cos_bound_linf"] <= v["cos_grid_linf"] + 1e-12),
     ]
@@ -176,9 +280,21 @@ def inequality_checks(model: nn.Module, x: torch.Tensor, eps: float, points: int
 
 
 def worst_case_table(cases: dict, eps_list, points: int = 201):
-    """For each ``name: (model, x)`` and eps (l2, saliency): the practical bound, the dense-grid worst case
-    of the constrained problem, the mean-value bound, the fraction of the grid that keeps the label, and
-    the cosine bound next to the smallest cosine found (a pandas DataFrame, one row per case and eps)."""
+    """Compare the practical bound with the brute-force worst case for several cases and radii (l2, saliency).
+
+    Per case and eps: the practical bound, the dense-grid worst case of the constrained problem, the
+    mean-value bound, the fraction of the grid that keeps the label, and the cosine bound next to the
+    smallest cosine found.
+
+    Args:
+        cases: Mapping ``name: (model, x)`` with ``x`` one 2-D input.
+        eps_list: The radii (iterable of floats).
+        points: Grid resolution of ``grid_worst_case``. Default 201.
+
+    Returns:
+        A pandas DataFrame, one row per case and eps, with ratio columns ``worst / bound`` and
+        ``worst / mean-value``.
+    """
     import pandas as pd
 
     from .bounds import attribution_bound

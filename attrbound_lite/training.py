@@ -8,7 +8,8 @@ l-infinity, normalised-gradient steps for l2), run with the model in eval mode:
 - ``pgd_at`` (Madry et al.): ``CE(f(x'), y)``, ``x'`` = PGD on the cross-entropy.
 - ``ig_norm`` (Chen et al.): ``CE(f(x), y) + lam * ||IG of the loss from x to x'||_1``. The inner
   maximiser is PGD on the cross-entropy (a reproduction choice: by completeness the IG norm is at least
-  ``CE(x') - CE(x)``, so raising the loss raises a lower bound of the maximised norm). ``IG_i = (x' - x)_i (1/m) sum_{k=1..m} d CE(x + k/m (x' - x)) / dx_i``.
+  ``CE(x') - CE(x)``, so raising the loss raises a lower bound of the maximised norm).
+  ``IG_i = (x' - x)_i (1/m) sum_{k=1..m} d CE(x + k/m (x' - x)) / dx_i``.
 - ``aat`` (FAR, reconstructed): ``CE(f(x), y) + lam * d(A(x), A(x*))``, ``x*`` maximising ``d(A(x), A(.))``.
 - ``advaat`` (FAR, reconstructed): ``CE(f(x'), y) + lam * d(A(x), A(x'))``, ``x'`` maximising
   ``CE(f(.), y) + lam * d(A(x), A(.))``.
@@ -29,40 +30,50 @@ import hashlib
 import json
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import model_validator
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ._checks import check_choice, eval_mode
+from ._checks import NORMS, eval_mode
 from ._io import atomic_path
-from .attributions import get_explainer
+from .attributions import ATTRIBUTIONS, get_explainer
+from .config import (
+    Config,
+    ConfigError,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OptionalPositiveFloat,
+    PositiveFloat,
+    PositiveInt,
+    choice,
+)
+from .data import DATASETS, as_tensors
 from .models import smooth_surrogate
+from .protocols import rar_protocol
+from .runtime import derive_seed
 from .threat_models import threat_model
 
-__all__ = ["train", "TrainConfig", "METHODS", "TRAINING_PROTOCOLS", "DISSIMILARITIES", "dissimilarity", "loss_integrated_gradients",
-           "as_tensors", "derive_seed"]
+__all__ = ["train", "TrainConfig", "METHODS", "TRAINING_PROTOCOLS", "DISSIMILARITIES", "dissimilarity",
+           "loss_integrated_gradients"]
 
 METHODS = ("natural", "pgd_at", "ig_norm", "aat", "advaat")
-# RAR's inner maximisation for training (REFERENCE section 6), l-infinity on the [0, 1] scale.
-TRAINING_PROTOCOLS = {
-    "mnist": dict(eps=0.3, steps=40, alpha=0.01),
-    "fashion-mnist": dict(eps=0.1, steps=20, alpha=0.01),
-    "cifar10": dict(eps=8 / 255, steps=7, alpha=2 / 255),
-    "cifar10-subset": dict(eps=8 / 255, steps=7, alpha=2 / 255),
-}
+# RAR's inner maximisation for training per data set (defined in attrbound_lite.protocols).
+TRAINING_PROTOCOLS = {name: rar_protocol(name, "train") for name in DATASETS}
 DISSIMILARITIES = ("pearson", "cosine", "l2")
 
 
 def dissimilarity(a: Tensor, b: Tensor, kind: str = "pearson") -> Tensor:
-    """Per-sample dissimilarity of attribution maps (B, ...) -> (B,), differentiable everywhere:
-    ``1 - pearson``, ``1 - cos`` or ``||a - b||_2`` (smoothed by 1e-12 under the root)."""
+    """Per-sample dissimilarity of attribution maps (B, ...) -> (B,), differentiable everywhere.
+
+    ``1 - pearson``, ``1 - cos`` or ``||a - b||_2`` (smoothed by 1e-12 under the root).
+    """
     a, b = a.flatten(1), b.flatten(1)
     if kind == "pearson":
         a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
@@ -73,74 +84,58 @@ def dissimilarity(a: Tensor, b: Tensor, kind: str = "pearson") -> Tensor:
     raise ValueError(f"unknown dissimilarity {kind!r}; choose one of {DISSIMILARITIES}.")
 
 
-def derive_seed(*parts: int | str) -> int:
-    """A 63-bit seed from any parts (e.g. ``(seed, epoch, batch)``): independent streams per unit of work."""
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
+class TrainConfig(Config):
+    """Everything that determines a training run (recorded in checkpoints as ``to_dict()``).
 
+    Args:
+        method: ``"natural"``, ``"pgd_at"``, ``"ig_norm"``, ``"aat"`` or ``"advaat"`` (see the module docstring).
+        epochs: passes over the training data.
+        batch_size: samples per optimiser step.
+        lr: learning rate.
+        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
+        weight_decay: the optimiser's weight decay (>= 0).
+        eps: radius of the inner maximisation; required by every method but ``natural``.
+        norm: ``"linf"`` or ``"l2"``, the inner maximisation's ball.
+        steps: steps of the inner maximisation.
+        alpha: its step size; default ``alpha = 2.5 * eps / steps`` (Madry et al.).
+        lam: weight of the regulariser (>= 0).
+        dissimilarity: ``d`` of AAT / AdvAAT: ``"pearson"``, ``"cosine"`` or ``"l2"``.
+        attribution: the attribution ``A`` of AAT / AdvAAT (a name of ``attributions.ATTRIBUTIONS``).
+        ig_steps: IG points: IG-NORM's path integral, and IG attributions.
+        surrogate_beta: softplus surrogate for ReLU models (their attribution has no input gradient).
+        seed: base of the shuffling and noise seeds, ``derive_seed(seed, epoch[, batch])``.
 
-def as_tensors(data) -> tuple[Tensor, Tensor]:
-    """``(images, labels)`` from an ``ImageDataset``, a ``TensorDataset`` or a pair of tensors."""
-    if hasattr(data, "images") and hasattr(data, "labels"):
-        x, y = data.images, data.labels
-    elif hasattr(data, "tensors") and isinstance(data.tensors, tuple):
-        x, y = data.tensors[:2]
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = data
-    else:
-        raise TypeError("data must be an ImageDataset (attrbound_lite.data.load_dataset), a TensorDataset or a "
-                        f"pair (images, labels); got {type(data).__name__}.")
-    if not (isinstance(x, Tensor) and isinstance(y, Tensor)) or x.ndim != 4 or y.shape != x.shape[:1]:
-        raise ValueError("data must hold images (N, C, H, W) and labels (N,); got shapes "
-                         f"{tuple(getattr(x, 'shape', ()))} and {tuple(getattr(y, 'shape', ()))}.")
-    return x, y.long()
+    Raises:
+        ConfigError: (a ``ValueError``) naming the field, e.g. ``epochs: must be a positive integer, got 0``.
+    """
 
+    method: choice(*METHODS) = "natural"
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 1e-3
+    optimizer: choice("adam", "sgd") = "adam"
+    weight_decay: NonNegativeFloat = 0.0
+    eps: OptionalPositiveFloat = None
+    norm: choice(*NORMS) = "linf"
+    steps: PositiveInt = 10
+    alpha: OptionalPositiveFloat = None
+    lam: NonNegativeFloat = 1.0
+    dissimilarity: choice(*DISSIMILARITIES) = "pearson"
+    attribution: choice(*ATTRIBUTIONS) = "saliency"
+    ig_steps: PositiveInt = 10
+    surrogate_beta: OptionalPositiveFloat = None
+    seed: NonNegativeInt = 0
 
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run (recorded in checkpoints)."""
-    method: str = "natural"
-    epochs: int = 1
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    eps: float | None = None
-    norm: str = "linf"
-    steps: int = 10
-    alpha: float | None = None          # default 2.5 * eps / steps (Madry et al.)
-    lam: float = 1.0
-    dissimilarity: str = "pearson"
-    attribution: str = "saliency"
-    ig_steps: int = 10                  # IG points: IG-NORM's path integral, and IG attributions
-    surrogate_beta: float | None = None
-    seed: int = 0
-
-    def __post_init__(self):
-        check_choice(self.method, METHODS, "training method")
-        check_choice(self.optimizer, ("adam", "sgd"), "optimizer")
-        check_choice(self.dissimilarity, DISSIMILARITIES, "dissimilarity")
-        for name in ("epochs", "batch_size", "steps", "ig_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}.")
-        for name in ("lam", "weight_decay"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    @model_validator(mode="after")
+    def _eps_and_alpha(self) -> TrainConfig:
         if self.method != "natural":
             if self.eps is None:
-                raise ValueError(f"method {self.method!r} needs eps, the radius of its inner maximisation "
-                                 "(e.g. 0.3 for MNIST, 0.1 for Fashion-MNIST, 8/255 for CIFAR-10 in l-infinity).")
-            threat_model(self.norm, self.eps)  # validates eps and norm
-            if self.alpha is None:
-                self.alpha = 2.5 * self.eps / self.steps
-            if not self.alpha > 0:
-                raise ValueError(f"alpha must be positive, got {self.alpha!r}.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+                raise ConfigError(f"method {self.method!r} needs eps, the radius of its inner maximisation (e.g. 0.3 "
+                                  "for MNIST, 0.1 for Fashion-MNIST, 8/255 for CIFAR-10 in l-infinity)")
+            if self.alpha is None:  # the derived default; alpha stays out of model_fields_set (not given)
+                object.__setattr__(self, "alpha", 2.5 * self.eps / self.steps)
+                self.__pydantic_fields_set__.discard("alpha")
+        return self
 
 
 class Method:
@@ -178,9 +173,11 @@ class PGDAT(Method):
 
 def loss_integrated_gradients(model: nn.Module, x: Tensor, x_end: Tensor, y: Tensor, steps: int,
                               create_graph: bool = True) -> Tensor:
-    """IG of the per-sample cross-entropy along the straight path from ``x`` to ``x_end`` (both (B, ...)):
+    """IG of the per-sample cross-entropy along the straight path from ``x`` to ``x_end`` (both (B, ...)).
+
     ``(x_end - x) * (1/m) sum_{k=1..m} grad CE(x + k/m (x_end - x))``; its sum over features tends to
-    ``CE(x_end) - CE(x)`` (completeness). Differentiable in the weights with ``create_graph``."""
+    ``CE(x_end) - CE(x)`` (completeness). Differentiable in the weights with ``create_graph``.
+    """
     m, delta = steps, (x_end - x).detach()
     k = torch.arange(1, m + 1, dtype=x.dtype, device=x.device).view(m, *([1] * x.ndim)) / m
     path = (x.detach() + k * delta).flatten(0, 1).requires_grad_(True)  # (m * B, ...), step-major
@@ -262,8 +259,10 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _fingerprint(model: nn.Module, cfg: TrainConfig, x: Tensor, y: Tensor) -> str:
-    """What a resumed run must share with the interrupted one: config (except the number of epochs, so
-    that a finished run can be extended), architecture and data."""
+    """What a resumed run must share with the interrupted one: config, architecture and data.
+
+    The config is compared except the number of epochs, so that a finished run can be extended.
+    """
     digest = hashlib.sha256(json.dumps({**cfg.to_dict(), "epochs": None}, sort_keys=True, default=str).encode())
     digest.update(repr(getattr(model, "config", type(model).__name__)).encode())
     for t in (x, y):
@@ -273,8 +272,11 @@ def _fingerprint(model: nn.Module, cfg: TrainConfig, x: Tensor, y: Tensor) -> st
 
 
 class _TrainState:
-    """Epoch-end state in ``checkpoint_dir/train_state.safetensors``: model and optimizer tensors, with
-    the epoch, history and optimizer settings as JSON in the file's header (one file, one atomic write)."""
+    """Epoch-end state in ``checkpoint_dir/train_state.safetensors``.
+
+    Model and optimizer tensors, with the epoch, history and optimizer settings as JSON in the file's header (one file,
+    one atomic write).
+    """
 
     def __init__(self, folder: str | Path, fingerprint: str):
         self.fingerprint = fingerprint
@@ -318,18 +320,47 @@ class _TrainState:
         return header["epoch"], header["history"]
 
 
-def train(model: nn.Module, train_data, method: str = "natural", epochs: int = 1, batch_size: int = 128,
-          lr: float = 1e-3, eps: float | None = None, *, device: str | torch.device | None = None,
-          progress: bool = True, checkpoint_dir: str | Path | None = None, **options) -> pd.DataFrame:
-    """Train ``model`` in place on ``train_data`` (images in [0, 1] and labels) and return the history,
-    one row per epoch: ``epoch, loss, cross_entropy, regulariser, accuracy, seconds``.
+def train(model: nn.Module, train_data, method: str | TrainConfig | None = None, epochs: int | None = None,
+          batch_size: int | None = None, lr: float | None = None, eps: float | None = None, *,
+          device: str | torch.device | None = None, progress: bool = True, checkpoint_dir: str | Path | None = None,
+          **options) -> pd.DataFrame:
+    """Train ``model`` in place on ``train_data`` and return the history, one row per epoch.
 
-    ``options`` are the other fields of ``TrainConfig`` (``norm, steps, alpha, lam, dissimilarity,
-    attribution, ig_steps, surrogate_beta, optimizer, weight_decay, seed``). ``accuracy`` is measured on
-    the batches the loss sees (adversarial ones for ``pgd_at`` and ``advaat``). With ``checkpoint_dir``
-    the state is saved atomically after every epoch and an interrupted run resumes where it stopped.
+    Two call styles, the same run: ``train(model, data, TrainConfig(method="pgd_at", eps=0.3, epochs=2))``,
+    or the config's fields as arguments, ``train(model, data, "pgd_at", 2, eps=0.3)``. Each step minimises the
+    method's loss on a batch (see the module docstring); batch ``b`` of epoch ``e`` draws its noise from
+    ``derive_seed(seed, e, b)`` and the epoch's order from ``derive_seed(seed, e)``.
+
+    Args:
+        model: the network; moved to ``device`` and trained in place.
+        train_data: an ``ImageDataset``, a ``TensorDataset`` or a pair ``(images (N, C, H, W) in [0, 1], labels (N,))``.
+        method: a ``TrainConfig`` (then no other training option may be given), or the training method
+            (default ``TrainConfig``'s, ``"natural"``).
+        epochs: with a method name: ``TrainConfig.epochs`` (``None``: its default); likewise ``batch_size``,
+            ``lr`` and ``eps``.
+        batch_size: see ``epochs``.
+        lr: see ``epochs``.
+        eps: see ``epochs``.
+        device: where to train (default: the model's device).
+        progress: show progress bars and a line per epoch.
+        checkpoint_dir: save the state atomically after every epoch in this folder and resume an interrupted run
+            from it.
+        **options: with a method name: the other ``TrainConfig`` fields (``norm, steps, alpha, lam, dissimilarity,
+            attribution, ig_steps, surrogate_beta, optimizer, weight_decay, seed``).
+
+    Returns:
+        A DataFrame with the columns ``epoch, loss, cross_entropy, regulariser, accuracy, seconds`` (``accuracy``:
+        on the batches the loss sees, adversarial ones for ``pgd_at`` and ``advaat``); ``attrs["config"]`` is
+        ``TrainConfig.to_dict()``.
     """
-    cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch_size, lr=lr, eps=eps, **options)
+    given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps).items() if v is not None}
+    if isinstance(method, TrainConfig):
+        if given or options:
+            raise TypeError(f"train() got a TrainConfig and the training options {sorted({**given, **options})}; "
+                            "put them into the TrainConfig.")
+        cfg = method
+    else:
+        cfg = TrainConfig(**({} if method is None else {"method": method}), **given, **options)
     x_all, y_all = as_tensors(train_data)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)

@@ -162,14 +162,15 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
         runs.append(("integrated_gradients", {"n_steps": spec["ig"][1]}, spec["ig"][0]))
     rows = []
     for attribution, options, b in runs:
-        def bound(inp, **kw):
+        # the loop variables are bound as defaults (B023); every closure is called within this iteration
+        def bound(inp, *, attribution=attribution, options=options, **kw):
             # surrogate_beta: the same function for these softplus models (no ReLU to replace), but required
             # by the package because of their max-pooling layers
             return attribution_bound(model, inp, EPS_L2, norm="l2", attribution=attribution, tol=TOL,
                                      surrogate_beta=BETA, **options, **kw)
 
         repeats, row_call = 1 if options else spec["repeats"], len(OTHER_CPU)
-        t_bound, res = timed(lambda: bound(x[:b]), device, warmup=lambda: bound(x[:1], max_iter=3), repeats=repeats)
+        t_bound, res = timed(lambda b=b: bound(x[:b]), device, warmup=lambda: bound(x[:1], max_iter=3), repeats=repeats)
         label = attribution + (f"(m={options['n_steps']})" if options else "")
         log(f"  bound {label}: {t_bound:.2f} s for {b} samples")
         row = dict(model=spec["name"], n=n, attribution=label, batch=b, repeats=repeats, bound_s=t_bound / b,
@@ -183,7 +184,7 @@ def bench_model(spec: dict, device: torch.device) -> list[dict]:
             # sample by sample (about the same cost per sample as a batch of 2; shorter calls to retry)
             times, errors = [], []
             for i in range(spec["exact"]):
-                t_exact, exact = timed(lambda: bound(x[i:i + 1], method="exact"), device)
+                t_exact, exact = timed(lambda i=i: bound(x[i:i + 1], method="exact"), device)
                 sigma = float(exact.sigma_max[0])
                 times.append(t_exact)
                 errors.append(abs(float(res.sigma_max[i]) - sigma) / sigma)

@@ -35,11 +35,11 @@ from bounds import cpu_model, cpu_seconds, git_commit, write_json  # noqa: E402 
 
 import attrbound_lite  # noqa: E402
 from attrbound_lite.attacks import IFIA, AttributionPGD  # noqa: E402
-from attrbound_lite.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from attrbound_lite.checkpoints import load_checkpoint  # noqa: E402
 from attrbound_lite.data import load_dataset  # noqa: E402
 from attrbound_lite.experiments import TIMING_COLUMNS  # noqa: E402
-from attrbound_lite.models import model_for_dataset  # noqa: E402
-from attrbound_lite.training import train  # noqa: E402
+from attrbound_lite.sweep import load_config, recipe_of  # noqa: E402
+from attrbound_lite.zoo import train_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "sweep-ci.yaml"
@@ -63,17 +63,12 @@ def mirror() -> str | None:
 
 
 def train_model(cfg: dict, work: Path) -> Path:
-    """The CI config's recipe model, trained once (as the sweep would), saved as a checkpoint."""
-    entry = cfg["models"][0]
-    recipe = dict(entry["train"])
-    dataset, subset = recipe.pop("dataset", cfg["data"]["name"]), recipe.pop("subset", None)
-    data = load_dataset(dataset, "train", root=cfg["data"].get("root"), mirror=cfg["data"].get("mirror"),
-                        subset=subset, seed=recipe.get("seed", cfg.get("seed", 0)))
-    torch.manual_seed(0)
-    model = model_for_dataset(dataset, **entry["model"])
-    method, epochs, batch_size, lr = (recipe.pop(k) for k in ("method", "epochs", "batch_size", "lr"))
-    train(model, data, method, epochs, batch_size, lr, progress=False, **recipe)
-    return save_checkpoint(model, work / "model" / "model.safetensors", {"recipe": entry})
+    """The CI config's recipe model, trained once (as the sweep would, with its defaults filled in, on the CPU),
+    saved as a checkpoint; its initial weights are drawn after ``torch.manual_seed(0)``."""
+    entry = load_config(cfg)["models"][0]
+    train_recipe(recipe_of(entry), work / "model", init_seed=0, device="cpu", progress=False,
+                 data_root=cfg["data"].get("root"), mirror=cfg["data"].get("mirror"), metadata={"recipe": entry})
+    return work / "model" / "model.safetensors"
 
 
 def run_sweep_process(cfg: dict, work: Path, name: str, processes: int, threads: int) -> dict:

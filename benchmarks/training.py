@@ -4,15 +4,15 @@ a 10,000-image MNIST subset, same seed and initialisation, then RAR's evaluation
 
     .venv/bin/python benchmarks/training.py [--quick] [--device cpu|cuda] [--out PATH]
 
-Model: the narrow MNIST CNN (``width=0.25``: 8-16-256) with softplus(beta=10) and average pooling, so
-that bounds and attacks need no surrogate. Training: 2 epochs, Adam lr 1e-3, batch 128, l-infinity
-eps 0.1 (``--eps``; RAR's 0.3 is meant for long schedules: in short test runs PGD-AT at 0.3 stayed at
-chance, so this 2-epoch CPU run uses 0.1) with RAR's inner PGD step (0.01, 40 steps) for every inner maximisation, lam = 1, Pearson
-dissimilarity of saliency maps (AAT / AdvAAT), 10 IG points (IG-NORM). Evaluation (RAR's MNIST protocol,
-``attrbound_lite.evaluation``, at the training eps): clean accuracy on the whole test set, PGD accuracy
-(40 x 0.01) on 1,000 test images, IFIA top-k (k = 200, eval k = 100, 100 x 0.01, 3 restarts; IG with 10 points
-steers, IG with 100 points is evaluated) on the first 100 correctly classified test images, and the mean
-Euclidean l2 saliency bound (``attribution_bound``, eps = 0.1) on those 100 images. Results go to
+Model: the narrow MNIST CNN (``width=0.25``: 8-16-256) with softplus(beta=10) and average pooling, so that
+bounds and attacks need no surrogate. Training: 2 epochs, Adam lr 1e-3, batch 128, l-infinity eps 0.1
+(``--eps``; RAR's 0.3 is meant for long schedules: in short test runs PGD-AT at 0.3 stayed at chance, so this
+2-epoch CPU run uses 0.1) with RAR's inner PGD step (0.01, 40 steps) for every inner maximisation, lam = 1,
+Pearson dissimilarity of saliency maps (AAT / AdvAAT), 10 IG points (IG-NORM). Evaluation (RAR's MNIST
+protocol, ``attrbound_lite.evaluation``, at the training eps): clean accuracy on the whole test set, PGD
+accuracy (40 x 0.01) on 1,000 test images, IFIA top-k (k = 200, eval k = 100, 100 x 0.01, 3 restarts; IG with
+10 points steers, IG with 100 points is evaluated) on the first 100 correctly classified test images, and the
+mean Euclidean l2 saliency bound (``attribution_bound``, eps = 0.1) on those 100 images. Results go to
 ``benchmarks/results/training.json``; the expected shape (AAT and AdvAAT: smaller bounds and higher top-k
 intersection than natural training) is checked and printed, not asserted.
 """
@@ -79,7 +79,8 @@ def main() -> None:
                    pgd_accuracy=ev["pgd_accuracy"], topk_intersection=ev["topk_intersection"],
                    kendall_tau=ev["kendall_tau"], spearman=ev["spearman"], ifia_label_kept=ev["ifia_label_kept"],
                    bound_l2_euclidean_mean=bound.euclidean.mean().item(),
-                   sigma_max_mean=bound.sigma_max.mean().item(), attribution_norm_mean=bound.attribution_norm.mean().item(),
+                   sigma_max_mean=bound.sigma_max.mean().item(),
+                   attribution_norm_mean=bound.attribution_norm.mean().item(),
                    bound_converged=bool(bound.converged.all()))
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -88,7 +89,8 @@ def main() -> None:
     for method in ("aat", "advaat"):
         checks[f"{method}_smaller_bound_than_natural"] = (
             by[method]["bound_l2_euclidean_mean"] < by["natural"]["bound_l2_euclidean_mean"])
-        checks[f"{method}_higher_topk_than_natural"] = by[method]["topk_intersection"] > by["natural"]["topk_intersection"]
+        checks[f"{method}_higher_topk_than_natural"] = (
+            by[method]["topk_intersection"] > by["natural"]["topk_intersection"])
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'} {name}")
     write_json(args.out, {

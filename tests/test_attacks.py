@@ -2,13 +2,12 @@
 
 import pytest
 import torch
+from conftest import DEVICES, small_cnn, synthetic_images
 from torch import nn
 
 from attrbound_lite.attacks import IFIA, PGD, AttributionPGD
 from attrbound_lite.attributions import IntegratedGradients, Saliency
 from attrbound_lite.threat_models import L2Ball, LinfBall, threat_model
-
-from conftest import DEVICES, small_cnn, synthetic_images
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -113,7 +112,7 @@ def test_every_iterate_stays_in_the_ball_and_the_box(trained_toy, norm):
         seen = []
         project = attack.threat.project
 
-        def checked(z, z0, project=project):
+        def checked(z, z0, project=project, seen=seen, attack=attack):
             out = project(z, z0)
             seen.append(out)
             assert (attack.threat.distance(out, z0) <= eps + 1e-9).all() and out.min() >= 0 and out.max() <= 1

@@ -2,10 +2,9 @@
 
 import pytest
 import torch
+from conftest import oracle_attribution, small_cnn
 
 from attrbound_lite.attributions import InputXGradient, IntegratedGradients, Saliency, get_explainer
-
-from conftest import oracle_attribution, small_cnn
 
 EXPLAINERS = [Saliency, InputXGradient, lambda m: IntegratedGradients(m, n_steps=7)]
 

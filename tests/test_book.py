@@ -32,9 +32,15 @@ else:
 
 from conftest import data_mirror  # noqa: E402
 
-from attrbound_lite.book import _environ  # noqa: E402
-from attrbound_lite.book import (BOOK_TIMES_ENV, EXECUTED_DIR, BookError, build_book, glued_values,  # noqa: E402
-                                 toc_files)
+from attrbound_lite.book.runner import (  # noqa: E402
+    BOOK_TIMES_ENV,
+    EXECUTED_DIR,
+    BookError,
+    _environ,  # noqa: E402
+    build_book,
+    glued_values,
+    toc_files,
+)
 
 # The first test that uses the `book` fixture pays for executing every notebook (about 13 minutes on 2 CPU
 # cores, most of it training chapter 4's and 7's models): more than the suite's default per-test limit.
@@ -116,6 +122,18 @@ def test_failing_cell_fails_loudly_and_is_not_rendered(tmp_path):
     assert (tmp_path / "out" / "failed" / "01_x.ipynb").exists()
     assert not (tmp_path / "out" / "source" / EXECUTED_DIR / "01_x.ipynb").exists()
     assert not (tmp_path / "out" / "_build").exists()
+
+
+def test_kernels_filter_tqdms_ipywidgets_warning(tmp_path):
+    """tqdm.auto warns at import in a kernel without ipywidgets, before a notebook could filter it: the runner
+    filters it for the kernel, so no page shows it as an stderr output."""
+    params = nbformat.v4.new_code_cell("profile = 'ci'")
+    params.metadata["tags"] = ["parameters"]
+    _mini_book(tmp_path, [nbformat.v4.new_markdown_cell("# X"), params, nbformat.v4.new_code_cell(
+        "import warnings\nwarnings.warn('IProgress not found. Please update jupyter and ipywidgets.')")])
+    build_book("ci", root=tmp_path, out=tmp_path / "out", timeout=120, render=False)
+    cell = nbformat.read(tmp_path / "out" / "source" / EXECUTED_DIR / "01_x.ipynb", as_version=4).cells[-1]
+    assert cell.outputs == [], cell.outputs
 
 
 def test_notebooks_see_the_times_of_the_chapters_executed_before_them(tmp_path):

@@ -4,11 +4,11 @@ import copy
 
 import pytest
 import torch
-
-from attrbound_lite.bounds import AttributionJacobian, attribution_bound, dense_jacobian, spectral_norm
-from attrbound_lite.attributions import get_explainer
-
 from conftest import DEVICES, oracle_jacobian, small_cnn
+
+from attrbound_lite.attributions import Attribution, get_explainer
+from attrbound_lite.bounds import attribution_bound, dense_jacobian, spectral_norm
+from attrbound_lite.jacobians import HessianAtPoints, JacobianOperator
 
 ATTRIBUTIONS = ["saliency", "input_x_gradient", "integrated_gradients"]
 N_STEPS = 6
@@ -64,7 +64,7 @@ def test_exact_method_matches_oracle(oracle_case):
 def test_operator_products_match_oracle(oracle_case):
     """J v, J^T u and J^T J v of the matrix-free operator equal the oracle matrix products."""
     attribution, model, x, target, options, jac = oracle_case
-    op = AttributionJacobian(get_explainer(attribution, model, **options), x, target)
+    op = get_explainer(attribution, model, **options).jacobian_operator(x, target)
     gen = torch.Generator().manual_seed(3)
     v = torch.randn(x.shape[0], op.n, generator=gen, dtype=x.dtype)
     torch.testing.assert_close(op.matvec(v), torch.einsum("bij,bj->bi", jac, v), rtol=1e-9, atol=1e-12)
@@ -80,7 +80,7 @@ def test_analytic_jacobian_forms():
     for i in range(x.shape[0]):
         xi, c = x[i], int(target[i])
 
-        def logit(z):
+        def logit(z, c=c):
             return model(z[None])[0, c]
 
         grad = lambda z: torch.func.grad(logit)(z).reshape(n)  # noqa: E731
@@ -91,7 +91,7 @@ def test_analytic_jacobian_forms():
                                                                  "input_x_gradient")[0])
         points = [xi * k / m for k in range(1, m + 1)]
         analytic_ig = torch.diag(sum(grad(z) for z in points) / m) + torch.diag(flat) @ (
-            sum((k / m) * hess(z) for k, z in zip(range(1, m + 1), points)) / m)
+            sum((k / m) * hess(z) for k, z in zip(range(1, m + 1), points, strict=True)) / m)
         torch.testing.assert_close(analytic_ig, oracle_jacobian(model, x[i:i + 1], target[i:i + 1],
                                                                 "integrated_gradients", m)[0])
 
@@ -99,9 +99,9 @@ def test_analytic_jacobian_forms():
 def test_ig_chunked_operator_equals_unchunked():
     model, x, target, _ = _setup("integrated_gradients")
     v = torch.randn(x.shape[0], x[0].numel(), dtype=x.dtype, generator=torch.Generator().manual_seed(1))
-    full = AttributionJacobian(get_explainer("integrated_gradients", model, n_steps=5), x, target)
-    chunked = AttributionJacobian(get_explainer("integrated_gradients", model, n_steps=5, internal_batch_size=4),
-                                  x, target)
+    full = get_explainer("integrated_gradients", model, n_steps=5).jacobian_operator(x, target)
+    chunked = get_explainer("integrated_gradients", model, n_steps=5, internal_batch_size=4).jacobian_operator(
+        x, target)
     torch.testing.assert_close(chunked.gram(v), full.gram(v))
 
 
@@ -177,3 +177,72 @@ def test_runs_on_device(device):
     assert result.sigma_max.device.type == device
     cpu = spectral_norm(model.cpu(), x, tol=1e-6)
     torch.testing.assert_close(result.sigma_max.cpu(), cpu, rtol=1e-3, atol=0)
+
+
+class _SmoothGrad(Attribution):
+    """A new attribution defined outside the package: SmoothGrad with fixed noise,
+    ``A(x) = (1/s) sum_j grad f_c(x + noise_j)``, whose Jacobian ``(1/s) sum_j H(x + noise_j)`` is symmetric."""
+
+    name = "smoothgrad"
+
+    def __init__(self, model, noise):
+        super().__init__(model)
+        self.noise = noise  # (s, *input shape of one sample)
+
+    @property
+    def path_points(self):
+        return self.noise.shape[0]
+
+    def _points(self, inputs):
+        return (inputs[None] + self.noise[:, None]).reshape(-1, *inputs.shape[1:])  # (s * B, ...), noise-major
+
+    def attribute_with_logits(self, inputs, target=None, create_graph=False):
+        logits = self.model(inputs)
+        target = logits.argmax(1) if target is None else target
+        s = self.noise.shape[0]
+        points = self._points(inputs)
+        with torch.enable_grad():
+            if not points.requires_grad:
+                points = points.detach().requires_grad_(True)
+            selected = self.model(points).gather(1, target.repeat(s)[:, None]).sum()
+            (grad,) = torch.autograd.grad(selected, points, create_graph=create_graph)
+        return grad.view(s, *inputs.shape).mean(0), logits
+
+    def jacobian_operator(self, inputs, target):
+        s = self.noise.shape[0]
+        hessian = HessianAtPoints(self.model, self._points(inputs.detach()), target.repeat(s))
+
+        def matvec(v):
+            return hessian.hvp(v.repeat(s, *([1] * (v.ndim - 1)))).view(s, *inputs.shape).mean(0)
+
+        return JacobianOperator(inputs, hessian, matvec, symmetric=True)
+
+
+def test_new_attribution_plugs_into_the_bounds():
+    """An attribution that provides ``jacobian_operator`` gets matrix-free bounds without any change to
+    bounds.py; the oracle is the dense Jacobian of its own ``attribute`` (method="exact") and its SVD."""
+    model, x, target, _ = _setup("saliency", in_ch=2)
+    noise = 0.05 * torch.randn(4, *x.shape[1:], generator=torch.Generator().manual_seed(7), dtype=x.dtype)
+    explainer = _SmoothGrad(model, noise)
+    exact = attribution_bound(model, x, 0.1, attribution=explainer, method="exact")
+    jac = dense_jacobian(explainer, x, target)
+    torch.testing.assert_close(jac, jac.transpose(1, 2), rtol=1e-8, atol=1e-10)  # symmetric, as declared
+    for norm in ("l2", "linf"):
+        fast = attribution_bound(model, x, 0.1, norm=norm, attribution=explainer, tol=1e-10, max_iter=300)
+        torch.testing.assert_close(fast.sigma_max, exact.sigma_max, rtol=1e-6, atol=0)
+        assert fast.attribution == "smoothgrad"
+    linf = attribution_bound(model, x, 0.1, norm="linf", attribution=explainer, method="exact")
+    torch.testing.assert_close(linf.linf_abs_rowsum, 0.1 * jac.abs().sum(2).norm(dim=1))
+
+
+def test_attribution_without_operator_gets_a_clear_error():
+    model, x, _, _ = _setup("saliency")
+
+    class Plain(Attribution):
+        def attribute_with_logits(self, inputs, target=None, create_graph=False):
+            return get_explainer("saliency", self.model).attribute_with_logits(inputs, target, create_graph)
+
+    with pytest.raises(NotImplementedError, match="no matrix-free Jacobian.*method='exact'"):
+        attribution_bound(model, x, 0.1, attribution=Plain(model))
+    exact = attribution_bound(model, x, 0.1, attribution=Plain(model), method="exact")
+    torch.testing.assert_close(exact.sigma_max, attribution_bound(model, x, 0.1, method="exact").sigma_max)

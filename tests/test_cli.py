@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import data_mirror
 
 from attrbound_lite.checkpoints import load_checkpoint
 from attrbound_lite.cli import main
-
-from conftest import data_mirror
 
 
 def test_train_then_evaluate(tmp_path, data_root, capsys):

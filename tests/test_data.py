@@ -22,8 +22,15 @@ import numpy as np
 import pytest
 import torch
 
-from attrbound_lite.data import (DATASET_INFO, DATASETS, ImageDataset, SubsetMissingError, default_root, fingerprint,
-                                 load_dataset)
+from attrbound_lite.data import (
+    DATASET_INFO,
+    DATASETS,
+    ImageDataset,
+    SubsetMissingError,
+    default_root,
+    fingerprint,
+    load_dataset,
+)
 
 MIRROR = Path(os.environ.get("ATTRBOUND_DATA_MIRROR")
               or Path(__file__).resolve().parents[1].parent / "shared" / "data")

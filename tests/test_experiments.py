@@ -8,7 +8,7 @@ import pytest
 from attrbound_lite.attacks import AttributionPGD
 from attrbound_lite.bounds import attribution_bound
 from attrbound_lite.experiments import GROUP_COLUMNS, KEY_COLUMNS, ROW_COLUMNS, AttackSpec, summarize, validate_bounds
-from attrbound_lite.training import derive_seed
+from attrbound_lite.runtime import derive_seed
 
 EPS = {"l2": [1e-3, 0.1], "linf": [1e-4, 0.02]}
 ATTACKS = [{"type": "pgd", "steps": 6}, {"type": "pgd", "objective": "cosine", "steps": 6},
@@ -63,7 +63,8 @@ def test_bounds_in_the_rows_equal_attribution_bound(table, trained_toy, norm):
     eps = EPS[norm][1]
     rows = table[(table["norm"] == norm) & (table["eps"] == eps) & (table["attribution"] == "saliency")
                  & (table["attack"] == "pgd") & (table["restart"] == 0)]
-    direct = attribution_bound(model, x[:12], eps, norm, "saliency", tol=1e-6, seed=derive_seed(3, "bound", "saliency", 0))
+    direct = attribution_bound(model, x[:12], eps, norm, "saliency", tol=1e-6,
+                               seed=derive_seed(3, "bound", "saliency", 0))
     np.testing.assert_allclose(rows["bound_euclidean"], direct.euclidean.numpy(), rtol=1e-5)
     np.testing.assert_allclose(rows["bound_cosine"], direct.cosine.numpy(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(rows["sigma_max"], direct.sigma_max.numpy(), rtol=1e-5)
@@ -141,7 +142,7 @@ def test_summary_of_a_table_with_failed_attacks():
 def test_argument_errors(trained_toy):
     model, x, y = trained_toy
     data = (x[:4], y[:4])
-    with pytest.raises(ValueError, match="unknown attack type"):
+    with pytest.raises(ValueError, match=r"attacks\[0\]\.type: must be one of pgd, ifia; got 'fgsm'"):
         validate_bounds(model, data, [0.1], attacks=["fgsm"])
     with pytest.raises(ValueError, match="distinct names"):
         validate_bounds(model, data, [0.1], attacks=["pgd", {"type": "pgd", "steps": 3}])
@@ -155,9 +156,9 @@ def test_argument_errors(trained_toy):
         validate_bounds(model, data, [0.1], n_samples=5)
     with pytest.raises(ValueError, match="unknown attribution"):
         validate_bounds(model, data, [0.1], attributions=["gradcam"])
-    with pytest.raises(ValueError, match="k applies to type 'ifia'"):
+    with pytest.raises(ValueError, match="k: only for type ifia"):
         AttackSpec("pgd", k=3)
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="steps: must be a positive integer, got 0"):
         AttackSpec("ifia", steps=0)
 
 
@@ -189,3 +190,33 @@ def test_bound_table_equals_attribution_bound_at_every_eps(trained_toy, norm):
         np.testing.assert_allclose(rows["bound_cosine"], direct.cosine.numpy(), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="n_samples"):
         bound_table(model, (x, y), EPS, n_samples=0)
+
+
+def test_bound_options_are_attribution_bounds_and_validated(trained_toy):
+    """BoundOptions' defaults are attribution_bound's; bad options are refused with their key before any work."""
+    import inspect
+
+    from attrbound_lite.bounds import BoundOptions
+
+    signature = inspect.signature(attribution_bound).parameters
+    assert BoundOptions().to_dict() == {name: signature[name].default for name in BoundOptions.model_fields}
+    model, x, y = trained_toy
+    with pytest.raises(ValueError, match=r"bound_options\.tol: must be a positive number, got 0"):
+        validate_bounds(model, (x[:2], y[:2]), [0.1], bound_options={"tol": 0})
+    with pytest.raises(ValueError, match=r"bound_options\.max_dense: unknown key; allowed keys here: method"):
+        validate_bounds(model, (x[:2], y[:2]), [0.1], bound_options={"max_dense": 0})
+
+
+def test_attack_spec_defaults_and_labels():
+    assert AttackSpec("pgd").resolved(pixels=784).to_dict() == {
+        "type": "pgd", "name": None, "steps": 20, "relative_alpha": 0.25, "objective": "euclidean", "k": None,
+        "restarts": None}
+    ifia = AttackSpec(type="ifia", restarts=3).resolved(pixels=1024, restarts=2)
+    assert (ifia.relative_alpha, ifia.k, ifia.restarts, ifia.label) == (0.125, 102, 3, "ifia")
+    assert AttackSpec("pgd", objective="cosine").label == "pgd-cosine"
+    with pytest.raises(ValueError, match=r"k: must be at most 784"):
+        AttackSpec("ifia", k=785).resolved(pixels=784)
+    with pytest.raises(ValueError, match=r"name: must be a name of letters"):
+        AttackSpec("pgd", name="my attack")
+    with pytest.raises(ValueError, match=r"relative_alpha: must be a positive number or null, got True"):
+        AttackSpec("pgd", relative_alpha=True)

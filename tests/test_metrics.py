@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import DEVICES
 from scipy import stats
 
 from attrbound_lite.metrics import (
@@ -16,8 +17,6 @@ from attrbound_lite.metrics import (
     spearman,
     topk_intersection,
 )
-
-from conftest import DEVICES
 
 PAIR_METRICS = [euclidean, cosine, pearson, spearman, kendall_tau, mass_center_shift]
 DTYPES = [torch.float32, torch.float64]
@@ -113,7 +112,7 @@ def test_kendall_chunking_matches_unchunked():
     for max_pairs in (1, 7, 22, 23, 60, 150, 10**9):
         chunked = kendall_tau(a, b, _max_pairs=max_pairs)
         torch.testing.assert_close(chunked, full, rtol=0, atol=1e-12)
-    ref = [stats.kendalltau(x.flatten().numpy(), y.flatten().numpy())[0] for x, y in zip(a, b)]
+    ref = [stats.kendalltau(x.flatten().numpy(), y.flatten().numpy())[0] for x, y in zip(a, b, strict=True)]
     np.testing.assert_allclose(full.numpy(), ref, rtol=1e-6)
 
 

@@ -3,14 +3,20 @@
 import pytest
 import torch
 import torchvision
+from conftest import small_cnn
 from torch import nn
 
 from attrbound_lite.attacks import IFIA
 from attrbound_lite.bounds import attribution_bound, spectral_norm
-from attrbound_lite.models import (CifarCNN, MnistCNN, Normalize, QuadraticClassifier, is_piecewise_linear,
-                                   nonsmooth_modules, smooth_relu)
-
-from conftest import small_cnn
+from attrbound_lite.models import (
+    CifarCNN,
+    MnistCNN,
+    Normalize,
+    QuadraticClassifier,
+    is_piecewise_linear,
+    nonsmooth_modules,
+    smooth_relu,
+)
 
 
 def test_architectures_and_normalisation():
@@ -34,7 +40,7 @@ def test_smooth_relu_replaces_relus_and_shares_weights():
     assert not any(isinstance(m, nn.ReLU) for m in surrogate.modules())
     assert [m.beta for m in surrogate.modules() if isinstance(m, nn.Softplus)] == [20.0] * 3
     assert any(isinstance(m, nn.ReLU) for m in model.modules())  # the original is untouched
-    assert all(p is q for p, q in zip(model.parameters(), surrogate.parameters()))  # the same weights
+    assert all(p is q for p, q in zip(model.parameters(), surrogate.parameters(), strict=True))  # the same weights
     x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():  # as beta grows the surrogate tends to the ReLU model
         gaps = [(smooth_relu(model, b)(x) - model(x)).abs().max().item() for b in (1.0, 10.0, 100.0)]

@@ -17,11 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import data_mirror
 
 from attrbound_lite.experiments import KEY_COLUMNS, ROW_COLUMNS, TIMING_COLUMNS, summarize
 from attrbound_lite.sweep import SweepConfigError, load_config, plan_shards, report, run_sweep
-
-from conftest import data_mirror
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -190,6 +189,24 @@ def _set(config: dict, path: str, value) -> dict:
     ("attributions.0", {"name": "saliency", "n_steps": 4}, r"attributions\[0\]\.n_steps: only for integrated_gr"),
     ("bound.tol", 0, r"bound\.tol: must be a positive number"),
     ("tolerance", {"rtol": -1}, r"tolerance\.rtol: must be a non-negative number"),
+    # a misspelt key and a bad value at every depth
+    ("models.0.train.epoch", 2, r"models\[0\]\.train\.epoch: unknown key; allowed keys here: method, epochs"),
+    ("models.0.train.epochs", True, r"models\[0\]\.train\.epochs: must be a positive integer, got True"),
+    ("models.0.train.method", "pgd_at", r"models\[0\]\.train: method 'pgd_at' needs eps"),
+    ("models.0.train.subset", 70000, r"models\[0\]\.train\.subset: must be at most 60000"),
+    ("models.0.model.widht", 0.5, r"models\[0\]\.model\.widht: unknown key; allowed keys here: width"),
+    ("models.0.model.width", 0, r"models\[0\]\.model\.width: must be a positive number, got 0"),
+    ("attacks.1.step", 4, r"attacks\[1\]\.step: unknown key"),
+    ("attacks.1.relative_alpha", "fast", r"attacks\[1\]\.relative_alpha: must be a positive number or null"),
+    ("attacks.1.objective", "cosine", r"attacks\[1\]\.objective: only for type pgd"),
+    ("bound.tolerance", 1e-3, r"bound\.tolerance: unknown key; allowed keys here: method, tol"),
+    ("bound.tol", "small", r"bound\.tol: must be a positive number, got 'small'"),
+    ("bound.method", "svd", r"bound\.method: must be one of lanczos, power, exact; got 'svd'"),
+    ("data.n_sample", 24, r"data\.n_sample: unknown key; allowed keys here: name, split, n_samples"),
+    ("data.n_samples", 0, r"data\.n_samples: must be a positive integer, got 0"),
+    ("data.download", "yes", r"data\.download: must be true or false, got 'yes'"),
+    ("attributions", ["saliency", {"name": "saliency"}], r"attributions: has repeats"),
+    ("models", [], r"models: must be a non-empty list, got \[\]"),
 ])
 def test_config_errors_name_the_key(config, tmp_path, path, value, message):
     bad = _set(config, path, value)
@@ -221,7 +238,69 @@ def test_example_config_is_valid(monkeypatch):
 
 
 def test_a_fixed_gpu_is_refused_with_several_ranks(monkeypatch):
-    from attrbound_lite.sweep import _Ranks
+    from attrbound_lite.sweep.distributed import _Ranks
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="same GPU"):
         _Ranks("cuda:1")
+
+
+# configs/sweep-ci.yaml's identity hash, computed by the code before the sweep became a package with pydantic
+# models (sweep.py of commit HEAD at the time): an unchanged config keeps its hash, so old sweep folders resume.
+CI_CONFIG_HASH = {"cpu": "b7e502c31d521c1b62f26988742b2ff672d098f622d002423fd2d38311d57c81",
+                  "cuda": "25910cc554970c80159e269ae0b760e9b2a4b9014afbec971518477d7374fd35"}
+
+
+@pytest.mark.parametrize("device_type", ["cpu", "cuda"])
+def test_the_config_hash_is_pinned(device_type):
+    from attrbound_lite.sweep import config_hash, config_identity
+
+    cfg = load_config(ROOT / "configs" / "sweep-ci.yaml")
+    assert config_hash(config_identity(cfg, device_type)) == CI_CONFIG_HASH[device_type]
+    assert load_config(cfg) == cfg  # a filled-in config is its own validated form
+
+
+def test_attack_defaults_are_resolved_once(config, trained_toy):
+    """The sweep spells out AttackSpec.resolved's defaults, and build uses the same ones."""
+    from attrbound_lite.experiments import AttackSpec
+
+    raw = [{"type": "pgd"}, {"type": "pgd", "objective": "cosine", "restarts": 1}, {"type": "ifia"},
+           {"type": "ifia", "name": "ifia-k", "k": 5, "relative_alpha": 0.5}]
+    cfg = load_config({**config, "attacks": raw})
+    assert cfg["attacks"] == [AttackSpec(**a).resolved(pixels=784, restarts=config["restarts"]).to_dict() for a in raw]
+    assert [(a["relative_alpha"], a["k"], a["restarts"]) for a in cfg["attacks"]] == [
+        (0.25, None, 2), (0.25, None, 1), (0.125, 78, 2), (0.5, 5, 2)]
+    model, x, _ = trained_toy
+    for given, filled in zip(raw, cfg["attacks"], strict=True):
+        built = [AttackSpec(**spec).build(model, "saliency", eps=0.2, norm="l2", restarts=1, surrogate_beta=None,
+                                          seed=0, pixels=784) for spec in (given, filled)]
+        assert type(built[0]) is type(built[1]) and built[0].alpha == built[1].alpha == 0.2 * filled["relative_alpha"]
+        assert getattr(built[0], "k", None) == getattr(built[1], "k", None) == filled["k"]
+
+
+def test_relative_paths_are_taken_from_the_config_folder(config, tmp_path):
+    from attrbound_lite.checkpoints import save_checkpoint
+    from attrbound_lite.models import model_for_dataset
+
+    save_checkpoint(model_for_dataset("mnist", width=0.125), tmp_path / "ck" / "model.safetensors", {})
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    file = folder / "sweep.yaml"
+    moved = _set(_set(config, "data.root", "../cache"), "data.mirror", "~/mirror")
+    file.write_text(yaml.safe_dump({**moved, "models": [{"name": "ck", "checkpoint": "../ck/model.safetensors"}]}))
+    cfg = load_config(file)
+    assert cfg["data"]["root"] == str(tmp_path / "cache")
+    assert cfg["data"]["mirror"] == str(Path("~/mirror").expanduser())
+    assert cfg["models"] == [{"name": "ck", "checkpoint": str(tmp_path / "ck" / "model.safetensors")}]
+
+
+def test_recipe_training_keeps_its_given_values(config):
+    """A recipe's train section: the sweep's seed and data set fill in, alpha stays as given (null: derived at
+    training time), and YAML's 1e-3 strings are numbers."""
+    entry = {"name": "r", "train": {"method": "pgd_at", "eps": "1e-1", "steps": 4, "lr": "2e-3", "lam": 1}}
+    cfg = load_config({**config, "models": [entry]})
+    train = cfg["models"][0]["train"]
+    assert (train["seed"], train["dataset"], train["alpha"], train["eps"], train["lr"], train["lam"]) == (
+        7, "mnist", None, 0.1, 0.002, 1.0)
+    assert cfg["models"][0]["model"] == {"width": 1.0, "activation": "softplus", "beta": 10.0, "pool": "avg"}
+    from attrbound_lite.sweep import recipe_of
+    assert recipe_of(cfg["models"][0]).train_config().alpha == pytest.approx(2.5 * 0.1 / 4)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy import spatial, stats
 
+from attrbound_lite import training
 from attrbound_lite.evaluation import evaluate
 from attrbound_lite.models import model_for_dataset
-from attrbound_lite import training
 from attrbound_lite.training import METHODS, TrainConfig, dissimilarity, loss_integrated_gradients, train
 
 FAST = dict(batch_size=64, eps=0.1, steps=3, ig_steps=4, progress=False)
@@ -50,7 +50,7 @@ def test_the_regulariser_reaches_the_weights(method, activation, mnist_small):
     total, ce, reg, logits = loss.loss(x, y, torch.Generator().manual_seed(0))
     params = dict(model.named_parameters())
     grads = torch.autograd.grad(reg, list(params.values()), allow_unused=True)
-    for name, grad in zip(params, grads):
+    for name, grad in zip(params, grads, strict=True):
         if name.endswith("weight"):
             assert grad is not None and grad.abs().sum() > 0, f"no regulariser gradient reaches {name}"
     if method == "aat":  # the clean cross-entropy of the real model (not of its surrogate)
@@ -143,7 +143,7 @@ def test_integrated_gradients_of_the_loss_are_complete(mnist_small):
 
 def test_bad_training_configs_are_refused(mnist_small):
     data = (mnist_small.images[:8], mnist_small.labels[:8])
-    with pytest.raises(ValueError, match="training method"):
+    with pytest.raises(ValueError, match="method: must be one of natural, pgd_at"):
         train(narrow(), data, "trades", progress=False)
     with pytest.raises(ValueError, match="needs eps"):
         train(narrow(), data, "pgd_at", progress=False)
@@ -175,3 +175,51 @@ def test_evaluate_reports_rar_metrics_consistently(mnist_small):
         evaluate(model, data, "mnist", epsilon=0.1)
     with pytest.raises(ValueError, match="missing"):
         evaluate(model, data, None)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(epochs=0), r"^epochs: must be a positive integer, got 0$"),
+    (dict(batch_size=True), r"^batch_size: must be a positive integer, got True$"),
+    (dict(lr=-1e-3), r"^lr: must be a positive number, got -0\.001$"),
+    (dict(lr="fast"), r"^lr: must be a positive number, got 'fast'$"),
+    (dict(lam=float("inf")), r"^lam: must be a non-negative number, got inf$"),
+    (dict(optimizer="rmsprop"), r"^optimizer: must be one of adam, sgd; got 'rmsprop'$"),
+    (dict(method="pgd_at", norm="l1", eps=0.1), r"^norm: must be one of l2, linf; got 'l1'$"),
+    (dict(method="aat"), r"^method 'aat' needs eps"),
+    (dict(method="pgd_at", eps=0.1, alpha=0), r"^alpha: must be a positive number or null, got 0$"),
+    (dict(attribution="gradcam"), r"^attribution: must be one of saliency"),
+    (dict(seed=-1), r"^seed: must be an integer >= 0, got -1$"),
+    (dict(epoch=2), r"^epoch: unknown key; allowed keys here: method, epochs, batch_size"),
+    (dict(epochs=0, lr=0), r"^epochs: must be a positive integer, got 0; lr: must be a positive number, got 0$"),
+])
+def test_bad_train_configs_name_the_field(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**bad)
+
+
+def test_train_config_defaults_and_dict():
+    cfg = TrainConfig(method="pgd_at", eps=0.3, steps=4, lr="2e-3")  # YAML 1.1's 2e-3 is a string
+    assert cfg.alpha == 2.5 * 0.3 / 4 and "alpha" not in cfg.model_fields_set  # derived, not given
+    assert cfg.lr == 0.002 and TrainConfig(method="pgd_at", eps=0.3, alpha=0.01).alpha == 0.01
+    assert TrainConfig().alpha is None  # natural training has no inner maximisation
+    assert list(cfg.to_dict()) == ["method", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "eps", "norm",
+                                   "steps", "alpha", "lam", "dissimilarity", "attribution", "ig_steps",
+                                   "surrogate_beta", "seed"]
+    assert TrainConfig(**cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="epochs: must be a positive integer"):
+        cfg.epochs = 0  # assignments are validated too
+
+
+def test_train_with_a_config_equals_the_old_call_style(mnist_small):
+    """train(model, data, TrainConfig(...)) and train(model, data, method, epochs, ..., **options): the same run,
+    bit for bit (two batches)."""
+    data = (mnist_small.images[:64], mnist_small.labels[:64])
+    old_style, new_style = narrow(), narrow()
+    a = train(old_style, data, "advaat", 1, 32, 2e-3, 0.1, steps=2, lam=0.5, seed=3, progress=False)
+    b = train(new_style, data, TrainConfig(method="advaat", epochs=1, batch_size=32, lr=2e-3, eps=0.1, steps=2,
+                                           lam=0.5, seed=3), progress=False)
+    assert all(torch.equal(v, new_style.state_dict()[k]) for k, v in old_style.state_dict().items())
+    assert a.attrs["config"] == b.attrs["config"]
+    assert a.drop(columns="seconds").equals(b.drop(columns="seconds"))
+    with pytest.raises(TypeError, match="a TrainConfig and the training options"):
+        train(narrow(), data, TrainConfig(), epochs=2, progress=False)

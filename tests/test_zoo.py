@@ -6,12 +6,11 @@ import shutil
 
 import pytest
 import torch
+from conftest import data_mirror
 
 from attrbound_lite import zoo
 from attrbound_lite.training import TRAINING_PROTOCOLS
-from attrbound_lite.zoo import Recipe, book_recipe, get_model, model_folder, training_history
-
-from conftest import data_mirror
+from attrbound_lite.zoo import Recipe, get_model, model_folder, training_history
 
 TINY = dict(dataset="mnist", method="natural", epochs=1, n_train=256, batch_size=64,
             model=dict(width=0.125, activation="softplus", beta=10.0, pool="avg"))
@@ -33,9 +32,9 @@ def test_recipe_refuses_bad_fields():
         Recipe(**TINY, options={"stepz": 3})
     with pytest.raises(ValueError, match="recipe fields"):
         Recipe(**TINY, options={"epochs": 3})
-    with pytest.raises(ValueError, match="unknown data set"):
+    with pytest.raises(ValueError, match="dataset: must be one of mnist"):
         Recipe(**{**TINY, "dataset": "svhn"})
-    with pytest.raises(ValueError, match="training method"):
+    with pytest.raises(ValueError, match="method: must be one of natural"):
         Recipe(**{**TINY, "method": "magic"})
 
 
@@ -43,18 +42,6 @@ def test_key_follows_the_training_code(monkeypatch):
     key = Recipe(**TINY).key
     monkeypatch.setattr(zoo, "_code_digest", lambda: "other code")
     assert Recipe(**TINY).key != key
-
-
-def test_book_recipe_scales_the_step_with_the_radius():
-    full = book_recipe("full", "mnist", "pgd_at", eps=0.1)
-    protocol = TRAINING_PROTOCOLS["mnist"]
-    assert full.options["steps"] == protocol["steps"]
-    assert full.options["alpha"] == pytest.approx(protocol["alpha"] * 0.1 / protocol["eps"])
-    ci = book_recipe("ci", "mnist", "pgd_at", eps=0.2)
-    assert ci.options["alpha"] == pytest.approx(2.5 * 0.2 / ci.options["steps"])
-    assert book_recipe("ci", "mnist", "natural").key == book_recipe("ci", "mnist", "natural", eps=0.3).key
-    with pytest.raises(ValueError, match="unknown profile"):
-        book_recipe("paper", "mnist", "natural")
 
 
 def test_get_model_trains_once_then_loads(tmp_path, data_root, monkeypatch):
@@ -68,7 +55,7 @@ def test_get_model_trains_once_then_loads(tmp_path, data_root, monkeypatch):
 
     monkeypatch.setattr(zoo, "train", no_training)
     again, _ = get_model(recipe, tmp_path, device="cpu", progress=False, data_root=data_root, mirror=data_mirror())
-    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
     # a folder holding another recipe's model is refused, not loaded
@@ -76,3 +63,14 @@ def test_get_model_trains_once_then_loads(tmp_path, data_root, monkeypatch):
     shutil.copytree(model_folder(recipe, tmp_path), model_folder(other, tmp_path))
     with pytest.raises(ValueError, match="another recipe"):
         get_model(other, tmp_path, device="cpu", progress=False, data_root=data_root, mirror=data_mirror())
+
+
+def test_recipe_fields_are_validated_with_their_key():
+    assert Recipe("mnist", "pgd_at", 0.1, epochs=2).to_dict() == Recipe(
+        dataset="mnist", method="pgd_at", eps=0.1, epochs=2).to_dict()
+    with pytest.raises(ValueError, match=r"^options\.steps: must be a positive integer, got 0$"):
+        Recipe(**TINY, options={"steps": 0})
+    with pytest.raises(ValueError, match=r"^n_train: must be a positive integer or null, got 0$"):
+        Recipe(**{**TINY, "n_train": 0})
+    with pytest.raises(ValueError, match=r"^n_trian: unknown key"):
+        Recipe(**TINY, n_trian=5)

@@ -1,16 +1,24 @@
-"""The book's figures in one consistent style (matplotlib + seaborn).
+"""The book's figures in one consistent style (matplotlib + seaborn), one function per figure.
 
 Every function returns a ``matplotlib.figure.Figure`` and leaves displaying it to the caller (the book's
-notebooks glue it with ``myst_nb.glue`` and close it). Call ``set_style()`` once per notebook.
+notebooks glue it with ``myst_nb.glue`` and close it). Call ``set_style()`` once per notebook
+(``attrbound_lite.book.setup`` does). What a chapter claims (a benchmark's target, a panel title that states
+a finding) is passed in by the chapter; the functions here only draw.
+
+Needs the ``book`` extra (matplotlib, seaborn): ``pip install 'attrbound-lite[book]'``.
 """
 
 from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
+try:
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+except ImportError as err:  # the core package does not need them; the book does
+    raise ImportError(f"attrbound_lite.book.figures needs matplotlib and seaborn ({err}): they come with the "
+                      "`book` extra, pip install 'attrbound-lite[book]' (or `make venv-book`).") from err
 import numpy as np
-import seaborn as sns
 import torch
 
 __all__ = ["set_style", "COLORS", "bounds_2d_figure", "worst_case_figure", "attribution_maps_figure",
@@ -29,7 +37,8 @@ def set_style() -> None:
 
     In a kernel it also registers the PNG formatter for figures, so that ``myst_nb.glue`` stores an image
     even under a non-interactive backend (the book executes with ``MPLBACKEND=agg``, where IPython would
-    otherwise keep only the figure's text repr)."""
+    otherwise keep only the figure's text repr).
+    """
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7.0, 4.0),
                          "axes.titlesize": "medium", "legend.fontsize": "small", "image.cmap": "viridis"})
@@ -55,10 +64,12 @@ def _np(t) -> np.ndarray:
 
 
 def bounds_2d_figure(model, x, eps: float, attribution, jacobian, span: float = 1.5, points: int = 361):
-    """The paper's Figure 1(a), in our reading: (a) the input ball around ``x`` over the decision regions;
-    (b) attribution space: ``A(x)``, the true image of the ball's boundary, its linearisation
-    ``A(x) + J d`` (an ellipse), the Euclidean bound (the circle of radius ``eps sigma_max``) and the two
-    tangents from the origin that give the cosine bound."""
+    """The paper's Figure 1(a), in our reading: (a) the input ball; (b) attribution space.
+
+    The paper's Figure 1(a), in our reading: (a) the input ball around ``x`` over the decision regions; (b) attribution
+    space: ``A(x)``, the true image of the ball's boundary, its linearisation ``A(x) + J d`` (an ellipse), the Euclidean
+    bound (the circle of radius ``eps sigma_max``) and the two tangents from the origin that give the cosine bound.
+    """
     x = x.reshape(1, 2).double()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.4))
     # (a) input space
@@ -108,13 +119,16 @@ def bounds_2d_figure(model, x, eps: float, attribution, jacobian, span: float = 
 
 
 def worst_case_figure(table, models=None):
-    """Worst case on a dense grid against the practical bound and the mean-value bound, by eps; one
-    panel per model. ``table`` has columns model, eps, bound, worst_case, mean_value_bound."""
+    """Worst case on a dense grid against the practical bound and the mean-value bound, by eps; one panel per model.
+
+    ``table`` has columns model, eps, bound, worst_case, mean_value_bound.
+    """
     models = list(dict.fromkeys(table["model"])) if models is None else models
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.8), squeeze=False)
-    for ax, name in zip(axes[0], models):
+    for ax, name in zip(axes[0], models, strict=True):
         sub = table[table["model"] == name]
-        ax.plot(sub["eps"], sub["bound"], "o-", color=COLORS["bound"], label=r"practical bound $\epsilon\,\sigma_{\max}(J(x))$")
+        ax.plot(sub["eps"], sub["bound"], "o-", color=COLORS["bound"],
+                label=r"practical bound $\epsilon\,\sigma_{\max}(J(x))$")
         ax.plot(sub["eps"], sub["mean_value_bound"], "s--", color=COLORS["mean_value"],
                 label=r"mean-value bound $\epsilon \max_{\|d\| \leq \epsilon} \sigma_{\max}(J(x+d))$")
         ax.plot(sub["eps"], sub["worst_case"], "x-", color=COLORS["worst"], label="worst case (dense grid)")
@@ -131,7 +145,7 @@ def attribution_maps_figure(image, maps: dict):
     img = _np(image)
     axes[0].imshow(np.transpose(img, (1, 2, 0)) if img.shape[0] == 3 else img[0], cmap="gray")
     axes[0].set_title("input")
-    for ax, (name, attr) in zip(axes[1:], maps.items()):
+    for ax, (name, attr) in zip(axes[1:], maps.items(), strict=True):
         ax.imshow(np.abs(_np(attr)).sum(0), cmap="magma")
         ax.set_title(name)
     for ax in axes:
@@ -141,24 +155,30 @@ def attribution_maps_figure(image, maps: dict):
     return fig
 
 
-def surrogate_figure(table):
-    """The softplus surrogate as beta grows: distance of its saliency map to the ReLU network's, and the
-    spectral norm of its saliency Jacobian. ``table``: columns beta, relative_distance, sigma_max."""
+def surrogate_figure(table, titles: tuple[str, str] = ("(a) relative distance to ReLU saliency",
+                                                       "(b) curvature")):
+    """The softplus surrogate as beta grows: saliency distance to the ReLU network's and spectral norm.
+
+    The softplus surrogate as beta grows: distance of its saliency map to the ReLU network's, and the spectral norm of
+    its saliency Jacobian. ``table``: columns beta, relative_distance, sigma_max; ``titles``: the two panels' titles.
+    """
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.6))
     ax0.plot(table["beta"], table["relative_distance"], "o-", color=COLORS["worst"])
     ax0.set(xscale="log", yscale="log", xlabel=r"$\beta$",
             ylabel=r"$\|A_\beta(x) - A_{\mathrm{ReLU}}(x)\| / \|A_{\mathrm{ReLU}}(x)\|$",
-            title="(a) surrogate saliency tends to ReLU saliency")
+            title=titles[0])
     ax1.plot(table["beta"], table["sigma_max"], "o-", color=COLORS["bound"])
     ax1.set(xscale="log", yscale="log", xlabel=r"$\beta$", ylabel=r"$\sigma_{\max}(H_\beta(x))$",
-            title="(b) ... while its curvature grows")
+            title=titles[1])
     fig.tight_layout()
     return fig
 
 
 def jacobian_heatmap_figure(jacobian, k: int = 100):
-    """The paper's Figure 1(b): absolute values of the first ``k`` x ``k`` entries of an attribution
-    Jacobian, on a log colour scale."""
+    """The paper's Figure 1(b): absolute values of the first ``k`` x ``k`` entries of an attribution Jacobian.
+
+    The entries are shown on a log colour scale.
+    """
     from matplotlib.colors import LogNorm
 
     block = np.abs(_np(jacobian)[:k, :k])
@@ -175,14 +195,17 @@ def jacobian_heatmap_figure(jacobian, k: int = 100):
 
 
 def _model_labels(table) -> dict:
-    return {m: f"{m}\nn = {int(n):,}" for m, n in dict(zip(table["model"], table["n"])).items()}
+    return {m: f"{m}\nn = {int(n):,}" for m, n in dict(zip(table["model"], table["n"], strict=True)).items()}
 
 
-def bound_cost_figure(table):
-    """Cost of the matrix-free bound by input size (log axes). ``table``: rows of ``bounds.json`` plus
-    ``family`` (attribution without its step count) and ``exact_estimate_s``. (a) saliency: bound, exact
-    Jacobian + SVD (measured; estimated where not run), 100-step IFIA, one forward + backward; (b) bound
-    time over 100-step IFIA time, per attribution."""
+def bound_cost_figure(table, target: tuple[float, str] | None = None):
+    """Cost of the matrix-free bound by input size (log axes).
+
+    ``table``: rows of ``bounds.json`` plus ``family`` (attribution without its step count) and ``exact_estimate_s``.
+    (a) saliency: bound, exact Jacobian + SVD (measured; estimated where not run), 100-step IFIA, one forward +
+    backward; (b) bound time over 100-step IFIA time, per attribution, with ``target`` = ``(ratio, label)`` as a dashed
+    line.
+    """
     sal = table[table["family"] == "saliency"].sort_values("n")
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2))
     ax0.plot(sal["n"], sal["bound_s"], "o-", color=COLORS["bound"], label="bound (Lanczos)")
@@ -200,11 +223,12 @@ def bound_cost_figure(table):
     ax0.set(xscale="log", yscale="log", xlabel="input size $n$", ylabel="seconds per sample",
             title="(a) saliency: seconds per sample")
     ax0.legend(loc="upper left")
-    for family, marker in zip(dict.fromkeys(table["family"]), "osD^v"):
+    for family, marker in zip(dict.fromkeys(table["family"]), "osD^v", strict=False):
         sub = table[table["family"] == family].sort_values("n")
         ax1.plot(sub["n"], sub["bound_over_ifia"], marker + "-", label=family)
     ax1.axhline(1.0, color="0.3", lw=1)
-    ax1.axhline(0.25, color="0.3", lw=1, ls="--", label="target (b): 1/4")
+    if target is not None:
+        ax1.axhline(target[0], color="0.3", lw=1, ls="--", label=target[1])
     ax1.set(xscale="log", yscale="log", xlabel="input size $n$", ylabel="bound time / IFIA-100 time",
             title="(b) bound against a 100-step attack")
     ticks = [t for t in (0.05, 0.1, 0.15, 0.25, 0.5, 1, 2, 5, 10, 20) if ax1.get_ylim()[0] <= t <= ax1.get_ylim()[1]]
@@ -216,9 +240,10 @@ def bound_cost_figure(table):
 
 
 def lanczos_iterations_figure(table):
-    """Lanczos iterations per sample (bars: median; black ticks: slowest sample) and the bound's cost in
-    forward + backward passes, per model and attribution. ``table``: rows of ``bounds.json`` plus
-    ``family``."""
+    """Lanczos iterations per sample and the bound's cost in forward + backward passes, per model and attribution.
+
+    Bars: median; black ticks: slowest sample. ``table``: rows of ``bounds.json`` plus ``family``.
+    """
     models = list(dict.fromkeys(table["model"]))
     families = list(dict.fromkeys(table["family"]))
     labels = _model_labels(table)
@@ -241,9 +266,11 @@ def lanczos_iterations_figure(table):
 
 
 def training_cost_figure(table):
-    """Training cost per method and what it buys. ``table``: ``method``, ``train_seconds``,
-    ``bound_l2_euclidean_mean`` (one row per method). (a) training wall time (log scale, labelled with the
-    factor over the first method); (b) the mean Euclidean bound against the training time."""
+    """Training cost per method and what it buys.
+
+    ``table``: ``method``, ``train_seconds``, ``bound_l2_euclidean_mean`` (one row per method). (a) training wall time
+    (log scale, labelled with the factor over the first method); (b) the mean Euclidean bound against the training time.
+    """
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.9))
     base = float(table["train_seconds"].iloc[0])
     colors = [_PALETTE[i % len(_PALETTE)] for i in range(len(table))]
@@ -263,9 +290,11 @@ def training_cost_figure(table):
 
 
 def sweep_throughput_figure(table, projection):
-    """Sweep throughput and the 10M-attack projection. ``table``: ``attack``, ``layout``,
-    ``attacks_per_second``; ``projection``: ``attack``, ``hours_for_10M``. (a) attacks per second per
-    layout and attack; (b) projected hours for 10 million attacks."""
+    """Sweep throughput and the 10M-attack projection.
+
+    ``table``: ``attack``, ``layout``, ``attacks_per_second``; ``projection``: ``attack``, ``hours_for_10M``. (a)
+    attacks per second per layout and attack; (b) projected hours for 10 million attacks.
+    """
     layouts = list(dict.fromkeys(table["layout"]))
     attacks = list(dict.fromkeys(table["attack"]))
     width = 0.8 / len(attacks)
@@ -288,9 +317,17 @@ def sweep_throughput_figure(table, projection):
     return fig
 
 
-def execution_times_figure(table):
-    """Execution time per notebook (horizontal bars, reading order top to bottom). ``table``: ``notebook``,
-    ``seconds`` and ``this_build`` (bool: executed in this build, else reused from an earlier one)."""
+def execution_times_figure(table, empty: str = "no execution times"):
+    """Execution time per notebook (horizontal bars, reading order top to bottom).
+
+    ``table``: ``notebook``, ``seconds`` and ``this_build`` (bool: executed in this build, else reused from an earlier
+    one). An empty table gives a figure with the text ``empty``.
+    """
+    if table.empty:
+        fig, ax = plt.subplots(figsize=(7.0, 1.4))
+        ax.text(0.5, 0.5, empty, ha="center", va="center", wrap=True)
+        ax.axis("off")
+        return fig
     fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(table) + 1.4))
     colors = [COLORS["bound"] if now else "0.7" for now in table["this_build"]]
     bars = ax.barh(table["notebook"], table["seconds"], color=colors)
@@ -315,8 +352,10 @@ def _methods(values) -> list[str]:
 
 
 def accuracy_figure(table):
-    """Clean and PGD accuracy by training method, one panel per data set. ``table``: columns dataset,
-    method, clean_accuracy, pgd_accuracy."""
+    """Clean and PGD accuracy by training method, one panel per data set.
+
+    ``table``: columns dataset, method, clean_accuracy, pgd_accuracy.
+    """
     long = table.melt(id_vars=["dataset", "method"], value_vars=["clean_accuracy", "pgd_accuracy"],
                       var_name="accuracy", value_name="value")
     long["accuracy"] = long["accuracy"].map({"clean_accuracy": "clean", "pgd_accuracy": "PGD"})
@@ -342,8 +381,11 @@ def bound_distribution_figure(table, value: str = "sigma_max"):
 
 
 def relative_bound_figure(table):
-    """Median relative bound ``bound_euclidean / ||A(x)||`` against eps (log-log) with the share of
-    non-vacuous cosine bounds, one column per norm; lines per attribution. ``table``: a ``bound_table``."""
+    """Median relative bound ``bound_euclidean / ||A(x)||`` against eps (log-log), one column per norm.
+
+    Median relative bound ``bound_euclidean / ||A(x)||`` against eps (log-log) with the share of non-vacuous cosine
+    bounds, one column per norm; lines per attribution. ``table``: a ``bound_table``.
+    """
     t = table.assign(relative=table["bound_euclidean"] / table["attribution_norm"],
                      informative=table["bound_cosine"] > -1)
     norms = list(dict.fromkeys(t["norm"]))
@@ -362,11 +404,14 @@ def relative_bound_figure(table):
 
 
 def cosine_bound_figure(table):
-    """The cosine bound against ``||A(x)||_2`` (log x), coloured by method, one panel per norm, with the
-    curve ``sqrt(1 - r^2/a^2)`` for the median Euclidean bound r. ``table``: one eps per norm."""
+    """The cosine bound against ``||A(x)||_2`` (log x), coloured by method, one panel per norm.
+
+    The cosine bound against ``||A(x)||_2`` (log x), coloured by method, one panel per norm, with the curve
+    ``sqrt(1 - r^2/a^2)`` for the median Euclidean bound r. ``table``: one eps per norm.
+    """
     norms = list(dict.fromkeys(table["norm"]))
     fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.8), squeeze=False, sharey=True)
-    for ax, norm in zip(axes[0], norms):
+    for ax, norm in zip(axes[0], norms, strict=True):
         sub = table[table["norm"] == norm]
         sns.scatterplot(sub, x="attribution_norm", y="bound_cosine", hue="method", hue_order=_methods(sub["method"]),
                         s=14, alpha=0.7, ax=ax, legend=ax is axes[0][-1])
@@ -386,8 +431,10 @@ def cosine_bound_figure(table):
 
 
 def bound_vs_achieved_figure(table):
-    """Achieved Euclidean deviation against the bound (log-log) for label-keeping attacks, with the
-    identity line: points above it are violations. Rows: norms; columns: data sets; colour: eps."""
+    """Achieved Euclidean deviation against the bound (log-log) for label-keeping attacks.
+
+    With the identity line: points above it are violations. Rows: norms; columns: data sets; colour: eps.
+    """
     kept = table[table["label_kept"] & (table["achieved_euclidean"] > 0) & (table["bound_euclidean"] > 0)]
     datasets, norms = list(dict.fromkeys(kept["dataset"])), list(dict.fromkeys(kept["norm"]))
     fig, axes = plt.subplots(len(norms), len(datasets), figsize=(3.6 * len(datasets), 3.4 * len(norms)),
@@ -417,8 +464,10 @@ def _lognorm(values):
 
 
 def violation_rate_figure(summary):
-    """Violation rate (label-keeping attacks exceeding a bound) against eps, lines per model, one panel
-    per (data set, norm). ``summary``: ``experiments.summarize`` output with a dataset column."""
+    """Violation rate (label-keeping attacks exceeding a bound) against eps, lines per model.
+
+    One panel per (data set, norm). ``summary``: ``experiments.summarize`` output with a dataset column.
+    """
     s = summary.groupby(["dataset", "norm", "model", "eps"], as_index=False).apply(
         lambda g: (g["violation_rate"] * g["n_kept"]).sum() / max(g["n_kept"].sum(), 1), include_groups=False)
     s = s.rename(columns={s.columns[-1]: "violation_rate"})
@@ -432,12 +481,14 @@ def violation_rate_figure(summary):
 
 
 def attack_examples_figure(examples):
-    """Rows of (image, attacked image, attribution before, after) for a few samples. ``examples``: a list
-    of dicts with image, adversarial (C, H, W), map, adversarial_map (H, W) and a title."""
+    """Rows of (image, attacked image, attribution before, after) for a few samples.
+
+    ``examples``: a list of dicts with image, adversarial (C, H, W), map, adversarial_map (H, W) and a title.
+    """
     fig, axes = plt.subplots(len(examples), 4, figsize=(9.5, 2.5 * len(examples)), squeeze=False)
-    for row, ex in zip(axes, examples):
+    for row, ex in zip(axes, examples, strict=True):
         for ax, key, title in zip(row, ("image", "adversarial", "map", "adversarial_map"),
-                                  ("image", "attacked image", "attribution", "attribution after attack")):
+                                  ("image", "attacked image", "attribution", "attribution after attack"), strict=True):
             value = _np(ex[key])
             if value.ndim == 3:
                 value = value[0] if value.shape[0] == 1 else value.transpose(1, 2, 0)
@@ -449,13 +500,15 @@ def attack_examples_figure(examples):
 
 
 def far_eps_figure(table):
-    """IFIA top-k intersection, Kendall's tau and the median bound against the training eps, one line per
-    method. ``table``: columns method, train_eps, topk_intersection, kendall_tau, median_bound."""
+    """IFIA top-k intersection, Kendall's tau and the median bound against the training eps, one line per method.
+
+    ``table``: columns method, train_eps, topk_intersection, kendall_tau, median_bound.
+    """
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     order = _methods(table["method"])
     for ax, (col, label) in zip(axes, [("topk_intersection", "IFIA top-k intersection"),
                                        ("kendall_tau", "IFIA Kendall's tau"),
-                                       ("median_bound", r"median $\sigma_{\max}$ (saliency)")]):
+                                       ("median_bound", r"median $\sigma_{\max}$ (saliency)")], strict=True):
         sns.lineplot(table, x="train_eps", y=col, hue="method", hue_order=order, marker="o", ax=ax,
                      legend=ax is axes[-1])
         ax.set(xlabel=r"training $\epsilon$ ($\ell_\infty$)", ylabel=label)

@@ -8,16 +8,17 @@ Jupyter Book cannot inject parameters, so the pipeline has two stages, each fail
 
 1. **Execute.** Every notebook ``notebooks/<stem>.ipynb`` (stored without outputs, kernel ``python3``, exactly
    one cell tagged ``parameters`` that defines ``profile``) is run by papermill in ``_toc.yml`` order with
-   ``parameters={"profile": profile, ...}``, a per-cell timeout, ``cwd`` = ``notebooks/`` and
-   ``MPLBACKEND=agg``. Parameter names are first checked against ``papermill.inspect_notebook``: papermill
-   itself only warns about an unknown name, here it is an error. The executed copy goes where ``_toc.yml``
-   points (``book/_executed/<stem>``) inside a staging copy of the book source (``OUT/source``), with the
-   ``injected-parameters`` cell tagged ``remove-cell`` so the page does not show it. A failing cell stops
-   the build with the notebook and cell named; the failed copy is kept in ``OUT/failed/`` and never rendered.
-   Execution times go to ``OUT/execution_times.json``, rewritten after each notebook (entries of earlier
-   runs into the same ``OUT`` are kept; those of this run carry its ``build_started`` stamp). While they run,
-   the notebooks find that file through the environment variable ``ATTRBOUND_BOOK_TIMES`` (``BOOK_TIMES_ENV``),
-   so a chapter can show the times of the chapters executed before it.
+   ``parameters={"profile": profile, ...}``, a per-cell timeout, ``cwd`` = ``notebooks/``, ``MPLBACKEND=agg``
+   and tqdm's ``IProgress`` warning filtered (``PYTHONWARNINGS``). Parameter names are first checked against
+   ``papermill.inspect_notebook``: papermill itself only warns about an unknown name, here it is an error.
+   The executed copy goes where ``_toc.yml`` points (``book/_executed/<stem>``) inside a staging copy of the
+   book source (``OUT/source``), with the ``injected-parameters`` cell tagged ``remove-cell`` so the page does
+   not show it. A failing cell stops the build with the notebook and cell named; the failed copy is kept in
+   ``OUT/failed/`` and never rendered. Execution times go to ``OUT/execution_times.json``, rewritten after
+   each notebook (entries of earlier runs into the same ``OUT`` are kept; those of this run carry its
+   ``build_started`` stamp). While they run, the notebooks find that file through the environment variable
+   ``ATTRBOUND_BOOK_TIMES`` (``BOOK_TIMES_ENV``), so a chapter can show the times of the chapters executed
+   before it.
 2. **Render.** ``jupyter-book build OUT/source --path-output OUT -W -n --all`` (``execute_notebooks: "off"``
    in ``_config.yml``; warnings and broken references are errors; no ``--keep-going``). The HTML lands in
    ``OUT/_build/html``.
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from ._io import atomic_path, write_json
+from .._io import atomic_path, write_json
 
 __all__ = ["BookError", "BookResult", "build_book", "toc_files", "notebook_parameters", "glued_values", "PROFILES",
            "EXECUTED_DIR", "BOOK_TIMES_ENV", "BOOK_OUT_ENV", "add_subcommands", "cmd_book"]
@@ -61,6 +62,8 @@ class BookError(RuntimeError):
 
 @dataclass
 class BookResult:
+    """What ``build_book`` returns: the HTML and staged source folders, execution times, build seconds, pages."""
+
     html: Path                                   # OUT/_build/html
     source: Path                                 # OUT/source, the staged book source
     times: dict = field(default_factory=dict)    # stem -> execution seconds (this run)
@@ -73,7 +76,7 @@ def project_root() -> Path:
     cwd = Path.cwd()
     if (cwd / "_toc.yml").is_file():
         return cwd
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if (root / "_toc.yml").is_file():
         return root
     raise BookError("no _toc.yml in the current directory or next to the package: run from the project root "
@@ -105,8 +108,11 @@ def _executed_stems(files: list[str]) -> list[str]:
 
 
 def notebook_parameters(path: str | Path) -> dict:
-    """The parameters of a notebook (``papermill.inspect_notebook``), after checking that it has exactly one
-    cell tagged ``parameters`` and that this cell defines ``profile``."""
+    """The parameters of a notebook (``papermill.inspect_notebook``), after checking its parameters cell.
+
+    The parameters of a notebook (``papermill.inspect_notebook``), after checking that it has exactly one cell tagged
+    ``parameters`` and that this cell defines ``profile``.
+    """
     import nbformat
     import papermill
 
@@ -156,7 +162,9 @@ def _execute(stem: str, src: Path, dest: Path, failed_dir: Path, parameters: dic
     failed = failed_dir / f"{stem}.ipynb"
     failed.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with _environ(MPLBACKEND="agg", PYDEVD_DISABLE_FILE_VALIDATION="1"):
+    # tqdm.auto warns at import, in a kernel without ipywidgets, before a notebook's first line could filter it
+    warnings = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:IProgress not found"]))
+    with _environ(MPLBACKEND="agg", PYDEVD_DISABLE_FILE_VALIDATION="1", PYTHONWARNINGS=warnings):
         try:
             papermill.execute_notebook(str(src), str(failed), parameters=parameters, kernel_name=KERNEL,
                                        execution_timeout=timeout, cwd=str(cwd), progress_bar=False,
@@ -233,11 +241,13 @@ def _render(source: Path, out: Path) -> float:
 
 def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEFAULT_TIMEOUT,
                parameters: dict | None = None, root=None, render: bool = True) -> BookResult:
-    """Execute the book's notebooks (``notebooks``: stems, default all, in ``_toc.yml`` order) with
-    ``profile`` and ``parameters`` (applied to every selected notebook, names checked), then build the
-    HTML into ``out`` (default ``<root>/_build``). Notebooks not selected reuse their executed copy from an
-    earlier run into the same ``out``; without one they are left out of this build's table of contents.
-    Raises ``BookError`` on any failure."""
+    """Execute the book's notebooks with ``profile`` and ``parameters``, then build the HTML into ``out``.
+
+    Execute the book's notebooks (``notebooks``: stems, default all, in ``_toc.yml`` order) with ``profile`` and
+    ``parameters`` (applied to every selected notebook, names checked), then build the HTML into ``out`` (default
+    ``<root>/_build``). Notebooks not selected reuse their executed copy from an earlier run into the same ``out``;
+    without one they are left out of this build's table of contents. Raises ``BookError`` on any failure.
+    """
     if profile not in PROFILES:
         raise BookError(f"unknown profile {profile!r}; choose one of {PROFILES}.")
     root = Path(root) if root is not None else project_root()
@@ -330,8 +340,11 @@ def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEF
 
 
 def glued_values(path: str | Path) -> dict:
-    """The values glued with ``myst_nb.glue`` in an executed notebook, by name: Python literals (numbers,
-    strings, booleans) decoded from their text repr, other values (figures, tables) as the repr text."""
+    """The values glued with ``myst_nb.glue`` in an executed notebook, by name.
+
+    Python literals (numbers, strings, booleans) decoded from their text repr, other values (figures, tables) as the
+    repr text.
+    """
     import ast
 
     import nbformat
@@ -365,6 +378,14 @@ def add_subcommands(sub) -> None:
 
 
 def cmd_book(args) -> int:
+    """``attrbound book``: build the book with the parsed command-line arguments.
+
+    Args:
+        args: the parsed arguments (``profile``, ``only``, ``out``, ``timeout``, ``parameter``).
+
+    Returns:
+        The exit status, 0 (a failure raises ``BookError``).
+    """
     parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
     build_book(profile=args.profile, notebooks=args.only, out=args.out, timeout=args.timeout,
                parameters=parameters)

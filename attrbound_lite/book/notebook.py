@@ -1,0 +1,58 @@
+"""What every chapter's notebook does first (``setup``), and gluing values and figures for its prose."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from ..runtime import resolve_device
+from .profiles import Settings, chapter_settings
+
+__all__ = ["setup", "glue_all", "glue_figure"]
+
+
+def setup(profile: str, chapter: str, *, seed: int | None = None, **parameters) -> Settings:
+    """Start a chapter: check and apply the profile, silence tqdm, set the style, seed and pick the device.
+
+    Check ``profile`` ("ci" or "full", else ``ValueError``), apply the profile to the chapter's
+    ``parameters`` (``profiles.chapter_settings``), silence tqdm's ``IProgress`` warning (no ipywidgets in the kernel),
+    set the figures' style, seed torch's global generator with ``seed`` (when given) and pick the device
+    (``runtime.resolve_device``: CUDA when available). Returns the settings::
+
+        s = book.setup(profile, "05_bounds", seed=seed, datasets=datasets, n_samples=n_samples, ig_steps=ig_steps)
+        s.n_samples, s.datasets, s.device, s.model_dir
+    """
+    settings = chapter_settings(profile, chapter, **parameters)
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets
+    from .figures import set_style
+
+    set_style()
+    if seed is not None:
+        torch.manual_seed(seed)
+    return dataclasses.replace(settings, seed=seed, device=resolve_device())
+
+
+def _plain(value):
+    """Python scalars for numpy ones: a glued ``np.float64`` would show its repr in the text."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def glue_all(values: Mapping) -> None:
+    """``myst_nb.glue(name, value, display=False)`` for every item: the prose quotes them by name."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, _plain(value), display=False)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue a figure under ``name`` (without displaying it) and close it."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)

@@ -127,16 +127,7 @@ class Saliency(Attribution):
     name = "saliency"
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
-        """The saliency map (the gradient of the target logit) and the logits.
-
-        Args:
-            inputs: (B, ...) floating-point inputs.
-            target: None (the predicted class), an int, or a (B,) integer tensor of classes.
-            create_graph: keep the graph so that the map can be differentiated with respect to the inputs.
-
-        Returns:
-            ``(map, logits)``: the map (B, ...), shaped like the inputs, and the logits (B, classes).
-        """
+        """The saliency map and the logits (arguments as ``Attribution.attribute``)."""
         check_inputs(inputs)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
         return grad, logits
@@ -153,16 +144,7 @@ class InputXGradient(Attribution):
     name = "input_x_gradient"
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
-        """The input x gradient map and the logits.
-
-        Args:
-            inputs: (B, ...) floating-point inputs.
-            target: None (the predicted class), an int, or a (B,) integer tensor of classes.
-            create_graph: keep the graph so that the map can be differentiated with respect to the inputs.
-
-        Returns:
-            ``(map, logits)``: the map (B, ...), shaped like the inputs, and the logits (B, classes).
-        """
+        """The input x gradient map and the logits (arguments as ``Attribution.attribute``)."""
         check_inputs(inputs)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
         return inputs * grad, logits
@@ -250,16 +232,7 @@ class IntegratedGradients(Attribution):
         return (baseline + alphas * (inputs - baseline)[None]).reshape(-1, *inputs.shape[1:])
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
-        """The Integrated Gradients map (``n_steps`` path points) and the logits.
-
-        Args:
-            inputs: (B, ...) floating-point inputs.
-            target: None (the predicted class), an int, or a (B,) integer tensor of classes.
-            create_graph: keep the graph so that the map can be differentiated with respect to the inputs.
-
-        Returns:
-            ``(map, logits)``: the map (B, ...), shaped like the inputs, and the logits (B, classes).
-        """
+        """The IG map (``n_steps`` path points) and the logits (arguments as ``Attribution.attribute``)."""
         check_inputs(inputs)
         batch = inputs.shape[0]
         logits = check_logits(self.model(inputs), batch)

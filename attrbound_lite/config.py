@@ -118,8 +118,8 @@ def error_message(err: ValidationError) -> str:
 class Config(BaseModel):
     """Base of the configuration models: validated fields, no unknown keys, errors with their key path.
 
-    Unknown keys are refused (with the allowed keys), values are validated by the field types, and errors
-    carry their key path (``ConfigError``).
+    An unknown key's error lists the allowed keys; fields are validated by their types; the errors are
+    ``ConfigError``.
 
     Fields may be given positionally in their declaration order, as with the dataclasses these models
     replace (``AttackSpec("pgd", steps=10)``). ``to_dict()`` is the plain (JSON-serialisable) content.

@@ -373,10 +373,9 @@ def _batch(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, sample_ids: 
 def bound_seed(seed: int, attribution: str, first: int) -> int:
     """The seed of the bound that ``validate_bounds`` and ``bound_table`` compute for one batch and attribution.
 
-    The seed of the bound (the Lanczos start vector) that ``validate_bounds`` and ``bound_table`` compute for one batch
-    and attribution: ``derive_seed(seed, "bound", attribution, first)``, with ``first`` the batch's first sample (its
-    index in the split for ``validate_bounds``, its position in ``data`` for ``bound_table``). Passing it to
-    ``attribution_bound`` for the same batch reproduces the table's bounds.
+    It seeds the Lanczos start vector: ``derive_seed(seed, "bound", attribution, first)``, with ``first`` the batch's
+    first sample (its index in the split for ``validate_bounds``, its position in ``data`` for ``bound_table``).
+    Passing it to ``attribution_bound`` for the same batch reproduces the table's bounds.
     """
     return derive_seed(seed, "bound", attribution, first)
 
@@ -482,8 +481,8 @@ def _rows(per_sample: dict, spec: AttackSpec, reps: int, result, attack_seconds:
 def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.DataFrame:
     """Attack statistics per group (default ``GROUP_COLUMNS``).
 
-    Per group (default ``GROUP_COLUMNS``): ``n_attacks`` (rows: one attack run of one restart on one sample),
-    ``n_samples``, ``n_kept`` (attacks that kept the label), ``violations``, ``violation_rate = violations / n_kept``
+    The columns: ``n_attacks`` (rows: one attack run of one restart on one sample), ``n_samples``, ``n_kept`` (attacks
+    that kept the label), ``violations``, ``violation_rate = violations / n_kept``
     (and per bound: ``violation_rate_euclidean``, ``violation_rate_cosine``), and the median, 95th percentile (linear
     interpolation, as ``numpy.quantile``) and maximum of ``ratio_euclidean`` and ``ratio_cosine`` over the kept attacks
     (``ratio_cosine`` is NaN where the cosine bound is vacuous; ``cosine_bound_vacuous`` is their share); per sample,

@@ -127,8 +127,8 @@ class JacobianOperator:
     def curvature_free_samples(self, generator: torch.Generator) -> torch.Tensor:
         """Indices of the samples whose input Hessian ``H v`` is exactly zero for a random v.
 
-        Indices of the samples whose input Hessian ``H v`` (at every point of the sample) is exactly zero for a random
-        v: a piecewise-linear or linear model there, where a bound would be meaningless.
+        ``H v`` is zero at every point of such a sample: a piecewise-linear or linear model there, where a bound would
+        be meaningless.
         """
         points = self.hessian.points
         v = torch.randn(points.shape, generator=generator, device=self.x.device, dtype=self.x.dtype)

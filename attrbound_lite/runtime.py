@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import platform
+from pathlib import Path
 
 import torch
 
-__all__ = ["derive_seed", "resolve_device"]
+__all__ = ["derive_seed", "resolve_device", "cpu_model"]
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -36,3 +38,14 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()`` or ``platform.machine()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -49,8 +49,8 @@ class ThreatModel:
                generator: torch.Generator | None = None, random_start: bool = True) -> torch.Tensor:
         """Projected gradient ascent on ``objective(x).sum()``, staying in the ball and in [0, 1].
 
-        Projected gradient ascent on ``objective(x).sum()`` (``objective``: (B, ...) -> (B,) or a scalar) for ``steps``
-        steps of size ``alpha``, from a random point of the ball (or ``x0``), staying in the ball and in [0, 1].
+        ``objective``: (B, ...) -> (B,) or a scalar. Runs ``steps`` steps of size ``alpha``, from a random point of the
+        ball (or ``x0``).
         """
         x = self.random_init(x0, generator) if random_start else x0.clone()
         for _ in range(steps):

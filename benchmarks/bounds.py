@@ -31,6 +31,7 @@ from attrbound_lite import _io
 from attrbound_lite.attacks import IFIA
 from attrbound_lite.bounds import MAX_EXACT_N, attribution_bound
 from attrbound_lite.models import CifarCNN, MnistCNN, Normalize, smooth_relu
+from attrbound_lite.runtime import cpu_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 EPS_L2, TOL, BETA = 0.5, 1e-4, 10.0  # the bound's l2 radius (the cost does not depend on it), Lanczos tol
@@ -241,17 +242,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def cpu_model() -> str | None:
-    """The CPU model name from /proc/cpuinfo, if there is one."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def finite(value):

@@ -1,7 +1,6 @@
 """Chapter 5 (computing the bounds): the bound tables, the check of their scaling and the values the prose quotes.
 
-One ``experiments.bound_table`` per model, the check of its scaling against ``attribution_bound``, and the values the
-chapter's prose quotes.
+The tables are one ``experiments.bound_table`` per model; their scaling is checked against ``attribution_bound``.
 """
 
 from __future__ import annotations
@@ -21,9 +20,8 @@ __all__ = ["compute_bounds", "overview_values", "scaling_check", "at_radii", "re
 def compute_bounds(s, methods, eps_grid: dict, attributions, tol: float) -> tuple[pd.DataFrame, dict]:
     """``(bounds, tests)``: the bound table of every model of the chapter, and its test sets by data set.
 
-    ``(bounds, tests)``: the bound table of every model of ``s.datasets`` x ``methods`` (``s``: the chapter's settings)
-    on the first ``s.n_samples`` test images, with ``dataset`` and ``method`` columns, and the test sets'
-    ``(images, labels)`` by data set.
+    The models are those of ``s.datasets`` x ``methods`` (``s``: the chapter's settings); ``bounds`` covers the first
+    ``s.n_samples`` test images, with ``dataset`` and ``method`` columns; ``tests`` holds ``(images, labels)``.
     """
     frames, tests = [], {}
     for ds in s.datasets:
@@ -53,9 +51,9 @@ def overview_values(bounds: pd.DataFrame) -> dict:
 def scaling_check(model, x, bounds: pd.DataFrame, dataset: str, method: str, radii, tol: float, seed: int) -> float:
     """The largest relative difference between the saliency bounds computed directly and the table's rows.
 
-    The largest relative difference between the saliency bounds that ``attribution_bound`` computes directly for ``x``
-    (the first batch of ``bound_table``: at most 64 samples), with the table's seed (``experiments.bound_seed``), at
-    ``radii`` (``[(norm, eps), ...]``), and the rows of ``bounds`` for ``dataset`` and ``method``.
+    ``attribution_bound`` computes directly for ``x`` (the first batch of ``bound_table``: at most 64 samples), with the
+    table's seed (``experiments.bound_seed``), at ``radii`` (``[(norm, eps), ...]``); the rows are those of ``bounds``
+    for ``dataset`` and ``method``.
     """
     errors = []
     for norm, eps in radii:
@@ -90,8 +88,7 @@ def relative_values(bounds: pd.DataFrame, eps_l2, eps_linf) -> dict:
 def method_medians(bounds: pd.DataFrame, methods, eps: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(rows, medians)``: the l2 rows at ``eps`` and the median sigma_max per data set, attribution and method.
 
-    ``(rows, medians)``: the l2 rows at ``eps`` and the median sigma_max per data set and attribution (rows) and method
-    (columns, in the order of ``methods``).
+    ``medians`` has a row per data set and attribution and a column per method, in the order of ``methods``.
     """
     one = bounds[(bounds["norm"] == "l2") & (bounds["eps"] == eps)]
     median = one.groupby(["dataset", "attribution", "method"])["sigma_max"].median().unstack("method")[list(methods)]
@@ -101,8 +98,7 @@ def method_medians(bounds: pd.DataFrame, methods, eps: float) -> tuple[pd.DataFr
 def method_values(median: pd.DataFrame) -> dict:
     """With saliency: AdvAAT's median sigma_max relative to natural training's, and the method of smallest median.
 
-    With saliency: AdvAAT's median sigma_max relative to natural training's, and the method with the smallest median,
-    per data set (``median``: ``method_medians``' table; needs natural and advaat).
+    Both per data set; ``median``: ``method_medians``' table (needs natural and advaat).
     """
     ratio = (median["advaat"] / median["natural"]).xs("saliency", level="attribution")
     smallest = median.idxmin(axis=1).xs("saliency", level="attribution")

@@ -1,7 +1,6 @@
-"""Chapter 7 (FAR): IFIA robustness and the median bound across training methods, radii and IG steps.
+"""Chapter 7 (FAR): IFIA robustness and the median bound across training methods, training radii and IG steps.
 
-Chapter 7 (FAR): IFIA robustness and the median bound of the book's models, across training methods, training radii and
-IG steps, and the chapter's verdicts on FAR's claims (``method_values``, ``claim_values``).
+Measured on the book's models; the chapter's verdicts on FAR's claims are ``method_values`` and ``claim_values``.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ EARLIER_METHODS = ("pgd_at", "ig_norm")
 class Study:
     """The chapter's measurements with its settings ``s``; test sets are loaded once.
 
-    The chapter's measurements with its settings ``s`` (``n_ifia``, ``ifia_steps``, ``restarts``, ``eval_ig_steps``,
-    ``attack_ig_steps``, ``n_bound``, ``seed``, ``device``, the profile's training radii); test sets are loaded once.
+    The settings used: ``n_ifia``, ``ifia_steps``, ``restarts``, ``eval_ig_steps``, ``attack_ig_steps``, ``n_bound``,
+    ``seed``, ``device`` and the profile's training radii.
     """
 
     def __init__(self, s):
@@ -53,8 +52,8 @@ class Study:
     def measure(self, ds: str, method: str, eps: float | None = None) -> dict:
         """IFIA robustness and the median l2 saliency bound per unit eps of the model of ``ds`` and ``method``.
 
-        IFIA robustness and the median l2 saliency bound per unit eps (sigma_max) of the model of ``ds`` and ``method``
-        (trained at the radius ``eps``; ``None``: the profile's).
+        The bound per unit eps is sigma_max; the model is the one trained at the radius ``eps`` (``None``: the
+        profile's).
         """
         s = self.s
         model = s.model(ds, method, eps)
@@ -106,9 +105,9 @@ def corr_reading(rank: float) -> str:
 def method_values(by_method: pd.DataFrame, datasets, methods) -> dict:
     """The verdicts across training methods: best top-k, smallest bound, FAR's wins and their correlation.
 
-    The verdicts across training methods (``by_method``: ``Study.by_method``; needs natural and one of FAR's methods):
-    the best top-k intersection and the smallest median bound per data set, on how many data sets one of FAR's methods
-    beats natural training, and the correlation between bound and top-k intersection.
+    ``by_method``: ``Study.by_method`` (needs natural and one of FAR's methods). Per data set, the best top-k
+    intersection and the smallest median bound; on how many data sets one of FAR's methods beats natural training; and
+    the correlation between bound and top-k intersection.
     """
     t = by_method.set_index(["dataset", "method"])
     best_topk = t["topk_intersection"].groupby("dataset").idxmax().map(lambda i: i[1])
@@ -133,10 +132,10 @@ def spread_verdict(far: float, earlier: float, resolution: float) -> str:
 def claim_values(spreads: pd.DataFrame, methods, n_ifia: int) -> dict:
     """The verdicts on FAR's claim: the mean spread of FAR's methods against that of PGD-AT and IG-NORM.
 
-    The verdicts on FAR's claim (``spreads``: columns ``spread_train_eps`` and ``spread_ig_steps`` by method): the mean
-    spread of FAR's methods against that of PGD-AT and IG-NORM, over training radii and over IG steps. The top-k
-    intersection of one model is a mean over ``n_ifia`` images of values in [0, 1]: its standard error is at most 0.5 /
-    sqrt(n_ifia), and differences of spreads below that are not resolved by this many images.
+    ``spreads``: columns ``spread_train_eps`` and ``spread_ig_steps`` by method; the spreads are over training radii
+    and over IG steps. The top-k intersection of one model is a mean over ``n_ifia`` images of values in [0, 1]: its
+    standard error is at most 0.5 / sqrt(n_ifia), and differences of spreads below that are not resolved by this many
+    images.
     """
     far = [m for m in FAR_METHODS if m in methods]
     earlier = [m for m in EARLIER_METHODS if m in methods]

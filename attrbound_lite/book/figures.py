@@ -66,9 +66,9 @@ def _np(t) -> np.ndarray:
 def bounds_2d_figure(model, x, eps: float, attribution, jacobian, span: float = 1.5, points: int = 361):
     """The paper's Figure 1(a), in our reading: (a) the input ball; (b) attribution space.
 
-    The paper's Figure 1(a), in our reading: (a) the input ball around ``x`` over the decision regions; (b) attribution
-    space: ``A(x)``, the true image of the ball's boundary, its linearisation ``A(x) + J d`` (an ellipse), the Euclidean
-    bound (the circle of radius ``eps sigma_max``) and the two tangents from the origin that give the cosine bound.
+    (a) The ball around ``x``, over the decision regions. (b) ``A(x)``, the true image of the ball's boundary, its
+    linearisation ``A(x) + J d`` (an ellipse), the Euclidean bound (the circle of radius ``eps sigma_max``) and the two
+    tangents from the origin that give the cosine bound.
     """
     x = x.reshape(1, 2).double()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.4))
@@ -159,8 +159,8 @@ def surrogate_figure(table, titles: tuple[str, str] = ("(a) relative distance to
                                                        "(b) curvature")):
     """The softplus surrogate as beta grows: saliency distance to the ReLU network's and spectral norm.
 
-    The softplus surrogate as beta grows: distance of its saliency map to the ReLU network's, and the spectral norm of
-    its saliency Jacobian. ``table``: columns beta, relative_distance, sigma_max; ``titles``: the two panels' titles.
+    The spectral norm is that of its saliency Jacobian. ``table``: columns beta, relative_distance, sigma_max;
+    ``titles``: the two panels' titles.
     """
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.6))
     ax0.plot(table["beta"], table["relative_distance"], "o-", color=COLORS["worst"])
@@ -383,8 +383,7 @@ def bound_distribution_figure(table, value: str = "sigma_max"):
 def relative_bound_figure(table):
     """Median relative bound ``bound_euclidean / ||A(x)||`` against eps (log-log), one column per norm.
 
-    Median relative bound ``bound_euclidean / ||A(x)||`` against eps (log-log) with the share of non-vacuous cosine
-    bounds, one column per norm; lines per attribution. ``table``: a ``bound_table``.
+    Also the share of non-vacuous cosine bounds; lines per attribution. ``table``: a ``bound_table``.
     """
     t = table.assign(relative=table["bound_euclidean"] / table["attribution_norm"],
                      informative=table["bound_cosine"] > -1)
@@ -406,8 +405,7 @@ def relative_bound_figure(table):
 def cosine_bound_figure(table):
     """The cosine bound against ``||A(x)||_2`` (log x), coloured by method, one panel per norm.
 
-    The cosine bound against ``||A(x)||_2`` (log x), coloured by method, one panel per norm, with the curve
-    ``sqrt(1 - r^2/a^2)`` for the median Euclidean bound r. ``table``: one eps per norm.
+    With the curve ``sqrt(1 - r^2/a^2)`` for the median Euclidean bound r. ``table``: one eps per norm.
     """
     norms = list(dict.fromkeys(table["norm"]))
     fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.8), squeeze=False, sharey=True)

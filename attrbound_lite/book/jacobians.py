@@ -54,9 +54,9 @@ def completeness_values(table: pd.DataFrame) -> dict:
 def relu_curvature(relu, x1) -> tuple[float, str]:
     """``(max |H v|, refusal)`` for a ReLU network: a Hessian-vector product's largest entry and the refusal.
 
-    ``(max |H v|, refusal)`` for a ReLU network: the largest entry of a Hessian-vector product in a random direction
-    (drawn from torch's global generator; exactly 0 for a piecewise-linear model) and the message with which
-    ``attribution_bound`` refuses the model ("(not refused)" if it does not).
+    The direction v is random, drawn from torch's global generator; ``max |H v|`` is exactly 0 for a piecewise-linear
+    model. ``refusal`` is the message with which ``attribution_bound`` refuses the model ("(not refused)" if it does
+    not).
     """
     xr = x1.clone().requires_grad_(True)
     logit = relu(xr)[0, int(relu(x1).argmax(1))]
@@ -75,8 +75,8 @@ def relu_curvature(relu, x1) -> tuple[float, str]:
 def surrogate_table(relu, x, betas) -> pd.DataFrame:
     """Per softplus beta: the surrogate's saliency distance to the ReLU network's and its mean sigma_max.
 
-    Per softplus beta: the mean relative distance between the surrogate's saliency maps and the ReLU network's, and the
-    mean sigma_max of the surrogate's saliency Jacobian.
+    The distance is the mean relative distance between the surrogate's saliency maps and the ReLU network's; sigma_max
+    is that of the surrogate's saliency Jacobian.
     """
     s_relu = Saliency(relu).attribute(x).detach().flatten(1)
     rows = []
@@ -120,8 +120,7 @@ def ig_jacobian(model, x1, steps: int):
 def sigma_table(model, x1, ig, ig_jac, ig_seconds: float) -> pd.DataFrame:
     """sigma_max of the three attributions' Jacobians at ``x1``: exact against matrix-free, with their times.
 
-    sigma_max of the three attributions' Jacobians at ``x1``: exact (SVD of the dense Jacobian; IG's is ``ig_jac``,
-    built in ``ig_seconds``) against matrix-free (Lanczos), with their times.
+    Exact: SVD of the dense Jacobian (IG's is ``ig_jac``, built in ``ig_seconds``); matrix-free: Lanczos.
     """
     rows = []
     for name, explainer, jac in (("saliency", Saliency(model), None), ("input x gradient", InputXGradient(model), None),

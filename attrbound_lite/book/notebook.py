@@ -18,10 +18,10 @@ __all__ = ["setup", "glue_all", "glue_figure"]
 def setup(profile: str, chapter: str, *, seed: int | None = None, **parameters) -> Settings:
     """Start a chapter: check and apply the profile, silence tqdm, set the style, seed and pick the device.
 
-    Check ``profile`` ("ci" or "full", else ``ValueError``), apply the profile to the chapter's
-    ``parameters`` (``profiles.chapter_settings``), silence tqdm's ``IProgress`` warning (no ipywidgets in the kernel),
-    set the figures' style, seed torch's global generator with ``seed`` (when given) and pick the device
-    (``runtime.resolve_device``: CUDA when available). Returns the settings::
+    ``profile`` is "ci" or "full" (else ``ValueError``) and is applied to the chapter's ``parameters`` by
+    ``profiles.chapter_settings``; the tqdm warning silenced is ``IProgress`` (no ipywidgets in the kernel); the style
+    is the figures'; ``seed`` (when given) seeds torch's global generator; the device comes from
+    ``runtime.resolve_device`` (CUDA when available). Returns the settings::
 
         s = book.setup(profile, "05_bounds", seed=seed, datasets=datasets, n_samples=n_samples, ig_steps=ig_steps)
         s.n_samples, s.datasets, s.device, s.model_dir

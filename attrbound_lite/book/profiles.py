@@ -25,7 +25,7 @@ from ..training import TRAINING_PROTOCOLS
 from ..zoo import Recipe, get_model
 from .runner import BOOK_OUT_ENV, PROFILES
 
-__all__ = ["BOOK_PROFILES", "CHAPTERS", "CHAPTER_SIZES", "AtLeast", "Fixed", "Including", "Settings",
+__all__ = ["BOOK_PROFILES", "CHAPTERS", "CHAPTER_SIZES", "Rule", "AtLeast", "Fixed", "Including", "Settings",
            "chapter_settings", "check_profile", "book_recipe", "book_store"]
 
 # The book's training settings per profile (reproduction choices, stated in chapter 4).
@@ -48,60 +48,50 @@ CHAPTERS = ("02_bounds", "03_jacobians", "04_training", "05_bounds", "06_validat
             "09_reproducibility")
 
 
-@dataclass(frozen=True)
-class AtLeast:
-    """The larger of the parameter and ``value`` (a larger ``-p`` value is kept)."""
-    value: Any
+class Rule:
+    """How a profile changes a chapter's parameter: ``apply(given)`` is the value the chapter runs with.
+
+    ``given`` is the parameter's value (its default in the notebook, or a ``-p`` override).
+    """
 
     def apply(self, given):
-        """The larger of ``given`` and ``value``.
+        """The value the chapter runs with, from the parameter's value ``given``."""
+        raise NotImplementedError
 
-        Args:
-            given: the parameter's value (its default or a ``-p`` override).
 
-        Returns:
-            The value the chapter runs with.
-        """
+@dataclass(frozen=True)
+class AtLeast(Rule):
+    """The larger of the parameter and ``value`` (a larger ``-p`` value is kept)."""
+
+    value: Any
+
+    def apply(self, given):  # noqa: D102 (Rule.apply)
         return max(given, self.value)
 
 
 @dataclass(frozen=True)
-class Fixed:
+class Fixed(Rule):
     """``value``, whatever the parameter says."""
+
     value: Any
 
-    def apply(self, given):
-        """``value``, whatever ``given`` is.
-
-        Args:
-            given: the parameter's value (its default or a ``-p`` override).
-
-        Returns:
-            The value the chapter runs with.
-        """
+    def apply(self, given):  # noqa: D102 (Rule.apply)
         return self.value
 
 
 @dataclass(frozen=True)
-class Including:
+class Including(Rule):
     """The parameter's values and ``values``, sorted, without repeats."""
+
     values: tuple
 
-    def apply(self, given):
-        """``given`` and ``values``, sorted, without repeats.
-
-        Args:
-            given: the parameter's value (its default or a ``-p`` override).
-
-        Returns:
-            The value the chapter runs with.
-        """
+    def apply(self, given):  # noqa: D102 (Rule.apply)
         return sorted(set(given) | set(self.values))
 
 
 # Per profile and chapter: how the profile changes the chapter's parameters (their CI defaults are in the
 # notebooks' parameters cells). The CI profile runs them as given.
-CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, AtLeast | Fixed | Including]]] = {
+CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, Rule]]] = {
     "ci": {},
     "full": {
         "02_bounds": {"grid_points": AtLeast(401)},                       # denser grids
@@ -129,9 +119,8 @@ def check_profile(profile) -> str:
 class Settings:
     """A chapter's settings in a profile, the torch seed, the device and where models and sweeps are kept.
 
-    A chapter's settings in a profile: its parameters after the profile's rules (``settings.n_samples`` ...;
-    ``datasets`` of ``None`` becomes the profile's data sets), the torch seed and the device (set by
-    ``attrbound_lite.book.setup``), and where the build keeps models and sweeps.
+    The settings are the chapter's parameters after the profile's rules (``settings.n_samples`` ...; ``datasets`` of
+    ``None`` becomes the profile's data sets); the seed and the device are set by ``attrbound_lite.book.setup``.
     """
 
     profile: str
@@ -177,10 +166,9 @@ class Settings:
 def chapter_settings(profile: str, chapter: str, **parameters) -> Settings:
     """The settings of ``chapter`` (a notebook's stem) in ``profile`` from its ``parameters``.
 
-    The settings of ``chapter`` (a notebook's stem) in ``profile`` from its ``parameters`` (the values of its parameters
-    cell, papermill's overrides included): each parameter the profile sizes (``CHAPTER_SIZES``) passes through its rule,
-    the others are kept; a ``datasets`` of ``None`` becomes the profile's data sets. Every parameter the profile sizes
-    must be passed.
+    ``parameters``: the values of its parameters cell, papermill's overrides included. Each parameter the profile sizes
+    (``CHAPTER_SIZES``) passes through its rule, the others are kept; a ``datasets`` of ``None`` becomes the profile's
+    data sets. Every parameter the profile sizes must be passed.
     """
     check_profile(profile)
     if chapter not in CHAPTERS:
@@ -228,9 +216,8 @@ def book_recipe(profile: str, dataset: str, method: str, eps: float | None = Non
 def book_store(kind: str, profile: str) -> Path:
     """Where the book keeps ``kind`` ("models", "sweeps", ...) for ``profile``.
 
-    Where the book keeps ``kind`` ("models", "sweeps", ...) for ``profile``: ``$ATTRBOUND_BOOK_OUT/<kind>/<profile>``
-    (``runner.BOOK_OUT_ENV``) while ``attrbound book`` runs, else ``<project>/_build/<kind>/<profile>`` (a notebook
-    opened by hand reuses the models of the last build).
+    ``$ATTRBOUND_BOOK_OUT/<kind>/<profile>`` (``runner.BOOK_OUT_ENV``) while ``attrbound book`` runs, else
+    ``<project>/_build/<kind>/<profile>`` (a notebook opened by hand reuses the models of the last build).
     """
     base = os.environ.get(BOOK_OUT_ENV) or Path(__file__).resolve().parents[2] / "_build"
     return Path(base) / kind / profile

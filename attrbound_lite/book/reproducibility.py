@@ -1,7 +1,7 @@
 """Chapter 9 (reproducibility): what the build ran on and how long each chapter took.
 
-Chapter 9 (reproducibility): what the build ran on (software, commit, seeds, hardware) and how long each chapter took,
-as tables and as the sentences the chapter's prose quotes.
+What it ran on is the software, commit, seeds and hardware; both parts come as tables and as the sentences the
+chapter's prose quotes.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..runtime import cpu_model
 from .runner import BOOK_TIMES_ENV, EXECUTED_DIR, toc_files
 
-__all__ = ["chapter_stems", "version", "git_commit", "versions_table", "seeds_table", "seed_values", "cpu_model",
+__all__ = ["chapter_stems", "version", "git_commit", "versions_table", "seeds_table", "seed_values",
            "hardware_table", "times_table", "times_note"]
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "jupyter-book", "myst-nb",
@@ -90,17 +91,6 @@ def seed_values(seeds: pd.DataFrame) -> dict:
                              "not 0 in " + ", ".join(f"{k} ({v})" for k, v in other.items())}
 
 
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo``, else ``platform.processor()`` or ``platform.machine()``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware_table() -> tuple[pd.DataFrame, dict]:
     """The machine this runs on, as a table and as ``{glue name: value}``."""
     import torch
@@ -117,9 +107,8 @@ def hardware_table() -> tuple[pd.DataFrame, dict]:
 def times_table(times_file: str | Path | None, stems: list[str], this: str) -> pd.DataFrame:
     """The execution times recorded in ``times_file``, in reading order, without ``this`` notebook.
 
-    The execution times recorded in ``times_file`` (``OUT/execution_times.json``; ``None`` or missing: none), in reading
-    order, without ``this`` notebook (its time is written after it finishes); ``this_build`` marks the chapters executed
-    by the build that runs now.
+    ``times_file``: ``OUT/execution_times.json`` (``None`` or missing: none). ``this`` is left out because its time is
+    written after it finishes; ``this_build`` marks the chapters executed by the build that runs now.
     """
     rows = []
     if times_file and Path(times_file).is_file():

@@ -110,8 +110,7 @@ def _executed_stems(files: list[str]) -> list[str]:
 def notebook_parameters(path: str | Path) -> dict:
     """The parameters of a notebook (``papermill.inspect_notebook``), after checking its parameters cell.
 
-    The parameters of a notebook (``papermill.inspect_notebook``), after checking that it has exactly one cell tagged
-    ``parameters`` and that this cell defines ``profile``.
+    The check: the notebook has exactly one cell tagged ``parameters``, and this cell defines ``profile``.
     """
     import nbformat
     import papermill
@@ -243,10 +242,10 @@ def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEF
                parameters: dict | None = None, root=None, render: bool = True) -> BookResult:
     """Execute the book's notebooks with ``profile`` and ``parameters``, then build the HTML into ``out``.
 
-    Execute the book's notebooks (``notebooks``: stems, default all, in ``_toc.yml`` order) with ``profile`` and
-    ``parameters`` (applied to every selected notebook, names checked), then build the HTML into ``out`` (default
-    ``<root>/_build``). Notebooks not selected reuse their executed copy from an earlier run into the same ``out``;
-    without one they are left out of this build's table of contents. Raises ``BookError`` on any failure.
+    ``notebooks``: stems, default all, in ``_toc.yml`` order. ``parameters`` apply to every selected notebook, names
+    checked. ``out`` defaults to ``<root>/_build``. Notebooks not selected reuse their executed copy from an earlier run
+    into the same ``out``; without one they are left out of this build's table of contents. Raises ``BookError`` on any
+    failure.
     """
     if profile not in PROFILES:
         raise BookError(f"unknown profile {profile!r}; choose one of {PROFILES}.")

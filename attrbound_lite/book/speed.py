@@ -1,7 +1,7 @@
 """Chapter 8 (speed and scale): the stored benchmark results and what the chapter draws from them.
 
-Chapter 8 (speed and scale): the stored benchmark results, the tables and figures' inputs drawn from them, and every
-number and sentence the chapter's prose quotes (``chapter_values``).
+What it draws: the tables and figures' inputs, and every number and sentence the chapter's prose quotes
+(``chapter_values``).
 
 The results are the JSON files of ``benchmarks/results/`` (``bounds.json``, ``training.json``,
 ``sweep.json``); ``load_results`` reads them, ``chapter_values(results)`` returns ``{glue name: value}``.
@@ -100,9 +100,9 @@ def note_values(results: dict) -> dict:
 def bound_rows(bounds: dict) -> pd.DataFrame:
     """The rows of ``bounds.json`` with ``family`` and ``exact_estimate_s`` columns.
 
-    The rows of ``bounds.json`` with ``family`` (the attribution without its number of steps) and ``exact_estimate_s``:
-    for saliency, the exact route at sizes where it was not run, estimated as n Hessian-vector products at the bound's
-    cost per product (what building the Jacobian row by row costs at least; the SVD is left out).
+    ``family``: the attribution without its number of steps. ``exact_estimate_s``: for saliency, the exact route at
+    sizes where it was not run, estimated as n Hessian-vector products at the bound's cost per product (what building
+    the Jacobian row by row costs at least; the SVD is left out).
     """
     rows = pd.DataFrame(bounds["rows"])
     rows["family"] = rows["attribution"].str.replace(r"\(m=\d+\)", "", regex=True).str.replace("_", " ")

@@ -1,7 +1,6 @@
 """Chapter 4 (training the models): train or load the book's models and evaluate them.
 
-Chapter 4 (training the models): train or load the book's models, evaluate them, and the sentences the chapter's prose
-quotes about them (``accuracy_values``).
+Also the sentences the chapter's prose quotes about them (``accuracy_values``).
 """
 
 from __future__ import annotations
@@ -26,9 +25,8 @@ def recipes_table(recipes: dict) -> pd.DataFrame:
 def train_models(recipes: dict, model_dir, device) -> tuple[dict, pd.DataFrame, dict]:
     """Train (or load from ``model_dir``) every recipe, in order: ``(models, table, values)``.
 
-    Train (or load from ``model_dir``) every recipe, in order: ``(models, table, values)`` with the models by
-    ``(dataset, method)``, one row of training time and last-epoch loss and accuracy per model, and the values the prose
-    quotes.
+    ``models``: the models by ``(dataset, method)``; ``table``: one row of training time and last-epoch loss and
+    accuracy per model; ``values``: the values the prose quotes.
     """
     models, rows = {}, []
     for (ds, m), recipe in recipes.items():
@@ -46,8 +44,8 @@ def train_models(recipes: dict, model_dir, device) -> tuple[dict, pd.DataFrame, 
 def accuracy_table(models: dict, eps: dict, n_test: int | None, n_pgd: int | None, seed: int, device) -> pd.DataFrame:
     """Clean accuracy on a subset of the test images and PGD accuracy at the training radius, per model.
 
-    Clean accuracy on a seeded subset of ``n_test`` test images (``None``: all) and PGD accuracy at the data set's
-    training radius ``eps[dataset]`` on the first ``n_pgd`` of them, per model.
+    The subset is a seeded one of ``n_test`` test images (``None``: all); PGD runs on the first ``n_pgd`` of them, at
+    the data set's training radius ``eps[dataset]``.
     """
     datasets = list(dict.fromkeys(ds for ds, _ in models))
     tests = {ds: load_dataset(ds, "test", subset=n_test, seed=seed) for ds in datasets}

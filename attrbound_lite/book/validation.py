@@ -1,7 +1,7 @@
 """Chapter 6 (validating the bounds against PGD and IFIA): sweeps, attack examples, values and verdicts.
 
-Chapter 6 (validating the bounds against PGD and IFIA): the chapter's sweeps (``attrbound_lite.sweep``), the attack
-examples, and the values and verdicts its prose quotes (``overview_values``, ``eps_values``).
+The sweeps run with ``attrbound_lite.sweep``; the values and verdicts are those the chapter's prose quotes
+(``overview_values``, ``eps_values``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from ..attacks import AttributionPGD
 from ..attributions import Saliency
 from ..bounds import attribution_bound
-from ..data import DATASET_INFO
+from ..experiments import AttackSpec
 from ..metrics import saliency_map
 from ..sweep import config_hash, config_identity, load_config, run_sweep
 from ..zoo import get_model, model_folder
@@ -33,10 +33,9 @@ def sweep_config(dataset: str, checkpoints: dict, *, n_samples: int, eps_l2, eps
     """The chapter's sweep of one data set.
 
     The models ``checkpoints`` (``{name: model.safetensors}``) on its first ``n_samples`` test images, both norms,
-    saliency and IG, attribution PGD (step 0.25 eps) and IFIA (top-k with k = 10 % of the pixels, step 0.125 eps).
+    saliency and IG, attribution PGD and IFIA with ``AttackSpec``'s defaults (steps of 0.25 eps and 0.125 eps; IFIA's
+    top-k over 10 % of the pixels), Lanczos at ``BoundOptions``' tolerance; l-infinity bounds skip ``|| |J| 1 ||_2``.
     """
-    info = DATASET_INFO[dataset]
-    k = info["shape"][1] * info["shape"][2] // 10
     return {
         "seed": seed, "shard_size": shard_size, "device": "auto",
         "data": {"name": dataset, "split": "test", "n_samples": n_samples},
@@ -44,9 +43,8 @@ def sweep_config(dataset: str, checkpoints: dict, *, n_samples: int, eps_l2, eps
         "norms": ["l2", "linf"], "eps": {"l2": list(eps_l2), "linf": list(eps_linf)},
         "attributions": ["saliency", {"name": "integrated_gradients", "n_steps": ig_steps}],
         "restarts": restarts,
-        "attacks": [{"type": "pgd", "steps": steps, "relative_alpha": 0.25},
-                    {"type": "ifia", "steps": steps, "relative_alpha": 0.125, "k": k}],
-        "bound": {"method": "lanczos", "tol": 1e-4, "max_dense_n": 0},
+        "attacks": [{"type": "pgd", "steps": steps}, {"type": "ifia", "steps": steps}],
+        "bound": {"max_dense_n": 0},
     }
 
 
@@ -151,12 +149,13 @@ def per_model_tables(per_model: pd.DataFrame, methods) -> tuple:
 def attack_examples(model, x, eps: float, steps: int, seed: int) -> list[dict]:
     """Attribution PGD (l2, ``eps``, two restarts) on the images ``x``, with the maps before and after.
 
-    Attribution PGD (l2, ``eps``, two restarts) on the images ``x``: per image the image, the attacked image, the
-    saliency maps before and after, and a title with the achieved deviation and the bound.
+    Per image: the image, the attacked image, the saliency maps before and after, and a title with the achieved
+    deviation and the bound.
     """
     with torch.no_grad():
         label = model(x).argmax(1)
-    attack = AttributionPGD(model, "saliency", eps=eps, alpha=0.25 * eps, steps=steps, norm="l2", restarts=2, seed=seed)
+    alpha = AttackSpec.RELATIVE_ALPHA["pgd"] * eps
+    attack = AttributionPGD(model, "saliency", eps=eps, alpha=alpha, steps=steps, norm="l2", restarts=2, seed=seed)
     result = attack(x, label)
     bound = attribution_bound(model, x, eps, "l2", "saliency", seed=seed)
     before = saliency_map(Saliency(model).attribute(x, target=label)).detach()

@@ -31,7 +31,7 @@ from attrbound_lite import _io
 from attrbound_lite.attacks import IFIA
 from attrbound_lite.bounds import MAX_EXACT_N, attribution_bound
 from attrbound_lite.models import CifarCNN, MnistCNN, Normalize, smooth_relu
-from attrbound_lite.runtime import cpu_model
+from attrbound_lite.runtime import cpu_model, resolve_device
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 EPS_L2, TOL, BETA = 0.5, 1e-4, 10.0  # the bound's l2 radius (the cost does not depend on it), Lanczos tol
@@ -263,7 +263,7 @@ def write_json(path: Path, payload: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller batches, no ResNet IG, 10 IFIA steps on ResNet")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=str(resolve_device()))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "bounds.json")
     args = parser.parse_args()
     commit = git_commit()  # now: the package was imported at start-up, it may be edited during the run

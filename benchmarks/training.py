@@ -35,6 +35,7 @@ from attrbound_lite.bounds import attribution_bound
 from attrbound_lite.data import load_dataset
 from attrbound_lite.evaluation import evaluate
 from attrbound_lite.models import model_for_dataset
+from attrbound_lite.runtime import resolve_device
 from attrbound_lite.training import train
 
 METHODS = ("natural", "pgd_at", "ig_norm", "aat", "advaat")
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 images, 1 epoch, small evaluation (smoke run)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=str(resolve_device()))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "training.json")
     parser.add_argument("--eps", type=float, default=0.1, help="training and evaluation l-infinity radius")
     parser.add_argument("--mirror", default=os.environ.get("ATTRBOUND_DATA_MIRROR", ROOT.parent / "shared" / "data"))

@@ -29,10 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     from . import __version__
     from .attributions import ATTRIBUTIONS
     from .data import DATASETS
+    from .sweep.config import Architecture
     from .training import DISSIMILARITIES, METHODS, TrainConfig
 
     def default(name):  # one home for each training default: TrainConfig
         return TrainConfig.model_fields[name].default
+
+    def arch(name):  # and for the architecture of a recipe: the sweep file's model section
+        return Architecture.model_fields[name].default
 
     parser = argparse.ArgumentParser(prog="attrbound", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"attrbound_lite {__version__}")
@@ -58,10 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--attribution", default=default("attribution"), choices=tuple(ATTRIBUTIONS))
     t.add_argument("--ig-steps", type=int, default=default("ig_steps"))
     t.add_argument("--surrogate-beta", type=float, default=None, help="softplus surrogate for ReLU models")
-    t.add_argument("--width", type=float, default=1.0, help="width multiplier of the CNN (0.25: CPU-sized)")
-    t.add_argument("--activation", default="softplus", choices=("softplus", "relu"))
-    t.add_argument("--beta", type=float, default=10.0, help="softplus beta of the model")
-    t.add_argument("--pool", default="avg", choices=("avg", "max"), help="avg: smooth; max: the RAR shape")
+    t.add_argument("--width", type=float, default=arch("width"), help="width multiplier of the CNN (0.25: CPU-sized)")
+    t.add_argument("--activation", default=arch("activation"), choices=("softplus", "relu"))
+    t.add_argument("--beta", type=float, default=arch("beta"), help="softplus beta of the model")
+    t.add_argument("--pool", default=arch("pool"), choices=("avg", "max"), help="avg: smooth; max: the RAR shape")
     t.add_argument("--seed", type=int, default=0)
     _add_data_args(t)
 

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
-__all__ = ["Config", "ConfigError", "key_path", "error_problems", "error_message", "check_int", "check_float", "choice",
+__all__ = ["Config", "ConfigError", "key_path", "error_problems", "check_int", "check_float", "choice",
            "PositiveInt", "NonNegativeInt", "OptionalPositiveInt", "OptionalNonNegativeInt", "PositiveFloat",
            "NonNegativeFloat", "OptionalPositiveFloat", "OptionalNonNegativeFloat", "Flag", "Label", "OptionalLabel"]
 
@@ -99,20 +99,6 @@ def error_problems(err: ValidationError) -> list[tuple[Loc, str]]:
             msg = e["msg"]
             out.append((loc, f"{msg[:1].lower()}{msg[1:]}, got {e.get('input')!r}"))
     return out
-
-
-def error_message(err: ValidationError) -> str:
-    """A pydantic ``ValidationError`` in the project's style, one ``key path: problem`` per problem.
-
-    For example ``attacks[1].steps: must be a positive integer, got 0``; problems are joined by ``"; "``.
-
-    Args:
-        err: the error of ``BaseModel.model_validate`` or of a model's constructor.
-
-    Returns:
-        ``"<key path>: <problem>"`` per problem (``key_path`` of pydantic's ``loc``).
-    """
-    return str(ConfigError(error_problems(err)))
 
 
 class Config(BaseModel):

@@ -44,7 +44,6 @@ from ..training import TrainConfig
 __all__ = ["SweepConfig", "SweepConfigError", "DataSection", "ModelEntry", "RecipeTraining", "Architecture",
            "AttributionEntry", "Tolerance", "load_config"]
 
-_SPLIT_SIZES = {name: info["sizes"] for name, info in DATASET_INFO.items()}
 # IG's number of points where the sweep file gives none: IntegratedGradients' own default.
 _IG_STEPS = inspect.signature(IntegratedGradients.__init__).parameters["n_steps"].default
 
@@ -103,7 +102,7 @@ class DataSection(Config):
 
     @model_validator(mode="after")
     def _fits_the_split(self) -> DataSection:
-        size = _SPLIT_SIZES[self.name][self.split]
+        size = DATASET_INFO[self.name]["sizes"][self.split]
         if self.n_samples > size:
             raise ConfigError(f"must be at most {size} (the {self.name} {self.split} split), got {self.n_samples}",
                               loc=("n_samples",))
@@ -340,7 +339,7 @@ class SweepConfig(Config):
         if train.dataset is None:
             defaults["dataset"] = self.data.name
         train = train.model_copy(update=defaults)
-        limit = _SPLIT_SIZES[train.dataset]["train"]
+        limit = DATASET_INFO[train.dataset]["sizes"]["train"]
         if train.subset is not None and train.subset > limit:
             raise ConfigError(f"must be at most {limit} (the {train.dataset} training split), got {train.subset}",
                               loc=(*loc, "train", "subset"))

@@ -22,6 +22,7 @@ help:
 	@echo "make lint   ruff (pyflakes, pycodestyle, isort, bugbear, numpy, docstrings): the check CI runs first"
 	@echo "make test   run the test suite, book tests included (installs the book extra; PYTEST_ARGS='-k foo')"
 	@echo "make book   execute the notebooks (papermill, CI profile) and build the Jupyter Book into _build/"
+	@echo "            (RETRAIN_ZOO=1: retrain the reference models instead of loading zoo/; hours on a CPU)"
 	@echo "make bench  run benchmarks/bounds.py"
 	@echo "make bench-training  run benchmarks/training.py (about 30 minutes on 2 CPU cores)"
 	@echo "make bench-sweep  run benchmarks/sweep.py (attacks per second, 1 and 2 processes)"
@@ -43,8 +44,9 @@ test: venv-book
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 BOOK_PROFILE ?= ci
+RETRAIN_ZOO ?=
 book: venv-book
-	$(VENV)/bin/attrbound book --profile $(BOOK_PROFILE)
+	$(VENV)/bin/attrbound book --profile $(BOOK_PROFILE) $(if $(RETRAIN_ZOO),--retrain-zoo)
 
 bench: venv
 	$(PY) benchmarks/bounds.py

@@ -2,6 +2,7 @@
 
     attrbound train --dataset mnist --method advaat --epochs 2 --subset 5000 --out runs/advaat
     attrbound evaluate runs/advaat --n-attribution 100
+    attrbound zoo build [--only mnist-natural] [--device cuda]     # the reference models, resumable
 
 ``train`` writes ``OUT/model.safetensors`` + ``OUT/model.json`` (the checkpoint and its sidecar),
 ``OUT/history.csv``, and resumes from ``OUT/train_state.safetensors`` when rerun after an interruption.
@@ -85,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, default=None, help="also write the results here")
     e.add_argument("--seed", type=int, default=0)
     _add_data_args(e)
+    z = sub.add_parser("zoo", help="the reference model zoo: build, verify or list it")
+    zsub = z.add_subparsers(dest="zoo_command", required=True)
+    zb = zsub.add_parser("build", help="train the missing reference models (resumes an interrupted build)")
+    zb.add_argument("--only", nargs="+", default=None, metavar="NAME", help="these models (and what they start from)")
+    zb.add_argument("--force", action="store_true", help="rebuild the --only models even if built")
+    zv = zsub.add_parser("verify", help="hashes, loading, the first training batches, one full retraining")
+    zv.add_argument("--only", nargs="+", default=None, metavar="NAME")
+    zv.add_argument("--no-full", action="store_true", help="skip retraining the cheapest recipe in full")
+    zl = zsub.add_parser("list", help="the reference models and their manifests' numbers")
+    for q in (zb, zv, zl):
+        q.add_argument("--root", default=None, help="the zoo's folder (default: $ATTRBOUND_ZOO or <project>/zoo)")
+    for q in (zb, zv):
+        _add_data_args(q)
     from .sweep import add_subcommands
     add_subcommands(sub)
     from .book.runner import add_subcommands as add_book_subcommands
@@ -178,6 +192,32 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_zoo(args) -> int:
+    """``attrbound zoo build|verify|list``: ``zoo.build_zoo``, ``zoo.verify_zoo``, ``zoo.zoo_table``.
+
+    Returns:
+        The exit status: 0, or 1 when ``verify`` finds a model that does not check.
+    """
+    import pandas as pd
+
+    from . import zoo
+
+    if args.zoo_command == "list":
+        table = zoo.zoo_table(args.root)
+        print(table.to_string(index=False) if len(table) else "the zoo is empty")
+        return 0
+    common = dict(root=args.root, device=_device(args.device), progress=not args.no_progress,
+                  data_root=args.data_root, mirror=args.mirror)
+    if args.zoo_command == "build":
+        table = zoo.build_zoo(args.only, force=args.force, **common)
+        print(table.drop(columns="key").to_string(index=False))
+        return 0
+    report = zoo.verify_zoo(args.only, full=not args.no_full, **common)
+    with pd.option_context("display.width", 200):
+        print(report.to_string(index=False))
+    return 0 if report["ok"].all() else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``attrbound`` command line.
 
@@ -192,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         from .book.runner import cmd_book
         from .sweep import cmd_report, cmd_sweep
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "report": cmd_report,
-                    "book": cmd_book}
+                    "book": cmd_book, "zoo": cmd_zoo}
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"attrbound {args.command}: error: {err}", file=sys.stderr)

@@ -24,7 +24,7 @@ from .attributions import get_explainer
 from .data import DATASETS, as_tensors
 from .protocols import rar_protocol
 
-__all__ = ["evaluate", "ifia_by_ig_steps", "PROTOCOLS", "protocol"]
+__all__ = ["evaluate", "ifia_per_image", "ifia_by_ig_steps", "PROTOCOLS", "protocol"]
 
 # RAR's evaluation settings per data set (defined in attrbound_lite.protocols).
 PROTOCOLS = {name: rar_protocol(name, "evaluation") for name in DATASETS}
@@ -149,33 +149,88 @@ def _ifia_robustness(model, x_all, y_all, cfg, attribution, ig_steps, attack_ig_
 
 def _ifia_by_steps(model, x_all, y_all, cfg, attribution, ig_steps_grid, attack_ig_steps, surrogate_beta,
                    batch_size, seed, device, progress) -> list[dict]:
-    """One IFIA attack per sample; the evaluated map (IG: one per number of steps) compared before and after."""
-    ig = attribution == "integrated_gradients"
-    grid = list(ig_steps_grid) if ig else [None]
-    evaluated = [get_explainer(attribution, model, **({"n_steps": m} if ig else {})) for m in grid]
-    steering = get_explainer(attribution, model, **({"n_steps": attack_ig_steps} if ig else {}))
+    """The per-sample results of ``_ifia_per_sample`` averaged, one dict per evaluated map."""
+    grid = list(ig_steps_grid) if attribution == "integrated_gradients" else [None]
+    frames = _ifia_per_sample(model, x_all, y_all, cfg, attribution, grid, None, attack_ig_steps, surrogate_beta,
+                              batch_size, seed, device, progress)
+    return [dict(**{name: float(frame[name].mean()) for name in ("topk_intersection", "kendall_tau", "spearman")},
+                 ifia_label_kept=float(frame["label_kept"].mean()), n_attribution=len(frame), eval_k=cfg["eval_k"],
+                 attribution=attribution, **({"ig_steps": m} if m is not None else {}))
+            for m, frame in zip(grid, frames, strict=True)]
+
+
+def _ifia_per_sample(model, x_all, y_all, cfg, attribution, grid, attack_attribution, attack_ig_steps, surrogate_beta,
+                     batch_size, seed, device, progress) -> list[pd.DataFrame]:
+    """One IFIA attack per sample; the evaluated map (IG: one per number of steps in ``grid``) before and after.
+
+    The attack steers with ``attack_attribution`` (``None``: the evaluated attribution; IG with ``attack_ig_steps``
+    points). Returns one frame per entry of ``grid``, one row per sample.
+    """
+    def explainer(name, steps):
+        return get_explainer(name, model, **({"n_steps": steps} if name == "integrated_gradients" else {}))
+
+    evaluated = [explainer(attribution, m) for m in grid]
+    steering = explainer(attack_attribution or attribution, attack_ig_steps)
     attack = IFIA(model, steering, eps=cfg["eps"], alpha=cfg["ifia_alpha"], steps=cfg["ifia_steps"], k=cfg["ifia_k"],
                   kind="topk", restarts=cfg["restarts"], surrogate_beta=surrogate_beta, seed=seed)
-    rows = [{"topk": [], "kendall": [], "spearman": []} for _ in grid]
+    rows = [{"topk_intersection": [], "kendall_tau": [], "spearman": []} for _ in grid]
     kept = []
     for s in tqdm(list(_batches(len(y_all), batch_size)), desc="IFIA", disable=not progress, leave=False):
         x, y = x_all[s].to(device), y_all[s].to(device)
         result = attack(x, y)
         kept.append(result.label_kept.cpu())
-        for explainer, row in zip(evaluated, rows, strict=True):
-            clean = metrics.saliency_map(explainer.attribute(x, target=y))
-            adv = metrics.saliency_map(explainer.attribute(result.x_adv, target=y))
-            row["topk"].append(metrics.topk_intersection(clean, adv, cfg["eval_k"]).cpu())
-            row["kendall"].append(metrics.kendall_tau(clean, adv).cpu())
+        for evaluate_map, row in zip(evaluated, rows, strict=True):
+            clean = metrics.saliency_map(evaluate_map.attribute(x, target=y))
+            adv = metrics.saliency_map(evaluate_map.attribute(result.x_adv, target=y))
+            row["topk_intersection"].append(metrics.topk_intersection(clean, adv, cfg["eval_k"]).cpu())
+            row["kendall_tau"].append(metrics.kendall_tau(clean, adv).cpu())
             row["spearman"].append(metrics.spearman(clean, adv).cpu())
+    label_kept = torch.cat(kept).numpy()
+    return [pd.DataFrame({**{name: torch.cat(parts).double().numpy() for name, parts in row.items()},
+                          "label_kept": label_kept}) for row in rows]
 
-    def mean(parts):
-        return torch.cat(parts).double().nanmean().item()
 
-    return [dict(topk_intersection=mean(row["topk"]), kendall_tau=mean(row["kendall"]),
-                 spearman=mean(row["spearman"]), ifia_label_kept=mean(kept), n_attribution=len(y_all),
-                 eval_k=cfg["eval_k"], attribution=attribution, **({"ig_steps": m} if ig else {}))
-            for m, row in zip(grid, rows, strict=True)]
+def ifia_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, dataset: str | None = None, *,
+                   attribution: str = "integrated_gradients", ig_steps: int = 100,
+                   attack_attribution: str | None = None, attack_ig_steps: int = 10,
+                   surrogate_beta: float | None = None, attack_batch_size: int = 50, seed: int = 0,
+                   device: str | torch.device | None = None, progress: bool = False, **settings) -> pd.DataFrame:
+    """IFIA robustness in RAR's protocol on the given images, one row per image (for paired comparisons).
+
+    Unlike ``evaluate``, which picks the first correctly classified samples of a model, the caller chooses the
+    images (e.g. those correctly classified by every model compared, so that differences pair by image). An image
+    whose label no iterate keeps counts as not attacked (intersection 1, correlations 1; ``label_kept`` False).
+
+    Args:
+        model: Classifier taking images in [0, 1] of shape (B, C, H, W) and returning logits (B, classes).
+        images: (N, C, H, W) images in [0, 1], classified correctly by ``model``.
+        labels: (N,) their labels.
+        dataset: Data set whose protocol supplies the settings; ``None``: every setting must be passed.
+        attribution: The evaluated map, ``"integrated_gradients"`` (RAR) or ``"saliency"``.
+        ig_steps: IG points of the evaluated maps (100 in RAR).
+        attack_attribution: The attribution that steers the attack; ``None``: ``attribution``.
+        attack_ig_steps: IG points of the steering maps when they are IG.
+        surrogate_beta: Softplus beta of the smooth surrogate for IFIA's directions; needed by ReLU models.
+        attack_batch_size: Images attacked at once.
+        seed: Seed of the attack.
+        device: Where to evaluate; ``None``: the device of the model's parameters.
+        progress: Show a tqdm progress bar.
+        **settings: Overrides of the protocol's settings, as in ``evaluate``.
+
+    Returns:
+        A DataFrame with one row per image: ``topk_intersection`` (over ``eval_k`` pixels), ``kendall_tau``,
+        ``spearman`` and ``label_kept``.
+
+    Raises:
+        ValueError: If the settings are invalid (as in ``evaluate``).
+    """
+    cfg = _settings(dataset, settings)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    grid = [ig_steps if attribution == "integrated_gradients" else None]
+    with eval_mode(model), full_precision():
+        return _ifia_per_sample(model, images, labels.cpu(), cfg, attribution, grid, attack_attribution,
+                                attack_ig_steps, surrogate_beta, attack_batch_size, seed, device, progress)[0]
 
 
 def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_grid, *, n_attribution: int = 100,

@@ -53,12 +53,14 @@ from .data import as_tensors
 from .runtime import derive_seed
 
 __all__ = ["validate_bounds", "Tolerance", "bound_table", "bound_seed", "summarize", "AttackSpec", "ATTACK_TYPES",
-           "KEY_COLUMNS", "GROUP_COLUMNS", "TIMING_COLUMNS", "ROW_COLUMNS"]
+           "KEY_COLUMNS", "GROUP_COLUMNS", "UNIT_COLUMNS", "TIMING_COLUMNS", "ROW_COLUMNS"]
 
 ATTACK_TYPES = ("pgd", "ifia")
 # A row's identity (the table is sorted by it) and the groups of ``summarize``.
 KEY_COLUMNS = ("model", "sample", "attribution", "norm", "eps", "attack", "restart")
 GROUP_COLUMNS = ("model", "eps", "norm", "attribution", "attack")
+# The unit of a per-sample statistic: one image of one model of one data set (those of the columns a table has).
+UNIT_COLUMNS = ("dataset", "model", "sample")
 TIMING_COLUMNS = ("bound_seconds", "attack_seconds")
 ROW_COLUMNS = (
     "model", "sample", "label", "predicted", "correct", "attribution", "norm", "eps", "attack", "restart",
@@ -481,22 +483,29 @@ def _rows(per_sample: dict, spec: AttackSpec, reps: int, result, attack_seconds:
 def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.DataFrame:
     """Attack statistics per group (default ``GROUP_COLUMNS``).
 
-    The columns: ``n_attacks`` (rows: one attack run of one restart on one sample), ``n_samples``, ``n_kept`` (attacks
-    that kept the label), ``violations``, ``violation_rate = violations / n_kept``
-    (and per bound: ``violation_rate_euclidean``, ``violation_rate_cosine``), and the median, 95th percentile (linear
-    interpolation, as ``numpy.quantile``) and maximum of ``ratio_euclidean`` and ``ratio_cosine`` over the kept attacks
-    (``ratio_cosine`` is NaN where the cosine bound is vacuous; ``cosine_bound_vacuous`` is their share); per sample,
-    best over restarts: ``n_samples_kept`` and ``sample_violation_rate`` (samples of which any label-keeping restart
-    exceeded a bound). ``table.attrs["n_attacks"]`` of the result is the total number of attacks.
+    Per attack (one row: one restart of one attack on one sample): ``n_attacks``, ``n_kept`` (attacks that kept the
+    label), ``violations``, ``violation_rate = violations / n_kept`` (and per bound: ``violation_rate_euclidean``,
+    ``violation_rate_cosine``), and the median, 95th percentile (linear interpolation, as ``numpy.quantile``) and
+    maximum of ``ratio_euclidean`` and ``ratio_cosine`` over the kept attacks (``ratio_cosine`` is NaN where the cosine
+    bound is vacuous; ``cosine_bound_vacuous`` is their share).
+
+    Per unit: a unit is one image of one model of one data set, the columns ``UNIT_COLUMNS`` that the table has
+    (``dataset``, ``model``, ``sample``; the sample index alone is shared by every model and data set). ``n_samples``:
+    the units of the group; ``n_samples_kept``: those with at least one label-keeping attack; ``sample_violations``:
+    those of which at least one label-keeping attack exceeded a bound; ``sample_violation_rate`` = ``sample_violations
+    / n_samples_kept``. Whatever the group pools (restarts always; attacks, attributions, norms or radii when ``by``
+    leaves them out) is pooled within the unit: a unit violates when any of its pooled attacks does.
+    ``table.attrs["n_attacks"]`` of the result is the total number of attacks.
     """
     needed = {*by, "sample", "label_kept", "exceeded", "exceeded_euclidean", "exceeded_cosine", "ratio_euclidean",
               "ratio_cosine"}
     missing = sorted(needed - set(table.columns))
     if missing:
         raise ValueError(f"the table lacks columns {missing}; pass a validate_bounds table.")
+    units = [c for c in UNIT_COLUMNS if c in table.columns and c not in by]
     kept = table[table["label_kept"]]
     groups = table.groupby(list(by), sort=True)
-    out = groups.agg(n_attacks=("sample", "size"), n_samples=("sample", "nunique"), n_kept=("label_kept", "sum"),
+    out = groups.agg(n_attacks=("sample", "size"), n_kept=("label_kept", "sum"),
                      violations=("exceeded", "sum"), violations_euclidean=("exceeded_euclidean", "sum"),
                      violations_cosine=("exceeded_cosine", "sum"))
     for name in ("violation_rate", "violation_rate_euclidean", "violation_rate_cosine"):
@@ -506,11 +515,13 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.Data
         out[f"{ratio}_median"] = kept_groups[ratio].median()
         out[f"{ratio}_p95"] = kept_groups[ratio].quantile(0.95)
         out[f"{ratio}_max"] = kept_groups[ratio].max()
-    # Per sample, the worst case over restarts (the paper's quantity): a sample violates a bound when any
-    # of its label-keeping restarts does.
-    per_sample = kept.groupby([*by, "sample"], sort=True)["exceeded"].any().groupby(list(by), sort=True)
-    out["n_samples_kept"] = per_sample.size()
-    out["sample_violation_rate"] = per_sample.mean()
+    # Per unit (data set, model, image), the worst case over what the group pools (the paper's quantity).
+    out.insert(1, "n_samples", table.groupby([*by, *units], sort=True).size().groupby(list(by), sort=True).size())
+    per_unit = kept.groupby([*by, *units], sort=True)["exceeded"].any().groupby(list(by), sort=True)
+    out["n_samples_kept"] = per_unit.size()
+    out["sample_violations"] = per_unit.sum()
+    out[["n_samples_kept", "sample_violations"]] = out[["n_samples_kept", "sample_violations"]].fillna(0).astype(int)
+    out["sample_violation_rate"] = out["sample_violations"] / out["n_samples_kept"].where(out["n_samples_kept"] > 0)
     out["cosine_bound_vacuous"] = groups["bound_cosine"].apply(lambda b: float((b <= -1).mean())) \
         if "bound_cosine" in table.columns else np.nan
     out = out.drop(columns=["violations_euclidean", "violations_cosine"]).reset_index()

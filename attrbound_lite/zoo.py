@@ -16,12 +16,12 @@ builds into the same folder, until its recipe or the training code changes.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -44,7 +44,10 @@ from .data import DATASETS
 from .runtime import derive_seed, resolve_device
 from .training import METHODS, TRAINING_PROTOCOLS, TrainConfig, train
 
-__all__ = ["Recipe", "get_model", "train_recipe", "model_folder", "training_history"]
+__all__ = ["Recipe", "get_model", "train_recipe", "initial_model", "recipe_seed", "model_folder", "training_history",
+           "REFERENCE", "reference_name", "ZOO_ROOT", "zoo_root", "read_manifest", "load_reference", "build_zoo",
+           "zoo_table", "verify_zoo", "replay_losses", "evaluate_reference",
+           "stale_folders"]
 
 
 _RESERVED = ("method", "epochs", "batch_size", "lr", "eps", "seed")  # Recipe fields that are TrainConfig fields too
@@ -64,7 +67,10 @@ class Recipe(Config):
         lr: learning rate.
         seed: the subset's seed and ``TrainConfig.seed``.
         model: keyword arguments of the data set's architecture (``models.model_for_dataset``).
-        options: other ``TrainConfig`` fields (``steps``, ``alpha``, ``lam``, ``ig_steps``, ``dissimilarity``, ...).
+        options: other ``TrainConfig`` fields (``steps``, ``alpha``, ``lam``, ``ig_steps``, ``dissimilarity``,
+            ``warmup_epochs``, ``augment``, ...).
+        init: ``None`` (fresh weights) or the recipe whose trained weights this one starts from (fine-tuning);
+            same data set and architecture.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -79,6 +85,7 @@ class Recipe(Config):
     seed: NonNegativeInt = 0
     model: dict = Field(default_factory=lambda: dict(width=0.25, activation="softplus", beta=10.0, pool="avg"))
     options: dict = Field(default_factory=dict)
+    init: Recipe | None = None
 
     @model_validator(mode="after")
     def _valid_training(self) -> Recipe:
@@ -87,6 +94,9 @@ class Recipe(Config):
         if unknown or reserved:
             raise ConfigError(f"{sorted(unknown | reserved)} are not TrainConfig fields (or are recipe fields: give "
                               "those directly); see attrbound_lite.training.TrainConfig", loc=("options",))
+        if self.init is not None and (self.init.dataset, self.init.model) != (self.dataset, self.model):
+            raise ConfigError(f"starts from a model of another data set or architecture ({self.init.dataset}, "
+                              f"{self.init.model}); init must share dataset and model", loc=("init",))
         try:
             self.train_config()  # validates the options with TrainConfig's own messages
         except ConfigError as err:
@@ -114,24 +124,14 @@ class Recipe(Config):
     def key(self) -> str:
         """``<dataset>-<method>[-eps<eps>]-<hash>``, the name of the recipe's folder.
 
-        The hash covers the recipe and the source of the modules that determine the weights (``_CODE_FILES``),
-        so a change of the training code retrains.
+        The hash is a sha256 of the recipe alone (``to_dict()``, the ``init`` recipe included), not of the code: a
+        refactoring keeps the trained weights, and ``verify_zoo`` replays the start of every run to catch a change
+        of what the code computes.
         """
-        content = json.dumps({"recipe": self.to_dict(), "code": _code_digest()}, sort_keys=True)
+        content = json.dumps(self.to_dict(), sort_keys=True)
         digest = hashlib.sha256(content.encode()).hexdigest()[:12]
         radius = "" if self.train_eps is None else f"-eps{self.train_eps:.4g}"
         return f"{self.dataset}-{self.method}{radius}-{digest}"
-
-
-# The source files that determine a recipe's weights (hashed into Recipe.key).
-_CODE_FILES = ("zoo.py", "training.py", "config.py", "runtime.py", "protocols.py", "models.py", "threat_models.py",
-               "attributions.py", "data.py", "_checks.py")
-
-
-@functools.cache
-def _code_digest() -> str:
-    here = Path(__file__).resolve().parent
-    return hashlib.sha256(b"".join((here / name).read_bytes() for name in _CODE_FILES)).hexdigest()
 
 
 def model_folder(recipe: Recipe, root: str | os.PathLike) -> Path:
@@ -139,12 +139,40 @@ def model_folder(recipe: Recipe, root: str | os.PathLike) -> Path:
     return Path(root) / recipe.key
 
 
+def initial_model(recipe: Recipe, init_seed: int, init_weights: str | os.PathLike | None = None) -> nn.Module:
+    """The recipe's model before training.
+
+    Fresh weights drawn after ``torch.manual_seed(init_seed)`` (inside ``torch.random.fork_rng``), or the weights of
+    ``recipe.init`` read from ``init_weights``.
+
+    Args:
+        recipe: what will be trained.
+        init_seed: the seed of fresh weights.
+        init_weights: the checkpoint of ``recipe.init``; required when the recipe has one.
+
+    Returns:
+        The model, on the CPU, in training mode.
+    """
+    from .models import model_for_dataset
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model = model_for_dataset(recipe.dataset, **recipe.model)
+    if recipe.init is not None:
+        if init_weights is None:
+            raise ValueError(f"recipe {recipe.key} starts from {recipe.init.key}; pass that model's checkpoint as "
+                             "init_weights.")
+        parent, _ = load_checkpoint(init_weights, device="cpu")
+        model.load_state_dict(parent.state_dict())
+    return model.train()
+
+
 def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
                  device: str | torch.device | None = None, progress: bool = True,
                  data_root: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
                  download: bool = True,
                  metadata: Mapping | Callable[[nn.Module, Any, pd.DataFrame], Mapping] | None = None,
-                 ) -> tuple[nn.Module, dict]:
+                 init_weights: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
     """Load the recipe's training data, build its model, train it and save the checkpoint in ``folder``.
 
     The one way the package trains a model from a description (``attrbound train``, the sweep's recipe models,
@@ -164,21 +192,19 @@ def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
         metadata: more sidecar metadata, a mapping or ``metadata(model, data, history)`` called after training
             (e.g. to evaluate the model); merged over ``{"training": TrainConfig.to_dict(), "data": {name, split,
             size, fingerprint}}``.
+        init_weights: the checkpoint of ``recipe.init`` (required when the recipe has one).
 
     Returns:
         ``(model, sidecar)`` of the saved checkpoint (``checkpoints.load_checkpoint``): the model in eval mode on
         ``device``.
     """
     from .data import load_dataset
-    from .models import model_for_dataset
 
     device, folder = resolve_device(device), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     data = load_dataset(recipe.dataset, "train", root=data_root, download=download, mirror=mirror,
                         subset=recipe.n_train, seed=recipe.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        model = model_for_dataset(recipe.dataset, **recipe.model)
+    model = initial_model(recipe, init_seed, init_weights)
     history = train(model, data, recipe.train_config(), device=device, progress=progress, checkpoint_dir=folder)
     history.to_csv(folder / "history.csv", index=False)
     meta = {"training": history.attrs["config"],
@@ -220,12 +246,476 @@ def get_model(recipe: Recipe, root: str | os.PathLike, *, device: str | torch.de
             raise ValueError(f"{folder} holds a model of another recipe ({meta['metadata'].get('recipe')}); "
                              "delete the folder to retrain it.")
         return model, meta
-    init_seed = derive_seed(recipe.seed, "init", json.dumps(recipe.to_dict(), sort_keys=True))
-    return train_recipe(recipe, folder, init_seed=init_seed, device=device, progress=progress, data_root=data_root,
-                        mirror=mirror, metadata=lambda model, data, history: {
-                            "recipe": recipe.to_dict(), "history": history.to_dict(orient="list")})
+    init_weights = None
+    if recipe.init is not None:  # train (or load) the model this one starts from, in the same root
+        get_model(recipe.init, root, device=device, progress=progress, data_root=data_root, mirror=mirror)
+        init_weights = checkpoint_paths(model_folder(recipe.init, root))[0]
+    return train_recipe(recipe, folder, init_seed=recipe_seed(recipe), device=device, progress=progress,
+                        data_root=data_root, mirror=mirror, init_weights=init_weights,
+                        metadata=lambda model, data, history: {
+                            "recipe": recipe.to_dict(), "history": history.to_dict(orient="list"),
+                            "batch_losses": history.attrs["batch_losses"]})
+
+
+def recipe_seed(recipe: Recipe) -> int:
+    """The seed of a recipe's initial weights: ``derive_seed(seed, "init", <the recipe as sorted JSON>)``."""
+    return derive_seed(recipe.seed, "init", json.dumps(recipe.to_dict(), sort_keys=True))
 
 
 def training_history(meta: dict) -> pd.DataFrame:
     """The per-epoch training history recorded in a zoo checkpoint's sidecar."""
     return pd.DataFrame(meta["metadata"]["history"])
+
+
+# ----------------------------------------------------------------------------------------- the reference zoo
+# The committed models the book reads (chapter 4 states every choice): one folder per recipe key under
+# ZOO_ROOT, with model.safetensors and manifest.json. Robust models start from the natural model of their data
+# set (adversarial fine-tuning) with a radius warm-up; the chapter-7 studies use a 12,000-image MNIST subset.
+_SMOOTH_CNN = dict(width=0.25, activation="softplus", beta=10.0, pool="avg")
+ROBUST_METHODS = ("pgd_at", "ig_norm", "aat", "advaat")
+STUDY_N_TRAIN = 12_000
+STUDY_RADII = (0.1, 0.2, 0.3)
+STUDY_IG_STEPS = (2, 8)
+STUDY_IG_N_TRAIN = 6_000
+
+
+# Epochs of the robust MNIST / Fashion-MNIST reference models (others: 1). CE on adversarial points (PGD-AT,
+# AdvAAT) costs clean accuracy: a second epoch. IG-NORM (lambda = 1) stood at 95.0 % (MNIST) and 79.2 %
+# (Fashion-MNIST) clean accuracy after one epoch, AdvAAT on MNIST at 96.98 % after two: more epochs (a longer run
+# extends the shorter one exactly: the learning rate is constant and the warm-up counts batches from the start).
+_EPOCHS = {("mnist", "pgd_at"): 2, ("mnist", "advaat"): 3, ("mnist", "ig_norm"): 3,
+           ("fashion-mnist", "pgd_at"): 2, ("fashion-mnist", "advaat"): 2, ("fashion-mnist", "ig_norm"): 2}
+
+
+def _natural(dataset: str) -> Recipe:
+    if dataset == "cifar10-subset":
+        return Recipe(dataset=dataset, epochs=40, model=_SMOOTH_CNN, options=dict(augment="crop_flip"))
+    return Recipe(dataset=dataset, epochs=4 if dataset == "mnist" else 8, model=_SMOOTH_CNN)
+
+
+def _robust(dataset: str, method: str, eps: float | None = None, n_train: int | None = None,
+            **options) -> Recipe:
+    """A robust recipe: fine-tuned from the natural model, 5 inner steps of 2.5 eps / 5, radius warm-up."""
+    parent = _natural(dataset) if n_train is None else _natural(dataset).model_copy(update=dict(n_train=n_train))
+    cifar = dataset == "cifar10-subset"
+    base = dict(steps=5, warmup_epochs=2.0 if cifar else 0.5, ig_steps=5)
+    if cifar:
+        base["augment"] = "crop_flip"
+    base.update(options)
+    epochs = 8 if cifar else 1 if n_train is not None else _EPOCHS.get((dataset, method), 1)
+    return Recipe(dataset=dataset, method=method, eps=eps, epochs=epochs, n_train=n_train, lr=1e-3,
+                  model=_SMOOTH_CNN, options=base, init=parent)
+
+
+def _reference_recipes() -> dict[str, Recipe]:
+    recipes: dict[str, Recipe] = {}
+    for dataset in ("mnist", "fashion-mnist", "cifar10-subset"):
+        recipes[f"{dataset}-natural"] = _natural(dataset)
+        for method in ROBUST_METHODS:
+            recipes[f"{dataset}-{method}"] = _robust(dataset, method)
+    # chapter 7: the training radius ...
+    recipes["mnist-study-natural"] = _natural("mnist").model_copy(update=dict(n_train=STUDY_N_TRAIN))
+    for eps in STUDY_RADII:
+        for method in ROBUST_METHODS:
+            recipes[f"mnist-study-{method}-eps{eps:g}"] = _robust("mnist", method, eps, STUDY_N_TRAIN)
+    # ... and the IG steps used in training (IG-NORM's path integral; AAT with IG attributions), on the first
+    # STUDY_IG_N_TRAIN images of the study's subset (AAT with IG costs m double backward passes per inner step)
+    for m in STUDY_IG_STEPS:
+        for method, options in (("ig_norm", {}), ("aat", {"attribution": "integrated_gradients"})):
+            recipes[f"mnist-study-{method}-ig{m}"] = _robust("mnist", method, 0.3, STUDY_N_TRAIN, ig_steps=m,
+                                                             **options).model_copy(
+                                                                 update={"n_train": STUDY_IG_N_TRAIN})
+    return recipes
+
+
+REFERENCE: Mapping[str, Recipe] = MappingProxyType(_reference_recipes())
+
+
+def reference_name(dataset: str, method: str, eps: float | None = None, ig_steps: int | None = None) -> str:
+    """The name in ``REFERENCE`` of a model.
+
+    Args:
+        dataset: the training set.
+        method: the training method.
+        eps: ``None``: the reference model (whole training split, RAR's radius); a radius of ``STUDY_RADII``:
+            the training-radius study's model (MNIST, ``STUDY_N_TRAIN`` images).
+        ig_steps: a value of ``STUDY_IG_STEPS``: the IG-steps study's model (MNIST, ``ig_norm`` or ``aat``).
+
+    Returns:
+        ``"<dataset>-<method>"``, ``"mnist-study-<method>-eps<eps>"`` or ``"mnist-study-<method>-ig<m>"``.
+    """
+    if ig_steps is not None:
+        name = f"{dataset}-study-{method}-ig{ig_steps}"
+    elif eps is not None:
+        name = f"{dataset}-study-{method}" if method == "natural" else f"{dataset}-study-{method}-eps{eps:g}"
+    else:
+        name = f"{dataset}-{method}"
+    if name not in REFERENCE:
+        raise ValueError(f"the reference zoo has no model {name!r} ({dataset}, {method}, eps={eps}, "
+                         f"ig_steps={ig_steps}); it holds {sorted(REFERENCE)}.")
+    return name
+ZOO_ROOT = Path(__file__).resolve().parents[1] / "zoo"  # the committed weights (ATTRBOUND_ZOO overrides)
+ZOO_ENV = "ATTRBOUND_ZOO"
+# The evaluation recorded in a manifest: clean accuracy on the whole test split; clean and PGD accuracy (RAR's
+# PGD steps and step size, the step size scaled to the training radius) on its first EVAL_N images.
+EVAL_N = 1000
+BUILD_COMMAND = "attrbound zoo build --only {name}"
+
+
+def zoo_root(root: str | os.PathLike | None = None) -> Path:
+    """The reference zoo's folder: ``root``, else ``$ATTRBOUND_ZOO``, else ``<project>/zoo``."""
+    return Path(root or os.environ.get(ZOO_ENV) or ZOO_ROOT)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _reference(name: str) -> Recipe:
+    if name not in REFERENCE:
+        raise ValueError(f"no reference model {name!r}; the zoo holds {sorted(REFERENCE)}.")
+    return REFERENCE[name]
+
+
+def read_manifest(name: str, root: str | os.PathLike | None = None) -> dict:
+    """The manifest of reference model ``name`` (``<root>/<key>/manifest.json``), checked against its recipe.
+
+    Raises:
+        FileNotFoundError: the model is not built (the message names the command that builds it).
+        ValueError: the manifest is unreadable or belongs to another recipe.
+    """
+    recipe = _reference(name)
+    path = zoo_root(root) / recipe.key / "manifest.json"
+    rebuild = BUILD_COMMAND.format(name=name)
+    if not path.is_file():
+        raise FileNotFoundError(f"reference model {name!r} is not in the zoo ({path} is missing); build it with "
+                                f"`{rebuild}`.")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable manifest ({err}); rebuild it with `{rebuild}`.") from None
+    if manifest.get("recipe") != recipe.to_dict():
+        raise ValueError(f"{path} records another recipe than {name!r}'s; rebuild it with `{rebuild}`.")
+    return manifest
+
+
+def load_reference(name: str, *, device: str | torch.device | None = None,
+                   root: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
+    """Reference model ``name`` in eval mode on ``device``, after checking its weights against the manifest's sha256.
+
+    Args:
+        name: a key of ``REFERENCE`` (``"mnist-advaat"``, ...).
+        device: where to load it (``runtime.resolve_device``).
+        root: the zoo's folder (``zoo_root``).
+
+    Returns:
+        ``(model, manifest)``.
+
+    Raises:
+        FileNotFoundError: the weights are missing; ValueError: they do not match the manifest (a corrupted or
+        replaced file). Both name the file and the command that rebuilds it.
+    """
+    manifest = read_manifest(name, root)
+    weights = zoo_root(root) / manifest["key"] / "model.safetensors"
+    rebuild = BUILD_COMMAND.format(name=name)
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing; rebuild it with `{rebuild}`.")
+    for file, key in ((weights, "sha256"), (weights.with_name("model.json"), "sidecar_sha256")):
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing; restore it from git or rebuild it with `{rebuild}`.")
+        if _sha256(file) != manifest[key]:
+            raise ValueError(f"{file} does not match the sha256 in its manifest (a corrupted or replaced file); "
+                             f"restore it from git or rebuild it with `{rebuild}`.")
+    model, _ = load_checkpoint(weights, device=resolve_device(device))
+    return model, manifest
+
+
+def _hardware(device: torch.device) -> dict:
+    import platform
+
+    processor = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        processor = names[0] if names else processor
+    except OSError:
+        pass
+    info = {"machine": platform.machine(), "processor": processor,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def evaluate_reference(model: nn.Module, recipe: Recipe, device: str | torch.device | None = None,
+                       data_root: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None) -> dict:
+    """The evaluation a manifest records.
+
+    Clean accuracy on the whole test split; clean and PGD accuracy on its first ``EVAL_N`` images (one set for both),
+    PGD with RAR's steps and step size (scaled to the radius) at the recipe's training radius (RAR's evaluation radius
+    for natural training), one random start, seed 0.
+
+    Returns:
+        ``{"clean_accuracy", "n_test", "subset": {"n", "clean_accuracy", "pgd_accuracy", "pgd": {settings}}}``.
+    """
+    from .data import load_dataset
+    from .evaluation import evaluate, protocol
+
+    test = load_dataset(recipe.dataset, "test", root=data_root, mirror=mirror)
+    rar = protocol(recipe.dataset)
+    eps = recipe.train_eps or rar["eps"]
+    pgd = dict(eps=eps, pgd_steps=rar["pgd_steps"], pgd_alpha=rar["pgd_alpha"] * eps / rar["eps"])
+    whole = evaluate(model, test, recipe.dataset, n_pgd=0, n_attribution=0, device=device, progress=False)
+    first = evaluate(model, (test.images[:EVAL_N], test.labels[:EVAL_N]), recipe.dataset, n_pgd=None,
+                     n_attribution=0, seed=0, device=device, progress=False, **pgd)
+    return {"clean_accuracy": whole["clean_accuracy"], "n_test": whole["n_clean"],
+            "subset": {"n": first["n_clean"], "clean_accuracy": first["clean_accuracy"],
+                       "pgd_accuracy": first["pgd_accuracy"], "pgd": {**pgd, "restarts": 1, "random_start": True,
+                                                                      "seed": 0}}}
+
+
+def build_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None = None,
+              work_dir: str | os.PathLike | None = None, device: str | torch.device | None = None,
+              progress: bool = True, data_root: str | os.PathLike | None = None,
+              mirror: str | os.PathLike | None = None, force: bool = False) -> pd.DataFrame:
+    """Train the reference models that are missing (or all of ``only``), evaluate them and write their manifests.
+
+    Each model trains in ``work_dir/<key>`` (default ``<root>/../_build/zoo-work``), saving its state after every
+    epoch, so an interrupted build resumes where it stopped; the finished model's weights and manifest are then
+    written atomically to ``<root>/<key>/``. A model whose manifest matches its recipe and whose weights match the
+    manifest's hash is kept (``force`` rebuilds it). A model that starts from another (``Recipe.init``) is built
+    after it. Folders of recipes that no longer exist (``stale_folders``) are removed.
+
+    Args:
+        only: names of ``REFERENCE`` to build (``None``: all).
+        root: the zoo's folder (``zoo_root``).
+        work_dir: where unfinished runs keep their state.
+        device: where to train (``runtime.resolve_device``).
+        progress: progress bars.
+        data_root: the data cache.
+        mirror: an offline data mirror.
+        force: rebuild models that are already built.
+
+    Returns:
+        The zoo's table (``zoo_table``) after the build.
+    """
+    from tqdm.auto import tqdm
+
+    root, device = zoo_root(root), resolve_device(device)
+    work = Path(work_dir) if work_dir is not None else root.parent / "_build" / "zoo-work"
+    names = list(REFERENCE) if only is None else [str(n) for n in only]
+    for name in names:
+        _reference(name)
+    by_key = {recipe.key: name for name, recipe in REFERENCE.items()}
+    todo, seen = [], set()
+
+    def add(name: str, requested: bool) -> None:
+        recipe = REFERENCE[name]
+        if recipe.init is not None:
+            add(by_key[recipe.init.key], False)
+        if name in seen:
+            return
+        seen.add(name)
+        if (force and requested) or not _is_built(name, root):
+            todo.append(name)
+
+    for name in names:
+        add(name, True)
+    for folder in stale_folders(root):  # models of recipes that changed: their successors replace them
+        import shutil
+
+        shutil.rmtree(folder)
+        if progress:
+            tqdm.write(f"removed {folder}: no reference recipe has this key any more")
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        for name in tqdm(todo, desc="reference zoo", disable=not progress):
+            _build_one(name, root, work, device, progress, data_root, mirror)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    return zoo_table(root)
+
+
+def _build_one(name: str, root: Path, work: Path, device, progress: bool, data_root, mirror) -> None:
+    import shutil
+    import time
+
+    from tqdm.auto import tqdm
+
+    from ._io import atomic_path
+
+    recipe = REFERENCE[name]
+    folder = work / recipe.key
+    init_weights = None if recipe.init is None else root / recipe.init.key / "model.safetensors"
+    t0 = time.perf_counter()
+    model, _ = train_recipe(recipe, folder, init_seed=recipe_seed(recipe), device=device, progress=progress,
+                            data_root=data_root, mirror=mirror, init_weights=init_weights,
+                            metadata={"recipe": recipe.to_dict(), "name": name})
+    history = pd.read_csv(folder / "history.csv")
+    seconds = float(history["seconds"].sum())
+    manifest = {"name": name, "key": recipe.key, "recipe": recipe.to_dict(),
+                "training": recipe.train_config().to_dict(),
+                "init": None if recipe.init is None else recipe.init.key,
+                "history": history.to_dict(orient="list"), "batch_losses": _batch_losses(folder),
+                "seconds": seconds, "wall_seconds": time.perf_counter() - t0,
+                "hardware": _hardware(device), "torch": torch.__version__,
+                "evaluation": evaluate_reference(model, recipe, device, data_root, mirror)}
+    target = root / recipe.key
+    target.mkdir(parents=True, exist_ok=True)
+    for file in checkpoint_paths(folder):  # the weights and their sidecar (the architecture)
+        with atomic_path(target / file.name) as tmp:
+            shutil.copyfile(file, tmp)
+    manifest["sha256"] = _sha256(target / "model.safetensors")
+    manifest["sidecar_sha256"] = _sha256(target / "model.json")
+    manifest["size_bytes"] = (target / "model.safetensors").stat().st_size
+    with atomic_path(target / "manifest.json") as tmp:
+        Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    if progress:
+        ev = manifest["evaluation"]
+        tqdm.write(f"{name}: clean {ev['clean_accuracy']:.4f}, PGD {ev['subset']['pgd_accuracy']:.4f}, "
+                   f"{seconds:.0f} s")
+
+
+def stale_folders(root: str | os.PathLike | None = None) -> list[Path]:
+    """The model folders in the zoo whose key is no reference recipe's (left by a recipe that changed)."""
+    root, keys = zoo_root(root), {recipe.key for recipe in REFERENCE.values()}
+    if not root.is_dir():
+        return []
+    return sorted(f for f in root.iterdir() if f.is_dir() and f.name not in keys and (f / "manifest.json").is_file())
+
+
+def _batch_losses(folder: Path) -> list[float]:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "train_state.safetensors"), framework="pt") as fh:
+        return json.loads(fh.metadata()["attrbound_train_state"])["batch_losses"]
+
+
+def _is_built(name: str, root: Path) -> bool:
+    try:
+        manifest = read_manifest(name, root)
+    except (FileNotFoundError, ValueError):
+        return False
+    folder = root / manifest["key"]
+    return all((folder / name).is_file() and _sha256(folder / name) == manifest.get(key)
+               for name, key in (("model.safetensors", "sha256"), ("model.json", "sidecar_sha256")))
+
+
+def zoo_table(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per built reference model: data set, method, training radius, accuracies, seconds, size, key."""
+    rows = []
+    for name, recipe in REFERENCE.items():
+        try:
+            m = read_manifest(name, root)
+        except (FileNotFoundError, ValueError):
+            continue
+        ev = m["evaluation"]
+        rows.append({"name": name, "dataset": recipe.dataset, "method": recipe.method, "train_eps": recipe.train_eps,
+                     "n_train": recipe.n_train, "clean_accuracy": ev["clean_accuracy"],
+                     "pgd_eps": ev["subset"]["pgd"]["eps"], "pgd_accuracy": ev["subset"]["pgd_accuracy"],
+                     "seconds": m["seconds"], "size_mb": m["size_bytes"] / 1e6, "key": m["key"]})
+    return pd.DataFrame(rows)
+
+
+REPLAY_RTOL = 1e-4  # the first batches' losses, same CPU kind; other CPUs may differ more (see verify_zoo)
+FULL_RETRAIN = "mnist-natural"  # the cheapest recipe, retrained in full by verify_zoo
+FULL_RETRAIN_POINTS = 0.3  # its clean test accuracy must come within this many percentage points
+
+
+def replay_losses(name: str, *, root: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                  data_root: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
+                  n_batches: int | None = None, data: Any = None) -> list[float]:
+    """The losses of the first ``n_batches`` optimiser steps of reference recipe ``name``, retrained now.
+
+    The run starts as the build's did (the recipe's seed, or the committed weights of ``recipe.init``) and stops after
+    ``n_batches`` steps (default: as many as the manifest logged, ``training.FIRST_BATCHES``). ``data``: the recipe's
+    training data if already loaded.
+    """
+    from .data import load_dataset
+    from .training import FIRST_BATCHES
+
+    recipe, root = REFERENCE[name], zoo_root(root)
+    n_batches = n_batches or len(read_manifest(name, root)["batch_losses"]) or FIRST_BATCHES
+    init_weights = None
+    if recipe.init is not None:
+        init_name = next(n for n, r in REFERENCE.items() if r.key == recipe.init.key)
+        load_reference(init_name, root=root, device="cpu")  # checks the parent's hash
+        init_weights = root / recipe.init.key / "model.safetensors"
+    if data is None:
+        data = load_dataset(recipe.dataset, "train", root=data_root, mirror=mirror, subset=recipe.n_train,
+                            seed=recipe.seed)
+    model = initial_model(recipe, recipe_seed(recipe), init_weights)
+    history = train(model, data, recipe.train_config(), device=resolve_device(device), progress=False,
+                    stop_after=n_batches)
+    return history.attrs["batch_losses"]
+
+
+def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None = None, full: bool = True,
+               device: str | torch.device | None = "cpu", progress: bool = True,
+               data_root: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
+               rtol: float = REPLAY_RTOL) -> pd.DataFrame:
+    """Check the committed zoo against its manifests and the current code.
+
+    Per model: the weights and sidecar match the manifest's sha256 and load; the recipe retrained for its first
+    ``FIRST_BATCHES`` optimiser steps reproduces the logged losses to ``rtol`` (relative), which catches any change
+    of what the training code computes. On the CPU that built the zoo, with its thread count (2), the replay is
+    bit-identical; with 1 thread the float sums are reassociated and the 20 losses differed by up to 1.9e-6 relative
+    (MNIST PGD-AT; 2.5e-7 natural MNIST, 3.9e-7 CIFAR PGD-AT), so 1e-4 leaves a factor of 50 for other CPUs of the
+    same architecture; other vector units or a GPU (other kernels, TF32 off) were not measured and may need 1e-3. A
+    change of the code's arithmetic (a loss, a step size, an augmentation) moves the losses by far more. With ``full``,
+    ``FULL_RETRAIN`` is retrained in full and must reach its logged clean test accuracy within
+    ``FULL_RETRAIN_POINTS`` percentage points.
+
+    Returns:
+        One row per check: ``name, check, ok, detail``.
+    """
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    from .data import load_dataset
+    from .evaluation import evaluate
+
+    root = zoo_root(root)
+    names = list(REFERENCE) if only is None else list(only)
+    rows, loaded = [], {}
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        for name in tqdm(names, desc="verify zoo", disable=not progress):
+            try:
+                _, manifest = load_reference(name, root=root, device="cpu")
+            except (FileNotFoundError, ValueError) as err:
+                rows.append(dict(name=name, check="weights", ok=False, detail=str(err)))
+                continue
+            rows.append(dict(name=name, check="weights", ok=True, detail=f"sha256 {manifest['sha256'][:12]} loads"))
+            logged, recipe = manifest["batch_losses"], REFERENCE[name]
+            source = (recipe.dataset, recipe.n_train, recipe.seed)
+            if source not in loaded:
+                loaded[source] = load_dataset(recipe.dataset, "train", root=data_root, mirror=mirror,
+                                              subset=recipe.n_train, seed=recipe.seed)
+            now = replay_losses(name, root=root, device=device, data=loaded[source])
+            worst = max((abs(a - b) / max(abs(b), 1e-12) for a, b in zip(now, logged, strict=True)), default=0.0)
+            ok = len(now) == len(logged) and worst <= rtol
+            rows.append(dict(name=name, check=f"first {len(logged)} losses", ok=ok,
+                             detail=f"max relative difference {worst:.2e} (tolerance {rtol:g})"))
+        if full and (only is None or FULL_RETRAIN in names):
+            recipe, manifest = REFERENCE[FULL_RETRAIN], read_manifest(FULL_RETRAIN, root)
+            with tempfile.TemporaryDirectory() as tmp:
+                model, _ = train_recipe(recipe, tmp, init_seed=recipe_seed(recipe), device=device, progress=progress,
+                                        data_root=data_root, mirror=mirror)
+            test = load_dataset(recipe.dataset, "test", root=data_root, mirror=mirror)
+            accuracy = evaluate(model, test, recipe.dataset, n_pgd=0, n_attribution=0, device=device,
+                                progress=False)["clean_accuracy"]
+            logged = manifest["evaluation"]["clean_accuracy"]
+            gap = 100 * abs(accuracy - logged)
+            rows.append(dict(name=FULL_RETRAIN, check="full retraining", ok=gap <= FULL_RETRAIN_POINTS,
+                             detail=f"clean accuracy {accuracy:.4f} vs logged {logged:.4f} ({gap:.2f} points)"))
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    return pd.DataFrame(rows, columns=["name", "check", "ok", "detail"])

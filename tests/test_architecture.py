@@ -13,8 +13,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "attrbound_lite"
 
 # layer of each top-level module or subpackage of attrbound_lite (ARCHITECTURE.md)
 LAYERS = {
-    # 1 primitives: torch, numpy, pydantic
-    "config": 1, "_checks": 1, "_io": 1, "runtime": 1, "models": 1, "metrics": 1, "threat_models": 1, "jacobians": 1,
+    # 1 primitives: torch, numpy, scipy, pydantic
+    "stats": 1, "config": 1, "_checks": 1, "_io": 1, "runtime": 1, "models": 1, "metrics": 1, "threat_models": 1,
+    "jacobians": 1,
     # 2 attribution
     "attributions": 2,
     # 3 analysis

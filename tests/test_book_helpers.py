@@ -16,12 +16,10 @@ from attrbound_lite.book.profiles import (
     BOOK_PROFILES,
     CHAPTER_SIZES,
     CHAPTERS,
-    book_recipe,
     book_store,
     chapter_settings,
 )
 from attrbound_lite.book.runner import BOOK_OUT_ENV
-from attrbound_lite.training import TRAINING_PROTOCOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -123,20 +121,21 @@ def test_book_store_follows_the_runners_environment_variable(monkeypatch, tmp_pa
     assert book_store("sweeps", "full") == ROOT / "_build" / "sweeps" / "full"
 
 
-def test_book_recipe_scales_the_step_with_the_radius():
-    full = book_recipe("full", "mnist", "pgd_at", eps=0.1)
-    protocol = TRAINING_PROTOCOLS["mnist"]
-    assert full.options["steps"] == protocol["steps"]
-    assert full.options["alpha"] == pytest.approx(protocol["alpha"] * 0.1 / protocol["eps"])
-    ci = book_recipe("ci", "mnist", "pgd_at", eps=0.2)
-    assert ci.options["alpha"] == pytest.approx(2.5 * 0.2 / ci.options["steps"])
-    assert book_recipe("ci", "mnist", "natural").key == book_recipe("ci", "mnist", "natural", eps=0.3).key
-    assert chapter_settings("ci", "04_training").recipe("mnist", "aat") == book_recipe("ci", "mnist", "aat")
-    with pytest.raises(ValueError, match="unknown profile"):
-        book_recipe("paper", "mnist", "natural")
-    with pytest.raises(ValueError, match="trains on"):
-        book_recipe("ci", "cifar10", "natural")
+def test_settings_read_the_reference_zoo_or_retrain_it(tmp_path, monkeypatch):
+    """Chapters read the committed zoo (hash-checked); with --retrain-zoo they train the same recipes in OUT."""
+    from attrbound_lite import zoo
+    from attrbound_lite.book.runner import RETRAIN_ENV
 
+    s = chapter_settings("ci", "04_training")
+    assert not s.retrain
+    assert s.weights("mnist", "natural") == zoo.zoo_root() / zoo.REFERENCE["mnist-natural"].key / "model.safetensors"
+    calls = []
+    monkeypatch.setattr("attrbound_lite.book.profiles.get_model", lambda recipe, root, **kw: calls.append(
+        (recipe, root)) or ("model", {}))
+    monkeypatch.setenv(BOOK_OUT_ENV, str(tmp_path))
+    monkeypatch.setenv(RETRAIN_ENV, "1")
+    assert s.retrain and s.model("mnist", "aat", eps=0.2) == "model"
+    assert calls == [(zoo.REFERENCE["mnist-study-aat-eps0.2"], tmp_path / "models" / "ci")]
 
 def test_setup_validates_seeds_and_returns_the_settings():
     pytest.importorskip("matplotlib")
@@ -156,102 +155,308 @@ def test_setup_validates_seeds_and_returns_the_settings():
 
 # ---------------------------------------------------------------------------------------------- chapter 4
 
-def _accuracy(pgd_natural: float, pgd_at: float) -> pd.DataFrame:
+def _results(pgd_natural: int, pgd_at: int, n: int = 1000) -> pd.DataFrame:
+    from attrbound_lite.stats import wilson
+
     rows = []
-    for ds, shift in (("mnist", 0.0), ("cifar10-subset", -0.5)):
-        rows += [dict(dataset=ds, method="natural", clean_accuracy=0.9 + shift / 2,
-                      pgd_accuracy=pgd_natural + shift / 4),
-                 dict(dataset=ds, method="pgd_at", clean_accuracy=0.8 + shift / 2, pgd_accuracy=pgd_at + shift / 4)]
+    for ds in ("mnist", "cifar10-subset"):
+        for method, hits, clean in (("natural", pgd_natural, 0.99), ("pgd_at", pgd_at, 0.97), ("aat", 0, 0.98)):
+            rows.append(dict(dataset=ds, method=method, clean_accuracy=clean - (ds != "mnist") / 2,
+                             pgd_eps=0.3 if ds == "mnist" else 8 / 255, pgd_accuracy=hits / n,
+                             pgd_interval=wilson(hits, n), minutes=30.0))
     return pd.DataFrame(rows)
 
 
-def test_chapter4_says_where_pgd_at_wins():
-    v = training.accuracy_values(_accuracy(0.1, 0.5), ["mnist", "cifar10-subset"])
-    assert (v["ch4_pgd_at_wins"], v["ch4_n_datasets"]) == (2, 2)
-    assert v["ch4_pgd_at_win_list"] == "mnist, cifar10-subset"
-    assert v["ch4_best_pgd"] == "cifar10-subset: pgd_at (0.38); mnist: pgd_at (0.50)"
-    assert (v["ch4_first_dataset"], v["ch4_natural_clean"], v["ch4_natural_pgd"]) == ("mnist", 0.9, 0.1)
-    assert v["ch4_min_clean"] == pytest.approx(0.55)
-    v = training.accuracy_values(_accuracy(0.5, 0.1), ["mnist", "cifar10-subset"])
-    assert (v["ch4_pgd_at_wins"], v["ch4_pgd_at_win_list"]) == (0, "none")
-    assert v["ch4_best_pgd"].startswith("cifar10-subset: natural")
+def test_chapter4_compares_pgd_accuracy_by_its_intervals():
+    v = training.accuracy_values(_results(0, 700))
+    assert v["ch4_n_models"] == 6 and v["ch4_train_hours"] == pytest.approx(3.0)
+    assert (v["ch4_min_clean_natural"], v["ch4_min_clean_robust"]) == pytest.approx((0.49, 0.47))
+    assert v["ch4_pgd_sentence"].startswith(
+        "on MNIST at 0.3, 0.700 (0.671 to 0.728) for PGD-AT against 0.00 (0.00 to 0.00383)")
+    assert "(higher)" in v["ch4_pgd_sentence"] and "CIFAR-10 subset at 8/255" in v["ch4_pgd_sentence"]
+    assert "(lower)" in training.accuracy_values(_results(700, 0))["ch4_pgd_sentence"]
+    assert "overlap" in training.accuracy_values(_results(500, 520))["ch4_pgd_sentence"]
 
 
 # ---------------------------------------------------------------------------------------------- chapter 5
 
-def _bounds() -> pd.DataFrame:
-    rows = []
+def _bounds(images: int = 16) -> pd.DataFrame:
+    """A table shaped like ``compute_bounds``' output: natural, and three methods whose relative bound is half (AdvAAT),
+    the same up to symmetric noise (PGD-AT) and twice (AAT) natural's; MNIST gets the row-sum form, CIFAR does not."""
+    frames = []
+    a_norm = 1.0 + np.arange(images)
+    sigma = 2.0 * (1 + 0.1 * np.sin(np.arange(images)))
+    noise = np.exp(0.3 * np.where(np.arange(images) % 2 == 0, 1.0, -1.0))
+    factors = {"natural": 1.0, "pgd_at": noise, "aat": 2.0 * noise ** 0.1, "advaat": 0.5 * noise ** 0.1}
     for ds, n in (("mnist", 784), ("cifar10-subset", 3072)):
-        for method, sigma in (("natural", 2.0), ("advaat", 0.5)):
-            for sample in range(4):
-                a_norm = 1.0 + sample
-                for norm, eps_values in (("l2", (0.1, 1.0)), ("linf", (0.01, 0.1))):
-                    for eps in eps_values:
-                        r = eps * sigma * (np.sqrt(n) if norm == "linf" else 1.0)
-                        rows.append(dict(dataset=ds, method=method, sample=sample, attribution="saliency", norm=norm,
-                                         eps=eps, sigma_max=sigma, attribution_norm=a_norm, bound_euclidean=r,
-                                         bound_cosine=np.sqrt(1 - (r / a_norm) ** 2) if r < a_norm else -1.0,
-                                         bound_converged=True))
-    return pd.DataFrame(rows)
+        for method, factor in factors.items():
+            s_m = sigma * factor
+            rows = [dict(model=method, sample=i, attribution="saliency", norm=norm, eps=eps, sigma_max=s_m[i],
+                         attribution_norm=a_norm[i], bound_converged=True,
+                         bound_euclidean=eps * s_m[i] * (np.sqrt(n) if norm == "linf" else 1.0))
+                    for norm, eps_values in (("l2", (0.1, 1.0)), ("linf", (0.01, 0.1, 10.0))) for eps in eps_values
+                    for i in range(images)]
+            # the row sums: half (even images) or twice (odd) sqrt(n) sigma_max on MNIST; not computed on CIFAR
+            rowsum = (np.sqrt(n) * s_m * np.where(np.arange(images) % 2 == 0, 0.5, 2.0) if ds == "mnist"
+                      else np.full(images, np.nan))
+            frames.append(bound_tables._tighten_linf(pd.DataFrame(rows), rowsum, ds == "mnist").assign(
+                dataset=ds, method=method))
+    return pd.concat(frames, ignore_index=True)
 
 
-def test_chapter5_values_from_a_bound_table():
+def test_chapter5_linf_rows_take_the_smaller_form_and_the_cosine_bound_follows():
     bounds = _bounds()
-    assert bound_tables.overview_values(bounds) == {"ch5_n_rows": 64, "ch5_n_models": 4, "ch5_converged": 1.0}
-    v = bound_tables.relative_values(bounds, [0.1, 1.0], [0.01, 0.1])
-    assert v["ch5_sqrt_n"] == "28, 55"
-    # vacuous where r >= ||A(x)||: natural at a <= 2 in l2; in l-infinity 11 of 16 samples; 1 of 32 at the smallest
-    assert (v["ch5_vacuous_l2"], v["ch5_vacuous_linf"], v["ch5_vacuous_small"]) == (0.25, 0.6875, 1 / 32)
-    assert (v["ch5_eps_l2_max"], v["ch5_eps_linf_max"]) == (1.0, 0.1)
-    one, median = bound_tables.method_medians(bounds, ["natural", "advaat"], 0.1)
-    assert list(median.columns) == ["natural", "advaat"] and set(one["eps"]) == {0.1}
-    assert bound_tables.method_values(median) == {"ch5_advaat_ratio": "cifar10-subset: 0.25, mnist: 0.25",
-                                                  "ch5_smallest_method": "cifar10-subset: advaat, mnist: advaat"}
-    mid = bound_tables.cosine_rows(bounds, "mnist", [0.1, 1.0, 2.0], [0.01, 0.1, 0.2])
+    linf = bounds[bounds["norm"] == "linf"]
+    mnist, cifar = linf[linf["dataset"] == "mnist"], linf[linf["dataset"] == "cifar10-subset"]
+    assert np.allclose(mnist["bound_euclidean"], np.minimum(mnist["bound_spectral"], mnist["bound_abs_rowsum"]))
+    assert set(mnist.loc[mnist["sample"] % 2 == 0, "linf_form"]) == {"abs_rowsum"}
+    assert set(mnist.loc[mnist["sample"] % 2 == 1, "linf_form"]) == {"sqrt_n"}
+    assert set(cifar["linf_form"]) == {"sqrt_n"} and cifar["bound_abs_rowsum"].isna().all()
+    assert np.allclose(cifar["bound_euclidean"], cifar["bound_spectral"])
+    assert bounds.loc[bounds["norm"] == "l2", "linf_form"].isna().all()
+    r, a = bounds["bound_euclidean"].to_numpy(), bounds["attribution_norm"].to_numpy()
+    assert np.allclose(bounds["relative"], r / a)
+    assert np.allclose(bounds["bound_cosine"], np.where(r < a, np.sqrt(np.clip(1 - (r / a) ** 2, 0, 1)), -1.0))
+
+
+def test_chapter5_overview_and_relative_values():
+    bounds = _bounds()
+    assert bound_tables.overview_values(bounds) == {"ch5_n_rows": 2 * 4 * 16 * 5, "ch5_n_models": 8,
+                                                    "ch5_n_images": 16, "ch5_converged": 1.0}
+    v = bound_tables.relative_values(bounds, [0.1, 1.0], [0.01, 0.1, 10.0])
+    assert v["ch5_sqrt_n"] == "28, 55"       # from the sigma_max form, whichever form the row uses
+    assert (v["ch5_eps_l2_max"], v["ch5_eps_linf_max"], v["ch5_eps_linf_min"]) == ("1", "10", "0.01")
+    largest = bounds[((bounds["norm"] == "l2") & (bounds["eps"] == 1.0))]
+    assert v["ch5_vacuous_l2"] == pytest.approx(float((largest["bound_cosine"] <= -1).mean()))
+    mid = bound_tables.cosine_rows(bounds, "mnist", 1.0, 0.1)
     assert set(zip(mid["norm"], mid["eps"], strict=True)) == {("l2", 1.0), ("linf", 0.1)}
     assert set(mid["dataset"]) == {"mnist"}
-    assert bound_tables.cosine_values(mid, "mnist")["ch5_first_dataset"] == "mnist"
 
 
-def test_chapter5_scaling_check_reproduces_the_bound_tables_seed():
+def test_chapter5_linf_forms_report_the_median_ratio_where_computed():
+    bounds = _bounds()
+    probe = {"natural": 1}   # CIFAR: the row sum timed on one image of the first model only (not stored here)
+    costs = pd.DataFrame([dict(dataset=ds, method=m, attribution="saliency", images=16, dense_used=ds == "mnist",
+                               dense_images=16 if ds == "mnist" else probe.get(m, 0), lanczos_s=0.1,
+                               dense_s=0.4 if ds == "mnist" or m == "natural" else np.nan)
+                          for ds in ("mnist", "cifar10-subset") for m in ("natural", "pgd_at", "aat", "advaat")])
+    forms = bound_tables.linf_forms(bounds, costs).set_index("dataset")
+    assert forms.loc["mnist", "form"].startswith("min(") and forms.loc["cifar10-subset", "form"] == "√n σmax"
+    assert forms.loc["mnist", "abs_smaller"] == 0.5 and forms.loc["mnist", "n"] == 784
+    assert forms.loc["mnist", "median_ratio"].startswith("1.25 (")      # the median of {0.5, 2}: their midpoint
+    assert forms.loc["cifar10-subset", "median_ratio"] == "-" and forms.loc["cifar10-subset", "probe"]
+    assert forms.loc["cifar10-subset", "dense_s"] == 0.4                 # the probe's cost, on one model
+    v = bound_tables.linf_values(forms.reset_index())
+    assert v["ch5_linf_ratio_cifar10_subset"] == "not computed"
+    assert v["ch5_linf_forms"] == "the minimum for MNIST (saliency); √n σmax alone for CIFAR-10 subset (saliency)"
+    assert v["ch5_linf_sentence"].startswith("on MNIST (n = 784) the rows use the minimum: the median ratio is 1.25")
+    assert ("on CIFAR-10 subset (n = 3072) the rows use √n σmax: measured on 1 image of one model, the dense Jacobian "
+            "cost 0.400 s per image against 0.100 s for σmax (4.0 times as much), about 0.43 more minutes for all 16 "
+            "images of the 4 models") in v["ch5_linf_sentence"]
+
+
+def test_chapter5_methods_are_compared_with_paired_intervals_and_verdicts():
+    bounds = _bounds()
+    comparison = bound_tables.compare_methods(bounds, {"mnist": ("linf", 10.0), "cifar10-subset": ("l2", 0.1)})
+    c = comparison.set_index(["dataset", "method"])
+    assert list(comparison["method"].unique()) == ["pgd_at", "aat", "advaat"]
+    assert c.loc[("cifar10-subset", "advaat"), "ratio_estimate"] == pytest.approx(0.5, abs=0.02)
+    assert c.loc[("cifar10-subset", "advaat"), "relative"] == "smaller"
+    assert c.loc[("cifar10-subset", "aat"), "relative"] == "larger"
+    assert c.loc[("cifar10-subset", "pgd_at"), "relative"] == "not distinguishable with 16 images"
+    assert c.loc[("cifar10-subset", "pgd_at"), "ratio_low"] < 1 < c.loc[("cifar10-subset", "pgd_at"), "ratio_high"]
+    # the relative-bound ratio does not depend on eps (both are linear in it)
+    other = bound_tables.compare_methods(bounds, {"cifar10-subset": ("l2", 1.0)}).set_index("method")
+    assert other.loc["advaat", "ratio"] == c.loc[("cifar10-subset", "advaat"), "ratio"]
+    # at l-infinity 10 on MNIST r >= ||A(x)|| for every image: no cosine bound to compare
+    assert c.loc[("mnist", "advaat"), "cosine"] == "vacuous for both"
+    v = bound_tables.comparison_values(comparison, "ch5_rel")
+    assert v["ch5_rel_cifar10_subset_advaat_verdict"] == "smaller"
+    assert v["ch5_rel_cifar10_subset_advaat"] == c.loc[("cifar10-subset", "advaat"), "ratio"]
+    assert v["ch5_rel_mnist_eps"] == "ℓ∞ ε = 10" and v["ch5_rel_mnist_images"] == 16
+    assert v["ch5_rel_cifar10_subset_summary"] == ("not distinguishable with 16 images for PGD-AT; larger for AAT; "
+                                                   "smaller for AdvAAT")
+
+
+def test_chapter5_cosine_correlation_reads_its_sign_only_off_the_interval():
+    bounds = _bounds()
+    mid = bound_tables.cosine_rows(bounds, "cifar10-subset", 0.1, 0.01)
+    v = bound_tables.cosine_values(mid, "cifar10-subset")
+    assert v["ch5_cosine_corr_verdict"] == "positive"      # a larger map is harder to turn at a similar r
+    assert v["ch5_first_dataset"] == "CIFAR-10 subset" and v["ch5_cosine_eps"] == "0.1"
+    flat = mid.assign(attribution_norm=1.0 + (mid["sample"] * 7919) % 13, bound_cosine=0.5 + 0.1 * (mid["sample"] % 2))
+    assert bound_tables.cosine_values(flat, "cifar10-subset")["ch5_cosine_corr_verdict"].startswith(
+        "not distinguishable")
+
+
+def test_chapter5_compute_bounds_uses_the_dense_form_where_asked(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
     from conftest import small_cnn, synthetic_images
 
-    from attrbound_lite.experiments import bound_seed, bound_table
-    from attrbound_lite.runtime import derive_seed
+    from attrbound_lite.bounds import attribution_bound
 
-    assert bound_seed(3, "saliency", 0) == derive_seed(3, "bound", "saliency", 0)
-    model = small_cnn(seed=2).float()
-    x, y = synthetic_images(6, seed=1)
-    table = bound_table(model, (x, y), {"l2": [0.1, 0.5], "linf": [0.01]}, seed=3,
-                        bound_options={"tol": 1e-3, "max_dense_n": 0}).assign(dataset="toy", method="natural")
-    radii = [("l2", 0.5), ("linf", 0.01)]
-    assert bound_tables.scaling_check(model, x, table, "toy", "natural", radii, 1e-3, 3) < 1e-5
+    x, y = synthetic_images(5, seed=1)
+    monkeypatch.setattr(bound_tables, "load_dataset", lambda *a, **k: SimpleNamespace(tensors=lambda: (x, y)))
+    models = {m: small_cnn(seed=k, dtype=torch.float32) for k, m in enumerate(("natural", "advaat"))}
+    s = SimpleNamespace(datasets=["toy"], n_samples=4, seed=3, device="cpu", model=lambda ds, m: models[m])
+    attributions = ["saliency", "input_x_gradient", {"name": "integrated_gradients", "n_steps": 2}]
+    bounds, tests, costs = bound_tables.compute_bounds(
+        s, ["natural", "advaat"], {"l2": [0.1], "linf": [0.01]}, attributions, 1e-4, max_dense_n=64,
+        dense_attributions=["saliency", "input_x_gradient"], dense_images=None, dense_probe=1)
+    assert len(bounds) == 2 * 3 * 2 * 4 and set(tests) == {"toy"}
+    linf = bounds[bounds["norm"] == "linf"].set_index(["method", "attribution", "sample"]).sort_index()
+    direct = attribution_bound(models["advaat"], x[:4], 0.01, "linf", "saliency", max_dense_n=64, seed=0)
+    assert np.allclose(linf.loc[("advaat", "saliency"), "bound_abs_rowsum"], direct.linf_abs_rowsum.numpy(),
+                       rtol=1e-4)
+    assert np.allclose(linf.loc[("advaat", "saliency"), "bound_euclidean"], direct.euclidean.numpy(), rtol=1e-3)
+    assert linf.loc[("advaat", "integrated_gradients"), "bound_abs_rowsum"].isna().all()
+    c = costs.set_index(["method", "attribution"])
+    assert c.loc[("natural", "integrated_gradients"), "dense_images"] == 1       # the probe, on the first model only
+    assert c.loc[("advaat", "integrated_gradients"), "dense_images"] == 0
+    assert bool(c.loc[("advaat", "saliency"), "dense_used"])
+    assert not c.loc[("natural", "integrated_gradients"), "dense_used"]
+    assert linf.loc[("natural", "integrated_gradients"), "linf_form"].eq("sqrt_n").all()   # a probe is not used
+    # on a subset of the images the row sums are kept for the gain, but the rows keep sqrt(n) sigma_max
+    subset, _, subset_costs = bound_tables.compute_bounds(
+        s, ["natural"], {"l2": [0.1], "linf": [0.01]}, ["saliency"], 1e-4, max_dense_n=64,
+        dense_attributions=["saliency"], dense_images=2)
+    sub = subset[subset["norm"] == "linf"].sort_values("sample")
+    assert sub["bound_abs_rowsum"].notna().tolist() == [True, True, False, False]
+    assert sub["linf_form"].eq("sqrt_n").all() and np.allclose(sub["bound_euclidean"], sub["bound_spectral"])
+    assert not subset_costs["dense_used"].any()
+    table = bound_tables.model_table(bounds, costs)
+    assert list(table["images"]) == [4, 4] and (table["lanczos_s"] > 0).all()
+    error = bound_tables.scaling_check(models["natural"], x[:4], bounds.assign(dataset="toy"), "toy", "natural",
+                                       [("l2", 0.1), ("linf", 0.01)], 1e-4, 3)
+    assert error < 1e-5
 
 
 # ---------------------------------------------------------------------------------------------- chapter 6
 
-def _by_eps(l2_rates, linf_rates, n_kept=10) -> pd.DataFrame:
+def _sweep_rows(ratio, *, datasets=("a", "b"), models=("natural", "advaat"), n=40, radii=(0.01, 0.1, 1.0),
+                attacks=("pgd", "ifia"), norm="l2", attribution="saliency", seed=0) -> pd.DataFrame:
+    """A sweep-like table: ``ratio(dataset, model, sample, eps, attack, rng)`` gives achieved / bound; a row violates
+    (Euclidean) above 1.01; ||A(x)|| is 1 for natural and 0.5 for advaat, the bound 0.2 eps / ||A||."""
+    rng = np.random.default_rng(seed)
     rows = []
-    for norm, eps_values, rates in (("l2", (0.001, 0.1, 0.5), l2_rates), ("linf", (0.0001, 0.01, 0.03), linf_rates)):
-        for eps, rate in zip(eps_values, rates, strict=False):
-            rows.append(dict(norm=norm, eps=eps, n_kept=n_kept, violations=round(rate * n_kept), violation_rate=rate,
-                             ratio_euclidean_median=0.5 + rate))
+    for ds in datasets:
+        for model in models:
+            a_norm = 1.0 if model == "natural" else 0.5
+            for sample in range(n):
+                for eps in radii:
+                    for attack in attacks:
+                        r = ratio(ds, model, sample, eps, attack, rng)
+                        bound = 0.2 * eps
+                        rows.append(dict(dataset=ds, model=model, sample=sample, attribution=attribution, norm=norm,
+                                         eps=eps, attack=attack, restart=0, label_kept=True, sigma_max=0.2,
+                                         attribution_norm=a_norm, bound_euclidean=bound, bound_cosine=0.5,
+                                         achieved_euclidean=r * bound, achieved_cosine=0.9, ratio_euclidean=r,
+                                         ratio_cosine=0.2, exceeded_euclidean=r > 1.01, exceeded_cosine=False,
+                                         exceeded=r > 1.01, bound_seconds=0.01, attack_seconds=0.02))
     return pd.DataFrame(rows)
 
 
-def test_chapter6_verdicts_at_the_smallest_radius_and_the_trend():
-    v = validation.eps_values(_by_eps([0.0, 0.2, 0.5], [0.0, 0.0, 0.0]))
-    assert v["ch6_violation_smallest_eps"] == 0.0
-    assert v["ch6_smallest_verdict"] == "no attack beat the bound"
-    assert v["ch6_smallest_eps"] == "0.001 (l2) and 0.0001 (linf)"
-    assert v["ch6_trend"] == "in l2 it grows with the radius; in linf it is zero at every radius"
-    assert v["ch6_violation_largest_eps"] == "0.50 at 0.5 (l2), 0.00 at 0.03 (linf)"
-    assert v["ch6_tightness_largest"] == "1.00 (l2), 0.50 (linf)"
-    v = validation.eps_values(_by_eps([0.1, 0.3, 0.2], [0.2, 0.1, 0.0]))
-    assert v["ch6_smallest_verdict"] == "3 of 20 label-keeping attacks beat it"
-    assert v["ch6_violation_smallest_eps"] == 0.2
-    assert v["ch6_trend"] == ("in l2 it does not grow steadily with the radius; "
-                              "in linf it does not grow steadily with the radius")
+def _grows(ds, model, sample, eps, attack, rng):
+    """0.5 at small radii, up to 1.5 at eps = 1 for some images; PGD above IFIA."""
+    base = 0.5 + (sample % 4 == 0) * eps + 0.01 * rng.standard_normal()
+    return base + (0.1 if attack == "pgd" else 0.0)
+
+
+def test_chapter6_unit_table_keeps_the_best_attack_per_image_model_and_data_set():
+    table = _sweep_rows(_grows)
+    table.loc[(table["attack"] == "ifia") & (table["sample"] == 1), "label_kept"] = False
+    units = validation.unit_table(table)
+    assert len(units) == 2 * 2 * 40 * 3  # data sets x models x images x radii: one row each
+    one = units[(units["dataset"] == "a") & (units["model"] == "advaat") & (units["sample"] == 0)
+                & (units["eps"] == 1.0)].iloc[0]
+    rows = table[(table["dataset"] == "a") & (table["model"] == "advaat") & (table["sample"] == 0)
+                 & (table["eps"] == 1.0)]
+    assert one["ratio_euclidean"] == pytest.approx(rows["ratio_euclidean"].max())
+    assert one["ratio_pgd"] == pytest.approx(rows.loc[rows["attack"] == "pgd", "ratio_euclidean"].iloc[0])
+    assert one["relative_bound"] == pytest.approx(0.2 / 0.5) and bool(one["exceeded"])
+    assert one["relative_achieved"] == pytest.approx(rows["achieved_euclidean"].max() / 0.5)
+    assert (units.loc[units["sample"] == 1, "n_kept"] == 1).all()  # IFIA lost the label there
+    assert units.loc[units["sample"] == 1, "ratio_ifia"].isna().all()
+
+
+def test_chapter6_rates_count_units_with_wilson_intervals_and_say_where_violations_begin():
+    from attrbound_lite.stats import wilson
+
+    table = pd.concat([_sweep_rows(_grows), _sweep_rows(lambda *a: 0.5, norm="linf", radii=(0.001, 0.3))])
+    rates = validation.rates_by_eps(table)
+    l2 = rates[rates["norm"] == "l2"].set_index("eps")
+    assert list(l2["images"]) == [160, 160, 160]  # 2 data sets x 2 models x 40 images, not 40 sample indices
+    assert list(l2["violating"]) == [0, 0, 40]  # every fourth image, at eps = 1 only
+    assert str(l2.loc[1.0, "rate"]) == str(wilson(40, 160))
+    values = validation.rate_values(rates)
+    assert values["ch6_l2_smallest"] == (f"in ℓ2 the violation rate at the smallest radius, ε = 0.01, is "
+                                         f"{wilson(0, 160)}")
+    assert values["ch6_l2_onset"] == (f"in ℓ2 violations begin at ε = 1, where the rate is {wilson(40, 160)}; the rate "
+                                      "is above 0.05 with 95 % confidence from ε = 1")
+    assert values["ch6_linf_onset"] == "in ℓ∞ no image violated a bound at any radius up to ε = 0.3"
+    assert values["ch6_l2_largest"] == f"{wilson(40, 160)} at ε = 1"
+
+
+def test_chapter6_ratio_verdicts_come_from_paired_intervals():
+    from attrbound_lite.stats import paired_difference
+
+    units = validation.unit_table(_sweep_rows(_grows))
+    frame, values = validation.ratio_values(units)
+    assert list(frame["images"]) == [160, 160, 160]
+    assert frame.iloc[0]["median"].low <= frame.iloc[0]["median"].estimate <= frame.iloc[0]["median"].high
+    wide = units.pivot_table(index=["dataset", "model", "sample"], columns="eps", values="ratio_euclidean")
+    change = paired_difference(wide[1.0], wide[0.01])
+    assert values["ch6_l2_ratio_change"] == (f"from ε = 0.01 to ε = 1 the ratio changes by {change} on average over "
+                                             "the same images: it grows")
+    flat = validation.ratio_values(validation.unit_table(_sweep_rows(lambda *a: 0.5 + 0.01 * a[-1].standard_normal(),
+                                                                     radii=(0.01, 0.02))))[1]
+    assert flat["ch6_l2_ratio_first"].endswith("not distinguishable with 160 images")
+
+
+def test_chapter6_compares_models_attacks_and_attributions_on_the_same_images():
+    def ratio(ds, model, sample, eps, attack, rng):
+        """AdvAAT's maps move half as much relative to their size on data set a, as much on b; PGD gets 1.2 x IFIA."""
+        noise = np.random.default_rng([sample, model == "advaat"]).standard_normal()  # one per image and model
+        relative = 0.05 if (model, ds) == ("advaat", "a") else 0.1 + (ds == "b") * 0.04 * noise
+        return relative * (0.5 if model == "advaat" else 1.0) / 0.2 * (1.2 if attack == "pgd" else 1.0)
+
+    table = _sweep_rows(ratio, radii=(1.0,))
+    table = pd.concat([table, _sweep_rows(ratio, radii=(1.0,), models=("natural",), attribution="integrated_gradients",
+                                          seed=1).assign(ratio_euclidean=lambda t: t["ratio_euclidean"] * 2)])
+    units = validation.unit_table(table)
+    radii = {("a", "l2"): 1.0, ("b", "l2"): 1.0}
+    comparisons = validation.model_comparisons(units, radii)
+    assert list(comparisons["verdict_achieved"]) == ["smaller", "not distinguishable with 40 images"]
+    assert validation.comparison_sentence(comparisons, "verdict_achieved", "the relative deviation") == (
+        "on a (ℓ2, ε = 1) the relative deviation is smaller than natural training's for AdvAAT, larger for none, not "
+        "distinguishable for none; on b (ℓ2, ε = 1) the relative deviation is smaller than natural training's for no "
+        "method, larger for none, not distinguishable for AdvAAT")
+    frame, values = validation.attack_values(units, radii)
+    pgd = frame[frame["comparison"] == "PGD - IFIA"]
+    assert list(pgd["verdict"]) == ["PGD closer to the bound"] * 2
+    ifia = units.loc[(units["dataset"] == "a") & (units["attribution"] == "saliency"), "ratio_ifia"]
+    assert pgd.iloc[0]["difference"].estimate == pytest.approx(0.2 * ifia.mean())
+    assert values["ch6_ig_vs_saliency"].count("IG closer to its bound") == 2
+
+
+def test_chapter6_dense_values_state_the_tightening_and_its_cost():
+    dense = pd.DataFrame(dict(dataset=["mnist"] * 4, n=784, sqrt_n=1.0, abs_rowsum=[0.5, 0.8, 1.2, 0.9],
+                              factor=[0.5, 0.8, 1.0, 0.9], seconds_sqrt_n=0.1, seconds_rowsum=1.1))
+    frame, values = validation.dense_values(dense, {"mnist": 320}, budget_seconds=360)
+    assert frame.iloc[0]["sweep_extra_seconds"] == pytest.approx(320.0)
+    assert str(frame.iloc[0]["rowsum_smaller"]).startswith("0.750")
+    assert values["ch6_dense_cost"] == "MNIST 1.10 s instead of 0.100 s per image, 5.33 extra minutes for this " \
+                                       "chapter's sweep"
+    assert values["ch6_dense_total"] == "5.33 extra minutes in all, against a budget of 6.00 minutes for the whole " \
+                                        "chapter"
+
+
+def test_chapter6_reference_radii_are_rars_where_the_grid_has_them():
+    radii = validation.reference_radii(["mnist", "cifar10-subset"], [0.1, 1.0, 3.0], [0.01, 8 / 255, 0.1])
+    assert radii == {("mnist", "l2"): 1.0, ("cifar10-subset", "linf"): 8 / 255, ("cifar10-subset", "l2"): 1.0}
+    assert validation.reference_radii(["mnist"], [0.1, 0.3, 3.0], [0.3])[("mnist", "l2")] == 0.3
 
 
 def test_chapter6_sweeps_get_one_folder_per_config(tmp_path):
@@ -260,51 +465,27 @@ def test_chapter6_sweeps_get_one_folder_per_config(tmp_path):
     from attrbound_lite.sweep import load_config
 
     ckpt = save_checkpoint(model_for_dataset("mnist", width=0.125), tmp_path / "natural" / "model.safetensors")
-    kwargs = dict(n_samples=16, eps_l2=[0.1], eps_linf=[0.01], ig_steps=4, restarts=1, steps=20, shard_size=16, seed=0)
+    kwargs = dict(n_samples=16, eps_l2=[0.1], eps_linf=[0.01], attributions=["saliency"], restarts=1, steps=20,
+                  max_dense_n=784, shard_size=16, seed=0)
     config = validation.sweep_config("mnist", {"natural": ckpt}, **kwargs)
     assert config["models"] == [{"name": "natural", "checkpoint": str(ckpt)}]
     filled = load_config(config)  # the attacks' defaults come from AttackSpec, filled in by the sweep
     assert [a["relative_alpha"] for a in filled["attacks"]] == [0.25, 0.125]
     assert filled["attacks"][1]["k"] == 78  # 10 % of MNIST's 784 pixels
+    assert filled["bound"]["max_dense_n"] == 784
     folder = validation.sweep_folder(tmp_path, "mnist", config, "cpu")
     assert folder.parent == tmp_path and folder.name.startswith("mnist-") and len(folder.name) == len("mnist-") + 12
     again = validation.sweep_config("mnist", {"natural": ckpt}, **kwargs)
     assert validation.sweep_folder(tmp_path, "mnist", again, "cpu") == folder
-    other = validation.sweep_config("mnist", {"natural": ckpt}, **{**kwargs, "steps": 21})
-    assert validation.sweep_folder(tmp_path, "mnist", other, "cpu") != folder
+    for change in ({"steps": 21}, {"max_dense_n": 0}):
+        other = validation.sweep_config("mnist", {"natural": ckpt}, **{**kwargs, **change})
+        assert validation.sweep_folder(tmp_path, "mnist", other, "cpu") != folder
     assert validation.sweep_folder(tmp_path, "mnist", config, "cuda") != folder
 
 
 # ---------------------------------------------------------------------------------------------- chapter 7
 
-def test_chapter7_reads_the_correlation_and_the_spreads():
-    assert far.corr_reading(-0.9) == "a smaller worst case goes with more stable top features"
-    assert far.corr_reading(-0.3).endswith("but only loosely")
-    assert far.corr_reading(0.2).startswith("the sign is the opposite")
-    assert far.spread_verdict(0.10, 0.30, 0.1) == "smaller"
-    assert far.spread_verdict(0.30, 0.10, 0.1) == "larger"
-    assert far.spread_verdict(0.30, 0.25, 0.1) == "indistinguishable at this sample size"
-    methods = ["natural", "pgd_at", "ig_norm", "aat", "advaat"]
-    spreads = pd.DataFrame({"spread_train_eps": [np.nan, 0.4, 0.2, 0.05, 0.05],
-                            "spread_ig_steps": [0.1, 0.1, 0.1, 0.12, 0.1]}, index=methods)
-    v = far.claim_values(spreads, methods, 25)
-    assert v["ch7_resolution"] == 0.1
-    assert (v["ch7_spread_eps_far"], v["ch7_spread_eps_earlier"]) == (pytest.approx(0.05), pytest.approx(0.3))
-    assert (v["ch7_verdict_eps"], v["ch7_verdict_steps"]) == ("smaller", "indistinguishable at this sample size")
-    study = pd.DataFrame({"method": ["aat", "aat", "advaat", "advaat"], "topk_intersection": [0.2, 0.5, 0.4, 0.4]})
-    assert far.spread(study, "s").to_dict() == {"aat": pytest.approx(0.3), "advaat": 0.0}
-
-
-def test_chapter7_compares_the_methods():
-    rows = []
-    for ds, boost in (("mnist", 0.2), ("fashion-mnist", -0.1)):
-        for m, topk, bound in (("natural", 0.5, 3.0), ("pgd_at", 0.6, 2.0), ("advaat", 0.5 + boost, 1.0)):
-            rows.append(dict(dataset=ds, method=m, topk_intersection=topk, median_bound=bound))
-    v = far.method_values(pd.DataFrame(rows), ["mnist", "fashion-mnist"], ["natural", "pgd_at", "advaat"])
-    assert v["ch7_best_topk"] == "mnist: advaat, fashion-mnist: pgd_at"
-    assert v["ch7_smallest_bound"] == "mnist: advaat, fashion-mnist: advaat"
-    assert (v["ch7_far_beats_natural"], v["ch7_n_datasets"]) == (1, 2)
-    assert -1 <= v["ch7_bound_topk_corr"] <= 1 and v["ch7_corr_reading"] == far.corr_reading(v["ch7_bound_topk_corr"])
+# Chapter 7's helpers are tested in tests/test_far_chapter.py.
 
 
 # ---------------------------------------------------------------------------------------------- chapter 8

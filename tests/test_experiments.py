@@ -139,6 +139,25 @@ def test_summary_of_a_table_with_failed_attacks():
         summarize(table.drop(columns=["exceeded"]))
 
 
+def test_sample_violation_rate_counts_images_of_each_model_and_data_set():
+    """Two data sets and two models share the sample indices 0 and 1: the unit is (data set, model, sample), not the
+    index (grouping by the index alone gave a rate of 1.0 here, beside an attack violation rate of 1/8)."""
+    table = pd.DataFrame({"dataset": np.repeat(["a", "b"], 4), "model": np.tile(np.repeat(["m", "n"], 2), 2),
+                          "sample": np.tile([0, 1], 4), "eps": 0.1, "norm": "l2", "attribution": "saliency",
+                          "attack": "pgd", "label_kept": [True] * 7 + [False],
+                          "exceeded": [True] + [False] * 7, "exceeded_euclidean": [True] + [False] * 7,
+                          "exceeded_cosine": False, "ratio_euclidean": 0.5, "ratio_cosine": 0.5})
+    table = pd.concat([table, table.assign(attack="ifia", exceeded=False, exceeded_euclidean=False)])
+    row = summarize(table, by=["norm", "eps"]).iloc[0]
+    assert row["n_attacks"] == 16 and row["violation_rate"] == pytest.approx(1 / 14)
+    assert (row["n_samples"], row["n_samples_kept"], row["sample_violations"]) == (8, 7, 1)
+    assert row["sample_violation_rate"] == pytest.approx(1 / 7)
+    per_dataset = summarize(table, by=["dataset", "attack"]).set_index(["dataset", "attack"])
+    assert per_dataset.loc[("a", "pgd"), "sample_violation_rate"] == pytest.approx(1 / 4)
+    assert per_dataset.loc[("b", "ifia"), "sample_violation_rate"] == 0
+    assert per_dataset.loc[("b", "pgd"), "n_samples_kept"] == 3
+
+
 def test_argument_errors(trained_toy):
     model, x, y = trained_toy
     data = (x[:4], y[:4])

@@ -223,3 +223,53 @@ def test_train_with_a_config_equals_the_old_call_style(mnist_small):
     assert a.drop(columns="seconds").equals(b.drop(columns="seconds"))
     with pytest.raises(TypeError, match="a TrainConfig and the training options"):
         train(narrow(), data, TrainConfig(), epochs=2, progress=False)
+
+
+def test_radius_warm_up_grows_linearly_then_holds(mnist_small, monkeypatch):
+    """warmup_epochs = 1 over 4 batches: radii eps/4, eps/2, 3 eps/4, eps, then eps; the step size scales along."""
+    seen = []
+    real = training.threat_model
+
+    def spy(norm, eps):
+        seen.append(eps)
+        return real(norm, eps)
+
+    monkeypatch.setattr(training, "threat_model", spy)
+    steps = []
+    ascend = training.Method.ascend
+    monkeypatch.setattr(training.Method, "ascend", lambda self, *a: steps.append(self.cfg.alpha * self.scale)
+                        or ascend(self, *a))
+    x, y = mnist_small.tensors()
+    train(narrow(), (x[:128], y[:128]), "pgd_at", epochs=2, batch_size=32, eps=0.2, steps=2, warmup_epochs=1.0,
+          progress=False)
+    assert seen[1:] == pytest.approx([0.05, 0.1, 0.15, 0.2])  # seen[0]: the full-radius model built at start
+    assert steps == pytest.approx([0.25 * 2.5 * 0.2 / 2 * k for k in (1, 2, 3, 4)] + [2.5 * 0.2 / 2] * 4)
+
+
+def test_crop_flip_is_a_shifted_crop_of_the_padded_image_or_its_mirror():
+    x = torch.rand(16, 3, 8, 8)
+    gen = torch.Generator().manual_seed(3)
+    out = training.augment_crop_flip(x, gen, pad=2)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    assert out.shape == x.shape
+    flips = 0
+    for i in range(16):  # the oracle: search every offset and flip
+        crops = [(c, dy, dx) for dy in range(5) for dx in range(5)
+                 for c in (padded[i, :, dy:dy + 8, dx:dx + 8], padded[i, :, dy:dy + 8, dx:dx + 8].flip(-1))]
+        matches = [k for k, (c, _, _) in enumerate(crops) if torch.equal(c, out[i])]
+        assert matches, f"sample {i} is not a crop of its padded image"
+        flips += matches[0] % 2
+    assert 0 < flips < 16  # both flipped and unflipped samples occur
+    assert torch.equal(out, training.augment_crop_flip(x, torch.Generator().manual_seed(3), pad=2))
+
+
+def test_first_batch_losses_are_recorded_and_replayed_by_stop_after(mnist_small, tmp_path):
+    x, y = mnist_small.tensors()
+    data = (x[:256], y[:256])
+    full = train(narrow(), data, "natural", epochs=3, batch_size=32, progress=False, checkpoint_dir=tmp_path)
+    assert len(full.attrs["batch_losses"]) == training.FIRST_BATCHES == 20 and len(full) == 3  # of 24 steps
+    part = train(narrow(), data, "natural", epochs=3, batch_size=32, progress=False, stop_after=5)
+    assert part.attrs["batch_losses"] == full.attrs["batch_losses"][:5] and len(part) == 0
+    # a resumed run keeps the losses logged before the interruption
+    again = train(narrow(), data, "natural", epochs=3, batch_size=32, progress=False, checkpoint_dir=tmp_path)
+    assert again.attrs["batch_losses"] == full.attrs["batch_losses"]

@@ -38,10 +38,16 @@ def test_recipe_refuses_bad_fields():
         Recipe(**{**TINY, "method": "magic"})
 
 
-def test_key_follows_the_training_code(monkeypatch):
-    key = Recipe(**TINY).key
-    monkeypatch.setattr(zoo, "_code_digest", lambda: "other code")
-    assert Recipe(**TINY).key != key
+def test_key_is_derived_from_the_recipe_alone():
+    """The key hashes the recipe (its init included), not the source code: a refactoring keeps the zoo."""
+    base = Recipe(**TINY)
+    assert base.key == Recipe(**TINY).key
+    assert not hasattr(zoo, "_code_digest")
+    child = Recipe(**{**TINY, "method": "pgd_at", "eps": 0.1, "init": base})
+    other_parent = Recipe(**{**TINY, "method": "pgd_at", "eps": 0.1, "init": Recipe(**{**TINY, "epochs": 3})})
+    assert child.key != other_parent.key and child.to_dict()["init"] == base.to_dict()
+    with pytest.raises(ValueError, match="init must share dataset and model"):
+        Recipe(**{**TINY, "init": Recipe(**{**TINY, "dataset": "fashion-mnist"})})
 
 
 def test_get_model_trains_once_then_loads(tmp_path, data_root, monkeypatch):
@@ -74,3 +80,107 @@ def test_recipe_fields_are_validated_with_their_key():
         Recipe(**{**TINY, "n_train": 0})
     with pytest.raises(ValueError, match=r"^n_trian: unknown key"):
         Recipe(**TINY, n_trian=5)
+
+
+# ----------------------------------------------------------------------------------------- the reference zoo
+def _tiny_reference(monkeypatch):
+    """A three-model stand-in for REFERENCE: a natural model, a robust one fine-tuned from it, an augmented one."""
+    from types import MappingProxyType
+
+    natural = Recipe(**TINY)
+    robust = Recipe(**{**TINY, "method": "aat", "eps": 0.1, "init": natural,
+                       "options": dict(steps=2, warmup_epochs=0.5)})
+    cifar = Recipe(**{**TINY, "dataset": "cifar10-subset", "n_train": 128, "options": dict(augment="crop_flip")})
+    monkeypatch.setattr(zoo, "REFERENCE", MappingProxyType({"robust": robust, "natural": natural, "cifar": cifar}))
+    monkeypatch.setattr(zoo, "EVAL_N", 64)
+    monkeypatch.setattr(zoo, "FULL_RETRAIN", "natural")
+    return natural, robust
+
+
+def test_build_writes_weights_and_manifests_then_verifies(tmp_path, data_root, monkeypatch):
+    natural, robust = _tiny_reference(monkeypatch)
+    root = tmp_path / "zoo"
+    kwargs = dict(root=root, device="cpu", progress=False, data_root=data_root, mirror=data_mirror())
+    table = zoo.build_zoo(["robust"], work_dir=tmp_path / "work", **kwargs)  # builds its init first
+    assert sorted(table["name"]) == ["natural", "robust"]
+    manifest = zoo.read_manifest("robust", root)
+    assert manifest["key"] == robust.key and manifest["init"] == natural.key
+    assert manifest["recipe"] == robust.to_dict() and manifest["torch"] == torch.__version__
+    assert len(manifest["batch_losses"]) == 4  # 256 images in batches of 64: the whole run
+    assert manifest["evaluation"]["subset"]["n"] == 64 and 0 <= manifest["evaluation"]["clean_accuracy"] <= 1
+    assert {"processor", "cpu_count", "torch_threads", "device"} <= set(manifest["hardware"])
+
+    report = zoo.verify_zoo(["natural", "robust"], **kwargs)
+    assert report["ok"].all(), report.to_string()
+    assert set(report["check"]) == {"weights", "first 4 losses", "full retraining"}
+
+    # a built model is kept; force rebuilds it
+    monkeypatch.setattr(zoo, "train_recipe", lambda *a, **k: pytest.fail("a built model must not be retrained"))
+    zoo.build_zoo(["natural", "robust"], work_dir=tmp_path / "work", **kwargs)
+
+    # a change of what the training code computes is caught by the replay
+    logged = zoo.read_manifest("robust", root)
+    path = root / robust.key / "manifest.json"
+    path.write_text(__import__("json").dumps({**logged, "batch_losses": [v * 1.001 for v in logged["batch_losses"]]}))
+    report = zoo.verify_zoo(["robust"], full=False, **kwargs)
+    assert not report.set_index("check").loc["first 4 losses", "ok"]
+
+
+def test_load_reference_refuses_missing_and_corrupted_files(tmp_path, data_root, monkeypatch):
+    natural, _ = _tiny_reference(monkeypatch)
+    root = tmp_path / "zoo"
+    with pytest.raises(FileNotFoundError, match=r"attrbound zoo build --only natural"):
+        zoo.load_reference("natural", root=root)
+    zoo.build_zoo(["natural"], root=root, work_dir=tmp_path / "work", device="cpu", progress=False,
+                  data_root=data_root, mirror=data_mirror())
+    model, manifest = zoo.load_reference("natural", root=root, device="cpu")
+    assert not model.training and manifest["name"] == "natural"
+    weights = root / natural.key / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"model\.safetensors does not match the sha256.*--only natural"):
+        zoo.load_reference("natural", root=root)
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors is missing.*--only natural"):
+        zoo.load_reference("natural", root=root)
+    with pytest.raises(ValueError, match="no reference model 'nope'"):
+        zoo.load_reference("nope", root=root)
+
+
+def test_reference_names():
+    assert zoo.reference_name("mnist", "advaat") == "mnist-advaat"
+    assert zoo.reference_name("mnist", "aat", eps=0.2) == "mnist-study-aat-eps0.2"
+    assert zoo.reference_name("mnist", "aat", ig_steps=8) == "mnist-study-aat-ig8"
+    with pytest.raises(ValueError, match="no model 'mnist-study-aat-ig3'"):
+        zoo.reference_name("mnist", "aat", ig_steps=3)
+    # every reference recipe's radius is RAR's, every study recipe fine-tunes the study's natural model
+    for name, recipe in zoo.REFERENCE.items():
+        if "-study-" not in name and recipe.method != "natural":
+            assert recipe.train_eps == TRAINING_PROTOCOLS[recipe.dataset]["eps"] and recipe.n_train is None
+        if "-study-" in name and recipe.method != "natural":
+            assert recipe.init == zoo.REFERENCE["mnist-study-natural"]
+
+
+# The committed zoo (zoo/), checked on every CI run.
+FLOORS = {"natural": {"mnist": 0.985, "fashion-mnist": 0.88, "cifar10-subset": 0.45},
+          "robust": {"mnist": 0.97, "fashion-mnist": 0.80, "cifar10-subset": 0.35}}
+
+
+def test_committed_zoo_is_complete_small_and_good_enough():
+    table = zoo.zoo_table()
+    assert sorted(table["name"]) == sorted(zoo.REFERENCE), "build the missing models with `attrbound zoo build`"
+    assert not zoo.stale_folders(), "zoo/ holds models of old recipes: `attrbound zoo build` removes them"
+    sizes = sum(f.stat().st_size for f in zoo.zoo_root().rglob("*") if f.is_file())
+    assert sizes <= 25e6, f"the zoo holds {sizes / 1e6:.1f} MB, more than 25 MB"
+    for row in table.itertuples():
+        if "-study-" in row.name:
+            continue
+        floor = FLOORS["natural" if row.method == "natural" else "robust"][row.dataset]
+        assert row.clean_accuracy >= floor, f"{row.name}: clean accuracy {row.clean_accuracy:.4f} < {floor}"
+
+
+def test_committed_zoo_reproduces_its_manifests(data_root):
+    """Hashes and loading of every model, the first 20 training losses of every recipe, one full retraining."""
+    report = zoo.verify_zoo(device="cpu", progress=False, data_root=data_root, mirror=data_mirror())
+    assert report["ok"].all(), report[~report["ok"]].to_string()

@@ -25,7 +25,8 @@ __all__ = ["set_style", "COLORS", "bounds_2d_figure", "worst_case_figure", "attr
            "surrogate_figure", "jacobian_heatmap_figure", "bound_cost_figure", "lanczos_iterations_figure",
            "training_cost_figure", "sweep_throughput_figure", "execution_times_figure", "accuracy_figure",
            "bound_distribution_figure", "relative_bound_figure", "cosine_bound_figure", "bound_vs_achieved_figure",
-           "violation_rate_figure", "attack_examples_figure", "far_eps_figure", "ig_steps_figure", "METHOD_ORDER"]
+           "violation_rate_figure", "attack_examples_figure", "far_eps_figure", "ig_steps_figure", "METHOD_ORDER",
+           "method_ratio_figure", "ratio_figure", "far_methods_figure"]
 
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"bound": _PALETTE[3], "worst": _PALETTE[0], "linear": _PALETTE[2], "mean_value": _PALETTE[4],
@@ -368,13 +369,21 @@ def accuracy_figure(table):
     return grid.figure
 
 
-def bound_distribution_figure(table, value: str = "sigma_max"):
-    """Per-sample ``value`` (log scale) by training method, one panel per data set, hue the attribution."""
-    grid = sns.catplot(table, x="method", y=value, hue="attribution", col="dataset", kind="box",
-                       order=_methods(table["method"]), height=3.2, aspect=1.15, sharey=False, log_scale=True,
-                       fliersize=2)
+def bound_distribution_figure(table, value: str = "sigma_max", ylabel: str | None = None):
+    """Per-sample ``value`` (log scale) by training method, one panel per data set, hue the attribution.
+
+    Data sets, methods and attributions by their readable names (``tables``); ``ylabel`` defaults to ``value``.
+    """
+    from .tables import ATTRIBUTION_NAMES, DATASET_NAMES, METHOD_NAMES
+
+    t = table.assign(method=table["method"].map(lambda m: METHOD_NAMES.get(m, m)),
+                     dataset=table["dataset"].map(lambda d: DATASET_NAMES.get(d, d)),
+                     attribution=table["attribution"].map(lambda a: ATTRIBUTION_NAMES.get(a, a)))
+    grid = sns.catplot(t, x="method", y=value, hue="attribution", col="dataset", kind="box",
+                       order=[METHOD_NAMES.get(m, m) for m in _methods(table["method"])], height=3.2, aspect=1.15,
+                       sharey=False, log_scale=True, fliersize=2)
     grid.set_titles("{col_name}")
-    grid.set(xlabel="")
+    grid.set(xlabel="", ylabel=ylabel or value)
     for ax in grid.axes.flat:
         ax.tick_params(axis="x", rotation=30)
     return grid.figure
@@ -385,8 +394,11 @@ def relative_bound_figure(table):
 
     Also the share of non-vacuous cosine bounds; lines per attribution. ``table``: a ``bound_table``.
     """
+    from .tables import ATTRIBUTION_NAMES
+
     t = table.assign(relative=table["bound_euclidean"] / table["attribution_norm"],
-                     informative=table["bound_cosine"] > -1)
+                     informative=table["bound_cosine"] > -1,
+                     attribution=table["attribution"].map(lambda a: ATTRIBUTION_NAMES.get(a, a)))
     norms = list(dict.fromkeys(t["norm"]))
     fig, axes = plt.subplots(2, len(norms), figsize=(4.6 * len(norms), 6.2), squeeze=False, sharex="col")
     for j, norm in enumerate(norms):
@@ -407,19 +419,22 @@ def cosine_bound_figure(table):
 
     With the curve ``sqrt(1 - r^2/a^2)`` for the median Euclidean bound r. ``table``: one eps per norm.
     """
+    from .tables import METHOD_NAMES, NORM_NAMES, radius_label
+
     norms = list(dict.fromkeys(table["norm"]))
     fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.8), squeeze=False, sharey=True)
     for ax, norm in zip(axes[0], norms, strict=True):
         sub = table[table["norm"] == norm]
-        sns.scatterplot(sub, x="attribution_norm", y="bound_cosine", hue="method", hue_order=_methods(sub["method"]),
-                        s=14, alpha=0.7, ax=ax, legend=ax is axes[0][-1])
+        order = [METHOD_NAMES.get(m, m) for m in _methods(sub["method"])]
+        sns.scatterplot(sub.assign(method=sub["method"].map(lambda m: METHOD_NAMES.get(m, m))), x="attribution_norm",
+                        y="bound_cosine", hue="method", hue_order=order, s=14, alpha=0.7, ax=ax,
+                        legend=ax is axes[0][-1])
         r = float(sub["bound_euclidean"].median())
         a = np.geomspace(sub["attribution_norm"].min(), sub["attribution_norm"].max(), 200)
         ax.plot(a, np.where(a > r, np.sqrt(np.clip(1 - (r / a) ** 2, 0, 1)), -1), color="0.3", lw=1,
                 label=r"$\sqrt{1-r^2/a^2}$, median $r$")
-        eps = float(sub["eps"].iloc[0])
         ax.set(xscale="log", xlabel=r"$\|A(x)\|_2$", ylabel=r"lower bound on $\cos(A(x), A(x'))$",
-               title=rf"{norm}, $\epsilon = {eps:g}$")
+               title=f"{NORM_NAMES.get(norm, norm)} ball, ε = {radius_label(sub['eps'].iloc[0])}")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     if axes[0][-1].get_legend() is not None:
         axes[0][-1].get_legend().remove()
@@ -428,12 +443,15 @@ def cosine_bound_figure(table):
     return fig
 
 
-def bound_vs_achieved_figure(table):
-    """Achieved Euclidean deviation against the bound (log-log) for label-keeping attacks.
+def bound_vs_achieved_figure(units):
+    """Relative achieved deviation against the relative bound (log-log), both divided by ``||A(x)||_2``.
 
-    With the identity line: points above it are violations. Rows: norms; columns: data sets; colour: eps.
+    One point per (model, image, radius): the best label-keeping attack. With the identity line: points above it are
+    violations. Rows: norms; columns: data sets; colour: eps. ``units``: ``validation.unit_table`` (one attribution).
     """
-    kept = table[table["label_kept"] & (table["achieved_euclidean"] > 0) & (table["bound_euclidean"] > 0)]
+    from .tables import DATASET_NAMES
+
+    kept = units[(units["relative_achieved"] > 0) & (units["relative_bound"] > 0)]
     datasets, norms = list(dict.fromkeys(kept["dataset"])), list(dict.fromkeys(kept["norm"]))
     fig, axes = plt.subplots(len(norms), len(datasets), figsize=(3.6 * len(datasets), 3.4 * len(norms)),
                              squeeze=False)
@@ -441,17 +459,17 @@ def bound_vs_achieved_figure(table):
         for j, ds in enumerate(datasets):
             ax = axes[i][j]
             sub = kept[(kept["norm"] == norm) & (kept["dataset"] == ds)]
-            sns.scatterplot(sub, x="bound_euclidean", y="achieved_euclidean", hue="eps", style="attack",
-                            palette="viridis", hue_norm=_lognorm(sub["eps"]), s=10, alpha=0.6,
-                            ax=ax, legend=(i == 0 and j == len(datasets) - 1))
-            lo = float(min(sub["bound_euclidean"].min(), sub["achieved_euclidean"].min()))
-            hi = float(max(sub["bound_euclidean"].max(), sub["achieved_euclidean"].max()))
+            sns.scatterplot(sub, x="relative_bound", y="relative_achieved", hue="eps", palette="viridis",
+                            hue_norm=_lognorm(sub["eps"]), s=8, alpha=0.6, linewidth=0, ax=ax,
+                            legend=j == len(datasets) - 1)
+            lo = float(min(sub["relative_bound"].min(), sub["relative_achieved"].min()))
+            hi = float(max(sub["relative_bound"].max(), sub["relative_achieved"].max()))
             ax.plot([lo, hi], [lo, hi], color="0.2", lw=1, ls="--")
-            ax.set(xscale="log", yscale="log", title=f"{ds}, {norm}", xlabel="bound", ylabel="achieved")
-    legend = axes[0][-1].get_legend()
-    if legend is not None:
-        legend.set_bbox_to_anchor((1.02, 1.0))
-        legend.set_loc("upper left")
+            ax.set(xscale="log", yscale="log", title=f"{DATASET_NAMES.get(ds, ds)}, {_NORM_TEX[norm]}",
+                   xlabel=r"bound $r\,/\,\|A(x)\|$", ylabel=r"achieved $\|A(x')-A(x)\|\,/\,\|A(x)\|$")
+    for row in axes:  # one legend per norm: the radii differ
+        if row[-1].get_legend() is not None:
+            sns.move_legend(row[-1], "upper left", bbox_to_anchor=(1.02, 1.0), title=r"$\epsilon$")
     fig.tight_layout()
     return fig
 
@@ -461,67 +479,208 @@ def _lognorm(values):
     return LogNorm(float(np.min(values)), float(np.max(values)))
 
 
-def violation_rate_figure(summary):
-    """Violation rate (label-keeping attacks exceeding a bound) against eps, lines per model.
+_NORM_TEX = {"l2": r"$\ell_2$", "linf": r"$\ell_\infty$"}
 
-    One panel per (data set, norm). ``summary``: ``experiments.summarize`` output with a dataset column.
+
+def violation_rate_figure(rates, marks=None):
+    """Share of images with a violation against eps, with Wilson intervals: one panel per norm, a line per data set.
+
+    ``rates``: columns dataset, norm, eps, rate (a ``stats.Interval``); ``marks``: optional ``{(dataset, norm): eps}``
+    radii drawn as dotted vertical lines in the data set's colour (RAR's radii).
     """
-    s = summary.groupby(["dataset", "norm", "model", "eps"], as_index=False).apply(
-        lambda g: (g["violation_rate"] * g["n_kept"]).sum() / max(g["n_kept"].sum(), 1), include_groups=False)
-    s = s.rename(columns={s.columns[-1]: "violation_rate"})
-    grid = sns.relplot(s, x="eps", y="violation_rate", hue="model", hue_order=_methods(s["model"]), col="dataset",
-                       col_order=list(dict.fromkeys(summary["dataset"])), row="norm", kind="line", marker="o",
-                       height=2.8, aspect=1.2, facet_kws={"sharex": "row"})
-    grid.set(xscale="log", ylim=(-0.03, 1.03), ylabel="violation rate", xlabel=r"$\epsilon$")
-    grid.set_titles("{col_name}, {row_name}")
-    grid.tight_layout()
-    return grid.figure
+    from .tables import DATASET_NAMES
+
+    datasets, norms = list(dict.fromkeys(rates["dataset"])), list(dict.fromkeys(rates["norm"]))
+    colors = dict(zip(datasets, _PALETTE, strict=False))
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.6), squeeze=False, sharey=True)
+    for ax, norm in zip(axes[0], norms, strict=True):
+        for k, ds in enumerate(datasets):
+            sub = rates[(rates["norm"] == norm) & (rates["dataset"] == ds)].sort_values("eps")
+            est = np.array([r.estimate for r in sub["rate"]])
+            err = np.abs(np.array([[r.low for r in sub["rate"]], [r.high for r in sub["rate"]]]) - est)
+            shift = 1.0 + 0.04 * (k - (len(datasets) - 1) / 2)  # side by side, not on top of each other
+            ax.errorbar(sub["eps"] * shift, est, yerr=err, marker="o", ms=4, capsize=2, color=colors[ds],
+                        label=DATASET_NAMES.get(ds, ds))
+            if marks and (ds, norm) in marks:
+                ax.axvline(marks[(ds, norm)], color=colors[ds], ls=":", lw=1)
+        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel=r"$\epsilon$", title=f"{_NORM_TEX[norm]} ball")
+    axes[0][0].set_ylabel("share of images with a violation")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
 
 
 def attack_examples_figure(examples):
-    """Rows of (image, attacked image, attribution before, after) for a few samples.
+    """Rows of (image, attacked image, attribution before, after, difference) for a few samples.
 
-    ``examples``: a list of dicts with image, adversarial (C, H, W), map, adversarial_map (H, W) and a title.
+    ``examples``: dicts with image, adversarial (C, H, W), map, adversarial_map, difference (H, W) and a title. The
+    two maps share one colour scale; the difference ``|A(x') - A(x)|`` has its own, with a colour bar.
     """
-    fig, axes = plt.subplots(len(examples), 4, figsize=(9.5, 2.5 * len(examples)), squeeze=False)
-    for row, ex in zip(axes, examples, strict=True):
-        for ax, key, title in zip(row, ("image", "adversarial", "map", "adversarial_map"),
-                                  ("image", "attacked image", "attribution", "attribution after attack"), strict=True):
+    fig, axes = plt.subplots(len(examples), 5, figsize=(12, 2.5 * len(examples)), squeeze=False)
+    titles = ("image", "attacked image", "attribution", "attribution after attack", r"$|A(x') - A(x)|$")
+    for k, (row, ex) in enumerate(zip(axes, examples, strict=True)):
+        vmax = float(max(_np(ex["map"]).max(), _np(ex["adversarial_map"]).max()))
+        for ax, key, title in zip(row, ("image", "adversarial", "map", "adversarial_map", "difference"), titles,
+                                  strict=True):
             value = _np(ex[key])
             if value.ndim == 3:
                 value = value[0] if value.shape[0] == 1 else value.transpose(1, 2, 0)
-            ax.imshow(value, cmap="gray" if value.ndim == 2 and key in ("image", "adversarial") else "magma")
-            ax.set(xticks=[], yticks=[], title=title)
+            if key in ("image", "adversarial"):
+                ax.imshow(value, cmap="gray" if value.ndim == 2 else None, vmin=0, vmax=1)
+            elif key == "difference":
+                fig.colorbar(ax.imshow(value, cmap="magma", vmin=0), ax=ax, fraction=0.046, pad=0.04)
+            else:
+                ax.imshow(value, cmap="magma", vmin=0, vmax=vmax)
+            ax.set(xticks=[], yticks=[], title=title if k == 0 else "")
         row[0].set_ylabel(ex["title"], fontsize="small")
     fig.tight_layout()
     return fig
 
 
-def far_eps_figure(table):
-    """IFIA top-k intersection, Kendall's tau and the median bound against the training eps, one line per method.
+def far_eps_figure(summary, natural=None):
+    """IFIA top-k intersection and Kendall's tau against the training radius, one line per method, with 95% intervals.
 
-    ``table``: columns method, train_eps, topk_intersection, kendall_tau, median_bound.
+    ``summary``: ``far.level_summary(..., "train_eps", ...)`` (columns method, train_eps and ``Interval`` columns
+    topk_intersection, kendall_tau). ``natural``: the same ``Interval`` columns of the naturally trained model (a
+    dict), drawn as a horizontal band.
     """
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    order = _methods(table["method"])
-    for ax, (col, label) in zip(axes, [("topk_intersection", "IFIA top-k intersection"),
-                                       ("kendall_tau", "IFIA Kendall's tau"),
-                                       ("median_bound", r"median $\sigma_{\max}$ (saliency)")], strict=True):
-        sns.lineplot(table, x="train_eps", y=col, hue="method", hue_order=order, marker="o", ax=ax,
-                     legend=ax is axes[-1])
-        ax.set(xlabel=r"training $\epsilon$ ($\ell_\infty$)", ylabel=label)
-    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1.0))
+    return _far_level_figure(summary, "train_eps", r"training radius $\epsilon$ ($\ell_\infty$)", natural=natural)
+
+
+def ig_steps_figure(summary, levels=None):
+    """IFIA top-k intersection and Kendall's tau against the IG steps used in training, per method, with 95% intervals.
+
+    ``summary``: ``far.level_summary(..., "train_ig_steps", ...)``; ``levels``: the steps whose models are compared
+    (joined by lines); other points (models trained on other data) are drawn as open markers.
+    """
+    return _far_level_figure(summary, "train_ig_steps", "IG steps used in training", levels=levels)
+
+
+# ---------------------------------------------------------------------------------------------- chapter 5 (bounds)
+
+def method_ratio_figure(comparison):
+    """Each method's relative bound over natural training's: the ratio with its 95% interval (log x), per data set.
+
+    ``comparison``: ``bound_tables.compare_methods`` (columns dataset, attribution, method, ratio_estimate,
+    ratio_low, ratio_high); one marker per attribution; the dashed line at 1 is "no difference".
+    """
+    from .tables import ATTRIBUTION_NAMES, DATASET_NAMES, METHOD_NAMES
+
+    datasets, attributions = list(dict.fromkeys(comparison["dataset"])), list(dict.fromkeys(comparison["attribution"]))
+    methods = _methods(comparison["method"])
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.9 * len(datasets), 1.0 + 0.6 * len(methods)),
+                             squeeze=False, sharey=True)
+    offsets = np.linspace(-0.2, 0.2, len(attributions)) if len(attributions) > 1 else [0.0]
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        for k, (attribution, offset) in enumerate(zip(attributions, offsets, strict=True)):
+            sub = comparison[(comparison["dataset"] == ds) & (comparison["attribution"] == attribution)]
+            sub = sub.set_index("method").reindex(methods)
+            ax.errorbar(sub["ratio_estimate"], np.arange(len(methods)) + offset, fmt="o", ms=4, capsize=2,
+                        xerr=[sub["ratio_estimate"] - sub["ratio_low"], sub["ratio_high"] - sub["ratio_estimate"]],
+                        color=_PALETTE[k], label=ATTRIBUTION_NAMES.get(attribution, attribution))
+        ax.axvline(1.0, color="0.4", lw=0.8, ls="--")
+        ax.set(xscale="log", title=DATASET_NAMES.get(ds, ds), xlabel="relative bound / natural training's")
+    axes[0][0].set(yticks=range(len(methods)), yticklabels=[METHOD_NAMES.get(m, m) for m in methods])
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
 
-def ig_steps_figure(table):
-    """IFIA top-k intersection of IG maps against the number of IG steps used to estimate them, per method."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(table, x="ig_steps", y="topk_intersection", hue="method", hue_order=_methods(table["method"]),
-                 marker="o", ax=ax)
-    ax.set(xscale="log", xlabel="IG steps of the evaluated map", ylabel="IFIA top-k intersection")
-    ax.xaxis.set_major_formatter(plt.ScalarFormatter())
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0))
+# ---------------------------------------------------------------------------------------------- chapter 6 (validation)
+
+def ratio_figure(quantiles):
+    """Achieved / bound against eps: the median and upper quantiles across images, per data set, with the line at 1.
+
+    Rows: the Euclidean bound (``||A(x') - A(x)|| / r``) and the cosine bound (achieved cosine distance over the
+    bound's); columns: norms; colour: data set; line style: quantile. ``quantiles``: ``validation.ratio_quantiles``
+    (columns dataset, norm, eps, bound, quantile, ratio). Above 1: the attack exceeded the bound.
+    """
+    from .tables import DATASET_NAMES
+
+    bounds, norms = list(dict.fromkeys(quantiles["bound"])), list(dict.fromkeys(quantiles["norm"]))
+    datasets, levels = list(dict.fromkeys(quantiles["dataset"])), sorted(quantiles["quantile"].unique())
+    colors = dict(zip(datasets, _PALETTE, strict=False))
+    styles = dict(zip(levels, ("-", "--", ":", "-."), strict=False))
+    fig, axes = plt.subplots(len(bounds), len(norms), figsize=(4.8 * len(norms), 3.3 * len(bounds)), squeeze=False,
+                             sharex="col")
+    for i, bound in enumerate(bounds):
+        for j, norm in enumerate(norms):
+            ax = axes[i][j]
+            for ds in datasets:
+                for q in levels:
+                    sub = quantiles[(quantiles["bound"] == bound) & (quantiles["norm"] == norm)
+                                    & (quantiles["dataset"] == ds) & (quantiles["quantile"] == q)].sort_values("eps")
+                    sub = sub[sub["ratio"] > 0]
+                    ax.plot(sub["eps"], sub["ratio"], ls=styles[q], marker="o" if q == 0.5 else None, ms=3,
+                            color=colors[ds])
+            ax.axhline(1.0, color="0.1", lw=1.2)
+            ax.set(xscale="log", yscale="log", title=f"{bound} bound, {_NORM_TEX[norm]} ball",
+                   ylabel="achieved / bound" if j == 0 else None,
+                   xlabel=r"$\epsilon$" if i == len(bounds) - 1 else None)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=colors[ds], label=DATASET_NAMES.get(ds, ds)) for ds in datasets]
+    handles += [Line2D([], [], color="0.3", ls=styles[q], label="median" if q == 0.5 else "max" if q == 1 else
+                       f"{q:.0%} quantile") for q in levels]
+    handles.append(Line2D([], [], color="0.1", lw=1.2, label="bound (violation above)"))
+    axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- chapter 7 (FAR)
+
+_FAR_METRICS = (("topk_intersection", "IFIA top-k intersection"), ("kendall_tau", "IFIA Kendall's tau"))
+
+
+def _errorbar(ax, xs, intervals, **kwargs):
+    est = np.array([i.estimate for i in intervals])
+    err = np.array([[i.estimate - i.low for i in intervals], [i.high - i.estimate for i in intervals]])
+    return ax.errorbar(xs, est, yerr=err, capsize=3, **kwargs)
+
+
+def far_methods_figure(summary):
+    """IFIA top-k intersection and Kendall's tau per training method and data set, with 95% bootstrap intervals.
+
+    ``summary``: ``far.method_summary`` (columns dataset, method and ``Interval`` columns topk_intersection,
+    kendall_tau).
+    """
+    from .tables import DATASET_NAMES, METHOD_NAMES
+
+    order, datasets = _methods(summary["method"]), list(dict.fromkeys(summary["dataset"]))
+    width = 0.8 / max(len(datasets), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, (metric, label) in zip(axes, _FAR_METRICS, strict=True):
+        for j, ds in enumerate(datasets):
+            sub = summary[summary["dataset"] == ds].set_index("method").reindex(order).dropna(subset=[metric])
+            xs = [order.index(m) + (j - (len(datasets) - 1) / 2) * width for m in sub.index]
+            _errorbar(ax, xs, sub[metric], fmt="o", color=_PALETTE[j], label=DATASET_NAMES.get(ds, ds))
+        ax.set_xticks(range(len(order)), [METHOD_NAMES.get(m, m) for m in order])
+        ax.set(ylabel=label, ylim=(min(0, ax.get_ylim()[0]), 1.02))
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _far_level_figure(summary, level, xlabel, natural=None, levels=None):
+    from .tables import METHOD_NAMES
+
+    order = _methods(summary["method"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, (metric, label) in zip(axes, _FAR_METRICS, strict=True):
+        for j, method in enumerate(order):
+            sub = summary[summary["method"] == method].sort_values(level)
+            color = _PALETTE[METHOD_ORDER.index(method) if method in METHOD_ORDER else j]
+            joined = sub if levels is None else sub[sub[level].isin(levels)]
+            _errorbar(ax, joined[level], joined[metric], fmt="-o", color=color, label=METHOD_NAMES.get(method, method))
+            others = sub.drop(joined.index)
+            if len(others):
+                _errorbar(ax, others[level], others[metric], fmt="o", mfc="white", color=color)
+        if natural is not None:
+            i = natural[metric]
+            ax.axhspan(i.low, i.high, color="0.85", zorder=0)
+            ax.axhline(i.estimate, color="0.4", ls="--", lw=1, label="natural")
+        ax.set(xlabel=xlabel, ylabel=label, xticks=sorted(summary[level].unique()))
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return fig

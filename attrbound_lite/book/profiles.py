@@ -8,8 +8,8 @@ parameter; ``Including``: the parameter's list with the profile's values added, 
     settings = chapter_settings("full", "05_bounds", n_samples=16, ig_steps=8)
     settings.n_samples, settings.ig_steps          # 500, 32
 
-``BOOK_PROFILES`` holds the training settings of the models of chapters 4 to 7 (``book_recipe``), and
-``book_store`` where a build keeps them.
+``BOOK_PROFILES`` holds each profile's data sets; the models are the reference zoo (``Settings.model``), and
+``book_store`` says where a build keeps what it computes.
 """
 
 from __future__ import annotations
@@ -21,31 +21,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..training import TRAINING_PROTOCOLS
-from ..zoo import Recipe, get_model
-from .runner import BOOK_OUT_ENV, PROFILES
+from ..zoo import REFERENCE, get_model, load_reference, reference_name, zoo_root
+from .runner import BOOK_OUT_ENV, EXECUTED_DIR, PROFILES, RETRAIN_ENV
 
 __all__ = ["BOOK_PROFILES", "CHAPTERS", "CHAPTER_SIZES", "Rule", "AtLeast", "Fixed", "Including", "Settings",
-           "chapter_settings", "check_profile", "book_recipe", "book_store"]
+           "chapter_settings", "check_profile", "book_store"]
 
-# The book's training settings per profile (reproduction choices, stated in chapter 4).
-#   ci:   CPU-sized: 2,048 training images, 2 epochs, a quarter-width smooth CNN, 5 inner steps, smaller eps
-#         than RAR (its radii need long schedules), 4 IG points inside IG-NORM.
-#   full: paper scale (meant for a GPU): the whole training split (CIFAR-10: all 50,000 images), RAR's eps
-#         and inner PGD (TRAINING_PROTOCOLS), the full-width CNN.
+# The book's models are the reference zoo (attrbound_lite.zoo.REFERENCE, committed weights; chapter 4 states
+# every training choice) in both profiles; the profiles differ in how many images and steps the chapters spend.
 BOOK_PROFILES = {
-    "ci": dict(datasets=("mnist", "fashion-mnist", "cifar10-subset"), n_train=2048,
-               epochs={"mnist": 2, "fashion-mnist": 2, "cifar10-subset": 2},
-               eps={"mnist": 0.1, "fashion-mnist": 0.05, "cifar10-subset": 4 / 255},
-               width=0.25, steps=5, ig_steps=4),
-    "full": dict(datasets=("mnist", "fashion-mnist", "cifar10"), n_train=None,
-                 epochs={"mnist": 20, "fashion-mnist": 20, "cifar10": 40},
-                 eps={name: TRAINING_PROTOCOLS[name]["eps"] for name in ("mnist", "fashion-mnist", "cifar10")},
-                 width=1.0, steps=None, ig_steps=10),
+    "ci": dict(datasets=("mnist", "fashion-mnist", "cifar10-subset")),
+    "full": dict(datasets=("mnist", "fashion-mnist", "cifar10-subset")),
 }
 
-CHAPTERS = ("02_bounds", "03_jacobians", "04_training", "05_bounds", "06_validation", "07_far", "08_speed",
-            "09_reproducibility")
+CHAPTERS = ("01_findings", "02_bounds", "03_jacobians", "04_training", "05_bounds", "06_validation", "07_far",
+            "08_speed", "09_reproducibility")
 
 
 class Rule:
@@ -96,7 +86,6 @@ CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, Rule]]] = {
     "full": {
         "02_bounds": {"grid_points": AtLeast(401)},                       # denser grids
         "03_jacobians": {"width": AtLeast(0.25), "ig_steps": AtLeast(16), "n_images": AtLeast(32)},
-        "04_training": {"n_test": Fixed(None), "n_pgd": Fixed(None)},     # the whole test split
         "05_bounds": {"n_samples": AtLeast(500), "ig_steps": AtLeast(32)},
         "06_validation": {"n_samples": AtLeast(1000), "restarts": AtLeast(3), "steps": AtLeast(100),
                           "ig_steps": AtLeast(16), "eps_l2": Including((0.01, 0.05, 0.25, 1.0)),
@@ -139,28 +128,45 @@ class Settings:
                                  ) from None
 
     @property
-    def training(self) -> dict:
-        """The profile's training settings (``BOOK_PROFILES``)."""
-        return BOOK_PROFILES[self.profile]
+    def model_dir(self) -> Path:
+        """Where a build that retrains the zoo keeps its models (``book_store("models", profile)``)."""
+        return book_store("models", self.profile)
 
     @property
-    def model_dir(self) -> Path:
-        """Where the build keeps the profile's models (``book_store("models", profile)``)."""
-        return book_store("models", self.profile)
+    def executed_dir(self) -> Path:
+        """Where this build's executed chapters are: ``OUT/source/book/_executed`` (read by the Findings page)."""
+        return book_store("source", "") / EXECUTED_DIR
 
     @property
     def sweep_dir(self) -> Path:
         """Where the build keeps the profile's sweeps (``book_store("sweeps", profile)``)."""
         return book_store("sweeps", self.profile)
 
-    def recipe(self, dataset: str, method: str, eps: float | None = None, **changes) -> Recipe:
-        """``book_recipe(profile, dataset, method, eps, **changes)``."""
-        return book_recipe(self.profile, dataset, method, eps, **changes)
+    @property
+    def retrain(self) -> bool:
+        """Whether this build retrains the zoo from its recipes (``$ATTRBOUND_BOOK_RETRAIN=1``) rather than load it."""
+        return os.environ.get(RETRAIN_ENV, "") == "1"
 
-    def model(self, dataset: str, method: str, eps: float | None = None, **changes):
-        """The model of ``recipe(...)`` on ``device``: loaded from ``model_dir``, or trained now (``zoo.get_model``)."""
-        return get_model(self.recipe(dataset, method, eps, **changes), self.model_dir, device=self.device,
-                         progress=False)[0]
+    def model(self, dataset: str, method: str, eps: float | None = None, ig_steps: int | None = None):
+        """The reference model (``zoo.reference_name``) on ``device``, in eval mode.
+
+        Loaded from the committed zoo (its sha256 checked), or, when the build retrains (``retrain``), trained from its
+        recipe into ``model_dir`` (``zoo.get_model``, resumable).
+        """
+        return self.load(reference_name(dataset, method, eps, ig_steps))[0]
+
+    def load(self, name: str):
+        """``(model, manifest-or-sidecar)`` of reference model ``name``: loaded, or retrained (``retrain``)."""
+        if self.retrain:
+            return get_model(REFERENCE[name], self.model_dir, device=self.device, progress=False)
+        return load_reference(name, device=self.device)
+
+    def weights(self, dataset: str, method: str, eps: float | None = None, ig_steps: int | None = None) -> Path:
+        """The weights file of the reference model (for a sweep, which loads its models from files)."""
+        name = reference_name(dataset, method, eps, ig_steps)
+        self.load(name)  # trains it when retraining, checks its hash otherwise
+        root = self.model_dir if self.retrain else zoo_root()
+        return root / REFERENCE[name].key / "model.safetensors"
 
 
 def chapter_settings(profile: str, chapter: str, **parameters) -> Settings:
@@ -182,35 +188,6 @@ def chapter_settings(profile: str, chapter: str, **parameters) -> Settings:
     if "datasets" in values:
         values["datasets"] = list(values["datasets"] or BOOK_PROFILES[profile]["datasets"])
     return Settings(profile, chapter, MappingProxyType(values))
-
-
-def book_recipe(profile: str, dataset: str, method: str, eps: float | None = None, **changes) -> Recipe:
-    """The book's recipe for ``(dataset, method)`` in ``profile`` (``BOOK_PROFILES``).
-
-    ``eps`` overrides the profile's training radius (chapter 7 varies it), ``changes`` other ``Recipe`` fields. Natural
-    training ignores eps, so every chapter shares one natural model per data set.
-    """
-    if profile not in BOOK_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(BOOK_PROFILES)}.")
-    p = BOOK_PROFILES[profile]
-    if dataset not in p["datasets"]:
-        raise ValueError(f"the {profile} profile trains on {p['datasets']}, not {dataset!r}.")
-    options = {}
-    if method != "natural":
-        eps = p["eps"][dataset] if eps is None else eps
-        protocol = TRAINING_PROTOCOLS[dataset]
-        steps = p["steps"] or protocol["steps"]
-        # RAR's step size scaled with the radius (full), or Madry's 2.5 eps / steps (ci)
-        alpha = protocol["alpha"] * eps / protocol["eps"] if p["steps"] is None else 2.5 * eps / steps
-        options = dict(steps=steps, alpha=alpha)
-        if method == "ig_norm":
-            options["ig_steps"] = p["ig_steps"]
-    else:
-        eps = None
-    recipe = dict(dataset=dataset, method=method, eps=eps, epochs=p["epochs"][dataset], n_train=p["n_train"],
-                  model=dict(width=p["width"], activation="softplus", beta=10.0, pool="avg"), options=options)
-    recipe.update(changes)
-    return Recipe(**recipe)
 
 
 def book_store(kind: str, profile: str) -> Path:

@@ -44,15 +44,18 @@ import yaml
 from .._io import atomic_path, write_json
 
 __all__ = ["BookError", "BookResult", "build_book", "toc_files", "notebook_parameters", "glued_values", "PROFILES",
-           "EXECUTED_DIR", "BOOK_TIMES_ENV", "BOOK_OUT_ENV", "add_subcommands", "cmd_book"]
+           "EXECUTED_DIR", "BOOK_TIMES_ENV", "BOOK_OUT_ENV", "RETRAIN_ENV", "SUMMARY_PAGES",
+           "add_subcommands", "cmd_book"]
 
 PROFILES = ("ci", "full")
+SUMMARY_PAGES = ("01_findings",)     # pages that read the other chapters' results: executed last
 EXECUTED_DIR = "book/_executed"      # where _toc.yml points for executed notebooks (inside the staged source)
 NOTEBOOK_DIR = "notebooks"
 KERNEL = "python3"
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 DEFAULT_TIMEOUT = 1800               # seconds per cell
 BOOK_TIMES_ENV = "ATTRBOUND_BOOK_TIMES"  # the path of OUT/execution_times.json, set while notebooks execute
+RETRAIN_ENV = "ATTRBOUND_BOOK_RETRAIN"  # "1" while notebooks execute: retrain the zoo into OUT/models/<profile>
 BOOK_OUT_ENV = "ATTRBOUND_BOOK_OUT"      # OUT, set while notebooks execute: chapters 4-7 keep models and sweeps there
 
 
@@ -239,13 +242,16 @@ def _render(source: Path, out: Path) -> float:
 
 
 def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEFAULT_TIMEOUT,
-               parameters: dict | None = None, root=None, render: bool = True) -> BookResult:
+               parameters: dict | None = None, root=None, render: bool = True, retrain_zoo: bool = False
+               ) -> BookResult:
     """Execute the book's notebooks with ``profile`` and ``parameters``, then build the HTML into ``out``.
 
     ``notebooks``: stems, default all, in ``_toc.yml`` order. ``parameters`` apply to every selected notebook, names
     checked. ``out`` defaults to ``<root>/_build``. Notebooks not selected reuse their executed copy from an earlier run
-    into the same ``out``; without one they are left out of this build's table of contents. Raises ``BookError`` on any
-    failure.
+    into the same ``out``; without one they are left out of this build's table of contents. Pages that summarise the
+    others (``SUMMARY_PAGES``) execute last, whatever their place in the book. ``retrain_zoo``: the chapters retrain
+    the reference zoo from its recipes into ``out/models/<profile>`` instead of loading the committed weights. Raises
+    ``BookError`` on any failure.
     """
     if profile not in PROFILES:
         raise BookError(f"unknown profile {profile!r}; choose one of {PROFILES}.")
@@ -269,7 +275,8 @@ def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEF
     unknown = [s for s in selected if s not in sources]
     if unknown:
         raise BookError(f"unknown notebook(s) {unknown}; the book's notebooks are {stems}.")
-    selected = [s for s in stems if s in selected]  # toc order
+    selected = [s for s in stems if s in selected]  # toc order, summaries last
+    selected.sort(key=lambda stem: stem in SUMMARY_PAGES)
 
     # validate everything before running anything
     for stem in selected:
@@ -288,7 +295,7 @@ def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEF
     record["build_started"] = started
     write_json(times_path, record)
     result = BookResult(html=out / "_build" / "html", source=source)
-    with _environ(**{BOOK_TIMES_ENV: str(times_path), BOOK_OUT_ENV: str(out)}):
+    with _environ(**{BOOK_TIMES_ENV: str(times_path), BOOK_OUT_ENV: str(out), RETRAIN_ENV: "1" if retrain_zoo else ""}):
         for stem in selected:
             print(f"[book] executing {stem} (profile {profile})", flush=True)
             seconds = _execute(stem, sources[stem], source / EXECUTED_DIR / f"{stem}.ipynb", out / "failed",
@@ -374,6 +381,8 @@ def add_subcommands(sub) -> None:
                    help="set a notebook parameter (VALUE parsed as YAML), checked against the notebooks")
     b.add_argument("--out", type=Path, default=None, help="output folder (default: _build)")
     b.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="per-cell timeout in seconds")
+    b.add_argument("--retrain-zoo", action="store_true", help="retrain the reference models from their recipes "
+                   "into OUT/models/ (hours on a CPU) instead of loading the committed zoo")
 
 
 def cmd_book(args) -> int:
@@ -387,5 +396,5 @@ def cmd_book(args) -> int:
     """
     parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
     build_book(profile=args.profile, notebooks=args.only, out=args.out, timeout=args.timeout,
-               parameters=parameters)
+               parameters=parameters, retrain_zoo=args.retrain_zoo)
     return 0

@@ -1,78 +1,114 @@
-"""Chapter 4 (training the models): train or load the book's models and evaluate them.
+"""Chapter 4 (the reference models): the zoo's recipes, accuracies with their intervals, provenance, verdicts.
 
-Also the sentences the chapter's prose quotes about them (``accuracy_values``).
+Every number comes from the models' manifests (``zoo.read_manifest``), written when ``attrbound zoo build`` trained
+and evaluated them; a build that retrains the zoo (``Settings.retrain``) evaluates the retrained models the same way.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ..data import load_dataset
-from ..evaluation import evaluate
-from ..zoo import get_model, training_history
+from .. import zoo
+from ..stats import Interval, wilson
+from .tables import DATASET_NAMES, METHOD_NAMES, radius_label, reader_table
 
-__all__ = ["recipes_table", "train_models", "accuracy_table", "accuracy_values"]
-
-
-def recipes_table(recipes: dict) -> pd.DataFrame:
-    """One row per ``(dataset, method): Recipe``: what determines each model, and its cache key."""
-    return pd.DataFrame([{"dataset": ds, "method": m, "train_eps": r.train_eps, "epochs": r.epochs,
-                          "n_train": r.n_train or "all", "width": r.model["width"],
-                          "inner_steps": r.options.get("steps", "-"), "key": r.key}
-                         for (ds, m), r in recipes.items()])
+__all__ = ["reference_names", "recipes_table", "zoo_results", "results_table", "accuracy_values", "provenance_table"]
 
 
-def train_models(recipes: dict, model_dir, device) -> tuple[dict, pd.DataFrame, dict]:
-    """Train (or load from ``model_dir``) every recipe, in order: ``(models, table, values)``.
-
-    ``models``: the models by ``(dataset, method)``; ``table``: one row of training time and last-epoch loss and
-    accuracy per model; ``values``: the values the prose quotes.
-    """
-    models, rows = {}, []
-    for (ds, m), recipe in recipes.items():
-        model, meta = get_model(recipe, model_dir, device=device, progress=False)
-        models[ds, m] = model
-        history = training_history(meta)
-        rows.append({"dataset": ds, "method": m, "n_train": meta["metadata"]["data"]["size"], "epochs": len(history),
-                     "train_seconds": history["seconds"].sum(), "final_train_loss": history["loss"].iloc[-1],
-                     "final_train_accuracy": history["accuracy"].iloc[-1]})
-    table = pd.DataFrame(rows)
-    return models, table, {"ch4_n_models": len(models),
-                           "ch4_train_minutes": float(table["train_seconds"].sum()) / 60}
+def reference_names(datasets, methods) -> list[str]:
+    """The reference models of ``datasets`` x ``methods`` (``zoo.reference_name``)."""
+    return [zoo.reference_name(ds, m) for ds in datasets for m in methods]
 
 
-def accuracy_table(models: dict, eps: dict, n_test: int | None, n_pgd: int | None, seed: int, device) -> pd.DataFrame:
-    """Clean accuracy on a subset of the test images and PGD accuracy at the training radius, per model.
-
-    The subset is a seeded one of ``n_test`` test images (``None``: all); PGD runs on the first ``n_pgd`` of them, at
-    the data set's training radius ``eps[dataset]``.
-    """
-    datasets = list(dict.fromkeys(ds for ds, _ in models))
-    tests = {ds: load_dataset(ds, "test", subset=n_test, seed=seed) for ds in datasets}
+def recipes_table(names) -> pd.DataFrame:
+    """What determines each model: one row per reference model, by data set and method."""
     rows = []
-    for (ds, m), model in models.items():
-        result = evaluate(model, tests[ds], ds, n_pgd=n_pgd, n_attribution=0, eps=eps[ds], seed=seed, device=device,
-                          progress=False)
-        rows.append({"dataset": ds, "method": m, "eps": eps[ds], "n_test": result["n_clean"], "n_pgd": result["n_pgd"],
-                     "clean_accuracy": result["clean_accuracy"], "pgd_accuracy": result["pgd_accuracy"]})
+    for name in names:
+        r = zoo.REFERENCE[name]
+        cfg = r.train_config()
+        rows.append({"dataset": r.dataset, "method": r.method, "train_eps": r.train_eps,
+                     "training images": r.n_train or "all", "epochs": r.epochs,
+                     "starts from": "fresh weights" if r.init is None else f"{METHOD_NAMES[r.init.method]} model",
+                     "inner steps x step": "-" if r.method == "natural" else
+                     f"{cfg.steps} x {radius_label(cfg.alpha)}",
+                     "warm-up epochs": cfg.warmup_epochs if r.method != "natural" else "-",
+                     "IG steps": cfg.ig_steps if r.method == "ig_norm" else "-",
+                     "augmentation": "crop + flip" if cfg.augment == "crop_flip" else "-",
+                     "lr": r.lr})
     return pd.DataFrame(rows)
 
 
-def accuracy_values(accuracy: pd.DataFrame, datasets: list[str]) -> dict:
-    """What the chapter says about ``accuracy`` (``accuracy_table``; needs the natural and PGD-AT models).
+def zoo_results(s, names) -> pd.DataFrame:
+    """Accuracy, PGD accuracy (with Wilson intervals), training time and size of each model.
 
-    Where PGD-AT beats natural training under PGD, the most PGD-robust method per data set, the first data set's natural
-    model and the lowest clean accuracy.
+    From the manifests, or (``s.retrain``) from the models retrained into the build folder, evaluated now exactly as
+    ``attrbound zoo build`` evaluates them.
     """
-    acc = accuracy.set_index(["dataset", "method"])
-    robust_wins = [ds for ds in datasets
-                   if acc.loc[(ds, "pgd_at"), "pgd_accuracy"] > acc.loc[(ds, "natural"), "pgd_accuracy"]]
-    best = accuracy.loc[accuracy.groupby("dataset")["pgd_accuracy"].idxmax(), ["dataset", "method", "pgd_accuracy"]]
-    first = datasets[0]
-    return {"ch4_pgd_at_wins": len(robust_wins), "ch4_n_datasets": len(datasets),
-            "ch4_pgd_at_win_list": ", ".join(robust_wins) or "none",
-            "ch4_best_pgd": "; ".join(f"{r.dataset}: {r.method} ({r.pgd_accuracy:.2f})" for r in best.itertuples()),
-            "ch4_first_dataset": first,
-            "ch4_natural_clean": float(acc.loc[(first, "natural"), "clean_accuracy"]),
-            "ch4_natural_pgd": float(acc.loc[(first, "natural"), "pgd_accuracy"]),
-            "ch4_min_clean": float(accuracy["clean_accuracy"].min())}
+    rows = []
+    for name in names:
+        recipe = zoo.REFERENCE[name]
+        if s.retrain:
+            model, sidecar = s.load(name)
+            evaluation = zoo.evaluate_reference(model, recipe, s.device)
+            history = pd.DataFrame(sidecar["metadata"]["history"])
+            seconds, size = float(history["seconds"].sum()), float("nan")
+        else:
+            manifest = zoo.read_manifest(name)
+            evaluation, seconds, size = manifest["evaluation"], manifest["seconds"], manifest["size_bytes"] / 1e6
+        sub = evaluation["subset"]
+        n = sub["n"]
+        rows.append({"dataset": recipe.dataset, "method": recipe.method, "train_eps": recipe.train_eps,
+                     "clean_accuracy": evaluation["clean_accuracy"], "n_test": evaluation["n_test"],
+                     "pgd_eps": sub["pgd"]["eps"], "n": n, "clean_subset": sub["clean_accuracy"],
+                     "pgd_accuracy": sub["pgd_accuracy"],
+                     "pgd_interval": wilson(round(sub["pgd_accuracy"] * n), n),
+                     "minutes": seconds / 60, "size_mb": size})
+    return pd.DataFrame(rows)
+
+
+def results_table(results: pd.DataFrame, caption: str):
+    """``zoo_results`` for readers: data set, method, radii, accuracies (PGD with its interval), minutes, size."""
+    shown = results[["dataset", "method", "train_eps", "clean_accuracy", "pgd_eps", "pgd_interval", "minutes",
+                     "size_mb"]]
+    return reader_table(shown.assign(pgd_interval=shown["pgd_interval"].map(str)), caption=caption,
+                        headers={"clean_accuracy": "clean accuracy (whole test split)", "pgd_eps": "PGD radius",
+                                 "pgd_interval": "PGD accuracy (95 % interval)", "train_eps": "training radius",
+                                 "minutes": "training minutes", "size_mb": "size (MB)"})
+
+
+def _versus(a: Interval, b: Interval) -> str:
+    """Rates compared by their (unpaired) Wilson intervals: above, below, or overlapping."""
+    if a.low > b.high:
+        return "higher"
+    if a.high < b.low:
+        return "lower"
+    return "not distinguishable (the intervals overlap)"
+
+
+def accuracy_values(results: pd.DataFrame) -> dict:
+    """The sentences chapter 4 states: the floors met, and PGD-AT against natural training under PGD per data set."""
+    out = {"ch4_n_models": len(results), "ch4_train_hours": float(results["minutes"].sum()) / 60,
+           "ch4_min_clean_natural": float(results.loc[results["method"] == "natural", "clean_accuracy"].min()),
+           "ch4_min_clean_robust": float(results.loc[results["method"] != "natural", "clean_accuracy"].min())}
+    by = results.set_index(["dataset", "method"])
+    sentences = []
+    for ds in dict.fromkeys(results["dataset"]):
+        if (ds, "natural") not in by.index or (ds, "pgd_at") not in by.index:
+            continue
+        nat, pgd = by.loc[(ds, "natural"), "pgd_interval"], by.loc[(ds, "pgd_at"), "pgd_interval"]
+        sentences.append(f"on {DATASET_NAMES[ds]} at {radius_label(by.loc[(ds, 'pgd_at'), 'pgd_eps'])}, "
+                         f"{pgd} for PGD-AT against {nat} for natural training ({_versus(pgd, nat)})")
+    out["ch4_pgd_sentence"] = "; ".join(sentences)
+    return out
+
+
+def provenance_table(names) -> pd.DataFrame:
+    """Where each model comes from: its key, the sha256 of its weights, the machine, torch and the training time."""
+    rows = []
+    for name in names:
+        m = zoo.read_manifest(name)
+        rows.append({"model": f"{DATASET_NAMES[m['recipe']['dataset']]}, {METHOD_NAMES[m['recipe']['method']]}",
+                     "reference name": name, "key": m["key"], "sha256": m["sha256"][:16],
+                     "trained on": f"{m['hardware']['processor']} ({m['hardware']['torch_threads']} threads)",
+                     "torch": m["torch"], "seconds": round(m["seconds"])})
+    return pd.DataFrame(rows)

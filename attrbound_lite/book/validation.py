@@ -1,50 +1,80 @@
-"""Chapter 6 (validating the bounds against PGD and IFIA): sweeps, attack examples, values and verdicts.
+"""Chapter 6 (validating the bounds against PGD and IFIA): sweeps, unit tables, values and verdict sentences.
 
-The sweeps run with ``attrbound_lite.sweep``; the values and verdicts are those the chapter's prose quotes
-(``overview_values``, ``eps_values``).
+The unit of every statistic is one test image of one model of one data set (``UNIT``): rates count units (Wilson
+intervals), medians and comparisons resample units (bootstrap, paired by image where two models or attacks saw the
+same images). ``unit_table`` reduces the sweep's rows (one per attack and restart) to the best label-keeping attack per
+unit and case (attribution, norm, radius); the other helpers read it and return the numbers and sentences the prose
+quotes.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from ..attacks import AttributionPGD
-from ..attributions import Saliency
+from ..attributions import get_explainer
 from ..bounds import attribution_bound
-from ..experiments import AttackSpec
+from ..experiments import AttackSpec, summarize
 from ..metrics import saliency_map
+from ..protocols import rar_protocol
+from ..stats import Interval, bootstrap, paired_difference, sig, verdict, wilson
 from ..sweep import config_hash, config_identity, load_config, run_sweep
-from ..zoo import get_model, model_folder
+from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, radius_label
 
-__all__ = ["EPS_COLUMNS", "sweep_config", "sweep_folder", "run_validation", "counts_table", "overview_values",
-           "eps_values", "trend", "per_model_tables", "attack_examples"]
+__all__ = ["UNIT", "CASE", "rar_eps", "reference_radii", "sweep_config", "sweep_folder", "run_validation",
+           "counts_table", "unit_table",
+           "overview_values", "rates_by_eps", "rate_values", "ratio_quantiles", "ratio_values", "per_model_table",
+           "model_comparisons", "comparison_sentence", "attack_values", "dense_bound_check", "dense_values",
+           "test_images", "attack_examples"]
 
-# The columns of the chapter's table of rates by radius.
-EPS_COLUMNS = ["norm", "eps", "n_attacks", "n_kept", "violation_rate", "violation_rate_euclidean",
-               "violation_rate_cosine", "sample_violation_rate", "ratio_euclidean_median", "ratio_euclidean_p95",
-               "ratio_euclidean_max", "cosine_bound_vacuous"]
+UNIT = ["dataset", "model", "sample"]      # one image of one model of one data set
+CASE = ["attribution", "norm", "eps"]     # what a unit is attacked with
 
 
-def sweep_config(dataset: str, checkpoints: dict, *, n_samples: int, eps_l2, eps_linf, ig_steps: int, restarts: int,
-                 steps: int, shard_size: int, seed: int) -> dict:
-    """The chapter's sweep of one data set.
+def rar_eps(dataset: str) -> float:
+    """RAR's l-infinity evaluation radius of ``dataset`` (0.3, 0.1, 8/255)."""
+    return float(rar_protocol(dataset, "evaluation")["eps"])
 
-    The models ``checkpoints`` (``{name: model.safetensors}``) on its first ``n_samples`` test images, both norms,
-    saliency and IG, attribution PGD and IFIA with ``AttackSpec``'s defaults (steps of 0.25 eps and 0.125 eps; IFIA's
-    top-k over 10 % of the pixels), Lanczos at ``BoundOptions``' tolerance; l-infinity bounds skip ``|| |J| 1 ||_2``.
+
+def reference_radii(datasets, eps_l2, eps_linf, l2_radius: float = 1.0) -> dict:
+    """The radii of the per-model tables and comparisons: ``{(dataset, norm): eps}``.
+
+    l-infinity: RAR's evaluation radius of each data set (``rar_eps``), where the grid has it; l2: ``l2_radius`` where
+    the grid has it, else the grid's middle radius.
+    """
+    l2 = next((e for e in eps_l2 if math.isclose(e, l2_radius)), sorted(eps_l2)[len(eps_l2) // 2])
+    radii = {}
+    for ds in datasets:
+        linf = next((e for e in eps_linf if math.isclose(e, rar_eps(ds), rel_tol=1e-6)), None)
+        if linf is not None:
+            radii[(ds, "linf")] = linf
+        radii[(ds, "l2")] = l2
+    return radii
+
+
+def sweep_config(dataset: str, checkpoints: dict, *, n_samples: int, eps_l2, eps_linf, attributions, restarts: int,
+                 steps: int, max_dense_n: int, shard_size: int, seed: int) -> dict:
+    """The chapter's sweep of one data set and attribution.
+
+    The models ``checkpoints`` (``{name: model.safetensors}``) on the first ``n_samples`` test images, both norms, the
+    ``attributions`` (sweep entries), attribution PGD and IFIA with ``AttackSpec``'s defaults (steps of 0.25 eps and
+    0.125 eps; IFIA's top-k over 10 % of the pixels), Lanczos at ``BoundOptions``' tolerance. The l-infinity bound is
+    ``min(sqrt(n) sigma_max, || |J| 1 ||_2)`` where ``n <= max_dense_n`` (0: ``sqrt(n) sigma_max`` alone).
     """
     return {
         "seed": seed, "shard_size": shard_size, "device": "auto",
         "data": {"name": dataset, "split": "test", "n_samples": n_samples},
         "models": [{"name": name, "checkpoint": str(path)} for name, path in checkpoints.items()],
         "norms": ["l2", "linf"], "eps": {"l2": list(eps_l2), "linf": list(eps_linf)},
-        "attributions": ["saliency", {"name": "integrated_gradients", "n_steps": ig_steps}],
-        "restarts": restarts,
+        "attributions": list(attributions), "restarts": restarts,
         "attacks": [{"type": "pgd", "steps": steps}, {"type": "ifia", "steps": steps}],
-        "bound": {"max_dense_n": 0},
+        "bound": {"max_dense_n": max_dense_n},
     }
 
 
@@ -61,105 +91,402 @@ def sweep_folder(sweep_dir: str | Path, dataset: str, config: dict, device_type:
 
 
 def run_validation(s, methods) -> pd.DataFrame:
-    """Every sweep of the chapter (``s``: its settings), one per data set, with a ``dataset`` column.
+    """Every sweep of the chapter (``s``: its settings), with a ``dataset`` column.
 
-    The models are loaded from ``s.model_dir`` (trained in chapter 4), or trained now if this chapter runs alone.
+    Per data set: saliency on the reference models of every method in ``methods``, and integrated gradients
+    (``s.ig_steps`` points) on those of ``s.ig_methods``; two sweeps, each resumable in its own folder.
     """
     tables = []
     for ds in s.datasets:
-        recipes = {m: s.recipe(ds, m) for m in methods}
-        for recipe in recipes.values():
-            get_model(recipe, s.model_dir, device=s.device, progress=False)
-        config = sweep_config(ds, {m: model_folder(r, s.model_dir) / "model.safetensors" for m, r in recipes.items()},
-                              n_samples=s.n_samples, eps_l2=s.eps_l2, eps_linf=s.eps_linf, ig_steps=s.ig_steps,
-                              restarts=s.restarts, steps=s.steps, shard_size=s.shard_size, seed=s.seed)
-        folder = sweep_folder(s.sweep_dir, ds, config, s.device.type)
-        tables.append(run_sweep(config, folder, progress=False).assign(dataset=ds))
+        weights = {m: s.weights(ds, m) for m in dict.fromkeys([*methods, *s.ig_methods])}
+        for attribution, models in (("saliency", methods),
+                                    ({"name": "integrated_gradients", "n_steps": s.ig_steps}, s.ig_methods)):
+            if not models:
+                continue
+            config = sweep_config(ds, {m: weights[m] for m in models}, n_samples=s.n_samples, eps_l2=s.eps_l2,
+                                  eps_linf=s.eps_linf, attributions=[attribution], restarts=s.restarts,
+                                  steps=s.steps, max_dense_n=s.max_dense_n, shard_size=s.shard_size, seed=s.seed)
+            folder = sweep_folder(s.sweep_dir, ds, config, s.device.type)
+            tables.append(run_sweep(config, folder, progress=False).assign(dataset=ds))
     return pd.concat(tables, ignore_index=True)
 
 
-def counts_table(table: pd.DataFrame, datasets) -> pd.DataFrame:
-    """Per data set: attacks, samples, share of attacks that kept the label, attack seconds."""
-    return table.groupby("dataset").agg(attacks=("sample", "size"), samples=("sample", "nunique"),
-                                        label_kept=("label_kept", "mean"),
-                                        attack_seconds=("attack_seconds", "sum")).loc[list(datasets)]
+def counts_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per data set and attribution: models, images, attacks, label-keeping share, measured seconds.
+
+    The seconds: per image, the bound and one attack run of all its steps; in all, every attack.
+    """
+    per_image = table.drop_duplicates([*UNIT, "attribution"])
+    bound = per_image.groupby(["dataset", "attribution"], sort=False)["bound_seconds"].mean()
+    out = table.groupby(["dataset", "attribution"], sort=False).agg(
+        models=("model", "nunique"), images=("sample", "nunique"), attacks=("sample", "size"),
+        label_kept=("label_kept", "mean"), attack_seconds=("attack_seconds", "mean"),
+        attack_seconds_total=("attack_seconds", "sum"))
+    out.insert(4, "bound_seconds", bound)
+    return out.reset_index()
 
 
-def overview_values(table: pd.DataFrame) -> dict:
-    """The overview values the chapter's prose quotes.
+def unit_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The best label-keeping attack per unit and case: one row per (data set, model, image, attribution, norm, eps).
 
-    Args:
-        table: the chapter's sweeps (``run_validation``).
+    Columns: the bound (``bound_euclidean``, ``bound_cosine``, ``attribution_norm``, ``sigma_max``,
+    ``relative_bound = bound_euclidean / ||A(x)||``), ``n_kept`` (label-keeping attacks), and over those attacks and
+    their restarts: the largest ``ratio_euclidean`` (achieved / bound) and ``relative_achieved`` (``||A(x') - A(x)|| /
+    ||A(x)||``), the smallest ``achieved_cosine``, the largest ``ratio_cosine``, whether any exceeded a bound
+    (``exceeded``, ``exceeded_euclidean``, ``exceeded_cosine``), and per attack the largest ratio (``ratio_<attack>``)
+    and relative deviation (``relative_<attack>``); NaN (or False) where no attack kept the label.
+    """
+    keys = [*UNIT, *CASE]
+    t = table.assign(relative_bound=table["bound_euclidean"] / table["attribution_norm"],
+                     relative_achieved=table["achieved_euclidean"] / table["attribution_norm"])
+    kept = t[t["label_kept"]]
+    out = t.groupby(keys, sort=True).agg(
+        bound_euclidean=("bound_euclidean", "first"), bound_cosine=("bound_cosine", "first"),
+        attribution_norm=("attribution_norm", "first"), sigma_max=("sigma_max", "first"),
+        relative_bound=("relative_bound", "first"), n_kept=("label_kept", "sum"))
+    best = kept.groupby(keys, sort=True).agg(
+        ratio_euclidean=("ratio_euclidean", "max"), relative_achieved=("relative_achieved", "max"),
+        achieved_cosine=("achieved_cosine", "min"), ratio_cosine=("ratio_cosine", "max"),
+        exceeded=("exceeded", "any"), exceeded_euclidean=("exceeded_euclidean", "any"),
+        exceeded_cosine=("exceeded_cosine", "any"))
+    per_attack = kept.groupby([*keys, "attack"], sort=True)[["ratio_euclidean", "relative_achieved"]].max().unstack()
+    per_attack.columns = [f"{'ratio' if v == 'ratio_euclidean' else 'relative'}_{a}" for v, a in per_attack.columns]
+    out = out.join(best).join(per_attack)
+    for column in ("exceeded", "exceeded_euclidean", "exceeded_cosine"):
+        out[column] = out[column].astype("boolean").fillna(False).astype(bool)
+    return out.reset_index()
+
+
+def overview_values(table: pd.DataFrame, units: pd.DataFrame, steps: int, restarts: int) -> dict:
+    """The overview the prose quotes: attacks, units, images per data set, the share of attacks that kept the label.
+
+    The share's interval resamples units (images): the attacks on one image are not independent trials.
+    ``ch6_scale`` states the scale of the evidence in one phrase (``steps``, ``restarts``: the attacks').
+    """
+    per_unit = table.groupby(UNIT)["label_kept"].mean()
+    kept = bootstrap(np.mean, per_unit.to_numpy())
+    images = table.groupby("dataset")["sample"].nunique()
+    n_images = (f"{images.iloc[0]}" if images.nunique() == 1 else
+                ", ".join(f"{n} ({DATASET_NAMES.get(d, d)})" for d, n in images.items()))
+    n_models = int(table[["dataset", "model"]].drop_duplicates().shape[0])
+    radii = table.groupby("norm")["eps"].nunique()
+    return {"ch6_n_attacks": f"{len(table):,}", "ch6_n_units": f"{len(per_unit):,}", "ch6_n_models": n_models,
+            "ch6_n_images": n_images, "ch6_n_cases": f"{units[CASE].drop_duplicates().shape[0]}",
+            "ch6_label_kept": str(kept),
+            "ch6_scale": (f"{len(per_unit):,} (model, image) units ({n_images} test images per data set, {n_models} "
+                          f"models), {' and '.join(f'{n} {NORM_NAMES[m]} radii' for m, n in radii.items())}, "
+                          f"attribution PGD and IFIA of {steps} steps, {restarts} restart(s)")}
+
+
+def _rate(k, n) -> Interval:
+    return wilson(int(k), int(n))
+
+
+def rates_by_eps(table: pd.DataFrame, by=("attribution", "norm", "eps")) -> pd.DataFrame:
+    """Per group: the share of units with a violation, overall and per bound, with Wilson intervals.
+
+    From ``summarize`` (its per-unit columns): ``images`` (units with a label-keeping attack), ``violating``, ``rate``
+    (an ``Interval``), ``rate_euclidean``, ``rate_cosine``, the attack-level ``violation_rate`` and the share of vacuous
+    cosine bounds.
+    """
+    by = list(by)
+    out = summarize(table, by)
+    for name, column in (("euclidean", "exceeded_euclidean"), ("cosine", "exceeded_cosine")):
+        part = summarize(table.assign(exceeded=table[column]), by)
+        out[f"rate_{name}"] = [_rate(k, n) for k, n in zip(part["sample_violations"], part["n_samples_kept"],
+                                                            strict=True)]
+    out["rate"] = [_rate(k, n) for k, n in zip(out["sample_violations"], out["n_samples_kept"], strict=True)]
+    return out.rename(columns={"n_samples_kept": "images", "sample_violations": "violating"})[
+        [*by, "images", "violating", "rate", "rate_euclidean", "rate_cosine", "violation_rate",
+         "cosine_bound_vacuous"]]
+
+
+def _norm_words(norm: str) -> str:
+    return {"l2": "ℓ2", "linf": "ℓ∞"}[norm]
+
+
+def rate_values(rates: pd.DataFrame) -> dict:
+    """The verdicts on the violation rates of saliency by radius (``rates_by_eps``), per norm.
+
+    ``ch6_<norm>_smallest``: "the rate at the smallest radius, eps = 0.01, is 0.000 (0.000 to 0.0119)";
+    ``ch6_<norm>_onset``: where violations begin (the smallest radius with a violating unit, the smallest whose Wilson
+    interval excludes the rate 0.05) or that no unit violated; ``ch6_<norm>_largest``: the rate at the largest radius.
+    """
+    values = {}
+    sal = rates[rates["attribution"] == "saliency"]
+    for norm, rows in sal.sort_values("eps").groupby("norm", sort=False):
+        norm_word = _norm_words(norm)
+        first, last = rows.iloc[0], rows.iloc[-1]
+        values[f"ch6_{norm}_smallest"] = (f"in {norm_word} the violation rate at the smallest radius, ε = "
+                                          f"{radius_label(first['eps'])}, is {first['rate']}")
+        values[f"ch6_{norm}_largest"] = (f"{last['rate']} at ε = {radius_label(last['eps'])}")
+        any_violation = rows[rows["violating"] > 0]
+        if any_violation.empty:
+            values[f"ch6_{norm}_onset"] = (f"in {norm_word} no image violated a bound at any radius up to ε = "
+                                           f"{radius_label(last['eps'])}")
+            continue
+        onset = any_violation.iloc[0]
+        clear = rows[[r.low > 0.05 for r in rows["rate"]]]
+        sentence = (f"in {norm_word} violations begin at ε = {radius_label(onset['eps'])}, where the rate is "
+                    f"{onset['rate']}")
+        sentence += (f"; the rate is above 0.05 with 95 % confidence from ε = {radius_label(clear.iloc[0]['eps'])}"
+                     if len(clear) else "; at no radius is the rate above 0.05 with 95 % confidence")
+        values[f"ch6_{norm}_onset"] = sentence
+    return values
+
+
+def ratio_quantiles(units: pd.DataFrame, quantiles=(0.5, 0.9, 1.0)) -> pd.DataFrame:
+    """Quantiles of achieved / bound across units per (data set, attribution, norm, eps), Euclidean and cosine.
+
+    Long format: ``dataset, attribution, norm, eps, bound ("Euclidean"/"cosine"), quantile, ratio``, for the figure.
+    """
+    frames = []
+    for bound, column in (("Euclidean", "ratio_euclidean"), ("cosine", "ratio_cosine")):
+        q = (units.groupby(["dataset", *CASE])[column].quantile(list(quantiles)).rename("ratio")
+             .reset_index().rename(columns={"level_4": "quantile"}))
+        frames.append(q.assign(bound=bound))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _median(values) -> Interval:
+    return bootstrap(np.median, np.asarray(values, dtype=float))
+
+
+def ratio_values(units: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The median achieved / bound per (attribution, norm, eps) with bootstrap intervals, and the verdicts on them.
 
     Returns:
-        ``{glue name: value}``: the number of attacks and of groups, and the share of attacks that kept the label.
+        ``(frame, values)``: the frame has ``attribution, norm, eps, images, median`` (an ``Interval``), ``p95``,
+        ``max``; the values (saliency, per norm): the median ratio at the smallest and at the largest radius, and the
+        paired differences of the ratio (by unit) from the smallest to the second radius (``ch6_<norm>_ratio_first``)
+        and to the largest (``ch6_<norm>_ratio_change``) with their verdicts ("grows", "shrinks" or "not
+        distinguishable with N images").
     """
-    return {"ch6_n_attacks": f"{len(table):,}",
-            "ch6_n_groups": table.groupby(["dataset", "model", "norm", "eps", "attribution", "attack"]).ngroups,
-            "ch6_label_kept": float(table["label_kept"].mean())}
+    rows = []
+    for (attribution, norm, eps), g in units.groupby(CASE, sort=True):
+        r = g["ratio_euclidean"].dropna()
+        rows.append(dict(attribution=attribution, norm=norm, eps=eps, images=len(r), median=_median(r),
+                         p95=float(r.quantile(0.95)) if len(r) else math.nan, max=float(r.max())))
+    frame = pd.DataFrame(rows)
+    values = {}
+    sal = units[units["attribution"] == "saliency"]
+    for norm, g in sal.groupby("norm"):
+        radii = sorted(g["eps"].unique())
+        wide = g.pivot_table(index=UNIT, columns="eps", values="ratio_euclidean")
+        fr = frame[(frame["attribution"] == "saliency") & (frame["norm"] == norm)].set_index("eps")
+        values[f"ch6_{norm}_ratio_small"] = f"{fr.loc[radii[0], 'median']} at ε = {radius_label(radii[0])}"
+        values[f"ch6_{norm}_ratio_large"] = f"{fr.loc[radii[-1], 'median']} at ε = {radius_label(radii[-1])}"
+        for name, (low, high) in (("first", radii[:2]), ("change", (radii[0], radii[-1]))):
+            change = paired_difference(wide[high], wide[low]) if len(radii) > 1 else Interval(*[math.nan] * 3, 0)
+            values[f"ch6_{norm}_ratio_{name}"] = (
+                f"from ε = {radius_label(low)} to ε = {radius_label(high)} the ratio changes by {change} on average "
+                f"over the same images: {verdict(change, 'it grows', 'it shrinks')}")
+    return frame, values
 
 
-def trend(by_eps: pd.DataFrame) -> str:
-    """How the violation rate moves with the radius, per norm, as a clause.
+def _unit_rate(g: pd.DataFrame) -> Interval:
+    kept = g[g["n_kept"] > 0]
+    return wilson(int(kept["exceeded"].sum()), len(kept))
 
-    For example: "in l2 it grows with the radius; ..." (``by_eps``: ``summarize(table, by=["norm", "eps"])``).
+
+def per_model_table(units: pd.DataFrame, radii: dict) -> pd.DataFrame:
+    """Per (data set, model) at one radius per (data set, norm), saliency: scale-free quantities with intervals.
+
+    Args:
+        units: ``unit_table``.
+        radii: ``{(dataset, norm): eps}``.
+
+    Returns:
+        Columns ``dataset, method, norm, eps, images``, the violation rate (Wilson), the medians (bootstrap) of the
+        relative bound ``r / ||A(x)||``, of the relative achieved deviation and of achieved / bound, the median
+        cosine bound and achieved cosine, and the share of vacuous cosine bounds (Wilson).
     """
-    words = []
-    for norm, rates in by_eps.sort_values("eps").groupby("norm")["violation_rate"]:
-        r = rates.to_numpy()
-        word = ("grows with the radius" if r[-1] > r[0] and (r[1:] >= r[:-1] - 1e-12).all() else
-                "is zero at every radius" if (r == 0).all() else "does not grow steadily with the radius")
-        words.append(f"in {norm} it {word}")
-    return "; ".join(words)
+    rows = []
+    sal = units[units["attribution"] == "saliency"]
+    for (ds, norm), eps in radii.items():
+        at = sal[(sal["dataset"] == ds) & (sal["norm"] == norm) & np.isclose(sal["eps"], eps)]
+        for model, g in at.groupby("model", sort=False):
+            kept = g[g["n_kept"] > 0]
+            rows.append(dict(dataset=ds, method=model, norm=norm, eps=eps, images=len(kept),
+                             violation_rate=_unit_rate(g), relative_bound=_median(g["relative_bound"]),
+                             relative_achieved=_median(kept["relative_achieved"]),
+                             achieved_over_bound=_median(kept["ratio_euclidean"]),
+                             cosine_bound=float(g["bound_cosine"].median()),
+                             achieved_cosine=float(kept["achieved_cosine"].median()),
+                             cosine_vacuous=wilson(int((g["bound_cosine"] <= -1).sum()), len(g))))
+    frame = pd.DataFrame(rows)
+    order = {m: i for i, m in enumerate(METHOD_NAMES)}
+    return frame.sort_values(["dataset", "norm", "method"], key=lambda c: c.map(order) if c.name == "method" else c,
+                             kind="mergesort", ignore_index=True)
 
 
-def eps_values(by_eps: pd.DataFrame) -> dict:
-    """The chapter's verdicts on ``by_eps`` (``summarize(table, by=["norm", "eps"])``).
+def model_comparisons(units: pd.DataFrame, radii: dict, baseline: str = "natural") -> pd.DataFrame:
+    """Each model against ``baseline`` on the same images, saliency, at one radius per (data set, norm).
 
-    The violation rate at the smallest radius of each norm and whether any attack beat the bound there, the trend with
-    the radius, and the rates and median tightness at the largest radii.
+    Paired differences (model - baseline, by image; images where either model's attacks all changed the label drop
+    out) of the relative achieved deviation and of log10 of the relative bound, with verdicts.
+
+    Returns:
+        Columns ``dataset, method, norm, eps, relative_achieved_difference, verdict_achieved,
+        log10_relative_bound_difference, verdict_bound``.
     """
-    smallest = by_eps.loc[by_eps.groupby("norm")["eps"].idxmin()]
-    largest = by_eps.loc[by_eps.groupby("norm")["eps"].idxmax()]
-    return {
-        "ch6_violation_smallest_eps": float(smallest["violation_rate"].max()),
-        "ch6_smallest_verdict": "no attack beat the bound" if smallest["violations"].sum() == 0 else
-                                f"{int(smallest['violations'].sum())} of {int(smallest['n_kept'].sum())} "
-                                "label-keeping attacks beat it",
-        "ch6_smallest_eps": " and ".join(f"{r.eps:g} ({r.norm})" for r in smallest.itertuples()),
-        "ch6_violation_largest_eps": ", ".join(f"{r.violation_rate:.2f} at {r.eps:g} ({r.norm})"
-                                               for r in largest.itertuples()),
-        "ch6_trend": trend(by_eps),
-        "ch6_tightness_largest": ", ".join(f"{r.ratio_euclidean_median:.2f} ({r.norm})" for r in largest.itertuples()),
+    rows = []
+    sal = units[units["attribution"] == "saliency"]
+    for (ds, norm), eps in radii.items():
+        at = sal[(sal["dataset"] == ds) & (sal["norm"] == norm) & np.isclose(sal["eps"], eps)]
+        achieved = at.pivot_table(index="sample", columns="model", values="relative_achieved")
+        bound = np.log10(at.pivot_table(index="sample", columns="model", values="relative_bound"))
+        if baseline not in achieved:
+            continue
+        for model in [m for m in METHOD_NAMES if m in achieved and m != baseline]:
+            a = paired_difference(achieved[model], achieved[baseline])
+            b = paired_difference(bound[model], bound[baseline])
+            rows.append(dict(dataset=ds, method=model, norm=norm, eps=eps, relative_achieved_difference=a,
+                             verdict_achieved=verdict(a), log10_relative_bound_difference=b,
+                             verdict_bound=verdict(b)))
+    return pd.DataFrame(rows)
+
+
+def comparison_sentence(comparisons: pd.DataFrame, column: str, what: str, baseline: str = "natural") -> str:
+    """One sentence per (data set, norm) listing the methods whose ``column`` verdict is smaller, larger, or neither.
+
+    For example: "on MNIST (ℓ∞, ε = 0.3) the relative achieved deviation is smaller than natural training's for
+    PGD-AT, AdvAAT; larger for none; not distinguishable for IG-NORM, AAT".
+    """
+    parts = []
+    for (ds, norm, eps), g in comparisons.groupby(["dataset", "norm", "eps"], sort=False):
+        words = {w: [METHOD_NAMES.get(m, m) for m in g.loc[g[column] == w, "method"]] for w in ("smaller", "larger")}
+        undecided = [METHOD_NAMES.get(m, m) for m in g.loc[~g[column].isin(["smaller", "larger"]), "method"]]
+        parts.append(f"on {DATASET_NAMES.get(ds, ds)} ({NORM_NAMES[norm]}, ε = {radius_label(eps)}) {what} is "
+                     f"smaller than {METHOD_NAMES.get(baseline, baseline)} training's for "
+                     f"{', '.join(words['smaller']) or 'no method'}, larger for {', '.join(words['larger']) or 'none'}"
+                     f", not distinguishable for {', '.join(undecided) or 'none'}")
+    return "; ".join(parts)
+
+
+def attack_values(units: pd.DataFrame, radii: dict) -> tuple[pd.DataFrame, dict]:
+    """Attribution PGD against IFIA, and integrated gradients against saliency, on the same images.
+
+    Paired differences of achieved / bound per (data set, norm) at ``radii``: PGD - IFIA (saliency, every model), and
+    IG - saliency (the models attacked with both, same images and attacks' best).
+
+    Returns:
+        ``(frame, values)``: the frame has ``dataset, norm, eps, comparison, difference, verdict``; the values are one
+        sentence per comparison (``ch6_pgd_vs_ifia``, ``ch6_ig_vs_saliency``).
+    """
+    rows = []
+    for (ds, norm), eps in radii.items():
+        at = units[(units["dataset"] == ds) & (units["norm"] == norm) & np.isclose(units["eps"], eps)]
+        sal = at[at["attribution"] == "saliency"]
+        if {"ratio_pgd", "ratio_ifia"} <= set(sal.columns):
+            d = paired_difference(sal["ratio_pgd"], sal["ratio_ifia"])
+            rows.append(dict(dataset=ds, norm=norm, eps=eps, comparison="PGD - IFIA", difference=d,
+                             verdict=verdict(d, "PGD closer to the bound", "IFIA closer to the bound")))
+        wide = at.pivot_table(index=["model", "sample"], columns="attribution", values="ratio_euclidean")
+        if {"saliency", "integrated_gradients"} <= set(wide.columns):
+            d = paired_difference(wide["integrated_gradients"], wide["saliency"])
+            rows.append(dict(dataset=ds, norm=norm, eps=eps, comparison="IG - saliency", difference=d,
+                             verdict=verdict(d, "IG closer to its bound", "saliency closer to its bound")))
+    frame = pd.DataFrame(rows)
+    values = {}
+    for comparison, name in (("PGD - IFIA", "ch6_pgd_vs_ifia"), ("IG - saliency", "ch6_ig_vs_saliency")):
+        sub = frame[frame["comparison"] == comparison] if len(frame) else frame
+        values[name] = "; ".join(
+            f"{DATASET_NAMES.get(r.dataset, r.dataset)} ({NORM_NAMES[r.norm]}, ε = {radius_label(r.eps)}): "
+            f"{r.difference}, {r.verdict}" for r in sub.itertuples()) or "not measured"
+    return frame, values
+
+
+def dense_bound_check(s, n_images: int, method: str = "natural") -> pd.DataFrame:
+    """The two l-infinity bounds, and what each costs, on the first ``n_images`` test images per data set.
+
+    Saliency of the reference model ``method``: ``sqrt(n) sigma_max`` (Lanczos) and ``|| |J| 1 ||_2`` (n Hessian-vector
+    products per image). Returns per image: ``dataset, n, sqrt_n, abs_rowsum, factor = min(both) / sqrt_n`` and the
+    seconds per image of the bound without and with the row sums (``seconds_sqrt_n``, ``seconds_rowsum``).
+    """
+    frames = []
+    for ds in s.datasets:
+        model = s.model(ds, method)
+        x = test_images(ds, n_images).to(s.device)
+        timed = {}
+        for dense in (0, x[0].numel()):
+            t0 = time.perf_counter()
+            bound = attribution_bound(model, x, 1.0, "linf", "saliency", max_dense_n=dense, seed=s.seed)
+            timed[dense] = ((time.perf_counter() - t0) / len(x), bound)
+        (sec0, _), (sec1, full) = timed.values()
+        sqrt_n, rowsum = full.linf_sqrt_n.double().cpu(), full.linf_abs_rowsum.double().cpu()
+        frames.append(pd.DataFrame(dict(dataset=ds, n=x[0].numel(), sqrt_n=sqrt_n.numpy(), abs_rowsum=rowsum.numpy(),
+                                        factor=(torch.minimum(sqrt_n, rowsum) / sqrt_n).numpy(),
+                                        seconds_sqrt_n=sec0, seconds_rowsum=sec1)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def dense_values(dense: pd.DataFrame, n_units: dict, budget_seconds: float) -> tuple[pd.DataFrame, dict]:
+    """The tightening of the l-infinity bound by ``|| |J| 1 ||_2`` and its cost, per data set.
+
+    Args:
+        dense: ``dense_bound_check``.
+        n_units: ``{dataset: images x models}`` of the sweep (the bounds it would have to form).
+        budget_seconds: the chapter's time budget, against which the cost is set.
+
+    Returns:
+        ``(frame, values)``: per data set the median factor ``min / (sqrt(n) sigma_max)`` (bootstrap), the share of
+        images where the row sums are smaller (Wilson), seconds per image of both forms and the extra seconds for the
+        sweep; the values: a sentence on the factor and one on the cost.
+    """
+    rows = []
+    for ds, g in dense.groupby("dataset", sort=False):
+        extra = float(g["seconds_rowsum"].iloc[0] - g["seconds_sqrt_n"].iloc[0]) * n_units.get(ds, 0)
+        rows.append(dict(dataset=ds, n=int(g["n"].iloc[0]), images=len(g), factor=_median(g["factor"]),
+                         rowsum_smaller=wilson(int((g["factor"] < 1).sum()), len(g)),
+                         seconds_sqrt_n=float(g["seconds_sqrt_n"].iloc[0]),
+                         seconds_rowsum=float(g["seconds_rowsum"].iloc[0]), sweep_extra_seconds=extra))
+    frame = pd.DataFrame(rows)
+    values = {
+        "ch6_dense_factor": "; ".join(f"{DATASET_NAMES.get(r.dataset, r.dataset)} (n = {r.n}) {r.factor}, the row "
+                                      f"sums smaller on a share {r.rowsum_smaller} of images"
+                                      for r in frame.itertuples()),
+        "ch6_dense_cost": "; ".join(f"{DATASET_NAMES.get(r.dataset, r.dataset)} {sig(r.seconds_rowsum)} s instead of "
+                                    f"{sig(r.seconds_sqrt_n)} s per image, {sig(r.sweep_extra_seconds / 60)} extra "
+                                    "minutes for this chapter's sweep" for r in frame.itertuples()),
+        "ch6_dense_total": f"{sig(frame['sweep_extra_seconds'].sum() / 60)} extra minutes in all, against a budget of "
+                           f"{sig(budget_seconds / 60)} minutes for the whole chapter",
     }
+    return frame, values
 
 
-def per_model_tables(per_model: pd.DataFrame, methods) -> tuple:
-    """Two styled tables (violation rate; median achieved / bound) by (dataset, norm, eps, attack) and model.
+def test_images(dataset: str, n: int) -> torch.Tensor:
+    """The first ``n`` test images of ``dataset``, (n, C, H, W) in [0, 1]."""
+    from ..data import load_dataset
 
-    From ``summarize(table, by=["dataset", "norm", "eps", "attack", "model"])``.
-    """
-    index = ["dataset", "norm", "eps", "attack"]
-    return tuple(per_model.pivot_table(index=index, columns="model", values=value)[list(methods)].round(3)
-                 .style.format("{:.3f}", na_rep="-").set_caption(caption)
-                 for value, caption in (("violation_rate", "violation rate"),
-                                        ("ratio_euclidean_median", "median achieved / bound (Euclidean)")))
+    return load_dataset(dataset, "test", subset=None).tensors()[0][:n]
 
 
-def attack_examples(model, x, eps: float, steps: int, seed: int) -> list[dict]:
-    """Attribution PGD (l2, ``eps``, two restarts) on the images ``x``, with the maps before and after.
+def attack_examples(model, x, eps: float, norm: str, steps: int, seed: int, restarts: int = 2) -> list[dict]:
+    """Attribution PGD (``norm`` ball of radius ``eps``) on the images ``x``, with the saliency maps before and after.
 
-    Per image: the image, the attacked image, the saliency maps before and after, and a title with the achieved
-    deviation and the bound.
+    Per image: the image, the attacked image, the two maps (``saliency_map``: channel-summed absolute values, normalised
+    to sum 1), the difference map ``|A(x') - A(x)|`` summed over channels and divided by ``max |A(x)|`` (so its scale
+    reads as a share of the clean map's largest value), and a title with the relative deviation ``||A(x') - A(x)|| /
+    ||A(x)||`` and the relative bound ``r / ||A(x)||``.
     """
     with torch.no_grad():
         label = model(x).argmax(1)
-    alpha = AttackSpec.RELATIVE_ALPHA["pgd"] * eps
-    attack = AttributionPGD(model, "saliency", eps=eps, alpha=alpha, steps=steps, norm="l2", restarts=2, seed=seed)
+    explainer = get_explainer("saliency", model)
+    attack = AttributionPGD(model, explainer, eps=eps, alpha=AttackSpec.RELATIVE_ALPHA["pgd"] * eps, steps=steps,
+                            norm=norm, restarts=restarts, seed=seed)
     result = attack(x, label)
-    bound = attribution_bound(model, x, eps, "l2", "saliency", seed=seed)
-    before = saliency_map(Saliency(model).attribute(x, target=label)).detach()
-    after = saliency_map(Saliency(model).attribute(result.x_adv, target=label)).detach()
-    return [{"image": x[i], "adversarial": result.x_adv[i], "map": before[i], "adversarial_map": after[i],
-             "title": f"achieved {float(result.deviation.euclidean[i]):.3g}\nbound {float(bound.euclidean[i]):.3g}"}
+    bound = attribution_bound(model, x, eps, norm, "saliency", target=label, seed=seed, max_dense_n=0)
+    clean = explainer.attribute(x, target=label).detach()
+    attacked = explainer.attribute(result.x_adv, target=label).detach()
+    diff = (attacked - clean).abs().sum(1)
+    diff = diff / clean.abs().sum(1).flatten(1).max(1).values[:, None, None]
+    a_norm = clean.flatten(1).norm(dim=1)
+    relative = (attacked - clean).flatten(1).norm(dim=1) / a_norm
+    relative_bound = bound.euclidean / a_norm
+    return [{"image": x[i], "adversarial": result.x_adv[i], "map": saliency_map(clean)[i],
+             "adversarial_map": saliency_map(attacked)[i], "difference": diff[i],
+             "relative": float(relative[i]), "relative_bound": float(relative_bound[i]),
+             "label_kept": bool(result.label_kept[i]),
+             "title": f"deviation {sig(float(relative[i]))} ‖A‖\nbound {sig(float(relative_bound[i]))} ‖A‖"}
             for i in range(len(x))]

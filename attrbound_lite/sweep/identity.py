@@ -7,6 +7,10 @@ import json
 
 __all__ = ["config_identity", "config_hash"]
 
+# Training options added after sweep folders existed (the radius warm-up and augmentation of the reference zoo):
+# at their defaults they change nothing, so they stay out of the identity and older sweeps keep their hash.
+_ADDED_TRAINING_OPTIONS = {"warmup_epochs": 0.0, "augment": "none"}
+
 
 def _identity(cfg: dict) -> dict:
     """What determines the results: the config without where data is read and where it runs.
@@ -20,6 +24,9 @@ def _identity(cfg: dict) -> dict:
         ident["data"].pop(key)
     ident.pop("device")
     for model in ident["models"]:
+        for key, default in _ADDED_TRAINING_OPTIONS.items():  # left out at their defaults: old hashes stay valid
+            if key in model.get("train", {}) and model["train"][key] == default:
+                del model["train"][key]
         if "checkpoint" in model:
             weights, sidecar = checkpoint_paths(model.pop("checkpoint"))
             model["checkpoint_sha256"] = sha256_file(weights)

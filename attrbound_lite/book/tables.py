@@ -1,0 +1,67 @@
+"""Tables written for readers: models named by data set and method, radii as people write them, three digits.
+
+reader_table(frame): a Styler with readable headers and names, 3 significant digits and no index column;
+radius_label(8 / 255) is "8/255"; DATASET_NAMES["cifar10-subset"] is "CIFAR-10 subset".
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..stats import sig
+
+__all__ = ["DATASET_NAMES", "METHOD_NAMES", "NORM_NAMES", "radius_label", "model_label", "readable", "reader_table"]
+
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
+                 "cifar10-subset": "CIFAR-10 subset"}
+METHOD_NAMES = {"natural": "natural", "pgd_at": "PGD-AT", "ig_norm": "IG-NORM", "aat": "AAT", "advaat": "AdvAAT"}
+NORM_NAMES = {"l2": "ℓ2", "linf": "ℓ∞"}
+ATTRIBUTION_NAMES = {"saliency": "saliency", "input_x_gradient": "input × gradient",
+                     "integrated_gradients": "integrated gradients"}
+ATTACK_NAMES = {"pgd": "attribution PGD", "ifia": "IFIA"}
+
+
+def radius_label(eps: float | None) -> str:
+    """A radius as people write it: ``0.3``, ``0.1``, ``8/255`` (a multiple of 1/255 below 0.1), ``"-"`` for none."""
+    if eps is None or pd.isna(eps):
+        return "-"
+    eps = float(eps)
+    k = eps * 255
+    if 0 < eps < 0.1 and abs(k - round(k)) < 1e-6 and round(k) >= 1:
+        return f"{round(k)}/255"
+    return f"{eps:.4g}"
+
+
+def model_label(dataset: str, method: str) -> str:
+    """``"MNIST, AdvAAT"``."""
+    return f"{DATASET_NAMES.get(dataset, dataset)}, {METHOD_NAMES.get(method, method)}"
+
+
+_VALUE_NAMES = {"dataset": DATASET_NAMES, "method": METHOD_NAMES, "norm": NORM_NAMES,
+                "attribution": ATTRIBUTION_NAMES, "attack": ATTACK_NAMES}
+_RADIUS_COLUMNS = ("eps", "train_eps", "pgd_eps")
+
+
+def readable(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> pd.DataFrame:
+    """A copy of ``frame`` with readable names.
+
+    Data sets, methods, norms, attributions, attacks and radii as people write them, columns renamed by ``headers``
+    (and ``_`` replaced by spaces), the index reset into columns when it carries names.
+    """
+    out = frame.copy()
+    if any(name is not None for name in out.index.names):
+        out = out.reset_index()
+    for column, names in _VALUE_NAMES.items():
+        if column in out:
+            out[column] = out[column].map(lambda v, names=names: names.get(v, v))
+    for column in _RADIUS_COLUMNS:
+        if column in out:
+            out[column] = out[column].map(radius_label)
+    return out.rename(columns=lambda c: (headers or {}).get(c, str(c).replace("_", " ")))
+
+
+def reader_table(frame: pd.DataFrame, caption: str | None = None, headers: dict[str, str] | None = None):
+    """``readable(frame)`` as a Styler: numbers with three significant digits, no index column, an optional caption."""
+    out = readable(frame, headers)
+    styler = out.style.hide(axis="index").format(lambda v: sig(v) if isinstance(v, float) else v)
+    return styler.set_caption(caption) if caption else styler

@@ -1,0 +1,135 @@
+"""The statistics behind the book's verdicts (REFERENCE section 14): intervals, and sentences computed from them.
+
+The unit of resampling is the test image. A mean over images gets a percentile bootstrap interval; a difference
+of two methods measured on the same images gets the bootstrap of the paired difference (the images are
+resampled once for both); a rate gets a Wilson interval. A verdict is read off the interval, never off a fixed
+noise band: "larger" when the whole interval is above zero, "smaller" when below, otherwise "not
+distinguishable with N images".
+
+    gap = paired_difference(topk_advaat, topk_natural)        # per-image arrays, same images
+    f"AdvAAT keeps {gap} more of the top-k pixels"              # "0.12 (0.08 to 0.16)"
+    verdict(gap)                                               # "larger"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+__all__ = ["Interval", "bootstrap", "bootstrap_mean", "paired_difference", "wilson", "verdict", "sig"]
+
+N_RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+def sig(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits (``0.887``, ``12.3``, ``0.0123``); ``nan`` as "n/a"."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{value:#.{digits}g}".rstrip(".") if abs(value) >= 1e-4 or value == 0 else f"{value:.{digits - 1}e}"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its confidence interval ``[low, high]`` from ``n`` units (images, or trials for a rate).
+
+    ``str(interval)`` is ``"0.120 (0.0800 to 0.160)"``: three significant digits.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    n: int
+    confidence: float = CONFIDENCE
+
+    def __str__(self) -> str:
+        return f"{sig(self.estimate)} ({sig(self.low)} to {sig(self.high)})"
+
+    @property
+    def sign(self) -> int:
+        """+1 when the whole interval is above zero, -1 when below, 0 when it contains zero (or is undefined)."""
+        if not (np.isfinite(self.low) and np.isfinite(self.high)):
+            return 0
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in ``[low, high]``."""
+        return bool(self.low <= value <= self.high)
+
+
+def _clean(*arrays) -> tuple[np.ndarray, ...]:
+    arrays = tuple(np.asarray(a, dtype=float).ravel() for a in arrays)
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError(f"paired samples must have one length each, got {[len(a) for a in arrays]}.")
+    keep = np.logical_and.reduce([np.isfinite(a) for a in arrays])
+    return tuple(a[keep] for a in arrays)
+
+
+def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resamples: int = N_RESAMPLES,
+              seed: int = 0, confidence: float = CONFIDENCE) -> Interval:
+    """Percentile bootstrap of ``statistic(*samples)``, resampling the units (rows) of the samples jointly.
+
+    Units where any sample is NaN (e.g. an image whose label the attack changed) are dropped first.
+
+    Args:
+        statistic: a function of 1-D arrays, one per sample, returning a number (e.g. a mean, a correlation).
+        *samples: equally long per-unit values (paired by position).
+        n_resamples: bootstrap resamples (2,000 by default).
+        seed: the resampling seed.
+        confidence: the interval's level.
+
+    Returns:
+        The ``Interval``: the statistic of the data, the percentile interval, the number of units used. With fewer
+        than two units the interval is ``(nan, nan)``.
+    """
+    data = _clean(*samples)
+    n = len(data[0])
+    if n == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
+    estimate = float(statistic(*data))
+    if n < 2:
+        return Interval(estimate, float("nan"), float("nan"), n, confidence)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    values = np.array([statistic(*(d[i] for d in data)) for i in idx], dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return Interval(estimate, float("nan"), float("nan"), n, confidence)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(estimate, float(low), float(high), n, confidence)
+
+
+def bootstrap_mean(values: Sequence[float], **options) -> Interval:
+    """The mean over images with its percentile bootstrap interval (``bootstrap`` of ``np.mean``)."""
+    return bootstrap(np.mean, values, **options)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], **options) -> Interval:
+    """``mean(a) - mean(b)`` over the same images (position i of both is image i), bootstrapped by image.
+
+    Pairs where either value is NaN are dropped. For values measured on different images, bootstrap each
+    mean on its own instead.
+    """
+    return bootstrap(lambda x, y: np.mean(x - y), a, b, **options)
+
+
+def wilson(successes: int, trials: int, confidence: float = CONFIDENCE) -> Interval:
+    """A rate ``successes / trials`` with its Wilson score interval (``scipy.stats.binomtest``)."""
+    successes, trials = int(successes), int(trials)
+    if trials == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
+    ci = _scipy_stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
+    return Interval(successes / trials, float(ci.low), float(ci.high), trials, confidence)
+
+
+def verdict(interval: Interval, above: str = "larger", below: str = "smaller", unit: str = "images") -> str:
+    """The word the interval supports: ``above`` (whole interval > 0), ``below`` (< 0), else undecided.
+
+    Returns:
+        ``above``, ``below`` or ``"not distinguishable with N <unit>"``.
+    """
+    return {1: above, -1: below}.get(interval.sign, f"not distinguishable with {interval.n} {unit}")

@@ -1,0 +1,174 @@
+"""Chapter 7 (FAR) without executing the notebook: IFIA per image, the comparisons across methods and the spread
+verdicts, on a toy model and on synthetic per-image tables whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from attrbound_lite.book import far
+from attrbound_lite.evaluation import evaluate, ifia_per_image
+from attrbound_lite.stats import Interval, verdict
+from attrbound_lite.zoo import STUDY_IG_STEPS, STUDY_RADII
+
+TOY_SETTINGS = dict(eps=0.1, pgd_steps=2, pgd_alpha=0.05, ifia_k=8, eval_k=8, ifia_steps=3, ifia_alpha=0.05,
+                    restarts=1)
+
+
+def test_ifia_per_image_gives_the_rows_whose_means_evaluate_reports(trained_toy):
+    model, x, y = trained_toy
+    options = dict(ig_steps=4, attack_ig_steps=2, n_pgd=0, progress=False, **TOY_SETTINGS)
+    summary = evaluate(model, (x, y), None, n_attribution=6, **options)
+    with torch.no_grad():
+        chosen = (model(x).argmax(1) == y).nonzero().flatten()[:6]
+    del options["n_pgd"]
+    rows = ifia_per_image(model, x[chosen], y[chosen], None, **options)
+    assert list(rows.columns) == ["topk_intersection", "kendall_tau", "spearman", "label_kept"] and len(rows) == 6
+    assert rows["topk_intersection"].between(0, 1).all() and rows["label_kept"].all()
+    for name in ("topk_intersection", "kendall_tau", "spearman"):
+        assert rows[name].mean() == pytest.approx(summary[name])
+    steered = ifia_per_image(model, x[chosen], y[chosen], None, attack_attribution="saliency", **options)
+    assert len(steered) == 6 and steered["kendall_tau"].between(-1, 1).all()
+
+
+def test_attack_settings_keep_rars_total_step_length():
+    assert far.attack_settings("mnist") == {**far.attack_settings("mnist", 100, 3)}
+    cfg = far.attack_settings("mnist", 20, 1)
+    assert (cfg["ifia_steps"], cfg["restarts"], cfg["eps"]) == (20, 1, 0.3)
+    assert cfg["ifia_alpha"] * cfg["ifia_steps"] == pytest.approx(100 * 0.01)
+    cifar = far.attack_settings("cifar10-subset", 10)
+    assert cifar["ifia_alpha"] * 10 == pytest.approx(50 / 255) and cifar["restarts"] == 3
+
+
+def _per_image(shifts: dict[str, float], n: int = 200, noise: float = 0.1, dataset: str = "mnist",
+               seed: int = 0) -> pd.DataFrame:
+    """Per-image rows of natural training and of methods shifted from it by ``shifts`` (plus independent noise)."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.3, 0.7, n)
+    bound = rng.uniform(0.5, 1.5, n)
+    frames = []
+    for method, shift in {"natural": 0.0, **shifts}.items():
+        own = 0 if method == "natural" else rng.normal(0, noise, n)
+        frames.append(pd.DataFrame({"dataset": dataset, "method": method, "image": np.arange(n),
+                                    "topk_intersection": base + shift + own, "kendall_tau": base + shift + own,
+                                    "relative_bound": bound * (1 - shift)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_methods_are_compared_with_natural_training_by_paired_intervals():
+    per_image = pd.concat([_per_image({"pgd_at": -0.2, "aat": 0.0, "advaat": 0.2}),
+                           _per_image({"pgd_at": 0.1, "aat": 0.1, "advaat": 0.0}, dataset="fashion-mnist", seed=1)])
+    summary = far.method_summary(per_image)
+    row = summary.set_index(["dataset", "method"])
+    assert isinstance(row.loc[("mnist", "advaat"), "topk_gain"], Interval)
+    assert row.loc[("mnist", "advaat"), "topk_gain"].estimate == pytest.approx(0.2, abs=0.03)
+    assert row.loc[("mnist", "advaat"), "topk_verdict"] == "larger"
+    assert row.loc[("mnist", "pgd_at"), "topk_verdict"] == "smaller"
+    assert row.loc[("mnist", "aat"), "topk_verdict"] == "not distinguishable with 200 images"
+    assert row.loc[("mnist", "advaat"), "bound_verdict"] == "smaller"  # its bound is 0.8 times natural's
+    assert pd.isna(row.loc[("mnist", "natural"), "topk_verdict"])
+    values = far.method_values(summary, per_image)
+    assert values["ch7_verdict_mnist_advaat"] == "larger" and values["ch7_n_mnist"] == 200
+    assert values["ch7_sentence_mnist_advaat"] == (
+        f"AdvAAT keeps {row.loc[('mnist', 'advaat'), 'topk_gain']} more of the top-k pixels than natural training "
+        "on MNIST")
+    assert values["ch7_sentence_mnist_aat"].startswith("AAT and natural training on MNIST are not distinguishable")
+    assert values["ch7_natural_topk_fashion_mnist"] == str(row.loc[("fashion-mnist", "natural"), "topk_intersection"])
+    # a best method is named only when it beats every other one
+    assert values["ch7_best_mnist"] == "on MNIST, AdvAAT keeps more of the top-k pixels than every other method"
+    assert far.best_method(per_image, "fashion-mnist") is None  # PGD-AT and AAT tie
+    assert "no method keeps more" in values["ch7_best_fashion_mnist"]
+
+
+def _study(spreads: dict[str, float], levels=(0.1, 0.2, 0.3), n: int = 300, noise: float = 0.05) -> pd.DataFrame:
+    """Per-image rows of each method at each level, its mean rising linearly by ``spreads[method]`` over the levels."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.7, n)
+    rows = [pd.DataFrame({"method": m, "train_eps": v, "image": np.arange(n),
+                          "topk_intersection": base + spread * i / (len(levels) - 1) + rng.normal(0, noise, n)})
+            for m, spread in spreads.items() for i, v in enumerate(levels)]
+    rows = [frame.assign(kendall_tau=frame["topk_intersection"]) for frame in rows]
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_spreads_over_the_training_radius_are_compared_with_intervals():
+    study = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
+    intervals, levels = far.spread_comparison(study, "train_eps", far.FAR_METHODS, far.EARLIER_METHODS)
+    assert levels == [0.1, 0.2, 0.3]
+    assert intervals["pgd_at"].contains(0.3) and intervals["far"].estimate < intervals["earlier"].estimate
+    values = far.spread_values(intervals, "eps", far.FAR_METHODS, far.EARLIER_METHODS, "the training radius")
+    assert values["ch7_verdict_eps"] == "smaller"
+    assert values["ch7_sentence_eps"].startswith("AAT and AdvAAT depend less on the training radius than PGD-AT and "
+                                                 "IG-NORM")
+    same = far.spread_values(far.spread_comparison(_study({"pgd_at": 0.1, "ig_norm": 0.1, "aat": 0.1, "advaat": 0.1}),
+                                                   "train_eps", far.FAR_METHODS, far.EARLIER_METHODS)[0],
+                             "eps", far.FAR_METHODS, far.EARLIER_METHODS, "the training radius")
+    assert same["ch7_verdict_eps"] == "not distinguishable with 300 images"
+    table = far.spread_table(intervals, far.FAR_METHODS, far.EARLIER_METHODS)
+    assert list(table["model"])[-1] == "AAT and AdvAAT minus PGD-AT and IG-NORM"
+
+
+def test_the_ig_steps_spread_uses_the_steps_both_methods_have():
+    study = _study({"ig_norm": 0.3, "aat": 0.0}, levels=(2.0, 8.0)).rename(columns={"train_eps": "train_ig_steps"})
+    extra = study[(study["method"] == "ig_norm") & (study["train_ig_steps"] == 2.0)].assign(train_ig_steps=5.0)
+    study = pd.concat([study, extra], ignore_index=True).assign(n_train=lambda f: np.where(
+        f["train_ig_steps"] == 5.0, 12_000, 6_000))
+    intervals, levels = far.spread_comparison(study, "train_ig_steps", ["aat"], ["ig_norm"])
+    assert levels == [2.0, 8.0] and verdict(intervals["difference"]) == "smaller"
+    values = far.steps_study_values(study, levels)
+    assert values["ch7_steps_levels"] == "2 and 8" and values["ch7_steps_n_train"] == "6,000"
+    assert "IG-NORM with 5 steps, trained on 12,000 images" in values["ch7_steps_other"]
+
+
+def test_the_study_models_are_the_zoos():
+    models = far.study_models()
+    assert len(models) == 1 + 4 * len(STUDY_RADII) + 2 * len(STUDY_IG_STEPS)
+    assert models["radius_study"].sum() == 4 * len(STUDY_RADII)
+    steps = models[models["steps_study"]]
+    assert set(steps["method"]) == {"ig_norm", "aat"} and len(steps) == 2 * len(STUDY_IG_STEPS) + 1
+    assert steps["train_eps"].eq(max(STUDY_RADII)).all()
+    natural = models[models["method"] == "natural"].iloc[0]
+    assert natural["train_eps"] == 0 and not natural["radius_study"] and not natural["steps_study"]
+
+
+def test_chapter7_figures_draw_intervals():
+    from attrbound_lite.book import figures
+
+    per_image = _per_image({"pgd_at": -0.2, "aat": 0.0, "advaat": 0.2})
+    summary = far.method_summary(per_image)
+    assert len(figures.far_methods_figure(summary).axes) == 2
+    study = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
+    level = far.level_summary(study, "train_eps", ["pgd_at", "aat"])
+    assert list(level["n"]) == [300] * 6
+    natural = {name: Interval(0.5, 0.45, 0.55, 300) for name in far.METRICS}
+    assert len(figures.far_eps_figure(level, natural).axes) == 2
+
+
+def test_the_chapters_prose_cites_only_values_the_helpers_glue():
+    import json
+    import re
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "07_far.ipynb").read_text())
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    cited = set(re.findall(r"\{glue:(?:text|figure)\}`?\s*([A-Za-z0-9_]+)", text))
+    datasets = ["mnist", "fashion-mnist", "cifar10-subset"]
+    per_image = pd.concat([_per_image({"pgd_at": 0.1, "ig_norm": 0.0, "aat": 0.05, "advaat": 0.2}, dataset=ds, seed=i)
+                           for i, ds in enumerate(datasets)])
+    s = SimpleNamespace(ifia_steps=20, restarts=1, eval_ig_steps=16, n_ifia=128, n_bound=32, bound_ig_steps=4)
+    radius = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
+    steps = _study({"ig_norm": 0.3, "aat": 0.0}, levels=(2.0, 8.0)).rename(columns={"train_eps": "train_ig_steps"})
+    steps = steps.assign(n_train=6000)
+    glued = {**far.settings_values(s, datasets), **far.method_values(far.method_summary(per_image), per_image),
+             **far.spread_values(far.spread_comparison(radius, "train_eps", far.FAR_METHODS, far.EARLIER_METHODS)[0],
+                                 "eps", far.FAR_METHODS, far.EARLIER_METHODS, "the training radius"),
+             **far.spread_values(far.spread_comparison(steps, "train_ig_steps", ["aat"], ["ig_norm"])[0], "steps",
+                                 ["aat"], ["ig_norm"], "the IG steps used in training"),
+             **far.steps_study_values(steps, [2.0, 8.0])}
+    glued.update({name: None for name in ("ch7_n_study", "ch7_minutes", "ch7_fig_example", "ch7_fig_methods",
+                                          "ch7_fig_eps", "ch7_fig_steps")})  # glued by the notebook itself
+    assert cited <= set(glued), sorted(cited - set(glued))
+    assert far.settings_values(s, ["mnist"])["ch7_attack"] == "MNIST: radius 0.3, 20 steps of 0.0500, 1 restart"

@@ -71,6 +71,10 @@ def test_methods_are_compared_with_natural_training_by_paired_intervals():
     assert pd.isna(row.loc[("mnist", "natural"), "topk_verdict"])
     values = far.method_values(summary, per_image)
     assert values["ch7_verdict_mnist_advaat"] == "larger" and values["ch7_n_mnist"] == 200
+    assert values["ch7_disagree"] == "none"  # every method's bound moves the way its top-k intersection does
+    flipped = summary.assign(bound_verdict=summary["bound_verdict"].replace({"smaller": "larger"}))
+    assert far.method_values(flipped, per_image)["ch7_disagree"] == (
+        "AdvAAT on MNIST, PGD-AT on Fashion-MNIST, AAT on Fashion-MNIST")
     assert values["ch7_sentence_mnist_advaat"] == (
         f"AdvAAT keeps {row.loc[('mnist', 'advaat'), 'topk_gain']} more of the top-k pixels than natural training "
         "on MNIST")
@@ -168,6 +172,7 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
              **far.spread_values(far.spread_comparison(steps, "train_ig_steps", ["aat"], ["ig_norm"])[0], "steps",
                                  ["aat"], ["ig_norm"], "the IG steps used in training"),
              **far.steps_study_values(steps, [2.0, 8.0])}
+    glued.update(far.radius_study_values(radius.assign(n_train=12_000)))
     glued.update({name: None for name in ("ch7_n_study", "ch7_minutes", "ch7_fig_example", "ch7_fig_methods",
                                           "ch7_fig_eps", "ch7_fig_steps")})  # glued by the notebook itself
     assert cited <= set(glued), sorted(cited - set(glued))

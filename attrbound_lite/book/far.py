@@ -32,7 +32,7 @@ from .tables import DATASET_NAMES, METHOD_NAMES, radius_label
 
 __all__ = ["FAR_METHODS", "EARLIER_METHODS", "STUDY_DATASET", "METRICS", "attack_settings", "study_models", "Study",
            "method_summary", "method_values", "best_method", "level_summary", "spread_comparison", "spread_values",
-           "spread_table", "steps_study_values",
+           "spread_table", "steps_study_values", "radius_study_values",
            "text_table", "glue_key", "settings_values"]
 
 FAR_METHODS = ("aat", "advaat")
@@ -268,9 +268,15 @@ def best_method(per_image: pd.DataFrame, dataset: str, metric: str = "topk_inter
     return None
 
 
+def _on(dataset: str) -> str:
+    """``"MNIST"``, ``"the CIFAR-10 subset"``: a data set's name after "on"."""
+    name = DATASET_NAMES.get(dataset, dataset)
+    return f"the {name}" if name.endswith("subset") else name
+
+
 def _gain_sentence(row, metric_words: str = "of the top-k pixels") -> str:
     """``"AdvAAT keeps 0.12 (0.08 to 0.16) more of the top-k pixels than natural training on MNIST"``."""
-    who, where = METHOD_NAMES.get(row["method"], row["method"]), DATASET_NAMES.get(row["dataset"], row["dataset"])
+    who, where = METHOD_NAMES.get(row["method"], row["method"]), _on(row["dataset"])
     gain = row["topk_gain"]
     if gain.sign > 0:
         return f"{who} keeps {gain} more {metric_words} than natural training on {where}"
@@ -286,10 +292,15 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
     (the natural model's intervals), ``ch7_topk_<ds>_<m>``, ``ch7_gain_<ds>_<m>`` (top-k minus natural),
     ``ch7_verdict_<ds>_<m>`` ("larger", "smaller", "not distinguishable with N images"), ``ch7_sentence_<ds>_<m>``,
     ``ch7_kendall_gain_<ds>_<m>``, ``ch7_bound_<ds>_<m>`` (median relative bound), ``ch7_bound_change_<ds>_<m>``,
-    ``ch7_bound_verdict_<ds>_<m>``; ``ch7_n_<ds>`` (images) and ``ch7_best_<ds>`` (a sentence that names a method only
-    when its intervals against every other method are above zero).
+    ``ch7_bound_verdict_<ds>_<m>``; ``ch7_n_<ds>`` (images), ``ch7_best_<ds>`` (a sentence that names a method only
+    when its intervals against every other method are above zero) and ``ch7_disagree`` (the models whose top-k and
+    relative-bound verdicts against natural training point opposite ways: more robust by one, less by the other).
     """
     values = {}
+    opposite = summary[((summary["topk_verdict"] == "larger") & (summary["bound_verdict"] == "larger"))
+                       | ((summary["topk_verdict"] == "smaller") & (summary["bound_verdict"] == "smaller"))]
+    values["ch7_disagree"] = ", ".join(f"{METHOD_NAMES.get(r.method, r.method)} on {_on(r.dataset)}"
+                                       for r in opposite.itertuples()) or "none"
     for row in summary.to_dict("records"):
         ds, m = glue_key(row["dataset"]), row["method"]
         values[f"ch7_n_{ds}"] = row["n"]
@@ -305,7 +316,7 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
                        f"ch7_bound_change_{ds}_{m}": str(row["bound_change"]),
                        f"ch7_bound_verdict_{ds}_{m}": row["bound_verdict"]})
     for ds in summary["dataset"].unique():
-        best, where = best_method(per_image, ds), DATASET_NAMES.get(ds, ds)
+        best, where = best_method(per_image, ds), _on(ds)
         values[f"ch7_best_{glue_key(ds)}"] = (
             f"on {where}, {METHOD_NAMES.get(best, best)} keeps more of the top-k pixels than every other method"
             if best else f"on {where}, no method keeps more of the top-k pixels than every other one (the paired "
@@ -318,11 +329,11 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
 def level_summary(per_image: pd.DataFrame, level: str, methods: Sequence[str]) -> pd.DataFrame:
     """Per (method, ``level``): the mean top-k intersection and Kendall's tau with their bootstrap intervals.
 
-    Rows whose ``level`` is missing (a method that has no such setting) are left out.
+    Methods in the order of ``methods``, levels ascending; rows whose ``level`` is missing are left out.
     """
-    frame = per_image[per_image["method"].isin(methods)].dropna(subset=[level])
+    frame = per_image.dropna(subset=[level])
     rows = [{"method": m, level: v, **{name: bootstrap_mean(g[name]) for name in METRICS}, "n": len(g)}
-            for (m, v), g in frame.groupby(["method", level], sort=True)]
+            for m in methods for v, g in frame[frame["method"] == m].groupby(level, sort=True)]
     return pd.DataFrame(rows)
 
 
@@ -356,8 +367,9 @@ def spread_comparison(per_image: pd.DataFrame, level: str, far: Sequence[str], e
 def spread_table(intervals: dict[str, Interval], far: Sequence[str], earlier: Sequence[str]) -> pd.DataFrame:
     """``spread_comparison``'s intervals as rows (``model``, ``spread``): per method, both means, their difference."""
     rows = [(METHOD_NAMES.get(m, m), intervals[m]) for m in (*far, *earlier)]
-    rows += [(f"mean of {_names(far)}", intervals["far"]), (f"mean of {_names(earlier)}", intervals["earlier"]),
-             (f"{_names(far)} minus {_names(earlier)}", intervals["difference"])]
+    rows += [(f"mean of {_names(group)}", intervals[name]) for group, name in ((far, "far"), (earlier, "earlier"))
+             if len(group) > 1]
+    rows.append((f"{_names(far)} minus {_names(earlier)}", intervals["difference"]))
     return pd.DataFrame(rows, columns=["model", "spread"])
 
 
@@ -379,10 +391,11 @@ def spread_values(intervals: dict[str, Interval], name: str, far: Sequence[str],
                    f"ch7_spread_{name}_earlier": str(intervals["earlier"]),
                    f"ch7_spread_{name}_diff": str(diff), f"ch7_verdict_{name}": word})
     if diff.sign != 0:
+        plural = len(far) > 1
         values[f"ch7_sentence_{name}"] = (
-            f"{_names(far)} depend {'less' if diff.sign < 0 else 'more'} on {what} than {_names(earlier)}: their "
-            f"spread of the top-k intersection is {intervals['far']} against {intervals['earlier']}, a difference of "
-            f"{diff}")
+            f"{_names(far)} depend{'' if plural else 's'} {'less' if diff.sign < 0 else 'more'} on {what} than "
+            f"{_names(earlier)}: {'their' if plural else 'its'} spread of the top-k intersection is {intervals['far']} "
+            f"against {intervals['earlier']}, a difference of {diff}")
     else:
         values[f"ch7_sentence_{name}"] = (
             f"the dependence on {what} of {_names(far)} (spread {intervals['far']}) and of {_names(earlier)} (spread "
@@ -434,3 +447,10 @@ def steps_study_values(steps: pd.DataFrame, levels: Sequence) -> dict:
             "ch7_steps_n_train": " and ".join(f"{n:,}" for n in sizes),
             "ch7_steps_other": (f"Shown as well, but left out of the spread because it was trained on other data: "
                                 f"{other}." if other else "")}
+
+
+def radius_study_values(radius: pd.DataFrame) -> dict:
+    """``ch7_study_radii`` ("0.1, 0.2 and 0.3") and ``ch7_study_n_train`` of the training-radius study's rows."""
+    radii = [radius_label(e) for e in sorted(radius["train_eps"].unique())]
+    return {"ch7_study_radii": ", ".join(radii[:-1]) + f" and {radii[-1]}" if len(radii) > 1 else radii[0],
+            "ch7_study_n_train": " and ".join(f"{n:,}" for n in sorted(radius["n_train"].unique()))}

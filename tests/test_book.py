@@ -225,41 +225,41 @@ def test_chapter3_matrix_free_sigma_matches_the_exact_svd(book):
     assert g["ch3_completeness_err"] < 1e-2
 
 
-def test_chapter4_trains_and_evaluates_every_method_on_every_data_set(book):
+def test_chapter4_reads_the_zoo_and_compares_by_intervals(book):
     g = glued_values(book.source / EXECUTED_DIR / "04_training.ipynb")
-    assert g["ch4_n_models"] == 15 and g["ch4_n_datasets"] == 3
-    assert g["ch4_natural_clean"] > 0.5      # MNIST, 2,048 images, 2 epochs: far above chance
-    assert g["ch4_min_clean"] > 0.1          # every model learns something (chance is 0.1)
-    assert 0 <= g["ch4_natural_pgd"] < g["ch4_natural_clean"]
+    assert g["ch4_n_models"] == 15
+    assert g["ch4_min_clean_natural"] >= 0.45 and g["ch4_min_clean_robust"] >= 0.35  # the zoo's quality floors
+    assert g["ch4_pgd_sentence"].count("for PGD-AT against") == 3
 
 
-def test_chapter5_bounds_scale_linearly_and_lanczos_converges(book):
+def test_chapter5_bounds_every_reference_model(book):
     g = glued_values(book.source / EXECUTED_DIR / "05_bounds.ipynb")
-    assert g["ch5_n_models"] == 15 and g["ch5_n_rows"] == 15 * 16 * 3 * 10
+    assert g["ch5_n_models"] == 15 and g["ch5_n_images"] >= 32
     assert g["ch5_scaling_error"] < 1e-5     # the scaled table against attribution_bound (same batch and seed)
-    assert g["ch5_converged"] == 1.0
-    assert g["ch5_sqrt_n"] == "28, 55"       # sqrt(784), sqrt(3072): the l-infinity factor
-    assert 0 <= g["ch5_vacuous_small"] <= g["ch5_vacuous_linf"] <= 1
 
 
-def test_chapter6_no_violation_at_the_smallest_eps(book):
+def test_chapter6_attacks_enough_images_and_reports_rates_with_intervals(book):
     g = glued_values(book.source / EXECUTED_DIR / "06_validation.ipynb")
-    assert int(g["ch6_n_attacks"].replace(",", "")) == 3 * 5 * 16 * 2 * 6 * 2  # data sets x models x ... x attacks
-    assert g["ch6_violation_smallest_eps"] == 0.0
-    assert g["ch6_smallest_verdict"] == "no attack beat the bound"
-    assert g["ch6_label_kept"] > 0.9
+    assert g["ch6_n_images"] >= 64
+    for norm in ("l2", "linf"):
+        assert re.search(r"\(\S+ to \S+\)", g[f"ch6_{norm}_smallest"])
 
 
-def test_chapter7_measures_the_far_claim(book):
+def test_chapter7_verdicts_follow_their_intervals(book):
     g = glued_values(book.source / EXECUTED_DIR / "07_far.ipynb")
+
+    def expected(text):
+        _, low, high = map(float, re.fullmatch(r"(\S+) \((\S+) to (\S+)\)", text).groups())
+        return "larger" if low > 0 else "smaller" if high < 0 else None
+
+    for ds in ("mnist", "fashion_mnist", "cifar10_subset"):
+        assert g[f"ch7_n_{ds}"] >= 100
+        for m in ("pgd_at", "ig_norm", "aat", "advaat"):
+            want = expected(g[f"ch7_gain_{ds}_{m}"])
+            assert g[f"ch7_verdict_{ds}_{m}"] == (want or f"not distinguishable with {g[f'ch7_n_{ds}']} images")
     for name in ("eps", "steps"):
-        far, earlier = g[f"ch7_spread_{name}_far"], g[f"ch7_spread_{name}_earlier"]
-        expected = ("indistinguishable at this sample size" if abs(far - earlier) < g["ch7_resolution"] else
-                    "smaller" if far < earlier else "larger")
-        assert g[f"ch7_verdict_{name}"] == expected
-        assert 0 <= g[f"ch7_spread_{name}_far"] <= 1 and 0 <= g[f"ch7_spread_{name}_earlier"] <= 1
-    assert 0 <= g["ch7_far_beats_natural"] <= g["ch7_n_datasets"] == 3
-    assert -1 <= g["ch7_bound_topk_corr"] <= 1
+        want = expected(g[f"ch7_spread_{name}_diff"])
+        assert g[f"ch7_verdict_{name}"] == (want or f"not distinguishable with {g['ch7_n_study']} images")
 
 
 def test_glued_text_shows_no_numpy_reprs(book):

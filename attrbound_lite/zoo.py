@@ -623,6 +623,11 @@ def zoo_table(root: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 REPLAY_RTOL = 1e-4  # the first batches' losses, same CPU kind; other CPUs may differ more (see verify_zoo)
+# Methods whose loss differentiates an attribution (a gradient of a gradient through softplus) amplify rounding: on
+# CI's CPU (another model than the build machine's) their replays differed by up to 2.4e-3 (MNIST AAT with 2 IG
+# steps), against at most 1e-4 for natural training and PGD-AT.
+REPLAY_RTOL_ATTRIBUTION = 1e-2
+ATTRIBUTION_LOSS_METHODS = frozenset({"ig_norm", "aat", "advaat"})
 FULL_RETRAIN = "mnist-natural"  # the cheapest recipe, retrained in full by verify_zoo
 FULL_RETRAIN_POINTS = 0.3  # its clean test accuracy must come within this many percentage points
 
@@ -658,12 +663,13 @@ def replay_losses(name: str, *, root: str | os.PathLike | None = None, device: s
 def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None = None, full: bool = True,
                device: str | torch.device | None = "cpu", progress: bool = True,
                data_root: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
-               rtol: float = REPLAY_RTOL) -> pd.DataFrame:
+               rtol: float | None = None) -> pd.DataFrame:
     """Check the committed zoo against its manifests and the current code.
 
     Per model: the weights and sidecar match the manifest's sha256 and load; the recipe retrained for its first
-    ``FIRST_BATCHES`` optimiser steps reproduces the logged losses to ``rtol`` (relative), which catches any change
-    of what the training code computes. On the CPU that built the zoo, with its thread count (2), the replay is
+    ``FIRST_BATCHES`` optimiser steps reproduces the logged losses to ``rtol`` (relative; default ``REPLAY_RTOL``, and
+    ``REPLAY_RTOL_ATTRIBUTION`` for the ``ATTRIBUTION_LOSS_METHODS``), which catches any change of what the training
+    code computes. On the CPU that built the zoo, with its thread count (2), the replay is
     bit-identical; with 1 thread the float sums are reassociated and the 20 losses differed by up to 1.9e-6 relative
     (MNIST PGD-AT; 2.5e-7 natural MNIST, 3.9e-7 CIFAR PGD-AT), so 1e-4 leaves a factor of 50 for other CPUs of the
     same architecture; other vector units or a GPU (other kernels, TF32 off) were not measured and may need 1e-3. A
@@ -701,9 +707,11 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
                                               subset=recipe.n_train, seed=recipe.seed)
             now = replay_losses(name, root=root, device=device, data=loaded[source])
             worst = max((abs(a - b) / max(abs(b), 1e-12) for a, b in zip(now, logged, strict=True)), default=0.0)
-            ok = len(now) == len(logged) and worst <= rtol
+            tolerance = rtol if rtol is not None else (
+                REPLAY_RTOL_ATTRIBUTION if recipe.method in ATTRIBUTION_LOSS_METHODS else REPLAY_RTOL)
+            ok = len(now) == len(logged) and worst <= tolerance
             rows.append(dict(name=name, check=f"first {len(logged)} losses", ok=ok,
-                             detail=f"max relative difference {worst:.2e} (tolerance {rtol:g})"))
+                             detail=f"max relative difference {worst:.2e} (tolerance {tolerance:g})"))
         if full and (only is None or FULL_RETRAIN in names):
             recipe, manifest = REFERENCE[FULL_RETRAIN], read_manifest(FULL_RETRAIN, root)
             with tempfile.TemporaryDirectory() as tmp:

@@ -39,6 +39,7 @@ from attrbound_lite.book.runner import (  # noqa: E402
     _environ,  # noqa: E402
     build_book,
     glued_values,
+    notebook_parameters,
     toc_files,
 )
 
@@ -73,8 +74,8 @@ def test_notebook_is_stored_clean_with_one_parameters_cell(path):
                       "(jupyter nbconvert --clear-output --inplace)"
     cells = _parameters_cells(nb)
     assert len(cells) == 1, f"{path.name}: {len(cells)} cells tagged 'parameters', need exactly one"
-    params = papermill.inspect_notebook(str(path))
-    assert "profile" in params and params["profile"]["default"] in ('"ci"', "'ci'")
+    params = notebook_parameters(path)  # every assignment parses (papermill would only log a line it cannot read)
+    assert params["profile"]["default"] in ('"ci"', "'ci'")
     # values derived from parameters come after the parameters cell: no code cell before it but none
     assert all(c.cell_type == "markdown" for c in nb.cells[:cells[0]])
 
@@ -109,6 +110,14 @@ def _mini_book(root: Path, cells, more: dict | None = None) -> None:
 def test_notebook_without_parameters_cell_is_refused(tmp_path):
     _mini_book(tmp_path, [nbformat.v4.new_markdown_cell("# X"), nbformat.v4.new_code_cell("profile = 'ci'")])
     with pytest.raises(BookError, match="exactly one cell tagged 'parameters'"):
+        build_book("ci", root=tmp_path, out=tmp_path / "out")
+
+
+def test_parameter_papermill_cannot_parse_is_refused(tmp_path):
+    params = nbformat.v4.new_code_cell("profile = 'ci'\nwidth = 3    # inputs with n <= 784")
+    params.metadata["tags"] = ["parameters"]
+    _mini_book(tmp_path, [nbformat.v4.new_markdown_cell("# X"), params])
+    with pytest.raises(BookError, match=r"papermill cannot parse the parameters \['width'\]"):
         build_book("ci", root=tmp_path, out=tmp_path / "out")
 
 
@@ -240,7 +249,8 @@ def test_chapter5_bounds_every_reference_model(book):
 
 def test_chapter6_attacks_enough_images_and_reports_rates_with_intervals(book):
     g = glued_values(book.source / EXECUTED_DIR / "06_validation.ipynb")
-    assert g["ch6_n_images"] >= 64
+    counts = [int(n) for n in re.findall(r"(?:^|, )(\d+)", str(g["ch6_n_images"]))]  # "64" or "64 (MNIST), ..."
+    assert counts and min(counts) >= 64, g["ch6_n_images"]
     for norm in ("l2", "linf"):
         assert re.search(r"\(\S+ to \S+\)", g[f"ch6_{norm}_smallest"])
 

@@ -243,12 +243,13 @@ def test_chapter5_linf_forms_report_the_median_ratio_where_computed():
     assert forms.loc["mnist", "median_ratio"].startswith("1.25 (")      # the median of {0.5, 2}: their midpoint
     assert forms.loc["cifar10-subset", "median_ratio"] == "-" and forms.loc["cifar10-subset", "probe"]
     assert forms.loc["cifar10-subset", "dense_s"] == 0.4                 # the probe's cost, on one model
+    assert bound_tables.linf_values(forms.reset_index().iloc[1:])["ch5_linf_forms"].startswith("√n σmax in every row")
     v = bound_tables.linf_values(forms.reset_index())
     assert v["ch5_linf_ratio_cifar10_subset"] == "not computed"
     assert v["ch5_linf_forms"] == "the minimum for MNIST (saliency); √n σmax alone for CIFAR-10 subset (saliency)"
     assert v["ch5_linf_sentence"].startswith("on MNIST (n = 784) the rows use the minimum: the median ratio is 1.25")
     assert ("on CIFAR-10 subset (n = 3072) the rows use √n σmax: measured on 1 image of one model, the dense Jacobian "
-            "cost 0.400 s per image against 0.100 s for σmax (4.0 times as much), about 0.43 more minutes for all 16 "
+            "cost 0.400 s per image against 0.100 s for σmax (4 times as much), about 0.43 more minutes for all 16 "
             "images of the 4 models") in v["ch5_linf_sentence"]
 
 
@@ -273,6 +274,10 @@ def test_chapter5_methods_are_compared_with_paired_intervals_and_verdicts():
     assert v["ch5_rel_mnist_eps"] == "ℓ∞ ε = 10" and v["ch5_rel_mnist_images"] == 16
     assert v["ch5_rel_cifar10_subset_summary"] == ("not distinguishable with 16 images for PGD-AT; larger for AAT; "
                                                    "smaller for AdvAAT")
+    assert c.loc[("mnist", "advaat"), "row_sum_share"] == 0.5       # MNIST rows take the minimum: half use row sums
+    assert v["ch5_rel_form_note"].startswith("the rows compared use min(")
+    cifar = bound_tables.compare_methods(bounds, {"cifar10-subset": ("linf", 0.1)})
+    assert bound_tables.comparison_values(cifar, "x")["x_form_note"].startswith("every ℓ∞ row compared uses √n σmax")
 
 
 def test_chapter5_cosine_correlation_reads_its_sign_only_off_the_interval():
@@ -301,20 +306,24 @@ def test_chapter5_compute_bounds_uses_the_dense_form_where_asked(monkeypatch):
     attributions = ["saliency", "input_x_gradient", {"name": "integrated_gradients", "n_steps": 2}]
     bounds, tests, costs = bound_tables.compute_bounds(
         s, ["natural", "advaat"], {"l2": [0.1], "linf": [0.01]}, attributions, 1e-4, max_dense_n=64,
-        dense_attributions=["saliency", "input_x_gradient"], dense_images=None, dense_probe=1)
+        dense_attributions=["saliency", "integrated_gradients"], dense_images=None, dense_probe=1)
     assert len(bounds) == 2 * 3 * 2 * 4 and set(tests) == {"toy"}
     linf = bounds[bounds["norm"] == "linf"].set_index(["method", "attribution", "sample"]).sort_index()
     direct = attribution_bound(models["advaat"], x[:4], 0.01, "linf", "saliency", max_dense_n=64, seed=0)
     assert np.allclose(linf.loc[("advaat", "saliency"), "bound_abs_rowsum"], direct.linf_abs_rowsum.numpy(),
                        rtol=1e-4)
     assert np.allclose(linf.loc[("advaat", "saliency"), "bound_euclidean"], direct.euclidean.numpy(), rtol=1e-3)
-    assert linf.loc[("advaat", "integrated_gradients"), "bound_abs_rowsum"].isna().all()
+    assert linf.loc[("advaat", "input_x_gradient"), "bound_abs_rowsum"].isna().all()   # not asked for
     c = costs.set_index(["method", "attribution"])
-    assert c.loc[("natural", "integrated_gradients"), "dense_images"] == 1       # the probe, on the first model only
-    assert c.loc[("advaat", "integrated_gradients"), "dense_images"] == 0
-    assert bool(c.loc[("advaat", "saliency"), "dense_used"])
-    assert not c.loc[("natural", "integrated_gradients"), "dense_used"]
-    assert linf.loc[("natural", "integrated_gradients"), "linf_form"].eq("sqrt_n").all()   # a probe is not used
+    assert bool(c.loc[("advaat", "saliency"), "dense_used"]) and c["dense_images"].max() == 4
+    assert c.loc[("advaat", "input_x_gradient"), "dense_images"] == 0
+    # n = 64 > max_dense_n = 32: the row sum is only timed, on one image of the first model, and not used
+    probed = bound_tables.compute_bounds(s, ["natural", "advaat"], {"l2": [0.1], "linf": [0.01]}, ["saliency"], 1e-4,
+                                         max_dense_n=32, dense_attributions=["saliency"], dense_probe=1)
+    c = probed[2].set_index("method")
+    assert (c.loc["natural", "dense_images"], c.loc["advaat", "dense_images"]) == (1, 0)
+    assert c.loc["natural", "dense_s"] > 0 and not c["dense_used"].any()
+    assert probed[0].loc[probed[0]["norm"] == "linf", "linf_form"].eq("sqrt_n").all()
     # on a subset of the images the row sums are kept for the gain, but the rows keep sqrt(n) sigma_max
     subset, _, subset_costs = bound_tables.compute_bounds(
         s, ["natural"], {"l2": [0.1], "linf": [0.01]}, ["saliency"], 1e-4, max_dense_n=64,
@@ -348,7 +357,8 @@ def _sweep_rows(ratio, *, datasets=("a", "b"), models=("natural", "advaat"), n=4
                         bound = 0.2 * eps
                         rows.append(dict(dataset=ds, model=model, sample=sample, attribution=attribution, norm=norm,
                                          eps=eps, attack=attack, restart=0, label_kept=True, sigma_max=0.2,
-                                         attribution_norm=a_norm, bound_euclidean=bound, bound_cosine=0.5,
+                                         attribution_norm=a_norm, bound_euclidean=bound,
+                                         bound_euclidean_lower=bound, bound_cosine=0.5,
                                          achieved_euclidean=r * bound, achieved_cosine=0.9, ratio_euclidean=r,
                                          ratio_cosine=0.2, exceeded_euclidean=r > 1.01, exceeded_cosine=False,
                                          exceeded=r > 1.01, bound_seconds=0.01, attack_seconds=0.02))
@@ -394,6 +404,10 @@ def test_chapter6_rates_count_units_with_wilson_intervals_and_say_where_violatio
                                       "is above 0.05 with 95 % confidence from ε = 1")
     assert values["ch6_linf_onset"] == "in ℓ∞ no image violated a bound at any radius up to ε = 0.3"
     assert values["ch6_l2_largest"] == f"{wilson(40, 160)} at ε = 1"
+    always = validation.rate_values(validation.rates_by_eps(_sweep_rows(lambda *a: 1.5, radii=(0.01, 0.1))))
+    assert always["ch6_l2_onset"] == (f"in ℓ2 violations occur already at the smallest radius, ε = 0.01, where the "
+                                      f"rate is {wilson(160, 160)}; the rate is above 0.05 with 95 % confidence from "
+                                      "ε = 0.01")
 
 
 def test_chapter6_ratio_verdicts_come_from_paired_intervals():
@@ -441,13 +455,25 @@ def test_chapter6_compares_models_attacks_and_attributions_on_the_same_images():
 def test_chapter6_dense_values_state_the_tightening_and_its_cost():
     dense = pd.DataFrame(dict(dataset=["mnist"] * 4, n=784, sqrt_n=1.0, abs_rowsum=[0.5, 0.8, 1.2, 0.9],
                               factor=[0.5, 0.8, 1.0, 0.9], seconds_sqrt_n=0.1, seconds_rowsum=1.1))
-    frame, values = validation.dense_values(dense, {"mnist": 320}, budget_seconds=360)
+    frame, values = validation.dense_values(dense, {"mnist": 320}, budget_seconds=360, max_dense_n=0)
     assert frame.iloc[0]["sweep_extra_seconds"] == pytest.approx(320.0)
     assert str(frame.iloc[0]["rowsum_smaller"]).startswith("0.750")
     assert values["ch6_dense_cost"] == "MNIST 1.10 s instead of 0.100 s per image, 5.33 extra minutes for this " \
                                        "chapter's sweep"
     assert values["ch6_dense_total"] == "5.33 extra minutes in all, against a budget of 6.00 minutes for the whole " \
                                         "chapter"
+    assert values["ch6_dense_decision"].startswith("this build's sweep keeps ε √n σ_max")
+    assert validation.linf_form(784, ["mnist", "cifar10-subset"]) == (
+        "this build's sweep forms the row sums where n ≤ 784 (n = 784) and keeps ε √n σ_max elsewhere")
+    assert validation.linf_form(4096, ["mnist", "cifar10-subset"]).endswith("ε min(√n σ_max, ‖|J| 1‖₂)")
+
+
+def test_chapter6_linf_gap_compares_the_bound_with_its_sign_iteration_lower_estimate():
+    table = _sweep_rows(lambda *a: 0.3, norm="linf", radii=(0.001, 0.01))
+    table["bound_euclidean_lower"] = 0.5 * table["bound_euclidean"]
+    values = validation.linf_gap_values(validation.unit_table(table))
+    assert values["ch6_linf_lower"].startswith("0.500 (0.500 to 0.500) at ε = 0.001")
+    assert values["ch6_linf_attack_vs_lower"].startswith("0.600")
 
 
 def test_chapter6_reference_radii_are_rars_where_the_grid_has_them():

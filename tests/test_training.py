@@ -204,7 +204,7 @@ def test_train_config_defaults_and_dict():
     assert TrainConfig().alpha is None  # natural training has no inner maximisation
     assert list(cfg.to_dict()) == ["method", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "eps", "norm",
                                    "steps", "alpha", "lam", "dissimilarity", "attribution", "ig_steps",
-                                   "surrogate_beta", "seed"]
+                                   "surrogate_beta", "warmup_epochs", "augment", "seed"]
     assert TrainConfig(**cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="epochs: must be a positive integer"):
         cfg.epochs = 0  # assignments are validated too

@@ -39,7 +39,7 @@ def _spec(attribution) -> tuple[str, dict]:
     return options.pop("name"), options
 
 
-def abs_rowsum(model, x: torch.Tensor, attribution, budget: int = 2 ** 22) -> np.ndarray:
+def abs_rowsum(model, x: torch.Tensor, attribution, budget: int = 2 ** 20) -> np.ndarray:
     """``|| |J(x)| 1 ||_2`` per image: the l-infinity Euclidean bound per unit of eps from the whole Jacobian.
 
     ``J = dA/dx`` of the predicted class (as in ``bound_table``), column by column through the attribution's
@@ -107,10 +107,11 @@ def compute_bounds(s, methods, eps_grid: Mapping, attributions, tol: float, *, m
                    dense_probe: int = 0) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """The bound table of every reference model of the chapter, its test sets and what each part cost.
 
-    ``|| |J| 1 ||_2`` (``abs_rowsum``) is computed where n <= ``max_dense_n`` for ``dense_attributions``, on the first
+    For ``dense_attributions``, ``|| |J| 1 ||_2`` (``abs_rowsum``) is computed where n <= ``max_dense_n``, on the first
     ``dense_images`` images of every model; the l-infinity rows take the minimum of the two forms only where it covers
-    all of the model's images (else the row-sum values measure the gain and the cost). Elsewhere, ``dense_probe``
-    images of the first method's model measure its cost alone.
+    all of the model's images (else the row-sum values measure the gain and the cost). Where n > ``max_dense_n``,
+    ``dense_probe`` images of the first method's model measure its cost alone. The other attributions keep
+    ``sqrt(n) sigma_max``.
 
     Args:
         s: the chapter's settings (``s.datasets``, ``s.n_samples``, ``s.model``, ``s.seed``, ``s.device``).
@@ -119,9 +120,9 @@ def compute_bounds(s, methods, eps_grid: Mapping, attributions, tol: float, *, m
         attributions: names or ``{"name": ..., **options}``.
         tol: Lanczos tolerance.
         max_dense_n: the largest n with the row-sum form (0: none).
-        dense_attributions: the attributions with the row-sum form.
+        dense_attributions: the attributions with the row-sum form (or its probe).
         dense_images: images per model with the row-sum form (``None``: all).
-        dense_probe: images timed where the row-sum form is not computed (one model per data set and attribution).
+        dense_probe: images timed where n > ``max_dense_n`` (on one model per data set and attribution).
 
     Returns:
         ``(bounds, tests, costs)``: the rows of ``bound_table`` for the first ``s.n_samples`` test images of each
@@ -145,7 +146,8 @@ def compute_bounds(s, methods, eps_grid: Mapping, attributions, tol: float, *, m
                                     bound_options={"tol": tol, "max_dense_n": 0, "sign_iters": 1})  # no lower est.
                 lanczos = (time.perf_counter() - start) / len(x)
                 eligible = n <= max_dense_n and name in dense_attributions
-                k = min(len(x), dense_images or len(x)) if eligible else dense_probe if m == methods[0] else 0
+                probe = n > max_dense_n and name in dense_attributions and m == methods[0]
+                k = min(len(x), dense_images or len(x)) if eligible else dense_probe if probe else 0
                 rowsum, dense = np.full(len(x), np.nan), np.nan
                 if k:
                     start = time.perf_counter()
@@ -275,7 +277,7 @@ def linf_values(forms: pd.DataFrame, attribution: str = "saliency") -> dict:
         values[f"ch5_linf_dense_s_{key}"] = float(row.dense_s)
         values[f"ch5_linf_lanczos_s_{key}"] = float(row.lanczos_s)
         cost = (f"the dense Jacobian cost {sig(row.dense_s)} s per image against {sig(row.lanczos_s)} s for σmax "
-                f"({sig(row.dense_s / row.lanczos_s, 2)} times as much)")
+                f"({row.dense_s / row.lanczos_s:.0f} times as much)")
         extra = f"about {sig(row.dense_s * row.images * row.models / 60, 2)} more minutes for all {row.images} " \
                 f"images of the {row.models} models"
         gain = (f"the median ratio is {row.median_ratio} and the row-sum form is the smaller for a share "
@@ -290,8 +292,9 @@ def linf_values(forms: pd.DataFrame, attribution: str = "saliency") -> dict:
                            f"image{'s' if row.dense_images > 1 else ''} of one model, {cost}, {extra}")
         else:
             clauses.append(f"on {name} (n = {row.n}) only √n σmax was computed")
-    values["ch5_linf_forms"] = (f"the minimum for {_join(used) or 'no model'}; √n σmax alone for "
-                                f"{_join(unused) or 'no model'}")
+    values["ch5_linf_forms"] = ("√n σmax in every row (no attribution has the row-sum form on all the images of "
+                                "every model)" if not used else "the minimum in every row" if not unused else
+                                f"the minimum for {_join(used)}; √n σmax alone for {_join(unused)}")
     values["ch5_linf_sentence"] = "; ".join(clauses)
     return values
 
@@ -333,7 +336,8 @@ def compare_methods(bounds: pd.DataFrame, radii: Mapping[str, tuple[str, float]]
         One row per (data set, attribution, method): ``norm, eps, images, ratio`` (an ``Interval`` string),
         ``relative`` (the verdict: smaller / larger / not distinguishable), ``cosine_gain`` (an ``Interval`` string),
         ``cosine`` (higher / lower / not distinguishable / vacuous for both), ``vacuous`` and ``baseline_vacuous``
-        (shares of the images with a vacuous cosine bound), ``ratio_estimate, ratio_low, ratio_high`` (numbers).
+        (shares of the images with a vacuous cosine bound), ``row_sum_share`` (share of the two models' rows that use
+        the row-sum form), ``ratio_estimate, ratio_low, ratio_high`` (numbers).
     """
     rows = []
     for ds, (norm, eps) in radii.items():
@@ -353,6 +357,8 @@ def compare_methods(bounds: pd.DataFrame, radii: Mapping[str, tuple[str, float]]
                                  cosine_gain=str(cos_gap), cosine=_cosine_verdict(cos_gap, cos[m], cos[baseline]),
                                  vacuous=float(np.mean(cos[m] <= -1)),
                                  baseline_vacuous=float(np.mean(cos[baseline] <= -1)),
+                                 row_sum_share=float(sub.loc[sub["method"].isin([m, baseline]), "linf_form"]
+                                                     .eq("abs_rowsum").mean()),
                                  ratio_estimate=ratio.estimate, ratio_low=ratio.low, ratio_high=ratio.high))
     return pd.DataFrame(rows)
 
@@ -364,10 +370,17 @@ def comparison_values(comparison: pd.DataFrame, prefix: str, attribution: str = 
     ``<prefix>_<ds>_<m>_verdict`` (smaller / larger / not distinguishable with N images), ``<prefix>_<ds>_cos_<m>``
     and ``<prefix>_<ds>_cos_<m>_verdict`` (the cosine bound's paired difference and verdict); per data set
     ``<prefix>_<ds>_eps`` (the ball and radius as people write them), ``<prefix>_<ds>_images``, and
-    ``<prefix>_<ds>_summary`` and ``<prefix>_<ds>_cos_summary`` (sentences grouping the methods by verdict).
+    ``<prefix>_<ds>_summary`` and ``<prefix>_<ds>_cos_summary`` (sentences grouping the methods by verdict); and
+    ``<prefix>_form_note``, which l-infinity form the compared rows use.
     """
-    values = {}
-    for ds, sub in comparison[comparison["attribution"] == attribution].groupby("dataset", sort=False):
+    rows = comparison[comparison["attribution"] == attribution]
+    share = float(rows["row_sum_share"].mean())
+    values = {f"{prefix}_form_note": (
+        "the rows compared are in ℓ2" if (rows["norm"] == "l2").all() else
+        "every ℓ∞ row compared uses √n σmax, whose factor √n cancels in the ratio, so the ratios are also those of the "
+        "ℓ2 bound" if share == 0 else
+        f"the rows compared use min(√n σmax, ‖|J|1‖₂), the row-sum form for a share {sig(share)} of them")}
+    for ds, sub in rows.groupby("dataset", sort=False):
         key = f"{prefix}_{_key(ds)}"
         relative: dict[str, list[str]] = {}
         cosine: dict[str, list[str]] = {}

@@ -383,7 +383,7 @@ def bound_distribution_figure(table, value: str = "sigma_max", ylabel: str | Non
                        order=[METHOD_NAMES.get(m, m) for m in _methods(table["method"])], height=3.2, aspect=1.15,
                        sharey=False, log_scale=True, fliersize=2)
     grid.set_titles("{col_name}")
-    grid.set(xlabel="", ylabel=ylabel or value)
+    grid.set_axis_labels("", ylabel or value)
     for ax in grid.axes.flat:
         ax.tick_params(axis="x", rotation=30)
     return grid.figure
@@ -399,16 +399,18 @@ def relative_bound_figure(table):
     t = table.assign(relative=table["bound_euclidean"] / table["attribution_norm"],
                      informative=table["bound_cosine"] > -1,
                      attribution=table["attribution"].map(lambda a: ATTRIBUTION_NAMES.get(a, a)))
-    norms = list(dict.fromkeys(t["norm"]))
+    norms, order = list(dict.fromkeys(t["norm"])), list(dict.fromkeys(t["attribution"]))
     fig, axes = plt.subplots(2, len(norms), figsize=(4.6 * len(norms), 6.2), squeeze=False, sharex="col")
     for j, norm in enumerate(norms):
         sub = t[t["norm"] == norm].groupby(["attribution", "eps"], as_index=False).agg(
             relative=("relative", "median"), informative=("informative", "mean"))
-        sns.lineplot(sub, x="eps", y="relative", hue="attribution", marker="o", ax=axes[0][j], legend=j == 0)
+        sns.lineplot(sub, x="eps", y="relative", hue="attribution", hue_order=order, marker="o", ax=axes[0][j],
+                     legend=j == 0)
         axes[0][j].axhline(1.0, color="0.4", lw=0.8, ls="--")
         axes[0][j].set(xscale="log", yscale="log", ylabel=r"median $\epsilon$-bound $/\ \|A(x)\|_2$",
                        title=rf"$\ell_{{{norm[1:] if norm != 'linf' else chr(92) + 'infty'}}}$ ball")
-        sns.lineplot(sub, x="eps", y="informative", hue="attribution", marker="o", ax=axes[1][j], legend=False)
+        sns.lineplot(sub, x="eps", y="informative", hue="attribution", hue_order=order, marker="o", ax=axes[1][j],
+                     legend=False)
         axes[1][j].set(xscale="log", ylim=(-0.03, 1.03), xlabel=r"$\epsilon$", ylabel="share with cosine bound > -1")
     fig.tight_layout()
     return fig
@@ -449,10 +451,10 @@ def bound_vs_achieved_figure(units):
     One point per (model, image, radius): the best label-keeping attack. With the identity line: points above it are
     violations. Rows: norms; columns: data sets; colour: eps. ``units``: ``validation.unit_table`` (one attribution).
     """
-    from .tables import DATASET_NAMES
+    from .tables import DATASET_NAMES, radius_label
 
     kept = units[(units["relative_achieved"] > 0) & (units["relative_bound"] > 0)]
-    datasets, norms = list(dict.fromkeys(kept["dataset"])), list(dict.fromkeys(kept["norm"]))
+    datasets, norms = _datasets(kept["dataset"]), list(dict.fromkeys(kept["norm"]))
     fig, axes = plt.subplots(len(norms), len(datasets), figsize=(3.6 * len(datasets), 3.4 * len(norms)),
                              squeeze=False)
     for i, norm in enumerate(norms):
@@ -461,7 +463,7 @@ def bound_vs_achieved_figure(units):
             sub = kept[(kept["norm"] == norm) & (kept["dataset"] == ds)]
             sns.scatterplot(sub, x="relative_bound", y="relative_achieved", hue="eps", palette="viridis",
                             hue_norm=_lognorm(sub["eps"]), s=8, alpha=0.6, linewidth=0, ax=ax,
-                            legend=j == len(datasets) - 1)
+                            legend="full" if j == len(datasets) - 1 else False)
             lo = float(min(sub["relative_bound"].min(), sub["relative_achieved"].min()))
             hi = float(max(sub["relative_bound"].max(), sub["relative_achieved"].max()))
             ax.plot([lo, hi], [lo, hi], color="0.2", lw=1, ls="--")
@@ -470,6 +472,8 @@ def bound_vs_achieved_figure(units):
     for row in axes:  # one legend per norm: the radii differ
         if row[-1].get_legend() is not None:
             sns.move_legend(row[-1], "upper left", bbox_to_anchor=(1.02, 1.0), title=r"$\epsilon$")
+            for text in row[-1].get_legend().get_texts():
+                text.set_text(radius_label(float(text.get_text().replace("\u2212", "-"))))
     fig.tight_layout()
     return fig
 
@@ -482,6 +486,14 @@ def _lognorm(values):
 _NORM_TEX = {"l2": r"$\ell_2$", "linf": r"$\ell_\infty$"}
 
 
+def _datasets(values) -> list[str]:
+    """The data sets among ``values`` in the book's order (MNIST, Fashion-MNIST, CIFAR-10)."""
+    from .tables import DATASET_NAMES
+
+    present = list(dict.fromkeys(values))
+    return [d for d in DATASET_NAMES if d in present] + [d for d in present if d not in DATASET_NAMES]
+
+
 def violation_rate_figure(rates, marks=None):
     """Share of images with a violation against eps, with Wilson intervals: one panel per norm, a line per data set.
 
@@ -490,7 +502,7 @@ def violation_rate_figure(rates, marks=None):
     """
     from .tables import DATASET_NAMES
 
-    datasets, norms = list(dict.fromkeys(rates["dataset"])), list(dict.fromkeys(rates["norm"]))
+    datasets, norms = _datasets(rates["dataset"]), list(dict.fromkeys(rates["norm"]))
     colors = dict(zip(datasets, _PALETTE, strict=False))
     fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.6), squeeze=False, sharey=True)
     for ax, norm in zip(axes[0], norms, strict=True):
@@ -564,6 +576,8 @@ def method_ratio_figure(comparison):
     ``comparison``: ``bound_tables.compare_methods`` (columns dataset, attribution, method, ratio_estimate,
     ratio_low, ratio_high); one marker per attribution; the dashed line at 1 is "no difference".
     """
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
     from .tables import ATTRIBUTION_NAMES, DATASET_NAMES, METHOD_NAMES
 
     datasets, attributions = list(dict.fromkeys(comparison["dataset"])), list(dict.fromkeys(comparison["attribution"]))
@@ -580,6 +594,9 @@ def method_ratio_figure(comparison):
                         color=_PALETTE[k], label=ATTRIBUTION_NAMES.get(attribution, attribution))
         ax.axvline(1.0, color="0.4", lw=0.8, ls="--")
         ax.set(xscale="log", title=DATASET_NAMES.get(ds, ds), xlabel="relative bound / natural training's")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0][0].set(yticks=range(len(methods)), yticklabels=[METHOD_NAMES.get(m, m) for m in methods])
     axes[0][0].invert_yaxis()
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
@@ -596,10 +613,12 @@ def ratio_figure(quantiles):
     bound's); columns: norms; colour: data set; line style: quantile. ``quantiles``: ``validation.ratio_quantiles``
     (columns dataset, norm, eps, bound, quantile, ratio). Above 1: the attack exceeded the bound.
     """
+    from matplotlib.ticker import FuncFormatter
+
     from .tables import DATASET_NAMES
 
     bounds, norms = list(dict.fromkeys(quantiles["bound"])), list(dict.fromkeys(quantiles["norm"]))
-    datasets, levels = list(dict.fromkeys(quantiles["dataset"])), sorted(quantiles["quantile"].unique())
+    datasets, levels = _datasets(quantiles["dataset"]), sorted(quantiles["quantile"].unique())
     colors = dict(zip(datasets, _PALETTE, strict=False))
     styles = dict(zip(levels, ("-", "--", ":", "-."), strict=False))
     fig, axes = plt.subplots(len(bounds), len(norms), figsize=(4.8 * len(norms), 3.3 * len(bounds)), squeeze=False,
@@ -618,6 +637,8 @@ def ratio_figure(quantiles):
             ax.set(xscale="log", yscale="log", title=f"{bound} bound, {_NORM_TEX[norm]} ball",
                    ylabel="achieved / bound" if j == 0 else None,
                    xlabel=r"$\epsilon$" if i == len(bounds) - 1 else None)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color=colors[ds], label=DATASET_NAMES.get(ds, ds)) for ds in datasets]
     handles += [Line2D([], [], color="0.3", ls=styles[q], label="median" if q == 0.5 else "max" if q == 1 else

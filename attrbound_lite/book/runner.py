@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,7 +114,8 @@ def _executed_stems(files: list[str]) -> list[str]:
 def notebook_parameters(path: str | Path) -> dict:
     """The parameters of a notebook (``papermill.inspect_notebook``), after checking its parameters cell.
 
-    The check: the notebook has exactly one cell tagged ``parameters``, and this cell defines ``profile``.
+    The check: the notebook has exactly one cell tagged ``parameters``, papermill parses every assignment in it, and
+    it defines ``profile``.
     """
     import nbformat
     import papermill
@@ -124,6 +126,12 @@ def notebook_parameters(path: str | Path) -> dict:
     if len(tagged) != 1:
         raise BookError(f"{path.name}: needs exactly one cell tagged 'parameters', found {len(tagged)}.")
     params = papermill.inspect_notebook(str(path))
+    assigned = re.findall(r"^([A-Za-z_]\w*)\s*(?::[^=]*)?=", "".join(nb.cells[tagged[0]].source), flags=re.M)
+    unparsed = [name for name in assigned if name not in params]
+    if unparsed:  # papermill only logs "Unable to parse line", and the chapter could not be parameterised
+        raise BookError(f"{path.name}: papermill cannot parse the parameters {unparsed} (cell {tagged[0]}); keep each "
+                        "to one line `name = value  # comment`, and its comment free of characters papermill reads "
+                        "as syntax (such as '=', as in '<=').")
     if "profile" not in params:
         raise BookError(f"{path.name}: the parameters cell (cell {tagged[0]}) must define `profile` "
                         f"(one of {PROFILES}); it defines {sorted(params)}.")

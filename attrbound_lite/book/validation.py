@@ -20,6 +20,7 @@ import torch
 from ..attacks import AttributionPGD
 from ..attributions import get_explainer
 from ..bounds import attribution_bound
+from ..data import DATASET_INFO, load_dataset
 from ..experiments import AttackSpec, summarize
 from ..metrics import saliency_map
 from ..protocols import rar_protocol
@@ -27,10 +28,10 @@ from ..stats import Interval, bootstrap, paired_difference, sig, verdict, wilson
 from ..sweep import config_hash, config_identity, load_config, run_sweep
 from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, radius_label
 
-__all__ = ["UNIT", "CASE", "rar_eps", "reference_radii", "sweep_config", "sweep_folder", "run_validation",
-           "counts_table", "unit_table",
-           "overview_values", "rates_by_eps", "rate_values", "ratio_quantiles", "ratio_values", "per_model_table",
-           "model_comparisons", "comparison_sentence", "attack_values", "dense_bound_check", "dense_values",
+__all__ = ["UNIT", "CASE", "COSINE_RESOLUTION", "rar_eps", "reference_radii", "sweep_config", "sweep_folder",
+           "run_validation", "counts_table", "unit_table", "overview_values", "rates_by_eps", "rate_values",
+           "ratio_quantiles", "ratio_values", "per_model_table", "model_comparisons", "comparison_sentence",
+           "attack_values", "dense_bound_check", "dense_values", "linf_form", "linf_gap_values",
            "test_images", "attack_examples"]
 
 UNIT = ["dataset", "model", "sample"]      # one image of one model of one data set
@@ -93,18 +94,26 @@ def sweep_folder(sweep_dir: str | Path, dataset: str, config: dict, device_type:
 def run_validation(s, methods) -> pd.DataFrame:
     """Every sweep of the chapter (``s``: its settings), with a ``dataset`` column.
 
-    Per data set: saliency on the reference models of every method in ``methods``, and integrated gradients
-    (``s.ig_steps`` points) on those of ``s.ig_methods``; two sweeps, each resumable in its own folder.
+    Per data set: saliency on the reference models of every method in ``methods`` (``s.n_samples`` images, every
+    radius), and integrated gradients (``s.ig_steps`` points) on those of ``s.ig_methods`` (``s.ig_samples`` images;
+    every radius if ``s.ig_all_radii``, else the smallest of each norm and the data set's ``reference_radii``); two
+    sweeps, each resumable in its own folder.
     """
     tables = []
     for ds in s.datasets:
         weights = {m: s.weights(ds, m) for m in dict.fromkeys([*methods, *s.ig_methods])}
-        for attribution, models in (("saliency", methods),
-                                    ({"name": "integrated_gradients", "n_steps": s.ig_steps}, s.ig_methods)):
+        grid = {"l2": list(s.eps_l2), "linf": list(s.eps_linf)}
+        reference = reference_radii([ds], s.eps_l2, s.eps_linf)
+        ig_grid = grid if s.ig_all_radii else {
+            norm: sorted({min(radii), *(e for (_, n), e in reference.items() if n == norm)})
+            for norm, radii in grid.items()}
+        for attribution, models, n_samples, eps in (
+                ("saliency", methods, s.n_samples, grid),
+                ({"name": "integrated_gradients", "n_steps": s.ig_steps}, s.ig_methods, s.ig_samples, ig_grid)):
             if not models:
                 continue
-            config = sweep_config(ds, {m: weights[m] for m in models}, n_samples=s.n_samples, eps_l2=s.eps_l2,
-                                  eps_linf=s.eps_linf, attributions=[attribution], restarts=s.restarts,
+            config = sweep_config(ds, {m: weights[m] for m in models}, n_samples=n_samples, eps_l2=eps["l2"],
+                                  eps_linf=eps["linf"], attributions=[attribution], restarts=s.restarts,
                                   steps=s.steps, max_dense_n=s.max_dense_n, shard_size=s.shard_size, seed=s.seed)
             folder = sweep_folder(s.sweep_dir, ds, config, s.device.type)
             tables.append(run_sweep(config, folder, progress=False).assign(dataset=ds))
@@ -129,8 +138,9 @@ def counts_table(table: pd.DataFrame) -> pd.DataFrame:
 def unit_table(table: pd.DataFrame) -> pd.DataFrame:
     """The best label-keeping attack per unit and case: one row per (data set, model, image, attribution, norm, eps).
 
-    Columns: the bound (``bound_euclidean``, ``bound_cosine``, ``attribution_norm``, ``sigma_max``,
-    ``relative_bound = bound_euclidean / ||A(x)||``), ``n_kept`` (label-keeping attacks), and over those attacks and
+    Columns: the bound (``bound_euclidean``, its lower estimate ``bound_lower``, ``bound_cosine``,
+    ``attribution_norm``, ``sigma_max``, ``relative_bound = bound_euclidean / ||A(x)||``), ``n_kept`` (label-keeping
+    attacks), and over those attacks and
     their restarts: the largest ``ratio_euclidean`` (achieved / bound) and ``relative_achieved`` (``||A(x') - A(x)|| /
     ||A(x)||``), the smallest ``achieved_cosine``, the largest ``ratio_cosine``, whether any exceeded a bound
     (``exceeded``, ``exceeded_euclidean``, ``exceeded_cosine``), and per attack the largest ratio (``ratio_<attack>``)
@@ -141,7 +151,8 @@ def unit_table(table: pd.DataFrame) -> pd.DataFrame:
                      relative_achieved=table["achieved_euclidean"] / table["attribution_norm"])
     kept = t[t["label_kept"]]
     out = t.groupby(keys, sort=True).agg(
-        bound_euclidean=("bound_euclidean", "first"), bound_cosine=("bound_cosine", "first"),
+        bound_euclidean=("bound_euclidean", "first"), bound_lower=("bound_euclidean_lower", "first"),
+        bound_cosine=("bound_cosine", "first"),
         attribution_norm=("attribution_norm", "first"), sigma_max=("sigma_max", "first"),
         relative_bound=("relative_bound", "first"), n_kept=("label_kept", "sum"))
     best = kept.groupby(keys, sort=True).agg(
@@ -209,8 +220,9 @@ def rate_values(rates: pd.DataFrame) -> dict:
     """The verdicts on the violation rates of saliency by radius (``rates_by_eps``), per norm.
 
     ``ch6_<norm>_smallest``: "the rate at the smallest radius, eps = 0.01, is 0.000 (0.000 to 0.0119)";
-    ``ch6_<norm>_onset``: where violations begin (the smallest radius with a violating unit, the smallest whose Wilson
-    interval excludes the rate 0.05) or that no unit violated; ``ch6_<norm>_largest``: the rate at the largest radius.
+    ``ch6_<norm>_onset``: where violations begin (the smallest radius with a violating unit, "already at the smallest
+    radius" when that is the grid's first, and the smallest whose Wilson interval lies above 0.05) or that no unit
+    violated; ``ch6_<norm>_largest``: the rate at the largest radius.
     """
     values = {}
     sal = rates[rates["attribution"] == "saliency"]
@@ -227,7 +239,9 @@ def rate_values(rates: pd.DataFrame) -> dict:
             continue
         onset = any_violation.iloc[0]
         clear = rows[[r.low > 0.05 for r in rows["rate"]]]
-        sentence = (f"in {norm_word} violations begin at ε = {radius_label(onset['eps'])}, where the rate is "
+        sentence = (f"in {norm_word} violations occur already at the smallest radius, ε = "
+                    f"{radius_label(onset['eps'])}, where the rate is {onset['rate']}" if onset["eps"] == first["eps"]
+                    else f"in {norm_word} violations begin at ε = {radius_label(onset['eps'])}, where the rate is "
                     f"{onset['rate']}")
         sentence += (f"; the rate is above 0.05 with 95 % confidence from ε = {radius_label(clear.iloc[0]['eps'])}"
                      if len(clear) else "; at no radius is the rate above 0.05 with 95 % confidence")
@@ -235,17 +249,24 @@ def rate_values(rates: pd.DataFrame) -> dict:
     return values
 
 
+# The smallest cosine distance 1 - c of the bound at which the cosine ratio is read: float32 cosines carry rounding
+# errors of about 1e-7, so below this the ratio (1 - achieved cosine) / (1 - c) is rounding noise.
+COSINE_RESOLUTION = 1e-4
+
+
 def ratio_quantiles(units: pd.DataFrame, quantiles=(0.5, 0.9, 1.0)) -> pd.DataFrame:
     """Quantiles of achieved / bound across units per (data set, attribution, norm, eps), Euclidean and cosine.
 
-    Long format: ``dataset, attribution, norm, eps, bound ("Euclidean"/"cosine"), quantile, ratio``, for the figure.
+    The cosine ratio counts the units whose bound has a cosine distance ``1 - c >= COSINE_RESOLUTION`` (and is not
+    vacuous). Long format: ``dataset, attribution, norm, eps, bound ("Euclidean"/"cosine"), quantile, ratio``.
     """
+    units = units.assign(ratio_cosine=units["ratio_cosine"].where(1 - units["bound_cosine"] >= COSINE_RESOLUTION))
     frames = []
     for bound, column in (("Euclidean", "ratio_euclidean"), ("cosine", "ratio_cosine")):
         q = (units.groupby(["dataset", *CASE])[column].quantile(list(quantiles)).rename("ratio")
              .reset_index().rename(columns={"level_4": "quantile"}))
         frames.append(q.assign(bound=bound))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True).dropna(subset=["ratio"])
 
 
 def _median(values) -> Interval:
@@ -257,7 +278,8 @@ def ratio_values(units: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 
     Returns:
         ``(frame, values)``: the frame has ``attribution, norm, eps, images, median`` (an ``Interval``), ``p95``,
-        ``max``; the values (saliency, per norm): the median ratio at the smallest and at the largest radius, and the
+        ``max``; the values (saliency, per norm): the largest ratio at every radius (``ch6_<norm>_ratio_max``), the
+        median ratio at the smallest and at the largest radius, and the
         paired differences of the ratio (by unit) from the smallest to the second radius (``ch6_<norm>_ratio_first``)
         and to the largest (``ch6_<norm>_ratio_change``) with their verdicts ("grows", "shrinks" or "not
         distinguishable with N images").
@@ -274,6 +296,7 @@ def ratio_values(units: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         radii = sorted(g["eps"].unique())
         wide = g.pivot_table(index=UNIT, columns="eps", values="ratio_euclidean")
         fr = frame[(frame["attribution"] == "saliency") & (frame["norm"] == norm)].set_index("eps")
+        values[f"ch6_{norm}_ratio_max"] = ", ".join(f"{sig(fr.loc[e, 'max'])} at ε = {radius_label(e)}" for e in radii)
         values[f"ch6_{norm}_ratio_small"] = f"{fr.loc[radii[0], 'median']} at ε = {radius_label(radii[0])}"
         values[f"ch6_{norm}_ratio_large"] = f"{fr.loc[radii[-1], 'median']} at ε = {radius_label(radii[-1])}"
         for name, (low, high) in (("first", radii[:2]), ("change", (radii[0], radii[-1]))):
@@ -314,10 +337,9 @@ def per_model_table(units: pd.DataFrame, radii: dict) -> pd.DataFrame:
                              cosine_bound=float(g["bound_cosine"].median()),
                              achieved_cosine=float(kept["achieved_cosine"].median()),
                              cosine_vacuous=wilson(int((g["bound_cosine"] <= -1).sum()), len(g))))
-    frame = pd.DataFrame(rows)
-    order = {m: i for i, m in enumerate(METHOD_NAMES)}
-    return frame.sort_values(["dataset", "norm", "method"], key=lambda c: c.map(order) if c.name == "method" else c,
-                             kind="mergesort", ignore_index=True)
+    order = {name: i for i, name in enumerate([*DATASET_NAMES, *NORM_NAMES, *METHOD_NAMES])}
+    return pd.DataFrame(rows).sort_values(["dataset", "norm", "method"], key=lambda c: c.map(order),
+                                          kind="mergesort", ignore_index=True)
 
 
 def model_comparisons(units: pd.DataFrame, radii: dict, baseline: str = "natural") -> pd.DataFrame:
@@ -421,18 +443,20 @@ def dense_bound_check(s, n_images: int, method: str = "natural") -> pd.DataFrame
     return pd.concat(frames, ignore_index=True)
 
 
-def dense_values(dense: pd.DataFrame, n_units: dict, budget_seconds: float) -> tuple[pd.DataFrame, dict]:
+def dense_values(dense: pd.DataFrame, n_units: dict, budget_seconds: float,
+                 max_dense_n: int) -> tuple[pd.DataFrame, dict]:
     """The tightening of the l-infinity bound by ``|| |J| 1 ||_2`` and its cost, per data set.
 
     Args:
         dense: ``dense_bound_check``.
         n_units: ``{dataset: images x models}`` of the sweep (the bounds it would have to form).
         budget_seconds: the chapter's time budget, against which the cost is set.
+        max_dense_n: the sweep's ``max_dense_n`` (the row sums are formed where ``n <= max_dense_n``).
 
     Returns:
         ``(frame, values)``: per data set the median factor ``min / (sqrt(n) sigma_max)`` (bootstrap), the share of
         images where the row sums are smaller (Wilson), seconds per image of both forms and the extra seconds for the
-        sweep; the values: a sentence on the factor and one on the cost.
+        sweep; the values: a sentence on the factor, one on the cost and one on what this build's sweep used.
     """
     rows = []
     for ds, g in dense.groupby("dataset", sort=False):
@@ -451,14 +475,42 @@ def dense_values(dense: pd.DataFrame, n_units: dict, budget_seconds: float) -> t
                                     "minutes for this chapter's sweep" for r in frame.itertuples()),
         "ch6_dense_total": f"{sig(frame['sweep_extra_seconds'].sum() / 60)} extra minutes in all, against a budget of "
                            f"{sig(budget_seconds / 60)} minutes for the whole chapter",
+        "ch6_dense_decision": linf_form(max_dense_n, frame["dataset"]),
     }
     return frame, values
 
 
+def linf_form(max_dense_n: int, datasets) -> str:
+    """Which l-infinity bound a sweep with ``max_dense_n`` uses on ``datasets``, as a clause."""
+    sizes = [math.prod(DATASET_INFO[ds]["shape"]) for ds in datasets]
+    formed = sorted({n for n in sizes if n <= max_dense_n})
+    if formed and len(formed) == len(set(sizes)):
+        return "this build's sweep forms the row sums on every image: its ℓ∞ bound is ε min(√n σ_max, ‖|J| 1‖₂)"
+    if formed:
+        return (f"this build's sweep forms the row sums where n ≤ {max_dense_n} (n = {', '.join(map(str, formed))}) "
+                "and keeps ε √n σ_max elsewhere")
+    return "this build's sweep keeps ε √n σ_max (`-p max_dense_n 4096` forms the row sums on every image)"
+
+
+def linf_gap_values(units: pd.DataFrame) -> dict:
+    """How much of the l-infinity gap is the bound's: the sign-iteration lower estimate against the bound and attacks.
+
+    At the smallest l-infinity radius, saliency, per unit: ``bound_lower / bound_euclidean`` (the linearised deviation
+    ``eps ||J s||_2`` the sign iteration finds, as a share of the bound) and ``achieved / bound_lower``; medians with
+    bootstrap intervals (``ch6_linf_lower``, ``ch6_linf_attack_vs_lower``).
+    """
+    sal = units[(units["attribution"] == "saliency") & (units["norm"] == "linf")]
+    if sal.empty:
+        return {"ch6_linf_lower": "not measured", "ch6_linf_attack_vs_lower": "not measured"}
+    eps = sal["eps"].min()
+    at = sal[sal["eps"] == eps]
+    lower = at["bound_lower"] / at["bound_euclidean"]
+    return {"ch6_linf_lower": f"{_median(lower)} at ε = {radius_label(eps)}",
+            "ch6_linf_attack_vs_lower": str(_median(at["ratio_euclidean"] / lower))}
+
+
 def test_images(dataset: str, n: int) -> torch.Tensor:
     """The first ``n`` test images of ``dataset``, (n, C, H, W) in [0, 1]."""
-    from ..data import load_dataset
-
     return load_dataset(dataset, "test", subset=None).tensors()[0][:n]
 
 

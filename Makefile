@@ -59,7 +59,7 @@ bench-sweep: venv
 
 define LOCK_HEADER
 # Pinned lock for attrbound-lite, used as a pip *constraints* file:
-#     pip install -c requirements/constraints.txt -e ".[test,book]"
+#     pip install -c requirements/constraints.txt -e ".[test,book,compare]"
 # (scripts/ensure-venv.sh does exactly this; see `make venv`).
 #
 # Generated with

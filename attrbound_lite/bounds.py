@@ -286,6 +286,7 @@ class BoundResult:
         linf_abs_rowsum: (B,) ``eps || |J| 1 ||_2``, NaN where not computed (linf only).
         linf_lower: (B,) ``eps ||J s||_2``, s from the sign iteration (linf only).
         linf_smaller: Per sample, which upper bound was used: ``"sqrt_n"`` or ``"abs_rowsum"`` (linf only).
+        top_vector: (B, n) the top right singular vector of J (unit norm; ``method="exact"``: l-infinity only).
     """
     eps: float
     norm: str
@@ -304,18 +305,22 @@ class BoundResult:
     linf_abs_rowsum: torch.Tensor | None = None  # eps || |J| 1 ||_2 (NaN where not computed)
     linf_lower: torch.Tensor | None = None       # eps ||J s||_2, s from the sign iteration
     linf_smaller: list[str] | None = None        # which upper bound was used: "sqrt_n" or "abs_rowsum"
+    top_vector: torch.Tensor | None = None       # (B, n) top right singular vector
 
     def to_dataframe(self):
         """The results as a table, one row per sample.
 
         Returns:
-            A pandas DataFrame with one column per field that is set (tensors moved to numpy).
+            A pandas DataFrame with one column per per-sample field that is set (tensors moved to numpy; not
+        ``top_vector``).
         """
         import pandas as pd
 
         columns = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor) and value.ndim > 1:
+                continue
             if isinstance(value, torch.Tensor):
                 columns[f.name] = value.detach().cpu().numpy()
             elif value is not None:
@@ -489,7 +494,7 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
         return BoundResult(eps=eps, norm=norm, attribution=real.name, method=method, target=target,
                            sigma_max=sigma.detach(), attribution_norm=attribution_norm, euclidean=euclidean,
                            cosine=cosine, cosine_distance=1 - cosine, converged=converged, iterations=iterations,
-                           products=products, **linf)
+                           products=products, top_vector=None if top_vector is None else top_vector.detach(), **linf)
 
 
 def _linf_bounds(eps: float, sigma: torch.Tensor, explainer: Attribution, x: torch.Tensor, target: torch.Tensor,

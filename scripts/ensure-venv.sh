@@ -2,7 +2,7 @@
 # Create/update the project venv (.venv) idempotently.
 #
 #   bash scripts/ensure-venv.sh          # project (editable) + `test` extra
-#   bash scripts/ensure-venv.sh --book   # project (editable) + `test` and `book` extras
+#   bash scripts/ensure-venv.sh --book   # project (editable) + `test`, `book` and `compare` extras
 #
 # Installs `-e ".[<extras>]" -c requirements/constraints.txt` only when the
 # sha256 of (pyproject.toml + requirements/constraints.txt + requested extras)
@@ -25,7 +25,7 @@ EXTRAS=test
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --book) EXTRAS=test,book ;;
+        --book) EXTRAS=test,book,compare ;;
         -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "ensure-venv: unknown argument: $1 (usage: $0 [--book])" >&2; exit 2 ;;
     esac

@@ -9,12 +9,14 @@ missing, otherwise it fails with the command to run.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -76,8 +78,23 @@ def test_notebook_is_stored_clean_with_one_parameters_cell(path):
     assert len(cells) == 1, f"{path.name}: {len(cells)} cells tagged 'parameters', need exactly one"
     params = notebook_parameters(path)  # every assignment parses (papermill would only log a line it cannot read)
     assert params["profile"]["default"] in ('"ci"', "'ci'")
-    # values derived from parameters come after the parameters cell: no code cell before it but none
-    assert all(c.cell_type == "markdown" for c in nb.cells[:cells[0]])
+    # values derived from parameters come after the parameters cell: no code cell before it but the Colab install
+    # cell (tagged "colab-install", identical in every notebook: tests/test_publishing.py)
+    before = [c for c in nb.cells[:cells[0]] if c.cell_type != "markdown"]
+    assert all("colab-install" in c.metadata.get("tags", []) for c in before) and len(before) <= 1, \
+        f"{path.name}: only markdown and the colab-install cell may come before the parameters cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_plumbing_is_hidden_from_the_reader(path):
+    """Cells that glue values, and the parameters cell, are hidden or removed: a page shows the lecture's code only
+    where the code is the lesson (chapters 2 and 3 call the package in the open)."""
+    nb = nbformat.read(path, as_version=4)
+    hidden = {"hide-input", "hide-cell", "remove-cell", "remove-input"}
+    for i, cell in enumerate(nb.cells):
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if cell.cell_type == "code" and ("book.glue" in cell.source or "parameters" in tags):
+            assert tags & hidden, f"{path.name}: cell {i} glues values or holds the parameters but is shown"
 
 
 # ---------------------------------------------------------------------------------------------- refusals
@@ -97,6 +114,7 @@ def _mini_book(root: Path, cells, more: dict | None = None) -> None:
     (root / "notebooks").mkdir(parents=True)
     (root / "book").mkdir()
     shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    shutil.copy(ROOT / "references.bib", root / "references.bib")  # _config.yml's bibtex_bibfiles
     notebooks = {"01_x": cells, **(more or {})}
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
                                    + "".join(f"  - file: {EXECUTED_DIR}/{stem}\n" for stem in notebooks))
@@ -272,6 +290,25 @@ def test_chapter7_verdicts_follow_their_intervals(book):
         assert g[f"ch7_verdict_{name}"] == (want or f"not distinguishable with {g['ch7_n_study']} images")
 
 
+def test_chapter8_compares_both_bounds_with_intervals_and_reads_its_advice_off_them(book):
+    g = glued_values(book.source / EXECUTED_DIR / "08_region.ipynb")
+    assert g["ch8_n_images"] >= 16 and g["ch8_n_models"] == 15
+    for norm in ("l2", "linf"):
+        exceeded, pairs = map(int, re.search(r"exceeded on (\d+) of (\d+)", g[f"ch8_{norm}_region"]).groups())
+        assert pairs >= 15 * 16 and re.search(r"a rate of \S+ \(\S+ to \S+\)", g[f"ch8_{norm}_region"])
+        advice = g[f"ch8_{norm}_advice"]
+        assert ("was itself exceeded" in advice) == (exceeded > 0)
+    assert float(g["ch8_cost"].split()[0]) >= 1  # the region bound includes the first-order one
+
+
+def test_chapter9_measures_every_sampled_metric_against_the_attack(book):
+    g = glued_values(book.source / EXECUTED_DIR / "09_sampled.ipynb")
+    assert g["ch9_n_models"] == 15 and g["ch9_n_images"] >= 16
+    for metric in ("Captum sensitivity_max", "Quantus MaxSensitivity", "Quantus AvgSensitivity"):
+        assert re.search(re.escape(metric) + r": \S+ \(\S+ to \S+\)", g["ch9_linf_shortfall"])
+    assert re.match(r"of 9 rankings", g["ch9_linf_ranking"])  # 3 data sets x 3 relative metrics
+
+
 def test_glued_text_shows_no_numpy_reprs(book):
     """A glued numpy scalar renders as 'np.float64(...)' in the prose: every glue must pass Python values."""
     for path in NOTEBOOKS:
@@ -360,3 +397,64 @@ def test_every_page_renders_in_headless_chromium(book, tmp_path_factory):
         png = shots / f"{name}.png"
         shot = _run_chromium(chromium, f"--screenshot={png}", page.as_uri())
         assert shot.returncode == 0 and png.is_file() and png.stat().st_size > 10_000, shot.stderr[-2000:]
+        _check_what_a_reader_sees(name, page, dom, book.html)
+        overflow = _overflowing_elements(chromium, page)
+        assert not overflow, f"{name}: wider than the page's column at 1280 px: {overflow}"
+
+
+# A script appended to a copy of a page (same folder, so that its assets load): once the page and MathJax have
+# settled, it lists the visible elements of the article whose right edge passes the column's, unless an ancestor
+# scrolls them (overflow-x auto or scroll), and writes the list into the DOM for --dump-dom.
+_MEASURE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const column = document.querySelector("main .bd-article") || document.querySelector("article") || document.body;
+  const right = Math.min(column.getBoundingClientRect().right, window.innerWidth) + 1;
+  const scrolls = (el) => { for (let a = el.parentElement; a && a !== column; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX; if (o === "auto" || o === "scroll" || o === "hidden") return true; }
+    return false; };
+  const wide = [];
+  for (const el of column.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > right && !scrolls(el)) wide.push(el.tagName + "." + el.className + " " +
+        Math.round(r.right - right) + "px");
+  }
+  const out = document.createElement("pre"); out.id = "attrbound-overflow";
+  out.textContent = JSON.stringify(wide.slice(0, 10)); document.body.appendChild(out);
+}, 1500));
+</script>"""
+
+
+def _overflowing_elements(chromium: str, page: Path) -> list[str]:
+    """The elements of ``page`` wider than its column in a 1280 px window (``_MEASURE``)."""
+    probe = page.with_name(f".measure-{page.name}")
+    probe.write_text(page.read_text().replace("</body>", _MEASURE + "</body>"))
+    try:
+        run = _run_chromium(chromium, "--dump-dom", probe.as_uri())
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="attrbound-overflow">(.*?)</pre>', run.stdout, re.S)
+    assert found, f"{page.name}: the layout probe did not run"
+    return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+def _check_what_a_reader_sees(name: str, page: Path, dom: str, html_root: Path) -> None:
+    """Licence and citation in the footer, resolved citations, numbered chapters and figures, launch links to files
+    that exist in the repository."""
+    footer = " ".join(re.findall(r"<footer.*?</footer>", dom, re.S))
+    assert "MIT" in footer and "CC BY 4.0" in footer, f"{name}: no licence in the footer"
+    assert "cite" in footer.lower(), f"{name}: the footer does not say how to cite"
+    assert "??" not in re.sub(r"<script.*?</script>", "", dom, flags=re.S), f"{name}: an unresolved reference (??)"
+    assert "unknown citation" not in dom.lower(), f"{name}: an unknown citation"
+    rel = page.relative_to(html_root)
+    if rel.parts[0] == EXECUTED_DIR:  # a chapter: numbered, its figures numbered within it, launchable
+        number = int(page.stem[:2])
+        assert re.search(rf'<span class="section-number">{number}\.\s*</span>', dom), f"{name}: no chapter number"
+        captions = re.findall(r'<span class="caption-number">Fig\. ([\d.]+)', dom)
+        assert all(c.startswith(f"{number}.") for c in captions), f"{name}: figures numbered {captions}"
+        links = re.findall(r'href="(https://(?:mybinder\.org|colab\.research\.google\.com|github\.com)[^"]*)"', dom)
+        named = [re.search(r"(?:filepath|labpath|urlpath)=(?:lab/tree/)?([^&]+)|/blob/[^/]+/(.+)$", html.unescape(u))
+                 for u in links]
+        files = [next(g for g in m.groups() if g) for m in named if m]
+        assert files, f"{name}: no launch or repository link names a file"
+        for file in files:
+            assert (ROOT / urllib.parse.unquote(file)).is_file(), f"{name}: a launch link names {file}, not in the repo"

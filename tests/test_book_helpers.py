@@ -19,7 +19,7 @@ from attrbound_lite.book.profiles import (
     book_store,
     chapter_settings,
 )
-from attrbound_lite.book.runner import BOOK_OUT_ENV
+from attrbound_lite.book.runner import BOOK_OUT_ENV, EXECUTED_DIR, toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -37,6 +37,12 @@ def _parameters(stem: str) -> dict:
 
 def test_the_profile_table_covers_the_books_chapters_and_their_parameters():
     assert list(CHAPTERS) == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    # the number of a stem is its chapter's: the table of contents lists them in that order, after the introduction
+    # (pages that are not chapters, such as how to cite and the references, may follow them)
+    files = toc_files(ROOT / "_toc.yml")
+    assert files[1:1 + len(CHAPTERS)] == [f"{EXECUTED_DIR}/{stem}" for stem in CHAPTERS]
+    assert not any(f.startswith(f"{EXECUTED_DIR}/") for f in files[1 + len(CHAPTERS):])
+    assert all(int(stem[:2]) == i + 1 for i, stem in enumerate(CHAPTERS))
     for profile, chapters in CHAPTER_SIZES.items():
         for chapter, rules in chapters.items():
             assert set(rules) <= set(_parameters(chapter)), f"{profile}/{chapter} sizes parameters it lacks"
@@ -113,7 +119,7 @@ def test_chapter_settings_refuse_what_they_cannot_size():
 def test_book_store_follows_the_runners_environment_variable(monkeypatch, tmp_path):
     monkeypatch.setenv(BOOK_OUT_ENV, str(tmp_path))
     assert book_store("models", "ci") == tmp_path / "models" / "ci"
-    assert chapter_settings("full", "08_speed").sweep_dir == tmp_path / "sweeps" / "full"
+    assert chapter_settings("full", "10_speed").sweep_dir == tmp_path / "sweeps" / "full"
     monkeypatch.delenv(BOOK_OUT_ENV)
     assert book_store("sweeps", "full") == ROOT / "_build" / "sweeps" / "full"
 
@@ -524,11 +530,11 @@ def _glue_names(stem: str) -> set[str]:
 def test_chapter8_values_cover_its_prose():
     results = speed.load_results(RESULTS)
     values = speed.chapter_values(results)
-    assert _glue_names("08_speed") <= set(values), sorted(_glue_names("08_speed") - set(values))
+    assert _glue_names("10_speed") <= set(values), sorted(_glue_names("10_speed") - set(values))
     for name, value in values.items():  # plain Python values: the prose shows their text
         assert type(value) in (int, float, str), (name, type(value))
     assert speed.target_line(results["bounds"]) == (0.25, "target (b): 1/4")
-    assert values["ch8_checks"] == "(a) passed, (b) passed, (c) passed"
+    assert values["ch10_checks"] == "(a) passed, (b) passed, (c) passed"
 
 
 def test_chapter8_refuses_a_missing_result_naming_its_make_target(tmp_path):
@@ -568,10 +574,10 @@ def test_chapter8_layout_and_evaluation_verdicts():
     training_json = json.loads((RESULTS / "training.json").read_text())
     for r in training_json["results"]:
         r["eval_seconds"] = r["train_seconds"] / 2
-    assert speed.training_values(training_json)["ch8_eval_vs_train"] == "shorter than its training for every method"
+    assert speed.training_values(training_json)["ch10_eval_vs_train"] == "shorter than its training for every method"
     training_json["results"][0]["eval_seconds"] = training_json["results"][0]["train_seconds"] * 2
     first = training_json["results"][0]["method"]
-    assert speed.training_values(training_json)["ch8_eval_vs_train"] == (
+    assert speed.training_values(training_json)["ch10_eval_vs_train"] == (
         f"longer than its training for 1 of the {len(training_json['results'])} methods ({first})")
 
 
@@ -579,9 +585,9 @@ def test_chapter8_layout_and_evaluation_verdicts():
 
 def test_chapter9_seeds_and_execution_times(tmp_path):
     seeds = pd.DataFrame({"seed": ["2", "0", "(none)", "unreadable: OSError"]}, index=["a", "b", "c", "d"])
-    assert reproducibility.seed_values(seeds) == {"ch9_seeded": 3, "ch9_notebooks": 4,
-                                                  "ch9_seed_note": "not 0 in a (2)"}
-    assert reproducibility.seed_values(seeds.iloc[1:])["ch9_seed_note"] == "every one of them defaults to 0"
+    assert reproducibility.seed_values(seeds) == {"ch11_seeded": 3, "ch11_notebooks": 4,
+                                                  "ch11_seed_note": "not 0 in a (2)"}
+    assert reproducibility.seed_values(seeds.iloc[1:])["ch11_seed_note"] == "every one of them defaults to 0"
     assert reproducibility.chapter_stems(ROOT) == list(CHAPTERS)
 
     empty = reproducibility.times_table(None, ["a"], "c")
@@ -604,3 +610,34 @@ def test_profiles_module_names_every_public_helper():
     for module in (profiles, bound_tables, far, reproducibility, speed, training, validation):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_speed_reports_the_region_bound_cost_when_measured():
+    rows = pd.DataFrame({"model": ["mnist", "cifar"], "family": "saliency", "region_over_point": [2.5, 3.0],
+                         "region_over_ifia": [0.5, 0.25]})
+    assert speed._region_cost(rows).endswith("mnist: 2.5 first-order bounds, 0.50 of a 100-step IFIA; cifar: 3.0 "
+                                             "first-order bounds, 0.25 of a 100-step IFIA.")
+    assert "predate" in speed._region_cost(rows.drop(columns=["region_over_point", "region_over_ifia"]))
+
+
+def test_every_method_keeps_its_colour_across_figures():
+    """One palette (figures.METHOD_COLORS): the training-cost bars and the cosine-bound scatter colour a method alike,
+    and no two methods share a colour."""
+    import matplotlib.colors as mcolors
+
+    from attrbound_lite.book import figures
+
+    colors = [mcolors.to_hex(c) for c in figures.METHOD_COLORS.values()]
+    assert len(set(colors)) == len(colors) == 5
+    table = pd.DataFrame({"method": ["natural", "aat", "advaat"], "train_seconds": [1.0, 5.0, 9.0],
+                          "bound_l2_euclidean_mean": [3.0, 2.0, 1.0]})
+    fig = figures.training_cost_figure(table)
+    bars = [mcolors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches]
+    assert bars == [mcolors.to_hex(figures.METHOD_COLORS[m]) for m in table["method"]]
+    rng = np.random.default_rng(0)
+    scatter = pd.DataFrame({"method": np.repeat(["advaat", "natural"], 20), "norm": "l2",
+                            "attribution_norm": rng.uniform(1, 2, 40), "bound_cosine": rng.uniform(0, 1, 40),
+                            "bound_euclidean": 0.5, "eps": 0.1})
+    fig = figures.cosine_bound_figure(scatter)
+    found = {mcolors.to_hex(f) for c in fig.axes[0].collections for f in c.get_facecolors()}
+    assert found == {mcolors.to_hex(figures.METHOD_COLORS[m]) for m in ("advaat", "natural")}

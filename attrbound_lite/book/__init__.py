@@ -5,8 +5,8 @@
 - ``notebook``: ``setup``, what every chapter's notebook does first, and ``glue_all`` / ``glue_figure``;
 - ``figures``: one function per figure of the book (matplotlib, seaborn);
 - one module per chapter with long logic, the computations and the sentences its prose quotes:
-  ``jacobians`` (3), ``training`` (4), ``bound_tables`` (5), ``validation`` (6), ``far`` (7), ``speed`` (8),
-  ``reproducibility`` (9).
+  ``jacobians`` (3), ``training`` (4), ``bound_tables`` (5), ``validation`` (6), ``far`` (7), ``region`` (8),
+  ``sampled`` (9), ``speed`` (10), ``reproducibility`` (11).
 
 Importing this package is light (the runner's names need PyYAML only; ``attrbound_lite.cli`` imports them):
 the other names and submodules are imported on first use, and only ``figures`` (and ``setup``) need the
@@ -16,6 +16,7 @@ the other names and submodules are imported on first use, and only ``figures`` (
 from __future__ import annotations
 
 import importlib
+import warnings
 
 from .runner import (
     BOOK_OUT_ENV,
@@ -31,11 +32,14 @@ from .runner import (
     toc_files,
 )
 
+# tqdm.auto without ipywidgets warns "IProgress not found" on import, which a chapter's first cell would print
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 _LAZY = {"setup": "notebook", "glue_all": "notebook", "glue_figure": "notebook",
          "chapter_settings": "profiles", "book_recipe": "profiles", "book_store": "profiles",
          "BOOK_PROFILES": "profiles", "Settings": "profiles"}
 _SUBMODULES = ("runner", "profiles", "notebook", "figures", "jacobians", "training", "bound_tables", "validation",
-               "far", "speed", "reproducibility")
+               "far", "region", "sampled", "speed", "reproducibility")
 
 __all__ = ["BOOK_OUT_ENV", "BOOK_TIMES_ENV", "EXECUTED_DIR", "PROFILES", "BookError", "BookResult", "build_book",
            "glued_values", "notebook_parameters", "project_root", "toc_files", *_LAZY]

@@ -26,11 +26,20 @@ __all__ = ["set_style", "COLORS", "bounds_2d_figure", "worst_case_figure", "attr
            "training_cost_figure", "sweep_throughput_figure", "execution_times_figure", "accuracy_figure",
            "bound_distribution_figure", "relative_bound_figure", "cosine_bound_figure", "bound_vs_achieved_figure",
            "violation_rate_figure", "attack_examples_figure", "far_eps_figure", "ig_steps_figure", "METHOD_ORDER",
-           "method_ratio_figure", "ratio_figure", "far_methods_figure"]
+           "method_ratio_figure", "ratio_figure", "far_methods_figure", "region_example_figure", "region_rates_figure",
+           "METHOD_COLORS", "method_color", "sampled_scatter_figure"]
 
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"bound": _PALETTE[3], "worst": _PALETTE[0], "linear": _PALETTE[2], "mean_value": _PALETTE[4],
           "point": "black", "ball": _PALETTE[1], "region": ("#e8eef7", "#f7ece8")}
+METHOD_ORDER = ["natural", "pgd_at", "ig_norm", "aat", "advaat"]
+# One colour per training method in every figure: the colour-blind palette's blue, orange, green, red, purple.
+METHOD_COLORS = dict(zip(METHOD_ORDER, _PALETTE[:len(METHOD_ORDER)], strict=True))
+
+
+def method_color(method: str, fallback: int = 0):
+    """The colour of a training method (``METHOD_COLORS``), or a later palette colour for another name."""
+    return METHOD_COLORS.get(method, _PALETTE[(len(METHOD_ORDER) + fallback) % len(_PALETTE)])
 
 
 def set_style() -> None:
@@ -42,7 +51,9 @@ def set_style() -> None:
     """
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (7.0, 4.0),
-                         "axes.titlesize": "medium", "legend.fontsize": "small", "image.cmap": "viridis"})
+                         "axes.titlesize": "medium", "legend.fontsize": "small", "image.cmap": "viridis",
+                         # log axes: 0.01 ... 100 as plain numbers (minor labels "4", "6", not "4×10⁰")
+                         "axes.formatter.min_exponent": 3})
     try:
         from IPython import get_ipython
     except ImportError:
@@ -125,7 +136,7 @@ def worst_case_figure(table, models=None):
     ``table`` has columns model, eps, bound, worst_case, mean_value_bound.
     """
     models = list(dict.fromkeys(table["model"])) if models is None else models
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.4), squeeze=False)
     for ax, name in zip(axes[0], models, strict=True):
         sub = table[table["model"] == name]
         ax.plot(sub["eps"], sub["bound"], "o-", color=COLORS["bound"],
@@ -135,8 +146,9 @@ def worst_case_figure(table, models=None):
         ax.plot(sub["eps"], sub["worst_case"], "x-", color=COLORS["worst"], label="worst case (dense grid)")
         ax.set(xscale="log", yscale="log", xlabel=r"$\epsilon$ ($\ell_2$)", ylabel=r"$\|A(x+d) - A(x)\|_2$",
                title=name)
-    axes[0][0].legend(loc="upper left")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()  # below the panels: it covers no curve
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -274,7 +286,7 @@ def training_cost_figure(table):
     """
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.9))
     base = float(table["train_seconds"].iloc[0])
-    colors = [_PALETTE[i % len(_PALETTE)] for i in range(len(table))]
+    colors = [method_color(m, i) for i, m in enumerate(table["method"])]
     ax0.bar(table["method"], table["train_seconds"], color=colors)
     for i, t in enumerate(table["train_seconds"]):
         ax0.annotate(f"{t / base:.0f}x" if i else "1x", (i, t), ha="center", va="bottom", fontsize="small")
@@ -344,7 +356,6 @@ def execution_times_figure(table, empty: str = "no execution times"):
     return fig
 
 
-METHOD_ORDER = ["natural", "pgd_at", "ig_norm", "aat", "advaat"]
 
 
 def _methods(values) -> list[str]:
@@ -430,6 +441,8 @@ def cosine_bound_figure(table):
         order = [METHOD_NAMES.get(m, m) for m in _methods(sub["method"])]
         sns.scatterplot(sub.assign(method=sub["method"].map(lambda m: METHOD_NAMES.get(m, m))), x="attribution_norm",
                         y="bound_cosine", hue="method", hue_order=order, s=14, alpha=0.7, ax=ax,
+                        palette={METHOD_NAMES.get(m, m): method_color(m, i)
+                                 for i, m in enumerate(_methods(sub["method"]))},
                         legend=ax is axes[0][-1])
         r = float(sub["bound_euclidean"].median())
         a = np.geomspace(sub["attribution_norm"].min(), sub["attribution_norm"].max(), 200)
@@ -691,7 +704,7 @@ def _far_level_figure(summary, level, xlabel, natural=None, levels=None):
     for ax, (metric, label) in zip(axes, _FAR_METRICS, strict=True):
         for j, method in enumerate(order):
             sub = summary[summary["method"] == method].sort_values(level)
-            color = _PALETTE[METHOD_ORDER.index(method) if method in METHOD_ORDER else j]
+            color = method_color(method, j)
             joined = sub if levels is None else sub[sub[level].isin(levels)]
             _errorbar(ax, joined[level], joined[metric], fmt="-o", color=color, label=METHOD_NAMES.get(method, method))
             others = sub.drop(joined.index)
@@ -703,5 +716,73 @@ def _far_level_figure(summary, level, xlabel, natural=None, levels=None):
             ax.axhline(i.estimate, color="0.4", ls="--", lw=1, label="natural")
         ax.set(xlabel=xlabel, ylabel=label, xticks=sorted(summary[level].unique()))
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def region_example_figure(rows, title: str = ""):
+    """One image against the radius: the best attack's deviation, the first-order bound and the region bound.
+
+    ``rows``: ``book.region.example_unit`` (columns eps, achieved, point, region), one norm; log-log axes.
+    """
+    rows = rows.sort_values("eps")
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ax.plot(rows["eps"], rows["point"], "-o", ms=4, color=COLORS["bound"], label=r"first-order bound $r(x)$")
+    ax.plot(rows["eps"], rows["region"], "-s", ms=4, color=COLORS["mean_value"], label="region bound")
+    ax.plot(rows["eps"], rows["achieved"], "--^", ms=5, color=COLORS["worst"], label="best attack")
+    ax.set(xscale="log", yscale="log", xlabel=r"$\epsilon$", ylabel=r"$\|A(x') - A(x)\|_2$", title=title)
+    ax.legend(loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def region_rates_figure(rates):
+    """The share of units whose best attack exceeded each bound, against the radius, one panel per norm.
+
+    ``rates``: ``book.region.rates_table`` (columns norm, eps, point and region, ``stats.Interval`` rates); bars: the
+    Wilson intervals.
+    """
+    norms = list(dict.fromkeys(rates["norm"]))
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.6), squeeze=False, sharey=True)
+    for ax, norm in zip(axes[0], norms, strict=True):
+        sub = rates[rates["norm"] == norm].sort_values("eps")
+        for k, (column, label, color) in enumerate((("point", "first-order bound", COLORS["bound"]),
+                                                    ("region", "region bound", COLORS["mean_value"]))):
+            est = np.array([r.estimate for r in sub[column]])
+            err = np.abs(np.array([[r.low for r in sub[column]], [r.high for r in sub[column]]]) - est)
+            ax.errorbar(sub["eps"] * (0.97 if k == 0 else 1.03), est, yerr=err, marker="o", ms=4, capsize=2,
+                        color=color, label=label)
+        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel=r"$\epsilon$", title=f"{_NORM_TEX[norm]} ball")
+    axes[0][0].set_ylabel("share of units exceeding the bound")
+    axes[0][-1].legend(loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def sampled_scatter_figure(frame):
+    """Sampled relative sensitivity against the attack's relative deviation per unit, one panel per metric.
+
+    ``frame``: ``book.sampled.sampled_units`` rows of the relative metrics (columns metric, model, attack, score);
+    colour: the training method (``METHOD_COLORS``); dashed: equality. Log-log.
+    """
+    from .tables import METHOD_NAMES
+
+    metrics = list(dict.fromkeys(frame["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False, sharex=True,
+                             sharey=True)
+    values = frame[["attack", "score"]].to_numpy(dtype=float)
+    finite = values[np.isfinite(values).all(1) & (values > 0).all(1)]
+    low, high = (finite.min() * 0.8, finite.max() * 1.25) if len(finite) else (1e-3, 1.0)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        sub = frame[frame["metric"] == metric]
+        for method in _methods(sub["model"]):
+            part = sub[sub["model"] == method]
+            ax.scatter(part["attack"], part["score"], s=10, alpha=0.7, color=method_color(method),
+                       label=METHOD_NAMES.get(method, method))
+        ax.plot([low, high], [low, high], "k--", lw=1)
+        ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), title=metric,
+               xlabel=r"attack $\|A(x') - A(x)\| / \|A(x)\|$")
+    axes[0][0].set_ylabel("sampled score")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return fig

@@ -57,6 +57,12 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("... and where it stops being one (the linearisation's limit)", "Wang & Kong 2023 (not stated there)",
           "06_validation", "{ch6_l2_onset}; {ch6_linf_onset}", "chapter 6, achieved / bound against the radius",
           "as above"),
+    Claim("A bound over the whole ball (mean-value inequality, supremum estimated by ascent) holds where the "
+          "first-order bound is exceeded", "this book (beyond the papers)", "08_region",
+          "{ch8_l2_point}; {ch8_l2_region}. {ch8_linf_point}; {ch8_linf_region}",
+          "the region-bound chapter, violation rates of both bounds",
+          "the first {ch8_n_images} images per model of the validation sweep, {ch8_n_models} reference models, "
+          "{ch8_steps} ascent steps, {ch8_restarts} start(s)"),
     Claim("Robust training shrinks the worst-case deviation (relative bound, against natural training)",
           "FAR 2021; RAR 2019", "05_bounds",
           _per_dataset("at {ch5_rel_<ds>_eps}, {ch5_rel_<ds>_summary}"), "chapter 5, bounds by method",

@@ -25,7 +25,7 @@ from ..zoo import REFERENCE, get_model, load_reference, reference_name, zoo_root
 from .runner import BOOK_OUT_ENV, EXECUTED_DIR, PROFILES, RETRAIN_ENV
 
 __all__ = ["BOOK_PROFILES", "CHAPTERS", "CHAPTER_SIZES", "Rule", "AtLeast", "Fixed", "Including", "Settings",
-           "chapter_settings", "check_profile", "book_store"]
+           "chapter_settings", "default_settings", "check_profile", "book_store"]
 
 # The book's models are the reference zoo (attrbound_lite.zoo.REFERENCE, committed weights; chapter 4 states
 # every training choice) in both profiles; the profiles differ in how many images and steps the chapters spend.
@@ -34,8 +34,9 @@ BOOK_PROFILES = {
     "full": dict(datasets=("mnist", "fashion-mnist", "cifar10-subset")),
 }
 
+# The notebooks' stems, in the book's order (_toc.yml): the number of a stem is its chapter's.
 CHAPTERS = ("01_findings", "02_bounds", "03_jacobians", "04_training", "05_bounds", "06_validation", "07_far",
-            "08_speed", "09_reproducibility")
+            "08_region", "09_sampled", "10_speed", "11_reproducibility")
 
 
 class Rule:
@@ -91,7 +92,11 @@ CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, Rule]]] = {
                           "ig_steps": AtLeast(16), "eps_l2": Including((0.01, 0.05, 0.25, 1.0)),
                           "eps_linf": Including((0.001, 0.003, 0.1))},
         "07_far": {"n_ifia": AtLeast(500), "restarts": Fixed(3), "eval_ig_steps": Fixed(100),  # RAR's evaluation
-                   "ifia_steps": Fixed(None), "n_bound": AtLeast(128)},  # None: RAR's steps
+                   "ifia_steps": Fixed(None), "n_bound": AtLeast(128),  # None: RAR's steps
+                   "bound_ig_steps": AtLeast(16)},
+        "08_region": {"n_images": AtLeast(200), "steps": AtLeast(20), "restarts": AtLeast(3),  # radii of 06's grid
+                      "eps_l2": Including((0.001, 0.003, 0.03, 0.3)), "eps_linf": Including((0.0003, 0.003, 0.3))},
+        "09_sampled": {"n_images": AtLeast(100), "eps_l2": Fixed(1.0)},  # radii of 08's grid
     },
 }
 
@@ -133,7 +138,7 @@ class Settings:
 
     @property
     def executed_dir(self) -> Path:
-        """Where this build's executed chapters are: ``OUT/source/book/_executed`` (read by the Findings page)."""
+        """Where this build's executed chapters are: ``OUT/source/notebooks`` (read by the Findings page)."""
         return book_store("source", "") / EXECUTED_DIR
 
     @property
@@ -187,6 +192,27 @@ def chapter_settings(profile: str, chapter: str, **parameters) -> Settings:
     if "datasets" in values:
         values["datasets"] = list(values["datasets"] or BOOK_PROFILES[profile]["datasets"])
     return Settings(profile, chapter, MappingProxyType(values))
+
+
+def default_settings(chapter: str, like: Settings, notebooks: str | Path | None = None) -> Settings:
+    """The settings ``chapter`` runs with in ``like.profile`` by default, for a later chapter that reuses its results.
+
+    The defaults of ``chapter``'s parameters cell through the profile's rules, restricted to ``like.datasets`` (the
+    chapters that are reused compute per data set), with ``like``'s device; ``-p`` overrides given to ``chapter`` are
+    not seen. ``notebooks``: the folder of the sources (default: the project's ``notebooks/``).
+    """
+    import ast
+    import dataclasses
+
+    from .runner import notebook_parameters, project_root
+
+    path = Path(notebooks or project_root() / "notebooks") / f"{chapter}.ipynb"
+    values = {name: ast.literal_eval(p["default"]) for name, p in notebook_parameters(path).items()
+              if name != "profile"}
+    if "datasets" in values:
+        values["datasets"] = list(like.datasets)
+    settings = chapter_settings(like.profile, chapter, **values)
+    return dataclasses.replace(settings, seed=values.get("seed"), device=like.device)
 
 
 def book_store(kind: str, profile: str) -> Path:

@@ -86,8 +86,8 @@ def seeds_table(notebooks: str | Path, stems: list[str]) -> pd.DataFrame:
 def seed_values(seeds: pd.DataFrame) -> dict:
     """How many notebooks have a seed, and which defaults are not 0."""
     other = {k: v for k, v in seeds["seed"].items() if v not in ("0", "(none)") and not str(v).startswith("unreadable")}
-    return {"ch9_seeded": int((seeds["seed"] != "(none)").sum()), "ch9_notebooks": len(seeds),
-            "ch9_seed_note": "every one of them defaults to 0" if not other else
+    return {"ch11_seeded": int((seeds["seed"] != "(none)").sum()), "ch11_notebooks": len(seeds),
+            "ch11_seed_note": "every one of them defaults to 0" if not other else
                              "not 0 in " + ", ".join(f"{k} ({v})" for k, v in other.items())}
 
 
@@ -100,8 +100,8 @@ def hardware_table() -> tuple[pd.DataFrame, dict]:
     table = pd.DataFrame([("CPU", cpu_model()), ("CPU cores (machine)", os.cpu_count()), ("CPU cores (usable)", usable),
                           ("PyTorch threads", torch.get_num_threads()), ("CUDA device", gpu),
                           ("operating system", platform.platform())], columns=["item", "value"]).set_index("item")
-    return table, {"ch9_cpu": cpu_model(), "ch9_cores": int(usable), "ch9_threads": int(torch.get_num_threads()),
-                   "ch9_gpu": gpu}
+    return table, {"ch11_cpu": cpu_model(), "ch11_cores": int(usable), "ch11_threads": int(torch.get_num_threads()),
+                   "ch11_gpu": gpu}
 
 
 def times_table(times_file: str | Path | None, stems: list[str], this: str) -> pd.DataFrame:

@@ -11,14 +11,16 @@ Jupyter Book cannot inject parameters, so the pipeline has two stages, each fail
    ``parameters={"profile": profile, ...}``, a per-cell timeout, ``cwd`` = ``notebooks/``, ``MPLBACKEND=agg``
    and tqdm's ``IProgress`` warning filtered (``PYTHONWARNINGS``). Parameter names are first checked against
    ``papermill.inspect_notebook``: papermill itself only warns about an unknown name, here it is an error.
-   The executed copy goes where ``_toc.yml`` points (``book/_executed/<stem>``) inside a staging copy of the
-   book source (``OUT/source``), with the ``injected-parameters`` cell tagged ``remove-cell`` so the page does
-   not show it. A failing cell stops the build with the notebook and cell named; the failed copy is kept in
-   ``OUT/failed/`` and never rendered. Execution times go to ``OUT/execution_times.json``, rewritten after
-   each notebook (entries of earlier runs into the same ``OUT`` are kept; those of this run carry its
-   ``build_started`` stamp). While they run, the notebooks find that file through the environment variable
-   ``ATTRBOUND_BOOK_TIMES`` (``BOOK_TIMES_ENV``), so a chapter can show the times of the chapters executed
-   before it.
+   The executed copy goes where ``_toc.yml`` points (``notebooks/<stem>``, ``EXECUTED_DIR``) inside a staging copy
+   of the book source (``OUT/source``: ``_config.yml``, ``_toc.yml``, ``book/`` and the bibliography files that
+   ``_config.yml`` names in ``bibtex_bibfiles``), with the ``injected-parameters`` cell tagged ``remove-cell`` so the
+   page does not show it. The executed copy has the same path in the staged source as its source in the repository,
+   so the launch buttons (Binder, Colab) of a chapter's page open the repository's notebook. A failing cell stops
+   the build with the notebook and cell named; the failed copy is kept in ``OUT/failed/`` and never rendered.
+   Execution times go to ``OUT/execution_times.json``, rewritten after each notebook (entries of earlier runs
+   into the same ``OUT`` are kept; those of this run carry its ``build_started`` stamp). While they run, the
+   notebooks find that file through the environment variable ``ATTRBOUND_BOOK_TIMES`` (``BOOK_TIMES_ENV``), so a
+   chapter can show the times of the chapters executed before it.
 2. **Render.** ``jupyter-book build OUT/source --path-output OUT -W -n --all`` (``execute_notebooks: "off"``
    in ``_config.yml``; warnings and broken references are errors; no ``--keep-going``). The HTML lands in
    ``OUT/_build/html``.
@@ -50,10 +52,11 @@ __all__ = ["BookError", "BookResult", "build_book", "toc_files", "notebook_param
 
 PROFILES = ("ci", "full")
 SUMMARY_PAGES = ("01_findings",)     # pages that read the other chapters' results: executed last
-EXECUTED_DIR = "book/_executed"      # where _toc.yml points for executed notebooks (inside the staged source)
+EXECUTED_DIR = "notebooks"          # where _toc.yml points for executed notebooks (inside the staged source): the
+                                    # sources' own path, which the launch buttons open in the repository
 NOTEBOOK_DIR = "notebooks"
 KERNEL = "python3"
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "_static")  # _static: the book's stylesheet (where present)
 DEFAULT_TIMEOUT = 1800               # seconds per cell
 BOOK_TIMES_ENV = "ATTRBOUND_BOOK_TIMES"  # the path of OUT/execution_times.json, set while notebooks execute
 RETRAIN_ENV = "ATTRBOUND_BOOK_RETRAIN"  # "1" while notebooks execute: retrain the zoo into OUT/models/<profile>
@@ -202,25 +205,43 @@ def _execute(stem: str, src: Path, dest: Path, failed_dir: Path, parameters: dic
     return seconds
 
 
-def _stage(root: Path, source: Path) -> None:
-    """Copy the book sources into ``source``, keeping executed notebooks from earlier runs."""
-    source.mkdir(parents=True, exist_ok=True)
-    executed = source / EXECUTED_DIR
-    for item in source.iterdir():
-        if item.name == "book" and item.is_dir():
-            for sub in item.iterdir():
-                if sub != executed:
-                    shutil.rmtree(sub) if sub.is_dir() else sub.unlink()
+def _bibfiles(root: Path) -> list[str]:
+    """The bibliography files that ``_config.yml`` names (``bibtex_bibfiles``), relative to the book's root."""
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    files = config.get("bibtex_bibfiles") or []
+    return [files] if isinstance(files, str) else [str(f) for f in files]
+
+
+def _clear_except(folder: Path, keep: Path) -> None:
+    """Remove everything in ``folder`` but ``keep`` (a path inside it) and the folders that lead to it."""
+    for item in folder.iterdir():
+        if item == keep:
+            continue
+        if item.is_dir() and keep.is_relative_to(item):
+            _clear_except(item, keep)
         elif item.is_dir():
             shutil.rmtree(item)
         else:
             item.unlink()
-    for name in BOOK_SOURCES:
+
+
+def _stage(root: Path, source: Path) -> None:
+    """Copy the book sources into ``source``, keeping executed notebooks from earlier runs (``EXECUTED_DIR``)."""
+    bibfiles = _bibfiles(root)
+    missing = [name for name in bibfiles if not (root / name).is_file()]
+    if missing:
+        raise BookError(f"_config.yml names the bibliography {missing} (bibtex_bibfiles), which {root} lacks.")
+    source.mkdir(parents=True, exist_ok=True)
+    _clear_except(source, source / EXECUTED_DIR)
+    for name in (*BOOK_SOURCES, *bibfiles):
         src = root / name
+        if not src.exists() and name == "_static":
+            continue
         if src.is_dir():
             shutil.copytree(src, source / name, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("_executed", ".ipynb_checkpoints", "__pycache__"))
         else:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, source / name)
 
 

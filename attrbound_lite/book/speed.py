@@ -82,18 +82,18 @@ def note_values(results: dict) -> dict:
     minutes = {"bounds": float(bounds["total_seconds"]) / 60, "sweep": float(sweep["total_seconds"]) / 60,
                "training": sum(float(r["train_seconds"]) + float(r["eval_seconds"]) for r in training["results"]) / 60}
     return {
-        "ch8_devices": "CPU numbers" if on_cpu else "CPU and GPU numbers",
-        "ch8_gpu_note": gpu_note,
-        "ch8_machine": f"a {cores[0]}-core {' / '.join(cpus) or 'CPU'} machine" if len(cores) == 1 else
+        "ch10_devices": "CPU numbers" if on_cpu else "CPU and GPU numbers",
+        "ch10_gpu_note": gpu_note,
+        "ch10_machine": f"a {cores[0]}-core {' / '.join(cpus) or 'CPU'} machine" if len(cores) == 1 else
                        f"{' / '.join(cpus) or 'CPU'} machines with " + " and ".join(map(str, cores)) + " cores",
-        "ch8_disturb": f"With only {min(cores)} cores any other process running during a benchmark disturbs its "
+        "ch10_disturb": f"With only {min(cores)} cores any other process running during a benchmark disturbs its "
                        "timings" if cores and min(cores) <= 4 else
                        "Other processes running during a benchmark disturb its timings",
-        "ch8_dates": days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}",
-        "ch8_bench_minutes": f"{_minutes(minutes['bounds'])} min (bounds), {_minutes(minutes['sweep'])} min (sweep) "
+        "ch10_dates": days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}",
+        "ch10_bench_minutes": f"{_minutes(minutes['bounds'])} min (bounds), {_minutes(minutes['sweep'])} min (sweep) "
                              f"and at least {_minutes(minutes['training'])} min (training: the sum of its training "
                              "and evaluation times)",
-        "ch8_any_busy": "one of them" if any(r.get("machine_busy") for r in (bounds, sweep)) else "none of them",
+        "ch10_any_busy": "one of them" if any(r.get("machine_busy") for r in (bounds, sweep)) else "none of them",
     }
 
 
@@ -150,33 +150,44 @@ def bound_values(rows: pd.DataFrame, bounds: dict) -> dict:
     ig["m"] = ig["attribution"].str.extract(r"m=(\d+)", expand=False)
     ig_steps = [f"{m} on {' and '.join(g['model'])}" for m, g in ig.groupby("m", sort=False)]
     return {
-        "ch8_models_n": ", ".join(f"{m}: n = {n:,}"
+        "ch10_models_n": ", ".join(f"{m}: n = {n:,}"
                                   for m, n in dict(zip(rows["model"], rows["n"], strict=True)).items()),
-        "ch8_speedup_small": float(measured.loc[measured["n"].idxmin(), "exact_speedup"]),
-        "ch8_n_small": int(measured["n"].min()),
-        "ch8_speedup_exact_largest": float(largest_measured["exact_speedup"]),
-        "ch8_n_exact_largest": int(largest_measured["n"]),
-        "ch8_rel_err_max": float(measured["rel_err"].max()),
-        "ch8_exact_s_largest": float(largest_measured["exact_s"]),
-        "ch8_bound_s_exact_largest": float(largest_measured["bound_s"]),
-        "ch8_n_largest": f"{int(largest['n']):,}",
-        "ch8_largest_model": str(largest.name),
-        "ch8_bound_s_largest": float(largest["bound_s"]),
-        "ch8_ifia_s_largest": float(largest["ifia100_s"]),
-        "ch8_ifia_speedup_largest": float(largest["ifia100_s"] / largest["bound_s"]),
-        "ch8_exact_estimate_h_largest": float(largest["exact_estimate_s"]) / 3600,
-        "ch8_speedup_estimate_largest": float(largest["exact_estimate_s"] / largest["bound_s"]),
-        "ch8_jacobian_gb_largest": float(largest["n"]) ** 2 * 4 / 1e9,
-        "ch8_estimate_under_min": float(under.min()),
-        "ch8_estimate_under_max": float(under.max()),
-        "ch8_bound_over_ifia_max": float(rows.loc[rows["family"] == "saliency", "bound_over_ifia"].max()),
-        "ch8_target_b": float(bounds["targets"]["bound_over_ifia"]),
-        "ch8_ig_steps": "Integrated Gradients with " + ig_steps[0].replace(" on ", " steps on ", 1)
+        "ch10_speedup_small": float(measured.loc[measured["n"].idxmin(), "exact_speedup"]),
+        "ch10_n_small": int(measured["n"].min()),
+        "ch10_speedup_exact_largest": float(largest_measured["exact_speedup"]),
+        "ch10_n_exact_largest": int(largest_measured["n"]),
+        "ch10_rel_err_max": float(measured["rel_err"].max()),
+        "ch10_exact_s_largest": float(largest_measured["exact_s"]),
+        "ch10_bound_s_exact_largest": float(largest_measured["bound_s"]),
+        "ch10_n_largest": f"{int(largest['n']):,}",
+        "ch10_largest_model": str(largest.name),
+        "ch10_bound_s_largest": float(largest["bound_s"]),
+        "ch10_ifia_s_largest": float(largest["ifia100_s"]),
+        "ch10_ifia_speedup_largest": float(largest["ifia100_s"] / largest["bound_s"]),
+        "ch10_exact_estimate_h_largest": float(largest["exact_estimate_s"]) / 3600,
+        "ch10_speedup_estimate_largest": float(largest["exact_estimate_s"] / largest["bound_s"]),
+        "ch10_jacobian_gb_largest": float(largest["n"]) ** 2 * 4 / 1e9,
+        "ch10_estimate_under_min": float(under.min()),
+        "ch10_estimate_under_max": float(under.max()),
+        "ch10_bound_over_ifia_max": float(rows.loc[rows["family"] == "saliency", "bound_over_ifia"].max()),
+        "ch10_target_b": float(bounds["targets"]["bound_over_ifia"]),
+        "ch10_ig_steps": "Integrated Gradients with " + ig_steps[0].replace(" on ", " steps on ", 1)
                         + "".join(", " + s for s in ig_steps[1:]) if ig_steps else "no Integrated Gradients rows",
-        "ch8_bound_vs_attack": _bound_vs_attack(rows),
-        "ch8_checks": ", ".join(f"({k[0]}) {'passed' if v['pass'] else 'FAILED'}"
+        "ch10_bound_vs_attack": _bound_vs_attack(rows),
+        "ch10_checks": ", ".join(f"({k[0]}) {'passed' if v['pass'] else 'FAILED'}"
                                 for k, v in bounds["checks"].items()),
+        "ch10_region": _region_cost(rows),
     }
+
+
+def _region_cost(rows: pd.DataFrame) -> str:
+    """The region bound's cost (chapter 8) in first-order bounds and 100-step IFIAs, from the saliency rows."""
+    sal = rows[rows["family"] == "saliency"]
+    if "region_over_point" not in sal or sal["region_over_point"].isna().all():
+        return "The stored results predate the region bound; `make bench` measures it."
+    parts = [f"{m}: {r.region_over_point:.1f} first-order bounds, {r.region_over_ifia:.2f} of a 100-step IFIA"
+             for m, r in sal.set_index("model").iterrows()]
+    return "The region bound of chapter 8 (10 ascent steps) costs, per batch, " + "; ".join(parts) + "."
 
 
 def iteration_values(rows: pd.DataFrame, bounds: dict) -> dict:
@@ -185,17 +196,17 @@ def iteration_values(rows: pd.DataFrame, bounds: dict) -> dict:
     first_order = rows[rows["family"] != "integrated gradients"]
     per_product = first_order["bound_per_fwd_bwd"] / first_order["hvps_median"]
     return {
-        "ch8_iters_median_min": float(rows["iters_median"].min()),
-        "ch8_iters_median_max": float(rows["iters_median"].max()),
-        "ch8_iters_max": int(rows["iters_max"].max()),
-        "ch8_converged": "Every sample converged" if rows["converged"].min() == 1 else
+        "ch10_iters_median_min": float(rows["iters_median"].min()),
+        "ch10_iters_median_max": float(rows["iters_median"].max()),
+        "ch10_iters_max": int(rows["iters_max"].max()),
+        "ch10_converged": "Every sample converged" if rows["converged"].min() == 1 else
                          f"Not every sample converged (smallest converged fraction {rows['converged'].min():.2f})",
-        "ch8_sal_iters": ", ".join(sal_iters[:-1]) + " and " + sal_iters[-1],
-        "ch8_pass_per_hvp_min": float(per_product.min()),
-        "ch8_pass_per_hvp_max": float(per_product.max()),
-        "ch8_fwd_bwd_min": float(first_order["bound_per_fwd_bwd"].min()),
-        "ch8_fwd_bwd_max": float(first_order["bound_per_fwd_bwd"].max()),
-        "ch8_tol": float(re.search(r"tol=([0-9.e-]+)", bounds["notes"]).group(1)),
+        "ch10_sal_iters": ", ".join(sal_iters[:-1]) + " and " + sal_iters[-1],
+        "ch10_pass_per_hvp_min": float(per_product.min()),
+        "ch10_pass_per_hvp_max": float(per_product.max()),
+        "ch10_fwd_bwd_min": float(first_order["bound_per_fwd_bwd"].min()),
+        "ch10_fwd_bwd_max": float(first_order["bound_per_fwd_bwd"].max()),
+        "ch10_tol": float(re.search(r"tol=([0-9.e-]+)", bounds["notes"]).group(1)),
     }
 
 
@@ -219,20 +230,20 @@ def training_values(training: dict) -> dict:
                      f"({', '.join(eval_longer)})")
     natural = base.loc["natural", "train_seconds"]
     return {
-        "ch8_train_subset": f"{int(training['settings']['subset']):,}",
-        "ch8_train_epochs": int(training["settings"]["epochs"]),
-        "ch8_train_steps": int(training["settings"]["steps"]),
-        "ch8_train_natural_s": float(natural),
-        "ch8_train_dear": str(dear),
-        "ch8_train_dear_s": float(base.loc[dear, "train_seconds"]),
-        "ch8_train_dear_factor": float(base.loc[dear, "train_seconds"] / natural),
-        "ch8_train_pgd_factor": float(base.loc["pgd_at", "train_seconds"] / natural),
-        "ch8_train_advaat_over_pgd": float(base.loc["advaat", "train_seconds"] / base.loc["pgd_at", "train_seconds"]),
-        "ch8_bound_natural": float(base.loc["natural", "bound_l2_euclidean_mean"]),
-        "ch8_bound_advaat": float(base.loc["advaat", "bound_l2_euclidean_mean"]),
-        "ch8_eval_s_min": float(base["eval_seconds"].min()),
-        "ch8_eval_s_max": float(base["eval_seconds"].max()),
-        "ch8_eval_vs_train": eval_note,
+        "ch10_train_subset": f"{int(training['settings']['subset']):,}",
+        "ch10_train_epochs": int(training["settings"]["epochs"]),
+        "ch10_train_steps": int(training["settings"]["steps"]),
+        "ch10_train_natural_s": float(natural),
+        "ch10_train_dear": str(dear),
+        "ch10_train_dear_s": float(base.loc[dear, "train_seconds"]),
+        "ch10_train_dear_factor": float(base.loc[dear, "train_seconds"] / natural),
+        "ch10_train_pgd_factor": float(base.loc["pgd_at", "train_seconds"] / natural),
+        "ch10_train_advaat_over_pgd": float(base.loc["advaat", "train_seconds"] / base.loc["pgd_at", "train_seconds"]),
+        "ch10_bound_natural": float(base.loc["natural", "bound_l2_euclidean_mean"]),
+        "ch10_bound_advaat": float(base.loc["advaat", "bound_l2_euclidean_mean"]),
+        "ch10_eval_s_min": float(base["eval_seconds"].min()),
+        "ch10_eval_s_max": float(base["eval_seconds"].max()),
+        "ch10_eval_vs_train": eval_note,
     }
 
 
@@ -260,25 +271,25 @@ def sweep_values(sweep: dict) -> dict:
     rate = sw.set_index(["attack", "layout"])["attacks_per_second"]
     attacks = list(dict.fromkeys(sw.loc[sw["device"] == "cpu", "attack"]))
     mix = sweep["projection_10M"]["pgd+ifia, half each"]
-    values = {"ch8_sweep_attacks": int(sw["attacks"].iloc[0])}
+    values = {"ch10_sweep_attacks": int(sw["attacks"].iloc[0])}
     for attack in ("pgd", "ifia"):
         for key, layout in (("1x1", "1 process x 1 thread"), ("1x2", "1 process x 2 threads"),
                             ("2x1", "2 processes x 1 thread")):
-            values[f"ch8_{attack}_{key}"] = float(rate[attack, layout])
+            values[f"ch10_{attack}_{key}"] = float(rate[attack, layout])
     values.update({
-        "ch8_pgd_scaling": float(rate["pgd", "2 processes x 1 thread"] / rate["pgd", "1 process x 1 thread"]),
-        "ch8_sweep_machine": f"{sweep['cpu_count']}-core machine" if sweep.get("cpu_count") else "machine",
-        "ch8_sweep_cores": f"{sweep['cpu_count']} cores" if sweep.get("cpu_count") else "its CPU",
-        "ch8_layout_verdict": _layout_verdict(rate, attacks),
-        "ch8_bound_share_min": float(sw["bound_share"].min()) * 100,
-        "ch8_bound_share_max": float(sw["bound_share"].max()) * 100,
-        "ch8_proj_mix_h": float(mix["hours_for_10M"]),
-        "ch8_proj_mix_rate": float(mix["attacks_per_second"]),
-        "ch8_proj_layout": str(sweep["projection_10M"]["pgd"]["layout"]),
-        "ch8_same_table": "equal" if sweep["same_table_1_and_2_processes"] else "NOT equal",
-        "ch8_step_ratio_max": float(pd.DataFrame(sweep["step_ratio"])["ratio"].max()),
-        "ch8_step_ratio_target": float(sweep["target_step_ratio"]),
-        "ch8_sweep_gpu": "no GPU" if not sweep.get("gpu") else str(sweep["gpu"]),
+        "ch10_pgd_scaling": float(rate["pgd", "2 processes x 1 thread"] / rate["pgd", "1 process x 1 thread"]),
+        "ch10_sweep_machine": f"{sweep['cpu_count']}-core machine" if sweep.get("cpu_count") else "machine",
+        "ch10_sweep_cores": f"{sweep['cpu_count']} cores" if sweep.get("cpu_count") else "its CPU",
+        "ch10_layout_verdict": _layout_verdict(rate, attacks),
+        "ch10_bound_share_min": float(sw["bound_share"].min()) * 100,
+        "ch10_bound_share_max": float(sw["bound_share"].max()) * 100,
+        "ch10_proj_mix_h": float(mix["hours_for_10M"]),
+        "ch10_proj_mix_rate": float(mix["attacks_per_second"]),
+        "ch10_proj_layout": str(sweep["projection_10M"]["pgd"]["layout"]),
+        "ch10_same_table": "equal" if sweep["same_table_1_and_2_processes"] else "NOT equal",
+        "ch10_step_ratio_max": float(pd.DataFrame(sweep["step_ratio"])["ratio"].max()),
+        "ch10_step_ratio_target": float(sweep["target_step_ratio"]),
+        "ch10_sweep_gpu": "no GPU" if not sweep.get("gpu") else str(sweep["gpu"]),
     })
     return values
 

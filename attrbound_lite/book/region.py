@@ -1,0 +1,265 @@
+"""The region-bound chapter: the first-order bound and the curvature-aware region bound against the same attacks.
+
+The chapter reuses the validation chapter's sweep (its attacks, bounds and images: ``validation_settings`` rebuilds
+that chapter's settings, so a build that executed it reloads the sweep from disk) and computes the region bound
+(``attrbound_lite.region.region_bound``) on a subset of its units::
+
+    s6 = region.validation_settings(s)                          # chapter 6's settings, this build's device
+    units = validation.unit_table(validation.run_validation(s6, s6.methods))
+    both = region.region_units(s, s6, units)                    # one row per unit and radius, both bounds
+    region.rates_table(both), region.onset_table(both), region.advice_values(both)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import _io
+from ..experiments import Tolerance
+from ..region import region_bound
+from ..stats import Interval, bootstrap, wilson
+from .profiles import book_store, default_settings
+from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, radius_label
+from .validation import UNIT, test_images
+
+__all__ = ["validation_settings", "region_units", "rates_table", "tightness_table", "onset_table", "cost_values",
+           "advice_values", "example_unit", "format_rates", "format_onset"]
+
+CASE = ["norm", "eps"]
+TOLERANCE = Tolerance()  # the violation tolerances of the sweep (Euclidean: 1 %, cosine: 1e-3)
+
+
+def validation_settings(s, notebooks=None):
+    """The validation chapter's settings in ``s.profile``, restricted to ``s.datasets``, on ``s.device``.
+
+    ``profiles.default_settings("06_validation", s)``: chapter 6 runs one sweep per data set, so a build that executed
+    it reloads them.
+    """
+    return default_settings("06_validation", s, notebooks)
+
+
+def _cache_file(s, s6, dataset: str, method: str, norm: str, eps: float) -> str:
+    """The file of one case, named by everything that determines its numbers."""
+    from ..zoo import REFERENCE, reference_name
+
+    identity = dict(weights=REFERENCE[reference_name(dataset, method)].key, dataset=dataset, norm=norm, eps=eps,
+                    n_images=s.n_images, steps=s.steps, restarts=s.restarts, power_steps=s.power_steps,
+                    max_dense_n=s6.max_dense_n, seed=s.seed, device=s.device.type)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    return book_store("region", s.profile) / f"{dataset}-{method}-{norm}-{eps:.6g}-{digest}.parquet"
+
+
+def region_units(s, s6, units: pd.DataFrame) -> pd.DataFrame:
+    """Both bounds and the best label-keeping attack per unit (data set, model, image) and radius, saliency.
+
+    For every data set of ``s.datasets``, method of ``s.methods``, norm and radius of ``s.eps_l2`` / ``s.eps_linf``
+    (radii of chapter 6's grid), the first ``s.n_images`` images of chapter 6's sweep (``units``, from
+    ``validation.unit_table``): the region bound of the model at that radius (``s.steps`` ascent steps, ``s.restarts``
+    starts, ``s.power_steps``; chapter 6's ``max_dense_n``), computed once per case and kept as a Parquet file under
+    the build folder (an interrupted build resumes with the missing cases).
+
+    Returns:
+        One row per unit and radius: ``dataset, model, sample, norm, eps``, the sweep's ``point`` bound and
+        ``sigma_point``, ``region`` and ``sigma_region``, ``gain = sigma_region / sigma_point``, the best attack's
+        ``achieved`` deviation and ``achieved_cosine`` (NaN where no attack kept the label), the two cosine bounds,
+        whether each bound was exceeded (``exceeded_point``, the sweep's; ``exceeded_region``, by the same rule:
+        ``achieved > 1.01 r`` or a cosine below the bound by 1e-3), and the seconds per image of both bounds.
+    """
+    missing = [(n, e) for n, radii in (("l2", s.eps_l2), ("linf", s.eps_linf)) for e in radii
+               if not any(math.isclose(e, g) for g in (s6.eps_l2 if n == "l2" else s6.eps_linf))]
+    if missing:
+        raise ValueError(f"radii {missing} are not in the validation chapter's grid (ℓ2 {s6.eps_l2}, ℓ∞ "
+                         f"{s6.eps_linf}); the region chapter attacks nothing itself, so pick radii of that grid.")
+    sal = units[units["attribution"] == "saliency"]
+    cases = [(ds, m, n, e) for ds in s.datasets for m in s.methods
+             for n, radii in (("l2", s.eps_l2), ("linf", s.eps_linf)) for e in radii]
+    from tqdm.auto import tqdm  # here: book.setup has silenced tqdm's IProgress warning by now
+
+    frames = []
+    for ds, method, norm, eps in tqdm(cases, desc="region bounds", disable=None):
+        path = _cache_file(s, s6, ds, method, norm, eps)
+        if path.exists():
+            frames.append(pd.read_parquet(path))
+            continue
+        rows = sal[(sal["dataset"] == ds) & (sal["model"] == method) & (sal["norm"] == norm)
+                   & np.isclose(sal["eps"], eps) & (sal["sample"] < s.n_images)].sort_values("sample")
+        if len(rows) < s.n_images:
+            raise ValueError(f"the validation sweep has {len(rows)} images of {ds} / {method} at {norm} eps {eps}, "
+                             f"fewer than n_images = {s.n_images}.")
+        x = test_images(ds, s.n_images)[torch.tensor(rows["sample"].tolist())].to(s.device)
+        model = s.model(ds, method)
+        with torch.no_grad():
+            target = model(x).argmax(1)
+        r = region_bound(model, x, eps, norm, "saliency", target, steps=s.steps, restarts=s.restarts,
+                         power_steps=s.power_steps, max_dense_n=s6.max_dense_n, seed=s.seed)
+        frame = _case_frame(rows, r)
+        with _io.atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _case_frame(rows: pd.DataFrame, r) -> pd.DataFrame:
+    """The rows of one case: the sweep's point bound and attacks beside the region bound ``r``."""
+    achieved = (rows["relative_achieved"] * rows["attribution_norm"]).to_numpy()
+    region = r.euclidean.detach().cpu().double().numpy()
+    region_cosine = r.cosine.detach().cpu().double().numpy()
+    cosine = rows["achieved_cosine"].to_numpy()
+    exceeded = ((achieved > (1 + TOLERANCE.rtol) * region)
+                | (cosine < region_cosine - TOLERANCE.cosine_atol)) & ~np.isnan(achieved)
+    batch = len(rows)
+    return pd.DataFrame({
+        **{c: rows[c].to_numpy() for c in [*UNIT, *CASE]},
+        "point": rows["bound_euclidean"].to_numpy(), "sigma_point": rows["sigma_max"].to_numpy(),
+        "region": region, "sigma_region": r.sigma_max.detach().cpu().double().numpy(),
+        "gain": r.gain.detach().cpu().double().numpy(),
+        "attribution_norm": rows["attribution_norm"].to_numpy(), "achieved": achieved,
+        "achieved_cosine": cosine, "point_cosine": rows["bound_cosine"].to_numpy(), "region_cosine": region_cosine,
+        "kept": rows["n_kept"].to_numpy() > 0, "exceeded_point": rows["exceeded"].to_numpy(),
+        "exceeded_region": exceeded,
+        "point_seconds": r.point_seconds / batch, "region_seconds": (r.point_seconds + r.seconds) / batch,
+    })
+
+
+def _rate(exceeded: pd.Series, kept: pd.Series) -> Interval:
+    return wilson(int(exceeded[kept].sum()), int(kept.sum()))
+
+
+def _median(values) -> Interval:
+    return bootstrap(np.median, np.asarray(values, dtype=float))
+
+
+def rates_table(both: pd.DataFrame, by=("norm", "eps")) -> pd.DataFrame:
+    """Per group: the units with a label-keeping attack and the share of them that exceeded each bound (Wilson)."""
+    rows = []
+    for key, g in both.groupby(list(by), sort=True):
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                     "units": int(g["kept"].sum()), "point": _rate(g["exceeded_point"], g["kept"]),
+                     "region": _rate(g["exceeded_region"], g["kept"])})
+    return pd.DataFrame(rows)
+
+
+def tightness_table(both: pd.DataFrame) -> pd.DataFrame:
+    """Per norm and radius: the median of achieved / bound for each bound and the median gain (bootstrap)."""
+    rows = []
+    for (norm, eps), g in both[both["kept"]].groupby(["norm", "eps"], sort=True):
+        rows.append({"norm": norm, "eps": eps, "achieved / point": _median(g["achieved"] / g["point"]),
+                     "achieved / region": _median(g["achieved"] / g["region"]),
+                     "region / point": _median(g["region"] / g["point"])})
+    return pd.DataFrame(rows)
+
+
+def onset_table(both: pd.DataFrame) -> pd.DataFrame:
+    """Per data set, model and norm: from which radius the first-order bound was exceeded, and the region bound then.
+
+    ``first_exceeded``: the smallest radius with a unit that exceeded the point bound (NaN: none did);
+    ``trusted_below``: the largest radius below it (NaN: it was exceeded already at the smallest radius, or never);
+    the rates of both bounds at ``first_exceeded``, and the region bound's violations over every radius.
+    """
+    rows = []
+    for (ds, model, norm), g in both.groupby(["dataset", "model", "norm"], sort=False):
+        radii = sorted(g["eps"].unique())
+        by_eps = {e: g[np.isclose(g["eps"], e)] for e in radii}
+        bad = [e for e in radii if (by_eps[e]["exceeded_point"] & by_eps[e]["kept"]).any()]
+        first = bad[0] if bad else float("nan")
+        below = [e for e in radii if bad and e < first]
+        at = by_eps[first] if bad else None
+        rows.append(dict(dataset=ds, model=model, norm=norm, first_exceeded=first,
+                         trusted_below=below[-1] if below else float("nan"),
+                         point_rate=_rate(at["exceeded_point"], at["kept"]) if bad else wilson(0, 0),
+                         region_rate=_rate(at["exceeded_region"], at["kept"]) if bad else wilson(0, 0),
+                         region_violations=int((g["exceeded_region"] & g["kept"]).sum()),
+                         units=int(g["kept"].sum())))
+    order = {name: i for i, name in enumerate([*DATASET_NAMES, *METHOD_NAMES, *NORM_NAMES])}
+    return pd.DataFrame(rows).sort_values(["dataset", "norm", "model"], key=lambda c: c.map(order),
+                                          kind="mergesort", ignore_index=True)
+
+
+def format_onset(onset: pd.DataFrame) -> pd.DataFrame:
+    """``onset_table`` for readers: radii as written, "never" / "-" where the first-order bound held throughout."""
+    out = onset.copy()
+    out["first_exceeded"] = [radius_label(e) if not math.isnan(e) else "never" for e in out["first_exceeded"]]
+    out["trusted_below"] = [radius_label(e) if not math.isnan(e) else "-" for e in out["trusted_below"]]
+    for column in ("point_rate", "region_rate"):
+        out[column] = [str(r) if r.n else "-" for r in out[column]]
+    return out
+
+
+def cost_values(both: pd.DataFrame) -> dict:
+    """The region bound's cost per image in units of the point bound's (median over cases, bootstrap), per norm."""
+    values = {}
+    cases = both.drop_duplicates(["dataset", "model", "norm", "eps"])
+    for norm, g in cases.groupby("norm"):
+        values[f"ch8_{norm}_cost"] = str(_median(g["region_seconds"] / g["point_seconds"]))
+    values["ch8_cost"] = str(_median(cases["region_seconds"] / cases["point_seconds"]))
+    return values
+
+
+def advice_values(both: pd.DataFrame) -> dict:
+    """The chapter's verdicts, per norm, computed from the rates and their intervals.
+
+    ``ch8_<norm>_point``: up to which radius the first-order bound held on every unit, and its rate at the largest
+    radius; ``ch8_<norm>_region``: the region bound's violations over all radii with the Wilson interval of the
+    pooled rate; ``ch8_<norm>_advice``: which bound to quote where, from those numbers.
+    """
+    values = {}
+    for norm, g in both.groupby("norm"):
+        word = NORM_NAMES.get(norm, norm)
+        radii = sorted(g["eps"].unique())
+        rates = rates_table(g, by=("eps",)).set_index("eps")
+        exceeded = [e for e in radii if rates.loc[e, "point"].estimate > 0]
+        largest = rates.loc[radii[-1]]
+        pooled = _rate(g["exceeded_region"], g["kept"])
+        if not exceeded:
+            values[f"ch8_{norm}_point"] = (f"in {word} no attack exceeded the first-order bound at any radius up to "
+                                            f"ε = {radius_label(radii[-1])} (rate there {largest['point']})")
+        else:
+            held = [e for e in radii if e < exceeded[0]]
+            values[f"ch8_{norm}_point"] = (
+                f"in {word} the first-order bound was exceeded from ε = {radius_label(exceeded[0])} on (rate "
+                f"{rates.loc[exceeded[0], 'point']} there" + (
+                    f"; it held on every unit up to ε = {radius_label(held[-1])}" if held else
+                    ", the smallest radius measured") + f"), and at ε = {radius_label(radii[-1])} the rate is "
+                f"{largest['point']}")
+        values[f"ch8_{norm}_region"] = (f"the region bound was exceeded on {int(pooled.estimate * pooled.n)} of "
+                                         f"{pooled.n} (unit, radius) pairs, a rate of {pooled}")
+        if pooled.estimate == 0 and exceeded:
+            advice = (f"in {word}, quote the first-order bound below ε = {radius_label(exceeded[0])} and the region "
+                      f"bound from there on: no attack beat the region bound at any radius here")
+        elif pooled.estimate == 0:
+            advice = (f"in {word} both bounds held at every radius here; the first-order bound is the cheaper and the "
+                      "tighter one to quote")
+        else:
+            advice = (f"in {word} the region bound was itself exceeded (its supremum is estimated by ascent, from "
+                      "below): quote it as a practical bound with its measured violation rate, not as a guarantee")
+        values[f"ch8_{norm}_advice"] = advice
+    return values
+
+
+def example_unit(both: pd.DataFrame, dataset: str, model: str = "natural", norm: str = "l2") -> pd.DataFrame:
+    """The rows of the unit (image) of ``dataset``/``model`` whose point bound was exceeded most, across radii.
+
+    The unit maximising ``achieved / point`` over the radii (every unit has the same radii), sorted by radius.
+    """
+    g = both[(both["dataset"] == dataset) & (both["model"] == model) & (both["norm"] == norm) & both["kept"]]
+    if g.empty:
+        raise ValueError(f"no unit of {dataset}/{model} in {norm} kept its label")
+    worst = (g["achieved"] / g["point"]).idxmax()
+    return both[(both["dataset"] == dataset) & (both["model"] == model) & (both["norm"] == norm)
+                & (both["sample"] == both.loc[worst, "sample"])].sort_values("eps")
+
+
+def format_rates(rates: pd.DataFrame) -> pd.DataFrame:
+    """``rates_table`` for readers: radii as written, the intervals as text."""
+    out = rates.copy()
+    out["eps"] = [radius_label(e) for e in out["eps"]]
+    for column in ("point", "region"):
+        out[column] = out[column].astype(str)
+    return out
+

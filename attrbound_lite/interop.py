@@ -1,0 +1,651 @@
+"""The bounds for Captum and Quantus users, and those libraries' sampled robustness metrics beside them.
+
+Three entry points (the ``compare`` extra: ``pip install "attrbound-lite[compare]"``; captum and quantus are
+imported inside the functions that need them, never by ``import attrbound_lite``):
+
+- ``captum_bound(explainer, x, target, eps)``: the ``BoundResult`` of a Captum ``Saliency``,
+  ``InputXGradient`` or ``IntegratedGradients`` object, for the map that ``explainer.attribute(x, target=...,
+  **same keywords)`` computes. What the package cannot express is refused with the supported choice named.
+- ``WorstCaseBound(eps, norm)``: a metric with Quantus's calling convention, ``metric(model=..., x_batch=...,
+  y_batch=...)`` (numpy in, one score per sample out), usable inside ``quantus.evaluate``. Its score is the
+  first-order worst case ``r`` of ``attrbound_lite.bounds`` (by default relative, ``r / ||A(x)||_2``, the
+  normalisation of Quantus's ``MaxSensitivity``), or, with ``attack=True``, the deviation that
+  ``AttributionPGD`` reaches.
+- ``captum_sensitivity_max`` and ``quantus_sensitivity``: Captum's ``sensitivity_max`` and Quantus's
+  ``MaxSensitivity``, ``AvgSensitivity`` and ``LocalLipschitzEstimate`` with their defaults, the noise radius
+  matched to ``eps``, on the package's own attribution (so that the map is the one the bound is about). They
+  return a ``SampledScores``, whose ``bound_in_same_units(result)`` gives the bound in the metric's units.
+
+What the sampled metrics compute (``A`` the attribution, ``d`` the noise, ``K`` samples per input):
+
+- Captum ``sensitivity_max``:  ``max_k ||A(x + d_k) - A(x)||_2 / ||A(x)||_2`` (a zero norm is replaced by 1),
+  ``d_k`` uniform in ``[-r, r]^n`` (``perturb_radius = r``, default 0.02; ``n_perturb_samples = 10``);
+- Quantus ``MaxSensitivity`` / ``AvgSensitivity``: the max / mean over ``nr_samples = 200`` of the same ratio,
+  ``d_k`` uniform in ``[-r, r]^n`` (``lower_bound = r``, default 0.2; ``upper_bound=None``), no attribution
+  normalisation (``normalise=False``, ``abs=False``), NaN-ignoring aggregation;
+- Quantus ``LocalLipschitzEstimate``: ``max_k ||A(x + d_k) - A(x)||_2 / (||d_k||_2 + 1e-10)``, ``d_k`` Gaussian
+  with standard deviation ``perturb_std`` (default 0.1), ``nr_samples = 200``, and by default each map divided
+  by its own largest absolute value first (``normalise=True``, ``normalise_by_max``).
+
+"Matched to eps" here means: for ``norm="linf"`` the uniform noise fills the ball itself (``r = eps``); for
+``norm="l2"`` it fills the largest cube inside the ball (``r = eps / sqrt(n)``), so every sample is an admissible
+perturbation and every sampled value is at most the true worst case. The Gaussian of
+``LocalLipschitzEstimate`` cannot be confined: its standard deviation is ``eps / sqrt(3)`` for ``"linf"`` (that of
+the uniform noise on ``[-eps, eps]``) and ``eps / sqrt(n)`` for ``"l2"`` (then ``||d||_2`` concentrates at eps).
+
+Comparable bounds (``SampledScores.comparable``), first order (the bound can be exceeded by a curved model, never
+by one whose attribution is affine in the input, such as the saliency of ``models.QuadraticClassifier``):
+the sensitivities sit below ``euclidean / attribution_norm`` of the same eps and norm, and the Lipschitz estimate
+without attribution normalisation below ``sigma_max``; with Quantus's ``normalise=True`` nothing is comparable.
+Taking absolute values (``abs=True``, Captum's ``Saliency`` default) keeps the bounds valid, since
+``| |a| - |b| | <= |a - b|`` elementwise and ``|| |a| ||_2 = ||a||_2``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_eps, check_norm, eval_mode, resolve_target
+from .attacks import AttackResult, AttributionPGD
+from .attributions import get_explainer
+from .bounds import BoundResult, attribution_bound
+
+__all__ = ["captum_bound", "WorstCaseBound", "explain", "SampledScores", "captum_sensitivity_max",
+           "quantus_sensitivity", "SENSITIVITY_KINDS", "INSTALL_HINT"]
+
+INSTALL_HINT = 'pip install "attrbound-lite[compare]"'
+SENSITIVITY_KINDS = ("max", "avg", "lipschitz")
+# Captum's IntegratedGradients.attribute defaults, which the keywords of captum_bound mirror.
+_CAPTUM_IG_DEFAULTS = {"n_steps": 50, "method": "gausslegendre"}
+# Method names of quantus.evaluate / quantus.explain (Captum backend) -> the package's attribution.
+_QUANTUS_METHODS = {"Gradient": "saliency", "Saliency": "saliency", "InputXGradient": "input_x_gradient",
+                    "saliency": "saliency", "input_x_gradient": "input_x_gradient",
+                    "integrated_gradients": "integrated_gradients"}
+
+
+def _require(module: str, what: str):
+    """Import ``module`` or raise an ImportError naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"{what} needs {module.split('.')[0]}, which is not installed; install the compare "
+                          f"extra: {INSTALL_HINT}.") from err
+
+
+def _model_of(model) -> nn.Module:
+    """The torch module itself: ``model`` or the module inside a Quantus ``ModelInterface``."""
+    if not isinstance(model, nn.Module) and callable(getattr(model, "get_model", None)):
+        model = model.get_model()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (or a Quantus model wrapping one), got "
+                        f"{type(model).__name__}.")
+    return model
+
+
+def _to_tensor(array, model: nn.Module, device=None) -> torch.Tensor:
+    """``array`` (numpy or torch) as a tensor of the model's floating dtype, on ``device`` or the model's."""
+    param = next(iter(model.parameters()), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
+    if device is None:
+        device = param.device if param is not None else "cpu"
+    return torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array).to(
+        device=device, dtype=dtype)
+
+
+def _to_target(targets, batch: int, device) -> torch.Tensor | None:
+    """Class indices (B,) (or None) from an int, a sequence, a numpy array or a tensor."""
+    if targets is None:
+        return None
+    t = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
+    if t.is_floating_point():
+        if not torch.equal(t, t.round()):
+            raise ValueError("targets must be integer class indices, got non-integral floats.")
+        t = t.long()
+    t = t.reshape(-1).to(device=device, dtype=torch.long)
+    if t.numel() == 1 and batch > 1:
+        t = t.expand(batch)
+    if t.shape != (batch,):
+        raise ValueError(f"targets must give one class per sample ({batch}), got {t.numel()} values.")
+    return t
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Captum explainer -> the package's bound
+
+
+def captum_bound(explainer, inputs: torch.Tensor, target, eps: float, norm: str = "l2", *,
+                 abs: bool | None = None, n_steps: int | None = None, method: str | None = None, baselines=None,
+                 internal_batch_size: int | None = None, **bound_options) -> BoundResult:
+    """The worst-case bounds of a Captum attribution object, via ``bounds.attribution_bound``.
+
+    The keywords are those of ``explainer.attribute`` with Captum's defaults (None: Captum's default), so that
+    the bound is about the map ``explainer.attribute(inputs, target=target, **same keywords)``:
+
+    - ``captum.attr.Saliency``: ``abs=False`` is the package's ``"saliency"`` (signed gradient). ``abs=True``
+      (Captum's default) returns the same bound, which also holds for ``|grad|``: ``| |a| - |b| | <= |a - b|``
+      elementwise and ``|| |a| || = ||a||``, so the Euclidean and cosine bounds carry over (not tight); the result
+      is named ``"abs_saliency"`` and its ``linf_lower`` (a lower estimate for the signed map only) is NaN.
+    - ``captum.attr.InputXGradient``: ``"input_x_gradient"``, ``A(x) = x * grad f_c(x)``.
+    - ``captum.attr.IntegratedGradients``: ``"integrated_gradients"``, only with ``method="riemann_right"``
+      (``A(x) = (x - b) * (1/m) sum_{k=1..m} grad f_c(b + k/m (x - b))``, m = ``n_steps``, b = ``baselines``,
+      zeros when None) and ``multiply_by_inputs=True``. Captum's default method ``"gausslegendre"`` (and the
+      other Riemann rules) put the path points elsewhere and are refused.
+
+    Args:
+        explainer: A Captum ``Saliency``, ``InputXGradient`` or ``IntegratedGradients`` built on a
+            ``torch.nn.Module`` (``explainer.forward_func``) returning logits (B, classes).
+        inputs: (B, ...) one input tensor (Captum's tuples of inputs are refused).
+        target: The classes explained: an int, a (B,) tensor or a list of ints as in Captum, or None for the
+            predicted class (where Captum would refuse a multi-class output).
+        eps: Radius of the ball, > 0.
+        norm: ``"l2"`` (default) or ``"linf"``.
+        abs: ``Saliency`` only: Captum's ``abs`` (None: Captum's default, True).
+        n_steps: ``IntegratedGradients`` only: the number of steps m (None: Captum's default, 50).
+        method: ``IntegratedGradients`` only: must be ``"riemann_right"`` (None: Captum's default
+            ``"gausslegendre"``, refused).
+        baselines: ``IntegratedGradients`` only: None (zeros), a float or a tensor broadcastable to the inputs.
+        internal_batch_size: ``IntegratedGradients`` only: path points per forward pass (memory).
+        **bound_options: Passed to ``attribution_bound`` (``tol``, ``max_iter``, ``surrogate_beta``, ``seed``,
+            ``max_dense_n``, ``sign_iters``); its eigensolver (``attribution_bound``'s ``method``) is ``solver=``
+            here, since ``method`` is Captum's IG rule.
+
+    Returns:
+        The ``BoundResult`` of ``attribution_bound`` (per-sample tensors of shape (B,)).
+
+    Raises:
+        TypeError: If the explainer is not one of the three Captum classes, its ``forward_func`` is not an
+            ``nn.Module``, the inputs are a tuple, or a keyword does not belong to the explainer.
+        ValueError: If a setting cannot be expressed by the package (IG ``method`` other than
+            ``"riemann_right"``, ``multiply_by_inputs=False``, ``additional_forward_args``, a tuple target).
+    """
+    attr = _require("captum.attr", "captum_bound")
+    kind = type(explainer)
+    supported = {attr.Saliency: "saliency", attr.InputXGradient: "input_x_gradient",
+                 attr.IntegratedGradients: "integrated_gradients"}
+    if kind not in supported:
+        raise TypeError(f"captum_bound supports captum.attr.Saliency, InputXGradient and IntegratedGradients "
+                        f"(exactly those classes), got {kind.__module__}.{kind.__name__}.")
+    model = explainer.forward_func
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"the explainer's forward_func must be a torch.nn.Module, got {type(model).__name__}: "
+                        f"build it on the module itself, e.g. {kind.__name__}(model), not on model.forward or a "
+                        "lambda (the bound differentiates the module twice).")
+    if isinstance(inputs, (tuple, list)):
+        raise TypeError("captum_bound takes one input tensor (B, ...); Captum's tuples of inputs are not supported.")
+    if bound_options.pop("additional_forward_args", None) is not None:
+        raise ValueError("additional_forward_args is not supported: the bound calls the model on the inputs alone; "
+                         "wrap the extra arguments into the module.")
+    if "solver" in bound_options:
+        bound_options["method"] = bound_options.pop("solver")
+    name = supported[kind]
+    options: dict[str, Any] = {}
+    ig_keywords = {"n_steps": n_steps, "method": method, "baselines": baselines,
+                   "internal_batch_size": internal_batch_size}
+    if name != "integrated_gradients":
+        given = sorted(k for k, v in ig_keywords.items() if v is not None)
+        if given:
+            raise TypeError(f"{given} are keywords of IntegratedGradients.attribute, not of {kind.__name__}.")
+    if name != "saliency" and abs is not None:
+        raise TypeError(f"abs is a keyword of Saliency.attribute, not of {kind.__name__}.")
+    if name == "integrated_gradients":
+        rule = _CAPTUM_IG_DEFAULTS["method"] if method is None else method
+        if rule != "riemann_right":
+            default = " (Captum's default)" if method is None else ""
+            raise ValueError(f"IntegratedGradients method {rule!r}{default} cannot be expressed: the package's IG is "
+                             "the right Riemann sum (path points b + k/m (x - b), k = 1..m); pass "
+                             "method='riemann_right' here and to explainer.attribute.")
+        if not explainer.multiplies_by_inputs:
+            raise ValueError("IntegratedGradients(multiply_by_inputs=False) (the path-averaged gradient without the "
+                             "(x - b) factor) cannot be expressed; use multiply_by_inputs=True (Captum's default).")
+        options["n_steps"] = _CAPTUM_IG_DEFAULTS["n_steps"] if n_steps is None else n_steps
+        options["baseline"] = baselines
+        if internal_batch_size is not None:
+            options["internal_batch_size"] = internal_batch_size
+    if isinstance(target, tuple) or (isinstance(target, list) and any(isinstance(t, tuple) for t in target)):
+        raise ValueError("tuple targets (indices into multi-dimensional outputs) are not supported: the model "
+                         "must return logits (B, classes) and target one class per sample.")
+    if isinstance(target, list):
+        target = torch.as_tensor(target, dtype=torch.long, device=inputs.device)
+    result = attribution_bound(model, inputs, eps, norm, attribution=name, target=target, **options, **bound_options)
+    if name == "saliency" and (abs is None or abs):
+        lower = None if result.linf_lower is None else torch.full_like(result.linf_lower, float("nan"))
+        result = dataclasses.replace(result, attribution="abs_saliency", linf_lower=lower)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Quantus-shaped: an explain function and a metric
+
+
+def explain(model, inputs, targets, attribution: str = "saliency", *, device=None, method: str | None = None,
+            **options) -> np.ndarray:
+    """The package's attribution as a Quantus explanation function: ``explain_func(model, inputs, targets)``.
+
+    Usable as ``explain_func`` of any Quantus metric (``explain_func_kwargs={"attribution": ...}``) or as a value
+    of ``xai_methods`` in ``quantus.evaluate``. Unlike ``quantus.explain`` with Captum it neither takes absolute
+    values nor sums over channels: the map is the one ``attribution_bound`` bounds. The model runs in eval mode
+    (its flags restored afterwards).
+
+    Args:
+        model: A ``torch.nn.Module`` (or a Quantus model wrapping one) returning logits (B, classes).
+        inputs: (B, ...) inputs, numpy or torch, in the layout the model takes.
+        targets: (B,) class indices (or one int for all).
+        attribution: ``"saliency"``, ``"input_x_gradient"`` or ``"integrated_gradients"``. Default saliency.
+        device: Where to compute (default: the model's device).
+        method: The method name ``quantus.evaluate`` adds (its ``xai_methods`` key); ignored.
+        **options: Options of the attribution (IG: ``n_steps``, ``baseline``, ``internal_batch_size``).
+
+    Returns:
+        (B, ...) the attributions as a numpy array shaped like the inputs.
+    """
+    del method
+    model = _model_of(model)
+    x = _to_tensor(inputs, model, device)
+    target = _to_target(targets, x.shape[0], x.device)
+    explainer = get_explainer(attribution, model, **options)
+    with eval_mode(model):
+        return explainer.attribute(x, target=target).detach().cpu().numpy()
+
+
+class WorstCaseBound:
+    """A metric with Quantus's calling convention whose score is the package's worst case (or an attack's).
+
+    ``metric(model=..., x_batch=..., y_batch=...)`` returns one score per sample (a list, as Quantus metrics do);
+    an instance can be passed in ``quantus.evaluate(metrics={...})`` (a plain callable: no Quantus base class).
+    For sample i with target ``y_i`` and ``r_i`` the first-order bound of ``attribution_bound`` (``eps sigma_max``
+    for l2, ``eps min(sqrt(n) sigma_max, || |J| 1 ||_2)`` for l-infinity):
+
+    - ``relative=True`` (default): ``r_i / ||A(x_i)||_2``, in the units of Quantus's ``MaxSensitivity`` and
+      ``AvgSensitivity`` (with their defaults ``normalise=False``: attribution not max-normalised) and of Captum's
+      ``sensitivity_max``;
+    - ``relative=False``: ``r_i``, the bound on ``||A(x_i + d) - A(x_i)||_2``;
+    - ``attack=True``: instead of the bound, the deviation ``||A(x') - A(x_i)||_2`` (divided by ``||A(x_i)||_2``
+      when relative) that ``attacks.AttributionPGD`` reaches at its best label-keeping iterate ``x'`` (NaN where
+      no iterate kept the label ``y_i``), of the package's (signed) map; the bound is computed too and kept in
+      ``bound_results``.
+
+    The attribution is the package's (``attributions``), computed here: ``a_batch`` and ``explain_func`` are
+    accepted for Quantus's sake and not used. With ``attribution=None`` it is read from the method name that
+    ``quantus.evaluate`` passes (``explain_func_kwargs["method"]``): ``"Gradient"`` (signed) and ``"Saliency"``
+    (``|grad|``, bounded by the signed bound) give saliency, ``"InputXGradient"`` input x gradient;
+    ``"IntegratedGradients"`` is refused (``quantus.explain`` uses Captum's 10-step trapezoid rule; name
+    ``attribution="integrated_gradients"`` to bound the package's right-Riemann IG instead). Quantus's Captum
+    explanations sum over the channel axis; for C > 1 channels the summed map's deviation is at most ``sqrt(C)``
+    times the bound here.
+
+    Args:
+        eps: Radius of the ball, > 0.
+        norm: ``"linf"`` (default, the uniform box of the Quantus sensitivities) or ``"l2"``.
+        attribution: ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"``, or None (default: read
+            from the method name, above; a call outside ``quantus.evaluate`` must then name it).
+        attribution_options: Options of the attribution (IG: ``n_steps``, ``baseline``).
+        relative: Divide by ``||A(x)||_2``. Default True.
+        attack: Score the ``AttributionPGD`` deviation instead of the bound. Default False.
+        attack_steps: Steps of the attack. Default 20.
+        attack_alpha: Step size (default ``2.5 eps / attack_steps``).
+        attack_restarts: Random restarts of the attack. Default 1.
+        seed: Seed of the bound's start vectors and of the attack.
+        return_aggregate: Return ``[aggregate_func(scores)]`` instead of the scores, as Quantus metrics do.
+        aggregate_func: The aggregation (default ``np.mean``).
+        **bound_options: Passed to ``attribution_bound`` (``method``, ``tol``, ``max_iter``, ``surrogate_beta``,
+            ...); ``surrogate_beta`` is also the attack's.
+
+    Attributes:
+        evaluation_scores: The scores of the last call.
+        all_evaluation_scores: The scores of every call.
+        bound_results: The ``BoundResult`` of each batch of the last call.
+        attack_results: The ``AttackResult`` of each batch of the last call (``attack=True``).
+    """
+
+    name = "Worst-Case-Bound"
+    score_direction = "lower"  # Quantus's ScoreDirection.LOWER: smaller is more robust
+
+    def __init__(self, eps: float, norm: str = "linf", attribution: str | None = None, *,
+                 attribution_options: dict | None = None, relative: bool = True, attack: bool = False,
+                 attack_steps: int = 20, attack_alpha: float | None = None, attack_restarts: int = 1, seed: int = 0,
+                 return_aggregate: bool = False, aggregate_func: Callable | None = None, **bound_options):
+        self.eps, self.norm = check_eps(eps), check_norm(norm)
+        if attribution is not None:
+            get_explainer(attribution, nn.Identity(), **(attribution_options or {}))  # validate name and options now
+        self.attribution, self.attribution_options = attribution, dict(attribution_options or {})
+        self.relative, self.attack = bool(relative), bool(attack)
+        self.attack_steps, self.attack_restarts, self.seed = attack_steps, attack_restarts, seed
+        self.attack_alpha = 2.5 * self.eps / attack_steps if attack_alpha is None else attack_alpha
+        self.return_aggregate, self.aggregate_func = return_aggregate, aggregate_func or np.mean
+        self.bound_options = {"seed": seed, **bound_options}
+        self.evaluation_scores: list[float] = []
+        self.all_evaluation_scores: list[float] = []
+        self.bound_results: list[BoundResult] = []
+        self.attack_results: list[AttackResult] = []
+
+    def _attribution_for(self, explain_func_kwargs: dict | None) -> str:
+        if self.attribution is not None:
+            return self.attribution
+        method = (explain_func_kwargs or {}).get("method")
+        if method is None:
+            raise ValueError("no attribution to bound: pass attribution= ('saliency', 'input_x_gradient' or "
+                             "'integrated_gradients') to WorstCaseBound, or call it from quantus.evaluate, whose "
+                             "method names it reads.")
+        if method == "IntegratedGradients":
+            raise ValueError("cannot infer the attribution from 'IntegratedGradients': quantus.explain computes it "
+                             "with Captum's 10-step 'riemann_trapezoid' rule, which the package cannot express; "
+                             "pass attribution='integrated_gradients' (the package's right-Riemann IG) explicitly.")
+        if method not in _QUANTUS_METHODS:
+            raise ValueError(f"cannot infer the attribution from the method name {method!r}; pass attribution= one "
+                             f"of 'saliency', 'input_x_gradient', 'integrated_gradients' (names understood: "
+                             f"{sorted(_QUANTUS_METHODS)}).")
+        return _QUANTUS_METHODS[method]
+
+    def __call__(self, model, x_batch, y_batch, a_batch=None, s_batch=None, channel_first: bool | None = None,
+                 explain_func: Callable | None = None, explain_func_kwargs: dict | None = None,
+                 model_predict_kwargs: dict | None = None, softmax: bool | None = False, device=None,
+                 batch_size: int = 64, **kwargs) -> list[float]:
+        """Score every sample of ``x_batch`` (Quantus's call signature).
+
+        Args:
+            model: A ``torch.nn.Module`` returning logits (B, classes) (or a Quantus model wrapping one).
+            x_batch: (B, ...) inputs, numpy or torch; in [0, 1] when ``attack=True``.
+            y_batch: (B,) the classes explained (and, with ``attack=True``, kept by the attack).
+            a_batch: Accepted and unused (the attribution is recomputed).
+            s_batch: Accepted and unused.
+            channel_first: False moves the last axis of ``x_batch`` to position 1 (Quantus's channel-last
+                layout); True or None takes ``x_batch`` as the model takes it.
+            explain_func: Accepted and unused.
+            explain_func_kwargs: Read for ``"method"`` when ``attribution=None``.
+            model_predict_kwargs: Must be empty (the bound calls ``model(x)``).
+            softmax: Must be False or None: the bound is about the logits' attribution.
+            device: Where to compute (default: the model's device).
+            batch_size: Samples per bound computation.
+            **kwargs: Must be empty.
+
+        Returns:
+            One float per sample (or ``[aggregate]`` with ``return_aggregate``).
+
+        Raises:
+            TypeError: On unknown keyword arguments.
+            ValueError: On ``softmax=True``, ``model_predict_kwargs`` or an attribution that cannot be inferred.
+        """
+        del a_batch, s_batch, explain_func
+        if kwargs:
+            raise TypeError(f"WorstCaseBound got unexpected keyword arguments {sorted(kwargs)}.")
+        if softmax:
+            raise ValueError("softmax=True is not supported: the bound is about the attribution of the logits.")
+        if model_predict_kwargs:
+            raise ValueError("model_predict_kwargs are not supported: the bound calls model(x) alone.")
+        module = _model_of(model)
+        attribution = self._attribution_for(explain_func_kwargs)
+        x_all = x_batch if channel_first is not False else np.moveaxis(np.asarray(x_batch), -1, 1)
+        x_all = _to_tensor(x_all, module, device)
+        y_all = _to_target(y_batch, x_all.shape[0], x_all.device)
+        self.bound_results, self.attack_results = [], []
+        scores = []
+        for start in range(0, x_all.shape[0], batch_size):
+            x, y = x_all[start:start + batch_size], y_all[start:start + batch_size]
+            result = attribution_bound(module, x, self.eps, self.norm, attribution=attribution, target=y,
+                                       **self.attribution_options, **self.bound_options)
+            self.bound_results.append(result)
+            value = result.euclidean
+            if self.attack:
+                atk = AttributionPGD(module, get_explainer(attribution, module, **self.attribution_options),
+                                     eps=self.eps, alpha=self.attack_alpha, steps=self.attack_steps, norm=self.norm,
+                                     restarts=self.attack_restarts,
+                                     surrogate_beta=self.bound_options.get("surrogate_beta"),
+                                     seed=self.seed + start)
+                outcome = atk(x, y)
+                self.attack_results.append(outcome)
+                value = outcome.deviation.euclidean
+            if self.relative:
+                value = value / result.attribution_norm
+            scores.extend(float(v) for v in value.detach().cpu())
+        self.evaluation_scores = [self.aggregate_func(scores)] if self.return_aggregate else scores
+        self.all_evaluation_scores.extend(self.evaluation_scores)
+        return self.evaluation_scores
+
+    def __repr__(self) -> str:
+        return (f"WorstCaseBound(eps={self.eps}, norm={self.norm!r}, attribution={self.attribution!r}, "
+                f"relative={self.relative}, attack={self.attack})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The sampled metrics of Captum and Quantus, radius matched to eps
+
+
+@dataclass
+class SampledScores:
+    """One sampled robustness score per sample, with what it measures.
+
+    Attributes:
+        metric: The library function or class, e.g. ``"quantus.MaxSensitivity"``.
+        scores: (B,) float64 numpy array, one score per sample (NaN where the library gave none).
+        normalisation: The formula of the score, in words.
+        noise: The noise settings used (the radius parameters, the number of samples).
+        comparable: The ``BoundResult`` quantity in the same units, ``"euclidean / attribution_norm"`` or
+            ``"sigma_max"``, or None when the library's normalisation leaves none comparable.
+    """
+
+    metric: str
+    scores: np.ndarray
+    normalisation: str
+    noise: dict
+    comparable: str | None
+
+    def bound_in_same_units(self, result: BoundResult) -> np.ndarray:
+        """The bound of ``result`` in this metric's units, one value per sample.
+
+        First order: a sampled score above it shows curvature, except where the attribution is affine in the
+        input (then it cannot be above it).
+
+        Args:
+            result: The ``BoundResult`` of the same inputs, targets, attribution, eps and norm.
+
+        Returns:
+            (B,) float64 numpy array: ``euclidean / attribution_norm`` or ``sigma_max``.
+
+        Raises:
+            ValueError: If nothing is comparable (``comparable`` is None) or the batch sizes differ.
+        """
+        if self.comparable is None:
+            raise ValueError(f"{self.metric} ({self.normalisation}) has no comparable bound: its attribution "
+                             "normalisation (normalise=True) changes the map; call it with normalise=False.")
+        if self.comparable == "sigma_max":
+            value = result.sigma_max
+        else:
+            value = result.euclidean / result.attribution_norm
+        value = value.detach().cpu().double().numpy()
+        if value.shape != self.scores.shape:
+            raise ValueError(f"the bound has {value.shape[0]} samples, the scores {self.scores.shape[0]}.")
+        return value
+
+
+class _SeededRNG:
+    """Seed the global torch CPU and numpy generators (which Captum's and Quantus's noise use) and restore them."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __enter__(self):
+        self.fork = torch.random.fork_rng(devices=[])
+        self.fork.__enter__()
+        torch.manual_seed(self.seed)
+        # Quantus draws its noise from numpy's legacy global generator: that is the one to seed.
+        self.numpy_state = np.random.get_state()  # noqa: NPY002
+        np.random.seed(self.seed % 2 ** 32)  # noqa: NPY002
+        return self
+
+    def __exit__(self, *exc):
+        np.random.set_state(self.numpy_state)  # noqa: NPY002
+        self.fork.__exit__(*exc)
+        return False
+
+
+def _box_radius(eps: float, norm: str, n: int) -> float:
+    """Half-side of the uniform noise cube matched to the ball: eps (l-inf) or eps / sqrt(n) (inside the l2 ball)."""
+    return eps if norm == "linf" else eps / math.sqrt(n)
+
+
+def _captum_explainer(attr, model: nn.Module, attribution: str, options: dict) -> tuple[Any, dict]:
+    """The Captum object and ``attribute`` keywords that compute the package's attribution ``attribution``."""
+    check_choice(attribution, ("saliency", "input_x_gradient", "integrated_gradients"), "attribution")
+    if attribution == "saliency":
+        if options:
+            raise ValueError(f"saliency takes no options, got {sorted(options)}.")
+        return attr.Saliency(model), {"abs": False}
+    if attribution == "input_x_gradient":
+        if options:
+            raise ValueError(f"input_x_gradient takes no options, got {sorted(options)}.")
+        return attr.InputXGradient(model), {}
+    unknown = set(options) - {"n_steps", "baseline", "internal_batch_size"}
+    if unknown:
+        raise ValueError(f"unknown integrated_gradients options {sorted(unknown)}.")
+    kwargs = {"n_steps": options.get("n_steps", 50), "method": "riemann_right"}
+    if options.get("baseline") is not None:
+        kwargs["baselines"] = options["baseline"]
+    if options.get("internal_batch_size") is not None:
+        kwargs["internal_batch_size"] = options["internal_batch_size"]
+    return attr.IntegratedGradients(model), kwargs
+
+
+def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: float, norm: str = "linf",
+                           attribution: str = "saliency", *, n_perturb_samples: int = 10, seed: int = 0,
+                           **attribution_options) -> SampledScores:
+    """Captum's ``sensitivity_max`` of the package's attribution, its noise matched to the ball of radius eps.
+
+    ``s_i = max_{k <= K} ||A(x_i + d_k) - A(x_i)||_2 / ||A(x_i)||_2`` (Captum replaces a zero norm by 1), with
+    ``d_k`` from Captum's ``default_perturb_func``: uniform in ``[-r, r]^n``, ``r = eps`` for ``"linf"`` and
+    ``r = eps / sqrt(n)`` (the largest cube inside the ball) for ``"l2"``; ``K = n_perturb_samples`` (Captum's
+    default 10). The noise is not clipped to [0, 1]. The map is computed by the Captum object equal to the
+    package's attribution (``Saliency`` with ``abs=False``, ``InputXGradient``, ``IntegratedGradients`` with
+    ``method="riemann_right"``). Compare with ``bound_in_same_units``: ``euclidean / attribution_norm``.
+
+    Args:
+        model: A ``torch.nn.Module`` returning logits (B, classes); evaluated in eval mode.
+        inputs: (B, ...) inputs.
+        target: The classes: an int, a (B,) tensor, or None (the predicted class).
+        eps: Radius of the ball, > 0.
+        norm: ``"linf"`` (default) or ``"l2"``.
+        attribution: ``"saliency"`` (default), ``"input_x_gradient"`` or ``"integrated_gradients"``.
+        n_perturb_samples: Samples per input, K. Default 10, Captum's.
+        seed: Seed of the global torch generator for the call (restored afterwards).
+        **attribution_options: IG: ``n_steps`` (default 50), ``baseline``, ``internal_batch_size``.
+
+    Returns:
+        A ``SampledScores`` with ``scores`` of shape (B,).
+    """
+    attr = _require("captum.attr", "captum_sensitivity_max")
+    captum_metrics = _require("captum.metrics", "captum_sensitivity_max")
+    eps, norm, model = check_eps(eps), check_norm(norm), _model_of(model)
+    x = inputs.detach()
+    radius = _box_radius(eps, norm, x[0].numel())
+    explainer, kwargs = _captum_explainer(attr, model, attribution, attribution_options)
+    with eval_mode(model), _SeededRNG(seed):
+        with torch.no_grad():
+            target = resolve_target(target, model(x))
+        with warnings.catch_warnings():  # Captum sets requires_grad on its own perturbed copies, and says so
+            warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
+            scores = captum_metrics.sensitivity_max(explainer.attribute, x, perturb_radius=radius,
+                                                    n_perturb_samples=n_perturb_samples, target=target, **kwargs)
+    return SampledScores(
+        metric="captum.metrics.sensitivity_max",
+        scores=scores.detach().cpu().double().numpy().reshape(-1),
+        normalisation="max_k ||A(x + d_k) - A(x)||_2 / ||A(x)||_2",
+        noise={"perturb_func": "default_perturb_func (uniform in [-r, r]^n)", "perturb_radius": radius,
+               "n_perturb_samples": n_perturb_samples},
+        comparable="euclidean / attribution_norm")
+
+
+def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", kind: str = "max",
+                        attribution: str = "saliency", *, seed: int = 0, attribution_options: dict | None = None,
+                        batch_size: int = 64, device=None, **metric_options) -> SampledScores:
+    """Quantus's ``MaxSensitivity``, ``AvgSensitivity`` or ``LocalLipschitzEstimate`` of the package's attribution.
+
+    The metric keeps its defaults (``nr_samples=200``, ``abs=False``; ``normalise=False`` for the sensitivities,
+    ``normalise=True`` for the Lipschitz estimate) except the noise radius, matched to eps:
+
+    - ``"max"`` / ``"avg"``: ``max_k`` / ``mean_k ||A(x + d_k) - A(x)||_2 / ||A(x)||_2``, ``d_k`` uniform in
+      ``[-r, r]^n`` (``batch_uniform_noise``), ``lower_bound = r = eps`` for ``"linf"`` and ``eps / sqrt(n)`` (the
+      largest cube inside the ball) for ``"l2"``. Comparable: ``euclidean / attribution_norm``.
+    - ``"lipschitz"``: ``max_k ||A'(x + d_k) - A'(x)||_2 / ||d_k||_2`` with ``A' = A / max|A|`` by default,
+      ``d_k ~ N(0, s^2 I)`` (``batch_gaussian_noise``), ``perturb_std = s = eps / sqrt(3)`` for ``"linf"`` (the
+      standard deviation of uniform noise on ``[-eps, eps]``) and ``eps / sqrt(n)`` for ``"l2"``
+      (``||d||_2 ~ eps``). Comparable, with ``normalise=False`` only: ``sigma_max``.
+
+    The explanations come from ``explain`` (the package's attribution, signed, per channel), not from
+    ``quantus.explain``; the noise is not clipped to [0, 1].
+
+    Args:
+        model: A ``torch.nn.Module`` returning logits (B, classes).
+        x: (B, ...) inputs, numpy or torch, in the layout the model takes (channel first).
+        y: (B,) the classes explained (numpy or torch), or None for the predicted class.
+        eps: Radius of the ball, > 0.
+        norm: ``"linf"`` (default) or ``"l2"``.
+        kind: ``"max"`` (MaxSensitivity, default), ``"avg"`` (AvgSensitivity) or ``"lipschitz"``
+            (LocalLipschitzEstimate).
+        attribution: ``"saliency"`` (default), ``"input_x_gradient"`` or ``"integrated_gradients"``.
+        seed: Seed of the global numpy generator for the call (restored afterwards).
+        attribution_options: Options of the attribution (IG: ``n_steps``, ``baseline``).
+        batch_size: Quantus's batch size.
+        device: Where the explanations are computed (default: the model's device).
+        **metric_options: Further constructor arguments of the Quantus metric (``nr_samples``, ``normalise``,
+            ``abs``, ...); the radius (``lower_bound``, ``upper_bound``, ``perturb_std``) is set from eps.
+
+    Returns:
+        A ``SampledScores`` with ``scores`` of shape (B,).
+
+    Raises:
+        TypeError: If ``metric_options`` sets the radius.
+    """
+    quantus = _require("quantus", "quantus_sensitivity")
+    eps, norm = check_eps(eps), check_norm(norm)
+    kind = check_choice(kind, SENSITIVITY_KINDS, "kind")
+    module = _model_of(model)
+    fixed = sorted({"lower_bound", "upper_bound", "perturb_std"} & set(metric_options))
+    if fixed:
+        raise TypeError(f"{fixed} are set from eps and norm (matched radius); do not pass them.")
+    x_np = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
+    n, batch = int(np.prod(x_np.shape[1:])), x_np.shape[0]
+    if y is None:
+        with eval_mode(module), torch.no_grad():
+            y = module(_to_tensor(x_np, module, device)).argmax(1)
+    y_np = (y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)).reshape(-1)
+    options = {"disable_warnings": True, "display_progressbar": False, **metric_options}
+    if kind == "lipschitz":
+        std = eps / math.sqrt(3) if norm == "linf" else eps / math.sqrt(n)
+        metric = quantus.LocalLipschitzEstimate(perturb_std=std, **options)
+        noise = {"perturb_func": "batch_gaussian_noise", "perturb_std": std}
+        formula = "max_k ||A'(x + d_k) - A'(x)||_2 / ||d_k||_2"
+        comparable = "sigma_max"
+    else:
+        radius = _box_radius(eps, norm, n)
+        cls = quantus.MaxSensitivity if kind == "max" else quantus.AvgSensitivity
+        metric = cls(lower_bound=radius, **options)
+        noise = {"perturb_func": "batch_uniform_noise (uniform in [-r, r]^n)", "lower_bound": radius}
+        formula = f"{'max' if kind == 'max' else 'mean'}_k ||A'(x + d_k) - A'(x)||_2 / ||A'(x)||_2"
+    noise["nr_samples"] = metric.nr_samples
+    if metric.normalise:
+        formula += ", A' = normalise_func(A) (max-normalised by default)"
+        comparable = None
+    else:
+        formula = formula.replace("A'", "A")
+        comparable = "sigma_max" if kind == "lipschitz" else "euclidean / attribution_norm"
+    if metric.abs:
+        formula += ", absolute values of the maps"
+    with _SeededRNG(seed):
+        scores = metric(model=module, x_batch=x_np, y_batch=y_np, a_batch=None, channel_first=True,
+                        explain_func=explain,
+                        explain_func_kwargs={"attribution": attribution, **(attribution_options or {})},
+                        device=device, batch_size=batch_size)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if scores.shape != (batch,):
+        raise RuntimeError(f"{type(metric).__name__} returned {scores.size} scores for {batch} samples.")
+    return SampledScores(metric=f"quantus.{type(metric).__name__}", scores=scores, normalisation=formula,
+                         noise=noise, comparable=comparable)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -527,17 +528,20 @@ def _glue_names(stem: str) -> set[str]:
     return set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", text))
 
 
-def test_chapter8_values_cover_its_prose():
+def test_chapter10_values_cover_its_prose():
     results = speed.load_results(RESULTS)
     values = speed.chapter_values(results)
     assert _glue_names("10_speed") <= set(values), sorted(_glue_names("10_speed") - set(values))
     for name, value in values.items():  # plain Python values: the prose shows their text
         assert type(value) in (int, float, str), (name, type(value))
     assert speed.target_line(results["bounds"]) == (0.25, "target (b): 1/4")
-    assert values["ch10_checks"] == "(a) passed, (b) passed, (c) passed"
+    checks = results["bounds"]["checks"]  # one verdict per stored target, FAILED exactly where it failed
+    assert re.fullmatch(r"\(a\) \w+, \(b\) \w+, \(c\) \w+, \(d\) \w+", values["ch10_checks"])
+    assert values["ch10_checks"].count("FAILED") == sum(not v["pass"] for v in checks.values())
+    assert values["ch10_region"].startswith("The region bound of chapter 8")
 
 
-def test_chapter8_refuses_a_missing_result_naming_its_make_target(tmp_path):
+def test_chapter10_refuses_a_missing_result_naming_its_make_target(tmp_path):
     with pytest.raises(FileNotFoundError, match="make bench`"):
         speed.load_results(tmp_path)
 

@@ -28,8 +28,9 @@ What the sampled metrics compute (``A`` the attribution, ``d`` the noise, ``K`` 
   by its own largest absolute value first (``normalise=True``, ``normalise_by_max``).
 
 "Matched to eps" here means: for ``norm="linf"`` the uniform noise fills the ball itself (``r = eps``); for
-``norm="l2"`` it fills the largest cube inside the ball (``r = eps / sqrt(n)``), so every sample is an admissible
-perturbation and every sampled value is at most the true worst case. The Gaussian of
+``norm="l2"`` it fills the largest cube inside the ball (``r = eps / sqrt(n)``), so every sample lies in the ball.
+It is not clipped to [0, 1] and need not keep the predicted class, so a sampled value is at most the worst case over
+the ball without the box and the label constraint, not over the set the attacks search. The Gaussian of
 ``LocalLipschitzEstimate`` cannot be confined: its standard deviation is ``eps / sqrt(3)`` for ``"linf"`` (that of
 the uniform noise on ``[-eps, eps]``) and ``eps / sqrt(n)`` for ``"l2"`` (then ``||d||_2`` concentrates at eps).
 

@@ -24,10 +24,15 @@ The l-infinity bound also has the row-sum form of the point bound, ``eps * sup_z
 is not ascended (that would need the dense Jacobian's gradient), only evaluated at ``x`` and at the point the
 ascent found, so where it is the smaller form it is a weaker estimate than the sigma form, and
 ``RegionBoundResult.linf_smaller`` says which form each sample used.
+
+With ``surrogate_beta`` (a ReLU model) the Jacobians are the softplus surrogate's, as for the point bound: ``S`` is
+then the surrogate's supremum, and the inequality bounds the surrogate's attribution, not the ReLU model's, whose map
+jumps between linear regions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, fields
@@ -40,13 +45,13 @@ from .bounds import (
     MAX_EXACT_N,
     BoundResult,
     _prepare,
-    _require_curvature,
     _sigma_max,
     attribution_bound,
     cosine_bound,
     dense_jacobian,
 )
 from .config import Config, OptionalPositiveFloat, PositiveInt
+from .runtime import derive_seed
 from .threat_models import threat_model
 
 __all__ = ["RegionOptions", "RegionBoundResult", "region_bound"]
@@ -166,6 +171,19 @@ def _abs_rowsum(explainer, x: torch.Tensor, target: torch.Tensor, max_dense_n: i
     return sums.norm(dim=1)
 
 
+def _random_starts(ball, x: torch.Tensor, restart: int, seed: int) -> torch.Tensor:
+    """Start ``restart`` of every sample: a uniform point of its ball, the same for a sample in any batch.
+
+    Each sample's stream is seeded by the seed, the restart and a digest of the sample's own values.
+    """
+    starts = []
+    for row in x:
+        digest = hashlib.sha256(row.detach().cpu().numpy().tobytes()).hexdigest()[:16]
+        gen = torch.Generator(device=x.device).manual_seed(derive_seed(seed, restart, digest))
+        starts.append(ball.random_init(row[None], gen))
+    return torch.cat(starts)
+
+
 def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str = "l2", attribution="saliency",
                  target=None, *, steps: int = 10, restarts: int = 1, step_size: float | None = None,
                  power_steps: int = 2, surrogate_beta: float | None = None, tol: float = 1e-4,
@@ -215,18 +233,15 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str =
         batch, n, reps = x.shape[0], x[0].numel(), options.restarts
         ball = threat_model(norm, eps)
         alpha = options.step_size or 2.5 * eps / options.steps
-        gen = torch.Generator(device=x.device).manual_seed(seed + 2)
         x0 = x.repeat(reps, *([1] * (x.ndim - 1)))            # restart-major: block r is start r of every sample
-        z = torch.cat([x, *(ball.random_init(x, gen) for _ in range(reps - 1))])
+        z = torch.cat([x, *(_random_starts(ball, x, r, seed) for r in range(1, reps))])
         ztarget = target.repeat(reps)
         walker = explainer.for_batch(x, repeats=reps)
         v = point.top_vector.repeat(reps, 1)  # warm start: the top singular vector at x
         best = torch.zeros(batch * reps, dtype=x.dtype, device=x.device)
         best_z = z.clone()
         for step in range(options.steps + 1):
-            op = walker.jacobian_operator(z, ztarget)
-            if step == 0:
-                _require_curvature(op, seed)
+            op = walker.jacobian_operator(z, ztarget)  # (x itself passed the point bound's curvature check)
             sigma, u, v = _top_pair(op, v, options.power_steps)
             better = sigma > best
             best = torch.where(better, sigma, best)
@@ -245,9 +260,8 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str =
         if norm == "linf":
             sqrt_n = eps * math.sqrt(n) * sup
             rowsum = torch.full_like(sup, float("nan"))
-            if n <= max_dense_n:
-                rowsum = eps * torch.maximum(_abs_rowsum(explainer, x, target, max_dense_n),
-                                             _abs_rowsum(explainer, argmax, target, max_dense_n))
+            if n <= max_dense_n:  # the point bound formed the row sums at x already
+                rowsum = torch.maximum(point.linf_abs_rowsum, eps * _abs_rowsum(explainer, argmax, target, max_dense_n))
             use_rowsum = rowsum < sqrt_n  # False where NaN
             euclidean = torch.where(use_rowsum, rowsum, sqrt_n)
             linf = dict(linf_sqrt_n=sqrt_n, linf_abs_rowsum=rowsum,

@@ -434,7 +434,7 @@ def _overflowing_elements(chromium: str, page: Path) -> list[str]:
         probe.unlink()
     found = re.search(r'<pre id="attrbound-overflow">(.*?)</pre>', run.stdout, re.S)
     assert found, f"{page.name}: the layout probe did not run"
-    return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return json.loads(html.unescape(found.group(1)))
 
 
 def _check_what_a_reader_sees(name: str, page: Path, dom: str, html_root: Path) -> None:
@@ -450,6 +450,9 @@ def _check_what_a_reader_sees(name: str, page: Path, dom: str, html_root: Path) 
         number = int(page.stem[:2])
         assert re.search(rf'<span class="section-number">{number}\.\s*</span>', dom), f"{name}: no chapter number"
         captions = re.findall(r'<span class="caption-number">Fig\. ([\d.]+)', dom)
+        glued = sum(c.source.count("{glue:figure}") for c in nbformat.read(ROOT / EXECUTED_DIR / f"{page.stem}.ipynb",
+                                                                            as_version=4).cells)
+        assert len(captions) >= glued, f"{name}: {len(captions)} numbered figures for {glued} glued ones"
         assert all(c.startswith(f"{number}.") for c in captions), f"{name}: figures numbered {captions}"
         links = re.findall(r'href="(https://(?:mybinder\.org|colab\.research\.google\.com|github\.com)[^"]*)"', dom)
         named = [re.search(r"(?:filepath|labpath|urlpath)=(?:lab/tree/)?([^&]+)|/blob/[^/]+/(.+)$", html.unescape(u))

@@ -100,6 +100,21 @@ def test_never_below_the_point_bound_and_batch_independent(attribution, norm):
     assert len(frame) == 3 and {"sigma_max", "euclidean", "point_euclidean", "gain"} <= set(frame.columns)
 
 
+def test_random_starts_follow_their_samples_whatever_the_batch():
+    """Three starts per image and IG with a baseline per image (the path that repeats baselines per start): the batch
+    equals the images one by one, and reordering the batch reorders the results."""
+    model, x = _cnn_case(batch=3)
+    baseline = torch.rand(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+    kwargs = dict(attribution="integrated_gradients", n_steps=3, baseline=baseline, steps=2, restarts=3, tol=1e-10)
+    batch = region_bound(model, x, 0.05, **kwargs).sigma_max
+    single = torch.cat([region_bound(model, x[i:i + 1], 0.05, **{**kwargs, "baseline": baseline[i:i + 1]}).sigma_max
+                        for i in range(3)])
+    torch.testing.assert_close(batch, single, rtol=1e-7, atol=0)
+    order = torch.tensor([2, 0, 1])
+    shuffled = region_bound(model, x[order], 0.05, **{**kwargs, "baseline": baseline[order]}).sigma_max
+    torch.testing.assert_close(shuffled, batch[order], rtol=1e-7, atol=0)
+
+
 def test_restarts_only_add():
     model, x = _cnn_case(batch=2)
     one = region_bound(model, x, 0.1, steps=4, tol=1e-10)

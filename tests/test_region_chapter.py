@@ -29,16 +29,25 @@ def _both(point_exceeded, region_exceeded, eps=(0.01, 0.1, 1.0), n=10, norm="l2"
 
 def test_region_violations_follow_the_sweeps_rule():
     rows = pd.DataFrame({"dataset": "mnist", "model": "natural", "sample": [0, 1, 2, 3], "norm": "l2", "eps": 0.1,
-                         "relative_achieved": [1.0, 2.03, 1.5, np.nan], "attribution_norm": 1.0,
-                         "achieved_cosine": [0.99, 0.99, 0.5, np.nan], "bound_euclidean": 1.0, "sigma_max": 10.0,
-                         "bound_cosine": 0.9, "n_kept": [1, 1, 1, 0], "exceeded": [False, True, True, False]})
-    r = SimpleNamespace(euclidean=torch.full((4,), 2.0), cosine=torch.full((4,), 0.6), sigma_max=torch.full((4,), 20.),
-                        gain=torch.full((4,), 2.0), point_seconds=2.0, seconds=6.0)
-    frame = region._case_frame(rows, r)
-    # 1.0 <= 2.02: kept; 2.03 > 1.01 * 2: exceeded; cosine 0.5 < 0.6 - 1e-3: exceeded; no label-keeping attack: not
+                         "relative_achieved": [0.25, 0.5075, 0.375, np.nan], "attribution_norm": 4.0,
+                         "achieved_cosine": [0.99, 0.99, 0.5, np.nan], "bound_euclidean": [2.5, 1.0, 1.0, 1.0],
+                         "sigma_max": 10.0, "bound_cosine": 0.9, "n_kept": [1, 1, 1, 0],
+                         "exceeded": [False, True, True, False]})
+    bounds = pd.DataFrame({"sample": [3, 2, 1, 0], "region": 2.0, "sigma_region": 20.0, "gain": 2.0,
+                           "point_seconds": 0.5, "region_seconds": 2.0})  # in another order: matched by sample
+    frame = region._case_frame(rows, bounds)
+    # 1.0 <= 1.01 * 2.5: kept; 2.03 > 1.01 * 2: exceeded; cosine 0.5 < sqrt(1 - 2^2 / 4^2) - 1e-3: exceeded; no
+    # label-keeping attack: not
     assert frame["exceeded_region"].tolist() == [False, True, True, False]
+    assert frame["region"].tolist() == [2.5, 2.0, 2.0, 2.0]  # never below the sweep's first-order bound
+    np.testing.assert_allclose(frame["region_cosine"], [np.sqrt(1 - 2.5 ** 2 / 16), *[np.sqrt(0.75)] * 3])
     assert frame["kept"].tolist() == [True, True, True, False]
     assert frame["point_seconds"].iloc[0] == 0.5 and frame["region_seconds"].iloc[0] == 2.0
+
+
+def test_violations_are_counted_not_rounded_from_a_rate():
+    both = _both([0, 0, 0], [0, 0, 15], n=22)
+    assert "exceeded on 15 of 66" in region.advice_values(both)["ch8_l2_region"]
 
 
 def test_rates_count_units_that_kept_the_label():
@@ -62,6 +71,7 @@ def test_onset_and_the_radius_below_it():
 def test_the_advice_is_read_off_the_numbers():
     held = region.advice_values(_both([0, 3, 10], [0, 0, 0]))
     assert "quote the first-order bound below ε = 0.1 and the region bound from there on" in held["ch8_l2_advice"]
+    assert "first exceeded at ε = 0.1" in held["ch8_l2_point"]
     assert "held on every unit up to ε = 0.01" in held["ch8_l2_point"]
     assert held["ch8_l2_region"].startswith("the region bound was exceeded on 0 of 30")
     beaten = region.advice_values(_both([0, 3, 10], [0, 0, 2]))
@@ -123,3 +133,8 @@ def test_onset_table_for_readers_says_never_and_dash():
     shown = region.format_onset(region.onset_table(both)).set_index("model")
     assert shown.loc["natural", "first_exceeded"] == "0.1" and shown.loc["natural", "trusted_below"] == "0.01"
     assert shown.loc["aat", "first_exceeded"] == "never" and shown.loc["aat", "point_rate"] == "-"
+
+
+def test_gain_is_the_median_ratio_of_the_bounds_at_both_ends():
+    gain = region.gain_values(_both([0, 0, 0], [0, 0, 0]))["ch8_l2_gain"]
+    assert gain.startswith("2.00 (2.00 to 2.00) at ε = 0.01 and 2.00") and gain.endswith("at ε = 1")

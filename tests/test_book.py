@@ -309,6 +309,17 @@ def test_chapter9_measures_every_sampled_metric_against_the_attack(book):
     assert re.match(r"of 9 rankings", g["ch9_linf_ranking"])  # 3 data sets x 3 relative metrics
 
 
+def test_every_table_is_written_for_readers(book):
+    """No raw DataFrame (pandas' own HTML: an index column, six decimals): every table goes through
+    ``tables.reader_table`` (three significant digits, readable names, no index)."""
+    for path in NOTEBOOKS:
+        executed = nbformat.read(book.source / EXECUTED_DIR / f"{path.stem}.ipynb", as_version=4)
+        for i, cell in enumerate(executed.cells):
+            for output in cell.get("outputs", []):
+                assert 'class="dataframe"' not in output.get("data", {}).get("text/html", ""), \
+                    f"{path.stem}: cell {i} shows a raw DataFrame; wrap it in reader_table(...)"
+
+
 def test_glued_text_shows_no_numpy_reprs(book):
     """A glued numpy scalar renders as 'np.float64(...)' in the prose: every glue must pass Python values."""
     for path in NOTEBOOKS:

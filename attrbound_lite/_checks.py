@@ -9,6 +9,29 @@ from torch import nn
 
 NORMS = ("l2", "linf")
 
+# Inside an attack's step loop the inputs were checked once at entry: the per-call value checks (finite
+# inputs, targets in range) would only cost a host synchronisation per step on a GPU. ``trusted_inputs``
+# switches them off for the duration of a ``with`` block.
+_TRUSTED = False
+
+
+class trusted_inputs:
+    """Context manager: skip the value checks (NaN/inf, target range) of already checked tensors.
+
+    Shape and dtype checks stay; only those that read tensor values (a host synchronisation on a GPU) are
+    skipped. Used by the attack loops, which check their inputs once before the first step.
+    """
+
+    def __enter__(self):
+        global _TRUSTED
+        self.saved, _TRUSTED = _TRUSTED, True
+        return self
+
+    def __exit__(self, *exc):
+        global _TRUSTED
+        _TRUSTED = self.saved
+        return False
+
 
 def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) -> torch.Tensor:
     """Refuse non-tensors, integer dtypes, inputs without a batch dimension and NaN/inf values.
@@ -26,7 +49,7 @@ def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) 
                          f"got shape {tuple(inputs.shape)}; add a batch dimension with {name}.unsqueeze(0).")
     if inputs.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(inputs.shape)}).")
-    if not torch.isfinite(inputs).all():
+    if not _TRUSTED and not torch.isfinite(inputs).all():
         raise ValueError(f"{name} contains NaN or inf values; clean the data before computing attributions.")
     if box and (inputs.min() < 0 or inputs.max() > 1):
         raise ValueError(f"{name} must lie in [0, 1] (got values in [{inputs.min().item():.3g}, "
@@ -42,6 +65,34 @@ def check_eps(eps: float) -> float:
     if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not math.isfinite(eps) or eps <= 0:
         raise ValueError(f"eps must be a positive finite number, got {eps!r}.")
     return float(eps)
+
+
+def check_radii(eps, what: str = "eps") -> float | torch.Tensor:
+    """A radius (float) or per-sample radii (a 1-d floating-point tensor), every value positive and finite.
+
+    Args:
+        eps: a positive finite number, a 0-d tensor (returned as a float) or a (B,) tensor of radii.
+        what: the argument's name in the error message.
+
+    Returns:
+        A float, or the (B,) tensor (detached) as given.
+
+    Raises:
+        ValueError: a non-positive, NaN or infinite radius, or a tensor that is not 1-d or not floating point.
+    """
+    if not isinstance(eps, torch.Tensor) or eps.ndim == 0:
+        try:
+            return check_eps(eps)
+        except ValueError:
+            raise ValueError(f"{what} must be a positive finite number or a (B,) tensor of them, got {eps!r}.") \
+                from None
+    if eps.ndim != 1 or eps.numel() == 0 or not eps.is_floating_point():
+        raise ValueError(f"per-sample {what} must be a non-empty 1-d floating-point tensor (one radius per input), "
+                         f"got {eps.dtype} of shape {tuple(eps.shape)}.")
+    if not (torch.isfinite(eps) & (eps > 0)).all():
+        raise ValueError(f"every per-sample {what} must be positive and finite, got values in "
+                         f"[{eps.min().item():.3g}, {eps.max().item():.3g}] (NaN or inf included).")
+    return eps.detach()
 
 
 def check_norm(norm: str) -> str:
@@ -78,7 +129,7 @@ def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
         target = target.to(device=logits.device, dtype=torch.long)
     else:
         raise TypeError(f"target must be None, an int or a tensor, got {type(target).__name__}.")
-    if (target < 0).any() or (target >= classes).any():
+    if not _TRUSTED and ((target < 0).any() or (target >= classes).any()):
         raise ValueError(f"target classes must lie in [0, {classes - 1}], got {target.tolist()}.")
     return target
 

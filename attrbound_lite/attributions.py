@@ -28,7 +28,30 @@ from torch import nn
 from ._checks import check_inputs, check_logits, resolve_target
 from .jacobians import HessianAtPoints, JacobianOperator
 
-__all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "ATTRIBUTIONS"]
+__all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "ATTRIBUTIONS",
+           "functional_gradients"]
+
+_FUNCTIONAL = False
+
+
+class functional_gradients:
+    """Context manager: attributions take their input gradients with ``torch.func.grad``.
+
+    The maps are the same; the difference is how they compose: inside ``torch.func.grad`` (and
+    ``torch.compile``) a ``torch.func.grad`` can be differentiated again, while ``torch.autograd.grad``
+    inside a compiled region cannot. The compiled attack step uses it; eager code keeps autograd, which is
+    faster there. The target must be given (a (B,) tensor).
+    """
+
+    def __enter__(self):
+        global _FUNCTIONAL
+        self.saved, _FUNCTIONAL = _FUNCTIONAL, True
+        return self
+
+    def __exit__(self, *exc):
+        global _FUNCTIONAL
+        _FUNCTIONAL = self.saved
+        return False
 
 
 def _logit_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None,
@@ -36,8 +59,19 @@ def _logit_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor | No
     """``grad_x f_c(x)`` for every sample, with the logits and the resolved targets.
 
     If ``x`` already requires grad it is differentiated as is (so the result stays connected to the
-    caller's graph); otherwise a fresh leaf is used.
+    caller's graph); otherwise a fresh leaf is used. Under ``functional_gradients``, by ``torch.func.grad``.
     """
+    if _FUNCTIONAL:
+        if not isinstance(target, torch.Tensor):
+            raise ValueError("functional_gradients needs the targets as a (B,) tensor.")
+        target = target.to(device=x.device, dtype=torch.long)
+
+        def selected(z):
+            logits = check_logits(model(z), z.shape[0])
+            return logits.gather(1, target[:, None]).sum(), logits
+
+        grad, logits = torch.func.grad(selected, has_aux=True)(x)
+        return grad, logits, target
     with torch.enable_grad():
         if not x.requires_grad:
             x = x.detach().requires_grad_(True)
@@ -103,6 +137,14 @@ class Attribution:
         """
         raise NotImplementedError(f"{type(self).__name__} provides no matrix-free Jacobian (jacobian_operator); "
                                   "use method='exact', or implement jacobian_operator.")
+
+    def compile_key(self) -> tuple:
+        """What the map depends on besides the model and the inputs (the cache key of a compiled attack step).
+
+        Raises:
+            ValueError: If an option is a per-sample tensor, which a shared compiled step cannot hold.
+        """
+        return (type(self),)
 
     def rebind(self, model: nn.Module) -> "Attribution":
         """The same explainer (same options) for another model, e.g. the softplus surrogate."""
@@ -203,6 +245,14 @@ class IntegratedGradients(Attribution):
         except RuntimeError:
             raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to the inputs "
                              f"{tuple(inputs.shape)}.") from None
+
+    def compile_key(self):
+        """The steps, the internal batch size and a scalar baseline; a tensor baseline is refused."""
+        if isinstance(self.baseline, torch.Tensor) and self.baseline.numel() > 1:
+            raise ValueError("a compiled attack step cannot hold a tensor baseline of Integrated Gradients; use "
+                             "compile=False, or a scalar baseline.")
+        baseline = float(self.baseline) if self.baseline is not None else None
+        return (type(self), self.n_steps, self.internal_batch_size, baseline)
 
     def for_batch(self, inputs, rows=None, repeats=1):
         """The explainer for ``inputs[rows]`` repeated ``repeats`` times along the batch.

@@ -36,7 +36,7 @@ from pydantic import ConfigDict, model_validator
 from torch import nn
 
 from ._checks import check_eps, check_norm, eval_mode, full_precision
-from .attacks import IFIA, AttributionAttack, AttributionPGD
+from .attacks import IFIA, AttackResult, AttributionAttack, AttributionPGD, Deviation
 from .attributions import ATTRIBUTIONS, get_explainer
 from .bounds import BoundOptions, attribution_bound, cosine_bound
 from .config import (
@@ -50,7 +50,7 @@ from .config import (
     choice,
 )
 from .data import as_tensors
-from .runtime import derive_seed
+from .runtime import derive_seed, run_in_chunks
 
 __all__ = ["validate_bounds", "Tolerance", "bound_table", "bound_seed", "summarize", "AttackSpec", "ATTACK_TYPES",
            "KEY_COLUMNS", "GROUP_COLUMNS", "UNIT_COLUMNS", "TIMING_COLUMNS", "ROW_COLUMNS"]
@@ -141,31 +141,32 @@ class AttackSpec(Config):
         alpha = self.relative_alpha if self.relative_alpha is not None else self.RELATIVE_ALPHA[self.type]
         return self.model_copy(update=dict(relative_alpha=alpha, k=k, restarts=self.restarts or restarts))
 
-    def build(self, model: nn.Module, explainer, eps: float, norm: str, restarts: int,
-              surrogate_beta: float | None, seed: int, pixels: int) -> AttributionAttack:
-        """The attack for one (eps, norm), returning one result per (restart, sample).
+    def build(self, model: nn.Module, explainer, eps: float | torch.Tensor, norm: str, restarts: int,
+              surrogate_beta: float | None, seed: int, pixels: int, compile: bool | str = False
+              ) -> AttributionAttack:
+        """The attack for one radius (or a (B,) tensor of radii, one per input) and norm, one result per
+        (restart, sample).
 
         Args:
             model: the attacked model.
             explainer: the attribution (an ``Attribution``).
-            eps: the radius; the step size is ``alpha = relative_alpha * eps``.
+            eps: the radius, or per-sample radii; the step size is ``alpha = relative_alpha * eps``.
             norm: ``"l2"`` or ``"linf"``.
             restarts: random restarts.
             surrogate_beta: softplus surrogate for the gradients of ReLU / max-pool models.
             seed: the attack's random stream.
             pixels: pixels of a saliency map, for IFIA's default ``k``.
+            compile: compile the attack step (``AttributionAttack``).
 
         Returns:
             An ``AttributionPGD`` or ``IFIA`` with ``per_restart=True``.
         """
         spec = self.resolved(pixels)
+        common = dict(eps=eps, alpha=spec.relative_alpha * eps, steps=spec.steps, norm=norm, restarts=restarts,
+                      surrogate_beta=surrogate_beta, seed=seed, per_restart=True, compile=compile)
         if spec.type == "pgd":
-            return AttributionPGD(model, explainer, eps=eps, alpha=spec.relative_alpha * eps, steps=spec.steps,
-                                  norm=norm, objective=spec.objective, restarts=restarts,
-                                  surrogate_beta=surrogate_beta, seed=seed, per_restart=True)
-        return IFIA(model, explainer, eps=eps, alpha=spec.relative_alpha * eps, steps=spec.steps, k=spec.k,
-                    kind="topk", norm=norm, restarts=restarts, surrogate_beta=surrogate_beta, seed=seed,
-                    per_restart=True)
+            return AttributionPGD(model, explainer, objective=spec.objective, **common)
+        return IFIA(model, explainer, k=spec.k, kind="topk", **common)
 
 
 def _attack_specs(attacks) -> list[AttackSpec]:
@@ -265,7 +266,8 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
                     cosine_atol: float = Tolerance.model_fields["cosine_atol"].default,
                     batch_size: int | None = None, seed: int = 0, model_name: str = "model",
                     bound_options: Mapping | BoundOptions | None = None,
-                    on_progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+                    on_progress: Callable[[int], None] | None = None, chunk_size: int | None = None,
+                    compile: bool | str = False) -> pd.DataFrame:
     """The bounds next to what PGD and IFIA achieve: one row per (sample, attribution, norm, eps, attack, restart).
 
     Every bound is linear in eps, so each (batch, attribution) is bounded once at eps = 1 and scaled. A row is a
@@ -285,14 +287,21 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
         surrogate_beta: softplus surrogate for the Jacobians and gradients of ReLU / max-pool models.
         rtol: relative tolerance of the Euclidean bound.
         cosine_atol: absolute tolerance of the cosine bound.
-        batch_size: samples per batch (default all; attacks run ``batch_size * restarts`` inputs at once).
-        seed: every bound and attack call draws its own stream, derived from (seed, attribution, norm, eps,
-            attack, first sample of the batch): results depend on the batches but not on their order.
+        batch_size: samples per batch (default all): each batch is bounded once per attribution, and each attack
+            then runs every (radius, restart, sample) instance of the batch and a norm as rows of one attack
+            batch, each row with its own radius (``batch_size * restarts * radii`` rows).
+        seed: every bound and attack draws its own stream, derived from (seed, attribution, norm, eps, attack,
+            first sample of the batch): results depend on the batches but not on their order, and a radius's
+            starting points are those a separate call at that radius would draw.
         model_name: the ``model`` column.
         bound_options: a ``bounds.BoundOptions`` or a mapping of its fields (``method, tol, max_iter, max_dense_n,
             sign_iters``), validated; ``max_dense_n=0`` keeps the l-infinity bound to ``eps sqrt(n) sigma_max``,
             skipping ``|| |J| 1 ||_2`` (n Hessian-vector products per sample).
-        on_progress: called after every attack call with the number of rows it produced.
+        on_progress: called after every attack batch with the number of rows it produced.
+        chunk_size: rows per attack batch; default ``runtime.run_in_chunks``'s: on CUDA as many as memory
+            allows (learnt once from out-of-memory errors), on a CPU ``runtime.CPU_CHUNK``. A row's result
+            does not depend on it beyond the last bits of float rounding (none at all in the CI sweep).
+        compile: compile the attack step (``True`` or a ``torch.compile`` mode; ``AttributionAttack``).
 
     Returns:
         A DataFrame with the columns ``ROW_COLUMNS``, sorted by ``KEY_COLUMNS``.
@@ -338,26 +347,29 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
                 sigma, a_norm = unit["l2"][0], bound.attribution_norm.detach().double().cpu()
                 explainer = get_explainer(attr_name, model, **options)
                 for norm, eps_values in grid.items():
+                    per_radius = []
                     for eps in eps_values:
                         euclid_bound = eps * unit[norm][0]
-                        per_sample = dict(sample, attribution=attr_name, norm=norm, eps=eps,
-                                          sigma_max=sigma.numpy(), attribution_norm=a_norm.numpy(),
-                                          bound_euclidean=euclid_bound.numpy(),
-                                          bound_euclidean_lower=(eps * unit[norm][1]).numpy(),
-                                          bound_cosine=cosine_bound(euclid_bound, a_norm).numpy(),
-                                          bound_converged=bound.converged.cpu().numpy(), bound_seconds=bound_seconds)
-                        for spec in specs:
-                            reps = spec.restarts or restarts
-                            attack = spec.build(model, explainer, eps, norm, reps, surrogate_beta,
-                                                derive_seed(seed, "attack", attr_name, norm, eps, spec.label,
-                                                            first),
-                                                pixels=x[0, 0].numel())
-                            t0 = time.perf_counter()
-                            result = attack(x, predicted)
-                            attack_seconds = (time.perf_counter() - t0) / (reps * len(rows))
-                            frames.append(_rows(per_sample, spec, reps, result, attack_seconds, rtol, cosine_atol))
-                            if on_progress is not None:
-                                on_progress(reps * len(rows))
+                        per_radius.append(dict(sample, attribution=attr_name, norm=norm, eps=eps,
+                                               sigma_max=sigma.numpy(), attribution_norm=a_norm.numpy(),
+                                               bound_euclidean=euclid_bound.numpy(),
+                                               bound_euclidean_lower=(eps * unit[norm][1]).numpy(),
+                                               bound_cosine=cosine_bound(euclid_bound, a_norm).numpy(),
+                                               bound_converged=bound.converged.cpu().numpy(),
+                                               bound_seconds=bound_seconds))
+                    for spec in specs:
+                        reps = spec.restarts or restarts
+                        seeds = [derive_seed(seed, "attack", attr_name, norm, eps, spec.label, first)
+                                 for eps in eps_values]
+                        t0 = time.perf_counter()
+                        result = _attack_radii(model, explainer, x, predicted, spec, norm, eps_values, reps, seeds,
+                                               surrogate_beta, chunk_size, compile, on_progress,
+                                               key=(id(model), attr_name, repr(sorted(options.items()))))
+                        attack_seconds = (time.perf_counter() - t0) / (reps * len(rows) * len(eps_values))
+                        block = reps * len(rows)
+                        for j, per_sample in enumerate(per_radius):
+                            frames.append(_rows(per_sample, spec, reps, _slice(result, j * block, (j + 1) * block),
+                                                attack_seconds, rtol, cosine_atol))
     table = pd.concat(frames, ignore_index=True)[list(ROW_COLUMNS)]
     return table.sort_values(list(KEY_COLUMNS), kind="mergesort", ignore_index=True)
 
@@ -370,6 +382,58 @@ def _batch(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, sample_ids: 
                "predicted": predicted.cpu().numpy()}
     columns["correct"] = columns["label"] == columns["predicted"]
     return predicted, columns
+
+
+def _attack_radii(model: nn.Module, explainer, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, norm: str,
+                  radii: Sequence[float], reps: int, seeds: Sequence[int], surrogate_beta: float | None,
+                  chunk_size: int | None, compile, on_progress, key) -> AttackResult:
+    """Every (radius, restart, sample) instance of one attack in batches with a radius per row.
+
+    Rows are radius-major, then restart, then sample (row ``j R B + r B + i``). Each radius's starting points
+    are those its own per-radius attack would draw (seeded ``seeds[j]``), so the instances are the same as
+    in one call per radius; the batches are cut by ``runtime.run_in_chunks`` (on CUDA as large as memory
+    allows). Returns one ``AttackResult`` over all rows (per restart).
+    """
+    pixels = x[0, 0].numel()
+    starts = torch.cat([spec.build(model, explainer, eps, norm, reps, surrogate_beta, s, pixels).starts(x)
+                        for eps, s in zip(radii, seeds)])
+    n_rows = len(radii) * reps * x.shape[0]
+    eps_rows = torch.tensor(list(radii), dtype=x.dtype, device=x.device).repeat_interleave(reps * x.shape[0])
+    x_rows = x.repeat(len(radii) * reps, *([1] * (x.ndim - 1)))
+    y_rows = y.repeat(len(radii) * reps)
+    rows_explainer = explainer.for_batch(x, repeats=len(radii) * reps)
+
+    def chunk(start: int, stop: int) -> AttackResult:
+        attack = spec.build(model, rows_explainer.for_batch(x_rows, rows=slice(start, stop)), eps_rows[start:stop], norm, 1,
+                            surrogate_beta, seeds[0], pixels, compile=compile)
+        result = attack(x_rows[start:stop], y_rows[start:stop], start=starts[start:stop])
+        if on_progress is not None:
+            on_progress(stop - start)
+        return result
+
+    key = (*key, spec.type, spec.objective, tuple(x.shape[1:]), str(x.dtype), compile)
+    return _concat(run_in_chunks(chunk, n_rows, x.device, key=key, size=chunk_size))
+
+
+def _concat(results: Sequence[AttackResult]) -> AttackResult:
+    """One ``AttackResult`` of the rows of several (in order)."""
+    first = results[0]
+    cat = (lambda name: torch.cat([getattr(r, name) for r in results]))
+    return AttackResult(
+        x_adv=cat("x_adv"), label_kept=cat("label_kept"), score=cat("score"),
+        deviation=Deviation(torch.cat([r.deviation.euclidean for r in results]),
+                            torch.cat([r.deviation.cosine for r in results])),
+        iterations=first.iterations, restarts=first.restarts,
+        topk_intersection=None if first.topk_intersection is None else cat("topk_intersection"))
+
+
+def _slice(result: AttackResult, start: int, stop: int) -> AttackResult:
+    """Rows ``start:stop`` of an ``AttackResult``."""
+    return AttackResult(
+        x_adv=result.x_adv[start:stop], label_kept=result.label_kept[start:stop], score=result.score[start:stop],
+        deviation=Deviation(result.deviation.euclidean[start:stop], result.deviation.cosine[start:stop]),
+        iterations=result.iterations, restarts=result.restarts,
+        topk_intersection=None if result.topk_intersection is None else result.topk_intersection[start:stop])
 
 
 def bound_seed(seed: int, attribution: str, first: int) -> int:

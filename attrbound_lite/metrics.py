@@ -25,6 +25,8 @@ import math
 import torch
 from torch import Tensor
 
+from . import _checks
+
 __all__ = [
     "saliency_map",
     "euclidean",
@@ -54,7 +56,7 @@ def _as_float(x: Tensor, name: str, dtype: torch.dtype | None = None) -> Tensor:
             f"{name} has shape {tuple(x.shape)}, but a batch dimension is required: "
             f"expected (B, ...) with ndim >= 2; use {name}.unsqueeze(0) for one sample"
         )
-    if x.numel() > 0 and not bool(torch.isfinite(x).all()):
+    if x.numel() > 0 and not _checks._TRUSTED and not bool(torch.isfinite(x).all()):
         raise ValueError(
             f"{name} contains NaN or Inf values; clean the input "
             f"(e.g. torch.nan_to_num) before computing metrics"

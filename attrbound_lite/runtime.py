@@ -1,14 +1,24 @@
-"""Where and how reproducibly things run: the default device and the project's seeding scheme."""
+"""Where and how reproducibly things run: the default device, the seeding scheme and batch sizes that fit."""
 
 from __future__ import annotations
 
 import hashlib
 import platform
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
-__all__ = ["derive_seed", "resolve_device", "cpu_model"]
+__all__ = ["derive_seed", "resolve_device", "cpu_model", "run_in_chunks", "CPU_CHUNK"]
+
+T = TypeVar("T")
+CPU_CHUNK = 128
+"""Rows per chunk on a CPU. A CPU gains little from larger batches (per image, one forward and double backward
+of the width-0.25 MNIST CNN costs about 0.50 ms at 32 rows and 0.43-0.47 ms at 64-192 on the 2-core
+development machine); 128 rows keep two cores busy and bound the memory of an Integrated Gradients batch."""
+# Per (key, device): the largest chunk known to fit, learnt from out-of-memory errors.
+_FITTED: dict[tuple[Hashable, str], int] = {}
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -49,3 +59,48 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def run_in_chunks(fn: Callable[[int, int], T], n: int, device: str | torch.device, key: Hashable = None,
+                  size: int | None = None) -> list[T]:
+    """``[fn(0, s), fn(s, 2 s), ...]`` over rows ``0..n``, in chunks as large as the device allows.
+
+    On CUDA the first chunk is the whole work (or the largest size known to fit for ``key``); when a chunk
+    raises ``torch.cuda.OutOfMemoryError`` the cache is emptied, the size halved and the chunk retried, and the
+    size that fits is remembered for ``key``, so that a sweep that fits in smaller chunks never fails for
+    memory. On a CPU, chunks of ``CPU_CHUNK`` rows: the same on every run, so results do not depend on memory.
+
+    Args:
+        fn: computes rows ``start:stop`` (it must have no side effects that a retry would repeat).
+        n: the number of rows.
+        device: where ``fn`` runs.
+        key: what the memory of a row depends on (model, attribution, attack, input shape, dtype); None: not
+            remembered.
+        size: a fixed chunk size (overrides the above, and is halved on CUDA only when memory runs out).
+
+    Returns:
+        The chunks' results, in order.
+
+    Raises:
+        torch.cuda.OutOfMemoryError: If even one row does not fit.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if size is None:
+        size = _FITTED.get((key, str(device)), n) if cuda else CPU_CHUNK
+    size = max(1, min(int(size), n))
+    out, start = [], 0
+    while start < n:
+        stop = min(start + size, n)
+        try:
+            out.append(fn(start, stop))
+        except torch.cuda.OutOfMemoryError:
+            if not cuda or stop - start == 1:
+                raise
+            torch.cuda.empty_cache()
+            size = max(1, (stop - start) // 2)
+            if key is not None:
+                _FITTED[(key, str(device))] = size
+            continue
+        start = stop
+    return out

@@ -2,13 +2,17 @@
 
 Small classes with ``project``, ``step`` and ``random_init``, as in MadryLab's ``robustness``. Tensors are
 batch first; norms are taken per sample over all other dimensions.
+
+The radius is one number for the whole batch or a (B,) tensor, one radius per input, so that one batch can
+hold every (sample, radius, restart) instance of a sweep; the step size ``alpha`` likewise. Per sample, the
+arithmetic is the same as with a scalar of the same value, so the two layouts give the same iterates.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ._checks import check_eps, check_norm
+from ._checks import check_norm, check_radii
 
 __all__ = ["ThreatModel", "LinfBall", "L2Ball", "threat_model"]
 
@@ -17,17 +21,38 @@ def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
 
 
+def per_sample(value: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
+    """A scalar as is, or a (B,) tensor shaped (B, 1, ..., 1) to broadcast against ``like`` (B, ...).
+
+    Raises:
+        ValueError: If the tensor's length is not the batch size of ``like``.
+    """
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.shape != like.shape[:1]:
+        raise ValueError(f"per-sample radii or step sizes have {value.shape[0]} entries but the batch has "
+                         f"{like.shape[0]} inputs; give one per input (restarts: repeat them per restart).")
+    return value.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+
 class ThreatModel:
     """The set ``{x : ||x - x0||_p <= eps, 0 <= x <= 1}`` around each clean input ``x0``.
 
     Args:
-        eps: the radius, a positive finite number.
+        eps: the radius, a positive finite number, or a (B,) tensor of radii, one per input of the batches
+            this ball is used with.
     """
 
     norm: str = ""
 
-    def __init__(self, eps: float):
-        self.eps = check_eps(eps)
+    def __init__(self, eps: float | torch.Tensor):
+        self.eps = check_radii(eps)
+
+    def repeat(self, repeats: int) -> "ThreatModel":
+        """This ball for a batch repeated ``repeats`` times (restart-major): per-sample radii are tiled."""
+        if not isinstance(self.eps, torch.Tensor) or repeats == 1:
+            return self
+        return type(self)(self.eps.repeat(repeats))
 
     def project(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """The point of the set closest to ``x``.
@@ -37,15 +62,15 @@ class ThreatModel:
         """
         raise NotImplementedError
 
-    def step(self, x: torch.Tensor, grad: torch.Tensor, alpha: float) -> torch.Tensor:
-        """One steepest-ascent step of size ``alpha`` in this norm (not yet projected)."""
+    def step(self, x: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+        """One steepest-ascent step of size ``alpha`` (a number or (B,) per sample) in this norm (not projected)."""
         raise NotImplementedError
 
     def random_init(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A uniformly random point of the ball around ``x0``, clipped to the box."""
         raise NotImplementedError
 
-    def ascend(self, objective, x0: torch.Tensor, steps: int, alpha: float,
+    def ascend(self, objective, x0: torch.Tensor, steps: int, alpha: float | torch.Tensor,
                generator: torch.Generator | None = None, random_start: bool = True) -> torch.Tensor:
         """Projected gradient ascent on ``objective(x).sum()``, staying in the ball and in [0, 1].
 
@@ -65,7 +90,8 @@ class ThreatModel:
         return (x - x0).flatten(1).norm(p=float("inf") if self.norm == "linf" else 2, dim=1)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(eps={self.eps})"
+        eps = self.eps if not isinstance(self.eps, torch.Tensor) else f"<{self.eps.numel()} per-sample radii>"
+        return f"{type(self).__name__}(eps={eps})"
 
 
 class LinfBall(ThreatModel):
@@ -75,16 +101,17 @@ class LinfBall(ThreatModel):
 
     def project(self, x, x0):
         """``clip(x, x0 - eps, x0 + eps)``, then ``clip(., 0, 1)``."""
-        return torch.min(torch.max(x, x0 - self.eps), x0 + self.eps).clamp(0, 1)
+        eps = per_sample(self.eps, x0)
+        return torch.min(torch.max(x, x0 - eps), x0 + eps).clamp(0, 1)
 
     def step(self, x, grad, alpha):
         """``x + alpha * sign(grad)``."""
-        return x + alpha * grad.sign()
+        return x + per_sample(alpha, x) * grad.sign()
 
     def random_init(self, x0, generator=None):
         """``x0 + U(-eps, eps)`` per coordinate, clipped to [0, 1]."""
         noise = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        return (x0 + (2 * noise - 1) * self.eps).clamp(0, 1)
+        return (x0 + (2 * noise - 1) * per_sample(self.eps, x0)).clamp(0, 1)
 
 
 class L2Ball(ThreatModel):
@@ -95,28 +122,33 @@ class L2Ball(ThreatModel):
     def project(self, x, x0):
         """``x0 + delta * min(1, eps / ||delta||_2)``, then ``clip(., 0, 1)``."""
         delta = x - x0
-        scale = (self.eps / _per_sample_norm(delta).clamp_min(1e-12)).clamp(max=1)
+        # eps * (1 / ||delta||), as Python evaluates ``float / tensor``: a scalar and a per-sample radius of the
+        # same value give the same bits.
+        scale = (_per_sample_norm(delta).clamp_min(1e-12).reciprocal() * per_sample(self.eps, x0)).clamp(max=1)
         return (x0 + delta * scale).clamp(0, 1)
 
     def step(self, x, grad, alpha):
         """``x + alpha * grad / ||grad||_2``."""
-        return x + alpha * grad / _per_sample_norm(grad).clamp_min(1e-12)
+        return x + per_sample(alpha, x) * grad / _per_sample_norm(grad).clamp_min(1e-12)
 
     def random_init(self, x0, generator=None):
         """A uniform point of the ball (direction uniform on the sphere, radius ``eps * u^(1/n)``), clipped."""
         direction = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         direction = direction / _per_sample_norm(direction).clamp_min(1e-12)
         u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
-        radius = self.eps * u ** (1.0 / x0[0].numel())
+        eps = self.eps.to(device=x0.device, dtype=x0.dtype) if isinstance(self.eps, torch.Tensor) else self.eps
+        if isinstance(eps, torch.Tensor) and eps.shape != u.shape:
+            per_sample(eps, x0)  # raises: one radius per input
+        radius = eps * u ** (1.0 / x0[0].numel())
         return (x0 + direction * radius.view(-1, *([1] * (x0.ndim - 1)))).clamp(0, 1)
 
 
-def threat_model(norm: str, eps: float) -> ThreatModel:
+def threat_model(norm: str, eps: float | torch.Tensor) -> ThreatModel:
     """The threat model of a norm.
 
     Args:
         norm: ``"linf"`` or ``"l2"``.
-        eps: the radius.
+        eps: the radius, or a (B,) tensor of radii (one per input).
 
     Returns:
         ``LinfBall(eps)`` or ``L2Ball(eps)``.

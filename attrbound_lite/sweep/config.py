@@ -14,12 +14,13 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from .._checks import NORMS
+from ..attacks import COMPILE_MODES
 from ..attributions import ATTRIBUTIONS, IntegratedGradients
 from ..bounds import BoundOptions
 from ..config import (
@@ -77,6 +78,15 @@ def _check_device(value: Any) -> str:
 
 OptionalPath = Annotated[str | None, BeforeValidator(_resolve_path)]
 Device = Annotated[str, BeforeValidator(_check_device)]
+
+
+def _check_compile(value: Any) -> bool | str:
+    if isinstance(value, bool) or value in COMPILE_MODES:
+        return value
+    raise ValueError(f"must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}); got {value!r}")
+
+
+CompileSetting = Annotated[Union[bool, str], BeforeValidator(_check_compile)]
 
 
 class DataSection(Config):
@@ -234,6 +244,12 @@ class SweepConfig(Config):
         shard_size: samples per shard (the unit of work, of resuming and of distribution).
         batch_size: samples per batch inside a shard (default ``shard_size``).
         device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N``.
+        chunk_size: rows per attack batch (every (sample, radius, restart) instance of a batch, norm and attack
+            is a row); default: on CUDA as many as memory allows, on a CPU ``runtime.CPU_CHUNK``. Batch sizes
+            can change the last bits of float sums, so a given size is part of the sweep's identity.
+        compile: compile the attack step (``true`` or a ``torch.compile`` mode such as ``reduce-overhead``):
+            a one-off compilation, then faster steps; results equal up to float rounding, so it is part of the
+            sweep's identity when set.
         surrogate_beta: softplus surrogate for ReLU / max-pool models.
         data: the evaluated samples (``DataSection``).
         models: the models (``ModelEntry``), with distinct names.
@@ -251,6 +267,8 @@ class SweepConfig(Config):
     shard_size: PositiveInt = 64
     batch_size: OptionalPositiveInt = None
     device: Device = "auto"
+    chunk_size: OptionalPositiveInt = None
+    compile: CompileSetting = False
     surrogate_beta: OptionalPositiveFloat = None
     data: DataSection
     models: list[ModelEntry]

@@ -23,6 +23,9 @@ def _identity(cfg: dict) -> dict:
     for key in ("root", "mirror", "download"):
         ident["data"].pop(key)
     ident.pop("device")
+    for key in ("chunk_size", "compile"):  # added later: left out at their defaults, so older sweeps keep their hash
+        if ident[key] in (None, False):
+            ident.pop(key)
     for model in ident["models"]:
         for key, default in _ADDED_TRAINING_OPTIONS.items():  # left out at their defaults: old hashes stay valid
             if key in model.get("train", {}) and model["train"][key] == default:

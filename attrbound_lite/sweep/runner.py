@@ -226,7 +226,8 @@ def _run(cfg: dict, out: Path, ranks: _Ranks, progress: bool) -> pd.DataFrame | 
                 restarts=cfg["restarts"], sample_ids=range(shard.start, shard.stop),
                 surrogate_beta=cfg["surrogate_beta"], rtol=cfg["tolerance"]["rtol"],
                 cosine_atol=cfg["tolerance"]["cosine_atol"], batch_size=cfg["batch_size"], seed=shard.seed,
-                model_name=shard.model, bound_options=cfg["bound"], on_progress=bar.update)
+                model_name=shard.model, bound_options=cfg["bound"], on_progress=bar.update,
+                chunk_size=cfg["chunk_size"], compile=cfg["compile"])
             if len(table) != shard.attacks:
                 raise RuntimeError(f"shard {shard.id} produced {len(table)} rows, {shard.attacks} planned.")
             with atomic_path(out / shard.file) as tmp:

@@ -10,8 +10,10 @@ Every bound is linear in eps (``eps * sigma_max`` for l2, ``eps * min(sqrt(n) si
 for l-infinity), so the bound is computed once per batch and attribution, at eps = 1 and for the
 l-infinity ball when it is asked for (its ``sigma_max`` also gives the l2 bound), then scaled; the cosine
 bound is ``cosine_bound(eps * r_1, ||A(x)||_2)``. The attacks (``"pgd"``: ``AttributionPGD``, Euclidean
-or cosine objective; ``"ifia"``: ``IFIA(kind="topk")``) advance a whole batch of samples and all their
-restarts together (``per_restart=True``: one best iterate per (restart, sample)).
+or cosine objective; ``"ifia"``: ``IFIA(kind="topk")``) advance every (radius, restart, sample) instance of a
+batch and a norm together, as the rows of one attack batch with a radius per row (cut into chunks that fit
+the device, ``runtime.run_in_chunks``); each radius's rows start where a separate attack at that radius
+would, so the rows equal the per-radius calls (``per_restart=True``: one best iterate per (restart, sample)).
 
 A row is a violation (``exceeded``) when the attack kept the label and
 

@@ -22,12 +22,22 @@ trains them. FAR's paper body is not public: AAT and AdvAAT here follow REFERENC
 
 Randomness is derived from ``(seed, epoch, batch)``: a run is deterministic on CPU and a resumed run
 (``checkpoint_dir``) reproduces the uninterrupted one.
+
+Large batches (a GPU): ``scaled_for_batch(cfg, 2048)`` is ``cfg`` at batch 2048 with the learning rate scaled by
+the linear rule of Goyal et al. (2017), ``lr * batch / base_batch``, and a linear learning-rate warm-up
+(``lr_warmup_epochs``, from the unscaled rate) before the constant scaled rate; see its docstring. The inner
+maximisations are batched (every sample of a batch advances together; IG-NORM's path points are one batch of
+``ig_steps * B``) and read no tensor value on the host (no per-step synchronisation with the device). A training
+step reads the device once for its losses (the non-finite check), plus, for AAT and AdvAAT, the value checks of the
+batch's attribution on entry (finite images, classes in range); on a non-CPU device the training data is moved
+there once per call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -35,13 +45,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ._checks import NORMS, eval_mode
+from ._checks import NORMS, eval_mode, trusted_inputs
 from ._io import atomic_path
 from .attributions import ATTRIBUTIONS, get_explainer
 from .config import (
@@ -61,13 +71,14 @@ from .runtime import derive_seed
 from .threat_models import threat_model
 
 __all__ = ["train", "TrainConfig", "METHODS", "TRAINING_PROTOCOLS", "DISSIMILARITIES", "dissimilarity",
-           "loss_integrated_gradients"]
+           "loss_integrated_gradients", "scaled_for_batch", "learning_rate_at", "LR_SCALING_RULES"]
 
 METHODS = ("natural", "pgd_at", "ig_norm", "aat", "advaat")
 # RAR's inner maximisation for training per data set (defined in attrbound_lite.protocols).
 TRAINING_PROTOCOLS = {name: rar_protocol(name, "train") for name in DATASETS}
 DISSIMILARITIES = ("pearson", "cosine", "l2")
 FIRST_BATCHES = 20  # the optimiser steps whose losses a run records (attrs["batch_losses"]), to replay it
+LR_SCALING_RULES = ("linear", "sqrt")
 
 
 def dissimilarity(a: Tensor, b: Tensor, kind: str = "pearson") -> Tensor:
@@ -110,6 +121,14 @@ class TrainConfig(Config):
         augment: ``"none"`` or ``"crop_flip"`` (standard CIFAR augmentation: a random 32x32 crop of the image
             zero-padded by 4 pixels and a random horizontal flip, per sample, drawn from the batch's generator).
         seed: base of the shuffling and noise seeds, ``derive_seed(seed, epoch[, batch])``.
+        lr_warmup_epochs: learning-rate warm-up (``learning_rate_at``): the rate grows linearly, optimiser step by step,
+            from ``lr_warmup_from`` to ``lr`` over the first ``lr_warmup_epochs`` epochs, then stays at ``lr`` (0, the
+            default: ``lr`` from the first step). ``scaled_for_batch`` sets it for large batches.
+        lr_warmup_from: where that warm-up starts (Goyal et al.: the learning rate before scaling); ``None``: from 0,
+            i.e. ``lr * step / warm-up steps``. Only with ``lr_warmup_epochs > 0``; at most ``lr``.
+
+    The two learning-rate warm-up fields are left out of ``to_dict()`` at their defaults, so that the configs
+    (and the hashes of checkpoints and sweeps) written before they existed stay as they were.
 
     Raises:
         ConfigError: (a ``ValueError``) naming the field, e.g. ``epochs: must be a positive integer, got 0``.
@@ -133,9 +152,18 @@ class TrainConfig(Config):
     warmup_epochs: NonNegativeFloat = 0.0
     augment: choice("none", "crop_flip") = "none"
     seed: NonNegativeInt = 0
+    # Added later: left out of model_dump at their defaults (old configs, checkpoint and sweep hashes unchanged).
+    lr_warmup_epochs: NonNegativeFloat = Field(0.0, exclude_if=lambda v: v == 0)
+    lr_warmup_from: OptionalPositiveFloat = Field(None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _eps_and_alpha(self) -> TrainConfig:
+        if self.lr_warmup_from is not None:
+            if self.lr_warmup_epochs == 0:
+                raise ConfigError("only with a learning-rate warm-up (lr_warmup_epochs > 0)", loc=("lr_warmup_from",))
+            if self.lr_warmup_from > self.lr:
+                raise ConfigError(f"must be at most lr ({self.lr:g}), got {self.lr_warmup_from:g}",
+                                  loc=("lr_warmup_from",))
         if self.method != "natural":
             if self.eps is None:
                 raise ConfigError(f"method {self.method!r} needs eps, the radius of its inner maximisation (e.g. 0.3 "
@@ -144,6 +172,75 @@ class TrainConfig(Config):
                 object.__setattr__(self, "alpha", 2.5 * self.eps / self.steps)
                 self.__pydantic_fields_set__.discard("alpha")
         return self
+
+
+def scaled_for_batch(cfg: TrainConfig, batch_size: int, base_batch: int | None = None, *, rule: str = "linear",
+                     warmup_epochs: float | None = None) -> TrainConfig:
+    """``cfg`` at another batch size, with the learning rate scaled and warmed up: training at a large batch.
+
+    With ``k = batch_size / base_batch`` the schedule is:
+
+    - learning rate ``lr' = lr * k`` (``rule="linear"``, the linear scaling rule of Goyal et al. 2017, "Accurate,
+      Large Minibatch SGD") or ``lr * sqrt(k)`` (``rule="sqrt"``, the square-root rule often preferred for Adam,
+      the package's default optimiser: Malladi et al. 2022);
+    - for ``k > 1``, a linear warm-up (Goyal et al.'s gradual warm-up): optimiser step ``s`` (counted from 0 over the
+      whole run) uses ``lr + (lr' - lr) * min(1, (s + 1) / W)``, ``W = warmup_epochs * (steps per epoch)``, i.e.
+      from (just above) the unscaled rate to ``lr'`` in ``W`` steps, then ``lr'`` constant to the end (the package
+      has no decay). ``warmup_epochs`` defaults to one epoch but at most half the run, ``min(1, epochs / 2)``
+      (Goyal et al. warm up for 5 of 90 epochs; the runs here last 1 to 8 epochs);
+    - for ``k <= 1``: ``lr'`` from the first step, no warm-up.
+
+    Everything else (epochs, the inner maximisation, the radius warm-up ``warmup_epochs`` of ``cfg``, which counts
+    epochs, not steps) is kept. The result's ``lr``, ``lr_warmup_epochs`` and ``lr_warmup_from`` state the schedule.
+
+    Args:
+        cfg: the configuration tuned at ``base_batch``.
+        batch_size: the new batch size.
+        base_batch: the batch size ``cfg.lr`` was tuned for (default ``cfg.batch_size``).
+        rule: ``"linear"`` or ``"sqrt"``.
+        warmup_epochs: the learning-rate warm-up in epochs (``None``: ``min(1, cfg.epochs / 2)``; 0: none).
+
+    Returns:
+        A new config of ``cfg``'s type (``cfg`` at ``batch_size == base_batch`` up to the warm-up fields).
+
+    Example:
+        ``scaled_for_batch(TrainConfig(lr=1e-3, epochs=4), 1024)``: batch 1024, lr 8e-3, warm-up over the first epoch
+        from 1e-3.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    base = cfg.batch_size if base_batch is None else base_batch
+    if isinstance(base, bool) or not isinstance(base, int) or base < 1:
+        raise ValueError(f"base_batch must be a positive integer or None, got {base_batch!r}.")
+    if rule not in LR_SCALING_RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {LR_SCALING_RULES}.")
+    k = batch_size / base
+    lr = cfg.lr * (k if rule == "linear" else math.sqrt(k))
+    warmup = min(1.0, cfg.epochs / 2) if warmup_epochs is None else float(warmup_epochs)
+    if not math.isfinite(warmup) or warmup < 0:
+        raise ValueError(f"warmup_epochs must be a non-negative number or None, got {warmup_epochs!r}.")
+    fields = {name: getattr(cfg, name) for name in cfg.model_fields_set}  # given fields; derived ones re-derived
+    fields.pop("lr_warmup_epochs", None)
+    fields.pop("lr_warmup_from", None)
+    fields.update(batch_size=batch_size, lr=lr)
+    if k > 1 and warmup > 0:
+        fields.update(lr_warmup_epochs=warmup, lr_warmup_from=cfg.lr)
+    return type(cfg)(**fields)
+
+
+def learning_rate_at(cfg: TrainConfig, step: int, batches: int) -> float:
+    """The learning rate of optimiser step ``step`` (from 0, over the whole run) with ``batches`` steps per epoch.
+
+    ``lr`` without a warm-up; with one, ``a + (lr - a) * min(1, (step + 1) / (lr_warmup_epochs * batches))``,
+    ``a = lr_warmup_from`` (or 0), and exactly ``lr`` once the warm-up is over.
+    """
+    if cfg.lr_warmup_epochs == 0:
+        return cfg.lr
+    t = (step + 1) / (cfg.lr_warmup_epochs * batches)
+    if t >= 1:
+        return cfg.lr
+    start = cfg.lr_warmup_from or 0.0
+    return start + (cfg.lr - start) * t
 
 
 class Method:
@@ -164,10 +261,15 @@ class Method:
         raise NotImplementedError
 
     def ascend(self, objective, x, gen, *also: nn.Module) -> Tensor:
-        """The inner maximisation, with the model (and ``also``, e.g. its surrogate) in eval mode."""
+        """The inner maximisation, with the model (and ``also``, e.g. its surrogate) in eval mode.
+
+        The attributions inside skip their value checks (``trusted_inputs``: a host synchronisation per step on a
+        GPU); the batch was checked on entry (``_AttributionMethod.reference``).
+        """
         with ExitStack() as stack:
             for module in {id(m): m for m in (self.model, *also)}.values():
                 stack.enter_context(eval_mode(module))
+            stack.enter_context(trusted_inputs())
             return self.threat.ascend(objective, x, self.cfg.steps, self.cfg.alpha * self.scale, gen)
 
 
@@ -225,7 +327,7 @@ class _AttributionMethod(Method):
                              **self._options)
 
     def reference(self, explainer, x: Tensor, y: Tensor) -> Tensor:
-        """``A(x)``, fixed during the inner maximisation (eval mode)."""
+        """``A(x)``, fixed during the inner maximisation (eval mode); checks ``x`` (finite) and ``y`` (classes) once."""
         with eval_mode(self.model), eval_mode(explainer.model):
             return explainer.attribute(x, target=y).detach()
 
@@ -241,8 +343,9 @@ class AAT(_AttributionMethod):
                              explainer.model)
         logits = self.model(x)  # predictions from the real model, attributions from the surrogate
         ce = F.cross_entropy(logits, y)
-        attr = explainer.attribute(x, target=y, create_graph=True)
-        reg = self.d(attr, explainer.attribute(x_star, target=y, create_graph=True)).mean()
+        with trusted_inputs():  # checked by reference()
+            attr = explainer.attribute(x, target=y, create_graph=True)
+            reg = self.d(attr, explainer.attribute(x_star, target=y, create_graph=True)).mean()
         return ce + self.cfg.lam * reg, ce, reg, logits
 
 
@@ -259,8 +362,9 @@ class AdvAAT(_AttributionMethod):
         x_adv = self.ascend(inner, x, gen, explainer.model)
         logits = self.model(x_adv)
         ce = F.cross_entropy(logits, y)
-        attr_adv = explainer.attribute(x_adv, target=y, create_graph=True)
-        reg = self.d(explainer.attribute(x, target=y, create_graph=True), attr_adv).mean()
+        with trusted_inputs():  # checked by reference()
+            attr_adv = explainer.attribute(x_adv, target=y, create_graph=True)
+            reg = self.d(explainer.attribute(x, target=y, create_graph=True), attr_adv).mean()
         return ce + self.cfg.lam * reg, ce, reg, logits
 
 
@@ -379,7 +483,14 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
         stop_after: stop after this many optimiser steps (``None``: train every epoch); with the losses in
             ``attrs["batch_losses"]`` this replays the start of a run (``zoo.verify_zoo``).
         **options: with a method name: the other ``TrainConfig`` fields (``norm, steps, alpha, lam, dissimilarity,
-            attribution, ig_steps, surrogate_beta, optimizer, weight_decay, seed``).
+            attribution, ig_steps, surrogate_beta, optimizer, weight_decay, warmup_epochs, augment, seed,
+            lr_warmup_epochs, lr_warmup_from``).
+
+    On a device other than the CPU the training data is moved there once (one copy per call; MNIST's 60,000 images
+    take 188 MB) and each epoch's order once per epoch, so that a step copies nothing from the host; the inner
+    maximisation reads no tensor value on the host, and a step reads its losses once. The learning rate follows
+    ``learning_rate_at`` (constant ``lr`` unless the config has a learning-rate warm-up, e.g. from
+    ``scaled_for_batch``).
 
     Returns:
         A DataFrame with the columns ``epoch, loss, cross_entropy, regulariser, accuracy, seconds`` (``accuracy``:
@@ -398,6 +509,7 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
     x_all, y_all = as_tensors(train_data)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
+    on_host = device.type == "cpu"
     loss_fn = _METHODS[cfg.method](model, cfg)
     opt = _optimizer(model, cfg)
     start, history, first = 0, [], []
@@ -410,12 +522,16 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
                              "asked for; ask for at least that many epochs or use another checkpoint_dir.")
     n = x_all.shape[0]
     batches = (n + cfg.batch_size - 1) // cfg.batch_size
+    if not on_host:  # gathers on the device: no host-to-device copy (a synchronisation) per batch
+        x_all, y_all = x_all.to(device), y_all.to(device)
     was_training = model.training
     model.train()
     try:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch)))
+            if not on_host:
+                order = order.to(device)
             sums = torch.zeros(4, dtype=torch.float64)
             bar = tqdm(range(batches), desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                        leave=False)
@@ -430,19 +546,24 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
                     x = augment_crop_flip(x, gen)
                 if cfg.warmup_epochs > 0:
                     loss_fn.set_radius_scale(min(1.0, (step + 1) / (cfg.warmup_epochs * batches)))
+                if cfg.lr_warmup_epochs > 0:
+                    for group in opt.param_groups:
+                        group["lr"] = learning_rate_at(cfg, step, batches)
                 total, ce, reg, logits = loss_fn.loss(x, y, gen)
-                if not torch.isfinite(total):
+                # The step's one host synchronisation: its losses and correct predictions in one read.
+                stats = torch.stack([total.detach(), ce.detach(), reg.detach(),
+                                     (logits.argmax(1) == y).sum().to(total.dtype)]).tolist()
+                if not math.isfinite(stats[0]):
                     raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, batch {b + 1} "
-                                             f"(cross-entropy {ce.item():.4g}, regulariser {reg.item():.4g}); lower "
+                                             f"(cross-entropy {stats[1]:.4g}, regulariser {stats[2]:.4g}); lower "
                                              "lr or lam.")
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
                 k = len(idx)
                 if step < FIRST_BATCHES and step >= len(first):
-                    first.append(total.item())
-                sums += torch.tensor([total.item() * k, ce.item() * k, reg.item() * k,
-                                      (logits.argmax(1) == y).sum().item()], dtype=torch.float64)
+                    first.append(stats[0])
+                sums += torch.tensor([stats[0] * k, stats[1] * k, stats[2] * k, stats[3]], dtype=torch.float64)
                 seen = min((b + 1) * cfg.batch_size, n)
                 bar.set_postfix(loss=f"{sums[0].item() / seen:.3f}", acc=f"{sums[3].item() / seen:.3f}")
             bar.close()

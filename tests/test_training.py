@@ -191,6 +191,9 @@ def test_evaluate_reports_rar_metrics_consistently(mnist_small):
     (dict(seed=-1), r"^seed: must be an integer >= 0, got -1$"),
     (dict(epoch=2), r"^epoch: unknown key; allowed keys here: method, epochs, batch_size"),
     (dict(epochs=0, lr=0), r"^epochs: must be a positive integer, got 0; lr: must be a positive number, got 0$"),
+    (dict(lr_warmup_epochs=-1), r"^lr_warmup_epochs: must be a non-negative number, got -1$"),
+    (dict(lr_warmup_from=1e-4), r"^lr_warmup_from: only with a learning-rate warm-up \(lr_warmup_epochs > 0\)$"),
+    (dict(lr=1e-3, lr_warmup_epochs=1, lr_warmup_from=2e-3), r"^lr_warmup_from: must be at most lr \(0\.001\)"),
 ])
 def test_bad_train_configs_name_the_field(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -208,6 +211,10 @@ def test_train_config_defaults_and_dict():
     assert TrainConfig(**cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="epochs: must be a positive integer"):
         cfg.epochs = 0  # assignments are validated too
+    # the learning-rate warm-up fields appear only when set (older configs and their hashes are unchanged)
+    warm = TrainConfig(lr=2e-3, lr_warmup_epochs=0.5, lr_warmup_from=1e-3)
+    assert list(warm.to_dict())[-2:] == ["lr_warmup_epochs", "lr_warmup_from"]
+    assert TrainConfig(**warm.to_dict()) == warm
 
 
 def test_train_with_a_config_equals_the_old_call_style(mnist_small):
@@ -273,3 +280,88 @@ def test_first_batch_losses_are_recorded_and_replayed_by_stop_after(mnist_small,
     # a resumed run keeps the losses logged before the interruption
     again = train(narrow(), data, "natural", epochs=3, batch_size=32, progress=False, checkpoint_dir=tmp_path)
     assert again.attrs["batch_losses"] == full.attrs["batch_losses"]
+
+
+def test_scaled_for_batch_states_the_linear_rule_and_its_warm_up():
+    """Goyal et al.'s linear scaling rule and gradual warm-up, exactly; nothing else of the config changes."""
+    cfg = TrainConfig(method="pgd_at", eps=0.3, steps=5, lr=1e-3, epochs=4, warmup_epochs=0.5, seed=7)
+    big = training.scaled_for_batch(cfg, 1024)
+    assert (big.batch_size, big.lr, big.lr_warmup_epochs, big.lr_warmup_from) == (1024, 8e-3, 1.0, 1e-3)
+    assert big.to_dict() == {**cfg.to_dict(), "batch_size": 1024, "lr": 8e-3, "lr_warmup_epochs": 1.0,
+                             "lr_warmup_from": 1e-3}
+    assert "alpha" not in big.model_fields_set and big.alpha == cfg.alpha  # still the derived default
+    short = training.scaled_for_batch(TrainConfig(lr=2e-3, epochs=1), 4096, base_batch=256, warmup_epochs=None)
+    assert (short.lr, short.lr_warmup_epochs, short.lr_warmup_from) == (0.032, 0.5, 2e-3)  # at most half the run
+    root = training.scaled_for_batch(cfg, 512, rule="sqrt", warmup_epochs=0.25)
+    assert (root.lr, root.lr_warmup_epochs) == (2e-3, 0.25)  # sqrt(512 / 128) = 2
+    none = training.scaled_for_batch(cfg, 1024, warmup_epochs=0)
+    assert none.lr == 8e-3 and none.lr_warmup_epochs == 0 and "lr_warmup_epochs" not in none.to_dict()
+    smaller = training.scaled_for_batch(big, 64)  # from a scaled config: its warm-up is dropped, no warm-up below base
+    assert (smaller.lr, smaller.lr_warmup_epochs, smaller.lr_warmup_from) == (5e-4, 0.0, None)
+    assert training.scaled_for_batch(cfg, 128) == cfg  # the base batch: the config itself
+    for bad, match in ((dict(batch_size=0), "batch_size"), (dict(batch_size=256, base_batch=0), "base_batch"),
+                       (dict(batch_size=256, rule="cubic"), "rule"),
+                       (dict(batch_size=256, warmup_epochs=-1.0), "warmup_epochs")):
+        with pytest.raises(ValueError, match=match):
+            training.scaled_for_batch(cfg, **bad)
+
+
+def test_learning_rate_warm_up_is_linear_then_constant_and_reaches_the_optimiser(mnist_small, monkeypatch):
+    cfg = TrainConfig(lr=8e-3, lr_warmup_epochs=0.5, lr_warmup_from=1e-3)
+    assert [training.learning_rate_at(cfg, s, 8) for s in range(6)] == pytest.approx(
+        [1e-3 + 7e-3 * k / 4 for k in (1, 2, 3)] + [8e-3] * 3)
+    assert training.learning_rate_at(cfg, 3, 8) == 8e-3  # exactly lr once the warm-up is over
+    assert training.learning_rate_at(TrainConfig(lr=4e-3, lr_warmup_epochs=2), 0, 2) == 1e-3  # from 0
+    assert training.learning_rate_at(TrainConfig(lr=4e-3), 0, 2) == 4e-3
+    seen = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: seen.append(self.param_groups[0]["lr"])
+                        or step(self, *a, **k))
+    x, y = mnist_small.tensors()
+    train(narrow(), (x[:256], y[:256]), TrainConfig(batch_size=32, epochs=2, lr=8e-3, lr_warmup_epochs=0.5,
+                                                      lr_warmup_from=1e-3), progress=False)
+    assert seen == [training.learning_rate_at(cfg, s, 8) for s in range(16)]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_large_batch_run_trains(method, mnist_small):
+    """The scaled setting end to end on a tiny run: 2 batches of 128 (8 x the base batch of 16), lr and warm-up set."""
+    x, y = mnist_small.tensors()
+    extra = {} if method == "natural" else dict(eps=0.1, steps=2, ig_steps=2)
+    cfg = training.scaled_for_batch(TrainConfig(method=method, batch_size=16, lr=1e-3, epochs=2, **extra), 128)
+    assert (cfg.lr, cfg.lr_warmup_epochs, cfg.lr_warmup_from) == (8e-3, 1.0, 1e-3)
+    model, before = narrow(), weights(narrow())
+    history = train(model, (x[:256], y[:256]), cfg, progress=False)
+    assert len(history) == 2 and history.attrs["config"] == cfg.to_dict()
+    assert all(torch.isfinite(torch.tensor(history.attrs["batch_losses"])))
+    assert len(history.attrs["batch_losses"]) == 4
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("method", ["pgd_at", "ig_norm", "aat", "advaat"])
+def test_inner_maximisations_read_no_tensor_value_on_the_host(method, mnist_small, monkeypatch):
+    """No .item(), bool(tensor) or .tolist() inside the inner maximisation (each is a device synchronisation on a GPU),
+    and a batch's loss reads as many values with 4 inner steps as with 1 (the entry checks only)."""
+    x, y = mnist_small.images[:16], mnist_small.labels[:16]
+    reads = {"n": 0}
+    for name in ("__bool__", "item", "tolist"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, **k: reads.__setitem__("n", reads["n"] + 1)
+                            or _real(self, *a, **k))
+    ascend, inside = training.Method.ascend, []
+
+    def counted(self, *args):
+        start = reads["n"]
+        out = ascend(self, *args)
+        inside.append(reads["n"] - start)
+        return out
+
+    monkeypatch.setattr(training.Method, "ascend", counted)
+    per_loss = []
+    for steps in (1, 4):
+        loss = training._METHODS[method](narrow(), TrainConfig(method=method, eps=0.1, steps=steps, ig_steps=2))
+        reads["n"] = 0
+        loss.loss(x, y, torch.Generator().manual_seed(0))
+        per_loss.append(reads["n"])
+    assert inside == [0, 0], inside
+    assert per_loss[0] == per_loss[1], per_loss

@@ -14,6 +14,11 @@ table, ``DIR/results.parquet`` (rows sorted by ``experiments.KEY_COLUMNS``; timi
 an uninterrupted run's). ``DIR/manifest.json`` records the config's hash, the shards and their status; a
 different config in an existing ``DIR`` is refused.
 
+Inside a batch, each attack runs every (radius, restart, sample) instance of one (attribution, norm) as
+the rows of one attack batch, each row carrying its own radius (``experiments.validate_bounds``), cut into
+chunks of ``chunk_size`` rows; on CUDA the default is the largest chunk that fits in memory, found once by
+halving after an out-of-memory error. A radius's rows start where a separate attack at that radius would.
+
 Under ``torchrun`` (``WORLD_SIZE > 1``: ``torch.distributed`` with gloo on CPU, nccl on CUDA) rank 0
 checks the folder, trains the recipe models and writes the manifest; the ranks then take the pending
 shards round-robin, each writing its own shard files, and after a barrier rank 0 merges them. Every rank
@@ -27,6 +32,8 @@ these are ``shard_size: 64``, ``restarts: 1``, ``norms: [l2, linf]``, ``attribut
     shard_size: 16                 # samples per shard
     batch_size: null               # samples per batch inside a shard (null: the whole shard)
     device: auto                   # auto (cuda if available, else cpu), cpu, cuda, cuda:N
+    chunk_size: null               # rows per attack batch (null: CUDA as many as fit, CPU 128)
+    compile: false                 # true or a torch.compile mode: compile the attack step
     surrogate_beta: null           # softplus surrogate for ReLU / max-pool models
     data: {name: mnist, split: test, n_samples: 64, subset_seed: null, root: null, mirror: null, download: true}
     models:
@@ -48,7 +55,8 @@ these are ``shard_size: 64``, ``restarts: 1``, ``norms: [l2, linf]``, ``attribut
 ``data.subset_seed: null`` takes the first ``n_samples`` of the split, an int a seeded random subset.
 ``data.root``, ``data.mirror``, ``data.download`` and ``device`` say where to read and run, not what to
 compute: they are left out of the config hash (a sweep may resume elsewhere), except the device type
-(CPU and CUDA draw different random streams: a CPU sweep does not resume on a GPU). A checkpoint enters the
+(CPU and CUDA draw different random streams: a CPU sweep does not resume on a GPU). ``chunk_size`` and
+``compile`` enter the hash only when set (batch sizes and compiled kernels can change the last bits). A checkpoint enters the
 hash by the sha256 of its weights, not by its path (``config_identity``: what is hashed).
 
 The package, by job: ``config`` (the file's models, ``load_config``), ``identity`` (``config_identity``,

@@ -624,6 +624,136 @@ def test_speed_reports_the_region_bound_cost_when_measured():
     assert "predate" in speed._region_cost(rows.drop(columns=["region_over_point", "region_over_ifia"]))
 
 
+def _gpu_row(model, attribution, attack, compile_mode, rate, **extra):
+    """A row of sweep_gpu-*.json; 13 GFLOP per attack."""
+    measured = {} if rate is None else dict(tflops=rate * 13e-3, peak_fraction=rate * 13e-3 / 67, max_memory_gb=4.5,
+                                            hours_for_10M=1e7 / rate / 3600)
+    return {**dict(model=model, n=784 if model == "mnist_cnn" else 3072, attribution=attribution, attack=attack,
+                   compile=compile_mode, steps=100, instances=6144, chunk=6144, attacks_per_second=rate, error=None,
+                   skipped=None), **measured, **extra}
+
+
+def _gpu_results(tmp_path, rows, **fields):
+    """benchmarks/results' CPU files plus a synthetic sweep_gpu JSON (as benchmarks/sweep.py --gpu-section writes)."""
+    for name in ("bounds.json", "training.json", "sweep.json"):
+        (tmp_path / name).write_text((RESULTS / name).read_text())
+    payload = {**dict(rows=rows, device="cuda", device_name="NVIDIA H200", device_slug="nvidia-h200", mode="full",
+                      fp32_peak_tflops=67.0, targets={"mnist_saliency_pgd": 1400.0, "mnist_saliency_pgd_aim": 2800.0,
+                                                      "ig_over_saliency": 0.1},
+                      targets_apply=True, date="2026-12-02T10:00:00+00:00", torch_version="2.11.0", cpu_model="Xeon",
+                      cpu_count=16), **fields}
+    (tmp_path / "sweep_gpu-nvidia-h200.json").write_text(json.dumps(payload))
+    return speed.load_results(tmp_path)
+
+
+def test_chapter10_draws_the_gpu_results_when_a_gpu_file_exists(tmp_path):
+    from attrbound_lite.book import figures
+
+    rows = [_gpu_row("mnist_cnn", "saliency", "pgd", "off", 2000.0),
+            _gpu_row("mnist_cnn", "saliency", "pgd", "default", 3000.0),
+            _gpu_row("mnist_cnn", "saliency", "pgd", "reduce-overhead", None, error="RuntimeError: graph break"),
+            _gpu_row("mnist_cnn", "integrated_gradients(m=16)", "pgd", "off", 250.0),
+            _gpu_row("cifar_cnn", "saliency", "ifia", "off", 900.0),
+            _gpu_row("cifar_cnn", "integrated_gradients(m=16)", "ifia", "off", 60.0),
+            _gpu_row("cifar_cnn", "saliency", "ifia", "default", None, skipped="time budget (150 s) spent")]
+    results = _gpu_results(tmp_path, rows, compile_gain={"mnist_cnn saliency pgd default": 1.5})
+    smoke = dict(rows=rows, mode="tiny", device="cpu", device_slug="cpu")  # a --tiny run: left out, and said so
+    (tmp_path / "sweep_gpu-cpu.json").write_text(json.dumps(smoke))
+    results = speed.load_results(tmp_path)
+    assert [p["file"] for p in results["gpu"]["sweep_gpu"]] == ["sweep_gpu-nvidia-h200.json"]
+    assert results["gpu"]["smoke"] == ["sweep_gpu-cpu.json"]
+    values = speed.chapter_values(results)
+    status = values["ch10_gpu_status"]
+    assert status.startswith("On NVIDIA H200 (2026-12-02, torch 2.11.0, sweep_gpu-nvidia-h200.json), 100-step "
+                             "saliency attribution PGD on the full-width MNIST CNN ran at 3,000 attacks per second "
+                             "(compile: default), above the aim of 2,800; 10 million such attacks would take 0.9 hours")
+    # IG / saliency per (model, attack), best compile mode: 250 / 3000 (below 1/10) and 60 / 900 (below)
+    assert "ran at 0.07 to 0.08 times the saliency rate of the same model and attack (0 of 2 pairs" in status
+    assert "of the 67 TFLOP/s FP32 peak" in status and "no row used more than 4.5 GiB" in status
+    assert "factor of 1.50 to 1.50 over 1 compiled rows" in status
+    assert "1 of 7 rows failed" in status and "1 of 7 rows were not run" in status
+    assert "do not apply" not in status
+    assert values["ch10_gpu_caption"].startswith("GPU throughput of 100-step attribution attacks")
+    assert "sweep_gpu-nvidia-h200.json" in speed.machines_table(results).index
+    table = speed.gpu_table(results["gpu"])
+    assert len(table) == 7 and set(table["device"]) == {"NVIDIA H200"}
+    fig = figures.gpu_throughput_figure(table, target=1400)
+    assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
+    # a slower device misses the target; verdicts come from the rows, not from stored checks
+    slow = _gpu_results(tmp_path, [_gpu_row("mnist_cnn", "saliency", "pgd", "off", 1000.0)], targets_apply=False,
+                        checks={"mnist_saliency_pgd_ge_1400": {"passed": True, "value": 1e9, "target": 1400}})
+    status = speed.gpu_values(slow["gpu"])["ch10_gpu_status"]
+    assert "ran at 1,000 attacks per second (compile: off), below the target of 1,400" in status
+    assert status.endswith("The targets are set for an H100-class GPU at full size; they do not apply to this run.")
+
+
+def test_chapter10_says_from_the_files_when_no_gpu_result_exists(tmp_path):
+    from attrbound_lite.book import figures
+
+    for name in ("bounds.json", "training.json", "sweep.json"):
+        (tmp_path / name).write_text((RESULTS / name).read_text())
+    results = speed.load_results(tmp_path)
+    values = speed.chapter_values(results)
+    assert values["ch10_gpu_status"] == (
+        "No GPU figures have been measured yet: the results folder holds no sweep_gpu-*.json measured on a GPU "
+        "(benchmarks/gpu.sh writes it on a CUDA machine), so every throughput in this chapter is a CPU one.")
+    assert values["ch10_gpu_training"].startswith("The training benchmark has not been run on a GPU yet")
+    assert values["ch10_gpu_paper"].startswith("The paper-scale sweep (configs/sweep-paper-*.yaml, 1,920,000 "
+                                               "attacks) has not been run on a GPU yet")
+    assert speed.gpu_table(results["gpu"]).empty
+    fig = figures.gpu_throughput_figure(speed.gpu_table(results["gpu"]), empty=values["ch10_gpu_status"])
+    assert fig.axes[0].texts[0].get_text() == values["ch10_gpu_status"]
+    assert list(speed.machines_table(results).index) == ["bounds.json", "training.json", "sweep.json"]
+
+
+def test_chapter10_gpu_training_paper_sweep_and_compile_sentences(tmp_path):
+    (tmp_path / "training_gpu-nvidia-h200.json").write_text(json.dumps(dict(
+        device="cuda", device_name="NVIDIA H200", date="2026-12-02T10:05:00", quick=False,
+        results=[{"method": "natural", "train_seconds": 2.0}, {"method": "advaat", "train_seconds": 30.0}])))
+    (tmp_path / "sweep_paper-nvidia-h200.json").write_text(json.dumps(dict(
+        mode="full", device_slug="nvidia-h200", date="2026-12-02T10:09:00", attacks_run=192_000,
+        attacks_planned=1_920_000, sweeps={
+            "mnist": dict(ran=True, complete=False, stopped_by_cap=True, attacks_run=134_400, attacks_planned=960_000,
+                          attacks_per_second_between_shards=880.4),
+            "fashion-mnist": dict(ran=True, complete=False, stopped_by_cap=True, attacks_run=57_600,
+                                  attacks_planned=960_000, attacks_per_second_between_shards=None,
+                                  attacks_per_second_wall=401.0)})))
+    gpu = speed.load_gpu_results(tmp_path)
+    values = speed.gpu_values(gpu)
+    assert values["ch10_gpu_training"] == ("On NVIDIA H200 (2026-12-02, training_gpu-nvidia-h200.json), the training "
+                                           "benchmark (full size) trained the 2 methods in 32 s in all, from 2.0 s "
+                                           "(natural) to 30.0 s (advaat).")
+    # the GPU section's file (benchmarks/training.py --device cuda): seconds per epoch per method and batch size
+    (tmp_path / "training_gpu-nvidia-h200.json").write_text(json.dumps(dict(
+        benchmark="training_gpu", mode="full", device="cuda", device_name="NVIDIA H200", date="2026-12-03T09:00:00",
+        target_seconds=15.0, targets_apply=True, n_train=60000, rows=[
+            dict(method="natural", batch_size=1024, epoch_seconds=1.5, extrapolated=False),
+            dict(method="advaat", batch_size=1024, epoch_seconds=22.0, extrapolated=True),
+            dict(method="aat", batch_size=1024, epoch_seconds=None, error="OutOfMemoryError: ...")])))
+    assert speed.gpu_values(speed.load_gpu_results(tmp_path))["ch10_gpu_training"] == (
+        "On NVIDIA H200 (2026-12-03, training_gpu-nvidia-h200.json), training on all 60,000 MNIST training images: at "
+        "batch 1024, one epoch took 1.5 s (natural) to 22.0 s (advaat); 1 of 3 methods under the target of 15 s (1 "
+        "extrapolated from a probe of a few batches).")
+    assert values["ch10_gpu_paper"] == (
+        "The paper-scale sweep ran 192,000 of its 1,920,000 attacks on nvidia-h200 (2026-12-02, "
+        "sweep_paper-nvidia-h200.json): mnist: 134,400 of 960,000 attacks (stopped by its time cap, 880 attacks per "
+        "second); fashion-mnist: 57,600 of 960,000 attacks (stopped by its time cap, 401 attacks per second). A "
+        "stopped sweep resumes where it stopped (benchmarks/gpu.sh prints the command).")
+    assert values["ch10_gpu_status"].startswith("No GPU figures have been measured yet")
+    # the CPU sweep's compiled rows against the eager 1 process x 2 threads row
+    sweep = {"rows": [dict(attack="pgd", layout="1 process x 2 threads", device="cpu", compile="off", cache=None,
+                           attacks_per_second=100.0),
+                      dict(attack="pgd", layout="1 process x 2 threads, compiled (cold cache)", device="cpu",
+                           compile="default", cache="cold", attacks_per_second=50.0, error=None),
+                      dict(attack="pgd", layout="1 process x 2 threads, compiled (warm cache)", device="cpu",
+                           compile="default", cache="warm", attacks_per_second=None, error="RuntimeError: boom")]}
+    assert speed.compile_values(sweep)["ch10_compile_verdict"] == (
+        "With compile: true (one process, two threads, the compilation counted in the sweep's time), PGD with a "
+        "cold cache ran at 50 attacks per second, 0.50 times the eager rate (slower); PGD with a warm cache failed "
+        "(RuntimeError: boom).")
+    assert "predate" in speed.compile_values({"rows": [sweep["rows"][0]]})["ch10_compile_verdict"]
+
+
 def test_every_method_keeps_its_colour_across_figures():
     """One palette (figures.METHOD_COLORS): the training-cost bars and the cosine-bound scatter colour a method alike,
     and no two methods share a colour."""

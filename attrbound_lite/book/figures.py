@@ -23,7 +23,8 @@ import torch
 
 __all__ = ["set_style", "COLORS", "bounds_2d_figure", "worst_case_figure", "attribution_maps_figure",
            "surrogate_figure", "jacobian_heatmap_figure", "bound_cost_figure", "lanczos_iterations_figure",
-           "training_cost_figure", "sweep_throughput_figure", "execution_times_figure", "accuracy_figure",
+           "training_cost_figure", "sweep_throughput_figure", "gpu_throughput_figure", "execution_times_figure",
+           "accuracy_figure",
            "bound_distribution_figure", "relative_bound_figure", "cosine_bound_figure", "bound_vs_achieved_figure",
            "violation_rate_figure", "attack_examples_figure", "far_eps_figure", "ig_steps_figure", "METHOD_ORDER",
            "method_ratio_figure", "ratio_figure", "far_methods_figure", "region_example_figure", "region_rates_figure",
@@ -328,6 +329,54 @@ def sweep_throughput_figure(table, projection):
     ax1.invert_yaxis()
     fig.tight_layout()
     return fig
+
+
+def gpu_throughput_figure(table, target: float | None = None, empty: str = "not measured"):
+    """Attack throughput on a GPU, eager and compiled.
+
+    ``table``: ``model``, ``attribution``, ``attack``, ``compile``, ``attacks_per_second``, ``tflops`` and optionally
+    ``device`` and ``peak_fraction`` (rows without a rate are left out). (a) attacks per second per (model,
+    attribution, attack), one bar per compile mode, log scale, with a dashed line at ``target``; (b) achieved TFLOP/s,
+    labelled with the share of the FP32 peak where known. An empty table gives a figure with the text ``empty``.
+    """
+    rows = table if table.empty else table[table["attacks_per_second"].notna()]
+    if rows.empty:
+        fig, ax = plt.subplots(figsize=(7.0, 1.4))
+        ax.text(0.5, 0.5, empty, ha="center", va="center", wrap=True)
+        ax.axis("off")
+        return fig
+    keys = ["device", "model", "attribution", "attack"] if "device" in rows and rows["device"].nunique() > 1 else \
+        ["model", "attribution", "attack"]
+    groups = list(dict.fromkeys(map(tuple, rows[keys].itertuples(index=False))))
+    modes = list(dict.fromkeys(rows["compile"]))
+    width = 0.8 / len(modes)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.4))
+    for j, mode in enumerate(modes):
+        sub = rows[rows["compile"] == mode].set_index(keys).reindex(groups)
+        xs = np.arange(len(groups)) + (j - (len(modes) - 1) / 2) * width
+        ax0.bar(xs, sub["attacks_per_second"], width, label=f"compile: {mode}", color=_PALETTE[j])
+        bars = ax1.bar(xs, sub["tflops"], width, label=f"compile: {mode}", color=_PALETTE[j])
+        if "peak_fraction" in sub and sub["peak_fraction"].notna().any():
+            ax1.bar_label(bars, labels=["" if _isna(v) else f"{v:.0%}" for v in sub["peak_fraction"]],
+                          fontsize="x-small")
+    short = {"mnist_cnn": "MNIST CNN", "cifar_cnn": "CIFAR CNN", "integrated_gradients(m=16)": "IG (m = 16)",
+             "pgd": "PGD", "ifia": "IFIA"}
+    names = ["\n".join(short.get(str(v), str(v)) for v in g) for g in groups]
+    for ax in (ax0, ax1):
+        ax.set_xticks(np.arange(len(groups)), names, fontsize="x-small")
+        ax.grid(axis="x", visible=False)
+    if target is not None:
+        ax0.axhline(target, color="0.3", ls="--", lw=1, label=f"target {target:,.0f}")
+    ax0.set(yscale="log", ylabel="attacks per second", title="(a) throughput, 100-step attacks")
+    ax0.legend(loc="upper right", fontsize="x-small")
+    ax1.set(ylabel="achieved TFLOP/s", title="(b) arithmetic (labels: share of the FP32 peak)")
+    fig.tight_layout()
+    return fig
+
+
+def _isna(value) -> bool:
+    """``value`` is None or NaN (without importing pandas here)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def execution_times_figure(table, empty: str = "no execution times"):

@@ -37,7 +37,7 @@
 #
 # Before the GPU session (the device machine has PyTorch, pandas, pyarrow, PyYAML, safetensors, torchvision but no
 # pydantic, and no data; the working tree travels, ../shared does not, 64 MiB in all):
-#   echo /.gpu-carry/ >> .git/info/exclude && benchmarks/gpu.sh prepare
+#   benchmarks/gpu.sh prepare      (.gpu-carry/ is git-ignored, as the device tool's carry needs)
 #   -> .gpu-carry/data/MNIST/raw/*.gz (all four: the training benchmark times MNIST), .gpu-carry/data/FashionMNIST/
 #      raw/t10k-*.gz (the test split only: its training archives would not fit), .gpu-carry/whl/ (pydantic and its
 #      four dependencies for Python 3.12), about 20 MB. The GPU session then runs, in one call of about 10 minutes:

@@ -21,6 +21,7 @@ stacked restart-major (row ``r * B + i`` is restart r of sample i).
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass
 
@@ -64,11 +65,10 @@ class Attack:
             raise ValueError(f"steps must be a positive integer, got {steps!r}.")
         self.model, self.threat, self.alpha, self.steps = model, threat_model(norm, eps), alpha, steps
         self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, random_start, seed
-        for name, value in (("eps", self.eps), ("alpha", self.alpha)):
-            if isinstance(value, torch.Tensor) and isinstance(self.eps, torch.Tensor) and \
-                    value.shape != self.eps.shape:
-                raise ValueError(f"per-sample alpha has {value.numel()} entries and eps {self.eps.numel()}; give "
-                                 "one of each per input.")
+        if isinstance(self.alpha, torch.Tensor) and isinstance(self.eps, torch.Tensor) and \
+                self.alpha.shape != self.eps.shape:
+            raise ValueError(f"per-sample alpha has {self.alpha.numel()} entries and eps {self.eps.numel()}; give "
+                             "one of each per input.")
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor):
         """Check the inputs and labels, then run ``forward`` with the model in eval mode and TF32 off.
@@ -111,7 +111,8 @@ class Attack:
         return self._generator
 
     def __repr__(self) -> str:
-        eps, alpha = (v if not isinstance(v, torch.Tensor) else f"<{v.numel()} per sample>" for v in (self.eps, self.alpha))
+        eps, alpha = (v if not isinstance(v, torch.Tensor) else f"<{v.numel()} per sample>"
+                      for v in (self.eps, self.alpha))
         return f"{type(self).__name__}(eps={eps}, alpha={alpha}, steps={self.steps}, norm={self.norm!r})"
 
 
@@ -166,10 +167,14 @@ class AttributionAttack(Attack):
     iterate is kept on the device with ``torch.where``. ``compile=True`` (or a ``torch.compile`` mode such as
     ``"reduce-overhead"``, CUDA graphs) computes the step's gradient with a compiled ``torch.func`` graph,
     reused by every attack of the same kind on the same model; it pays a one-off compilation (tens of
-    seconds) and then runs the step about twice as fast on a CPU. Its results equal the eager ones up to float
-    rounding (about 1e-6 relative), not bit for bit. It needs a smooth model (no surrogate copy) and an
-    attribution without per-sample options.
+    seconds). On the 2-core development CPU an isolated saliency step ran twice as fast compiled, a whole attack
+    step 0.53 (IFIA) to 1.02 (PGD) times the eager time (benchmarks/README.md): it is for long sweeps. Its results
+    equal the eager ones up to float rounding (about 1e-6 relative), not bit for bit. It needs a smooth model (no
+    surrogate copy) and an attribution without per-sample options. The switches it and ``trusted_inputs`` use
+    are module-level flags: run attacks from one thread at a time.
     """
+
+    _start: torch.Tensor | None = None
 
     def __init__(self, model, explainer, eps, alpha, steps, norm="linf", restarts=1, surrogate_beta=None,
                  random_start=True, seed=0, per_restart=False, compile=False):
@@ -262,7 +267,9 @@ class AttributionAttack(Attack):
         x0_rep, y_rep = inputs.repeat(reps, *([1] * (inputs.ndim - 1))), labels.repeat(reps)
         threat = self.threat.repeat(reps)
         alpha = self.alpha.repeat(reps) if isinstance(self.alpha, torch.Tensor) else self.alpha
-        gradient = _compiled_gradient(self, surrogate) if self.compile else self._gradient
+        gradient = functools.partial(_compiled_gradient(self, surrogate), self) if self.compile else self._gradient
+        threat = threat.to(inputs)
+        alpha = alpha.to(inputs) if isinstance(alpha, torch.Tensor) else alpha
         # The best iterate of every (restart, sample) row so far, and the step that reached it.
         best_score = torch.full((reps * batch,), float("-inf"), dtype=inputs.dtype, device=inputs.device)
         best_step = torch.zeros(reps * batch, dtype=torch.long, device=inputs.device)
@@ -333,19 +340,32 @@ def _compiled_gradient(attack: AttributionAttack, surrogate: Attribution):
     ``torch.func.grad`` (``functional_gradients``), is one pure function of ``(x, y, ref)`` that
     ``torch.compile`` can trace whole, double backward included (``torch.autograd.grad`` inside a compiled
     region cannot be differentiated again).
+
+    The step reads the attack and the attribution of the current call (not those of the call that compiled it), so
+    the cache holds no reference to the model between calls; ``torch.compile``'s guards recompile where they
+    differ in what the traced code read.
+
+    Returns:
+        ``gradient(attack, surrogate, x, y, ref) -> (grad, attr, logits)``.
     """
     key = (type(attack), attack.objective_key(), surrogate.compile_key(), attack.compile)
     cache = _COMPILED.setdefault(attack.model, {})
     if key not in cache:
+        current: dict = {}
+
         def objective(x, y, ref):
             with functional_gradients():
-                attr, logits = surrogate.attribute_with_logits(x, target=y, create_graph=True)
-            return attack.objective(attr, ref).sum(), (attr, logits)
+                attr, logits = current["surrogate"].attribute_with_logits(x, target=y, create_graph=True)
+            return current["attack"].objective(attr, ref).sum(), (attr, logits)
 
         step = torch.compile(torch.func.grad(objective, has_aux=True), mode=attack.compile)
 
-        def gradient(_surrogate, x, y, ref):
-            grad, (attr, logits) = step(x.detach(), y, ref)
+        def gradient(attack, surrogate, x, y, ref):
+            current.update(attack=attack, surrogate=surrogate)
+            try:
+                grad, (attr, logits) = step(x.detach(), y, ref)
+            finally:
+                current.clear()
             return grad, attr.detach(), logits.detach()
 
         cache[key] = gradient

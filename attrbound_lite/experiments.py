@@ -144,10 +144,11 @@ class AttackSpec(Config):
         return self.model_copy(update=dict(relative_alpha=alpha, k=k, restarts=self.restarts or restarts))
 
     def build(self, model: nn.Module, explainer, eps: float | torch.Tensor, norm: str, restarts: int,
-              surrogate_beta: float | None, seed: int, pixels: int, compile: bool | str = False
-              ) -> AttributionAttack:
-        """The attack for one radius (or a (B,) tensor of radii, one per input) and norm, one result per
-        (restart, sample).
+              surrogate_beta: float | None, seed: int, pixels: int, compile: bool | str = False,
+              alpha: float | torch.Tensor | None = None) -> AttributionAttack:
+        """The attack for one radius (or a (B,) tensor of radii, one per input) and norm.
+
+        One result per (restart, sample).
 
         Args:
             model: the attacked model.
@@ -159,12 +160,14 @@ class AttackSpec(Config):
             seed: the attack's random stream.
             pixels: pixels of a saliency map, for IFIA's default ``k``.
             compile: compile the attack step (``AttributionAttack``).
+            alpha: the step size(s), default ``relative_alpha * eps``.
 
         Returns:
             An ``AttributionPGD`` or ``IFIA`` with ``per_restart=True``.
         """
         spec = self.resolved(pixels)
-        common = dict(eps=eps, alpha=spec.relative_alpha * eps, steps=spec.steps, norm=norm, restarts=restarts,
+        alpha = spec.relative_alpha * eps if alpha is None else alpha
+        common = dict(eps=eps, alpha=alpha, steps=spec.steps, norm=norm, restarts=restarts,
                       surrogate_beta=surrogate_beta, seed=seed, per_restart=True, compile=compile)
         if spec.type == "pgd":
             return AttributionPGD(model, explainer, objective=spec.objective, **common)
@@ -398,16 +401,22 @@ def _attack_radii(model: nn.Module, explainer, x: torch.Tensor, y: torch.Tensor,
     """
     pixels = x[0, 0].numel()
     starts = torch.cat([spec.build(model, explainer, eps, norm, reps, surrogate_beta, s, pixels).starts(x)
-                        for eps, s in zip(radii, seeds)])
+                        for eps, s in zip(radii, seeds, strict=True)])
     n_rows = len(radii) * reps * x.shape[0]
-    eps_rows = torch.tensor(list(radii), dtype=x.dtype, device=x.device).repeat_interleave(reps * x.shape[0])
+
+    def per_row(values: list[float]) -> torch.Tensor:  # Python floats rounded once to the model's dtype, as scalars are
+        return torch.tensor(values, dtype=x.dtype, device=x.device).repeat_interleave(reps * x.shape[0])
+
+    eps_rows = per_row(list(radii))
+    alpha_rows = per_row([spec.resolved(pixels).relative_alpha * eps for eps in radii])
     x_rows = x.repeat(len(radii) * reps, *([1] * (x.ndim - 1)))
     y_rows = y.repeat(len(radii) * reps)
     rows_explainer = explainer.for_batch(x, repeats=len(radii) * reps)
 
     def chunk(start: int, stop: int) -> AttackResult:
-        attack = spec.build(model, rows_explainer.for_batch(x_rows, rows=slice(start, stop)), eps_rows[start:stop], norm, 1,
-                            surrogate_beta, seeds[0], pixels, compile=compile)
+        explainer_rows = rows_explainer.for_batch(x_rows, rows=slice(start, stop))
+        attack = spec.build(model, explainer_rows, eps_rows[start:stop], norm, 1, surrogate_beta, seeds[0], pixels,
+                            compile=compile, alpha=alpha_rows[start:stop])
         result = attack(x_rows[start:stop], y_rows[start:stop], start=starts[start:stop])
         if on_progress is not None:
             on_progress(stop - start)

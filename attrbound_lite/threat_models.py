@@ -54,6 +54,12 @@ class ThreatModel:
             return self
         return type(self)(self.eps.repeat(repeats))
 
+    def to(self, like: torch.Tensor) -> "ThreatModel":
+        """This ball with its per-sample radii on ``like``'s device and dtype (one copy, not one per step)."""
+        if not isinstance(self.eps, torch.Tensor) or (self.eps.device, self.eps.dtype) == (like.device, like.dtype):
+            return self
+        return type(self)(self.eps.to(device=like.device, dtype=like.dtype))
+
     def project(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """The point of the set closest to ``x``.
 

@@ -161,6 +161,7 @@ def test_the_step_loop_reads_no_tensor_value_on_the_host(trained_toy, attributio
         for norm in ("linf", "l2"):
             AttributionPGD(model, attribution, eps=eps, alpha=eps / 4, steps=3, norm=norm, restarts=2)(x[:4], y)
             IFIA(model, attribution, eps=eps, alpha=eps / 8, steps=3, k=6, norm=norm)(x[:4], y)
+            IFIA(model, attribution, eps=eps, alpha=eps / 8, steps=3, k=6, norm=norm, kind="mass_center")(x[:4], y)
     with pytest.raises(AssertionError, match="read on the host"), host_reads_forbidden():
         with attacks_module.trusted_inputs():
             bool(eps[0] > 0)  # the guard itself works
@@ -207,10 +208,42 @@ def test_the_compiled_step_equals_the_eager_step():
     torch.testing.assert_close(b.x_adv, a.x_adv, rtol=1e-4, atol=1e-5)
     surrogate = compiled.explainer
     step = attacks_module._compiled_gradient(compiled, surrogate)
-    grad, attr, logits = step(surrogate, starts, y, compiled.reference(x, y))
+    grad, attr, logits = step(compiled, surrogate, starts, y, compiled.reference(x, y))
     xg = starts.clone().requires_grad_(True)
     sal = torch.autograd.grad(model(xg).gather(1, y[:, None]).sum(), xg, create_graph=True)[0]
     expected = torch.autograd.grad(((sal - compiled.reference(x, y)["surrogate"]) ** 2).sum(), xg)[0]
     torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
     other = AttributionPGD(model, "saliency", eps=0.3, alpha=0.1, steps=2, compile=True)
     assert attacks_module._compiled_gradient(other, other.explainer) is step
+    cosine = AttributionPGD(model, "saliency", eps=0.3, alpha=0.1, steps=2, objective="cosine", compile=True)
+    assert attacks_module._compiled_gradient(cosine, cosine.explainer) is not step  # another objective, another step
+    # the step holds no reference to the model between calls: the model can be freed
+    import gc
+    import weakref
+
+    ref = weakref.ref(model)
+    del model, eager, compiled, other, cosine, surrogate, step
+    gc.collect()
+    assert ref() is None
+
+
+def test_float32_step_sizes_round_as_the_per_radius_scalars(trained_toy):
+    """A float32 model and a step of 0.1 eps (not a power of two): the rows equal the per-radius calls bit for bit,
+    because each row's step size is rounded from the Python float once, as the scalar call rounds it."""
+    import copy
+
+    from attrbound_lite.runtime import derive_seed
+
+    model, x, y = trained_toy
+    model = copy.deepcopy(model).float()
+    x = x[:4].float()
+    target = model(x).argmax(1)
+    radii = {"linf": [0.01, 0.07, 0.1]}
+    table = validate_bounds(model, (x, y[:4]), radii, ("linf",), ["saliency"],
+                            [{"type": "pgd", "steps": 4, "relative_alpha": 0.1}], restarts=2, seed=1)
+    for eps in radii["linf"]:
+        result = AttributionPGD(model, "saliency", eps=eps, alpha=0.1 * eps, steps=4, norm="linf", restarts=2,
+                                seed=derive_seed(1, "attack", "saliency", "linf", eps, "pgd", 0),
+                                per_restart=True)(x, target)
+        rows = table[table["eps"] == eps].sort_values(["restart", "sample"])
+        np.testing.assert_array_equal(rows["achieved_euclidean"], result.deviation.euclidean.double().numpy())

@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = ["MAKE_TARGETS", "GPU_FILES", "load_results", "load_gpu_results", "machines_table", "bound_rows",
-           "training_table", "sweep_tables", "layout_values", "BASE_LAYOUTS", "target_line", "label", "chapter_values", "note_values", "bound_values",
+           "training_table", "sweep_tables", "layout_values", "BASE_LAYOUTS",
+           "target_line", "label", "chapter_values", "note_values", "bound_values",
            "iteration_values", "training_values", "sweep_values", "compile_values", "gpu_table", "gpu_values"]
 
 MAKE_TARGETS = {"bounds.json": "make bench", "training.json": "make bench-training", "sweep.json": "make bench-sweep"}
@@ -284,9 +285,11 @@ BASE_LAYOUTS = ("1 process x 1 thread", "1 process x 2 threads", "2 processes x 
 
 
 def sweep_tables(sweep: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(rows, projection)`` of ``sweep.json``: throughput per attack in the three process layouts (eager, every
-    radius in one attack batch), hours for 10M attacks. The per-radius and compiled rows: ``layout_values``,
-    ``compile_values``."""
+    """``(rows, projection)`` of ``sweep.json``: throughput per attack in the three process layouts, hours for 10M.
+
+    The rows are the eager ones with every radius in one attack batch; the per-radius and compiled rows are
+    ``layout_values``' and ``compile_values``'.
+    """
     rows = pd.DataFrame(sweep["rows"])
     eager = rows["compile"].fillna("off") == "off" if "compile" in rows else True
     return (rows[eager & rows["layout"].isin(BASE_LAYOUTS)].reset_index(drop=True),
@@ -308,19 +311,25 @@ def layout_values(sweep: dict) -> dict:
     for attack, t in target.items():
         per_radius = float(rows[attack, "1 process x 2 threads, per-radius batches"])
         batched = float(rows[attack, "1 process x 2 threads"])
+        ratio = t["batched_over_per_radius"]
         parts.append(f"{attack.upper()} ran at {batched:.0f} attacks per second with every radius in one attack batch "
-                     f"and at {per_radius:.0f} with one batch per radius, {t['batched_over_per_radius']:.2f} times")
+                     f"and at {per_radius:.0f} with one batch per radius, {ratio:.2f} times ({_pace(ratio)})")
     met = all(t["batched_over_per_radius"] >= goal for t in target.values())
     same = sweep.get("same_table_batched_and_per_radius")
     tables = ("tables are bit-identical." if same else "tables differ (timing columns aside)." if same is False
               else "tables were not compared.")
     return {"ch10_layout_gain": (
         "In the same run (one process, two threads), " + "; ".join(parts) + ". "
-        + ("The batched layout reaches" if met else "The batched layout does not reach")
-        + f" the goal of {goal:g} times the per-radius layout on this CPU: each step is one forward and double "
-        "backward of the batch whatever the layout, and a CPU gains little from larger batches (repeated runs on "
-        "this shared machine differ by up to 20%). The two layouts' "
-        + tables)}
+        + (f"The batched layout reaches the goal of {goal:g} times the per-radius layout on this CPU. " if met else
+           f"The batched layout does not reach the goal of {goal:g} times the per-radius layout on this CPU: each "
+           "step is one forward and double backward of the batch whatever the layout, and a CPU gains little from "
+           "larger batches. ")
+        + "The two layouts' PGD " + tables)}
+
+
+def _pace(ratio: float) -> str:
+    """``faster``, ``slower`` or ``as fast`` for a rate ratio (within 2%: as fast)."""
+    return "as fast" if abs(ratio - 1) < 0.02 else "faster" if ratio > 1 else "slower"
 
 
 def _layout_verdict(rate: pd.Series, attacks: list[str]) -> str:
@@ -387,7 +396,7 @@ def compile_values(sweep: dict) -> dict:
             else:
                 factor = float(rate / eager.iloc[0])
                 parts.append(f"{attack.upper()} with a {cache} cache ran at {rate:.0f} attacks per second, "
-                             f"{factor:.2f} times the eager rate ({'faster' if factor > 1 else 'slower'})")
+                             f"{factor:.2f} times the eager rate ({_pace(factor)})")
     if not parts:
         return {"ch10_compile_verdict": "No compiled row has an eager row to compare with."}
     steady = [r for r in sweep.get("step_ratio", []) if r.get("compiled_over_eager") is not None]
@@ -398,8 +407,8 @@ def compile_values(sweep: dict) -> dict:
             f"compilation, {r['compile_seconds']:.0f} s)" for r in steady) + ", in process with two threads")
         pays = [r["attack"].upper() for r in steady if r["compiled_over_eager"] < 0.95]
         rest = [r["attack"].upper() for r in steady if r["compiled_over_eager"] >= 0.95]
-        after += (f": compiling pays for a sweep of {' and '.join(pays)} long enough to amortise the compilation"
-                  if pays else ": compiling does not pay on this CPU")
+        after += (f": a step ratio below 1 suggests that compiling pays for a sweep of {' and '.join(pays)} long "
+                  "enough to amortise the compilation" if pays else ": compiling does not pay on this CPU")
         after += (f", not for {' and '.join(rest)}." if pays and rest else ".")
     return {"ch10_compile_verdict": "With compile: true (one process, two threads, the compilation counted in the "
                                     "sweep's time), " + "; ".join(parts) + "." + after}

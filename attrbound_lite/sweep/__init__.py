@@ -56,8 +56,11 @@ these are ``shard_size: 64``, ``restarts: 1``, ``norms: [l2, linf]``, ``attribut
 ``data.root``, ``data.mirror``, ``data.download`` and ``device`` say where to read and run, not what to
 compute: they are left out of the config hash (a sweep may resume elsewhere), except the device type
 (CPU and CUDA draw different random streams: a CPU sweep does not resume on a GPU). ``chunk_size`` and
-``compile`` enter the hash only when set (batch sizes and compiled kernels can change the last bits). A checkpoint enters the
-hash by the sha256 of its weights, not by its path (``config_identity``: what is hashed).
+``compile`` enter the hash as written when set (batch sizes and compiled kernels can change the last bits;
+``chunk_size: 128`` hashes apart from the default although a CPU runs it alike). On CUDA the default chunk
+follows the free memory, so a resumed CUDA sweep may differ from an uninterrupted one in the last bits. A
+checkpoint enters the hash by the sha256 of its weights, not by its path (``config_identity``: what is
+hashed).
 
 The package, by job: ``config`` (the file's models, ``load_config``), ``identity`` (``config_identity``,
 ``config_hash``), ``plan`` (``Shard``, ``plan_shards``), ``distributed`` (the process group), ``runner``

@@ -748,10 +748,31 @@ def test_chapter10_gpu_training_paper_sweep_and_compile_sentences(tmp_path):
                       dict(attack="pgd", layout="1 process x 2 threads, compiled (warm cache)", device="cpu",
                            compile="default", cache="warm", attacks_per_second=None, error="RuntimeError: boom")]}
     assert speed.compile_values(sweep)["ch10_compile_verdict"] == (
-        "With compile: true (one process, two threads, the compilation counted in the sweep's time), PGD with a "
-        "cold cache ran at 50 attacks per second, 0.50 times the eager rate (slower); PGD with a warm cache failed "
-        "(RuntimeError: boom).")
+        "At CI size, with the compilation counted in the sweep's time, compiled sweeps ran at 0.50 (PGD) times the "
+        "eager rate with a cold cache; PGD with a warm cache failed (RuntimeError: boom).")
     assert "predate" in speed.compile_values({"rows": [sweep["rows"][0]]})["ch10_compile_verdict"]
+    # the steady-state step ratios say where compiling can pay
+    steady = {**sweep, "step_ratio": [dict(attack="pgd", compiled_over_eager=0.5, compile_seconds=12.0),
+                                      dict(attack="ifia", compiled_over_eager=1.1, compile_seconds=9.0)]}
+    assert speed.compile_values(steady)["ch10_compile_verdict"].endswith(
+        "Once compiled, one step cost 0.50 (PGD) and 1.10 (IFIA) times an eager one (the first call, compilation "
+        "included: 12 s and 9 s): compiling can pay for a sweep of PGD long enough to amortise the compilation, not "
+        "for IFIA.")
+    # the batched layout against one attack batch per radius, in the same run
+    layout = {"rows": [dict(attack="pgd", layout="1 process x 2 threads", compile="off", attacks_per_second=130.0),
+                       dict(attack="pgd", layout="1 process x 2 threads, per-radius batches", compile="off",
+                            attacks_per_second=100.0)],
+              "cpu_target": {"pgd": {"batched_over_per_radius": 1.3}}, "target_cpu_ratio": 1.3,
+              "same_table_batched_and_per_radius": True}
+    assert speed.layout_values(layout)["ch10_layout_gain"] == (
+        "In the same run (one process, two threads), holding every radius in one attack batch ran PGD at 130 attacks "
+        "per second against 100 with one batch per radius (1.30 times, faster). That reaches the goal of 1.3 times. "
+        "The two layouts' PGD tables are bit-identical.")
+    layout["cpu_target"]["pgd"]["batched_over_per_radius"] = 1.0
+    layout["same_table_batched_and_per_radius"] = False
+    assert "falls short of the goal of 1.3 times" in speed.layout_values(layout)["ch10_layout_gain"]
+    assert "tables differ" in speed.layout_values(layout)["ch10_layout_gain"]
+    assert "predate" in speed.layout_values({"rows": []})["ch10_layout_gain"]
 
 
 def test_every_method_keeps_its_colour_across_figures():

@@ -1,8 +1,27 @@
-"""Input validation shared by the public functions: clear errors instead of silent wrong numbers."""
+"""The input contract of the public API: clear errors instead of silent wrong numbers or raw library errors.
+
+Every public entry point (bounds, region bound, attacks, attributions, metrics adapters, zoo, CLI) checks its
+arguments here, once, at the edge:
+
+- ``check_model``: a ``torch.nn.Module`` (a plain callable is refused before anything calls ``.eval()`` on it);
+- ``check_inputs``: a floating-point tensor (uint8 images and numpy arrays refused with the fix), batch first, not
+  empty, finite, and in [0, 1] where the method assumes the box (``box=True``);
+- ``check_model_inputs``: the above plus the model: the inputs' dtype and device are the model's, and their shape is
+  one the model takes (its ``input_shape`` where it declares one, else one sample run under ``torch.no_grad``,
+  a failure re-raised as one error naming the given shape);
+- ``check_eps`` / ``check_radii``: a positive finite radius (Python or numpy scalar, 0-d tensor) or a (B,) tensor of
+  them, one per input;
+- ``check_positive_int``: batch sizes, sample counts, steps.
+
+Every error is a ``ValueError`` or ``TypeError`` raised here, naming the argument, what was given, what is allowed and
+the fix.
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
+import weakref
 
 import torch
 from torch import nn
@@ -33,14 +52,38 @@ class trusted_inputs:
         return False
 
 
+def check_model(model, what: str = "model") -> nn.Module:
+    """Return ``model`` if it is a ``torch.nn.Module``; raise a TypeError naming the fix otherwise."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{what} must be a torch.nn.Module (logits (B, classes) for inputs (B, ...)), got "
+                        f"{type(model).__name__}; wrap a function in a Module whose forward calls it.")
+    return model
+
+
 def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) -> torch.Tensor:
     """Refuse non-tensors, integer dtypes, inputs without a batch dimension and NaN/inf values.
 
     With ``box=True`` the values must also lie in [0, 1] (the torchattacks convention: normalisation
     belongs inside the model).
+
+    Args:
+        inputs: the batch (B, ...).
+        name: the argument's name in the error message.
+        box: also require values in [0, 1].
+
+    Returns:
+        ``inputs``, unchanged.
+
+    Raises:
+        TypeError: not a tensor (numpy arrays included), or not floating point (uint8 images included).
+        ValueError: no batch dimension, an empty batch, NaN/inf values, or values outside [0, 1] with ``box``.
     """
     if not isinstance(inputs, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(inputs).__name__}.")
+        hint = f" (convert with torch.as_tensor({name}))" if hasattr(inputs, "__array__") else ""
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(inputs).__name__}{hint}.")
+    if inputs.dtype == torch.uint8:
+        raise TypeError(f"{name} is a uint8 tensor (0-255 pixel values); the package works on floating-point images "
+                        f"in [0, 1]: pass {name}.float() / 255.")
     if not inputs.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {inputs.dtype}; "
                         f"convert with {name}.float() and scale images to [0, 1].")
@@ -51,28 +94,105 @@ def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) 
         raise ValueError(f"{name} is an empty batch (shape {tuple(inputs.shape)}).")
     if not _TRUSTED and not torch.isfinite(inputs).all():
         raise ValueError(f"{name} contains NaN or inf values; clean the data before computing attributions.")
-    if box and (inputs.min() < 0 or inputs.max() > 1):
+    if box and not _TRUSTED and (inputs.min() < 0 or inputs.max() > 1):
         raise ValueError(f"{name} must lie in [0, 1] (got values in [{inputs.min().item():.3g}, "
                          f"{inputs.max().item():.3g}]); put normalisation inside the model "
                          "(attrbound_lite.models.Normalize) and pass raw [0, 1] images.")
     return inputs
 
 
+_MODEL_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> input shapes it was seen to take
+
+
+def model_dtype_device(model: nn.Module) -> tuple[torch.dtype | None, torch.device | None]:
+    """The dtype and device of the model's first floating-point parameter or buffer (``(None, None)`` if none)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype, tensor.device
+    return None, None
+
+
+def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inputs", box: bool = True) -> torch.Tensor:
+    """The whole input contract of a method that runs ``model`` on ``inputs``.
+
+    ``check_model`` and ``check_inputs`` (with ``box``), then the inputs against the model: the same floating-point
+    dtype and device as the model's parameters, and a shape the model takes: its ``input_shape`` (C, H, W) where it
+    declares one (``MnistCNN``, ``CifarCNN``: a 1-channel image would otherwise be broadcast against a 3-channel
+    normalisation), else one sample run under ``torch.no_grad``, whose failure is re-raised as one error naming the
+    given shape. The logits must be (1, classes). A shape seen to work is remembered per model.
+
+    Args:
+        model: the classifier.
+        inputs: the batch (B, ...).
+        name: the argument's name in the error messages.
+        box: require values in [0, 1].
+
+    Returns:
+        ``inputs``, unchanged.
+
+    Raises:
+        TypeError: a model that is not a Module, inputs that are not a floating-point tensor, or of another dtype
+            than the model's.
+        ValueError: a shape the model does not take, another device than the model's, or values ``check_inputs``
+            refuses.
+    """
+    check_model(model)
+    check_inputs(inputs, name, box)
+    dtype, device = model_dtype_device(model)
+    if dtype is not None and inputs.dtype != dtype:
+        raise TypeError(f"{name} are {inputs.dtype} but the model's parameters are {dtype}; convert one to the other "
+                        f"({name}.to({dtype}) or model.to({inputs.dtype})).")
+    if device is not None and inputs.device != device:
+        raise ValueError(f"{name} are on {inputs.device} but the model is on {device}; move them with "
+                         f"{name}.to({str(device)!r}).")
+    shape = tuple(inputs.shape[1:])
+    expected = getattr(model, "input_shape", None)
+    if expected is not None and shape != tuple(expected):
+        missing = " (a single image without its batch dimension? add it with .unsqueeze(0))" \
+            if tuple(inputs.shape) == tuple(expected)[1:] or len(shape) + 1 == len(expected) else ""
+        raise ValueError(f"the model takes {name} of shape (B, {', '.join(map(str, expected))}), got "
+                         f"{tuple(inputs.shape)}{missing}.")
+    seen = _MODEL_SHAPES.setdefault(model, set())
+    if expected is None and shape not in seen and not _TRUSTED:  # (no extra forward pass inside a step loop)
+        try:
+            with torch.no_grad(), eval_mode(model):
+                logits = model(inputs[:1])
+        except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"the model cannot take {name} of shape {tuple(inputs.shape)} (one sample of shape "
+                             f"{shape} failed: {first[:200]}); check the channels, image size and batch "
+                             "dimension against what the model was built for.") from None
+        check_logits(logits, 1)
+        seen.add(shape)
+    return inputs
+
+
+def check_positive_int(value, what: str) -> int:
+    """Return ``value`` as an int if it is a positive integer (Python or numpy, not a bool); raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
 def check_eps(eps: float) -> float:
-    """Return ``eps`` as a float; refuse anything but a positive finite number (a 0-d tensor is accepted)."""
-    if isinstance(eps, torch.Tensor):
-        eps = float(eps)
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not math.isfinite(eps) or eps <= 0:
+    """Return ``eps`` as a float; refuse anything but a positive finite number.
+
+    Python and numpy scalars and 0-d tensors are accepted.
+    """
+    if isinstance(eps, torch.Tensor) and eps.ndim == 0:
+        eps = eps.item()
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps <= 0:
         raise ValueError(f"eps must be a positive finite number, got {eps!r}.")
     return float(eps)
 
 
-def check_radii(eps, what: str = "eps") -> float | torch.Tensor:
+def check_radii(eps, what: str = "eps", batch: int | None = None) -> float | torch.Tensor:
     """A radius (float) or per-sample radii (a 1-d floating-point tensor), every value positive and finite.
 
     Args:
-        eps: a positive finite number, a 0-d tensor (returned as a float) or a (B,) tensor of radii.
+        eps: a positive finite number (Python or numpy), a 0-d tensor (returned as a float) or a (B,) tensor of radii.
         what: the argument's name in the error message.
+        batch: when given, the number of inputs a (B,) tensor must match.
 
     Returns:
         A float, or the (B,) tensor (detached) as given.
@@ -89,6 +209,9 @@ def check_radii(eps, what: str = "eps") -> float | torch.Tensor:
     if eps.ndim != 1 or eps.numel() == 0 or not eps.is_floating_point():
         raise ValueError(f"per-sample {what} must be a non-empty 1-d floating-point tensor (one radius per input), "
                          f"got {eps.dtype} of shape {tuple(eps.shape)}.")
+    if batch is not None and eps.numel() != batch:
+        raise ValueError(f"per-sample {what} has {eps.numel()} entries but the batch has {batch} inputs; give one "
+                         "radius per input.")
     if not (torch.isfinite(eps) & (eps > 0)).all():
         raise ValueError(f"every per-sample {what} must be positive and finite, got values in "
                          f"[{eps.min().item():.3g}, {eps.max().item():.3g}] (NaN or inf included).")

@@ -29,8 +29,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import metrics
-from ._checks import check_choice, check_inputs, check_logits, check_radii, eval_mode, full_precision, trusted_inputs
+from . import _checks, metrics
+from ._checks import (
+    check_choice,
+    check_inputs,
+    check_logits,
+    check_model,
+    check_model_inputs,
+    check_positive_int,
+    check_radii,
+    eval_mode,
+    full_precision,
+    trusted_inputs,
+)
 from .attributions import Attribution, functional_gradients, get_explainer
 from .models import smooth_surrogate
 from .threat_models import threat_model
@@ -58,11 +69,9 @@ class Attack:
 
     def __init__(self, model: nn.Module, eps: float | torch.Tensor, alpha: float | torch.Tensor, steps: int,
                  norm: str = "linf", random_start: bool = True, seed: int = 0):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        check_model(model)
         alpha = check_radii(alpha, "alpha (the step size)")
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+        steps = check_positive_int(steps, "steps")
         self.model, self.threat, self.alpha, self.steps = model, threat_model(norm, eps), alpha, steps
         self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, random_start, seed
         if isinstance(self.alpha, torch.Tensor) and isinstance(self.eps, torch.Tensor) and \
@@ -85,11 +94,16 @@ class Attack:
             ValueError: If the inputs are not a batch of finite values in [0, 1], or the labels not a (B,) integer
                 tensor.
         """
-        check_inputs(inputs, box=True)
+        check_model_inputs(self.model, inputs, box=True)
         if not isinstance(labels, torch.Tensor) or labels.shape != inputs.shape[:1] or labels.is_floating_point():
             raise ValueError(f"labels must be an integer tensor of shape ({inputs.shape[0]},), got "
                              f"{getattr(labels, 'dtype', type(labels).__name__)} "
                              f"{tuple(getattr(labels, 'shape', ()))}.")
+        with torch.no_grad(), eval_mode(self.model):  # the labels must be classes of the model
+            classes = check_logits(self.model(inputs[:1]), 1).shape[1]
+        if not _checks._TRUSTED and ((labels < 0).any() or (labels >= classes).any()):
+            raise ValueError(f"labels must be classes of the model, in [0, {classes - 1}], got values in "
+                             f"[{int(labels.min())}, {int(labels.max())}].")
         for name, value in (("eps", self.eps), ("alpha", self.alpha)):
             if isinstance(value, torch.Tensor) and value.shape != labels.shape:
                 raise ValueError(f"the attack has {value.numel()} per-sample {name} values but the batch has "
@@ -179,9 +193,7 @@ class AttributionAttack(Attack):
     def __init__(self, model, explainer, eps, alpha, steps, norm="linf", restarts=1, surrogate_beta=None,
                  random_start=True, seed=0, per_restart=False, compile=False):
         super().__init__(model, eps, alpha, steps, norm, random_start, seed)
-        if not isinstance(restarts, int) or restarts < 1:
-            raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
-        self.restarts = restarts
+        self.restarts = check_positive_int(restarts, "restarts")
         self.per_restart = bool(per_restart)
         self.explainer = get_explainer(explainer, model)
         self.surrogate_beta = surrogate_beta
@@ -448,8 +460,7 @@ class IFIA(AttributionAttack):
         super().__init__(model, explainer, eps, alpha, steps, norm, restarts, surrogate_beta, False, seed, per_restart,
                          compile)
         self.kind = check_choice(kind, ("topk", "mass_center", "targeted"), "IFIA kind")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}.")
+        k = check_positive_int(k, "k (pixels of the top-k objective)")
         if kind == "targeted" and target_mask is None:
             raise ValueError("kind='targeted' needs target_mask, a bool tensor of shape (H, W) or (B, H, W).")
         self.k, self.target_mask = k, target_mask

@@ -25,7 +25,7 @@ import copy
 import torch
 from torch import nn
 
-from ._checks import check_inputs, check_logits, resolve_target
+from ._checks import check_logits, check_model, check_model_inputs, check_positive_int, resolve_target
 from .jacobians import HessianAtPoints, JacobianOperator
 
 __all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "ATTRIBUTIONS",
@@ -100,9 +100,7 @@ class Attribution:
     path_points: int = 1
 
     def __init__(self, model: nn.Module):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-        self.model = model
+        self.model = check_model(model)
 
     def attribute(self, inputs: torch.Tensor, target=None, create_graph: bool = False) -> torch.Tensor:
         """The attribution map ``A(x)``.
@@ -170,7 +168,7 @@ class Saliency(Attribution):
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
         """The saliency map and the logits (arguments as ``Attribution.attribute``)."""
-        check_inputs(inputs)
+        check_model_inputs(self.model, inputs, box=False)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
         return grad, logits
 
@@ -187,7 +185,7 @@ class InputXGradient(Attribution):
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
         """The input x gradient map and the logits (arguments as ``Attribution.attribute``)."""
-        check_inputs(inputs)
+        check_model_inputs(self.model, inputs, box=False)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
         return inputs * grad, logits
 
@@ -212,10 +210,9 @@ class IntegratedGradients(Attribution):
 
     def __init__(self, model: nn.Module, n_steps: int = 50, baseline=None, internal_batch_size: int | None = None):
         super().__init__(model)
-        if not isinstance(n_steps, int) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
-        if internal_batch_size is not None and internal_batch_size < 1:
-            raise ValueError(f"internal_batch_size must be positive or None, got {internal_batch_size!r}.")
+        n_steps = check_positive_int(n_steps, "n_steps")
+        if internal_batch_size is not None:
+            internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
         self.n_steps = n_steps
         self.baseline = baseline
         self.internal_batch_size = internal_batch_size
@@ -283,7 +280,7 @@ class IntegratedGradients(Attribution):
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
         """The IG map (``n_steps`` path points) and the logits (arguments as ``Attribution.attribute``)."""
-        check_inputs(inputs)
+        check_model_inputs(self.model, inputs, box=False)
         batch = inputs.shape[0]
         logits = check_logits(self.model(inputs), batch)
         target = resolve_target(target, logits)

@@ -29,6 +29,7 @@ Hessian-vector products ``Hv = grad_x <grad_x f_c, v>`` on a first-order graph b
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, fields
 
@@ -37,10 +38,11 @@ from torch import nn
 
 from ._checks import (
     check_choice,
-    check_eps,
-    check_inputs,
     check_logits,
+    check_model_inputs,
     check_norm,
+    check_positive_int,
+    check_radii,
     eval_mode,
     full_precision,
     resolve_target,
@@ -269,7 +271,7 @@ class BoundResult:
     """Per-sample results of ``attribution_bound`` (tensors of shape (B,)).
 
     Attributes:
-        eps: Radius of the ball.
+        eps: Radius of the ball: a float, or the (B,) tensor of per-sample radii the call was given.
         norm: ``"l2"`` or ``"linf"``.
         attribution: Name of the attribution method.
         method: ``"lanczos"``, ``"power"`` or ``"exact"``.
@@ -328,11 +330,9 @@ class BoundResult:
         return pd.DataFrame(columns)
 
 
-def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options):
+def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options, box=True):
     """Validate, pick the model whose Jacobian is taken, resolve the targets on the real model."""
-    check_inputs(inputs)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    check_model_inputs(model, inputs, box=box)
     jacobian_model = smooth_surrogate(model, surrogate_beta)
     real = get_explainer(attribution, model, **attribution_options)
     with torch.no_grad():
@@ -416,10 +416,10 @@ def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency"
                              max_iter, seed=seed, **attribution_options).sigma_max
 
 
-def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str = "l2",
+def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tensor, norm: str = "l2",
                       attribution="saliency", target=None, method: str = "lanczos",
                       surrogate_beta: float | None = None, tol: float = 1e-4, max_iter: int | None = None, *,
-                      max_dense_n: int = MAX_EXACT_N, sign_iters: int = 20, seed: int = 0,
+                      max_dense_n: int = MAX_EXACT_N, sign_iters: int = 20, seed: int = 0, box: bool = True,
                       **attribution_options) -> BoundResult:
     """Upper bounds on the worst-case Euclidean deviation and lower bounds on the cosine similarity of attributions.
 
@@ -430,8 +430,9 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
 
     Args:
         model: the classifier, logits (B, classes).
-        inputs: (B, ...) the inputs.
-        eps: the radius, > 0.
+        inputs: (B, ...) the inputs, in [0, 1], of the model's dtype, device and input shape.
+        eps: the radius, > 0, or a (B,) tensor of radii, one per input (every bound is linear in eps: the same
+            values as one call per radius).
         norm: ``"l2"`` or ``"linf"``.
         attribution: ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"`` or an ``Attribution``
             instance (any class that provides ``jacobian_operator``; ``method="exact"`` needs only ``attribute``).
@@ -444,22 +445,30 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
         max_dense_n: largest n for which the l-infinity bound also forms ``|| |J| 1 ||_2`` (n products).
         sign_iters: iterations of the l-infinity lower estimate.
         seed: seed of the start vectors.
+        box: require inputs in [0, 1] (images, the default). ``False`` for models on R^n, such as the 2-D toys of
+            ``attrbound_lite.toy``: the first-order bound itself does not use the box.
         **attribution_options: options of a named attribution (``n_steps``, ``baseline``, ...).
 
     Returns:
         A ``BoundResult`` of per-sample tensors of shape (B,).
     """
-    eps = check_eps(eps)
+    check_model_inputs(model, inputs, box=box)
+    eps = check_radii(eps, "eps", batch=inputs.shape[0])
     norm = check_norm(norm)
     method = check_choice(method, METHODS, "method")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}.")
-    if max_iter is not None and max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer or None, got {max_iter!r}.")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
+        raise ValueError(f"tol must be a positive number, got {tol!r}.")
+    if max_iter is not None:
+        check_positive_int(max_iter, "max_iter")
+    if isinstance(max_dense_n, bool) or not isinstance(max_dense_n, numbers.Integral) or max_dense_n < 0:
+        raise ValueError(f"max_dense_n must be a non-negative integer (0: no dense forms), got {max_dense_n!r}.")
+    check_positive_int(sign_iters, "sign_iters")
     with eval_mode(model), full_precision():  # TF32 would move sigma_max by ~1e-3 relative on a GPU
-        real, explainer, target = _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options)
+        real, explainer, target = _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options,
+                                           box)
         x = inputs.detach()
         batch, n = x.shape[0], x[0].numel()
+        scale = eps if not isinstance(eps, torch.Tensor) else eps.to(device=x.device, dtype=x.dtype)
         attribution_norm = real.attribute(x, target=target).detach().reshape(batch, -1).norm(dim=1)
         if method == "exact":
             if n <= max_dense_n:
@@ -485,9 +494,9 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
                 warnings.warn(f"{method} did not converge for {int((~converged).sum())} of {batch} samples within "
                               f"max_iter={max_iter or (100 if method == 'lanczos' else 500)} at tol={tol}; "
                               "their sigma_max is a lower estimate. Raise max_iter or tol.", stacklevel=2)
-        euclidean, linf = eps * sigma, {}
+        euclidean, linf = scale * sigma, {}
         if norm == "linf":
-            linf = _linf_bounds(eps, sigma.detach(), explainer, x, target, top_vector, max_dense_n, sign_iters,
+            linf = _linf_bounds(scale, sigma.detach(), explainer, x, target, top_vector, max_dense_n, sign_iters,
                                 jac if method == "exact" else None)
             euclidean = linf.pop("euclidean")
         cosine = cosine_bound(euclidean, attribution_norm)
@@ -497,8 +506,9 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: 
                            products=products, top_vector=None if top_vector is None else top_vector.detach(), **linf)
 
 
-def _linf_bounds(eps: float, sigma: torch.Tensor, explainer: Attribution, x: torch.Tensor, target: torch.Tensor,
-                 top_vector: torch.Tensor, max_dense_n: int, sign_iters: int, jac: torch.Tensor | None = None) -> dict:
+def _linf_bounds(eps: float | torch.Tensor, sigma: torch.Tensor, explainer: Attribution, x: torch.Tensor,
+                 target: torch.Tensor, top_vector: torch.Tensor, max_dense_n: int, sign_iters: int,
+                 jac: torch.Tensor | None = None) -> dict:
     """The l-infinity fields of ``BoundResult``.
 
     The two upper bounds, their minimum (``euclidean``), which one was used, and the sign-iteration lower estimate

@@ -27,6 +27,7 @@ from torch import nn
 
 from ._io import atomic_path, file_digest, write_json
 from .models import build_model, model_spec
+from .runtime import resolve_device
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_paths", "sha256_file"]
 
@@ -129,7 +130,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     Args:
         path: The weights file, the sidecar, or a folder holding ``model.safetensors`` (see
             ``checkpoint_paths``).
-        device: Where to put the model. Default ``"cpu"``.
+        device: Where to put the model (``runtime.resolve_device``: ``None`` or ``"auto"``, CUDA when available).
+            Default ``"cpu"``.
 
     Returns:
         ``(model, sidecar)``: the model in eval mode on ``device``, and the sidecar as a dict (``"metadata"``
@@ -138,7 +140,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     Raises:
         FileNotFoundError: If the weights file or its sidecar is missing.
         ValueError: If the weights are a pickle or not safetensors, the sidecar is invalid, foreign or of a
-            newer format version, the sha256 does not match, or the weights do not fit the architecture.
+            newer format version or describes a model that cannot be built, the sha256 does not match, the weights do
+            not fit the architecture, or the device is unknown.
     """
     weights, sidecar = checkpoint_paths(path)
     if not weights.is_file():
@@ -169,7 +172,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise ValueError(f"{weights.name} does not match its sidecar (sha256 {digest[:12]}..., sidecar records "
                          f"{str(meta['weights'].get('sha256'))[:12]}...): the weights were changed or the save was "
                          "interrupted. Re-create the checkpoint.")
-    model = build_model(meta["model"].get("name"), **meta["model"].get("config", {}))
+    device = resolve_device(device)  # an unknown device is refused before the model is built
+    try:
+        model = build_model(meta["model"].get("name"), **meta["model"].get("config", {}))
+    except ValueError as err:
+        raise ValueError(f"sidecar {sidecar} does not describe a model this attrbound builds: {err} The checkpoint "
+                         "is corrupt or of another version; re-create it.") from None
     try:
         state = safetensors_load(blob)
     except SafetensorError as err:

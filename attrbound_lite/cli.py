@@ -11,10 +11,64 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default once, in its help.
+
+    Added unless the help states it already (a default described in words, such as ``$ATTRBOUND_DATA``); never for
+    required options, flags or a default of ``None``.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.required or action.default is None or action.default == []
+                or action.default is argparse.SUPPRESS or isinstance(action.default, bool) or "default" in text):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _number(kind: type, test, wanted: str):
+    """An argparse ``type``: ``kind(text)`` if ``test`` holds, else an error naming the flag (argparse adds it)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer")
+_sample_count = _number(int, lambda v: v >= 0, "a non-negative integer (0 skips that part)")
+_positive_float = _number(float, lambda v: 0 < v < math.inf, "a positive finite number")
+_non_negative_float = _number(float, lambda v: 0 <= v < math.inf, "a non-negative finite number")
+
+
+def _device_name(text: str) -> str:
+    """An argparse ``type``: a device name ``runtime.resolve_device`` accepts (checked now, resolved later)."""
+    from .runtime import resolve_device
+    try:
+        resolve_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+class _Given(argparse.Action):
+    """``store``, recording the option's destination in ``namespace.given`` (options the user typed)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -22,8 +76,20 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mirror", default=None, help="local folder laid out as torchvision expects "
                    "(default: $ATTRBOUND_DATA_MIRROR), e.g. ../shared/data")
     p.add_argument("--no-download", action="store_true", help="never use the network")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--device", default=None, type=_device_name,
+                   help="auto, cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser by its command line (``"train"``, ``"zoo build"``, ...), nested ones included."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = sub
+                found.update({f"{name} {inner}": p for inner, p in _subparsers(sub).items()})
+    return found
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,56 +109,76 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"attrbound_lite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model and save a checkpoint",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--dataset", required=True, choices=DATASETS)
-    t.add_argument("--method", default="natural", choices=METHODS)
+    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t.add_argument("--dataset", required=True, choices=DATASETS, help="the training set")
+    t.add_argument("--method", default="natural", choices=METHODS, help="the training method")
     t.add_argument("--out", required=True, type=Path, help="output folder")
-    t.add_argument("--epochs", type=int, default=2)
-    t.add_argument("--subset", type=int, default=None, help="train on a seeded random subset of this size")
-    t.add_argument("--batch-size", type=int, default=default("batch_size"))
-    t.add_argument("--lr", type=float, default=default("lr"))
-    t.add_argument("--optimizer", default=default("optimizer"), choices=("adam", "sgd"))
-    t.add_argument("--eps", type=float, default=None, help="inner-maximisation radius (default: RAR's per data set)")
-    t.add_argument("--norm", default=default("norm"), choices=("linf", "l2"))
-    t.add_argument("--steps", type=int, default=None, help="inner-maximisation steps (default: RAR's per data set)")
-    t.add_argument("--alpha", type=float, default=None, help="inner step size (default: RAR's with RAR's eps, "
-                   "else 2.5 eps / steps)")
-    t.add_argument("--lam", type=float, default=default("lam"), help="weight of the regulariser")
-    t.add_argument("--dissimilarity", default=default("dissimilarity"), choices=DISSIMILARITIES)
-    t.add_argument("--attribution", default=default("attribution"), choices=tuple(ATTRIBUTIONS))
-    t.add_argument("--ig-steps", type=int, default=default("ig_steps"))
-    t.add_argument("--surrogate-beta", type=float, default=None, help="softplus surrogate for ReLU models")
-    t.add_argument("--width", type=float, default=arch("width"), help="width multiplier of the CNN (0.25: CPU-sized)")
-    t.add_argument("--activation", default=arch("activation"), choices=("softplus", "relu"))
-    t.add_argument("--beta", type=float, default=arch("beta"), help="softplus beta of the model")
+    t.add_argument("--epochs", type=_positive_int, default=2, help="passes over the training data")
+    t.add_argument("--subset", type=_positive_int, default=None,
+                   help="train on a seeded random subset of this size (default: the whole training split)")
+    t.add_argument("--batch-size", type=_positive_int, default=default("batch_size"), help="samples per step")
+    t.add_argument("--lr", type=_positive_float, default=default("lr"), help="learning rate")
+    t.add_argument("--optimizer", default=default("optimizer"), choices=("adam", "sgd"),
+                   help="the optimiser (sgd: momentum 0.9)")
+    # The inner maximisation and the regulariser: refused where --method ignores them (_USED_BY).
+    t.add_argument("--eps", type=_positive_float, default=None, action=_Given,
+                   help="inner-maximisation radius (default: RAR's per data set)")
+    t.add_argument("--norm", default=default("norm"), choices=("linf", "l2"), action=_Given,
+                   help="the inner maximisation's ball")
+    t.add_argument("--steps", type=_positive_int, default=None, action=_Given,
+                   help="inner-maximisation steps (default: RAR's per data set)")
+    t.add_argument("--alpha", type=_positive_float, default=None, action=_Given,
+                   help="inner step size (default: RAR's with RAR's eps, else 2.5 eps / steps)")
+    t.add_argument("--lam", type=_non_negative_float, default=default("lam"), action=_Given,
+                   help="weight of the regulariser")
+    t.add_argument("--dissimilarity", default=default("dissimilarity"), choices=DISSIMILARITIES, action=_Given,
+                   help="d of AAT and AdvAAT")
+    t.add_argument("--attribution", default=default("attribution"), choices=tuple(ATTRIBUTIONS), action=_Given,
+                   help="the attribution of AAT and AdvAAT")
+    t.add_argument("--ig-steps", type=_positive_int, default=default("ig_steps"), action=_Given,
+                   help="IG points: IG-NORM's path integral, and IG attributions")
+    t.add_argument("--surrogate-beta", type=_positive_float, default=None, action=_Given,
+                   help="softplus surrogate of a ReLU model's attribution (AAT, AdvAAT)")
+    t.add_argument("--width", type=_positive_float, default=arch("width"),
+                   help="width multiplier of the CNN (0.25: CPU-sized)")
+    t.add_argument("--activation", default=arch("activation"), choices=("softplus", "relu"),
+                   help="softplus: smooth; relu: the RAR model")
+    t.add_argument("--beta", type=_positive_float, default=arch("beta"), help="softplus beta of the model")
     t.add_argument("--pool", default=arch("pool"), choices=("avg", "max"), help="avg: smooth; max: the RAR shape")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the initial weights, the subset and the training noise")
     _add_data_args(t)
 
     e = sub.add_parser("evaluate", help="accuracy, PGD accuracy and IFIA robustness of a checkpoint")
     e.add_argument("checkpoint", type=Path, help="a model.safetensors, its .json sidecar or their folder")
-    e.add_argument("--dataset", default=None, choices=DATASETS, help="default: the checkpoint's")
-    e.add_argument("--subset", type=int, default=None, help="evaluate on a seeded random subset of the test set")
-    e.add_argument("--n-pgd", type=int, default=1000)
-    e.add_argument("--n-attribution", type=int, default=100)
-    e.add_argument("--attribution", default="integrated_gradients", choices=("integrated_gradients", "saliency"))
-    e.add_argument("--ig-steps", type=int, default=100)
-    e.add_argument("--attack-ig-steps", type=int, default=10)
-    e.add_argument("--surrogate-beta", type=float, default=None)
-    for name, kind in (("eps", float), ("pgd-steps", int), ("pgd-alpha", float), ("ifia-k", int), ("eval-k", int),
-                       ("ifia-steps", int), ("ifia-alpha", float), ("restarts", int)):
-        e.add_argument(f"--{name}", type=kind, default=None, help="override RAR's protocol")
+    e.add_argument("--dataset", default=None, choices=DATASETS,
+                   help="the test set (default: the checkpoint's training set)")
+    e.add_argument("--subset", type=_positive_int, default=None,
+                   help="evaluate on a seeded random subset of the test set (default: the whole test split)")
+    e.add_argument("--n-pgd", type=_sample_count, default=1000, help="samples attacked with PGD (0: no PGD)")
+    e.add_argument("--n-attribution", type=_sample_count, default=100,
+                   help="correctly classified samples attacked with IFIA (0: no IFIA)")
+    e.add_argument("--attribution", default="integrated_gradients", choices=("integrated_gradients", "saliency"),
+                   help="the evaluated attribution")
+    e.add_argument("--ig-steps", type=_positive_int, default=100, help="IG points of the evaluated maps")
+    e.add_argument("--attack-ig-steps", type=_positive_int, default=10, help="IG points of the maps steering IFIA")
+    e.add_argument("--surrogate-beta", type=_positive_float, default=None,
+                   help="softplus surrogate for IFIA's directions (needed by ReLU models)")
+    for name, kind in (("eps", _positive_float), ("pgd-steps", _positive_int), ("pgd-alpha", _positive_float),
+                       ("ifia-k", _positive_int), ("eval-k", _positive_int), ("ifia-steps", _positive_int),
+                       ("ifia-alpha", _positive_float), ("restarts", _positive_int)):
+        e.add_argument(f"--{name}", type=kind, default=None, help="override RAR's protocol (default: RAR's)")
     e.add_argument("--json", type=Path, default=None, help="also write the results here")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the subset and the attacks")
     _add_data_args(e)
     z = sub.add_parser("zoo", help="the reference model zoo: build, verify or list it")
     zsub = z.add_subparsers(dest="zoo_command", required=True)
     zb = zsub.add_parser("build", help="train the missing reference models (resumes an interrupted build)")
-    zb.add_argument("--only", nargs="+", default=None, metavar="NAME", help="these models (and what they start from)")
+    zb.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                    help="these models (and what they start from) (default: all)")
     zb.add_argument("--force", action="store_true", help="rebuild the --only models even if built")
     zv = zsub.add_parser("verify", help="hashes, loading, the first training batches, one full retraining")
-    zv.add_argument("--only", nargs="+", default=None, metavar="NAME")
+    zv.add_argument("--only", nargs="+", default=None, metavar="NAME", help="these models (default: all)")
     zv.add_argument("--no-full", action="store_true", help="skip retraining the cheapest recipe in full")
     zl = zsub.add_parser("list", help="the reference models and their manifests' numbers")
     for q in (zb, zv, zl):
@@ -103,7 +189,40 @@ def _parser() -> argparse.ArgumentParser:
     add_subcommands(sub)
     from .book.runner import add_subcommands as add_book_subcommands
     add_book_subcommands(sub)
+    for p in _subparsers(parser).values():  # the sweep's and the book's too: one way to show defaults
+        p.formatter_class = _HelpFormatter
     return parser
+
+
+# The TrainConfig fields that each training method reads (training.py: Natural, PGDAT, IGNorm, AAT, AdvAAT); an option
+# given for a method that ignores it is refused rather than dropped (the recipe keeps every field, so that the
+# hashes of earlier runs stay as they were).
+_ROBUST = ("pgd_at", "ig_norm", "aat", "advaat")
+_USED_BY = {"eps": _ROBUST, "norm": _ROBUST, "steps": _ROBUST, "alpha": _ROBUST,
+            "lam": ("ig_norm", "aat", "advaat"), "ig_steps": ("ig_norm", "aat", "advaat"),
+            "dissimilarity": ("aat", "advaat"), "attribution": ("aat", "advaat"), "surrogate_beta": ("aat", "advaat")}
+
+
+def _check_training_options(args) -> None:
+    """Refuse the options given on the command line that ``args.method`` would ignore, naming each one.
+
+    Raises:
+        ValueError: an option the method does not read (``--eps`` with natural training, ``--lam`` with PGD-AT,
+            ``--ig-steps`` with AAT on saliency maps, ...), with the methods that read it.
+    """
+    given, method, problems = getattr(args, "given", set()), args.method, []
+    for dest, users in _USED_BY.items():
+        if dest not in given:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if method not in users:
+            choices = ", ".join(users[:-1]) + (" or " if len(users) > 1 else "") + users[-1]
+            problems.append(f"{flag} is ignored by {method} training; drop it or choose --method {choices}.")
+        elif dest == "ig_steps" and method in ("aat", "advaat") and args.attribution != "integrated_gradients":
+            problems.append(f"--ig-steps is ignored by {method} training with --attribution {args.attribution}; "
+                            "drop it or add --attribution integrated_gradients.")
+    if problems:
+        raise ValueError(" ".join(problems))
 
 
 def _device(name: str | None):
@@ -133,11 +252,16 @@ def cmd_train(args) -> int:
 
     Returns:
         The exit status, 0.
+
+    Raises:
+        ValueError: an option that the training method ignores (``_check_training_options``), before any data is
+            loaded.
     """
     from .evaluation import evaluate
     from .training import TRAINING_PROTOCOLS
     from .zoo import Recipe, train_recipe
 
+    _check_training_options(args)
     device = _device(args.device)
     test_data = _load(args, args.dataset, "test", None, args.seed)
     rar = TRAINING_PROTOCOLS[args.dataset]
@@ -166,17 +290,34 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    """``attrbound evaluate``: a checkpoint in RAR's protocol on its data set's test split (``evaluation.evaluate``).
+
+    Args:
+        args: the parsed ``evaluate`` arguments.
+
+    Returns:
+        The exit status, 0.
+
+    Raises:
+        ValueError: the checkpoint records no data set and none is given, or its model does not take the images of
+            ``--dataset`` (the message names the data set it was trained on).
+    """
     import pandas as pd
 
     from .checkpoints import load_checkpoint
-    from .evaluation import evaluate
+    from .evaluation import _check_model_data, evaluate
 
     device = _device(args.device)
     model, sidecar = load_checkpoint(args.checkpoint, device=device)
-    dataset = args.dataset or sidecar.get("metadata", {}).get("data", {}).get("name")
+    trained_on = sidecar.get("metadata", {}).get("data", {}).get("name")
+    dataset = args.dataset or trained_on
     if dataset is None:
-        raise SystemExit("attrbound evaluate: the checkpoint does not record its data set; pass --dataset.")
+        raise ValueError("the checkpoint does not record its data set; pass --dataset.")
     test_data = _load(args, dataset, "test", args.subset, args.seed)
+    fix = None if trained_on in (None, dataset) else (
+        f"The checkpoint's data set ({trained_on}) does not match --dataset {dataset}: drop --dataset or pass "
+        f"--dataset {trained_on}.")
+    _check_model_data(model, test_data, dataset, device, fix)
     overrides = {k: getattr(args, k) for k in ("eps", "pgd_steps", "pgd_alpha", "ifia_k", "eval_k", "ifia_steps",
                                                "ifia_alpha", "restarts") if getattr(args, k) is not None}
     result = evaluate(model, test_data, dataset, n_pgd=args.n_pgd, n_attribution=args.n_attribution,
@@ -195,8 +336,16 @@ def cmd_evaluate(args) -> int:
 def cmd_zoo(args) -> int:
     """``attrbound zoo build|verify|list``: ``zoo.build_zoo``, ``zoo.verify_zoo``, ``zoo.zoo_table``.
 
+    ``list`` and ``verify`` refuse a root that does not exist; ``build`` creates a new one in an existing folder.
+
+    Args:
+        args: the parsed ``zoo`` arguments.
+
     Returns:
         The exit status: 0, or 1 when ``verify`` finds a model that does not check.
+
+    Raises:
+        FileNotFoundError: a zoo root that does not exist (``list``, ``verify``), or whose parent does not (``build``).
     """
     import pandas as pd
 
@@ -204,11 +353,19 @@ def cmd_zoo(args) -> int:
 
     if args.zoo_command == "list":
         table = zoo.zoo_table(args.root)
-        print(table.to_string(index=False) if len(table) else "the zoo is empty")
+        build = "attrbound zoo build" + (f" --root {args.root}" if args.root else "")
+        print(table.to_string(index=False) if len(table) else
+              f"the zoo at {zoo.zoo_root(args.root)} holds no reference model yet; build them with `{build}`.")
         return 0
     common = dict(root=args.root, device=_device(args.device), progress=not args.no_progress,
                   data_root=args.data_root, mirror=args.mirror)
     if args.zoo_command == "build":
+        root = zoo.zoo_root(args.root)
+        if not root.is_dir():  # a new zoo, in a folder that exists: a misspelt path is not trained into for hours
+            if not root.parent.is_dir():
+                raise FileNotFoundError(f"--root {root}: its parent folder {root.parent} does not exist; create it "
+                                        "first, or check the path.")
+            print(f"attrbound zoo build: a new zoo at {root}", file=sys.stderr)
         table = zoo.build_zoo(args.only, force=args.force, **common)
         print(table.drop(columns="key").to_string(index=False))
         return 0
@@ -225,7 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments (default ``sys.argv[1:]``).
 
     Returns:
-        The exit status: that of the command, or 2 after an error (printed to stderr).
+        The exit status: that of the command, or 2 after an error. A bad option is argparse's error (the usage and
+        the option named); an error of the package (``ValueError`` and ``ConfigError``, ``TypeError``, a missing
+        file, ``FloatingPointError``, ``RuntimeError`` such as ``BookError``) is printed as one line on stderr,
+        without a traceback.
     """
     args = _parser().parse_args(argv)
     try:
@@ -234,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "report": cmd_report,
                     "book": cmd_book, "zoo": cmd_zoo}
         return commands[args.command](args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"attrbound {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
+        command = " ".join(filter(None, (args.command, getattr(args, "zoo_command", None))))
+        print(f"attrbound {command}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -12,17 +12,28 @@ correlations 1), and ``ifia_label_kept`` reports the fraction of samples where t
 
 from __future__ import annotations
 
+import numbers
+
 import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from . import metrics
-from ._checks import eval_mode, full_precision
+from ._checks import (
+    check_eps,
+    check_inputs,
+    check_model,
+    check_model_inputs,
+    check_positive_int,
+    eval_mode,
+    full_precision,
+)
 from .attacks import IFIA, PGD
 from .attributions import get_explainer
 from .data import DATASETS, as_tensors
 from .protocols import rar_protocol
+from .runtime import resolve_device
 
 __all__ = ["evaluate", "ifia_per_image", "ifia_by_ig_steps", "PROTOCOLS", "protocol"]
 
@@ -50,6 +61,9 @@ def protocol(dataset: str) -> dict:
     return dict(PROTOCOLS[dataset])
 
 
+_RADII = ("eps", "pgd_alpha", "ifia_alpha")  # the settings that are positive finite numbers; the others are counts
+
+
 def _settings(dataset: str | None, settings: dict) -> dict:
     cfg = protocol(dataset) if dataset is not None else {}
     unknown = set(settings) - set(PROTOCOLS["mnist"])
@@ -60,7 +74,55 @@ def _settings(dataset: str | None, settings: dict) -> dict:
     if missing:
         raise ValueError(f"evaluation settings {sorted(missing)} are missing: pass dataset= for RAR's protocol "
                          "or give them explicitly.")
+    for name in sorted(settings):
+        if name in _RADII:
+            try:
+                check_eps(settings[name])
+            except ValueError:
+                raise ValueError(f"{name} must be a positive finite number, got {settings[name]!r}.") from None
+        else:
+            check_positive_int(settings[name], name)
     return cfg
+
+
+def _check_counts(**counts) -> None:
+    """Refuse sample counts below 0 (``n_pgd`` may also be ``None``: all) and batch sizes or IG steps below 1."""
+    for name, value in counts.items():
+        if name in ("n_pgd", "n_attribution"):
+            if (value is None and name == "n_pgd") or (not isinstance(value, bool)
+                                                       and isinstance(value, numbers.Integral) and value >= 0):
+                continue
+            allowed = "None or a non-negative integer" if name == "n_pgd" else "a non-negative integer"
+            raise ValueError(f"{name} must be {allowed}, got {value!r} (0 skips that part of the evaluation).")
+        check_positive_int(value, name)
+
+
+def _device(model: nn.Module, device) -> torch.device:
+    """``device`` resolved (``runtime.resolve_device``), or the device of the model's parameters for ``None``."""
+    check_model(model)
+    return resolve_device(device) if device is not None else next(model.parameters()).device
+
+
+def _check_model_data(model: nn.Module, test_data, dataset: str | None, device, fix: str | None = None) -> None:
+    """The data's first batch against the model (``_checks.check_model_inputs``), before any work is done.
+
+    ``fix``: the sentence that ends the message of a model that does not take the images (default: that the model
+    does not match the data set, to be evaluated on its own).
+
+    Raises:
+        ValueError: images the model does not take (an MNIST model given CIFAR-10 images, ...): the message says
+            that the model does not match the data set; or images that are not in [0, 1] or hold NaN.
+        TypeError: images that are not floating point, or of another dtype than the model's.
+    """
+    images = test_data if isinstance(test_data, torch.Tensor) else as_tensors(test_data)[0]
+    name = f"the {dataset} images" if dataset is not None else "the images"
+    batch = check_inputs(images[:256], name, box=True).to(_device(model, device))
+    try:
+        check_model_inputs(model, batch, name)
+    except ValueError as err:
+        data = f"the {dataset} data set" if dataset is not None else "these images"
+        fix = fix or f"The model does not match {data}: evaluate a model on the data set it was trained on."
+        raise ValueError(f"{err} {fix}") from None
 
 
 def _batches(n: int, size: int):
@@ -110,13 +172,19 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
         n_attribution, eval_k, attribution`` (``ig_steps`` for IG).
 
     Raises:
-        ValueError: If ``dataset`` has no protocol, a setting is unknown, or a setting is missing.
+        ValueError: If ``dataset`` has no protocol, a setting is unknown, missing or out of range, a count is
+            negative (a batch size or a number of IG steps below 1), the device is unknown, or the model does not take
+            the images (a model of another data set).
+        TypeError: If the model is not a ``torch.nn.Module`` or the images are not floating point.
     """
     cfg = _settings(dataset, settings)
+    _check_counts(n_pgd=n_pgd, n_attribution=n_attribution, ig_steps=ig_steps, attack_ig_steps=attack_ig_steps,
+                  batch_size=batch_size, attack_batch_size=attack_batch_size)
     x_all, y_all = as_tensors(test_data)
     y_all = y_all.cpu()
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = _device(model, device)
     model.to(device)
+    _check_model_data(model, x_all, dataset, device)
     out: dict = {}
     with eval_mode(model), full_precision():
         pred = _predict(model, x_all, batch_size, device)
@@ -222,11 +290,13 @@ def ifia_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         ``spearman`` and ``label_kept``.
 
     Raises:
-        ValueError: If the settings are invalid (as in ``evaluate``).
+        ValueError: If the settings, counts, device or images are invalid (as in ``evaluate``).
     """
     cfg = _settings(dataset, settings)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    _check_counts(ig_steps=ig_steps, attack_ig_steps=attack_ig_steps, attack_batch_size=attack_batch_size)
+    device = _device(model, device)
     model.to(device)
+    _check_model_data(model, images, dataset, device)
     grid = [ig_steps if attribution == "integrated_gradients" else None]
     with eval_mode(model), full_precision():
         return _ifia_per_sample(model, images, labels.cpu(), cfg, attribution, grid, attack_attribution,
@@ -262,12 +332,17 @@ def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_
         ifia_label_kept, n_attribution, eval_k, attribution, ig_steps``.
 
     Raises:
-        ValueError: If the settings are invalid (as in ``evaluate``) or no sample is classified correctly.
+        ValueError: If the settings, counts, device or images are invalid (as in ``evaluate``) or no sample is
+            classified correctly.
     """
     cfg = _settings(dataset, settings)
+    ig_steps_grid = list(ig_steps_grid)
+    _check_counts(n_attribution=n_attribution, attack_ig_steps=attack_ig_steps, attack_batch_size=attack_batch_size,
+                  **{f"ig_steps_grid[{i}]": m for i, m in enumerate(ig_steps_grid)})
     x_all, y_all = as_tensors(test_data)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = _device(model, device)
     model.to(device)
+    _check_model_data(model, x_all, dataset, device)
     with eval_mode(model), full_precision():
         correct = _predict(model, x_all, 256, device) == y_all.cpu()
         chosen = correct.nonzero().flatten()[:n_attribution]

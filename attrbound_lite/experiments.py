@@ -37,7 +37,16 @@ import torch
 from pydantic import ConfigDict, model_validator
 from torch import nn
 
-from ._checks import check_eps, check_norm, eval_mode, full_precision
+from ._checks import (
+    check_eps,
+    check_inputs,
+    check_model,
+    check_model_inputs,
+    check_norm,
+    check_positive_int,
+    eval_mode,
+    full_precision,
+)
 from .attacks import IFIA, AttackResult, AttributionAttack, AttributionPGD, Deviation
 from .attributions import ATTRIBUTIONS, get_explainer
 from .bounds import BoundOptions, attribution_bound, cosine_bound
@@ -311,7 +320,11 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     Returns:
         A DataFrame with the columns ``ROW_COLUMNS``, sorted by ``KEY_COLUMNS``.
     """
+    check_model(model)
     x_all, y_all = as_tensors(data)
+    check_inputs(x_all, "the images of data", box=True)
+    if batch_size is not None:
+        check_positive_int(batch_size, "batch_size")
     if sample_ids is not None and n_samples is not None:
         raise ValueError("pass n_samples (the first n samples) or sample_ids (positions in data), not both.")
     if sample_ids is not None:
@@ -334,6 +347,7 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     batch_size = batch_size or ids.numel()
     param = next(model.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
+    check_model_inputs(model, x_all[:1].to(device=device, dtype=dtype), "the images of data")
     bound_options = _bound_options(bound_options)
     bound_norm = "linf" if "linf" in grid else "l2"
 
@@ -498,7 +512,10 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
         attribution_norm, bound_euclidean, bound_cosine, bound_converged``; ``sample`` is the index in the full
         split, as in ``validate_bounds``.
     """
+    check_model(model)
     x_all, y_all = as_tensors(data)
+    check_inputs(x_all, "the images of data", box=True)
+    check_positive_int(batch_size, "batch_size")
     n = len(y_all) if n_samples is None else n_samples
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(y_all):
         raise ValueError(f"n_samples must be an int in [1, {len(y_all)}] (the size of data), got {n_samples!r}.")
@@ -509,6 +526,7 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
     bound_norm = "linf" if "linf" in grid else "l2"
     param = next(model.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
+    check_model_inputs(model, x_all[:1].to(device=device, dtype=dtype), "the images of data")
     frames = []
     with eval_mode(model), full_precision():
         for start in range(0, n, batch_size):

@@ -54,7 +54,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_eps, check_norm, eval_mode, resolve_target
+from ._checks import (
+    check_choice,
+    check_eps,
+    check_model,
+    check_model_inputs,
+    check_norm,
+    check_positive_int,
+    check_radii,
+    eval_mode,
+    model_dtype_device,
+    resolve_target,
+)
 from .attacks import AttackResult, AttributionPGD
 from .attributions import get_explainer
 from .bounds import BoundResult, attribution_bound
@@ -70,6 +81,10 @@ _CAPTUM_IG_DEFAULTS = {"n_steps": 50, "method": "gausslegendre"}
 _QUANTUS_METHODS = {"Gradient": "saliency", "Saliency": "saliency", "InputXGradient": "input_x_gradient",
                     "saliency": "saliency", "input_x_gradient": "input_x_gradient",
                     "integrated_gradients": "integrated_gradients"}
+# The same names when the package's ``explain`` computes the map: then "IntegratedGradients" is the package's IG.
+_EXPLAIN_METHODS = {**_QUANTUS_METHODS, "IntegratedGradients": "integrated_gradients"}
+# The keywords of ``explain`` that are not options of the attribution (Quantus adds "method" and "device").
+_EXPLAIN_KEYWORDS = ("attribution", "method", "device")
 
 
 def _require(module: str, what: str):
@@ -87,27 +102,60 @@ def _model_of(model) -> nn.Module:
     """The torch module itself: ``model`` or the module inside a Quantus ``ModelInterface``."""
     if not isinstance(model, nn.Module) and callable(getattr(model, "get_model", None)):
         model = model.get_model()
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module (or a Quantus model wrapping one), got "
-                        f"{type(model).__name__}.")
-    return model
+    return check_model(model)
 
 
-def _to_tensor(array, model: nn.Module, device=None) -> torch.Tensor:
-    """``array`` (numpy or torch) as a tensor of the model's floating dtype, on ``device`` or the model's."""
-    param = next(iter(model.parameters()), None)
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
-    if device is None:
-        device = param.device if param is not None else "cpu"
-    return torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array).to(
-        device=device, dtype=dtype)
+def _as_inputs(data, model: nn.Module, name: str, device=None, box: bool = True) -> torch.Tensor:
+    """The inputs of a Quantus-shaped call (numpy or torch) as a tensor the model takes, checked.
+
+    A floating-point numpy array (Quantus's currency, float32 whatever the model) becomes a tensor of the model's
+    dtype on ``device`` (default: the model's); a tensor is taken as it is (moved to ``device`` when given), so its
+    dtype must be the model's. Then ``check_model_inputs``.
+
+    Args:
+        data: (B, ...) the inputs, a numpy array or a tensor.
+        model: the classifier.
+        name: the argument's name in the error messages.
+        device: where to compute (default: the model's device).
+        box: require values in [0, 1].
+
+    Returns:
+        The (B, ...) tensor, detached.
+
+    Raises:
+        TypeError: an integer array (0-255 pixel values: the fix is ``/ 255``) or one that is not numeric, and what
+            ``check_model_inputs`` refuses.
+        ValueError: what ``check_model_inputs`` refuses.
+    """
+    if isinstance(data, torch.Tensor):
+        x = data.detach() if device is None else data.detach().to(device)
+    else:
+        array = np.asarray(data)
+        if array.dtype.kind in "iu":
+            raise TypeError(f"{name} is a numpy {array.dtype} array (0-255 pixel values?); the package works on "
+                            f"floating-point images in [0, 1]: pass {name}.astype(np.float32) / 255.")
+        if array.dtype.kind != "f":
+            raise TypeError(f"{name} must be a floating-point numpy array or torch tensor, got "
+                            f"{type(data).__name__} of dtype {array.dtype}.")
+        dtype, model_device = model_dtype_device(model)
+        x = torch.as_tensor(array).to(device=device if device is not None else (model_device or "cpu"),
+                                      dtype=dtype or torch.get_default_dtype())
+    return check_model_inputs(model, x, name, box=box)
 
 
 def _to_target(targets, batch: int, device) -> torch.Tensor | None:
     """Class indices (B,) (or None) from an int, a sequence, a numpy array or a tensor."""
     if targets is None:
         return None
-    t = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
+    if not isinstance(targets, torch.Tensor):
+        array = np.asarray(targets)
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"targets must be integer class indices (an int, a sequence, a numpy array or a tensor), "
+                            f"got {type(targets).__name__} of dtype {array.dtype}.")
+        targets = torch.as_tensor(array)
+    t = targets
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"targets must be integer class indices, got a {t.dtype} tensor.")
     if t.is_floating_point():
         if not torch.equal(t, t.round()):
             raise ValueError("targets must be integer class indices, got non-integral floats.")
@@ -124,7 +172,7 @@ def _to_target(targets, batch: int, device) -> torch.Tensor | None:
 # Captum explainer -> the package's bound
 
 
-def captum_bound(explainer, inputs: torch.Tensor, target, eps: float, norm: str = "l2", *,
+def captum_bound(explainer, inputs: torch.Tensor, target, eps: float | torch.Tensor, norm: str = "l2", *,
                  abs: bool | None = None, n_steps: int | None = None, method: str | None = None, baselines=None,
                  internal_batch_size: int | None = None, **bound_options) -> BoundResult:
     """The worst-case bounds of a Captum attribution object, via ``bounds.attribution_bound``.
@@ -145,10 +193,12 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float, norm: str 
     Args:
         explainer: A Captum ``Saliency``, ``InputXGradient`` or ``IntegratedGradients`` built on a
             ``torch.nn.Module`` (``explainer.forward_func``) returning logits (B, classes).
-        inputs: (B, ...) one input tensor (Captum's tuples of inputs are refused).
+        inputs: (B, ...) one input tensor in [0, 1], of the model's dtype, device and input shape (Captum's tuples of
+            inputs are refused).
         target: The classes explained: an int, a (B,) tensor or a list of ints as in Captum, or None for the
             predicted class (where Captum would refuse a multi-class output).
-        eps: Radius of the ball, > 0.
+        eps: Radius of the ball, > 0 (Python or numpy scalar), or a (B,) tensor of radii, one per input (the same
+            values as one call per radius).
         norm: ``"l2"`` (default) or ``"linf"``.
         abs: ``Saliency`` only: Captum's ``abs`` (None: Captum's default, True).
         n_steps: ``IntegratedGradients`` only: the number of steps m (None: Captum's default, 50).
@@ -165,9 +215,12 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float, norm: str 
 
     Raises:
         TypeError: If the explainer is not one of the three Captum classes, its ``forward_func`` is not an
-            ``nn.Module``, the inputs are a tuple, or a keyword does not belong to the explainer.
+            ``nn.Module``, the inputs are a tuple, not a floating-point tensor (uint8 images: divide by 255) or of
+            another dtype than the model's, or a keyword does not belong to the explainer.
         ValueError: If a setting cannot be expressed by the package (IG ``method`` other than
-            ``"riemann_right"``, ``multiply_by_inputs=False``, ``additional_forward_args``, a tuple target).
+            ``"riemann_right"``, ``multiply_by_inputs=False``, ``additional_forward_args``, a tuple target), the
+            inputs are not a batch the model takes with values in [0, 1], or ``eps`` is not a positive radius or
+            (B,) tensor of them.
     """
     attr = _require("captum.attr", "captum_bound")
     kind = type(explainer)
@@ -183,6 +236,8 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float, norm: str 
                         "lambda (the bound differentiates the module twice).")
     if isinstance(inputs, (tuple, list)):
         raise TypeError("captum_bound takes one input tensor (B, ...); Captum's tuples of inputs are not supported.")
+    check_model_inputs(model, inputs, "inputs", box=True)
+    eps = check_radii(eps, "eps", batch=inputs.shape[0])
     if bound_options.pop("additional_forward_args", None) is not None:
         raise ValueError("additional_forward_args is not supported: the bound calls the model on the inputs alone; "
                          "wrap the extra arguments into the module.")
@@ -216,7 +271,7 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float, norm: str 
         raise ValueError("tuple targets (indices into multi-dimensional outputs) are not supported: the model "
                          "must return logits (B, classes) and target one class per sample.")
     if isinstance(target, list):
-        target = torch.as_tensor(target, dtype=torch.long, device=inputs.device)
+        target = _to_target(target, inputs.shape[0], inputs.device)
     result = attribution_bound(model, inputs, eps, norm, attribution=name, target=target, **options, **bound_options)
     if name == "saliency" and (abs is None or abs):
         lower = None if result.linf_lower is None else torch.full_like(result.linf_lower, float("nan"))
@@ -228,30 +283,55 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float, norm: str 
 # Quantus-shaped: an explain function and a metric
 
 
-def explain(model, inputs, targets, attribution: str = "saliency", *, device=None, method: str | None = None,
+def _explain_attribution(attribution: str | None, method: str | None) -> str:
+    """The attribution ``explain`` computes: ``attribution``, else the one the ``xai_methods`` key names."""
+    if attribution is not None:
+        return attribution
+    if method is None:
+        return "saliency"
+    if method not in _EXPLAIN_METHODS:
+        raise ValueError(f"cannot tell which attribution the xai_methods key {method!r} names; pass "
+                         "explain_func_kwargs={'attribution': 'saliency'} (or 'input_x_gradient', "
+                         f"'integrated_gradients') to quantus.evaluate (keys understood: {sorted(_EXPLAIN_METHODS)}).")
+    return _EXPLAIN_METHODS[method]
+
+
+def explain(model, inputs, targets, attribution: str | None = None, *, device=None, method: str | None = None,
             **options) -> np.ndarray:
     """The package's attribution as a Quantus explanation function: ``explain_func(model, inputs, targets)``.
 
     Usable as ``explain_func`` of any Quantus metric (``explain_func_kwargs={"attribution": ...}``) or as a value
-    of ``xai_methods`` in ``quantus.evaluate``. Unlike ``quantus.explain`` with Captum it neither takes absolute
-    values nor sums over channels: the map is the one ``attribution_bound`` bounds. The model runs in eval mode
-    (its flags restored afterwards).
+    of ``xai_methods`` in ``quantus.evaluate``, e.g. ``xai_methods={"IntegratedGradients": explain}`` (the key names
+    the attribution) or ``{"IG": explain}`` with ``explain_func_kwargs={"attribution": "integrated_gradients",
+    "n_steps": 20}``; ``WorstCaseBound(attribution=None)`` then bounds the same map. Unlike ``quantus.explain`` with
+    Captum it neither takes absolute values nor sums over channels: the map is the one ``attribution_bound``
+    bounds. The model runs in eval mode (its flags restored afterwards). The inputs need not lie in [0, 1]
+    (Quantus explains noisy copies, not clipped).
 
     Args:
         model: A ``torch.nn.Module`` (or a Quantus model wrapping one) returning logits (B, classes).
-        inputs: (B, ...) inputs, numpy or torch, in the layout the model takes.
+        inputs: (B, ...) inputs in the layout the model takes: a floating-point numpy array (cast to the model's
+            dtype) or a tensor of the model's dtype.
         targets: (B,) class indices (or one int for all).
-        attribution: ``"saliency"``, ``"input_x_gradient"`` or ``"integrated_gradients"``. Default saliency.
+        attribution: ``"saliency"``, ``"input_x_gradient"`` or ``"integrated_gradients"``; None (default): the
+            one ``method`` names (``"Gradient"``, ``"Saliency"``, ``"InputXGradient"``, ``"IntegratedGradients"`` or
+            the package's names), saliency without a method.
         device: Where to compute (default: the model's device).
-        method: The method name ``quantus.evaluate`` adds (its ``xai_methods`` key); ignored.
+        method: The method name ``quantus.evaluate`` adds (its ``xai_methods`` key); read when ``attribution`` is
+            None.
         **options: Options of the attribution (IG: ``n_steps``, ``baseline``, ``internal_batch_size``).
 
     Returns:
         (B, ...) the attributions as a numpy array shaped like the inputs.
+
+    Raises:
+        TypeError: A model that is not a Module, integer inputs (0-255 images: divide by 255), or a tensor of
+            another dtype than the model's.
+        ValueError: Inputs the model does not take, or no attribution given and a ``method`` that names none.
     """
-    del method
     model = _model_of(model)
-    x = _to_tensor(inputs, model, device)
+    attribution = _explain_attribution(attribution, method)
+    x = _as_inputs(inputs, model, "inputs", device, box=False)
     target = _to_target(targets, x.shape[0], x.device)
     explainer = get_explainer(attribution, model, **options)
     with eval_mode(model):
@@ -275,31 +355,40 @@ class WorstCaseBound:
       no iterate kept the label ``y_i``), of the package's (signed) map; the bound is computed too and kept in
       ``bound_results``.
 
-    The attribution is the package's (``attributions``), computed here: ``a_batch`` and ``explain_func`` are
-    accepted for Quantus's sake and not used. With ``attribution=None`` it is read from the method name that
-    ``quantus.evaluate`` passes (``explain_func_kwargs["method"]``): ``"Gradient"`` (signed) and ``"Saliency"``
-    (``|grad|``, bounded by the signed bound) give saliency, ``"InputXGradient"`` input x gradient;
-    ``"IntegratedGradients"`` is refused (``quantus.explain`` uses Captum's 10-step trapezoid rule; name
-    ``attribution="integrated_gradients"`` to bound the package's right-Riemann IG instead). Quantus's Captum
-    explanations sum over the channel axis; for C > 1 channels the summed map's deviation is at most ``sqrt(C)``
-    times the bound here.
+    The attribution is the package's (``attributions``), computed here: ``a_batch`` is accepted for Quantus's
+    sake and not used. With ``attribution=None`` it is the one the explanation function computes: with the
+    package's ``explain`` (``xai_methods={name: explain}``), the attribution and options it reads from
+    ``explain_func_kwargs`` (IG included); with ``quantus.explain`` (``xai_methods={name: {...}}``), the method name
+    that ``quantus.evaluate`` passes (``explain_func_kwargs["method"]``): ``"Gradient"`` (signed) and
+    ``"Saliency"`` (``|grad|``, bounded by the signed bound) give saliency, ``"InputXGradient"`` input x gradient;
+    ``"IntegratedGradients"`` is refused (``quantus.explain`` uses Captum's 10-step trapezoid rule, which the
+    package cannot express: explain with ``xai_methods={"IntegratedGradients": explain}`` instead, or name
+    ``attribution="integrated_gradients"``). Quantus's Captum explanations sum over the channel axis; for C > 1
+    channels the summed map's deviation is at most ``sqrt(C)`` times the bound here.
+
+    Inside ``quantus.evaluate`` an error of the metric is printed by Quantus, which then raises
+    ``KeyError: 'call_kwargs_empty'`` (its results lack the entry); the printed message is the package's.
 
     Args:
-        eps: Radius of the ball, > 0.
+        eps: Radius of the ball, > 0 (Python or numpy scalar), or a (B,) tensor of radii, one per sample of the
+            ``x_batch`` it is then called with (the same values as one call per radius).
         norm: ``"linf"`` (default, the uniform box of the Quantus sensitivities) or ``"l2"``.
         attribution: ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"``, or None (default: read
             from the method name, above; a call outside ``quantus.evaluate`` must then name it).
         attribution_options: Options of the attribution (IG: ``n_steps``, ``baseline``).
         relative: Divide by ``||A(x)||_2``. Default True.
         attack: Score the ``AttributionPGD`` deviation instead of the bound. Default False.
-        attack_steps: Steps of the attack. Default 20.
-        attack_alpha: Step size (default ``2.5 eps / attack_steps``).
-        attack_restarts: Random restarts of the attack. Default 1.
+        attack_steps: Steps of the attack, >= 1. Default 20.
+        attack_alpha: Step size, or a (B,) tensor of them (default ``2.5 eps / attack_steps``).
+        attack_restarts: Random restarts of the attack, >= 1. Default 1.
         seed: Seed of the bound's start vectors and of the attack.
         return_aggregate: Return ``[aggregate_func(scores)]`` instead of the scores, as Quantus metrics do.
         aggregate_func: The aggregation (default ``np.mean``).
         **bound_options: Passed to ``attribution_bound`` (``method``, ``tol``, ``max_iter``, ``surrogate_beta``,
             ...); ``surrogate_beta`` is also the attack's.
+
+    Raises:
+        ValueError: A radius, step size or count that is not positive, an unknown norm or attribution.
 
     Attributes:
         evaluation_scores: The scores of the last call.
@@ -311,17 +400,20 @@ class WorstCaseBound:
     name = "Worst-Case-Bound"
     score_direction = "lower"  # Quantus's ScoreDirection.LOWER: smaller is more robust
 
-    def __init__(self, eps: float, norm: str = "linf", attribution: str | None = None, *,
+    def __init__(self, eps: float | torch.Tensor, norm: str = "linf", attribution: str | None = None, *,
                  attribution_options: dict | None = None, relative: bool = True, attack: bool = False,
-                 attack_steps: int = 20, attack_alpha: float | None = None, attack_restarts: int = 1, seed: int = 0,
-                 return_aggregate: bool = False, aggregate_func: Callable | None = None, **bound_options):
-        self.eps, self.norm = check_eps(eps), check_norm(norm)
+                 attack_steps: int = 20, attack_alpha: float | torch.Tensor | None = None, attack_restarts: int = 1,
+                 seed: int = 0, return_aggregate: bool = False, aggregate_func: Callable | None = None,
+                 **bound_options):
+        self.eps, self.norm = check_radii(eps, "eps"), check_norm(norm)
         if attribution is not None:
             get_explainer(attribution, nn.Identity(), **(attribution_options or {}))  # validate name and options now
         self.attribution, self.attribution_options = attribution, dict(attribution_options or {})
         self.relative, self.attack = bool(relative), bool(attack)
-        self.attack_steps, self.attack_restarts, self.seed = attack_steps, attack_restarts, seed
-        self.attack_alpha = 2.5 * self.eps / attack_steps if attack_alpha is None else attack_alpha
+        self.attack_steps = check_positive_int(attack_steps, "attack_steps")
+        self.attack_restarts, self.seed = check_positive_int(attack_restarts, "attack_restarts"), seed
+        self.attack_alpha = check_radii(2.5 * self.eps / self.attack_steps if attack_alpha is None else attack_alpha,
+                                        "attack_alpha")
         self.return_aggregate, self.aggregate_func = return_aggregate, aggregate_func or np.mean
         self.bound_options = {"seed": seed, **bound_options}
         self.evaluation_scores: list[float] = []
@@ -329,10 +421,16 @@ class WorstCaseBound:
         self.bound_results: list[BoundResult] = []
         self.attack_results: list[AttackResult] = []
 
-    def _attribution_for(self, explain_func_kwargs: dict | None) -> str:
+    def _attribution_for(self, explain_func: Callable | None, explain_func_kwargs: dict | None) -> tuple[str, dict]:
+        """The attribution bounded and its options: the metric's own, else the explanation function's."""
         if self.attribution is not None:
-            return self.attribution
-        method = (explain_func_kwargs or {}).get("method")
+            return self.attribution, self.attribution_options
+        kwargs = dict(explain_func_kwargs or {})
+        if explain_func is explain:  # the package's explain: the map it computes, options included
+            name = _explain_attribution(kwargs.get("attribution"), kwargs.get("method"))
+            options = {k: v for k, v in kwargs.items() if k not in _EXPLAIN_KEYWORDS}
+            return name, {**options, **self.attribution_options}
+        method = kwargs.get("method")
         if method is None:
             raise ValueError("no attribution to bound: pass attribution= ('saliency', 'input_x_gradient' or "
                              "'integrated_gradients') to WorstCaseBound, or call it from quantus.evaluate, whose "
@@ -340,12 +438,14 @@ class WorstCaseBound:
         if method == "IntegratedGradients":
             raise ValueError("cannot infer the attribution from 'IntegratedGradients': quantus.explain computes it "
                              "with Captum's 10-step 'riemann_trapezoid' rule, which the package cannot express; "
-                             "pass attribution='integrated_gradients' (the package's right-Riemann IG) explicitly.")
+                             "pass attribution='integrated_gradients' (the package's right-Riemann IG) explicitly, "
+                             "or explain with the package's IG: xai_methods={'IntegratedGradients': "
+                             "attrbound_lite.interop.explain}.")
         if method not in _QUANTUS_METHODS:
             raise ValueError(f"cannot infer the attribution from the method name {method!r}; pass attribution= one "
                              f"of 'saliency', 'input_x_gradient', 'integrated_gradients' (names understood: "
                              f"{sorted(_QUANTUS_METHODS)}).")
-        return _QUANTUS_METHODS[method]
+        return _QUANTUS_METHODS[method], self.attribution_options
 
     def __call__(self, model, x_batch, y_batch, a_batch=None, s_batch=None, channel_first: bool | None = None,
                  explain_func: Callable | None = None, explain_func_kwargs: dict | None = None,
@@ -355,54 +455,69 @@ class WorstCaseBound:
 
         Args:
             model: A ``torch.nn.Module`` returning logits (B, classes) (or a Quantus model wrapping one).
-            x_batch: (B, ...) inputs, numpy or torch; in [0, 1] when ``attack=True``.
-            y_batch: (B,) the classes explained (and, with ``attack=True``, kept by the attack).
+            x_batch: (B, ...) inputs in [0, 1]: a floating-point numpy array (cast to the model's dtype) or a tensor
+                of the model's dtype.
+            y_batch: (B,) the classes explained (and, with ``attack=True``, kept by the attack), or None for the
+                predicted classes.
             a_batch: Accepted and unused (the attribution is recomputed).
             s_batch: Accepted and unused.
             channel_first: False moves the last axis of ``x_batch`` to position 1 (Quantus's channel-last
                 layout); True or None takes ``x_batch`` as the model takes it.
-            explain_func: Accepted and unused.
-            explain_func_kwargs: Read for ``"method"`` when ``attribution=None``.
+            explain_func: Read, with ``explain_func_kwargs``, when ``attribution=None``: the package's ``explain``
+                names its attribution and options there.
+            explain_func_kwargs: Read for ``"method"`` (and, with the package's ``explain``, ``"attribution"`` and
+                the attribution's options) when ``attribution=None``.
             model_predict_kwargs: Must be empty (the bound calls ``model(x)``).
             softmax: Must be False or None: the bound is about the logits' attribution.
             device: Where to compute (default: the model's device).
-            batch_size: Samples per bound computation.
+            batch_size: Samples per bound computation, >= 1.
             **kwargs: Must be empty.
 
         Returns:
             One float per sample (or ``[aggregate]`` with ``return_aggregate``).
 
         Raises:
-            TypeError: On unknown keyword arguments.
-            ValueError: On ``softmax=True``, ``model_predict_kwargs`` or an attribution that cannot be inferred.
+            TypeError: On unknown keyword arguments, a model that is not a Module, integer inputs (0-255 images:
+                divide by 255) or a tensor of another dtype than the model's.
+            ValueError: On ``softmax=True``, ``model_predict_kwargs``, an attribution that cannot be inferred, a
+                batch size that is not positive, inputs the model does not take or outside [0, 1], or per-sample
+                radii that do not match the batch.
         """
-        del a_batch, s_batch, explain_func
+        del a_batch, s_batch
         if kwargs:
             raise TypeError(f"WorstCaseBound got unexpected keyword arguments {sorted(kwargs)}.")
         if softmax:
             raise ValueError("softmax=True is not supported: the bound is about the attribution of the logits.")
         if model_predict_kwargs:
             raise ValueError("model_predict_kwargs are not supported: the bound calls model(x) alone.")
+        batch_size = check_positive_int(batch_size, "batch_size")
         module = _model_of(model)
-        attribution = self._attribution_for(explain_func_kwargs)
-        x_all = x_batch if channel_first is not False else np.moveaxis(np.asarray(x_batch), -1, 1)
-        x_all = _to_tensor(x_all, module, device)
-        y_all = _to_target(y_batch, x_all.shape[0], x_all.device)
+        attribution, options = self._attribution_for(explain_func, explain_func_kwargs)
+        if channel_first is False:
+            x_batch = x_batch.movedim(-1, 1) if isinstance(x_batch, torch.Tensor) else np.moveaxis(
+                np.asarray(x_batch), -1, 1)
+        x_all = _as_inputs(x_batch, module, "x_batch", device, box=True)
+        batch = x_all.shape[0]
+        y_all = _to_target(y_batch, batch, x_all.device)
+        eps, alpha = (check_radii(v, what, batch=batch) for v, what in ((self.eps, "eps"),
+                                                                        (self.attack_alpha, "attack_alpha")))
         self.bound_results, self.attack_results = [], []
         scores = []
-        for start in range(0, x_all.shape[0], batch_size):
-            x, y = x_all[start:start + batch_size], y_all[start:start + batch_size]
-            result = attribution_bound(module, x, self.eps, self.norm, attribution=attribution, target=y,
-                                       **self.attribution_options, **self.bound_options)
+        for start in range(0, batch, batch_size):
+            part = slice(start, start + batch_size)
+            x, y = x_all[part], None if y_all is None else y_all[part]
+            eps_part, alpha_part = (v[part].to(x.device) if isinstance(v, torch.Tensor) else v for v in (eps, alpha))
+            result = attribution_bound(module, x, eps_part, self.norm, attribution=attribution, target=y,
+                                       **options, **self.bound_options)
             self.bound_results.append(result)
             value = result.euclidean
             if self.attack:
-                atk = AttributionPGD(module, get_explainer(attribution, module, **self.attribution_options),
-                                     eps=self.eps, alpha=self.attack_alpha, steps=self.attack_steps, norm=self.norm,
+                atk = AttributionPGD(module, get_explainer(attribution, module, **options),
+                                     eps=eps_part, alpha=alpha_part, steps=self.attack_steps, norm=self.norm,
                                      restarts=self.attack_restarts,
                                      surrogate_beta=self.bound_options.get("surrogate_beta"),
                                      seed=self.seed + start)
-                outcome = atk(x, y)
+                outcome = atk(x, result.target)
                 self.attack_results.append(outcome)
                 value = outcome.deviation.euclidean
             if self.relative:
@@ -413,7 +528,8 @@ class WorstCaseBound:
         return self.evaluation_scores
 
     def __repr__(self) -> str:
-        return (f"WorstCaseBound(eps={self.eps}, norm={self.norm!r}, attribution={self.attribution!r}, "
+        eps = f"<{self.eps.numel()} per sample>" if isinstance(self.eps, torch.Tensor) else self.eps
+        return (f"WorstCaseBound(eps={eps}, norm={self.norm!r}, attribution={self.attribution!r}, "
                 f"relative={self.relative}, attack={self.attack})")
 
 
@@ -508,11 +624,11 @@ def _captum_explainer(attr, model: nn.Module, attribution: str, options: dict) -
     unknown = set(options) - {"n_steps", "baseline", "internal_batch_size"}
     if unknown:
         raise ValueError(f"unknown integrated_gradients options {sorted(unknown)}.")
-    kwargs = {"n_steps": options.get("n_steps", 50), "method": "riemann_right"}
+    kwargs = {"n_steps": check_positive_int(options.get("n_steps", 50), "n_steps"), "method": "riemann_right"}
     if options.get("baseline") is not None:
         kwargs["baselines"] = options["baseline"]
     if options.get("internal_batch_size") is not None:
-        kwargs["internal_batch_size"] = options["internal_batch_size"]
+        kwargs["internal_batch_size"] = check_positive_int(options["internal_batch_size"], "internal_batch_size")
     return attr.IntegratedGradients(model), kwargs
 
 
@@ -530,22 +646,29 @@ def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: 
 
     Args:
         model: A ``torch.nn.Module`` returning logits (B, classes); evaluated in eval mode.
-        inputs: (B, ...) inputs.
+        inputs: (B, ...) inputs in [0, 1], a tensor of the model's dtype, device and input shape.
         target: The classes: an int, a (B,) tensor, or None (the predicted class).
         eps: Radius of the ball, > 0.
         norm: ``"linf"`` (default) or ``"l2"``.
         attribution: ``"saliency"`` (default), ``"input_x_gradient"`` or ``"integrated_gradients"``.
-        n_perturb_samples: Samples per input, K. Default 10, Captum's.
+        n_perturb_samples: Samples per input, K >= 1. Default 10, Captum's.
         seed: Seed of the global torch generator for the call (restored afterwards).
         **attribution_options: IG: ``n_steps`` (default 50), ``baseline``, ``internal_batch_size``.
 
     Returns:
         A ``SampledScores`` with ``scores`` of shape (B,).
+
+    Raises:
+        TypeError: A model that is not a Module, inputs that are not a floating-point tensor (numpy arrays and uint8
+            images included) or of another dtype than the model's.
+        ValueError: Inputs the model does not take, an empty batch, NaN/inf or values outside [0, 1], targets out of
+            range, a radius, sample count or option that is not valid.
     """
     attr = _require("captum.attr", "captum_sensitivity_max")
     captum_metrics = _require("captum.metrics", "captum_sensitivity_max")
     eps, norm, model = check_eps(eps), check_norm(norm), _model_of(model)
-    x = inputs.detach()
+    n_perturb_samples = check_positive_int(n_perturb_samples, "n_perturb_samples")
+    x = check_model_inputs(model, inputs, "inputs", box=True).detach()
     radius = _box_radius(eps, norm, x[0].numel())
     explainer, kwargs = _captum_explainer(attr, model, attribution, attribution_options)
     with eval_mode(model), _SeededRNG(seed):
@@ -585,7 +708,8 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
 
     Args:
         model: A ``torch.nn.Module`` returning logits (B, classes).
-        x: (B, ...) inputs, numpy or torch, in the layout the model takes (channel first).
+        x: (B, ...) inputs in [0, 1], in the layout the model takes (channel first): a floating-point numpy array
+            (cast to the model's dtype) or a tensor of the model's dtype.
         y: (B,) the classes explained (numpy or torch), or None for the predicted class.
         eps: Radius of the ball, > 0.
         norm: ``"linf"`` (default) or ``"l2"``.
@@ -594,7 +718,7 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
         attribution: ``"saliency"`` (default), ``"input_x_gradient"`` or ``"integrated_gradients"``.
         seed: Seed of the global numpy generator for the call (restored afterwards).
         attribution_options: Options of the attribution (IG: ``n_steps``, ``baseline``).
-        batch_size: Quantus's batch size.
+        batch_size: Quantus's batch size, >= 1.
         device: Where the explanations are computed (default: the model's device).
         **metric_options: Further constructor arguments of the Quantus metric (``nr_samples``, ``normalise``,
             ``abs``, ...); the radius (``lower_bound``, ``upper_bound``, ``perturb_std``) is set from eps.
@@ -603,7 +727,10 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
         A ``SampledScores`` with ``scores`` of shape (B,).
 
     Raises:
-        TypeError: If ``metric_options`` sets the radius.
+        TypeError: If ``metric_options`` sets the radius, the model is not a Module, the inputs are integers (0-255
+            images: divide by 255) or a tensor of another dtype than the model's.
+        ValueError: Inputs the model does not take or outside [0, 1], targets out of range, a radius, batch size or
+            ``nr_samples`` that is not positive.
     """
     quantus = _require("quantus", "quantus_sensitivity")
     eps, norm = check_eps(eps), check_norm(norm)
@@ -612,12 +739,14 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
     fixed = sorted({"lower_bound", "upper_bound", "perturb_std"} & set(metric_options))
     if fixed:
         raise TypeError(f"{fixed} are set from eps and norm (matched radius); do not pass them.")
-    x_np = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if "nr_samples" in metric_options:
+        check_positive_int(metric_options["nr_samples"], "nr_samples")
+    x_t = _as_inputs(x, module, "x", device, box=True)
+    with eval_mode(module), torch.no_grad():
+        y_t = resolve_target(_to_target(y, x_t.shape[0], x_t.device), module(x_t))
+    x_np, y_np = x_t.cpu().numpy(), y_t.cpu().numpy()
     n, batch = int(np.prod(x_np.shape[1:])), x_np.shape[0]
-    if y is None:
-        with eval_mode(module), torch.no_grad():
-            y = module(_to_tensor(x_np, module, device)).argmax(1)
-    y_np = (y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)).reshape(-1)
     options = {"disable_warnings": True, "display_progressbar": False, **metric_options}
     if kind == "lipschitz":
         std = eps / math.sqrt(3) if norm == "linf" else eps / math.sqrt(n)

@@ -12,10 +12,14 @@ move the attribution by crossing linear regions. The remedy (Ghorbani et al. 201
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from typing import Sequence
 
 import torch
 from torch import nn
+
+from ._checks import check_positive_int
 
 __all__ = [
     "Normalize", "smooth_relu", "smooth_surrogate", "is_piecewise_linear", "nonsmooth_modules", "MnistCNN",
@@ -69,8 +73,25 @@ class Normalize(nn.Module):
 
 
 def _check_beta(beta) -> None:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-        raise ValueError(f"surrogate beta must be a positive number, got {beta!r} (typical values: 1 to 100).")
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 < beta < math.inf:
+        raise ValueError(f"surrogate beta must be a positive finite number, got {beta!r} (typical values: 1 to 100).")
+
+
+def _positive_finite(value, what: str, hint: str) -> float:
+    """``value`` as a float if it is a positive finite number (Python or numpy, not a bool); else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+        raise ValueError(f"{what} must be a positive finite number ({hint}), got {value!r}.")
+    return float(value)
+
+
+def _check_architecture(width, beta, num_classes) -> None:
+    """Refuse the constructor arguments of ``MnistCNN`` / ``CifarCNN`` that would build a broken network.
+
+    A width of 0 or less built 1-channel layers (every width is rounded up to 1), a beta of 0 gave NaN logits.
+    """
+    _positive_finite(width, "width", "the factor on every layer's width; 0.25: the CPU-sized net, 1: RAR's")
+    _positive_finite(beta, "beta", "the softplus sharpness; typical values: 1 to 100")
+    check_positive_int(num_classes, "num_classes")
 
 
 def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
@@ -222,11 +243,13 @@ class MnistCNN(nn.Sequential):
         std: Per-channel standard deviation of the ``Normalize`` layer. Default MNIST's.
 
     Raises:
-        ValueError: If ``activation`` or ``pool`` is unknown.
+        ValueError: If ``activation`` or ``pool`` is unknown, ``width`` or ``beta`` is not a positive finite number,
+            or ``num_classes`` is not a positive integer.
     """
 
     def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0, num_classes: int = 10,
                  pool: str = "max", mean: Sequence[float] = MNIST_MEAN, std: Sequence[float] = MNIST_STD):
+        _check_architecture(width, beta, num_classes)
         c1, c2, fc = (max(1, round(w * width)) for w in (32, 64, 1024))
         super().__init__(
             Normalize(mean, std),
@@ -236,6 +259,8 @@ class MnistCNN(nn.Sequential):
         )
         self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=num_classes,
                            pool=pool, mean=list(mean), std=list(std))
+
+    input_shape = (1, 28, 28)  # (C, H, W) of the inputs: checked at the public entry points
 
 
 class CifarCNN(nn.Sequential):
@@ -255,11 +280,13 @@ class CifarCNN(nn.Sequential):
         std: Per-channel standard deviation of the ``Normalize`` layer. Default CIFAR-10's.
 
     Raises:
-        ValueError: If ``activation`` or ``pool`` is unknown.
+        ValueError: If ``activation`` or ``pool`` is unknown, ``width`` or ``beta`` is not a positive finite number,
+            or ``num_classes`` is not a positive integer.
     """
 
     def __init__(self, activation: str = "relu", beta: float = 10.0, width: float = 1.0, num_classes: int = 10,
                  pool: str = "max", mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD):
+        _check_architecture(width, beta, num_classes)
         c1, c2, fc = (max(1, round(w * width)) for w in (32, 64, 256))
         act = lambda: _activation(activation, beta)  # noqa: E731
         super().__init__(
@@ -270,6 +297,8 @@ class CifarCNN(nn.Sequential):
         )
         self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=num_classes,
                            pool=pool, mean=list(mean), std=list(std))
+
+    input_shape = (3, 32, 32)  # (C, H, W) of the inputs: checked at the public entry points
 
 
 class QuadraticClassifier(nn.Module):
@@ -321,7 +350,8 @@ def build_model(name: str, **config) -> nn.Module:
         The model, with fresh weights.
 
     Raises:
-        ValueError: If ``name`` is not registered or ``config`` does not fit the constructor.
+        ValueError: If ``name`` is not registered, ``config`` does not fit the constructor, or the constructor refuses
+            a value (e.g. a ``width`` or ``beta`` that is not a positive finite number).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}.")
@@ -362,6 +392,9 @@ def model_for_dataset(dataset: str, **config) -> nn.Module:
 
     Returns:
         The model (fresh weights).
+
+    Raises:
+        ValueError: If the data set has no model, or the architecture refuses ``config`` (as ``build_model``).
     """
     from .data import DATASETS as RAR_DATASETS
     from .protocols import rar_protocol  # the per-data-set table (a layer above the models)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from ._checks import check_eps, check_norm, eval_mode, full_precision
+from ._checks import check_model_inputs, check_norm, check_positive_int, check_radii, eval_mode, full_precision
 from .bounds import (
     MAX_EXACT_N,
     BoundResult,
@@ -78,7 +78,7 @@ class RegionBoundResult:
     """Per-sample results of ``region_bound`` (tensors of shape (B,) unless stated).
 
     Attributes:
-        eps: Radius of the ball.
+        eps: Radius of the ball (a float, or the (B,) tensor of per-sample radii given).
         norm: ``"l2"`` or ``"linf"``.
         attribution: Name of the attribution method.
         target: (B,) the classes explained (of the clean input, held fixed over the ball).
@@ -97,7 +97,7 @@ class RegionBoundResult:
         linf_abs_rowsum: (B,) ``eps max(|| |J| 1 ||_2 at x and at argmax)``, NaN where n > ``max_dense_n`` (linf only).
         linf_smaller: which form ``euclidean`` used per sample: ``"sqrt_n"`` or ``"abs_rowsum"`` (linf only).
     """
-    eps: float
+    eps: float | torch.Tensor
     norm: str
     attribution: str
     target: torch.Tensor
@@ -177,17 +177,18 @@ def _random_starts(ball, x: torch.Tensor, restart: int, seed: int) -> torch.Tens
     Each sample's stream is seeded by the seed, the restart and a digest of the sample's own values.
     """
     starts = []
-    for row in x:
+    for i, row in enumerate(x):
         digest = hashlib.sha256(row.detach().cpu().numpy().tobytes()).hexdigest()[:16]
         gen = torch.Generator(device=x.device).manual_seed(derive_seed(seed, restart, digest))
-        starts.append(ball.random_init(row[None], gen))
+        own = ball if not isinstance(ball.eps, torch.Tensor) else type(ball)(ball.eps[i:i + 1])  # its own radius
+        starts.append(own.random_init(row[None], gen))
     return torch.cat(starts)
 
 
-def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str = "l2", attribution="saliency",
-                 target=None, *, steps: int = 10, restarts: int = 1, step_size: float | None = None,
-                 power_steps: int = 2, surrogate_beta: float | None = None, tol: float = 1e-4,
-                 max_iter: int | None = None, max_dense_n: int = MAX_EXACT_N, seed: int = 0,
+def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tensor, norm: str = "l2",
+                 attribution="saliency", target=None, *, steps: int = 10, restarts: int = 1,
+                 step_size: float | None = None, power_steps: int = 2, surrogate_beta: float | None = None,
+                 tol: float = 1e-4, max_iter: int | None = None, max_dense_n: int = MAX_EXACT_N, seed: int = 0,
                  **attribution_options) -> RegionBoundResult:
     """The mean-value bound ``eps * S`` (l2) or ``eps * sqrt(n) * S`` (l-infinity), ``S`` estimated by ascent.
 
@@ -200,8 +201,8 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str =
 
     Args:
         model: the classifier, logits (B, classes).
-        inputs: (B, ...) the inputs, in [0, 1].
-        eps: the radius, > 0.
+        inputs: (B, ...) the inputs, in [0, 1], of the model's dtype, device and input shape.
+        eps: the radius, > 0, or a (B,) tensor of radii, one per input (the same values as one call per radius).
         norm: ``"l2"`` or ``"linf"``.
         attribution: ``"saliency"``, ``"input_x_gradient"``, ``"integrated_gradients"`` or an ``Attribution``
             instance with a ``jacobian_operator``.
@@ -220,8 +221,10 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str =
     Returns:
         A ``RegionBoundResult``; its ``point`` is the first-order bound at ``x``.
     """
-    eps, norm = check_eps(eps), check_norm(norm)
-    options = RegionOptions(steps=steps, restarts=restarts, step_size=step_size, power_steps=power_steps)
+    check_model_inputs(model, inputs, box=True)
+    eps, norm = check_radii(eps, "eps", batch=inputs.shape[0]), check_norm(norm)
+    options = RegionOptions(steps=check_positive_int(steps, "steps"), restarts=check_positive_int(restarts, "restarts"),
+                            step_size=step_size, power_steps=check_positive_int(power_steps, "power_steps"))
     started = time.perf_counter()
     point = attribution_bound(model, inputs, eps, norm, attribution, target, "lanczos", surrogate_beta, tol, max_iter,
                               max_dense_n=max_dense_n, seed=seed, **attribution_options)
@@ -231,10 +234,14 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str =
         _, explainer, target = _prepare(model, inputs, attribution, point.target, surrogate_beta, attribution_options)
         x = inputs.detach()
         batch, n, reps = x.shape[0], x[0].numel(), options.restarts
-        ball = threat_model(norm, eps)
-        alpha = options.step_size or 2.5 * eps / options.steps
+        scale = eps if not isinstance(eps, torch.Tensor) else eps.to(device=x.device, dtype=x.dtype)
+        ball = threat_model(norm, scale)
+        alpha = options.step_size or 2.5 * scale / options.steps
+        if isinstance(alpha, torch.Tensor):
+            alpha = alpha.repeat(reps)
         x0 = x.repeat(reps, *([1] * (x.ndim - 1)))            # restart-major: block r is start r of every sample
         z = torch.cat([x, *(_random_starts(ball, x, r, seed) for r in range(1, reps))])
+        ball = ball.repeat(reps)  # per-sample radii tiled over the restarts (restart-major)
         ztarget = target.repeat(reps)
         walker = explainer.for_batch(x, repeats=reps)
         v = point.top_vector.repeat(reps, 1)  # warm start: the top singular vector at x
@@ -256,12 +263,13 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float, norm: str =
         refined, _ = _sigma_max(explainer, z_star, target, "lanczos", tol, max_iter, seed)
         sup = torch.maximum(torch.maximum(refined.value, best[rows]), point.sigma_max).detach()
         argmax = torch.where((sup > point.sigma_max).view(-1, *([1] * (x.ndim - 1))), z_star, x)
-        euclidean, linf = eps * sup, {}
+        euclidean, linf = scale * sup, {}
         if norm == "linf":
-            sqrt_n = eps * math.sqrt(n) * sup
+            sqrt_n = scale * math.sqrt(n) * sup
             rowsum = torch.full_like(sup, float("nan"))
             if n <= max_dense_n:  # the point bound formed the row sums at x already
-                rowsum = torch.maximum(point.linf_abs_rowsum, eps * _abs_rowsum(explainer, argmax, target, max_dense_n))
+                rowsum = torch.maximum(point.linf_abs_rowsum,
+                                       scale * _abs_rowsum(explainer, argmax, target, max_dense_n))
             use_rowsum = rowsum < sqrt_n  # False where NaN
             euclidean = torch.where(use_rowsum, rowsum, sqrt_n)
             linf = dict(linf_sqrt_n=sqrt_n, linf_abs_rowsum=rowsum,

@@ -44,10 +44,26 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
     Returns:
         A ``torch.device``.
+
+    Raises:
+        ValueError: an unknown device name, or a CUDA device on a machine without one.
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device must be a string or a torch.device, got {type(device).__name__}; use 'auto', "
+                         "'cpu', 'cuda' or 'cuda:N'.")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.") \
+            from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asks for CUDA, but this machine has no CUDA device; use 'cpu' or 'auto'.")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}.")
+    return resolved
 
 
 def cpu_model() -> str:

@@ -244,8 +244,8 @@ def inequality_checks(model: nn.Module, x: torch.Tensor, eps: float, points: int
     x = x.reshape(1, 2).to(torch.float64)
     J = dense_jacobian(Saliency(model), x)[0]
     a0 = Saliency(model).attribute(x).detach()[0]
-    b2 = attribution_bound(model, x, eps, "l2", tol=1e-10)
-    binf = attribution_bound(model, x, eps, "linf", tol=1e-10)
+    b2 = attribution_bound(model, x, eps, "l2", tol=1e-10, box=False)  # toys live on R^2
+    binf = attribution_bound(model, x, eps, "linf", tol=1e-10, box=False)
     grid = grid_worst_case(model, x, eps, "l2", points=points)
     v = dict(sigma=float(b2.sigma_max[0]), sigma_exact=float(torch.linalg.matrix_norm(J, 2)),
              l2_bound=float(b2.euclidean[0]), l2_linear_grid=grid.linear,
@@ -303,7 +303,7 @@ def worst_case_table(cases: dict, eps_list, points: int = 201):
     for name, (model, x) in cases.items():
         for eps in eps_list:
             g = grid_worst_case(model, x, eps, "l2", points=points)
-            b = attribution_bound(model, x.reshape(1, 2).to(torch.float64), eps, "l2", tol=1e-10)
+            b = attribution_bound(model, x.reshape(1, 2).to(torch.float64), eps, "l2", tol=1e-10, box=False)
             rows.append(dict(model=name, eps=eps, bound=float(b.euclidean[0]), worst_case=g.euclidean,
                              mean_value_bound=eps * g.sigma_sup, kept=g.kept, cos_bound=float(b.cosine[0]),
                              cos_worst=g.cosine))

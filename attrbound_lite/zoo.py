@@ -134,6 +134,24 @@ class Recipe(Config):
         return f"{self.dataset}-{self.method}{radius}-{digest}"
 
 
+def _check_recipe(recipe, what: str) -> Recipe:
+    """Return ``recipe`` if it is a ``Recipe``; otherwise a TypeError naming the fix (``load_reference`` for a name).
+
+    Raises:
+        TypeError: not a ``Recipe``; for a name of ``REFERENCE`` the message points to ``load_reference``.
+    """
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str) and recipe in REFERENCE:
+        raise TypeError(f"{what} takes a Recipe, got the str {recipe!r}; {recipe!r} is a committed reference model: "
+                        f"load it with zoo.load_reference({recipe!r}) (or train its recipe with "
+                        f"{what}(zoo.REFERENCE[{recipe!r}], ...)).")
+    got = f"the str {recipe!r}" if isinstance(recipe, str) else type(recipe).__name__
+    raise TypeError(f"{what} takes a Recipe, got {got}; describe the training run with zoo.Recipe(dataset=..., "
+                    "method=..., ...), or load one of the committed reference models with zoo.load_reference(name): "
+                    f"{', '.join(REFERENCE)}.")
+
+
 def model_folder(recipe: Recipe, root: str | os.PathLike) -> Path:
     """``root/<recipe.key>``: where the recipe's checkpoint, history and training state live."""
     return Path(root) / recipe.key
@@ -197,9 +215,13 @@ def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
     Returns:
         ``(model, sidecar)`` of the saved checkpoint (``checkpoints.load_checkpoint``): the model in eval mode on
         ``device``.
+
+    Raises:
+        TypeError: ``recipe`` is not a ``Recipe``.
     """
     from .data import load_dataset
 
+    _check_recipe(recipe, "train_recipe")
     device, folder = resolve_device(device), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     data = load_dataset(recipe.dataset, "train", root=data_root, download=download, mirror=mirror,
@@ -235,8 +257,10 @@ def get_model(recipe: Recipe, root: str | os.PathLike, *, device: str | torch.de
         training config, the per-epoch history (``training_history``) and the data set's fingerprint.
 
     Raises:
+        TypeError: ``recipe`` is not a ``Recipe`` (a reference model's name: use ``load_reference``).
         ValueError: the folder holds a model of another recipe.
     """
+    _check_recipe(recipe, "get_model")
     device = resolve_device(device)
     folder = model_folder(recipe, root)
     weights, _ = checkpoint_paths(folder)
@@ -367,6 +391,31 @@ def zoo_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get(ZOO_ENV) or ZOO_ROOT)
 
 
+def _existing_root(root: str | os.PathLike | None, name: str | None = None) -> Path:
+    """``zoo_root(root)``, refused if it is not a folder (a misspelt root is not an empty zoo).
+
+    Raises:
+        FileNotFoundError: the folder does not exist (the message names it, where it came from, and the command that
+            builds a zoo there: reference model ``name``, when given).
+    """
+    path = zoo_root(root)
+    if not path.is_dir():
+        source = "" if root else f" (from ${ZOO_ENV})" if os.environ.get(ZOO_ENV) else " (the default root)"
+        build = BUILD_COMMAND.format(name=name) if name is not None else "attrbound zoo build"
+        raise FileNotFoundError(f"no zoo at {path}{source}: the folder does not exist; pass the folder that holds "
+                                f"the zoo (root=, `--root` or ${ZOO_ENV}; default {ZOO_ROOT}), or create a zoo there "
+                                f"with `{build} --root {path}`.")
+    return path
+
+
+def _rebuild_command(name: str, root: str | os.PathLike | None) -> str:
+    """The command that (re)builds reference model ``name`` into ``root`` (``--root`` unless the default)."""
+    command = BUILD_COMMAND.format(name=name)
+    if root is not None and zoo_root(root).resolve() != zoo_root().resolve():
+        command += f" --root {zoo_root(root)}"
+    return command
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -385,12 +434,13 @@ def read_manifest(name: str, root: str | os.PathLike | None = None) -> dict:
     """The manifest of reference model ``name`` (``<root>/<key>/manifest.json``), checked against its recipe.
 
     Raises:
-        FileNotFoundError: the model is not built (the message names the command that builds it).
+        FileNotFoundError: the zoo's folder does not exist, or the model is not built (the message names the command
+            that builds it).
         ValueError: the manifest is unreadable or belongs to another recipe.
     """
     recipe = _reference(name)
-    path = zoo_root(root) / recipe.key / "manifest.json"
-    rebuild = BUILD_COMMAND.format(name=name)
+    path = _existing_root(root, name) / recipe.key / "manifest.json"
+    rebuild = _rebuild_command(name, root)
     if not path.is_file():
         raise FileNotFoundError(f"reference model {name!r} is not in the zoo ({path} is missing); build it with "
                                 f"`{rebuild}`.")
@@ -416,20 +466,22 @@ def load_reference(name: str, *, device: str | torch.device | None = None,
         ``(model, manifest)``.
 
     Raises:
-        FileNotFoundError: the weights are missing; ValueError: they do not match the manifest (a corrupted or
-        replaced file). Both name the file and the command that rebuilds it.
+        FileNotFoundError: the zoo's folder does not exist, or the weights are missing; ValueError: they do not match
+        the manifest (a corrupted or replaced file). Both name the model's folder, the file and the command that
+        rebuilds it.
     """
     manifest = read_manifest(name, root)
-    weights = zoo_root(root) / manifest["key"] / "model.safetensors"
-    rebuild = BUILD_COMMAND.format(name=name)
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing; rebuild it with `{rebuild}`.")
-    for file, key in ((weights, "sha256"), (weights.with_name("model.json"), "sidecar_sha256")):
+    folder = zoo_root(root) / manifest["key"]
+    weights = folder / "model.safetensors"
+    rebuild = _rebuild_command(name, root)
+    for file, key in ((weights, "sha256"), (folder / "model.json", "sidecar_sha256")):
         if not file.is_file():
-            raise FileNotFoundError(f"{file} is missing; restore it from git or rebuild it with `{rebuild}`.")
-        if _sha256(file) != manifest[key]:
-            raise ValueError(f"{file} does not match the sha256 in its manifest (a corrupted or replaced file); "
-                             f"restore it from git or rebuild it with `{rebuild}`.")
+            raise FileNotFoundError(f"reference model {name!r} in {folder}: {file.name} is missing; restore the folder "
+                                    f"from git or rebuild it with `{rebuild}`.")
+        if _sha256(file) != manifest.get(key):
+            raise ValueError(f"reference model {name!r} in {folder}: {file.name} does not match the sha256 in its "
+                             f"manifest (a corrupted or replaced file); restore the folder from git or rebuild it "
+                             f"with `{rebuild}`.")
     model, _ = load_checkpoint(weights, device=resolve_device(device))
     return model, manifest
 
@@ -502,6 +554,9 @@ def build_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None =
 
     Returns:
         The zoo's table (``zoo_table``) after the build.
+
+    Raises:
+        ValueError: a name of ``only`` that is not in ``REFERENCE``.
     """
     from tqdm.auto import tqdm
 
@@ -510,6 +565,7 @@ def build_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None =
     names = list(REFERENCE) if only is None else [str(n) for n in only]
     for name in names:
         _reference(name)
+    root.mkdir(parents=True, exist_ok=True)  # a new zoo
     by_key = {recipe.key: name for name, recipe in REFERENCE.items()}
     todo, seen = [], set()
 
@@ -607,7 +663,12 @@ def _is_built(name: str, root: Path) -> bool:
 
 
 def zoo_table(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per built reference model: data set, method, training radius, accuracies, seconds, size, key."""
+    """One row per built reference model: data set, method, training radius, accuracies, seconds, size, key.
+
+    Raises:
+        FileNotFoundError: the zoo's folder does not exist (an existing folder without models gives an empty table).
+    """
+    _existing_root(root)
     rows = []
     for name, recipe in REFERENCE.items():
         try:
@@ -679,6 +740,10 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
 
     Returns:
         One row per check: ``name, check, ok, detail``.
+
+    Raises:
+        FileNotFoundError: the zoo's folder does not exist.
+        ValueError: a name of ``only`` that is not in ``REFERENCE``.
     """
     import tempfile
 
@@ -687,8 +752,10 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
     from .data import load_dataset
     from .evaluation import evaluate
 
-    root = zoo_root(root)
-    names = list(REFERENCE) if only is None else list(only)
+    root = _existing_root(root)
+    names = list(REFERENCE) if only is None else [str(n) for n in only]
+    for name in names:
+        _reference(name)
     rows, loaded = [], {}
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 if os.environ.get("ATTRBOUND_REQUIRE_COMPARE") == "1" or os.environ.get("ATTRBOUND_REQUIRE_BOOK") == "1":
     import captum.attr as ca
@@ -262,3 +263,278 @@ def test_sampled_metrics_never_exceed_the_exact_bound_of_the_quadratic_oracle(no
         assert (result.scores <= limit * (1 + 1e-5)).all(), (result.metric, result.scores, limit)
         assert (result.scores > 0.05 * limit).all(), (result.metric, result.scores, limit)  # not vacuous
     assert (sampled[2].scores <= sampled[1].scores).all()  # the mean below the max
+
+
+# --------------------------------------------------------------------------- the input contract (issue 20)
+# The package's own errors at interop's edges, never Captum's, Quantus's or torch's, for an input the package can
+# check; and per-sample radii.
+
+
+@pytest.fixture
+def cnn32():
+    """A float32 MNIST CNN (it declares its input_shape) and two images."""
+    torch.manual_seed(0)
+    model = MnistCNN(activation="softplus", beta=10.0, width=0.25, pool="avg").eval()
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    return model, x, model(x).argmax(1)
+
+
+class _NotAModule:
+    """A callable that is no Module; calling ``eval`` on it fails the test (it must be refused before)."""
+
+    def __call__(self, x):
+        return x.flatten(1)[:, :3]
+
+    def eval(self):
+        raise AssertionError("eval() was called on a model that is not a Module")
+
+    def parameters(self):
+        raise AssertionError("parameters() was called on a model that is not a Module")
+
+
+def _adapters(model, x, y, eps=EPS):
+    """Each adapter's call on (model, x, y, eps), as thunks."""
+    return {
+        "captum_bound": lambda: interop.captum_bound(ca.Saliency(model), x, y, eps, abs=False),
+        "worst_case_bound": lambda: interop.WorstCaseBound(eps, "l2", "saliency")(model=model, x_batch=x, y_batch=y),
+        "captum_sensitivity_max": lambda: interop.captum_sensitivity_max(model, x, y, eps, n_perturb_samples=2),
+        "quantus_sensitivity": lambda: interop.quantus_sensitivity(model, x, y, eps, nr_samples=2),
+    }
+
+
+# --- 1. uint8 images and values outside [0, 1] ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapter", ["captum_bound", "worst_case_bound", "captum_sensitivity_max",
+                                     "quantus_sensitivity"])
+def test_uint8_images_are_refused_with_the_fix(cnn32, adapter):
+    model, x, y = cnn32
+    pixels = (x * 255).round().to(torch.uint8)
+    with pytest.raises(TypeError, match=r"uint8.*/ 255"):
+        _adapters(model, pixels, y)[adapter]()
+    if adapter in ("worst_case_bound", "quantus_sensitivity"):  # numpy in: Quantus's currency
+        with pytest.raises(TypeError, match=r"uint8 array.*/ 255"):
+            _adapters(model, pixels.numpy(), y.numpy())[adapter]()
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        _adapters(model, x * 255, y)[adapter]()
+
+
+def test_explain_refuses_integer_arrays_but_takes_noise_outside_the_box(cnn32):
+    model, x, y = cnn32
+    with pytest.raises(TypeError, match=r"int64 array.*/ 255"):
+        interop.explain(model, (x.numpy() * 255).astype(np.int64), y.numpy())
+    # Quantus's noise is not clipped to [0, 1]: explain (which Quantus calls on perturbed inputs) must take it
+    moved = interop.explain(model, (x + 0.2).numpy(), y.numpy())
+    assert moved.shape == x.shape and np.isfinite(moved).all()
+
+
+# --- 2. non-positive batch sizes, sample counts and steps ------------------------------------------------------
+
+
+def test_non_positive_counts_are_refused_by_the_package():
+    model, x, y = quadratic()
+    metric = interop.WorstCaseBound(EPS, "l2", "saliency", method="exact")
+    for size in (-1, 0, 1.5):
+        with pytest.raises(ValueError, match=r"batch_size must be a positive integer"):
+            metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), batch_size=size)
+    with pytest.raises(ValueError, match=r"attack_steps must be a positive integer, got 0"):
+        interop.WorstCaseBound(EPS, "l2", "saliency", attack=True, attack_steps=0)
+    with pytest.raises(ValueError, match=r"attack_restarts must be a positive integer, got 0"):
+        interop.WorstCaseBound(EPS, "l2", "saliency", attack=True, attack_restarts=0)
+    with pytest.raises(ValueError, match=r"n_perturb_samples must be a positive integer, got 0"):
+        interop.captum_sensitivity_max(model, x, y, EPS, n_perturb_samples=0)
+    with pytest.raises(ValueError, match=r"n_steps must be a positive integer, got 0"):
+        interop.captum_sensitivity_max(model, x, y, EPS, attribution="integrated_gradients", n_steps=0)
+    with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got 0"):
+        interop.quantus_sensitivity(model, x, y, EPS, batch_size=0)
+    with pytest.raises(ValueError, match=r"nr_samples must be a positive integer, got 0"):
+        interop.quantus_sensitivity(model, x, y, EPS, nr_samples=0)
+
+
+# --- 3. captum_sensitivity_max checks everything up front ------------------------------------------------------
+
+
+def test_captum_sensitivity_max_checks_its_inputs_up_front():
+    model, x, y = quadratic()
+    nan = x.clone()
+    nan[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        interop.captum_sensitivity_max(model, nan, y, EPS)
+    with pytest.raises(ValueError, match="empty batch"):
+        interop.captum_sensitivity_max(model, x[:0], y[:0], EPS)
+    with pytest.raises(TypeError, match=r"must be a torch.Tensor, got ndarray"):
+        interop.captum_sensitivity_max(model, x.numpy(), y, EPS)
+    with pytest.raises(ValueError, match=r"target classes must lie in \[0, 2\]"):
+        interop.captum_sensitivity_max(model, x, torch.tensor([0, 1, 2, 3]), EPS)
+
+
+# --- 4. quantus.evaluate with the package's IG ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key, kwargs", [("IntegratedGradients", {"attribution": "integrated_gradients"}),
+                                         ("IG", {"attribution": "integrated_gradients"}),
+                                         ("integrated_gradients", {})])
+def test_quantus_evaluate_with_the_packages_integrated_gradients(key, kwargs):
+    model, x, y = quadratic()
+    metric = interop.WorstCaseBound(EPS, "l2", attribution=None, method="exact")
+    sampled = quantus.MaxSensitivity(lower_bound=EPS / np.sqrt(x.shape[1]), nr_samples=5, disable_warnings=True,
+                                     display_progressbar=False)
+    results = quantus.evaluate(metrics={"bound": metric, "sampled": sampled}, xai_methods={key: interop.explain},
+                               explain_func_kwargs={**kwargs, "n_steps": 4}, model=model, x_batch=x.numpy(),
+                               y_batch=y.numpy())
+    want = attribution_bound(model, x, EPS, "l2", attribution="integrated_gradients", target=y, method="exact",
+                             n_steps=4)
+    assert metric.bound_results[0].attribution == "integrated_gradients"
+    np.testing.assert_allclose(results[key]["bound"], (want.euclidean / want.attribution_norm).numpy(), rtol=1e-12)
+    assert np.isfinite(results[key]["sampled"]).all()
+    # the map quantus.evaluate explains is the one bounded
+    ours = interop.explain(model, x.numpy(), y.numpy(), method=key, **kwargs, n_steps=4)
+    from attrbound_lite.attributions import get_explainer
+    np.testing.assert_array_equal(ours, get_explainer("integrated_gradients", model, n_steps=4).attribute(
+        x, target=y).detach().numpy())
+
+
+def test_explain_names_the_fix_for_a_key_it_cannot_read():
+    model, x, y = quadratic()
+    metric = interop.WorstCaseBound(EPS, "l2", attribution=None, method="exact")
+    # raised by the package's explain, before Quantus calls any metric (no KeyError 'call_kwargs_empty')
+    with pytest.raises(ValueError, match=r"xai_methods key 'IG'.*explain_func_kwargs=\{'attribution'"):
+        quantus.evaluate(metrics={"bound": metric}, xai_methods={"IG": interop.explain}, explain_func_kwargs={},
+                         model=model, x_batch=x.numpy(), y_batch=y.numpy())
+
+
+# --- 5. per-sample radii ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_captum_bound_takes_per_sample_radii_equal_to_scalar_calls(norm):
+    model, x, y = quadratic()
+    radii = torch.tensor([0.05, 0.1, 0.2, 0.3], dtype=torch.float64)
+    got = interop.captum_bound(ca.Saliency(model), x, y, radii, norm, abs=False, solver="exact")
+    for i in range(x.shape[0]):
+        one = interop.captum_bound(ca.Saliency(model), x[i:i + 1], y[i:i + 1], float(radii[i]), norm, abs=False,
+                                   solver="exact")
+        for field in ("euclidean", "sigma_max", "attribution_norm", "cosine"):
+            torch.testing.assert_close(getattr(got, field)[i:i + 1], getattr(one, field), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="per-sample eps has 3 entries but the batch has 4"):
+        interop.captum_bound(ca.Saliency(model), x, y, radii[:3], norm, abs=False)
+
+
+@pytest.mark.parametrize("attack", [False, True])
+def test_worst_case_bound_takes_per_sample_radii_equal_to_scalar_calls(attack):
+    model, x, y = quadratic()
+    radii = torch.tensor([0.02, 0.05, 0.1, 0.04], dtype=torch.float64)  # small enough to keep every label
+    options = dict(attack=attack, attack_steps=5, method="exact", relative=False)
+    scores = interop.WorstCaseBound(radii, "l2", "saliency", **options)(
+        model=model, x_batch=x.numpy(), y_batch=y.numpy(), batch_size=3)  # the radii follow the batches
+    for i in range(x.shape[0]):
+        one = interop.WorstCaseBound(float(radii[i]), "l2", "saliency", **options)(
+            model=model, x_batch=x[i:i + 1].numpy(), y_batch=y[i:i + 1].numpy())
+        if attack:  # the random start differs with the batch: below the bound of its own radius, and close to it
+            bound = interop.WorstCaseBound(float(radii[i]), "l2", "saliency", method="exact", relative=False)(
+                model=model, x_batch=x[i:i + 1].numpy(), y_batch=y[i:i + 1].numpy())
+            assert 0.5 * bound[0] <= scores[i] <= bound[0] * (1 + 1e-9)
+            assert 0.5 * bound[0] <= one[0] <= bound[0] * (1 + 1e-9)
+        else:
+            assert scores[i] == pytest.approx(one[0], rel=1e-12)
+    with pytest.raises(ValueError, match="per-sample eps has 4 entries but the batch has 2"):
+        interop.WorstCaseBound(radii, "l2", "saliency")(model=model, x_batch=x[:2].numpy(), y_batch=y[:2].numpy())
+
+
+# --- 6. every adapter: the model, the inputs against the model, numpy scalar radii ------------------------------
+
+
+@pytest.mark.parametrize("adapter", ["worst_case_bound", "captum_sensitivity_max", "quantus_sensitivity"])
+def test_a_model_that_is_not_a_module_is_refused_before_eval(adapter):
+    _, x, y = quadratic()
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module.*got _NotAModule"):
+        _adapters(_NotAModule(), x, y)[adapter]()
+
+
+def test_explain_refuses_a_model_that_is_not_a_module():
+    _, x, y = quadratic()
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module.*got _NotAModule"):
+        interop.explain(_NotAModule(), x.numpy(), y.numpy())
+
+
+def _bad_inputs(x):
+    return {
+        "float64 for a float32 model": (x.double(), TypeError, r"are torch.float64 but the model's parameters are "
+                                                               r"torch.float32"),
+        "three channels": (x.expand(-1, 3, -1, -1).contiguous(), ValueError, r"takes .* of shape \(B, 1, 28, 28\)"),
+        "another image size": (x[:, :, :20, :20].contiguous(), ValueError, r"takes .* of shape \(B, 1, 28, 28\)"),
+        "no batch dimension": (x[0], ValueError, r"add it with .unsqueeze\(0\)"),
+    }
+
+
+@pytest.mark.parametrize("case", ["float64 for a float32 model", "three channels", "another image size",
+                                  "no batch dimension"])
+@pytest.mark.parametrize("adapter", ["captum_bound", "worst_case_bound", "captum_sensitivity_max",
+                                     "quantus_sensitivity"])
+def test_inputs_the_model_cannot_take_get_the_packages_error(cnn32, adapter, case):
+    model, x, y = cnn32
+    bad, error, message = _bad_inputs(x)[case]
+    target = y if bad.ndim == 4 else y[:1]
+    with pytest.raises(error, match=message):
+        _adapters(model, bad, target)[adapter]()
+
+
+def test_a_model_without_input_shape_is_probed_and_named(cnn32):
+    _, x, y = cnn32
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Softplus(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(2, 3)).eval()
+    three = x.expand(-1, 3, -1, -1).contiguous()
+    for name, call in _adapters(model, three, y % 3).items():
+        with pytest.raises(ValueError, match=r"cannot take .* of shape \(2, 3, 28, 28\)"):
+            call()
+            pytest.fail(name)
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \(2, 3, 28, 28\)"):
+        interop.explain(model, three.numpy(), (y % 3).numpy())
+
+
+def test_numpy_floats_for_quantus_are_cast_to_the_models_dtype(cnn32):
+    model, x, y = cnn32  # float32 model, float64 arrays (numpy's default)
+    metric = interop.WorstCaseBound(EPS, "l2", "saliency")
+    assert np.isfinite(metric(model=model, x_batch=x.double().numpy(), y_batch=y.numpy())).all()
+    sampled = interop.quantus_sensitivity(model, x.double().numpy(), y.numpy(), EPS, nr_samples=2)
+    assert np.isfinite(sampled.scores).all()
+
+
+def test_numpy_scalar_radii_are_accepted_everywhere(cnn32):
+    model, x, y = cnn32
+    for name, call in _adapters(model, x, y, eps=np.float32(EPS)).items():
+        assert call() is not None, name
+    for bad in (0.0, -1, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match="eps must be a positive finite number"):
+            interop.WorstCaseBound(bad)
+        with pytest.raises(ValueError, match="eps must be a positive finite number"):
+            interop.captum_bound(ca.Saliency(model), x, y, bad, abs=False)
+
+
+def test_worst_case_bound_without_targets_explains_the_prediction():
+    model, x, y = quadratic()
+    metric = interop.WorstCaseBound(EPS, "l2", "saliency", method="exact", attack=True, attack_steps=3)
+    scores = metric(model=model, x_batch=x.numpy(), y_batch=None)
+    assert len(scores) == 4 and torch.equal(metric.bound_results[0].target, y)
+
+
+def test_targets_that_are_not_class_indices_are_refused_by_the_package():
+    model, x, y = quadratic()
+    metric = interop.WorstCaseBound(EPS, "l2", "saliency", method="exact")
+    with pytest.raises(TypeError, match=r"targets must be integer class indices.*dtype <U1"):
+        metric(model=model, x_batch=x.numpy(), y_batch=np.array(list("abcd")))
+    with pytest.raises(ValueError, match=r"target classes must lie in \[0, 2\]"):
+        metric(model=model, x_batch=x.numpy(), y_batch=np.array([0, 1, 2, 7]))
+    with pytest.raises(ValueError, match=r"target classes must lie in \[0, 2\]"):
+        interop.quantus_sensitivity(model, x, np.array([0, 1, 2, 7]), EPS, nr_samples=2)
+    assert repr(interop.WorstCaseBound(torch.full((4,), EPS))).startswith("WorstCaseBound(eps=<4 per sample>")
+
+
+def test_quantus_explain_integrated_gradients_is_refused_naming_the_packages_explain():
+    model, x, y = quadratic()
+    metric = interop.WorstCaseBound(EPS, "l2", attribution=None)
+    with pytest.raises(ValueError, match=r"riemann_trapezoid.*xai_methods=\{'IntegratedGradients': "
+                                         r"attrbound_lite.interop.explain\}"):
+        metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), explain_func=quantus.explain,
+               explain_func_kwargs={"method": "IntegratedGradients"})

@@ -401,15 +401,17 @@ def glued_values(path: str | Path) -> dict:
 
 def add_subcommands(sub) -> None:
     """Register ``attrbound book`` on the CLI's subparsers."""
+    from ..cli import _positive_int
+
     b = sub.add_parser("book", help="execute the notebooks (papermill) and build the Jupyter Book",
                        description=__doc__.split("\n\n")[0])
-    b.add_argument("--profile", default="ci", choices=PROFILES, help="ci: CPU-sized (default); full: paper scale")
+    b.add_argument("--profile", default="ci", choices=PROFILES, help="ci: CPU-sized; full: paper scale")
     b.add_argument("--only", action="append", metavar="STEM", default=None,
                    help="execute only this notebook (repeatable), e.g. 03_jacobians; others reuse earlier runs")
     b.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                    help="set a notebook parameter (VALUE parsed as YAML), checked against the notebooks")
     b.add_argument("--out", type=Path, default=None, help="output folder (default: _build)")
-    b.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="per-cell timeout in seconds")
+    b.add_argument("--timeout", type=_positive_int, default=DEFAULT_TIMEOUT, help="per-cell timeout in seconds")
     b.add_argument("--retrain-zoo", action="store_true", help="retrain the reference models from their recipes "
                    "into OUT/models/ (hours on a CPU) instead of loading the committed zoo")
 
@@ -422,8 +424,21 @@ def cmd_book(args) -> int:
 
     Returns:
         The exit status, 0 (a failure raises ``BookError``).
+
+    Raises:
+        BookError: ``-p profile ...`` (the profile is ``--profile``), a value that is not YAML, or a failure of the
+            build.
     """
-    parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
+    parameters = {}
+    for name, value in args.parameter:
+        if name == "profile":
+            raise BookError(f"-p profile {value}: the profile is not a notebook parameter; use --profile {value}.")
+        try:
+            parameters[name] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            first = str(err).strip().splitlines()[0]
+            raise BookError(f"-p {name} {value}: the value is not valid YAML ({first}); write a number, true or "
+                            "false, a list such as [1, 2], or a quoted string.") from None
     build_book(profile=args.profile, notebooks=args.only, out=args.out, timeout=args.timeout,
                parameters=parameters, retrain_zoo=args.retrain_zoo)
     return 0

@@ -1,0 +1,657 @@
+"""Certified upper bounds on the attribution deviation: numbers proven to be at least the worst case.
+
+The quantity is ``D(x, eps) = sup { ||A(x + d) - A(x)||_2 : ||d||_p <= eps, x + d in [0, 1]^n }``. The first-order bound
+(``bounds``) approximates it and the region bound (``region``) estimates it from below; ``certified_bound`` proves an
+upper bound, for models made of affine layers (``Normalize``, ``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Linear``) and
+softplus activations: the reference zoo's architectures. A ReLU model is certified through its softplus surrogate
+(``surrogate_beta``) only, and the result says so: the certificate is then the surrogate's.
+
+Every quantity is carried as an interval ``[c - r, c + r]`` (midpoint ``c``, radius ``r >= 0``) that holds for every
+point ``z`` of the set ``S = B_p(x, eps) ∩ [0, 1]^n``:
+
+- forward: the first affine block exactly for the ball (``W x + b +- eps ||W_i||_q``, ``q`` the dual norm) intersected
+  with the box's interval; later blocks by ``W c +- |W| r``; softplus (increasing) maps endpoints to endpoints;
+- the derivatives of softplus, ``sigma'(a) = sigmoid(beta a)`` (increasing) and ``sigma''(a) = beta s (1 - s)``
+  (largest at the point of the interval nearest 0), as images of the pre-activation intervals;
+- backward and Jacobian products by the rule ``(a +- ra)(b +- rb) ⊆ ab +- (|a| rb + ra |b| + ra rb)``.
+
+Three routes, the smallest per sample is returned:
+
+1. ``gradient_interval`` (any attribution): ``l <= A(z) <= u`` on ``S``, so ``D <= || max(u - A(x), A(x) - l) ||_2``.
+2. ``interval_hessian`` (the mean-value inequality with an interval Jacobian; tends to the first-order bound as
+   ``eps -> 0``): for saliency ``J = H(z) = sum_k J_k^T diag(s_k sigma''(a_k)) J_k`` with ``J_k = da_k/dx`` and ``s_k``
+   the backward signal at layer ``k``; every factor gets an interval, so ``|J(z) - J(x)| <= Delta`` entrywise on ``S``
+   and ``A(x + d) - A(x) = (int_0^1 J(x + t d) dt) d`` gives
+   ``D <= eps (sigma_max(J(x)) + ||Delta||_2)`` (l2) and ``D <= eps (min(|| |J(x)| 1 ||_2, sqrt(n) sigma_max(J(x)))
+   + ||Delta 1||_2)`` (l-infinity). ``sigma_max(J(x))`` comes from a dense float64 SVD; ``||Delta||_2`` is bounded by
+   the Collatz-Wielandt inequality ``rho(M) <= max_i (M v)_i / v_i`` (any positive ``v``) on ``M = Delta^T Delta``.
+   Input x gradient: ``J = diag(g) + diag(z) H``; integrated gradients: ``J = diag(mean_j g(p_j)) + diag(z - b)
+   (1/m) sum_j alpha_j H(p_j)`` with the Riemann points ``p_j = b + alpha_j (z - b)``, which lie in the set
+   ``b + alpha_j (S - b)``.
+3. ``global_curvature`` (saliency; Singla & Feizi 2020): with ``0 <= sigma' <= 1`` and ``0 <= sigma'' <= beta / 4``,
+   ``||H(z)||_2 <= sum_k (beta_k / 4) ||s_k||_inf prod_{j <= k} ||W_j||_2^2`` everywhere, ``||W||_2`` bounded by
+   ``sqrt(||W||_1 ||W||_inf)``: a loose reference line.
+
+Floating point: the model is copied to float64 and every interval radius is widened outward by ``MARGIN`` times the
+interval's magnitude, the final bound by ``FINAL_MARGIN`` relative: far above the rounding of float64 sums of these
+sizes (about ``n 2^-53``, 1e-12 at n = 3072). PyTorch's softplus is the identity where ``beta a > threshold`` (20): its
+derivative is then exactly 1 and its second derivative 0; the intervals include those values, so the certificate
+holds for the network PyTorch evaluates, not only for the analytic softplus.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import weakref
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._checks import (
+    check_choice,
+    check_model_inputs,
+    check_norm,
+    check_positive_int,
+    check_radii,
+    eval_mode,
+    resolve_target,
+)
+from .attributions import get_explainer
+from .bounds import cosine_bound
+from .models import Normalize, smooth_surrogate
+
+__all__ = ["certified_bound", "CertifiedResult", "ROUTES", "ATTRIBUTIONS"]
+
+ROUTES = ("gradient_interval", "interval_hessian", "global_curvature")
+ATTRIBUTIONS = ("saliency", "input_x_gradient", "integrated_gradients")
+MARGIN = 1e-9          # relative outward widening of every interval radius (float64 rounding, softplus threshold)
+FINAL_MARGIN = 1e-8    # relative widening of the final certificate
+_AFFINE = (Normalize, nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Linear)
+DENSE_N = 4096         # blocks with at most this many inputs get their operator norm from a dense SVD
+_NORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights' identity, operator norms)
+
+
+@dataclass
+class CertifiedResult:
+    """Per-sample results of ``certified_bound`` (tensors of shape (B,), on the inputs' device, float64).
+
+    Attributes:
+        eps: the radius (a float or the (B,) tensor given).
+        norm: ``"l2"`` or ``"linf"``.
+        attribution: the attribution's name.
+        target: (B,) the classes explained.
+        euclidean: (B,) proven upper bound on ``sup ||A(x + d) - A(x)||_2`` over the ball and the box.
+        cosine: (B,) the lower bound on ``cos(A(x), A(x + d))`` that follows from it (``bounds.cosine_bound``).
+        cosine_distance: (B,) ``1 - cosine``.
+        attribution_norm: (B,) ``||A(x)||_2``.
+        first_order: (B,) the first-order bound at ``x`` from the dense float64 Jacobian (the limit of the
+            interval-Hessian route as eps -> 0).
+        routes: each route's value per sample (``inf`` where a route does not apply).
+        route: per sample, the route that gave the smallest value.
+        surrogate: whether a ReLU model was certified through its softplus surrogate (the certificate is the
+            surrogate's then).
+        seconds: wall-clock seconds of the call.
+    """
+
+    eps: float | torch.Tensor
+    norm: str
+    attribution: str
+    target: torch.Tensor
+    euclidean: torch.Tensor
+    cosine: torch.Tensor
+    cosine_distance: torch.Tensor
+    attribution_norm: torch.Tensor
+    first_order: torch.Tensor
+    routes: dict
+    route: list
+    surrogate: bool
+    seconds: float
+
+
+# --------------------------------------------------------------------------- the network as blocks
+class _Affine:
+    """A run of affine modules between two softplus layers.
+
+    ``forward`` (with bias), ``linear`` (without), ``absolute`` (``|W|``, no bias) and the transposes of the last two
+    (vector-Jacobian products of linear maps).
+    """
+
+    def __init__(self, modules: list[nn.Module]):
+        self.modules = modules
+
+    def _apply(self, v: torch.Tensor, mode: str) -> torch.Tensor:
+        for m in self.modules:
+            if isinstance(m, Normalize):
+                v = (v - m.mean) / m.std if mode == "forward" else v / (m.std if mode == "linear" else m.std.abs())
+            elif isinstance(m, nn.Conv2d):
+                w = m.weight.abs() if mode == "absolute" else m.weight.square() if mode == "square" else m.weight
+                v = F.conv2d(v, w, m.bias if mode == "forward" else None, m.stride, m.padding, m.dilation, m.groups)
+            elif isinstance(m, nn.Linear):
+                w = m.weight.abs() if mode == "absolute" else m.weight.square() if mode == "square" else m.weight
+                v = F.linear(v, w, m.bias if mode == "forward" else None)
+            else:  # AvgPool2d (non-negative weights: |W| = W), Flatten
+                v = m(v)
+        return v
+
+    def forward(self, v):
+        return self._apply(v, "forward")
+
+    def linear(self, v):
+        return self._apply(v, "linear")
+
+    def absolute(self, v):
+        return self._apply(v, "absolute")
+
+    def _transpose(self, fn, u, shape):
+        probe = torch.zeros(shape, dtype=u.dtype, device=u.device, requires_grad=True)
+        with torch.enable_grad():
+            (out,) = torch.autograd.grad(fn(probe), probe, u)
+        return out
+
+    def linear_t(self, u, shape):
+        return self._transpose(self.linear, u, shape)
+
+    def absolute_t(self, u, shape):
+        return self._transpose(self.absolute, u, shape)
+
+    def row_norms(self, x_shape, norm: str) -> torch.Tensor | None:
+        """``||W_i||_q`` per output unit (q the dual norm of ``norm``), or None.
+
+        None unless the block is one convolution or linear layer (with normalisations and reshapes): the squares of a
+        product are not the product of the squares.
+        """
+        if sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in self.modules) != 1 or \
+                any(isinstance(m, nn.AvgPool2d) for m in self.modules):
+            return None
+        ref = next(t for m in self.modules for t in (*m.parameters(), *m.buffers()))
+        ones = torch.ones((1, *x_shape), dtype=ref.dtype, device=ref.device)
+        if norm == "linf":
+            return self.absolute(ones)[0]
+        squares = ones
+        for m in self.modules:
+            if isinstance(m, Normalize):
+                squares = squares / m.std.square()
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+                squares = _Affine([m])._apply(squares, "square")
+            else:
+                squares = m(squares)
+        return squares[0].sqrt()
+
+
+def _blocks(model: nn.Module) -> tuple[list[_Affine], list[float]]:
+    """The model as affine blocks separated by softplus layers: ``(blocks, betas)``, ``len(blocks) = len(betas) + 1``.
+
+    Raises:
+        ValueError: a module the certificate cannot handle, named, or a model that does not end in an affine block.
+    """
+    leaves = []
+
+    def walk(module: nn.Module, name: str) -> None:
+        if isinstance(module, nn.Sequential):
+            for child_name, child in module.named_children():
+                walk(child, f"{name}.{child_name}" if name else child_name)
+        else:
+            leaves.append((name or type(module).__name__, module))
+
+    walk(model, "")
+    blocks, betas, current = [], [], []
+    for name, module in leaves:
+        if isinstance(module, nn.Softplus):
+            if not current:
+                raise ValueError(f"certified_bound: the softplus {name!r} does not follow an affine layer.")
+            blocks.append(_Affine(current))
+            betas.append(float(module.beta))
+            if float(module.threshold) != 20.0:
+                raise ValueError(f"certified_bound: the softplus {name!r} has threshold {module.threshold}; the "
+                                 "certificate handles PyTorch's default (20).")
+            current = []
+        elif isinstance(module, _AFFINE):
+            if isinstance(module, nn.AvgPool2d) and (module.ceil_mode or module.divisor_override is not None):
+                raise ValueError(f"certified_bound: {name!r} uses ceil_mode or divisor_override; not supported.")
+            current.append(module)
+        else:
+            raise ValueError(f"certified_bound cannot certify module {name!r} ({type(module).__name__}): it handles "
+                             "Normalize, Conv2d, AvgPool2d, Flatten and Linear layers and Softplus activations (the "
+                             "zoo's architectures; a ReLU model through surrogate_beta). Max-pooling, batch norm and "
+                             "other layers are not supported.")
+    if not current:
+        raise ValueError("certified_bound: the model must end in an affine layer (the logits).")
+    blocks.append(_Affine(current))
+    return blocks, betas
+
+
+# --------------------------------------------------------------------------- softplus and its derivatives
+def _sp1(a, beta):  # PyTorch's derivative of softplus: 1 where beta a > 20, sigmoid(beta a) elsewhere
+    return torch.where(beta * a > 20, torch.ones_like(a), torch.sigmoid(beta * a))
+
+
+def _sp2(a, beta):  # its derivative: 0 where beta a > 20
+    s = torch.sigmoid(beta * a)
+    return torch.where(beta * a > 20, torch.zeros_like(a), beta * s * (1 - s))
+
+
+def _widen(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return r + MARGIN * (r + c.abs()) + 1e-300
+
+
+def _mul(ac, ar, bc, br):
+    """``(ac +- ar)(bc +- br)`` as midpoint and radius."""
+    return ac * bc, ac.abs() * br + ar * bc.abs() + ar * br
+
+
+def _from_bounds(lo, hi):
+    return (lo + hi) / 2, (hi - lo) / 2
+
+
+def _softplus_intervals(a_lo, a_hi, beta):
+    """The intervals of ``sigma``, ``sigma'`` and ``sigma''`` over ``[a_lo, a_hi]`` (midpoint, radius)."""
+    h = _from_bounds(F.softplus(a_lo, beta), F.softplus(a_hi, beta))
+    d1 = _from_bounds(_sp1(a_lo, beta), _sp1(a_hi, beta))
+    nearest = torch.clamp(torch.zeros_like(a_lo), a_lo, a_hi)
+    d2 = _from_bounds(torch.minimum(_sp2(a_lo, beta), _sp2(a_hi, beta)), _sp2(nearest, beta))
+    return [(c, _widen(r, c)) for c, r in (h, d1, d2)]
+
+
+# --------------------------------------------------------------------------- interval propagation
+@dataclass
+class _Layers:
+    """Values at x and intervals on the set, per hidden layer k (pre-activation a_k, after block k)."""
+
+    shapes: list          # activation shape after each block (without batch)
+    d1: list              # (c, r) of sigma'(a_k) on the set, (B, *shape_k)
+    d2: list              # (c, r) of sigma''(a_k)
+    s: list               # (c, r) of the backward signal s_k = df_c/dh_k
+    grad: tuple           # (c, r) of the input gradient on the set, (B, *x_shape)
+    d1_x: list            # sigma'(a_k(x))
+    d2_x: list            # sigma''(a_k(x))
+    s_x: list             # s_k(x)
+    grad_x: torch.Tensor  # the input gradient at x
+    jac: list             # per layer (J_k(x), J_k centre, J_k radius), transposed: (B, n, *shape_k); empty unless asked
+
+
+def _propagate(blocks, betas, x, lo, hi, eps_t, norm: str, target, jacobians: bool) -> _Layers:
+    """Forward and backward: values at x and intervals over ``S = {z in [lo, hi]: ||z - x||_norm <= eps}``.
+
+    Each pre-activation interval is the intersection of two valid ones: interval arithmetic (``W c +- |W| r``; for the
+    first block also ``W x + b +- eps ||W_i||_q``) and, with ``jacobians``, the mean-value form ``a_k(x) +- eps
+    sup_z ||(J_k)_i(z)||_q`` with the row norms of the Jacobian interval, exact at first order in eps.
+    """
+    batch, n, x_shape = x.shape[0], x[0].numel(), x.shape[1:]
+    c, r = _from_bounds(lo, hi)
+    h_x = x
+    q = 2 if norm == "l2" else 1
+    eps_rows = eps_t.view(-1, *([1] * x.ndim))
+    shapes, d1s, d2s, d1xs, d2xs, jac = [], [], [], [], [], []
+    j_x = j_c = j_r = None
+    for k, (block, beta) in enumerate(zip(blocks[:-1], betas, strict=True)):
+        a_x = block.forward(h_x)
+        a_c, a_r = block.forward(c), block.absolute(r)
+        lo_k, hi_k = a_c - a_r, a_c + a_r
+        if k == 0:
+            rows = block.row_norms(x_shape, norm)
+            if rows is not None:  # exact for the ball: W x + b +- eps ||W_i||_q
+                rad = rows * eps_t.view(-1, *([1] * rows.ndim))
+                lo_k, hi_k = torch.maximum(lo_k, a_x - rad), torch.minimum(hi_k, a_x + rad)
+        if jacobians:
+            if k == 0:
+                eye = torch.eye(n, dtype=x.dtype, device=x.device).view(n, *x_shape)
+                j_x = block.linear(eye).unsqueeze(0).expand(batch, *([-1] * a_x.ndim))  # (B, n, *shape)
+                j_c, j_r = j_x, torch.zeros_like(j_x)
+            else:
+                d_x, (d_c, d_r) = d1xs[-1], d1s[-1]
+                shape, out = j_x.shape[2:], (batch, n, *a_x.shape[1:])
+                j_x = block.linear((j_x * d_x.unsqueeze(1)).reshape(-1, *shape)).reshape(out)
+                m_c, m_r = _mul(j_c, j_r, d_c.unsqueeze(1), d_r.unsqueeze(1))
+                j_c = block.linear(m_c.reshape(-1, *shape)).reshape(out)
+                j_r = _widen(block.absolute(m_r.reshape(-1, *shape)).reshape(out), j_c)
+                # mean-value form: |a_i(z) - a_i(x)| <= eps sup ||row_i of J(z)||_q, J(z) in [j_c - j_r, j_c + j_r]
+                rows = torch.maximum((j_c - j_r).abs(), (j_c + j_r).abs()).norm(p=q, dim=1)  # (B, *shape)
+                rad = rows * eps_rows.view(-1, *([1] * (rows.ndim - 1)))
+                lo_k, hi_k = torch.maximum(lo_k, a_x - rad), torch.minimum(hi_k, a_x + rad)
+            jac.append((j_x, j_c, j_r))
+        a_c, a_r = _from_bounds(lo_k, torch.maximum(hi_k, lo_k))
+        a_r = _widen(a_r, a_c)
+        (h_c, h_r), d1, d2 = _softplus_intervals(a_c - a_r, a_c + a_r, beta)
+        shapes.append(a_x.shape[1:])
+        d1s.append(d1)
+        d2s.append(d2)
+        d1xs.append(_sp1(a_x, beta))
+        d2xs.append(_sp2(a_x, beta))
+        h_x = F.softplus(a_x, beta)
+        c, r = h_c, _widen(h_r, h_c)
+    # backward: s_K = W_{K+1}^T e_c (exact), then s_{k-1} = W_k^T (sigma'(a_k) s_k)
+    e = torch.zeros(blocks[-1].forward(h_x).shape, dtype=x.dtype, device=x.device)
+    e[torch.arange(batch), target] = 1
+    s_x = s_c = blocks[-1].linear_t(e, h_x.shape)
+    s_r = torch.zeros_like(s_c)
+    signals, signals_x = [None] * len(betas), [None] * len(betas)
+    for k in range(len(betas) - 1, -1, -1):
+        signals[k], signals_x[k] = (s_c, s_r), s_x
+        t_c, t_r = _mul(*d1s[k], s_c, s_r)
+        shape = (batch, *(shapes[k - 1] if k > 0 else x_shape))
+        s_x = blocks[k].linear_t(d1xs[k] * s_x, shape)
+        s_c = blocks[k].linear_t(t_c, shape)
+        s_r = _widen(blocks[k].absolute_t(t_r, shape), s_c)
+    return _Layers(shapes, d1s, d2s, signals, (s_c, s_r), d1xs, d2xs, signals_x, s_x, jac)
+
+
+@dataclass
+class _Hessian:
+    """``H`` at the point and how far it can move on the set, per sample."""
+
+    at_x: torch.Tensor        # (B, n, n) H(x)
+    delta: torch.Tensor       # (B, n, n) entrywise bound on |H(z) - H(x)|, symmetric
+    layer_bound: torch.Tensor  # (B,) sum over layers of min(||Delta_k||_2 bound, operator bound) >= ||H(z) - H(x)||_2
+
+
+def _operator_norms(blocks, x_shape, dtype, device) -> list[float]:
+    """Proven upper bounds on ``||W_k||_2`` of the blocks' linear parts.
+
+    A dense float64 SVD where the block has at most ``DENSE_N`` inputs (widened by 1e-9 relative for its rounding),
+    else ``sqrt(||W||_1 ||W||_inf)``.
+    """
+    norms, shape = [], tuple(x_shape)
+    for block in blocks:
+        size = math.prod(shape)
+        ones = torch.ones((1, *shape), dtype=dtype, device=device)
+        out = block.linear(ones)
+        if size <= DENSE_N:
+            eye = torch.eye(size, dtype=dtype, device=device).view(size, *shape)
+            dense = block.linear(eye).flatten(1)
+            value = float(torch.linalg.matrix_norm(dense, 2).detach()) * (1 + 1e-9)
+        else:
+            row = block.absolute(ones).max()
+            col = block.absolute_t(torch.ones_like(out), (1, *shape)).max()
+            value = float((row * col).sqrt())
+        norms.append(value)
+        shape = tuple(out.shape[1:])
+    return norms
+
+
+def _hessian(layers: _Layers, op_norms: list[float]) -> _Hessian:
+    """``H(x)`` and bounds on ``H(z) - H(x)`` for every z of the set.
+
+    ``H = sum_k J_k^T diag(w_k) J_k``, ``w_k = s_k sigma''(a_k)``, ``J_1 = W_1``, ``J_{k+1} = W_{k+1} diag(sigma'(a_k))
+    J_k`` (the Jacobian intervals of ``_propagate``). Per layer two bounds on ``||T_k(z) - T_k(x)||_2``: the entrywise
+    interval (Collatz-Wielandt), and the operator form ``||F|| ||J||^2 + 2 ||W|| ||E|| ||J|| + ||W|| ||E||^2`` with
+    ``E = J(z) - J(x)``, ``F = W(z) - W(x)``, ``||E_{k+1}|| <= ||W_{k+1}|| (rho_k (||J_k(x)|| + ||E_k||) + max
+    sigma'(a_k(x)) ||E_k||)``; their sum over layers bounds ``||H(z) - H(x)||_2`` too.
+    """
+    j0 = layers.jac[0][0]
+    batch, n = j0.shape[0], j0.shape[1]
+    h_x = torch.zeros(batch, n, n, dtype=j0.dtype, device=j0.device)
+    h_c, h_r = torch.zeros_like(h_x), torch.zeros_like(h_x)
+    norm_j = torch.full((batch,), op_norms[0], dtype=j0.dtype, device=j0.device)  # ||J_k(x)||_2 bound
+    norm_e = torch.zeros_like(norm_j)                                             # ||J_k(z) - J_k(x)||_2 bound
+    layer_bound = torch.zeros_like(norm_j)
+    for k, (j_x, j_c, j_r) in enumerate(layers.jac):
+        w_x = (layers.s_x[k] * layers.d2_x[k]).unsqueeze(1).flatten(2)          # (B, 1, m)
+        w_c, w_r = _mul(*layers.s[k], *layers.d2[k])
+        w_c, w_r = w_c.unsqueeze(1).flatten(2), w_r.unsqueeze(1).flatten(2)
+        jx, jc, jr = j_x.flatten(2), j_c.flatten(2), j_r.flatten(2)             # (B, n, m)
+        t_x = jx @ (w_x * jx).transpose(1, 2)
+        if k == 0:  # J_1 = W_1 exactly: no radius
+            t_c, t_r = jx @ (w_c * jx).transpose(1, 2), jx.abs() @ (w_r * jx.abs()).transpose(1, 2)
+        else:
+            n_c, n_r = _mul(jc, jr, w_c, w_r)                                   # diag(w) J, transposed
+            t_c = jc @ n_c.transpose(1, 2)
+            t_r = jc.abs() @ n_r.transpose(1, 2) + jr @ (n_c.abs() + n_r).transpose(1, 2)
+        h_x += t_x
+        h_c += t_c
+        h_r += t_r
+        if k > 0:
+            d_c, d_r = layers.d1[k - 1]
+            rho = ((d_c - layers.d1_x[k - 1]).abs() + d_r).flatten(1).amax(1)
+            d_max = layers.d1_x[k - 1].flatten(1).amax(1)
+            norm_e = op_norms[k] * (rho * (norm_j + norm_e) + d_max * norm_e)
+            norm_j = op_norms[k] * d_max * norm_j
+        entry = _symmetric_upper((t_c - t_x).abs() + t_r)
+        w_max = (w_c.abs() + w_r).flatten(1).amax(1)
+        f_max = ((w_c - w_x).abs() + w_r).flatten(1).amax(1)
+        operator = f_max * norm_j ** 2 + 2 * w_max * norm_e * norm_j + w_max * norm_e ** 2
+        layer_bound = layer_bound + torch.minimum(_norm2_upper(entry), operator)
+    h_r = _widen(h_r, h_c)
+    delta = _symmetric_upper((h_c - h_x).abs() + h_r)  # H(z) is symmetric: so is every bound on |H(z) - H(x)|
+    return _Hessian(at_x=(h_x + h_x.transpose(1, 2)) / 2, delta=_widen(delta, h_x), layer_bound=layer_bound)
+
+
+def _symmetric_upper(m: torch.Tensor) -> torch.Tensor:
+    """``min(M, M^T)``: a bound on ``|S|`` entrywise for a symmetric S bounded by M entrywise."""
+    return torch.minimum(m, m.transpose(1, 2))
+
+
+def _norm2_upper(m: torch.Tensor, iters: int = 30) -> torch.Tensor:
+    """A proven upper bound on ``||M||_2`` of non-negative (B, p, q) matrices (Collatz-Wielandt).
+
+    ``||M||_2`` is the spectral radius of the non-negative ``[[0, M], [M^T, 0]]``, and ``rho(P) <= max_i (P v)_i / v_i``
+    for any positive v: ``v = (u, w)`` from power iterations, floored away from zero.
+    """
+    u = torch.ones(m.shape[0], m.shape[1], 1, dtype=m.dtype, device=m.device)
+    w = torch.ones(m.shape[0], m.shape[2], 1, dtype=m.dtype, device=m.device)
+    for _ in range(iters):
+        u, w = m @ w, m.transpose(1, 2) @ u
+        scale = torch.maximum(u.amax(1, keepdim=True), w.amax(1, keepdim=True)).clamp_min(1e-300)
+        u, w = u / scale, w / scale
+    floor = 1e-3 * torch.maximum(u.amax(1, keepdim=True), w.amax(1, keepdim=True)) + 1e-300
+    u, w = u + floor, w + floor
+    rho = torch.maximum(((m @ w) / u).amax(1), ((m.transpose(1, 2) @ u) / w).amax(1)).squeeze(1)
+    return rho.clamp_min(0) * (1 + 1e-12)
+
+
+def _box_and_ball(x, eps_t):
+    """The interval of every coordinate on the set: ``[max(0, x - eps), min(1, x + eps)]`` (both norms)."""
+    return (x - _rows(eps_t, x)).clamp(0, 1), (x + _rows(eps_t, x)).clamp(0, 1)
+
+
+def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *([1] * (like.ndim - 1)))
+
+
+# --------------------------------------------------------------------------- the routes
+@dataclass
+class _Term:
+    """One Riemann point's share: weight, baseline, gradient at x and on the set, Hessian."""
+
+    alpha: float
+    baseline: torch.Tensor
+    grad: tuple
+    grad_x: torch.Tensor
+    hessian: _Hessian
+
+
+def _attribution_terms(attribution, blocks, betas, x, lo, hi, eps_t, norm, target, op_norms) -> list[_Term]:
+    """The gradient and the Hessian over the set ``b + alpha_j (S - b)`` of every Riemann point.
+
+    The points are ``p_j = b + alpha_j (z - b)``; saliency and input x gradient have one, alpha 1 and b = 0.
+    """
+    if attribution.name != "integrated_gradients":
+        points = [(1.0, torch.zeros_like(x))]
+    else:
+        m = attribution.n_steps
+        points = [(k / m, attribution.resolve_baseline(x)) for k in range(1, m + 1)]
+    out = []
+    for alpha, b in points:
+        layers = _propagate(blocks, betas, b + alpha * (x - b), b + alpha * (lo - b), b + alpha * (hi - b),
+                            alpha * eps_t, norm, target, jacobians=True)
+        out.append(_Term(alpha, b, layers.grad, layers.grad_x, _hessian(layers, op_norms)))
+    return out
+
+
+def _gradient_route(name, terms: list[_Term], x, lo, hi):
+    """Route 1: ``|| max(u - A(x), A(x) - l) ||_2`` from the attribution's interval on the set; and ``A(x)``."""
+    if name == "saliency":
+        (term,) = terms
+        a_c, a_r = term.grad
+        a_x = term.grad_x
+    else:
+        g_c = sum(t.grad[0] for t in terms) / len(terms)
+        g_r = sum(t.grad[1] for t in terms) / len(terms)
+        g_x = sum(t.grad_x for t in terms) / len(terms)
+        b = terms[0].baseline
+        z_c, z_r = _from_bounds(lo - b, hi - b)
+        a_c, a_r = _mul(z_c, z_r, g_c, g_r)
+        a_x = (x - b) * g_x
+    dev = torch.maximum((a_c + a_r - a_x).abs(), (a_c - a_r - a_x).abs())
+    return dev.flatten(1).norm(dim=1), a_x
+
+
+def _hessian_route(name, terms, x, lo, hi, eps_t, norm):
+    """Route 2: the mean-value inequality with the interval Jacobian, and the first-order bound at x."""
+    n = x[0].numel()
+    if name == "saliency":
+        hess = terms[0].hessian
+        j_x = hess.at_x
+        spread = torch.minimum(_norm2_upper(hess.delta), hess.layer_bound)  # >= sup ||J(z) - J(x)||_2
+        delta = hess.delta
+    else:
+        b = terms[0].baseline.flatten(1)
+        m = len(terms)
+        g_x = sum(t.grad_x for t in terms).flatten(1) / m
+        g_c = sum(t.grad[0] for t in terms).flatten(1) / m
+        g_r = sum(t.grad[1] for t in terms).flatten(1) / m
+        k_x = sum(t.alpha * t.hessian.at_x for t in terms) / m              # (1/m) sum_j alpha_j H(p_j(x))
+        k_d = sum(t.alpha * t.hessian.delta for t in terms) / m             # >= |K(z) - K(x)|
+        xf = x.flatten(1)
+        e = torch.maximum(xf - lo.flatten(1), hi.flatten(1) - xf)           # |z - x| on the set
+        j_x = torch.diag_embed(g_x) + (xf - b).unsqueeze(2) * k_x
+        # J(z) - J(x) = diag(g(z) - g(x)) + diag(z - x) K(z) + diag(x - b) (K(z) - K(x))
+        delta = torch.diag_embed((g_c - g_x).abs() + g_r) + e.unsqueeze(2) * (k_x.abs() + k_d) \
+            + (xf - b).abs().unsqueeze(2) * k_d
+        spread = _norm2_upper(delta)
+    sigma = torch.linalg.matrix_norm(j_x, 2) * (1 + 1e-9)
+    if norm == "l2":
+        return eps_t * (sigma + spread), eps_t * sigma
+    first = eps_t * torch.minimum(j_x.abs().sum(2).norm(dim=1), math.sqrt(n) * sigma)
+    spread_linf = torch.minimum(delta.sum(2).norm(dim=1), math.sqrt(n) * spread)
+    return first + eps_t * spread_linf, first
+
+
+def _global_route(blocks, betas, x, eps_t, norm, target):
+    """Route 3 (saliency): ``sup_z ||H(z)||_2 <= sum_k (beta_k / 4) ||s_k||_inf prod_{j<=k} ||W_j||_2^2``."""
+    shapes, c = [], x[:1]
+    for block in blocks:
+        c = block.forward(c)
+        shapes.append(c.shape[1:])
+    norms = []
+    for k, block in enumerate(blocks):
+        in_shape = (1, *(shapes[k - 1] if k > 0 else x.shape[1:]))
+        ones_in = torch.ones(in_shape, dtype=x.dtype, device=x.device)
+        ones_out = torch.ones((1, *shapes[k]), dtype=x.dtype, device=x.device)
+        row = block.absolute(ones_in).max()          # ||W||_inf (largest row sum of |W|)
+        col = block.absolute_t(ones_out, in_shape).max()  # ||W||_1 (largest column sum)
+        norms.append(float((row * col).sqrt().detach()))
+    total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    for k, beta in enumerate(betas):
+        # |s_k| <= ||W_{K+1}^T e_c|| prod ||W_j|| over the layers above k (|sigma'| <= 1)
+        above = math.prod(norms[k + 1:-1])
+        e = torch.zeros(x.shape[0], *shapes[-1], dtype=x.dtype, device=x.device)
+        e[torch.arange(x.shape[0]), target] = 1
+        last = blocks[-1].linear_t(e, (x.shape[0], *shapes[-2])).flatten(1).norm(dim=1)
+        total = total + beta / 4 * last * above * math.prod(norms[:k + 1]) ** 2
+    n = x[0].numel()
+    return eps_t * total * (1 if norm == "l2" else math.sqrt(n))
+
+
+# --------------------------------------------------------------------------- the entry point
+def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tensor, norm: str = "l2",
+                    attribution="saliency", target=None, *, routes=ROUTES, surrogate_beta: float | None = None,
+                    n_steps: int = 16, baseline=None, chunk_size: int = 4, progress: bool = False) -> CertifiedResult:
+    """A proven upper bound on the attribution deviation over the ball and the box, per sample.
+
+    ``sup { ||A(x + d) - A(x)||_2 : ||d||_norm <= eps, x + d in [0, 1]^n } <= euclidean`` for every input, for
+    saliency, input x gradient and integrated gradients (Riemann right sums, ``n_steps`` points), l2 and l-infinity,
+    on models of affine layers and softplus activations (see the module docstring for the three routes and the
+    floating-point margin). The smallest route per sample is returned; ``cosine`` is the cosine bound it implies.
+
+    Args:
+        model: the classifier (logits (B, classes)); ``Normalize``, ``Conv2d``, ``AvgPool2d``, ``Flatten`` and
+            ``Linear`` layers with ``Softplus`` activations, nested in ``nn.Sequential``.
+        inputs: (B, ...) images in [0, 1], of the model's dtype, device and input shape.
+        eps: the radius, > 0, or a (B,) tensor of radii, one per input.
+        norm: ``"l2"`` or ``"linf"``.
+        attribution: ``"saliency"``, ``"input_x_gradient"`` or ``"integrated_gradients"``.
+        target: None (the predicted class), an int, or a (B,) tensor of classes.
+        routes: the routes to try, a subset of ``ROUTES`` (``global_curvature`` applies to saliency only).
+        surrogate_beta: certify a ReLU model through its softplus surrogate of this sharpness (the result says so).
+        n_steps: integrated gradients' Riemann points.
+        baseline: integrated gradients' baseline (None: zeros).
+        chunk_size: samples per dense computation (the Jacobians take ``n * units`` floats per sample).
+        progress: show a progress bar over the chunks.
+
+    Returns:
+        A ``CertifiedResult`` of per-sample float64 tensors.
+
+    Raises:
+        ValueError: a module the certificate cannot handle (named), a ReLU model without ``surrogate_beta``, an
+            unknown route or attribution, or inputs the contract refuses.
+    """
+    started = time.perf_counter()
+    check_model_inputs(model, inputs, box=True)
+    eps = check_radii(eps, "eps", batch=inputs.shape[0])
+    norm = check_norm(norm)
+    name = check_choice(attribution if isinstance(attribution, str) else getattr(attribution, "name", ""),
+                        ATTRIBUTIONS, "attribution")
+    routes = tuple(routes)
+    for r in routes:
+        check_choice(r, ROUTES, "route")
+    if not routes:
+        raise ValueError(f"routes must name at least one of {ROUTES}.")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    surrogate = surrogate_beta is not None and any(isinstance(m, nn.ReLU) for m in model.modules())
+    smooth = smooth_surrogate(model, surrogate_beta)
+    with eval_mode(model), torch.no_grad():
+        target = resolve_target(target, model(inputs))
+    net = copy.deepcopy(smooth).to(torch.float64).eval()
+    blocks, betas = _blocks(net)
+    version = (tuple(inputs.shape[1:]), tuple((t.data_ptr(), t._version) for t in smooth.state_dict().values()))
+    cached = _NORMS.get(smooth)
+    if cached is None or cached[0] != version:  # the blocks' operator norms, once per model and weights
+        with torch.no_grad():
+            cached = _NORMS[smooth] = (version, _operator_norms(blocks, inputs.shape[1:], torch.float64, inputs.device))
+    options = {"n_steps": check_positive_int(n_steps, "n_steps"), "baseline": baseline} \
+        if name == "integrated_gradients" else {}
+    explainer = get_explainer(name, net, **options)
+    with torch.no_grad():
+        return _certify(inputs, eps, norm, name, routes, target, blocks, betas, cached[1], explainer, chunk_size,
+                        progress, surrogate, started)
+
+
+def _certify(inputs, eps, norm, name, routes, target, blocks, betas, op_norms, explainer, chunk_size, progress,
+             surrogate, started) -> CertifiedResult:
+    """The chunked computation of ``certified_bound`` (checked arguments, no autograd graph)."""
+    x_all = inputs.detach().to(torch.float64)
+    eps_all = (eps.to(x_all) if isinstance(eps, torch.Tensor) else torch.full((x_all.shape[0],), eps, dtype=x_all.dtype,
+                                                                              device=x_all.device))
+    values = {r: [] for r in ROUTES}
+    firsts, norms = [], []
+    for start in tqdm(range(0, x_all.shape[0], chunk_size), desc="certified bound", disable=not progress,
+                      leave=False):
+        x, eps_t, tgt = (t[start:start + chunk_size] for t in (x_all, eps_all, target))
+        lo, hi = _box_and_ball(x, eps_t)
+        terms = _attribution_terms(explainer, blocks, betas, x, lo, hi, eps_t, norm, tgt, op_norms)
+        g_route, a_x = _gradient_route(name, terms, x, lo, hi)
+        h_route, first = _hessian_route(name, terms, x, lo, hi, eps_t, norm)
+        inf = torch.full_like(g_route, math.inf)
+        values["gradient_interval"].append(g_route if "gradient_interval" in routes else inf)
+        values["interval_hessian"].append(h_route if "interval_hessian" in routes else inf)
+        values["global_curvature"].append(_global_route(blocks, betas, x, eps_t, norm, tgt)
+                                          if "global_curvature" in routes and name == "saliency" else inf)
+        firsts.append(first)
+        norms.append(a_x.flatten(1).norm(dim=1))
+    table = {r: torch.cat(v) * (1 + FINAL_MARGIN) for r, v in values.items()}
+    stacked = torch.stack([table[r] for r in ROUTES])
+    best, which = stacked.min(0)
+    attribution_norm = torch.cat(norms)
+    cosine = cosine_bound(best, attribution_norm)
+    device = inputs.device
+    return CertifiedResult(eps=eps, norm=norm, attribution=name, target=target, euclidean=best.to(device),
+                           cosine=cosine.to(device), cosine_distance=(1 - cosine).to(device),
+                           attribution_norm=attribution_norm.to(device), first_order=torch.cat(firsts).to(device),
+                           routes={r: v.to(device) for r, v in table.items()},
+                           route=[ROUTES[i] for i in which.tolist()], surrogate=surrogate,
+                           seconds=time.perf_counter() - started)

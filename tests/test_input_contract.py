@@ -1,0 +1,1082 @@
+"""Property-based tests of the input contract of the public API (issue 20).
+
+The property, for every call drawn below: it either returns what its documentation promises (per-sample tensors of
+shape (B,) with no NaN beyond the documented ones, finite bounds, cosines in [-1, 1]; attacks: tensors or an
+``AttackResult`` shaped like the inputs, in the ball and in [0, 1]), or it raises a ``ValueError`` or ``TypeError``
+(``attrbound_lite.config.ConfigError`` is a ``ValueError``) whose innermost traceback frame lies inside the
+``attrbound_lite`` package: an error the package raised on purpose, never a raw error of torch, numpy or captum.
+
+Each argument's table sorts its values into valid, invalid (the docstrings or the contract of ``_checks`` refuse
+them) and either (the documentation leaves them open), so the property is also checked in both directions: a call
+whose arguments are all valid must succeed, and a call with an invalid argument must be refused. A call draws common
+(valid) values for every argument except, in three calls of four, one or two wild arguments drawn from their other
+values, so that most examples probe one mistake at a time and the failing examples hypothesis reports are small.
+
+The examples are derandomised (the same on every run: 100 per entry point, 200 for the cheap metrics and threat
+models; ``ATTRBOUND_CONTRACT_EXAMPLES`` sets the 100 for a deeper local run) and the models tiny (width-0.125 smooth
+CNNs) with few solver iterations, so that the file runs in under a minute on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import linecache
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import attrbound_lite
+from attrbound_lite import attacks, attributions, bounds, metrics, models, region, runtime, threat_models
+
+PACKAGE = Path(attrbound_lite.__file__).resolve().parent
+CLASSES = 10
+EXAMPLES = int(os.environ.get("ATTRBOUND_CONTRACT_EXAMPLES", "100"))
+CONTRACT = settings(derandomize=True, deadline=None, database=None, max_examples=EXAMPLES,
+                    suppress_health_check=[HealthCheck.too_slow])
+CHEAP = settings(CONTRACT, max_examples=2 * EXAMPLES)  # metrics and threat models: milliseconds per call
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*did not converge:UserWarning"),  # 5 solver iterations, on purpose
+    pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients:UserWarning"),  # Captum
+]
+
+VALID, EITHER, INVALID = 0, 1, 2  # a call's verdict is the worst of its arguments' verdicts
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The property
+
+
+def innermost_frame(tb) -> tuple[str, int, str]:
+    """(file, line, function) of the last frame of a traceback: where the exception was raised."""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename, tb.tb_lineno, tb.tb_frame.f_code.co_name
+
+
+def assert_package_error(excinfo: pytest.ExceptionInfo) -> None:
+    """The exception is a ValueError or TypeError raised by attrbound_lite itself.
+
+    Its innermost frame lies in the package, on a ``raise`` statement: not in torch, numpy or captum, and not a
+    builtin's error on a package line (``range(0, n, 2.5)`` raises a TypeError there without a frame of its own).
+    """
+    err = excinfo.value
+    filename, line, function = innermost_frame(excinfo.tb)
+    where = f"{filename}:{line} in {function}"
+    assert isinstance(err, (ValueError, TypeError)), \
+        f"{type(err).__name__} instead of a ValueError or TypeError, raised at {where}: {err}"
+    assert Path(filename).resolve().is_relative_to(PACKAGE), \
+        f"{type(err).__name__} raised outside attrbound_lite, at {where}: {err}"
+    source = linecache.getline(filename, line).strip()
+    assert source.startswith("raise "), \
+        f"{type(err).__name__} raised by {source!r} at {where}, not by a raise statement of the package: {err}"
+
+
+def check_contract(call: Callable[[], Any], verdict: int, check_result: Callable[[Any], None]) -> None:
+    """Run ``call``: a package error unless every argument is valid, a documented result unless one is invalid."""
+    try:
+        result = call()
+    except Exception as err:  # every exception is judged by the contract
+        assert_package_error(pytest.ExceptionInfo.from_exception(err))
+        assert verdict != VALID, f"a valid call was refused: {type(err).__name__}: {err}"
+        return
+    assert verdict != INVALID, "an invalid argument was accepted: the call returned instead of raising"
+    check_result(result)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tables of argument values: label -> Arg(build(ctx), verdict or verdict(ctx))
+
+
+@dataclass
+class Ctx:
+    """What the builders of one call see: its labels, the model and the nominal batch size."""
+    labels: dict
+    model: Any
+    dtype: torch.dtype
+    input_shape: tuple
+    batch: int
+    api: str = ""
+
+    def valid_inputs(self) -> torch.Tensor:
+        return unit_images((self.batch, *self.input_shape)).to(self.dtype)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One value of an argument: how to build it and its verdict (a constant, or a function of the call).
+
+    ``common``: drawn for an argument that is not one of the call's wild ones; by default the values that are valid
+    whatever the call.
+    """
+    build: Callable[[Ctx], Any]
+    verdict: int | Callable[[Ctx], int] = VALID
+    common: bool | None = None
+
+    def judge(self, ctx: Ctx) -> int:
+        return self.verdict(ctx) if callable(self.verdict) else self.verdict
+
+    @property
+    def is_common(self) -> bool:
+        return self.verdict == VALID if self.common is None else self.common
+
+
+def unit_images(shape, seed: int = 0) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@functools.cache
+def model(name: str):
+    """The tiny models of the tests (built once): smooth CNNs in float32 and float64, a ReLU one, a plain function."""
+    torch.manual_seed(0)
+    if name == "mnist32":
+        return models.MnistCNN(activation="softplus", beta=10.0, width=0.125, pool="avg").eval()
+    if name == "mnist64":
+        return copy.deepcopy(model("mnist32")).double()
+    if name == "cifar32":
+        return models.CifarCNN(activation="softplus", beta=10.0, width=0.125, pool="avg").eval()
+    if name == "relu-mnist32":
+        return models.MnistCNN(activation="relu", width=0.125, pool="avg").eval()
+    if name == "function":  # a callable that is not an nn.Module
+        return lambda x: model("mnist32")(x)
+    raise KeyError(name)
+
+
+MODEL_SHAPES = {"mnist32": (1, 28, 28), "mnist64": (1, 28, 28), "cifar32": (3, 32, 32),
+                "relu-mnist32": (1, 28, 28), "function": (1, 28, 28)}
+
+
+def models_table(relu: int) -> dict[str, Arg]:
+    """The models; ``relu``: the verdict of a ReLU model (refused where the method needs curvature)."""
+    return {"mnist32": Arg(lambda c: model("mnist32")), "mnist64": Arg(lambda c: model("mnist64")),
+            "cifar32": Arg(lambda c: model("cifar32")), "relu-mnist32": Arg(lambda c: model("relu-mnist32"), relu),
+            "function": Arg(lambda c: model("function"), INVALID)}
+
+
+BATCH = {"1": Arg(lambda c: 1), "2": Arg(lambda c: 2), "3": Arg(lambda c: 3)}
+
+SHAPE = {
+    "right": Arg(lambda c: (c.batch, *c.input_shape)),
+    "wrong channels": Arg(lambda c: (c.batch, 3 if c.input_shape[0] == 1 else 1, *c.input_shape[1:]), INVALID),
+    "wrong H, W": Arg(lambda c: (c.batch, c.input_shape[0], c.input_shape[1] + 4, c.input_shape[2] + 4), INVALID),
+    "no batch dim": Arg(lambda c: tuple(c.input_shape), INVALID),
+    "empty batch": Arg(lambda c: (0, *c.input_shape), INVALID),
+}
+
+DTYPE = {
+    "model's": Arg(lambda c: c.dtype),
+    "float32": Arg(lambda c: torch.float32, lambda c: VALID if c.dtype == torch.float32 else INVALID),
+    "float64": Arg(lambda c: torch.float64, lambda c: VALID if c.dtype == torch.float64 else INVALID),
+    "float16": Arg(lambda c: torch.float16, INVALID),
+    "uint8": Arg(lambda c: torch.uint8, INVALID),
+    "int64": Arg(lambda c: torch.int64, INVALID),
+}
+
+
+def values_table(out_of_box: int) -> dict[str, Arg]:
+    """Value ranges; ``out_of_box``: the verdict of finite values outside [0, 1] (refused where the box is assumed)."""
+    return {"in [0, 1]": Arg(lambda c: "unit"), "in [0, 255]": Arg(lambda c: "255", out_of_box),
+            "slightly negative": Arg(lambda c: "negative", out_of_box), "with a NaN": Arg(lambda c: "nan", INVALID),
+            "with an inf": Arg(lambda c: "inf", INVALID)}
+
+
+def make_inputs(shape: tuple, dtype: torch.dtype, values: str) -> torch.Tensor:
+    """Images of the given shape, dtype and value range (integers: the values rounded)."""
+    x = unit_images(shape)
+    flat = x.view(-1)
+    if values == "255":
+        x = x * 255
+    elif flat.numel() and values in ("nan", "inf", "negative"):
+        flat[flat.numel() // 2] = {"nan": math.nan, "inf": math.inf, "negative": -1e-3}[values]
+    if dtype.is_floating_point:
+        return x.to(dtype)
+    return torch.nan_to_num(x, nan=0.0, posinf=1.0).round().clamp_min(0).to(dtype)
+
+
+def ig_only(verdict: int) -> Callable[[Ctx], int]:
+    """The verdict of an Integrated Gradients option: it only matters where the attribution is IG."""
+    return lambda c: verdict if c.labels.get("attribution") == "integrated_gradients" else VALID
+
+
+def radii_table() -> dict[str, Arg]:
+    """Radii (eps, alpha): scalars of every kind and (B,) tensors, valid and not."""
+    return {
+        "0.1": Arg(lambda c: 0.1),
+        "1 (int)": Arg(lambda c: 1),
+        "np.float32(0.05)": Arg(lambda c: np.float32(0.05)),
+        "np.float64(0.05)": Arg(lambda c: np.float64(0.05)),
+        "0-d tensor 0.05": Arg(lambda c: torch.tensor(0.05)),
+        "(B,) radii": Arg(lambda c: torch.linspace(0.02, 0.1, c.batch)),
+        "(B,) float64 radii": Arg(lambda c: torch.linspace(0.02, 0.1, c.batch, dtype=torch.float64)),
+        "0": Arg(lambda c: 0.0, INVALID),
+        "-0.1": Arg(lambda c: -0.1, INVALID),
+        "nan": Arg(lambda c: math.nan, INVALID),
+        "inf": Arg(lambda c: math.inf, INVALID),
+        "np.float64(nan)": Arg(lambda c: np.float64("nan"), INVALID),
+        "0-d tensor 0": Arg(lambda c: torch.tensor(0.0), INVALID),
+        "True": Arg(lambda c: True, INVALID),
+        "'0.1' (str)": Arg(lambda c: "0.1", INVALID),
+        "None": Arg(lambda c: None, INVALID),
+        "(B+1,) radii": Arg(lambda c: torch.full((c.batch + 1,), 0.05), INVALID),
+        "(B,) radii with a zero": Arg(lambda c: torch.linspace(0.0, 0.1, c.batch), INVALID),
+        "(B,) radii with a nan": Arg(lambda c: torch.full((c.batch,), math.nan), INVALID),
+        "(B,) long radii": Arg(lambda c: torch.ones(c.batch, dtype=torch.long), INVALID),
+        "(B, 1) radii": Arg(lambda c: torch.full((c.batch, 1), 0.05), INVALID),
+    }
+
+
+NORM = {"l2": Arg(lambda c: "l2"), "linf": Arg(lambda c: "linf"), "L2": Arg(lambda c: "L2", EITHER),
+        "l1": Arg(lambda c: "l1", INVALID), "None": Arg(lambda c: None, INVALID), "2": Arg(lambda c: 2, INVALID)}
+
+TARGET = {
+    "None": Arg(lambda c: None),
+    "3": Arg(lambda c: 3),
+    "(B,) long": Arg(lambda c: torch.arange(c.batch) % CLASSES),
+    "(B,) int32": Arg(lambda c: torch.arange(c.batch, dtype=torch.int32)),
+    "0-d long tensor": Arg(lambda c: torch.tensor(2), EITHER),
+    "np.int64(3)": Arg(lambda c: np.int64(3), EITHER),
+    "10 (= classes)": Arg(lambda c: CLASSES, INVALID),
+    "-1": Arg(lambda c: -1, INVALID),
+    "(B,) long out of range": Arg(lambda c: torch.full((c.batch,), CLASSES), INVALID),
+    "(B,) negative": Arg(lambda c: torch.full((c.batch,), -1), INVALID),
+    "(B,) float": Arg(lambda c: torch.zeros(c.batch), INVALID),
+    "(B+1,) long": Arg(lambda c: torch.zeros(c.batch + 1, dtype=torch.long), INVALID),
+    "'3' (str)": Arg(lambda c: "3", INVALID),
+}
+
+
+def _predicted(c: Ctx) -> torch.Tensor:
+    if not isinstance(c.model, torch.nn.Module):
+        return torch.zeros(c.batch, dtype=torch.long)
+    with torch.no_grad():
+        return c.model(c.valid_inputs()).argmax(1)
+
+
+LABELS = {  # the attacks' labels: a (B,) integer tensor of classes
+    "(B,) predicted": Arg(_predicted),
+    "(B,) long": Arg(lambda c: torch.arange(c.batch) % CLASSES),
+    "(B,) int32": Arg(lambda c: torch.arange(c.batch, dtype=torch.int32)),
+    "None": Arg(lambda c: None, INVALID),
+    "3 (int)": Arg(lambda c: 3, INVALID),
+    "(B,) float": Arg(lambda c: torch.zeros(c.batch), INVALID),
+    "(B+1,) long": Arg(lambda c: torch.zeros(c.batch + 1, dtype=torch.long), INVALID),
+    "(B,) out of range": Arg(lambda c: torch.full((c.batch,), CLASSES), INVALID),
+    "(B,) negative": Arg(lambda c: torch.full((c.batch,), -1), INVALID),
+}
+
+ATTRIBUTION = {
+    "saliency": Arg(lambda c: "saliency"),
+    "input_x_gradient": Arg(lambda c: "input_x_gradient"),
+    "integrated_gradients": Arg(lambda c: "integrated_gradients"),
+    "Saliency instance": Arg(lambda c: attributions.Saliency(model("mnist32"))),
+    "IntegratedGradients(n_steps=2) instance": Arg(lambda c: attributions.IntegratedGradients(model("mnist32"), 2)),
+    "Saliency (capitalised)": Arg(lambda c: "Saliency", INVALID),
+    "gradcam": Arg(lambda c: "gradcam", INVALID),
+    "None": Arg(lambda c: None, INVALID),
+}
+
+N_STEPS = {"2": Arg(lambda c: 2), "3": Arg(lambda c: 3), "0": Arg(lambda c: 0, ig_only(INVALID)),
+           "-1": Arg(lambda c: -1, ig_only(INVALID)), "2.0": Arg(lambda c: 2.0, ig_only(INVALID))}
+
+
+def positive_int_table(*valid: int, none: int = INVALID) -> dict[str, Arg]:
+    """Steps, restarts, batch sizes, sample counts: positive integers (numpy ones included), nothing else.
+
+    ``none``: the verdict of None (valid where it selects a default, as ``max_iter=None``).
+    """
+    table = {str(v): Arg(lambda c, v=v: v) for v in valid}
+    table.update({
+        f"np.int64({valid[0]})": Arg(lambda c: np.int64(valid[0])),
+        "0": Arg(lambda c: 0, INVALID),
+        "-1": Arg(lambda c: -1, INVALID),
+        f"{valid[0]}.5": Arg(lambda c: valid[0] + 0.5, INVALID),
+        f"{valid[-1]}.0 (float)": Arg(lambda c: float(valid[-1]), INVALID),
+        "True": Arg(lambda c: True, INVALID),
+        "None": Arg(lambda c: None, none, common=False),  # (max_iter=None: 100 iterations, drawn only when wild)
+    })
+    return table
+
+
+INPUTS = {"model": models_table(relu=INVALID), "batch": BATCH, "shape": SHAPE, "dtype": DTYPE,
+          "values": values_table(out_of_box=INVALID)}
+
+
+@st.composite
+def calls(draw, tables: dict[str, dict[str, Arg]]) -> dict[str, str]:
+    """Labels for every argument: common (valid) values, except for one or two wild arguments in three calls of four,
+    drawn from their other values (invalid ones, and those valid only in some calls)."""
+    n_wild = draw(st.sampled_from([1, 2, 0, 1]))
+    wild = draw(st.permutations(sorted(tables)))[:n_wild]
+    labels = {}
+    for name, table in tables.items():
+        common = [label for label, arg in table.items() if arg.is_common]
+        other = [label for label in table if label not in common]
+        labels[name] = draw(st.sampled_from(other if name in wild and other else common))
+    return labels
+
+
+def build(tables: dict[str, dict[str, Arg]], labels: dict[str, str], api: str = "") -> tuple[Ctx, dict, int]:
+    """The context, the argument values and the verdict of a call drawn by ``calls``."""
+    name = labels.get("model", "mnist32")
+    batch = int(labels.get("batch", "2"))
+    m = model(name)
+    dtype = torch.float64 if name == "mnist64" else torch.float32
+    ctx = Ctx(labels, m, dtype, MODEL_SHAPES[name], batch, api)
+    values = {key: tables[key][label].build(ctx) for key, label in labels.items()}
+    if "shape" in labels:
+        values["inputs"] = make_inputs(values.pop("shape"), values.pop("dtype"), values.pop("values"))
+    verdict = max(tables[key][label].judge(ctx) for key, label in labels.items())
+    return ctx, values, verdict
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What a returned result must satisfy
+
+
+def radii_vector(eps, batch: int) -> torch.Tensor:
+    """Any accepted radius as a (B,) float64 tensor."""
+    if isinstance(eps, torch.Tensor) and eps.ndim == 1:
+        return eps.detach().double().cpu()
+    return torch.full((batch,), float(eps), dtype=torch.float64)
+
+
+def assert_per_sample(name: str, value, batch: int, *, finite: bool = True) -> None:
+    assert isinstance(value, torch.Tensor), f"{name} is a {type(value).__name__}, not a tensor"
+    assert value.shape == (batch,), f"{name} has shape {tuple(value.shape)}, not ({batch},)"
+    if finite:
+        assert torch.isfinite(value).all(), f"{name} is not finite: {value}"
+
+
+def check_bound_result(result, inputs: torch.Tensor) -> None:
+    batch = inputs.shape[0]
+    for name in ("sigma_max", "attribution_norm", "euclidean", "cosine", "cosine_distance"):
+        assert_per_sample(name, getattr(result, name), batch)
+    assert (result.sigma_max >= 0).all() and (result.euclidean >= 0).all()
+    assert ((result.cosine >= -1) & (result.cosine <= 1)).all(), result.cosine
+    torch.testing.assert_close(result.cosine_distance, 1 - result.cosine)
+    assert_per_sample("target", result.target, batch, finite=False)
+    assert ((result.target >= 0) & (result.target < CLASSES)).all(), result.target
+    if result.norm == "linf":
+        assert_per_sample("linf_sqrt_n", result.linf_sqrt_n, batch)
+
+
+def check_in_ball(x_adv: torch.Tensor, x: torch.Tensor, eps, norm: str) -> None:
+    """Adversarial inputs: shaped like the inputs, finite, in [0, 1] and in the ball of every sample."""
+    assert isinstance(x_adv, torch.Tensor) and x_adv.shape == x.shape and x_adv.dtype == x.dtype, \
+        f"x_adv: {type(x_adv).__name__} {getattr(x_adv, 'dtype', '')} {tuple(getattr(x_adv, 'shape', ()))}"
+    assert torch.isfinite(x_adv).all() and x_adv.min() >= 0 and x_adv.max() <= 1
+    d = (x_adv - x).double().flatten(1)
+    dist = d.abs().amax(1) if norm.lower() == "linf" else d.norm(dim=1)
+    radius = radii_vector(eps, x.shape[0])
+    assert (dist <= radius * (1 + 1e-4) + 1e-6).all(), f"outside the ball: {dist} > {radius}"
+
+
+def check_attack_result(result, x: torch.Tensor, eps, norm: str, ifia: bool) -> None:
+    batch = x.shape[0]
+    assert isinstance(result, attacks.AttackResult), type(result)
+    check_in_ball(result.x_adv, x, eps, norm)
+    kept = result.label_kept
+    assert kept.shape == (batch,) and kept.dtype == torch.bool
+    fields = {"deviation.euclidean": result.deviation.euclidean, "deviation.cosine": result.deviation.cosine,
+              "score": result.score}
+    if ifia:
+        fields["topk_intersection"] = result.topk_intersection
+    for name, value in fields.items():
+        assert_per_sample(name, value, batch, finite=False)
+        assert torch.isfinite(value[kept]).all(), f"{name} is not finite where the label was kept: {value}"
+        assert torch.isnan(value[~kept]).all(), f"{name} is not NaN where the attack failed: {value}"
+    assert (result.deviation.cosine[kept].abs() <= 1).all()
+    assert torch.equal(result.x_adv[~kept], x[~kept]), "x_adv is not x where the attack failed"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The calls: one registered case per public entry point, run by the two property tests at the end of this section
+
+
+@dataclass(frozen=True)
+class Case:
+    tables: dict[str, dict[str, Arg]]
+    run: Callable[[dict], None]  # run(labels): build the call, check the contract
+    cheap: bool = False          # milliseconds per call: twice the examples
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(name: str, tables: dict[str, dict[str, Arg]], cheap: bool = False):
+    def register(run):
+        CASES[name] = Case(tables, run, cheap)
+        return run
+    return register
+
+
+def ig_options(labels: dict, n_steps) -> dict:
+    return {"n_steps": n_steps} if labels.get("attribution") == "integrated_gradients" else {}
+
+
+# bounds.attribution_bound, bounds.spectral_norm
+
+def _relu_needs_beta(c: Ctx) -> int:  # a ReLU model's curvature is its softplus surrogate's
+    return INVALID if c.labels["surrogate_beta"] == "None" else VALID
+
+
+BOUND_TABLES = {
+    **INPUTS,
+    "model": {**models_table(relu=INVALID), "relu-mnist32": Arg(lambda c: model("relu-mnist32"), _relu_needs_beta)},
+    "surrogate_beta": {"None": Arg(lambda c: None), "10.0": Arg(lambda c: 10.0), "3 (int)": Arg(lambda c: 3),
+                       "0": Arg(lambda c: 0.0, INVALID), "-1.0": Arg(lambda c: -1.0, INVALID),
+                       "nan": Arg(lambda c: math.nan, INVALID), "inf": Arg(lambda c: math.inf, INVALID),
+                       "'10' (str)": Arg(lambda c: "10", INVALID)},
+    "eps": radii_table(),
+    "norm": NORM,
+    "attribution": ATTRIBUTION,
+    "n_steps": N_STEPS,
+    "target": TARGET,
+    "method": {"lanczos": Arg(lambda c: "lanczos"), "power": Arg(lambda c: "power"),
+               "Lanczos": Arg(lambda c: "Lanczos", INVALID), "bogus": Arg(lambda c: "bogus", INVALID)},
+    "max_iter": positive_int_table(5, 3, none=VALID),
+}
+
+
+@case("bounds.attribution_bound", BOUND_TABLES)
+def _attribution_bound(labels):
+    ctx, a, verdict = build(BOUND_TABLES, labels)
+    x = a["inputs"]
+
+    def call():
+        return bounds.attribution_bound(a["model"], x, a["eps"], a["norm"], a["attribution"], a["target"],
+                                        a["method"], a["surrogate_beta"], max_iter=a["max_iter"], max_dense_n=1,
+                                        sign_iters=2, **ig_options(labels, a["n_steps"]))
+
+    check_contract(call, verdict, lambda result: check_bound_result(result, x))
+
+
+SPECTRAL_TABLES = {k: v for k, v in BOUND_TABLES.items() if k not in ("eps", "norm")}
+
+
+@case("bounds.spectral_norm", SPECTRAL_TABLES)
+def _spectral_norm(labels):
+    ctx, a, verdict = build(SPECTRAL_TABLES, labels)
+    x = a["inputs"]
+
+    def call():
+        return bounds.spectral_norm(a["model"], x, a["attribution"], a["target"], a["method"], a["surrogate_beta"],
+                                    max_iter=a["max_iter"], **ig_options(labels, a["n_steps"]))
+
+    def check(sigma):
+        assert_per_sample("sigma_max", sigma, x.shape[0])
+        assert (sigma >= 0).all()
+
+    check_contract(call, verdict, check)
+
+
+# region.region_bound
+
+REGION_TABLES = {
+    **INPUTS,
+    "eps": radii_table(),
+    "norm": NORM,
+    "attribution": {k: v for k, v in ATTRIBUTION.items() if "instance" not in k},
+    "n_steps": N_STEPS,
+    "target": TARGET,
+    "steps": positive_int_table(1),
+    "restarts": positive_int_table(1, 2),
+}
+
+
+@case("region.region_bound", REGION_TABLES)
+def _region_bound(labels):
+    ctx, a, verdict = build(REGION_TABLES, labels)
+    x = a["inputs"]
+
+    def call():
+        return region.region_bound(a["model"], x, a["eps"], a["norm"], a["attribution"], a["target"],
+                                   steps=a["steps"], restarts=a["restarts"], max_iter=5, max_dense_n=1,
+                                   **ig_options(labels, a["n_steps"]))
+
+    def check(result):
+        check_bound_result(result, x)
+        check_bound_result(result.point, x)
+        assert (result.euclidean >= result.point.euclidean * (1 - 1e-5)).all(), "below the first-order bound"
+        assert isinstance(result.argmax, torch.Tensor) and result.argmax.shape == x.shape
+        assert_per_sample("gain", result.gain, x.shape[0])
+
+    check_contract(call, verdict, check)
+
+
+# attacks.PGD, attacks.AttributionPGD, attacks.IFIA
+
+ATTACK_TABLES = {
+    **INPUTS,
+    "eps": radii_table(),
+    "alpha": radii_table(),
+    "steps": positive_int_table(2, 1),
+    "norm": NORM,
+    "labels": LABELS,
+}
+PGD_TABLES = {**ATTACK_TABLES, "model": models_table(relu=VALID)}
+
+
+@case("attacks.PGD", PGD_TABLES)
+def _pgd(labels):
+    ctx, a, verdict = build(PGD_TABLES, labels)
+    x = a["inputs"]
+
+    def call():
+        return attacks.PGD(a["model"], a["eps"], a["alpha"], a["steps"], a["norm"])(x, a["labels"])
+
+    check_contract(call, verdict, lambda x_adv: check_in_ball(x_adv, x, a["eps"], a["norm"]))
+
+
+EXPLAINER = {k: v for k, v in ATTRIBUTION.items() if k != "integrated_gradients"}  # IG by name: 50 steps, slow
+ATTRIBUTION_PGD_TABLES = {
+    **ATTACK_TABLES, "explainer": EXPLAINER, "restarts": positive_int_table(1, 2),
+    "objective": {"euclidean": Arg(lambda c: "euclidean"), "cosine": Arg(lambda c: "cosine"),
+                  "l2": Arg(lambda c: "l2", INVALID)},
+}
+IFIA_TABLES = {
+    **ATTACK_TABLES, "explainer": EXPLAINER, "restarts": positive_int_table(1, 2),
+    "k": {**positive_int_table(5, 1), "more than H * W": Arg(lambda c: 5000, INVALID)},
+    "kind": {"topk": Arg(lambda c: "topk"), "mass_center": Arg(lambda c: "mass_center"),
+             "targeted without a mask": Arg(lambda c: "targeted", INVALID), "bogus": Arg(lambda c: "bogus", INVALID)},
+}
+
+
+@case("attacks.AttributionPGD", ATTRIBUTION_PGD_TABLES)
+def _attribution_pgd(labels):
+    ctx, a, verdict = build(ATTRIBUTION_PGD_TABLES, labels)
+    x = a["inputs"]
+
+    def call():
+        atk = attacks.AttributionPGD(a["model"], a["explainer"], a["eps"], a["alpha"], a["steps"], a["norm"],
+                                     a["objective"], a["restarts"])
+        return atk(x, a["labels"])
+
+    check_contract(call, verdict, lambda result: check_attack_result(result, x, a["eps"], a["norm"], False))
+
+
+@case("attacks.IFIA", IFIA_TABLES)
+def _ifia(labels):
+    ctx, a, verdict = build(IFIA_TABLES, labels)
+    x = a["inputs"]
+
+    def call():
+        atk = attacks.IFIA(a["model"], a["explainer"], a["eps"], a["alpha"], a["steps"], a["k"], a["kind"],
+                           a["norm"], a["restarts"])
+        return atk(x, a["labels"])
+
+    check_contract(call, verdict, lambda result: check_attack_result(result, x, a["eps"], a["norm"], True))
+
+
+# attributions: Saliency, InputXGradient, IntegratedGradients (.attribute)
+
+ATTRIBUTE_TABLES = {
+    **INPUTS,
+    "model": models_table(relu=VALID),
+    "values": values_table(out_of_box=EITHER),  # an attribution needs no [0, 1] box
+    "target": TARGET,
+    "create_graph": {"False": Arg(lambda c: False), "True": Arg(lambda c: True)},
+}
+IG_TABLES = {
+    **ATTRIBUTE_TABLES,
+    "n_steps": {"2": Arg(lambda c: 2), "np.int64(3)": Arg(lambda c: np.int64(3), EITHER),
+                "0": Arg(lambda c: 0, INVALID), "-1": Arg(lambda c: -1, INVALID), "2.0": Arg(lambda c: 2.0, INVALID),
+                "True": Arg(lambda c: True, INVALID)},
+    "internal_batch_size": positive_int_table(4, 1, none=VALID),
+    "baseline": {"None": Arg(lambda c: None), "0.5": Arg(lambda c: 0.5),
+                 "(C, H, W) tensor": Arg(lambda c: torch.full(c.input_shape, 0.5, dtype=c.dtype)),
+                 "(5, 5) tensor": Arg(lambda c: torch.zeros(5, 5, dtype=c.dtype), INVALID)},
+}
+
+
+def check_attribution(attr, x: torch.Tensor) -> None:
+    assert isinstance(attr, torch.Tensor) and attr.shape == x.shape and attr.dtype == x.dtype, \
+        f"{type(attr).__name__} {getattr(attr, 'dtype', '')} {tuple(getattr(attr, 'shape', ()))}"
+    assert torch.isfinite(attr).all()
+
+
+def _attribute_case(cls):
+    def run(labels):
+        ctx, a, verdict = build(ATTRIBUTE_TABLES, labels)
+        x = a["inputs"]
+        check_contract(lambda: cls(a["model"]).attribute(x, target=a["target"], create_graph=a["create_graph"]),
+                       verdict, lambda attr: check_attribution(attr, x))
+
+    case(f"attributions.{cls.__name__}.attribute", ATTRIBUTE_TABLES)(run)
+
+
+for _cls in (attributions.Saliency, attributions.InputXGradient):
+    _attribute_case(_cls)
+
+
+@case("attributions.IntegratedGradients.attribute", IG_TABLES)
+def _integrated_gradients(labels):
+    ctx, a, verdict = build(IG_TABLES, labels)
+    x = a["inputs"]
+
+    def call():
+        explainer = attributions.IntegratedGradients(a["model"], n_steps=a["n_steps"], baseline=a["baseline"],
+                                                     internal_batch_size=a["internal_batch_size"])
+        return explainer.attribute(x, target=a["target"], create_graph=a["create_graph"])
+
+    check_contract(call, verdict, lambda attr: check_attribution(attr, x))
+
+
+# metrics
+
+METRICS = ("euclidean", "cosine", "topk_intersection", "kendall_tau", "spearman", "pearson", "mass_center_shift")
+METRIC_SHAPES = {"(B, 1, 8, 8)": lambda b: (b, 1, 8, 8), "(B, 3, 8, 8)": lambda b: (b, 3, 8, 8),
+                 "(B, 8, 8)": lambda b: (b, 8, 8), "(B, 64)": lambda b: (b, 64), "(64,) no batch": lambda b: (64,),
+                 "(0, 1, 8, 8) empty": lambda b: (0, 1, 8, 8)}
+
+
+def _metric_shape_verdict(label: str) -> Callable[[Ctx], int]:
+    def verdict(c: Ctx) -> int:
+        if label == "(64,) no batch" or (label == "(B, 64)" and c.api == "mass_center_shift"):
+            return INVALID
+        return EITHER if label == "(0, 1, 8, 8) empty" else VALID
+    return verdict
+
+
+def metric_values(side: str) -> dict[str, Arg]:
+    """The values of ``a`` or ``b``; their verdicts depend on the side's dtype (integers hold no NaN, inf or
+    negative uint8) and, for mass_center_shift, on the shape (a (B, H, W) map must be non-negative)."""
+    def floating(c: Ctx) -> bool:
+        return c.labels[f"{side}_dtype"] in ("float32", "float64", "float16")
+
+    def negative(c: Ctx) -> int:
+        negative_map = c.api == "mass_center_shift" and c.labels["a_shape"] == "(B, 8, 8)"
+        return INVALID if negative_map and c.labels[f"{side}_dtype"] != "uint8" else VALID
+
+    def not_finite(c: Ctx) -> int:  # (an empty batch holds no value to be NaN)
+        return INVALID if floating(c) and c.labels["a_shape"] != "(0, 1, 8, 8) empty" else VALID
+
+    return {"rand": Arg(lambda c: "rand"), "randn": Arg(lambda c: "randn", negative, True),
+            "a constant sample": Arg(lambda c: "constant"), "an all-zero sample": Arg(lambda c: "zero"),
+            "with a NaN": Arg(lambda c: "nan", not_finite, False),
+            "with an inf": Arg(lambda c: "inf", not_finite, False)}
+
+
+METRIC_DTYPES = {"float32": Arg(lambda c: torch.float32), "float64": Arg(lambda c: torch.float64),
+                 "float16": Arg(lambda c: torch.float16, EITHER),
+                 # documented: integer inputs are converted to the default float dtype
+                 "uint8": Arg(lambda c: torch.uint8, EITHER), "int64": Arg(lambda c: torch.int64, EITHER)}
+
+
+def _k_value(c: Ctx) -> int:
+    return math.prod(METRIC_SHAPES[c.labels["a_shape"]](1)[1:])
+
+
+METRIC_TABLES = {
+    "batch": BATCH,
+    "a_shape": {label: Arg(lambda c, label=label: label, _metric_shape_verdict(label), label.startswith("(B"))
+                for label in METRIC_SHAPES},
+    "b_shape": {"same as a": Arg(lambda c: "same"), "one column more": Arg(lambda c: "wider", INVALID),
+                "one sample more": Arg(lambda c: "longer", INVALID)},
+    "a_dtype": METRIC_DTYPES, "b_dtype": METRIC_DTYPES,
+    "a_values": metric_values("a"), "b_values": metric_values("b"),
+    "mask": {"None": Arg(lambda c: None),
+             "(B,) bool": Arg(lambda c: torch.tensor([False, True, True])[:c.batch]),
+             "(B,) long": Arg(lambda c: torch.ones(c.batch, dtype=torch.long), INVALID),
+             "(B+1,) bool": Arg(lambda c: torch.ones(c.batch + 1, dtype=torch.bool), INVALID),
+             "list of bools": Arg(lambda c: [True] * c.batch, INVALID)},
+}
+K_TABLE = {"1": Arg(lambda c: 1), "5": Arg(lambda c: 5), "n": Arg(_k_value),
+           "np.int64(5)": Arg(lambda c: np.int64(5), EITHER), "0": Arg(lambda c: 0, INVALID),
+           "-1": Arg(lambda c: -1, INVALID), "n + 1": Arg(lambda c: _k_value(c) + 1, INVALID),
+           "5.0": Arg(lambda c: 5.0, INVALID), "None": Arg(lambda c: None, INVALID)}
+
+
+def make_map(shape: tuple, dtype: torch.dtype, values: str, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) if values == "randn" else \
+        torch.rand(shape, generator=gen, dtype=torch.float64)
+    if x.ndim >= 2 and x.shape[0] and values in ("constant", "zero"):
+        x[0] = 0.5 if values == "constant" else 0.0
+    elif x.numel() and values in ("nan", "inf"):
+        x.view(-1)[0] = math.nan if values == "nan" else math.inf
+    if dtype.is_floating_point:
+        return x.to(dtype)
+    x = torch.nan_to_num(x * 10, nan=0.0, posinf=10.0).round()
+    return (x.clamp_min(0) if dtype == torch.uint8 else x).to(dtype)
+
+
+def _constant_rows(t: torch.Tensor) -> torch.Tensor:
+    flat = t.double().flatten(1)
+    return (flat == flat[:, :1]).all(1)
+
+
+def _zero_mass(t: torch.Tensor) -> torch.Tensor:
+    return (t.double().flatten(1) == 0).all(1)
+
+
+def _metric_case(metric: str):
+    tables = METRIC_TABLES if metric != "topk_intersection" else {**METRIC_TABLES, "k": K_TABLE}
+
+    def run(labels):
+        ctx, v, verdict = build(tables, labels, api=metric)
+        shape = METRIC_SHAPES[labels["a_shape"]](ctx.batch)
+        b_shape = {"same": shape, "wider": (*shape[:-1], shape[-1] + 1), "longer": (shape[0] + 1, *shape[1:])}
+        a = make_map(shape, v["a_dtype"], v["a_values"], seed=1)
+        b = make_map(b_shape[v["b_shape"]], v["b_dtype"], v["b_values"], seed=2)
+        extra = {"k": v["k"]} if metric == "topk_intersection" else {}
+
+        def check(out):
+            batch = a.shape[0]
+            assert_per_sample(metric, out, batch, finite=False)
+            assert out.is_floating_point()
+            nan_ok = torch.zeros(batch, dtype=torch.bool)
+            if v["mask"] is not None:
+                nan_ok |= ~v["mask"]
+                assert torch.isnan(out[~v["mask"]]).all(), f"not NaN where the mask is False: {out}"
+            if metric in ("kendall_tau", "spearman", "pearson"):  # documented: NaN where a sample is constant
+                nan_ok |= _constant_rows(a) | _constant_rows(b)
+            if metric == "mass_center_shift":  # documented: NaN where a map has zero mass
+                nan_ok |= _zero_mass(a) | _zero_mass(b)
+            assert torch.isfinite(out[~nan_ok]).all(), f"NaN or inf beyond the documented cases: {out}"
+            kept = out[torch.isfinite(out)].double()
+            low, high = {"euclidean": (0, math.inf), "mass_center_shift": (0, math.inf),
+                         "topk_intersection": (0, 1)}.get(metric, (-1, 1))
+            assert ((kept >= low) & (kept <= high)).all(), f"outside [{low}, {high}]: {out}"
+
+        check_contract(lambda: getattr(metrics, metric)(a, b, mask=v["mask"], **extra), verdict, check)
+
+    case(f"metrics.{metric}", tables, cheap=True)(run)
+
+
+for _metric in METRICS:
+    _metric_case(_metric)
+
+
+# threat_models.threat_model (and its balls' random_init, step and project)
+
+THREAT_TABLES = {"batch": BATCH, "norm": NORM, "eps": radii_table(),
+                 "dtype": {"float32": Arg(lambda c: torch.float32), "float64": Arg(lambda c: torch.float64)}}
+
+
+@case("threat_models.threat_model", THREAT_TABLES, cheap=True)
+def _threat_model(labels):
+    ctx, a, verdict = build(THREAT_TABLES, labels)
+    x0 = unit_images((ctx.batch, 1, 6, 6)).to(a["dtype"])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64).to(x0.dtype)
+
+    def call():
+        ball = threat_models.threat_model(a["norm"], a["eps"])
+        start = ball.random_init(x0, torch.Generator().manual_seed(0))
+        return start, ball.project(x0 + noise, x0), ball.project(ball.step(x0, noise, 0.01), x0)
+
+    def check(points):
+        for z in points:
+            check_in_ball(z, x0, a["eps"], a["norm"])
+
+    check_contract(call, verdict, check)
+
+
+# interop (the compare extra): captum_bound, WorstCaseBound, captum_sensitivity_max
+
+
+def compare_extra():
+    """captum.attr, or a skip without the compare extra (an error where CI requires it, as tests/test_interop.py)."""
+    if os.environ.get("ATTRBOUND_REQUIRE_COMPARE") == "1" or os.environ.get("ATTRBOUND_REQUIRE_BOOK") == "1":
+        import captum.attr as ca
+        import quantus  # noqa: F401
+        return ca
+    pytest.importorskip("quantus", reason="the compare extra is not installed")
+    return pytest.importorskip("captum.attr", reason="the compare extra is not installed")
+
+
+def _interop():
+    compare_extra()
+    from attrbound_lite import interop
+    return interop
+
+
+def _captum_explainer(label: str):
+    def build_explainer(c: Ctx):
+        ca = compare_extra()
+        m = c.model if isinstance(c.model, torch.nn.Module) else model("mnist32")
+        return {"Saliency": lambda: (ca.Saliency(m), {}),
+                "Saliency abs=False": lambda: (ca.Saliency(m), {"abs": False}),
+                "InputXGradient": lambda: (ca.InputXGradient(m), {}),
+                "IntegratedGradients riemann_right": lambda: (ca.IntegratedGradients(m),
+                                                              {"method": "riemann_right", "n_steps": 2}),
+                "IntegratedGradients gausslegendre": lambda: (ca.IntegratedGradients(m), {"n_steps": 2}),
+                "Saliency of a lambda": lambda: (ca.Saliency(lambda x: m(x)), {}),
+                "GuidedBackprop": lambda: (ca.GuidedBackprop(m), {}),
+                "IntegratedGradients with abs=True": lambda: (ca.IntegratedGradients(m),
+                                                              {"method": "riemann_right", "abs": True})}[label]()
+    return build_explainer
+
+
+CAPTUM_EXPLAINERS = {"Saliency": VALID, "Saliency abs=False": VALID, "InputXGradient": VALID,
+                     "IntegratedGradients riemann_right": VALID, "IntegratedGradients gausslegendre": INVALID,
+                     "Saliency of a lambda": INVALID, "GuidedBackprop": INVALID,
+                     "IntegratedGradients with abs=True": INVALID}
+CAPTUM_BOUND_TABLES = {
+    **INPUTS,
+    "model": {k: v for k, v in models_table(relu=INVALID).items() if k != "function"},
+    "explainer": {label: Arg(_captum_explainer(label), verdict) for label, verdict in CAPTUM_EXPLAINERS.items()},
+    "target": {**TARGET, "list of ints": Arg(lambda c: [1] * c.batch)},
+    "eps": radii_table(),
+    "norm": NORM,
+}
+
+
+@case("interop.captum_bound", CAPTUM_BOUND_TABLES)
+def _captum_bound(labels):
+    interop = _interop()
+    ctx, a, verdict = build(CAPTUM_BOUND_TABLES, labels)
+    x, (explainer, keywords) = a["inputs"], a["explainer"]
+
+    def call():
+        return interop.captum_bound(explainer, x, a["target"], a["eps"], a["norm"], max_iter=5, max_dense_n=1,
+                                    **keywords)
+
+    check_contract(call, verdict, lambda result: check_bound_result(result, x))
+
+
+WORST_CASE_TABLES = {
+    **INPUTS,
+    # numpy inputs are converted to the model's dtype (Quantus passes float32 arrays to any model)
+    "dtype": {**DTYPE, "float32": Arg(lambda c: torch.float32, EITHER),
+              "float64": Arg(lambda c: torch.float64, EITHER), "float16": Arg(lambda c: torch.float16, EITHER)},
+    "as": {"numpy": Arg(lambda c: "numpy"), "tensor": Arg(lambda c: "tensor")},
+    "eps": {k: v for k, v in radii_table().items() if not k.startswith("(")},  # one radius for the metric
+    "norm": NORM,
+    "attribution": {"saliency": Arg(lambda c: "saliency"), "input_x_gradient": Arg(lambda c: "input_x_gradient"),
+                    "gradcam": Arg(lambda c: "gradcam", INVALID), "None": Arg(lambda c: None, INVALID)},
+    "y_batch": {"numpy ints": Arg(lambda c: np.arange(c.batch) % CLASSES),
+                "list of ints": Arg(lambda c: [1] * c.batch),
+                "numpy out of range": Arg(lambda c: np.full(c.batch, CLASSES), INVALID),
+                "numpy negative": Arg(lambda c: np.full(c.batch, -1), INVALID),
+                "numpy wrong length": Arg(lambda c: np.zeros(c.batch + 1, dtype=int), INVALID),
+                "numpy fractions": Arg(lambda c: np.full(c.batch, 0.5), INVALID)},
+    "attack": {"False": Arg(lambda c: False), "True": Arg(lambda c: True)},
+    "batch_size": positive_int_table(64, 1),
+}
+
+
+@case("interop.WorstCaseBound", WORST_CASE_TABLES)
+def _worst_case_bound(labels):
+    interop = _interop()
+    ctx, a, verdict = build(WORST_CASE_TABLES, labels)
+    x = a["inputs"]
+    x_batch = x.numpy() if a["as"] == "numpy" and x.dtype != torch.float16 else x
+
+    def call():
+        metric = interop.WorstCaseBound(a["eps"], a["norm"], a["attribution"], attack=a["attack"], attack_steps=2,
+                                        max_iter=5, max_dense_n=1)
+        return metric(model=a["model"], x_batch=x_batch, y_batch=a["y_batch"], batch_size=a["batch_size"])
+
+    def check(scores):
+        assert isinstance(scores, list) and len(scores) == x.shape[0], scores
+        values = np.asarray(scores, dtype=float)
+        if a["attack"]:  # documented: NaN where no iterate of the attack kept the label
+            values = values[~np.isnan(values)]
+        assert np.isfinite(values).all() and (values >= 0).all(), scores
+
+    check_contract(call, verdict, check)
+
+
+SENSITIVITY_TABLES = {
+    **INPUTS,
+    "model": models_table(relu=VALID),
+    "values": values_table(out_of_box=EITHER),  # sampled noise, neither clipped nor boxed
+    "target": TARGET,
+    "eps": {k: v for k, v in radii_table().items() if not k.startswith("(")},
+    "norm": NORM,
+    "attribution": {k: v for k, v in ATTRIBUTION.items() if "instance" not in k},
+    "n_steps": N_STEPS,
+    "n_perturb_samples": positive_int_table(1, 2),
+}
+
+
+@case("interop.captum_sensitivity_max", SENSITIVITY_TABLES)
+def _captum_sensitivity_max(labels):
+    interop = _interop()
+    ctx, a, verdict = build(SENSITIVITY_TABLES, labels)
+    x = a["inputs"]
+
+    def call():
+        return interop.captum_sensitivity_max(a["model"], x, a["target"], a["eps"], a["norm"], a["attribution"],
+                                              n_perturb_samples=a["n_perturb_samples"],
+                                              **ig_options(labels, a["n_steps"]))
+
+    def check(result):
+        scores = np.asarray(result.scores)
+        assert scores.shape == (x.shape[0],) and np.isfinite(scores).all() and (scores >= 0).all(), scores
+
+    check_contract(call, verdict, check)
+
+
+# The property tests
+
+
+@pytest.mark.parametrize("api", [name for name, c in CASES.items() if not c.cheap])
+@CONTRACT
+@given(data=st.data())
+def test_contract(api, data):
+    CASES[api].run(data.draw(calls(CASES[api].tables), label=api))
+
+
+@pytest.mark.parametrize("api", [name for name, c in CASES.items() if c.cheap])
+@CHEAP
+@given(data=st.data())
+def test_contract_cheap(api, data):
+    CASES[api].run(data.draw(calls(CASES[api].tables), label=api))
+
+
+# runtime.resolve_device: a table small enough to run whole
+
+CUDA = torch.cuda.is_available()
+DEVICES = {
+    "None": (None, VALID), "'auto'": ("auto", VALID), "'cpu'": ("cpu", VALID),
+    "torch.device('cpu')": (torch.device("cpu"), VALID), "'cpu:0'": ("cpu:0", EITHER),
+    "'cuda'": ("cuda", VALID if CUDA else INVALID),
+    "'cuda:7'": ("cuda:7", VALID if torch.cuda.device_count() > 7 else INVALID),
+    "'gpu'": ("gpu", INVALID), "3": (3, INVALID), "''": ("", INVALID), "'CPU'": ("CPU", EITHER),
+    "1.5": (1.5, INVALID), "['cpu']": (["cpu"], INVALID),
+}
+
+
+@pytest.mark.parametrize("label", list(DEVICES))
+def test_resolve_device_contract(label):
+    device, verdict = DEVICES[label]
+
+    def check(resolved):
+        assert isinstance(resolved, torch.device), type(resolved)
+        assert resolved.type in ("cpu", "cuda"), resolved
+        if resolved.type == "cuda":
+            assert CUDA
+
+    check_contract(lambda: runtime.resolve_device(device), verdict, check)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The most important promises, example by example
+
+
+def _labels(x: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(x.shape[0], dtype=torch.long)
+
+
+ENTRY_POINTS = {  # name -> (call(model, x), needs the [0, 1] box)
+    "attribution_bound": (lambda m, x: bounds.attribution_bound(m, x, 0.1, max_iter=5, max_dense_n=1), True),
+    "spectral_norm": (lambda m, x: bounds.spectral_norm(m, x, max_iter=5), True),
+    "region_bound": (lambda m, x: region.region_bound(m, x, 0.1, steps=1, max_iter=5, max_dense_n=1), True),
+    "PGD": (lambda m, x: attacks.PGD(m, 0.1, 0.05, 2)(x, _labels(x)), True),
+    "AttributionPGD": (lambda m, x: attacks.AttributionPGD(m, "saliency", 0.1, 0.05, 2)(x, _labels(x)), True),
+    "IFIA": (lambda m, x: attacks.IFIA(m, "saliency", 0.1, 0.05, 2, k=5)(x, _labels(x)), True),
+    "Saliency.attribute": (lambda m, x: attributions.Saliency(m).attribute(x), False),
+    "InputXGradient.attribute": (lambda m, x: attributions.InputXGradient(m).attribute(x), False),
+    "IntegratedGradients.attribute": (lambda m, x: attributions.IntegratedGradients(m, 2).attribute(x), False),
+}
+INTEROP_ENTRY_POINTS = {
+    "interop.captum_bound": (lambda m, x: _interop().captum_bound(compare_extra().Saliency(m), x, None, 0.1,
+                                                                  max_iter=5, max_dense_n=1), True),
+    "interop.WorstCaseBound": (lambda m, x: _interop().WorstCaseBound(
+        0.1, "l2", "saliency", max_iter=5, max_dense_n=1)(model=m, x_batch=x.numpy(), y_batch=np.zeros(2, dtype=int)),
+        True),
+    "interop.captum_sensitivity_max": (lambda m, x: _interop().captum_sensitivity_max(
+        m, x, None, 0.1, n_perturb_samples=2), False),
+}
+
+
+ALL_ENTRY_POINTS = {**ENTRY_POINTS, **INTEROP_ENTRY_POINTS}
+
+
+def _refused(entry: str, m, x, kind=(ValueError, TypeError)) -> str:
+    """The message of the package error that ``entry`` raises on ``x``."""
+    call, _ = ALL_ENTRY_POINTS[entry]
+    with pytest.raises(Exception) as excinfo:  # noqa: B017 - judged below, with its traceback
+        call(m, x)
+    assert_package_error(excinfo)
+    assert isinstance(excinfo.value, kind), f"{type(excinfo.value).__name__}: {excinfo.value}"
+    return str(excinfo.value)
+
+
+@pytest.mark.parametrize("entry", list(ALL_ENTRY_POINTS))
+def test_uint8_images_refused_everywhere(entry):
+    x = (unit_images((2, 1, 28, 28)) * 255).to(torch.uint8)
+    message = _refused(entry, model("mnist32"), x)
+    assert "uint8" in message, message
+
+
+@pytest.mark.parametrize("values", ["in [0, 255]", "slightly negative"])
+@pytest.mark.parametrize("entry", [name for name, (_, box) in ALL_ENTRY_POINTS.items() if box])
+def test_inputs_outside_the_box_refused(entry, values):
+    x = make_inputs((2, 1, 28, 28), torch.float32, values_table(INVALID)[values].build(None))
+    message = _refused(entry, model("mnist32"), x, ValueError)
+    assert "[0, 1]" in message, message
+
+
+@pytest.mark.parametrize("entry", [name for name in ALL_ENTRY_POINTS if name != "interop.WorstCaseBound"])
+def test_float64_inputs_to_a_float32_model_refused_by_name(entry):
+    # (WorstCaseBound takes Quantus's numpy arrays and converts them to the model's dtype, as documented.)
+    message = _refused(entry, model("mnist32"), unit_images((2, 1, 28, 28)))
+    assert "float64" in message and "float32" in message, message
+
+
+@pytest.mark.parametrize("entry", list(ALL_ENTRY_POINTS))
+def test_one_channel_images_to_a_cifar_model_refused(entry):
+    # Normalize's 3-channel mean and std would broadcast a (B, 1, 32, 32) batch to 3 channels: it must be refused.
+    message = _refused(entry, model("cifar32"), unit_images((2, 1, 32, 32)).float(), ValueError)
+    assert "(2, 1, 32, 32)" in message, message
+
+
+PER_SAMPLE_FIELDS = ("sigma_max", "attribution_norm", "euclidean", "cosine", "linf_sqrt_n")
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+@pytest.mark.parametrize("fn", ["attribution_bound", "region_bound"])
+def test_per_sample_eps_equals_one_call_per_radius(fn, norm):
+    m, x = model("mnist32"), unit_images((3, 1, 28, 28)).float()
+    eps = torch.tensor([0.02, 0.05, 0.1])
+    if fn == "attribution_bound":
+        def run(radius):
+            return bounds.attribution_bound(m, x, radius, norm, max_iter=8, max_dense_n=1, sign_iters=2)
+    else:
+        def run(radius):
+            return region.region_bound(m, x, radius, norm, steps=2, restarts=2, max_iter=8, max_dense_n=1)
+    batched = run(eps)
+    for i, radius in enumerate(eps.tolist()):  # sample i of the call with its own scalar radius
+        alone = run(radius)
+        for name in PER_SAMPLE_FIELDS:
+            if getattr(alone, name) is not None:
+                torch.testing.assert_close(getattr(batched, name)[i], getattr(alone, name)[i], rtol=1e-5, atol=0,
+                                           msg=lambda msg, name=name, i=i: f"{name}[{i}]: {msg}")
+
+
+@pytest.mark.parametrize("entry", ["attribution_bound", "region_bound", "PGD", "threat_model"])
+def test_numpy_float32_eps_accepted(entry):
+    m, x = model("mnist32"), unit_images((2, 1, 28, 28)).float()
+    eps = np.float32(0.1)
+    if entry == "attribution_bound":
+        got = bounds.attribution_bound(m, x, eps, max_iter=5, max_dense_n=1).euclidean
+        want = bounds.attribution_bound(m, x, float(eps), max_iter=5, max_dense_n=1).euclidean
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    elif entry == "region_bound":
+        got = region.region_bound(m, x, eps, steps=1, max_iter=5, max_dense_n=1).euclidean
+        want = region.region_bound(m, x, float(eps), steps=1, max_iter=5, max_dense_n=1).euclidean
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    elif entry == "PGD":
+        check_in_ball(attacks.PGD(m, eps, np.float32(0.05), 2)(x, _labels(x)), x, float(eps), "linf")
+    else:
+        check_in_ball(threat_models.threat_model("l2", eps).random_init(x), x, float(eps), "l2")
+
+
+def test_resolve_device_gpu_names_the_allowed_values():
+    with pytest.raises(ValueError) as excinfo:
+        runtime.resolve_device("gpu")
+    assert_package_error(excinfo)
+    message = str(excinfo.value)
+    assert "'gpu'" in message and "'cpu'" in message and "'cuda'" in message, message

@@ -732,7 +732,7 @@ def test_chapter10_gpu_training_paper_sweep_and_compile_sentences(tmp_path):
             dict(method="aat", batch_size=1024, epoch_seconds=None, error="OutOfMemoryError: ...")])))
     assert speed.gpu_values(speed.load_gpu_results(tmp_path))["ch10_gpu_training"] == (
         "On NVIDIA H200 (2026-12-03, training_gpu-nvidia-h200.json), training on all 60,000 MNIST training images: at "
-        "batch 1024, one epoch took 1.5 s (natural) to 22.0 s (advaat); 1 of 3 methods under the target of 15 s (1 "
+        "batch 1024, one epoch took 1.5 s (natural) to 22.0 s (AdvAAT); 1 of 3 methods under the target of 15 s (1 "
         "extrapolated from a probe of a few batches).")
     assert values["ch10_gpu_paper"] == (
         "The paper-scale sweep ran 192,000 of its 1,920,000 attacks on nvidia-h200 (2026-12-02, "

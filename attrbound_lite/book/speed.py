@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .tables import METHOD_NAMES
+
 __all__ = ["MAKE_TARGETS", "GPU_FILES", "load_results", "load_gpu_results", "machines_table", "bound_rows",
            "training_table", "sweep_tables", "layout_values", "BASE_LAYOUTS",
            "target_line", "label", "chapter_values", "note_values", "bound_values",
@@ -466,9 +468,11 @@ def _gpu_sentence(payload: dict) -> str:
               if attribution != "saliency" and (model, "saliency", attack) in best.index]
     if ratios:
         n_pass = sum(r >= targets["ig_over_saliency"] for r in ratios)
-        parts.append(f"Integrated Gradients with 16 points ran at {min(ratios):.2f} to {max(ratios):.2f} times the "
-                     f"saliency rate of the same model and attack ({n_pass} of {len(ratios)} pairs at the target of "
-                     f"at least {targets['ig_over_saliency']:g})")
+        spread = (f"about {min(ratios):.2f}" if f"{min(ratios):.2f}" == f"{max(ratios):.2f}" else
+                  f"{min(ratios):.2f} to {max(ratios):.2f}")
+        parts.append(f"Integrated Gradients with 16 points ran at {spread} times the saliency rate of the same model "
+                     f"and attack ({n_pass} of {len(ratios)} pairs at the target of at least "
+                     f"{targets['ig_over_saliency']:g})")
     if "tflops" in ok and ok["tflops"].notna().any():
         top = ok.loc[ok["tflops"].idxmax()]
         peak = payload.get("fp32_peak_tflops")
@@ -520,8 +524,9 @@ def _training_sentence(payloads: list[dict]) -> str:
             verdict = "" if target is None else (
                 f"; {int((timed['epoch_seconds'] < target).sum())} of {len(group)} methods under the target of "
                 f"{target:g} s")
-            parts.append(f"at batch {batch}, one epoch took {fast['epoch_seconds']:.1f} s ({fast['method']}) to "
-                         f"{slow['epoch_seconds']:.1f} s ({slow['method']}){verdict}"
+            fast_name, slow_name = (METHOD_NAMES.get(m["method"], m["method"]) for m in (fast, slow))
+            parts.append(f"at batch {batch}, one epoch took {fast['epoch_seconds']:.1f} s ({fast_name}) to "
+                         f"{slow['epoch_seconds']:.1f} s ({slow_name}){verdict}"
                          + (f" ({n_extra} extrapolated from a probe of a few batches)" if n_extra else ""))
         n_train = f"{int(t['n_train']):,} " if t.get("n_train") else ""
         text = f"On {where}, training on all {n_train}MNIST training images: " + "; ".join(parts) + "."

@@ -148,8 +148,10 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
     shape = tuple(inputs.shape[1:])
     expected = getattr(model, "input_shape", None)
     if expected is not None and shape != tuple(expected):
-        missing = " (a single image without its batch dimension? add it with .unsqueeze(0))" \
-            if tuple(inputs.shape) == tuple(expected)[1:] or len(shape) + 1 == len(expected) else ""
+        missing = (" (a single image without its batch dimension? add it with .unsqueeze(0))"
+                   if tuple(inputs.shape) == tuple(expected) else
+                   " (images without their channel dimension? add it with .unsqueeze(1))"
+                   if shape == tuple(expected)[1:] else "")
         raise ValueError(f"the model takes {name} of shape (B, {', '.join(map(str, expected))}), got "
                          f"{tuple(inputs.shape)}{missing}.")
     seen = _MODEL_SHAPES.setdefault(model, set())
@@ -159,12 +161,23 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
                 logits = model(inputs[:1])
         except (RuntimeError, ValueError, IndexError, TypeError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"the model cannot take {name} of shape {tuple(inputs.shape)} (one sample of shape "
-                             f"{shape} failed: {first[:200]}); check the channels, image size and batch "
-                             "dimension against what the model was built for.") from None
+            raise ValueError(f"the model cannot take {name} of shape {tuple(inputs.shape)}: on one sample it raised "
+                             f"{type(err).__name__}: {first[:200]}; check the channels, image size and batch dimension "
+                             "against what the model was built for (the cause is chained below).") from err
         check_logits(logits, 1)
         seen.add(shape)
     return inputs
+
+
+_MODEL_CLASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> number of logits
+
+
+def model_classes(model: nn.Module, inputs: torch.Tensor) -> int:
+    """The number of classes (logits) of ``model``, from one sample of ``inputs`` once, then remembered per model."""
+    if model not in _MODEL_CLASSES:
+        with torch.no_grad(), eval_mode(model):
+            _MODEL_CLASSES[model] = check_logits(model(inputs[:1]), 1).shape[1]
+    return _MODEL_CLASSES[model]
 
 
 def check_positive_int(value, what: str) -> int:

@@ -99,8 +99,7 @@ class Attack:
             raise ValueError(f"labels must be an integer tensor of shape ({inputs.shape[0]},), got "
                              f"{getattr(labels, 'dtype', type(labels).__name__)} "
                              f"{tuple(getattr(labels, 'shape', ()))}.")
-        with torch.no_grad(), eval_mode(self.model):  # the labels must be classes of the model
-            classes = check_logits(self.model(inputs[:1]), 1).shape[1]
+        classes = _checks.model_classes(self.model, inputs)  # the labels must be classes of the model
         if not _checks._TRUSTED and ((labels < 0).any() or (labels >= classes).any()):
             raise ValueError(f"labels must be classes of the model, in [0, {classes - 1}], got values in "
                              f"[{int(labels.min())}, {int(labels.max())}].")

@@ -34,14 +34,16 @@ Three routes, the smallest per sample is returned:
 
 Floating point: the model is copied to float64 and every interval radius is widened outward by ``MARGIN`` times the
 interval's magnitude, the final bound by ``FINAL_MARGIN`` relative: far above the rounding of float64 sums of these
-sizes (about ``n 2^-53``, 1e-12 at n = 3072). PyTorch's softplus is the identity where ``beta a > threshold`` (20): its
-derivative is then exactly 1 and its second derivative 0; the intervals include those values, so the certificate
-holds for the network PyTorch evaluates, not only for the analytic softplus.
+sizes (about ``n 2^-53``, 1e-12 at n = 3072); affine outputs are also widened by ``ROUNDING`` times ``|W| (|c| + r)``,
+which covers the rounding of their sums even where they cancel. The certificate is that of the analytic softplus
+network. PyTorch's ``nn.Softplus`` switches to the identity where ``beta a > threshold`` (20 by default): a difference
+of at most 2.1e-9 / beta in value and 2.1e-9 in slope per unit, which the certificate does not cover.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import time
 import weakref
@@ -61,7 +63,7 @@ from ._checks import (
     eval_mode,
     resolve_target,
 )
-from .attributions import get_explainer
+from .attributions import IntegratedGradients
 from .bounds import cosine_bound
 from .models import Normalize, smooth_surrogate
 
@@ -69,7 +71,8 @@ __all__ = ["certified_bound", "CertifiedResult", "ROUTES", "ATTRIBUTIONS"]
 
 ROUTES = ("gradient_interval", "interval_hessian", "global_curvature")
 ATTRIBUTIONS = ("saliency", "input_x_gradient", "integrated_gradients")
-MARGIN = 1e-9          # relative outward widening of every interval radius (float64 rounding, softplus threshold)
+MARGIN = 1e-9          # relative outward widening of every interval radius (float64 rounding)
+ROUNDING = 1e-12       # widening of affine outputs, relative to |W| (|c| + r): float64 sums of up to 4,000 terms
 FINAL_MARGIN = 1e-8    # relative widening of the final certificate
 _AFFINE = (Normalize, nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Linear)
 DENSE_N = 4096         # blocks with at most this many inputs get their operator norm from a dense SVD
@@ -192,7 +195,7 @@ def _blocks(model: nn.Module) -> tuple[list[_Affine], list[float]]:
     leaves = []
 
     def walk(module: nn.Module, name: str) -> None:
-        if isinstance(module, nn.Sequential):
+        if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
             for child_name, child in module.named_children():
                 walk(child, f"{name}.{child_name}" if name else child_name)
         else:
@@ -201,14 +204,18 @@ def _blocks(model: nn.Module) -> tuple[list[_Affine], list[float]]:
     walk(model, "")
     blocks, betas, current = [], [], []
     for name, module in leaves:
+        base = next((b for b in (nn.Softplus, *_AFFINE) if isinstance(module, b)), None)
+        if base is not None and type(module).forward is not base.forward:
+            raise ValueError(f"certified_bound cannot certify module {name!r} ({type(module).__name__}): it overrides "
+                             f"the forward pass of {base.__name__}; only the plain layers are certified.")
+        if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
+            raise ValueError(f"certified_bound: {name!r} pads with {module.padding_mode!r}; only zero padding is "
+                             "supported.")
         if isinstance(module, nn.Softplus):
             if not current:
                 raise ValueError(f"certified_bound: the softplus {name!r} does not follow an affine layer.")
             blocks.append(_Affine(current))
             betas.append(float(module.beta))
-            if float(module.threshold) != 20.0:
-                raise ValueError(f"certified_bound: the softplus {name!r} has threshold {module.threshold}; the "
-                                 "certificate handles PyTorch's default (20).")
             current = []
         elif isinstance(module, _AFFINE):
             if isinstance(module, nn.AvgPool2d) and (module.ceil_mode or module.divisor_override is not None):
@@ -221,18 +228,24 @@ def _blocks(model: nn.Module) -> tuple[list[_Affine], list[float]]:
                              "other layers are not supported.")
     if not current:
         raise ValueError("certified_bound: the model must end in an affine layer (the logits).")
+    if not betas:
+        raise ValueError("certified_bound: the model has no softplus layer, so it is affine: its saliency is constant "
+                         "and every deviation bound is trivial; the certificate needs at least one softplus.")
     blocks.append(_Affine(current))
     return blocks, betas
 
 
 # --------------------------------------------------------------------------- softplus and its derivatives
-def _sp1(a, beta):  # PyTorch's derivative of softplus: 1 where beta a > 20, sigmoid(beta a) elsewhere
-    return torch.where(beta * a > 20, torch.ones_like(a), torch.sigmoid(beta * a))
+def _sp0(a, beta):  # the analytic softplus, log(1 + exp(beta a)) / beta, without overflow
+    return a.clamp_min(0) + torch.log1p(torch.exp(-(beta * a).abs())) / beta
 
 
-def _sp2(a, beta):  # its derivative: 0 where beta a > 20
-    s = torch.sigmoid(beta * a)
-    return torch.where(beta * a > 20, torch.zeros_like(a), beta * s * (1 - s))
+def _sp1(a, beta):  # its derivative, sigmoid(beta a)
+    return torch.sigmoid(beta * a)
+
+
+def _sp2(a, beta):  # its second derivative, beta s (1 - s), as beta sigmoid(beta a) sigmoid(-beta a) (no cancellation)
+    return beta * torch.sigmoid(beta * a) * torch.sigmoid(-beta * a)
 
 
 def _widen(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -250,7 +263,7 @@ def _from_bounds(lo, hi):
 
 def _softplus_intervals(a_lo, a_hi, beta):
     """The intervals of ``sigma``, ``sigma'`` and ``sigma''`` over ``[a_lo, a_hi]`` (midpoint, radius)."""
-    h = _from_bounds(F.softplus(a_lo, beta), F.softplus(a_hi, beta))
+    h = _from_bounds(_sp0(a_lo, beta), _sp0(a_hi, beta))
     d1 = _from_bounds(_sp1(a_lo, beta), _sp1(a_hi, beta))
     nearest = torch.clamp(torch.zeros_like(a_lo), a_lo, a_hi)
     d2 = _from_bounds(torch.minimum(_sp2(a_lo, beta), _sp2(a_hi, beta)), _sp2(nearest, beta))
@@ -291,6 +304,7 @@ def _propagate(blocks, betas, x, lo, hi, eps_t, norm: str, target, jacobians: bo
     for k, (block, beta) in enumerate(zip(blocks[:-1], betas, strict=True)):
         a_x = block.forward(h_x)
         a_c, a_r = block.forward(c), block.absolute(r)
+        a_r = a_r + ROUNDING * (block.absolute(c.abs()) + a_r)  # the rounding of W c (cancellation included)
         lo_k, hi_k = a_c - a_r, a_c + a_r
         if k == 0:
             rows = block.row_norms(x_shape, norm)
@@ -308,7 +322,8 @@ def _propagate(blocks, betas, x, lo, hi, eps_t, norm: str, target, jacobians: bo
                 j_x = block.linear((j_x * d_x.unsqueeze(1)).reshape(-1, *shape)).reshape(out)
                 m_c, m_r = _mul(j_c, j_r, d_c.unsqueeze(1), d_r.unsqueeze(1))
                 j_c = block.linear(m_c.reshape(-1, *shape)).reshape(out)
-                j_r = _widen(block.absolute(m_r.reshape(-1, *shape)).reshape(out), j_c)
+                j_r = block.absolute((m_r + ROUNDING * (m_c.abs() + m_r)).reshape(-1, *shape)).reshape(out)
+                j_r = _widen(j_r, j_c)
                 # mean-value form: |a_i(z) - a_i(x)| <= eps sup ||row_i of J(z)||_q, J(z) in [j_c - j_r, j_c + j_r]
                 rows = torch.maximum((j_c - j_r).abs(), (j_c + j_r).abs()).norm(p=q, dim=1)  # (B, *shape)
                 rad = rows * eps_rows.view(-1, *([1] * (rows.ndim - 1)))
@@ -322,7 +337,7 @@ def _propagate(blocks, betas, x, lo, hi, eps_t, norm: str, target, jacobians: bo
         d2s.append(d2)
         d1xs.append(_sp1(a_x, beta))
         d2xs.append(_sp2(a_x, beta))
-        h_x = F.softplus(a_x, beta)
+        h_x = _sp0(a_x, beta)
         c, r = h_c, _widen(h_r, h_c)
     # backward: s_K = W_{K+1}^T e_c (exact), then s_{k-1} = W_k^T (sigma'(a_k) s_k)
     e = torch.zeros(blocks[-1].forward(h_x).shape, dtype=x.dtype, device=x.device)
@@ -336,7 +351,7 @@ def _propagate(blocks, betas, x, lo, hi, eps_t, norm: str, target, jacobians: bo
         shape = (batch, *(shapes[k - 1] if k > 0 else x_shape))
         s_x = blocks[k].linear_t(d1xs[k] * s_x, shape)
         s_c = blocks[k].linear_t(t_c, shape)
-        s_r = _widen(blocks[k].absolute_t(t_r, shape), s_c)
+        s_r = _widen(blocks[k].absolute_t(t_r + ROUNDING * (t_c.abs() + t_r), shape), s_c)
     return _Layers(shapes, d1s, d2s, signals, (s_c, s_r), d1xs, d2xs, signals_x, s_x, jac)
 
 
@@ -428,19 +443,22 @@ def _symmetric_upper(m: torch.Tensor) -> torch.Tensor:
 def _norm2_upper(m: torch.Tensor, iters: int = 30) -> torch.Tensor:
     """A proven upper bound on ``||M||_2`` of non-negative (B, p, q) matrices (Collatz-Wielandt).
 
-    ``||M||_2`` is the spectral radius of the non-negative ``[[0, M], [M^T, 0]]``, and ``rho(P) <= max_i (P v)_i / v_i``
-    for any positive v: ``v = (u, w)`` from power iterations, floored away from zero.
+    ``||M||_2`` is the spectral radius of the non-negative ``P = [[0, M], [M^T, 0]]``, and ``rho(P) <= max_i (P v)_i /
+    v_i`` for any positive v. With ``v = (u, t w)`` (u, w from power iterations, floored away from zero) the bound is
+    ``max(t r1, r2 / t)``, ``r1 = max (M w) / u``, ``r2 = max (M^T u) / w``: at its best t, ``sqrt(r1 r2)``.
     """
     u = torch.ones(m.shape[0], m.shape[1], 1, dtype=m.dtype, device=m.device)
     w = torch.ones(m.shape[0], m.shape[2], 1, dtype=m.dtype, device=m.device)
     for _ in range(iters):
-        u, w = m @ w, m.transpose(1, 2) @ u
-        scale = torch.maximum(u.amax(1, keepdim=True), w.amax(1, keepdim=True)).clamp_min(1e-300)
-        u, w = u / scale, w / scale
-    floor = 1e-3 * torch.maximum(u.amax(1, keepdim=True), w.amax(1, keepdim=True)) + 1e-300
-    u, w = u + floor, w + floor
-    rho = torch.maximum(((m @ w) / u).amax(1), ((m.transpose(1, 2) @ u) / w).amax(1)).squeeze(1)
-    return rho.clamp_min(0) * (1 + 1e-12)
+        u = m @ w
+        u = u / u.amax(1, keepdim=True).clamp_min(1e-300)
+        w = m.transpose(1, 2) @ u
+        w = w / w.amax(1, keepdim=True).clamp_min(1e-300)
+    u = u + 1e-3 * u.amax(1, keepdim=True) + 1e-300
+    w = w + 1e-3 * w.amax(1, keepdim=True) + 1e-300
+    r1 = ((m @ w) / u).amax(1).squeeze(1)
+    r2 = ((m.transpose(1, 2) @ u) / w).amax(1).squeeze(1)
+    return (r1 * r2).clamp_min(0).sqrt() * (1 + 1e-10)
 
 
 def _box_and_ball(x, eps_t):
@@ -454,74 +472,68 @@ def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- the routes
 @dataclass
-class _Term:
-    """One Riemann point's share: weight, baseline, gradient at x and on the set, Hessian."""
+class _Sums:
+    """The attribution's pieces on the set, summed over its Riemann points as they are computed.
 
-    alpha: float
-    baseline: torch.Tensor
-    grad: tuple
-    grad_x: torch.Tensor
-    hessian: _Hessian
-
-
-def _attribution_terms(attribution, blocks, betas, x, lo, hi, eps_t, norm, target, op_norms) -> list[_Term]:
-    """The gradient and the Hessian over the set ``b + alpha_j (S - b)`` of every Riemann point.
-
-    The points are ``p_j = b + alpha_j (z - b)``; saliency and input x gradient have one, alpha 1 and b = 0.
+    Saliency and input x gradient have one point (alpha 1, baseline 0). The means of the gradient (at x, and its
+    interval), ``K = (1/m) sum_j alpha_j H(p_j)`` at x and its deviation bound, and the per-layer operator bound on
+    ``||K(z) - K(x)||_2``.
     """
-    if attribution.name != "integrated_gradients":
-        points = [(1.0, torch.zeros_like(x))]
-    else:
-        m = attribution.n_steps
-        points = [(k / m, attribution.resolve_baseline(x)) for k in range(1, m + 1)]
-    out = []
+
+    baseline: torch.Tensor
+    grad_x: torch.Tensor
+    grad_c: torch.Tensor
+    grad_r: torch.Tensor
+    k_x: torch.Tensor
+    k_d: torch.Tensor
+    k_layer: torch.Tensor
+
+
+def _attribution_sums(name, n_steps, baseline, blocks, betas, x, lo, hi, eps_t, norm, target, op_norms) -> _Sums:
+    """The gradient and the Hessian over the set ``b + alpha_j (S - b)`` of every Riemann point, accumulated.
+
+    The points are ``p_j = b + alpha_j (z - b)``; one at a time, so the memory is one Hessian pair per sample.
+    """
+    points = [(1.0, torch.zeros_like(x))] if name != "integrated_gradients" else \
+        [(k / n_steps, baseline) for k in range(1, n_steps + 1)]
+    m, total = len(points), None
     for alpha, b in points:
         layers = _propagate(blocks, betas, b + alpha * (x - b), b + alpha * (lo - b), b + alpha * (hi - b),
                             alpha * eps_t, norm, target, jacobians=True)
-        out.append(_Term(alpha, b, layers.grad, layers.grad_x, _hessian(layers, op_norms)))
-    return out
+        hess = _hessian(layers, op_norms)
+        parts = [layers.grad_x / m, layers.grad[0] / m, layers.grad[1] / m, alpha / m * hess.at_x,
+                 alpha / m * hess.delta, alpha / m * hess.layer_bound]
+        total = parts if total is None else [t + p for t, p in zip(total, parts, strict=True)]
+        del layers, hess
+    return _Sums(points[0][1], *total)
 
 
-def _gradient_route(name, terms: list[_Term], x, lo, hi):
+def _gradient_route(name, sums: _Sums, x, lo, hi):
     """Route 1: ``|| max(u - A(x), A(x) - l) ||_2`` from the attribution's interval on the set; and ``A(x)``."""
     if name == "saliency":
-        (term,) = terms
-        a_c, a_r = term.grad
-        a_x = term.grad_x
+        a_c, a_r, a_x = sums.grad_c, sums.grad_r, sums.grad_x
     else:
-        g_c = sum(t.grad[0] for t in terms) / len(terms)
-        g_r = sum(t.grad[1] for t in terms) / len(terms)
-        g_x = sum(t.grad_x for t in terms) / len(terms)
-        b = terms[0].baseline
-        z_c, z_r = _from_bounds(lo - b, hi - b)
-        a_c, a_r = _mul(z_c, z_r, g_c, g_r)
-        a_x = (x - b) * g_x
+        b = sums.baseline
+        a_c, a_r = _mul(*_from_bounds(lo - b, hi - b), sums.grad_c, sums.grad_r)
+        a_x = (x - b) * sums.grad_x
     dev = torch.maximum((a_c + a_r - a_x).abs(), (a_c - a_r - a_x).abs())
     return dev.flatten(1).norm(dim=1), a_x
 
 
-def _hessian_route(name, terms, x, lo, hi, eps_t, norm):
+def _hessian_route(name, sums: _Sums, x, lo, hi, eps_t, norm):
     """Route 2: the mean-value inequality with the interval Jacobian, and the first-order bound at x."""
     n = x[0].numel()
     if name == "saliency":
-        hess = terms[0].hessian
-        j_x = hess.at_x
-        spread = torch.minimum(_norm2_upper(hess.delta), hess.layer_bound)  # >= sup ||J(z) - J(x)||_2
-        delta = hess.delta
+        j_x, delta = sums.k_x, sums.k_d
+        spread = torch.minimum(_norm2_upper(delta), sums.k_layer)          # >= sup ||J(z) - J(x)||_2
     else:
-        b = terms[0].baseline.flatten(1)
-        m = len(terms)
-        g_x = sum(t.grad_x for t in terms).flatten(1) / m
-        g_c = sum(t.grad[0] for t in terms).flatten(1) / m
-        g_r = sum(t.grad[1] for t in terms).flatten(1) / m
-        k_x = sum(t.alpha * t.hessian.at_x for t in terms) / m              # (1/m) sum_j alpha_j H(p_j(x))
-        k_d = sum(t.alpha * t.hessian.delta for t in terms) / m             # >= |K(z) - K(x)|
-        xf = x.flatten(1)
+        b, xf = sums.baseline.flatten(1), x.flatten(1)
+        g_x, g_c, g_r = sums.grad_x.flatten(1), sums.grad_c.flatten(1), sums.grad_r.flatten(1)
         e = torch.maximum(xf - lo.flatten(1), hi.flatten(1) - xf)           # |z - x| on the set
-        j_x = torch.diag_embed(g_x) + (xf - b).unsqueeze(2) * k_x
+        j_x = torch.diag_embed(g_x) + (xf - b).unsqueeze(2) * sums.k_x
         # J(z) - J(x) = diag(g(z) - g(x)) + diag(z - x) K(z) + diag(x - b) (K(z) - K(x))
-        delta = torch.diag_embed((g_c - g_x).abs() + g_r) + e.unsqueeze(2) * (k_x.abs() + k_d) \
-            + (xf - b).abs().unsqueeze(2) * k_d
+        delta = torch.diag_embed((g_c - g_x).abs() + g_r) + e.unsqueeze(2) * (sums.k_x.abs() + sums.k_d) \
+            + (xf - b).abs().unsqueeze(2) * sums.k_d
         spread = _norm2_upper(delta)
     sigma = torch.linalg.matrix_norm(j_x, 2) * (1 + 1e-9)
     if norm == "l2":
@@ -531,30 +543,20 @@ def _hessian_route(name, terms, x, lo, hi, eps_t, norm):
     return first + eps_t * spread_linf, first
 
 
-def _global_route(blocks, betas, x, eps_t, norm, target):
-    """Route 3 (saliency): ``sup_z ||H(z)||_2 <= sum_k (beta_k / 4) ||s_k||_inf prod_{j<=k} ||W_j||_2^2``."""
-    shapes, c = [], x[:1]
-    for block in blocks:
-        c = block.forward(c)
-        shapes.append(c.shape[1:])
-    norms = []
-    for k, block in enumerate(blocks):
-        in_shape = (1, *(shapes[k - 1] if k > 0 else x.shape[1:]))
-        ones_in = torch.ones(in_shape, dtype=x.dtype, device=x.device)
-        ones_out = torch.ones((1, *shapes[k]), dtype=x.dtype, device=x.device)
-        row = block.absolute(ones_in).max()          # ||W||_inf (largest row sum of |W|)
-        col = block.absolute_t(ones_out, in_shape).max()  # ||W||_1 (largest column sum)
-        norms.append(float((row * col).sqrt().detach()))
-    total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-    for k, beta in enumerate(betas):
-        # |s_k| <= ||W_{K+1}^T e_c|| prod ||W_j|| over the layers above k (|sigma'| <= 1)
-        above = math.prod(norms[k + 1:-1])
-        e = torch.zeros(x.shape[0], *shapes[-1], dtype=x.dtype, device=x.device)
-        e[torch.arange(x.shape[0]), target] = 1
-        last = blocks[-1].linear_t(e, (x.shape[0], *shapes[-2])).flatten(1).norm(dim=1)
-        total = total + beta / 4 * last * above * math.prod(norms[:k + 1]) ** 2
-    n = x[0].numel()
-    return eps_t * total * (1 if norm == "l2" else math.sqrt(n))
+def _global_route(blocks, betas, x, eps_t, norm, target, op_norms):
+    """Route 3 (saliency): ``sup_z ||H(z)||_2 <= sum_k (beta_k / 4) ||s_k||_inf prod_{j<=k} ||W_j||_2^2``.
+
+    With ``||s_k||_inf <= ||W_{K+1}^T e_c||_2 prod_{k<j<=K} ||W_j||_2`` (``0 <= sigma' <= 1``).
+    """
+    h = x[:1]
+    for block in blocks[:-1]:
+        h = block.forward(h)
+    e = torch.zeros(x.shape[0], *blocks[-1].forward(h).shape[1:], dtype=x.dtype, device=x.device)
+    e[torch.arange(x.shape[0]), target] = 1
+    last = blocks[-1].linear_t(e, (x.shape[0], *h.shape[1:])).flatten(1).norm(dim=1)
+    total = sum(beta / 4 * math.prod(op_norms[k + 1:-1]) * math.prod(op_norms[:k + 1]) ** 2
+                for k, beta in enumerate(betas))
+    return eps_t * last * total * (1 if norm == "l2" else math.sqrt(x[0].numel()))
 
 
 # --------------------------------------------------------------------------- the entry point
@@ -592,8 +594,12 @@ def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.T
     """
     started = time.perf_counter()
     check_model_inputs(model, inputs, box=True)
+    if inputs.min() < 0 or inputs.max() > 1:  # always, also under trusted_inputs: the proof needs x in the box
+        raise ValueError("certified_bound: inputs must lie in [0, 1].")
     eps = check_radii(eps, "eps", batch=inputs.shape[0])
     norm = check_norm(norm)
+    if isinstance(attribution, IntegratedGradients):  # an instance: its own steps and baseline
+        n_steps, baseline = attribution.n_steps, attribution.baseline
     name = check_choice(attribution if isinstance(attribution, str) else getattr(attribution, "name", ""),
                         ATTRIBUTIONS, "attribution")
     routes = tuple(routes)
@@ -601,30 +607,42 @@ def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.T
         check_choice(r, ROUTES, "route")
     if not routes:
         raise ValueError(f"routes must name at least one of {ROUTES}.")
+    if routes == ("global_curvature",) and name != "saliency":
+        raise ValueError(f"the global_curvature route bounds the saliency map only; for {name} add "
+                         "'gradient_interval' or 'interval_hessian'.")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
+    n_steps = check_positive_int(n_steps, "n_steps")
     surrogate = surrogate_beta is not None and any(isinstance(m, nn.ReLU) for m in model.modules())
     smooth = smooth_surrogate(model, surrogate_beta)
     with eval_mode(model), torch.no_grad():
         target = resolve_target(target, model(inputs))
     net = copy.deepcopy(smooth).to(torch.float64).eval()
     blocks, betas = _blocks(net)
-    version = (tuple(inputs.shape[1:]), tuple((t.data_ptr(), t._version) for t in smooth.state_dict().values()))
-    cached = _NORMS.get(smooth)
-    if cached is None or cached[0] != version:  # the blocks' operator norms, once per model and weights
-        with torch.no_grad():
-            cached = _NORMS[smooth] = (version, _operator_norms(blocks, inputs.shape[1:], torch.float64, inputs.device))
-    options = {"n_steps": check_positive_int(n_steps, "n_steps"), "baseline": baseline} \
-        if name == "integrated_gradients" else {}
-    explainer = get_explainer(name, net, **options)
-    with torch.no_grad():
-        return _certify(inputs, eps, norm, name, routes, target, blocks, betas, cached[1], explainer, chunk_size,
-                        progress, surrogate, started)
-
-
-def _certify(inputs, eps, norm, name, routes, target, blocks, betas, op_norms, explainer, chunk_size, progress,
-             surrogate, started) -> CertifiedResult:
-    """The chunked computation of ``certified_bound`` (checked arguments, no autograd graph)."""
     x_all = inputs.detach().to(torch.float64)
+    b_all = None
+    if name == "integrated_gradients":  # the baseline per input, sliced with the chunks
+        b_all = IntegratedGradients(net, n_steps, baseline).resolve_baseline(x_all).detach().to(torch.float64)
+    with torch.no_grad():
+        op_norms = _cached_operator_norms(smooth, blocks, inputs.shape[1:], inputs.device)
+        return _certify(x_all, inputs.device, eps, norm, name, routes, target, blocks, betas, op_norms, n_steps, b_all,
+                        chunk_size, progress, surrogate, started)
+
+
+def _cached_operator_norms(model: nn.Module, blocks, x_shape, device) -> list[float]:
+    """``_operator_norms`` of the model's blocks, cached per model under a sha256 of its weights and the input shape."""
+    digest = hashlib.sha256(repr(tuple(x_shape)).encode())
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    key = digest.hexdigest()
+    cached = _NORMS.get(model)
+    if cached is None or cached[0] != key:
+        cached = _NORMS[model] = (key, _operator_norms(blocks, x_shape, torch.float64, device))
+    return cached[1]
+
+
+def _certify(x_all, device, eps, norm, name, routes, target, blocks, betas, op_norms, n_steps, baseline, chunk_size,
+             progress, surrogate, started) -> CertifiedResult:
+    """The chunked computation of ``certified_bound`` (checked float64 inputs, no autograd graph)."""
     eps_all = (eps.to(x_all) if isinstance(eps, torch.Tensor) else torch.full((x_all.shape[0],), eps, dtype=x_all.dtype,
                                                                               device=x_all.device))
     values = {r: [] for r in ROUTES}
@@ -633,14 +651,15 @@ def _certify(inputs, eps, norm, name, routes, target, blocks, betas, op_norms, e
                       leave=False):
         x, eps_t, tgt = (t[start:start + chunk_size] for t in (x_all, eps_all, target))
         lo, hi = _box_and_ball(x, eps_t)
-        terms = _attribution_terms(explainer, blocks, betas, x, lo, hi, eps_t, norm, tgt, op_norms)
-        g_route, a_x = _gradient_route(name, terms, x, lo, hi)
-        h_route, first = _hessian_route(name, terms, x, lo, hi, eps_t, norm)
+        b = baseline[start:start + chunk_size] if baseline is not None else None
+        sums = _attribution_sums(name, n_steps, b, blocks, betas, x, lo, hi, eps_t, norm, tgt, op_norms)
+        g_route, a_x = _gradient_route(name, sums, x, lo, hi)
+        h_route, first = _hessian_route(name, sums, x, lo, hi, eps_t, norm)
         inf = torch.full_like(g_route, math.inf)
         values["gradient_interval"].append(g_route if "gradient_interval" in routes else inf)
         values["interval_hessian"].append(h_route if "interval_hessian" in routes else inf)
-        values["global_curvature"].append(_global_route(blocks, betas, x, eps_t, norm, tgt)
-                                          if "global_curvature" in routes and name == "saliency" else inf)
+        values["global_curvature"].append(_global_route(blocks, betas, x, eps_t, norm, tgt, op_norms)
+                                          if "global_curvature" in routes else inf)
         firsts.append(first)
         norms.append(a_x.flatten(1).norm(dim=1))
     table = {r: torch.cat(v) * (1 + FINAL_MARGIN) for r, v in values.items()}
@@ -648,7 +667,6 @@ def _certify(inputs, eps, norm, name, routes, target, blocks, betas, op_norms, e
     best, which = stacked.min(0)
     attribution_norm = torch.cat(norms)
     cosine = cosine_bound(best, attribution_norm)
-    device = inputs.device
     return CertifiedResult(eps=eps, norm=norm, attribution=name, target=target, euclidean=best.to(device),
                            cosine=cosine.to(device), cosine_distance=(1 - cosine).to(device),
                            attribution_norm=attribution_norm.to(device), first_order=torch.cat(firsts).to(device),

@@ -14,6 +14,7 @@ with the box [0, 1]^n. The oracles share no code with the certificate:
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -176,10 +177,10 @@ def test_one_hidden_layer_first_order_and_random_points(d, h, beta):
         sigma = torch.linalg.matrix_norm(hess, 2)
         expected = eps * (sigma if norm == "l2" else torch.minimum(hess.abs().sum(2).norm(dim=1), math.sqrt(d) * sigma))
         first = cert.first_order.detach()
-        # rtol 1e-9, plus 1e-12 for float64 rounding: the certificate widens sigma_max by exactly (1 + 1e-9), so a
-        # bare rtol of 1e-9 would fail on rounding alone in about half of the samples.
+        # the certificate widens sigma_max by (1 + 1e-9) and is that of the analytic softplus: PyTorch's Softplus is
+        # the identity where beta a > 20, which moves sigma'' there by at most beta * 2.1e-9
         ratio = first / expected
-        assert (ratio >= 1 - 1e-12).all() and (ratio - 1 <= 1e-9 + 1e-12).all(), \
+        assert (ratio >= 1 - 1e-8).all() and (ratio - 1 <= 1e-8).all(), \
             f"{norm}: first_order / (eps ||H(x)||) - 1 = {(ratio - 1).tolist()}"
         # the certificate is at least the deviation at 2,000 random points of each ball ∩ box
         z = sample_ball_box(x, eps, norm, 2000, g)
@@ -354,3 +355,70 @@ def test_relu_needs_a_surrogate_and_says_so():
 def test_unknown_route_or_attribution_is_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         certified_bound(small_cnn(), _x(), 0.01, **kwargs)
+
+
+class _Residual(nn.Sequential):
+    """A Sequential whose forward is not the chain of its children."""
+
+    def forward(self, x):
+        return super().forward(x) + x.sum(1, keepdim=True)
+
+
+class _ScaledLinear(nn.Linear):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+@pytest.mark.parametrize("model, match", [
+    (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"), nn.Softplus(), nn.Flatten(),
+                   nn.Linear(2 * 4 * 4, 2)).double(), "circular"),
+    (nn.Sequential(_Residual(nn.Linear(3, 3), nn.Softplus(), nn.Linear(3, 1)), nn.Linear(1, 2)).double(), "_Residual"),
+    (nn.Sequential(_ScaledLinear(3, 3), nn.Softplus(), nn.Linear(3, 2)).double(), "overrides the forward pass"),
+    (nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2)).double(), "no softplus"),
+])
+def test_networks_it_would_misread_are_refused(model, match):
+    """Other padding, Sequential or layer subclasses with their own forward, and an affine model."""
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64) if isinstance(model[0], nn.Conv2d) else \
+        torch.rand(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=match):
+        certified_bound(model, x, 0.05)
+
+
+def test_an_integrated_gradients_instance_keeps_its_steps_and_baseline():
+    model = softplus_mlp(3, 8, 5.0, seed=1)
+    x = torch.rand(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    given = certified_bound(model, x, 0.05, "l2", IntegratedGradients(model, n_steps=3, baseline=0.25))
+    named = certified_bound(model, x, 0.05, "l2", "integrated_gradients", n_steps=3, baseline=0.25)
+    torch.testing.assert_close(given.euclidean, named.euclidean, rtol=0, atol=0)
+    torch.testing.assert_close(given.attribution_norm,
+                               IntegratedGradients(model, 3, 0.25).attribute(x).flatten(1).norm(dim=1))
+
+
+def test_a_per_sample_baseline_follows_the_chunks():
+    """A (B, ...) IG baseline with chunks smaller than the batch: the same as one chunk."""
+    model = softplus_mlp(3, 4, 5.0, seed=3)
+    g = torch.Generator().manual_seed(4)
+    x, b = torch.rand(4, 3, dtype=torch.float64, generator=g), torch.rand(4, 3, dtype=torch.float64, generator=g)
+    one = certified_bound(model, x, 0.05, "linf", "integrated_gradients", n_steps=3, baseline=b, chunk_size=4)
+    chunked = certified_bound(model, x, 0.05, "linf", "integrated_gradients", n_steps=3, baseline=b, chunk_size=1)
+    torch.testing.assert_close(one.euclidean, chunked.euclidean, rtol=1e-12, atol=0)
+
+
+def test_the_operator_norms_follow_changed_weights():
+    """The cached operator norms are keyed on the weights' contents: an in-place change is seen."""
+    model = softplus_mlp(3, 8, 5.0, seed=5, layers=1)
+    x = torch.rand(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    before = certified_bound(model, x, 0.1, routes=("global_curvature",)).euclidean
+    with torch.no_grad():
+        model[0].weight.data.mul_(3)  # does not bump the tensor's version counter
+    after = certified_bound(model, x, 0.1, routes=("global_curvature",)).euclidean
+    fresh = certified_bound(copy.deepcopy(model), x, 0.1, routes=("global_curvature",)).euclidean
+    torch.testing.assert_close(after, fresh)
+    assert (after > before).all()
+
+
+def test_global_curvature_alone_is_refused_for_other_maps():
+    model = softplus_mlp(3, 4, 5.0, seed=7)
+    with pytest.raises(ValueError, match="saliency map only"):
+        certified_bound(model, torch.rand(1, 3, dtype=torch.float64), 0.1, attribution="input_x_gradient",
+                        routes=("global_curvature",))

@@ -157,7 +157,7 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
     seen = _MODEL_SHAPES.setdefault(model, set())
     if expected is None and shape not in seen and not _TRUSTED:  # (no extra forward pass inside a step loop)
         try:
-            with torch.no_grad(), eval_mode(model):
+            with torch.no_grad(), eval_mode(model), full_precision():
                 logits = model(inputs[:1])
         except (RuntimeError, ValueError, IndexError, TypeError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -175,7 +175,7 @@ _MODEL_CLASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model
 def model_classes(model: nn.Module, inputs: torch.Tensor) -> int:
     """The number of classes (logits) of ``model``, from one sample of ``inputs`` once, then remembered per model."""
     if model not in _MODEL_CLASSES:
-        with torch.no_grad(), eval_mode(model):
+        with torch.no_grad(), eval_mode(model), full_precision():
             _MODEL_CLASSES[model] = check_logits(model(inputs[:1]), 1).shape[1]
     return _MODEL_CLASSES[model]
 

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import time
 from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
-from ._checks import check_model_inputs, check_norm, check_positive_int, check_radii, eval_mode, full_precision
+from ._checks import check_model_inputs, check_norm, check_radii, eval_mode, full_precision
 from .bounds import (
     MAX_EXACT_N,
     BoundResult,
@@ -223,8 +224,9 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tens
     """
     check_model_inputs(model, inputs, box=True)
     eps, norm = check_radii(eps, "eps", batch=inputs.shape[0]), check_norm(norm)
-    options = RegionOptions(steps=check_positive_int(steps, "steps"), restarts=check_positive_int(restarts, "restarts"),
-                            step_size=step_size, power_steps=check_positive_int(power_steps, "power_steps"))
+    steps, restarts, power_steps = (int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+                                    for v in (steps, restarts, power_steps))  # numpy integers too
+    options = RegionOptions(steps=steps, restarts=restarts, step_size=step_size, power_steps=power_steps)
     started = time.perf_counter()
     point = attribution_bound(model, inputs, eps, norm, attribution, target, "lanczos", surrogate_beta, tol, max_iter,
                               max_dense_n=max_dense_n, seed=seed, **attribution_options)

@@ -92,6 +92,9 @@ def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) 
                          f"got shape {tuple(inputs.shape)}; add a batch dimension with {name}.unsqueeze(0).")
     if inputs.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(inputs.shape)}).")
+    if inputs.is_meta:
+        raise ValueError(f"{name} are on the 'meta' device (shapes without values); nothing can be computed on them: "
+                         f"pass real tensors ({name}.to('cpu') after filling them).")
     if not _TRUSTED and not torch.isfinite(inputs).all():
         raise ValueError(f"{name} contains NaN or inf values; clean the data before computing attributions.")
     if box and not _TRUSTED and (inputs.min() < 0 or inputs.max() > 1):
@@ -187,6 +190,68 @@ def check_positive_int(value, what: str) -> int:
     return int(value)
 
 
+def check_seed(seed, what: str = "seed") -> int:
+    """Return ``seed`` as an int if it is an integer >= 0 (Python or numpy, not a bool); raise a TypeError otherwise.
+
+    torch's generators take integers in [0, 2**64); a float, string or negative seed would otherwise fail inside
+    ``torch.manual_seed`` with a message about longs.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 63:
+        raise TypeError(f"{what} must be an integer >= 0 (Python or numpy), got {seed!r} "
+                        f"({type(seed).__name__}).")
+    return int(seed)
+
+
+def check_labels(labels, classes: int | None = None, batch: int | None = None, name: str = "labels") -> torch.Tensor:
+    """Return class labels as given if they are a 1-d integer tensor with values in [0, classes).
+
+    Args:
+        labels: the labels (B,); an integer tensor (bool and floating-point tensors are refused, so that a
+            truncated 2.7 or a mask never becomes a class).
+        classes: the number of classes, when known.
+        batch: the number of inputs the labels must match, when given.
+        name: the argument's name in the error message.
+
+    Returns:
+        ``labels``, unchanged.
+
+    Raises:
+        TypeError: not a tensor, or not an integer tensor.
+        ValueError: not 1-d, another length than ``batch``, or a class outside [0, classes).
+    """
+    if not isinstance(labels, torch.Tensor):
+        hint = f" (convert with torch.as_tensor({name}))" if hasattr(labels, "__array__") else ""
+        raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}{hint}.")
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"{name} must be an integer tensor of class indices (torch.long), got {labels.dtype}; "
+                        f"convert integral values with {name}.long().")
+    if labels.ndim != 1 or (batch is not None and labels.shape[0] != batch):
+        want = f"({batch},)" if batch is not None else "(B,)"
+        raise ValueError(f"{name} must have shape {want} (one class per input), got {tuple(labels.shape)}.")
+    if classes is not None and not _TRUSTED and labels.numel() and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"{name} must lie in [0, {classes - 1}] (the model has {classes} classes), got values in "
+                         f"[{labels.min().item()}, {labels.max().item()}].")
+    return labels
+
+
+def check_names(values, choices: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """Return a non-empty list or tuple of names from ``choices`` as a tuple; a single string is refused.
+
+    A string where a list is expected would otherwise be iterated letter by letter ("l2" -> "l", "2").
+    """
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be a list of names, got the string {values!r}; write [{values!r}].")
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise TypeError(f"{what} must be a list of names from {choices}, got {type(values).__name__}.") from None
+    if not values:
+        raise ValueError(f"{what} is empty; choose at least one of {choices}.")
+    for value in values:
+        check_choice(value, choices, what[:-1] if what.endswith("s") else what)
+    return values
+
+
 def check_eps(eps: float) -> float:
     """Return ``eps`` as a float; refuse anything but a positive finite number.
 
@@ -248,23 +313,23 @@ def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
 def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
     """Per-sample class indices (B,) int64 on the logits' device.
 
-    ``None`` -> predicted class, an int -> that class for every sample, a tensor of shape (B,) (or a 0-d
-    tensor) -> as given. Raises on a wrong type, shape or dtype, or a class outside [0, classes).
+    ``None`` -> predicted class, an int (Python or numpy) -> that class for every sample, a tensor of shape (B,)
+    (or a 0-d tensor) -> as given. Raises on a wrong type, shape or dtype, or a class outside [0, classes).
     """
     batch, classes = logits.shape[0], logits.shape[1]
     if target is None:
         return logits.detach().argmax(1)
-    if isinstance(target, int) and not isinstance(target, bool):
-        target = torch.full((batch,), target, dtype=torch.long, device=logits.device)
+    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
+        target = torch.full((batch,), int(target), dtype=torch.long, device=logits.device)
     elif isinstance(target, torch.Tensor):
         if target.ndim == 0:
             target = target.expand(batch)
-        if target.shape != (batch,) or target.is_floating_point():
+        if target.shape != (batch,) or target.is_floating_point() or target.dtype == torch.bool:
             raise ValueError(f"target must be None, an int or an integer tensor of shape ({batch},), "
                              f"got {target.dtype} of shape {tuple(target.shape)}.")
         target = target.to(device=logits.device, dtype=torch.long)
     else:
-        raise TypeError(f"target must be None, an int or a tensor, got {type(target).__name__}.")
+        raise TypeError(f"target must be None, an int (Python or numpy) or a tensor, got {type(target).__name__}.")
     if not _TRUSTED and ((target < 0).any() or (target >= classes).any()):
         raise ValueError(f"target classes must lie in [0, {classes - 1}], got {target.tolist()}.")
     return target

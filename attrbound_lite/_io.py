@@ -11,6 +11,17 @@ from pathlib import Path
 from typing import Iterator
 
 
+def make_dirs(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` and its parents (``mkdir -p``); a file in the way is named in a ValueError."""
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise ValueError(f"cannot create the folder {str(folder)!r}: {str(part)!r} is an existing file; choose "
+                             "another path or move the file.")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Context manager yielding a temporary path that replaces ``path`` atomically on success.
@@ -18,9 +29,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary file lies in the target's folder (created if need be); on success it is fsynced and
     renamed onto ``path`` (``os.replace`` is atomic on POSIX and Windows); on error it is deleted and
     ``path`` is left untouched.
+
+    Raises:
+        ValueError: If ``path`` is an existing folder, or a folder on its way is an existing file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
+    if path.is_dir():
+        raise ValueError(f"cannot write the file {str(path)!r}: a folder of that name exists; choose another path.")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)

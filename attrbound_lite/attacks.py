@@ -33,11 +33,13 @@ from . import _checks, metrics
 from ._checks import (
     check_choice,
     check_inputs,
+    check_labels,
     check_logits,
     check_model,
     check_model_inputs,
     check_positive_int,
     check_radii,
+    check_seed,
     eval_mode,
     full_precision,
     trusted_inputs,
@@ -73,7 +75,7 @@ class Attack:
         alpha = check_radii(alpha, "alpha (the step size)")
         steps = check_positive_int(steps, "steps")
         self.model, self.threat, self.alpha, self.steps = model, threat_model(norm, eps), alpha, steps
-        self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, random_start, seed
+        self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, random_start, check_seed(seed)
         if isinstance(self.alpha, torch.Tensor) and isinstance(self.eps, torch.Tensor) and \
                 self.alpha.shape != self.eps.shape:
             raise ValueError(f"per-sample alpha has {self.alpha.numel()} entries and eps {self.eps.numel()}; give "
@@ -95,14 +97,7 @@ class Attack:
                 tensor.
         """
         check_model_inputs(self.model, inputs, box=True)
-        if not isinstance(labels, torch.Tensor) or labels.shape != inputs.shape[:1] or labels.is_floating_point():
-            raise ValueError(f"labels must be an integer tensor of shape ({inputs.shape[0]},), got "
-                             f"{getattr(labels, 'dtype', type(labels).__name__)} "
-                             f"{tuple(getattr(labels, 'shape', ()))}.")
-        classes = _checks.model_classes(self.model, inputs)  # the labels must be classes of the model
-        if not _checks._TRUSTED and ((labels < 0).any() or (labels >= classes).any()):
-            raise ValueError(f"labels must be classes of the model, in [0, {classes - 1}], got values in "
-                             f"[{int(labels.min())}, {int(labels.max())}].")
+        check_labels(labels, _checks.model_classes(self.model, inputs), inputs.shape[0])  # classes of the model
         for name, value in (("eps", self.eps), ("alpha", self.alpha)):
             if isinstance(value, torch.Tensor) and value.shape != labels.shape:
                 raise ValueError(f"the attack has {value.numel()} per-sample {name} values but the batch has "
@@ -462,6 +457,8 @@ class IFIA(AttributionAttack):
         k = check_positive_int(k, "k (pixels of the top-k objective)")
         if kind == "targeted" and target_mask is None:
             raise ValueError("kind='targeted' needs target_mask, a bool tensor of shape (H, W) or (B, H, W).")
+        if kind != "targeted" and target_mask is not None:
+            raise ValueError(f"target_mask is used only by kind='targeted'; drop it for kind={kind!r}.")
         self.k, self.target_mask = k, target_mask
 
     def reference(self, x0, y):
@@ -482,7 +479,12 @@ class IFIA(AttributionAttack):
         away = torch.nan_to_num(ref["center_surrogate"] - middle) + torch.tensor([1e-6, 1e-6], device=x0.device)
         ref["center_offset"] = 1e-3 * away / away.norm(dim=1, keepdim=True)
         if self.kind == "targeted":
-            mask = torch.as_tensor(self.target_mask, device=x0.device).bool().expand_as(real_map)
+            mask = torch.as_tensor(self.target_mask, device=x0.device).bool()
+            if mask.shape not in (real_map.shape[1:], real_map.shape):
+                raise ValueError(f"target_mask has shape {tuple(mask.shape)}; it must be (H, W) = "
+                                 f"{tuple(real_map.shape[1:])} or (B, H, W) = {tuple(real_map.shape)}, like the "
+                                 "saliency maps.")
+            mask = mask.expand_as(real_map)
             ref["target_mask"] = mask.flatten(1).to(x0.dtype)
         return ref
 

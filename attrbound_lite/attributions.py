@@ -21,6 +21,7 @@ plugs into ``attribution_bound`` by implementing ``attribute_with_logits`` and `
 from __future__ import annotations
 
 import copy
+import numbers
 
 import torch
 from torch import nn
@@ -213,6 +214,14 @@ class IntegratedGradients(Attribution):
         n_steps = check_positive_int(n_steps, "n_steps")
         if internal_batch_size is not None:
             internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
+        if baseline is not None:
+            if isinstance(baseline, bool) or not isinstance(baseline, (numbers.Real, torch.Tensor)):
+                raise TypeError(f"baseline must be None (zeros), a number or a tensor broadcastable to the inputs, "
+                                f"got {type(baseline).__name__} {baseline!r:.40}.")
+            if isinstance(baseline, torch.Tensor) and not baseline.is_floating_point():
+                raise TypeError(f"a baseline tensor must be floating point, got {baseline.dtype}.")
+            if not torch.isfinite(torch.as_tensor(baseline)).all():
+                raise ValueError("baseline contains NaN or inf values; give a finite baseline (None means zeros).")
         self.n_steps = n_steps
         self.baseline = baseline
         self.internal_batch_size = internal_batch_size
@@ -317,6 +326,22 @@ class IntegratedGradients(Attribution):
 ATTRIBUTIONS = {cls.name: cls for cls in (Saliency, InputXGradient, IntegratedGradients)}
 
 
+ATTRIBUTION_OPTIONS = ("n_steps", "baseline", "internal_batch_size")  # the keyword options a name can take
+
+
+def check_attribution_options(options: dict, where: str) -> dict:
+    """Refuse keyword options that no named attribution takes (a misspelt or misplaced argument).
+
+    Functions that forward ``**attribution_options`` to ``get_explainer`` call this first, so that ``eps=`` given
+    to ``spectral_norm`` or ``method=`` given to ``region_bound`` is named, not reported as a clash inside.
+    """
+    unknown = sorted(set(options) - set(ATTRIBUTION_OPTIONS))
+    if unknown:
+        raise TypeError(f"{where} got unexpected keyword arguments {unknown}; besides its own parameters it takes "
+                        f"only the attribution options {ATTRIBUTION_OPTIONS} (integrated gradients).")
+    return options
+
+
 def get_explainer(attribution, model: nn.Module, **options) -> Attribution:
     """An explainer from a name and options, or an ``Attribution`` instance rebound to ``model``.
 
@@ -332,4 +357,5 @@ def get_explainer(attribution, model: nn.Module, **options) -> Attribution:
     cls = ATTRIBUTIONS[attribution]
     if cls is not IntegratedGradients and options:
         raise ValueError(f"{attribution} takes no options, got {sorted(options)}.")
+    check_attribution_options(options, attribution)
     return cls(model, **options)

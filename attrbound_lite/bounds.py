@@ -43,11 +43,12 @@ from ._checks import (
     check_norm,
     check_positive_int,
     check_radii,
+    check_seed,
     eval_mode,
     full_precision,
     resolve_target,
 )
-from .attributions import Attribution, get_explainer
+from .attributions import Attribution, check_attribution_options, get_explainer
 from .config import Config, NonNegativeInt, OptionalPositiveInt, PositiveFloat, PositiveInt, choice
 from .jacobians import JacobianOperator
 from .models import smooth_surrogate
@@ -412,6 +413,7 @@ def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency"
     Returns:
         (B,) tensor.
     """
+    check_attribution_options(attribution_options, "spectral_norm (sigma_max does not depend on a radius or norm)")
     return attribution_bound(model, inputs, 1.0, "l2", attribution, target, method, surrogate_beta, tol,
                              max_iter, seed=seed, **attribution_options).sigma_max
 
@@ -456,8 +458,10 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch
     eps = check_radii(eps, "eps", batch=inputs.shape[0])
     norm = check_norm(norm)
     method = check_choice(method, METHODS, "method")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
-        raise ValueError(f"tol must be a positive number, got {tol!r}.")
+    check_attribution_options(attribution_options, "attribution_bound")
+    seed = check_seed(seed)
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < math.inf:
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}.")
     if max_iter is not None:
         check_positive_int(max_iter, "max_iter")
     if isinstance(max_dense_n, bool) or not isinstance(max_dense_n, numbers.Integral) or max_dense_n < 0:

@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 from ._checks import (
     check_choice,
     check_model_inputs,
+    check_names,
     check_norm,
     check_positive_int,
     check_radii,
@@ -562,7 +563,8 @@ def _global_route(blocks, betas, x, eps_t, norm, target, op_norms):
 # --------------------------------------------------------------------------- the entry point
 def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tensor, norm: str = "l2",
                     attribution="saliency", target=None, *, routes=ROUTES, surrogate_beta: float | None = None,
-                    n_steps: int = 16, baseline=None, chunk_size: int = 4, progress: bool = False) -> CertifiedResult:
+                    n_steps: int | None = None, baseline=None, chunk_size: int = 4,
+                    progress: bool = False) -> CertifiedResult:
     """A proven upper bound on the attribution deviation over the ball and the box, per sample.
 
     ``sup { ||A(x + d) - A(x)||_2 : ||d||_norm <= eps, x + d in [0, 1]^n } <= euclidean`` for every input, for
@@ -580,8 +582,8 @@ def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.T
         target: None (the predicted class), an int, or a (B,) tensor of classes.
         routes: the routes to try, a subset of ``ROUTES`` (``global_curvature`` applies to saliency only).
         surrogate_beta: certify a ReLU model through its softplus surrogate of this sharpness (the result says so).
-        n_steps: integrated gradients' Riemann points.
-        baseline: integrated gradients' baseline (None: zeros).
+        n_steps: integrated gradients' Riemann points (default 16); integrated gradients only.
+        baseline: integrated gradients' baseline (None: zeros); integrated gradients only.
         chunk_size: samples per dense computation (the Jacobians take ``n * units`` floats per sample).
         progress: show a progress bar over the chunks.
 
@@ -599,14 +601,17 @@ def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.T
     eps = check_radii(eps, "eps", batch=inputs.shape[0])
     norm = check_norm(norm)
     if isinstance(attribution, IntegratedGradients):  # an instance: its own steps and baseline
+        if n_steps is not None or baseline is not None:
+            raise ValueError("n_steps and baseline come from the IntegratedGradients instance; set them there.")
         n_steps, baseline = attribution.n_steps, attribution.baseline
     name = check_choice(attribution if isinstance(attribution, str) else getattr(attribution, "name", ""),
                         ATTRIBUTIONS, "attribution")
-    routes = tuple(routes)
-    for r in routes:
-        check_choice(r, ROUTES, "route")
-    if not routes:
-        raise ValueError(f"routes must name at least one of {ROUTES}.")
+    if name != "integrated_gradients" and (n_steps is not None or baseline is not None):
+        raise ValueError(f"n_steps and baseline are options of integrated gradients; {name} takes neither.")
+    n_steps = 16 if n_steps is None else n_steps
+    if baseline is not None:
+        IntegratedGradients(nn.Identity(), 1, baseline)  # validates the baseline (finite number or tensor)
+    routes = check_names(routes, ROUTES, "routes")
     if routes == ("global_curvature",) and name != "saliency":
         raise ValueError(f"the global_curvature route bounds the saliency map only; for {name} add "
                          "'gradient_interval' or 'interval_hessian'.")

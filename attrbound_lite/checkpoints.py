@@ -56,7 +56,12 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     Returns:
         ``(weights, sidecar)``: the weights path and the sidecar path (the weights path with suffix ``.json``).
         Neither needs to exist.
+
+    Raises:
+        TypeError: If ``path`` is not a string or path.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"a checkpoint path must be a string or a pathlib.Path, got {type(path).__name__} {path!r}.")
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
@@ -83,12 +88,14 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
     Raises:
         ValueError: If ``path`` does not end in ``.safetensors`` (and is not a folder), or ``model`` is not a
             registered architecture.
-        TypeError: If ``metadata`` is not JSON-serialisable.
+        TypeError: If ``metadata`` is not a JSON-serialisable dict, or ``path`` not a string or path.
     """
     weights, sidecar = checkpoint_paths(path)
     if weights.suffix != ".safetensors":
         raise ValueError(f"checkpoint path {str(path)!r} must end in .safetensors (or name a folder).")
     spec = model_spec(model)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"checkpoint metadata must be a dict (a JSON object) or None, got {type(metadata).__name__}.")
     try:
         json.dumps(metadata or {}, allow_nan=True)
     except TypeError as err:

@@ -63,6 +63,18 @@ def _device_name(text: str) -> str:
     return text
 
 
+def _output_folder(text: str) -> Path:
+    """An argparse ``type``: a folder to write into (created if missing); a path through an existing file is refused."""
+    path = Path(text)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is an existing file" if folder == path else f"lies inside {str(folder)!r}, an existing file"
+                raise argparse.ArgumentTypeError(f"{text!r} {what}, not a folder; pass a folder (created if missing).")
+            break
+    return path
+
+
 class _Given(argparse.Action):
     """``store``, recording the option's destination in ``namespace.given`` (options the user typed)."""
 
@@ -112,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save a checkpoint")
     t.add_argument("--dataset", required=True, choices=DATASETS, help="the training set")
     t.add_argument("--method", default="natural", choices=METHODS, help="the training method")
-    t.add_argument("--out", required=True, type=Path, help="output folder")
+    t.add_argument("--out", required=True, type=_output_folder, help="output folder")
     t.add_argument("--epochs", type=_positive_int, default=2, help="passes over the training data")
     t.add_argument("--subset", type=_positive_int, default=None,
                    help="train on a seeded random subset of this size (default: the whole training split)")
@@ -120,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive_float, default=default("lr"), help="learning rate")
     t.add_argument("--optimizer", default=default("optimizer"), choices=("adam", "sgd"),
                    help="the optimiser (sgd: momentum 0.9)")
-    # The inner maximisation and the regulariser: refused where --method ignores them (_USED_BY).
+    # The inner maximisation and the regulariser: refused where --method ignores them
+    # (training.ignored_options).
     t.add_argument("--eps", type=_positive_float, default=None, action=_Given,
                    help="inner-maximisation radius (default: RAR's per data set)")
     t.add_argument("--norm", default=default("norm"), choices=("linf", "l2"), action=_Given,
@@ -187,6 +200,9 @@ def _parser() -> argparse.ArgumentParser:
         _add_data_args(q)
     from .sweep import add_subcommands
     add_subcommands(sub)
+    for action in _subparsers(parser)["sweep"]._actions:  # an existing file as --out: argparse's one-line error
+        if action.dest == "out":
+            action.type = _output_folder
     from .book.runner import add_subcommands as add_book_subcommands
     add_book_subcommands(sub)
     for p in _subparsers(parser).values():  # the sweep's and the book's too: one way to show defaults
@@ -194,33 +210,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The TrainConfig fields that each training method reads (training.py: Natural, PGDAT, IGNorm, AAT, AdvAAT); an option
-# given for a method that ignores it is refused rather than dropped (the recipe keeps every field, so that the
-# hashes of earlier runs stay as they were).
-_ROBUST = ("pgd_at", "ig_norm", "aat", "advaat")
-_USED_BY = {"eps": _ROBUST, "norm": _ROBUST, "steps": _ROBUST, "alpha": _ROBUST,
-            "lam": ("ig_norm", "aat", "advaat"), "ig_steps": ("ig_norm", "aat", "advaat"),
-            "dissimilarity": ("aat", "advaat"), "attribution": ("aat", "advaat"), "surrogate_beta": ("aat", "advaat")}
-
-
 def _check_training_options(args) -> None:
     """Refuse the options given on the command line that ``args.method`` would ignore, naming each one.
+
+    The rule is ``training.ignored_options`` (that of ``training.train`` too). The recipe keeps every field, so that
+    the hashes of earlier runs stay as they were: only the options typed are checked.
 
     Raises:
         ValueError: an option the method does not read (``--eps`` with natural training, ``--lam`` with PGD-AT,
             ``--ig-steps`` with AAT on saliency maps, ...), with the methods that read it.
     """
-    given, method, problems = getattr(args, "given", set()), args.method, []
-    for dest, users in _USED_BY.items():
-        if dest not in given:
-            continue
-        flag = "--" + dest.replace("_", "-")
-        if method not in users:
-            choices = ", ".join(users[:-1]) + (" or " if len(users) > 1 else "") + users[-1]
-            problems.append(f"{flag} is ignored by {method} training; drop it or choose --method {choices}.")
-        elif dest == "ig_steps" and method in ("aat", "advaat") and args.attribution != "integrated_gradients":
-            problems.append(f"--ig-steps is ignored by {method} training with --attribution {args.attribution}; "
-                            "drop it or add --attribution integrated_gradients.")
+    from .training import ignored_options
+    problems = ignored_options(args.method, getattr(args, "given", set()), args.attribution, cli=True)
     if problems:
         raise ValueError(" ".join(problems))
 
@@ -299,13 +300,17 @@ def cmd_evaluate(args) -> int:
         The exit status, 0.
 
     Raises:
-        ValueError: the checkpoint records no data set and none is given, or its model does not take the images of
-            ``--dataset`` (the message names the data set it was trained on).
+        ValueError: the checkpoint records no data set and none is given; ``--dataset`` is another data set than the
+            one the checkpoint records (other than its full set or subset: CIFAR-10 and its subset); its model does not
+            take the images of ``--dataset``; a model that is not smooth (ReLU, max-pooling) attacked by IFIA without
+            ``--surrogate-beta``, or ``--surrogate-beta`` with a smooth model, which would ignore it.
     """
     import pandas as pd
 
     from .checkpoints import load_checkpoint
+    from .data import DATASET_INFO
     from .evaluation import _check_model_data, evaluate
+    from .models import nonsmooth_modules
 
     device = _device(args.device)
     model, sidecar = load_checkpoint(args.checkpoint, device=device)
@@ -313,6 +318,23 @@ def cmd_evaluate(args) -> int:
     dataset = args.dataset or trained_on
     if dataset is None:
         raise ValueError("the checkpoint does not record its data set; pass --dataset.")
+    info = {name: DATASET_INFO.get(name, {}) for name in (trained_on, dataset)}
+    if trained_on not in (None, dataset) and info[trained_on].get("family") != info[dataset].get("family"):
+        def images(name):  # "mnist images (B, 1, 28, 28)"
+            shape = info[name].get("shape")
+            return f"{name} images" + (f" (B, {', '.join(map(str, shape))})" if shape else "")
+        raise ValueError(f"the checkpoint's data set ({trained_on}) does not match --dataset {dataset}: the model was "
+                         f"trained on {images(trained_on)}, not {images(dataset)}; drop --dataset or pass "
+                         f"--dataset {trained_on}.")
+    nonsmooth = nonsmooth_modules(model)
+    if args.surrogate_beta is not None and not nonsmooth:
+        raise ValueError(f"--surrogate-beta {args.surrogate_beta:g}: the model is already smooth (no ReLU-type "
+                         "activation or max-pooling), so IFIA steers with it directly and the surrogate would be "
+                         "ignored; drop --surrogate-beta.")
+    if args.surrogate_beta is None and nonsmooth and args.n_attribution > 0:
+        raise ValueError(f"the model is not smooth (modules {nonsmooth}: ReLU-type activations or max-pooling): its "
+                         "attribution has no useful input curvature, so IFIA needs a smooth surrogate to steer by; "
+                         "pass --surrogate-beta (e.g. 10) or skip IFIA with --n-attribution 0.")
     test_data = _load(args, dataset, "test", args.subset, args.seed)
     fix = None if trained_on in (None, dataset) else (
         f"The checkpoint's data set ({trained_on}) does not match --dataset {dataset}: drop --dataset or pass "

@@ -18,6 +18,7 @@ number is expected.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -186,13 +187,16 @@ class Config(BaseModel):
 
 # ----------------------------------------------------------------------------------------- field types
 def check_int(value: Any, minimum: int = 1, none: bool = False) -> int | None:
-    """``value`` if it is an int (not a bool) ``>= minimum`` (or ``None`` with ``none``), else ``ValueError``."""
+    """``int(value)`` if it is an integer ``>= minimum`` (or ``None`` with ``none``), else ``ValueError``.
+
+    Python and numpy integers (``np.int64(1)``) are integers; a bool is not.
+    """
     if value is None and none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"must be {kind}{' or null' if none else ''}, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_float(value: Any, positive: bool = True, none: bool = False) -> float | None:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ._checks import check_labels
 from ._io import atomic_path, file_digest
 
 __all__ = ["load_dataset", "ImageDataset", "DATASETS", "SPLITS", "DATASET_INFO", "CIFAR10_SUBSET_MD5",
@@ -514,8 +515,10 @@ def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
         ``(images, labels)``: images (N, C, H, W) as given and labels (N,) as int64.
 
     Raises:
-        TypeError: If ``data`` is none of the accepted kinds.
-        ValueError: If the images are not 4-D tensors or the labels do not have shape (N,).
+        TypeError: If ``data`` is none of the accepted kinds, its images or labels are not tensors (numpy arrays:
+            convert them with ``torch.as_tensor``), or the labels are not integers (a float or bool label is refused
+            rather than truncated to a class: convert integral values with ``labels.long()``).
+        ValueError: If the images are not 4-D tensors, the labels do not have shape (N,), or there are no samples.
     """
     if hasattr(data, "images") and hasattr(data, "labels"):
         x, y = data.images, data.labels
@@ -526,7 +529,14 @@ def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         raise TypeError("data must be an ImageDataset (attrbound_lite.data.load_dataset), a TensorDataset or a "
                         f"pair (images, labels); got {type(data).__name__}.")
-    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or x.ndim != 4 or y.shape != x.shape[:1]:
+    for value, name in ((x, "images"), (y, "labels")):
+        if not isinstance(value, torch.Tensor):
+            hint = f"; convert them with torch.as_tensor({name})" if hasattr(value, "__array__") else ""
+            raise TypeError(f"the {name} of data must be a torch.Tensor, got {type(value).__name__}{hint}.")
+    if x.ndim != 4 or y.shape != x.shape[:1]:
         raise ValueError("data must hold images (N, C, H, W) and labels (N,); got shapes "
-                         f"{tuple(getattr(x, 'shape', ()))} and {tuple(getattr(y, 'shape', ()))}.")
+                         f"{tuple(x.shape)} and {tuple(y.shape)}.")
+    if x.shape[0] == 0:
+        raise ValueError(f"data holds no samples (images of shape {tuple(x.shape)}); pass at least one image.")
+    check_labels(y, name="labels")  # integer classes: a float or bool label is refused, not truncated by .long()
     return x, y.long()

@@ -23,15 +23,19 @@ from . import metrics
 from ._checks import (
     check_eps,
     check_inputs,
+    check_labels,
     check_model,
     check_model_inputs,
     check_positive_int,
+    check_seed,
     eval_mode,
     full_precision,
+    model_classes,
 )
 from .attacks import IFIA, PGD
 from .attributions import get_explainer
-from .data import DATASETS, as_tensors
+from .data import DATASET_INFO, DATASETS, as_tensors
+from .models import smooth_surrogate
 from .protocols import rar_protocol
 from .runtime import resolve_device
 
@@ -103,18 +107,29 @@ def _device(model: nn.Module, device) -> torch.device:
     return resolve_device(device) if device is not None else next(model.parameters()).device
 
 
-def _check_model_data(model: nn.Module, test_data, dataset: str | None, device, fix: str | None = None) -> None:
-    """The data's first batch against the model (``_checks.check_model_inputs``), before any work is done.
+def _check_model_data(model: nn.Module, test_data, dataset: str | None, device, fix: str | None = None,
+                      labels: torch.Tensor | None = None) -> None:
+    """The data against the model and the protocol's data set, before any work is done.
+
+    The first batch of images against the model (``_checks.check_model_inputs``), the image shape against that of
+    ``dataset`` (``data.DATASET_INFO``: the protocol's radii are that data set's), and the labels (those of
+    ``test_data``, or ``labels`` when ``test_data`` is the images) against the model's classes.
 
     ``fix``: the sentence that ends the message of a model that does not take the images (default: that the model
     does not match the data set, to be evaluated on its own).
 
     Raises:
         ValueError: images the model does not take (an MNIST model given CIFAR-10 images, ...): the message says
-            that the model does not match the data set; or images that are not in [0, 1] or hold NaN.
-        TypeError: images that are not floating point, or of another dtype than the model's.
+            that the model does not match the data set; images of another shape than ``dataset``'s (MNIST images
+            in CIFAR-10's protocol); images that are not in [0, 1] or hold NaN; labels outside the model's classes
+            or not one per image.
+        TypeError: images that are not floating point, or of another dtype than the model's; data or labels that are
+            not tensors (numpy arrays included) or labels that are not integers.
     """
-    images = test_data if isinstance(test_data, torch.Tensor) else as_tensors(test_data)[0]
+    if isinstance(test_data, torch.Tensor):
+        images = test_data
+    else:
+        images, labels = as_tensors(test_data)
     name = f"the {dataset} images" if dataset is not None else "the images"
     batch = check_inputs(images[:256], name, box=True).to(_device(model, device))
     try:
@@ -123,6 +138,17 @@ def _check_model_data(model: nn.Module, test_data, dataset: str | None, device, 
         data = f"the {dataset} data set" if dataset is not None else "these images"
         fix = fix or f"The model does not match {data}: evaluate a model on the data set it was trained on."
         raise ValueError(f"{err} {fix}") from None
+    expected = DATASET_INFO[dataset]["shape"] if dataset in DATASET_INFO else None
+    if expected is not None and tuple(images.shape[1:]) != tuple(expected):
+        shape = tuple(images.shape[1:])
+        matching = [n for n, info in DATASET_INFO.items() if tuple(info["shape"]) == shape]
+        which = (f"dataset={' or '.join(map(repr, matching))}" if matching else
+                 "dataset=None with every setting (eps, pgd_steps, ...) given")
+        raise ValueError(f"the images have shape (B, {', '.join(map(str, shape))}) but dataset={dataset!r} is the "
+                         f"protocol of {dataset} images (B, {', '.join(map(str, expected))}): its radii and attack "
+                         f"settings are that data set's; pass the data set the images come from ({which}).")
+    if labels is not None:
+        check_labels(labels, model_classes(model, batch[:1]), batch=images.shape[0], name="labels")
 
 
 def _batches(n: int, size: int):
@@ -173,18 +199,25 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
 
     Raises:
         ValueError: If ``dataset`` has no protocol, a setting is unknown, missing or out of range, a count is
-            negative (a batch size or a number of IG steps below 1), the device is unknown, or the model does not take
-            the images (a model of another data set).
-        TypeError: If the model is not a ``torch.nn.Module`` or the images are not floating point.
+            negative (a batch size or a number of IG steps below 1), the device is unknown, the model does not take
+            the images (a model of another data set), the images are not of ``dataset``'s shape (MNIST images in
+            CIFAR-10's protocol), the data is empty, a label is outside the model's classes, or IFIA would attack a
+            ReLU / max-pool model without ``surrogate_beta``.
+        TypeError: If the model is not a ``torch.nn.Module``, the data is not tensors (numpy arrays: convert them
+            with ``torch.as_tensor``), the images are not floating point, the labels are not integers, or ``seed`` is
+            not an integer >= 0.
     """
     cfg = _settings(dataset, settings)
     _check_counts(n_pgd=n_pgd, n_attribution=n_attribution, ig_steps=ig_steps, attack_ig_steps=attack_ig_steps,
                   batch_size=batch_size, attack_batch_size=attack_batch_size)
+    seed = check_seed(seed)
     x_all, y_all = as_tensors(test_data)
     y_all = y_all.cpu()
     device = _device(model, device)
     model.to(device)
-    _check_model_data(model, x_all, dataset, device)
+    _check_model_data(model, x_all, dataset, device, labels=y_all)
+    if n_attribution > 0:
+        smooth_surrogate(model, surrogate_beta)  # a ReLU model without surrogate_beta: refused now, not after PGD
     out: dict = {}
     with eval_mode(model), full_precision():
         pred = _predict(model, x_all, batch_size, device)
@@ -290,13 +323,17 @@ def ifia_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         ``spearman`` and ``label_kept``.
 
     Raises:
-        ValueError: If the settings, counts, device or images are invalid (as in ``evaluate``).
+        ValueError: If the settings, counts, device, images or labels are invalid (as in ``evaluate``).
+        TypeError: If the model, images, labels or seed are of the wrong type (as in ``evaluate``).
     """
     cfg = _settings(dataset, settings)
     _check_counts(ig_steps=ig_steps, attack_ig_steps=attack_ig_steps, attack_batch_size=attack_batch_size)
+    seed = check_seed(seed)
     device = _device(model, device)
     model.to(device)
-    _check_model_data(model, images, dataset, device)
+    check_inputs(images, "images")
+    _check_model_data(model, images, dataset, device, labels=check_labels(labels, name="labels"))
+    smooth_surrogate(model, surrogate_beta)
     grid = [ig_steps if attribution == "integrated_gradients" else None]
     with eval_mode(model), full_precision():
         return _ifia_per_sample(model, images, labels.cpu(), cfg, attribution, grid, attack_attribution,
@@ -332,17 +369,21 @@ def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_
         ifia_label_kept, n_attribution, eval_k, attribution, ig_steps``.
 
     Raises:
-        ValueError: If the settings, counts, device or images are invalid (as in ``evaluate``) or no sample is
+        ValueError: If the settings, counts, device, images or labels are invalid (as in ``evaluate``) or no sample is
             classified correctly.
+        TypeError: If the model, data or seed are of the wrong type (as in ``evaluate``).
     """
     cfg = _settings(dataset, settings)
     ig_steps_grid = list(ig_steps_grid)
     _check_counts(n_attribution=n_attribution, attack_ig_steps=attack_ig_steps, attack_batch_size=attack_batch_size,
                   **{f"ig_steps_grid[{i}]": m for i, m in enumerate(ig_steps_grid)})
+    seed = check_seed(seed)
     x_all, y_all = as_tensors(test_data)
     device = _device(model, device)
     model.to(device)
-    _check_model_data(model, x_all, dataset, device)
+    _check_model_data(model, x_all, dataset, device, labels=y_all)
+    if n_attribution > 0:
+        smooth_surrogate(model, surrogate_beta)
     with eval_mode(model), full_precision():
         correct = _predict(model, x_all, 256, device) == y_all.cpu()
         chosen = correct.nonzero().flatten()[:n_attribution]

@@ -38,14 +38,18 @@ from pydantic import ConfigDict, model_validator
 from torch import nn
 
 from ._checks import (
+    NORMS,
     check_eps,
     check_inputs,
+    check_labels,
     check_model,
     check_model_inputs,
-    check_norm,
+    check_names,
     check_positive_int,
+    check_seed,
     eval_mode,
     full_precision,
+    model_classes,
 )
 from .attacks import IFIA, AttackResult, AttributionAttack, AttributionPGD, Deviation
 from .attributions import ATTRIBUTIONS, get_explainer
@@ -240,8 +244,8 @@ def _attribution_specs(attributions) -> list[tuple[str, dict]]:
 
 def _eps_grid(eps_grid, norms: Sequence[str]) -> dict[str, list[float]]:
     """``{norm: [eps, ...]}`` from one list for every norm or a mapping norm -> list."""
-    norms = [check_norm(n) for n in norms]
-    if not norms or len(set(norms)) != len(norms):
+    norms = list(check_names(norms, NORMS, "norms"))  # a str ("l2") is refused, not iterated letter by letter
+    if len(set(norms)) != len(norms):
         raise ValueError(f"norms must be a non-empty list without repeats, got {list(norms)}.")
     if isinstance(eps_grid, Mapping):
         if set(eps_grid) != set(norms):
@@ -312,19 +316,30 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
             sign_iters``), validated; ``max_dense_n=0`` keeps the l-infinity bound to ``eps sqrt(n) sigma_max``,
             skipping ``|| |J| 1 ||_2`` (n Hessian-vector products per sample).
         on_progress: called after every attack batch with the number of rows it produced.
-        chunk_size: rows per attack batch; default ``runtime.run_in_chunks``'s: on CUDA as many as memory
-            allows (learnt once from out-of-memory errors), on a CPU ``runtime.CPU_CHUNK``. A row's result
-            does not depend on it beyond the last bits of float rounding (none at all in the CI sweep).
+        chunk_size: rows per attack batch, a positive integer; ``None`` (default): ``runtime.run_in_chunks``'s: on
+            CUDA as many as memory allows (learnt once from out-of-memory errors), on a CPU ``runtime.CPU_CHUNK``. A
+            row's result does not depend on it beyond the last bits of float rounding (none at all in the CI sweep).
         compile: compile the attack step (``True`` or a ``torch.compile`` mode; ``AttributionAttack``).
 
     Returns:
         A DataFrame with the columns ``ROW_COLUMNS``, sorted by ``KEY_COLUMNS``.
+
+    Raises:
+        TypeError: a model that is not a ``torch.nn.Module``; data that is not tensors (numpy arrays: convert them
+            with ``torch.as_tensor``), images that are not floating point, labels that are not integers; ``norms``
+            given as a single string (``"l2"``: write ``["l2"]``); a seed that is not an integer >= 0.
+        ValueError: images outside [0, 1] or of a shape the model does not take; labels outside the model's
+            classes; an unknown norm, attribution or attack; a bad radius, count, sample id, tolerance or
+            ``chunk_size``.
     """
     check_model(model)
     x_all, y_all = as_tensors(data)
     check_inputs(x_all, "the images of data", box=True)
     if batch_size is not None:
         check_positive_int(batch_size, "batch_size")
+    if chunk_size is not None:
+        check_positive_int(chunk_size, "chunk_size (rows per attack batch; None: as many as fit)")
+    seed = check_seed(seed)
     if sample_ids is not None and n_samples is not None:
         raise ValueError("pass n_samples (the first n samples) or sample_ids (positions in data), not both.")
     if sample_ids is not None:
@@ -348,6 +363,7 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     param = next(model.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
     check_model_inputs(model, x_all[:1].to(device=device, dtype=dtype), "the images of data")
+    check_labels(y_all, model_classes(model, x_all[:1].to(device=device, dtype=dtype)), name="the labels of data")
     bound_options = _bound_options(bound_options)
     bound_norm = "linf" if "linf" in grid else "l2"
 
@@ -511,11 +527,15 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
         A DataFrame with ``model, sample, label, predicted, correct, attribution, norm, eps, sigma_max,
         attribution_norm, bound_euclidean, bound_cosine, bound_converged``; ``sample`` is the index in the full
         split, as in ``validate_bounds``.
+
+    Raises:
+        TypeError, ValueError: invalid arguments, as in ``validate_bounds``.
     """
     check_model(model)
     x_all, y_all = as_tensors(data)
     check_inputs(x_all, "the images of data", box=True)
     check_positive_int(batch_size, "batch_size")
+    seed = check_seed(seed)
     n = len(y_all) if n_samples is None else n_samples
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(y_all):
         raise ValueError(f"n_samples must be an int in [1, {len(y_all)}] (the size of data), got {n_samples!r}.")
@@ -527,6 +547,7 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
     param = next(model.parameters(), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
     check_model_inputs(model, x_all[:1].to(device=device, dtype=dtype), "the images of data")
+    check_labels(y_all, model_classes(model, x_all[:1].to(device=device, dtype=dtype)), name="the labels of data")
     frames = []
     with eval_mode(model), full_precision():
         for start in range(0, n, batch_size):

@@ -45,6 +45,7 @@ Taking absolute values (``abs=True``, Captum's ``Saliency`` default) keeps the b
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import warnings
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ from ._checks import (
     check_norm,
     check_positive_int,
     check_radii,
+    check_seed,
     eval_mode,
     model_dtype_device,
     resolve_target,
@@ -69,6 +71,7 @@ from ._checks import (
 from .attacks import AttackResult, AttributionPGD
 from .attributions import get_explainer
 from .bounds import BoundResult, attribution_bound
+from .runtime import resolve_device
 
 __all__ = ["captum_bound", "WorstCaseBound", "explain", "SampledScores", "captum_sensitivity_max",
            "quantus_sensitivity", "SENSITIVITY_KINDS", "INSTALL_HINT"]
@@ -127,6 +130,7 @@ def _as_inputs(data, model: nn.Module, name: str, device=None, box: bool = True)
             ``check_model_inputs`` refuses.
         ValueError: what ``check_model_inputs`` refuses.
     """
+    device = None if device is None else resolve_device(device)
     if isinstance(data, torch.Tensor):
         x = data.detach() if device is None else data.detach().to(device)
     else:
@@ -253,6 +257,8 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float | torch.Ten
             raise TypeError(f"{given} are keywords of IntegratedGradients.attribute, not of {kind.__name__}.")
     if name != "saliency" and abs is not None:
         raise TypeError(f"abs is a keyword of Saliency.attribute, not of {kind.__name__}.")
+    if abs is not None and not isinstance(abs, (bool, np.bool_)):
+        raise TypeError(f"abs must be True, False or None (Captum's default, True), got {abs!r}.")
     if name == "integrated_gradients":
         rule = _CAPTUM_IG_DEFAULTS["method"] if method is None else method
         if rule != "riemann_right":
@@ -411,7 +417,8 @@ class WorstCaseBound:
         self.attribution, self.attribution_options = attribution, dict(attribution_options or {})
         self.relative, self.attack = bool(relative), bool(attack)
         self.attack_steps = check_positive_int(attack_steps, "attack_steps")
-        self.attack_restarts, self.seed = check_positive_int(attack_restarts, "attack_restarts"), seed
+        self.attack_restarts = check_positive_int(attack_restarts, "attack_restarts")
+        self.seed = seed = check_seed(seed)
         self.attack_alpha = check_radii(2.5 * self.eps / self.attack_steps if attack_alpha is None else attack_alpha,
                                         "attack_alpha")
         self.return_aggregate, self.aggregate_func = return_aggregate, aggregate_func or np.mean
@@ -588,7 +595,7 @@ class _SeededRNG:
     """Seed the global torch CPU and numpy generators (which Captum's and Quantus's noise use) and restore them."""
 
     def __init__(self, seed: int):
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def __enter__(self):
         self.fork = torch.random.fork_rng(devices=[])
@@ -739,6 +746,13 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
     fixed = sorted({"lower_bound", "upper_bound", "perturb_std"} & set(metric_options))
     if fixed:
         raise TypeError(f"{fixed} are set from eps and norm (matched radius); do not pass them.")
+    metric_class = {"max": quantus.MaxSensitivity, "avg": quantus.AvgSensitivity,
+                    "lipschitz": quantus.LocalLipschitzEstimate}[kind]
+    accepted = set(inspect.signature(metric_class.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(metric_options) - accepted)
+    if unknown:
+        raise TypeError(f"unknown options {unknown} for quantus.{metric_class.__name__}; it takes "
+                        f"{sorted(accepted - {'lower_bound', 'upper_bound', 'perturb_std'})}.")
     batch_size = check_positive_int(batch_size, "batch_size")
     if "nr_samples" in metric_options:
         check_positive_int(metric_options["nr_samples"], "nr_samples")

@@ -21,6 +21,7 @@ Conventions follow the attributional-robustness literature (Ghorbani et al.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -372,8 +373,10 @@ def topk_intersection(a: Tensor, b: Tensor, k: int, *, mask: Tensor | None = Non
     """
     a, b = _pair(a, b)
     n = a.shape[1]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
-        raise ValueError(f"k must be an int with 1 <= k <= n = {n} (values per sample), got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n:
+        raise ValueError(f"k must be an integer (Python or numpy) with 1 <= k <= n = {n} (values per sample), "
+                         f"got {k!r}")
+    k = int(k)
     in_a = torch.zeros_like(a, dtype=torch.bool).scatter_(1, a.topk(k, dim=1).indices, True)
     in_b = torch.zeros_like(b, dtype=torch.bool).scatter_(1, b.topk(k, dim=1).indices, True)
     return _masked((in_a & in_b).sum(dim=1).to(a.dtype) / k, mask)

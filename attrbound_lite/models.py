@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._checks import check_positive_int
+from ._checks import check_model, check_positive_int
 
 __all__ = [
     "Normalize", "smooth_relu", "smooth_surrogate", "is_piecewise_linear", "nonsmooth_modules", "MnistCNN",
@@ -52,13 +52,29 @@ class Normalize(nn.Module):
 
     Args:
         mean: Per-channel means (length C).
-        std: Per-channel standard deviations (length C).
+        std: Per-channel standard deviations (length C), positive.
+        channels: The number of channels C the model takes, when known (checked against the lengths).
+
+    Raises:
+        ValueError: lengths that differ (from each other or from ``channels``), a non-finite value or a std <= 0.
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+    def __init__(self, mean: Sequence[float], std: Sequence[float], channels: int | None = None):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        try:
+            mean_t, std_t = (torch.as_tensor(v, dtype=torch.get_default_dtype()).reshape(-1) for v in (mean, std))
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"mean and std must be sequences of numbers (one per channel), got {mean!r} and "
+                            f"{std!r}.") from None
+        want = channels or mean_t.numel()
+        if mean_t.numel() != want or std_t.numel() != want:
+            raise ValueError(f"mean and std need one value per input channel ({want}), got {mean_t.numel()} and "
+                             f"{std_t.numel()}.")
+        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all() and (std_t > 0).all()):
+            raise ValueError(f"mean must be finite and std positive and finite, got mean={mean_t.tolist()}, "
+                             f"std={std_t.tolist()} (a zero std divides by zero: NaN logits).")
+        self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
+        self.register_buffer("std", std_t.view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise a batch of images.
@@ -113,6 +129,7 @@ def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
     Raises:
         ValueError: If ``beta`` is not a positive number.
     """
+    check_model(model)
     _check_beta(beta)
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     surrogate = copy.deepcopy(model, memo=shared)
@@ -136,6 +153,7 @@ def is_piecewise_linear(model: nn.Module) -> bool:
     Returns:
         True if the model has piecewise-linear modules and no smooth or unknown leaf module.
     """
+    check_model(model)
     has_pwl = False
     for module in model.modules():
         if isinstance(module, _PIECEWISE_LINEAR):
@@ -161,6 +179,7 @@ def nonsmooth_modules(model: nn.Module) -> list[str]:
         The qualified module names (the class name for the root module), in ``named_modules`` order; empty
         if the model is smooth.
     """
+    check_model(model)
     return [name or type(model).__name__ for name, m in model.named_modules() if isinstance(m, _PIECEWISE_LINEAR)]
 
 
@@ -252,7 +271,7 @@ class MnistCNN(nn.Sequential):
         _check_architecture(width, beta, num_classes)
         c1, c2, fc = (max(1, round(w * width)) for w in (32, 64, 1024))
         super().__init__(
-            Normalize(mean, std),
+            Normalize(mean, std, channels=1),
             nn.Conv2d(1, c1, 5, padding=2), _activation(activation, beta), _pool(pool),
             nn.Conv2d(c1, c2, 5, padding=2), _activation(activation, beta), _pool(pool),
             nn.Flatten(), nn.Linear(c2 * 7 * 7, fc), _activation(activation, beta), nn.Linear(fc, num_classes),
@@ -290,7 +309,7 @@ class CifarCNN(nn.Sequential):
         c1, c2, fc = (max(1, round(w * width)) for w in (32, 64, 256))
         act = lambda: _activation(activation, beta)  # noqa: E731
         super().__init__(
-            Normalize(mean, std),
+            Normalize(mean, std, channels=3),
             nn.Conv2d(3, c1, 3, padding=1), act(), nn.Conv2d(c1, c1, 3, padding=1), act(), _pool(pool),
             nn.Conv2d(c1, c2, 3, padding=1), act(), nn.Conv2d(c2, c2, 3, padding=1), act(), _pool(pool),
             nn.Flatten(), nn.Linear(c2 * 8 * 8, fc), act(), nn.Linear(fc, num_classes),
@@ -312,11 +331,17 @@ class QuadraticClassifier(nn.Module):
         b: Linear terms, shape (classes, n) (copied into a parameter).
 
     Raises:
+        TypeError: If ``Q`` or ``b`` is not a floating-point tensor.
         ValueError: If the shapes of ``Q`` and ``b`` do not match.
     """
 
     def __init__(self, Q: torch.Tensor, b: torch.Tensor):
         super().__init__()
+        for name, value in (("Q", Q), ("b", b)):
+            if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+                raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
+                                f"{getattr(value, 'dtype', type(value).__name__)}; convert with "
+                                f"torch.as_tensor({name}, dtype=torch.float32).")
         if Q.ndim != 3 or Q.shape[1] != Q.shape[2] or b.shape != Q.shape[:2]:
             raise ValueError(f"Q must be (classes, n, n) and b (classes, n); got {tuple(Q.shape)} and "
                              f"{tuple(b.shape)}.")

@@ -41,7 +41,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from ._checks import check_model_inputs, check_norm, check_radii, eval_mode, full_precision
+from ._checks import check_model_inputs, check_norm, check_radii, check_seed, eval_mode, full_precision, trusted_inputs
+from .attributions import check_attribution_options
 from .bounds import (
     MAX_EXACT_N,
     BoundResult,
@@ -224,6 +225,8 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tens
     """
     check_model_inputs(model, inputs, box=True)
     eps, norm = check_radii(eps, "eps", batch=inputs.shape[0]), check_norm(norm)
+    check_attribution_options(attribution_options, "region_bound")
+    seed = check_seed(seed)
     steps, restarts, power_steps = (int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
                                     for v in (steps, restarts, power_steps))  # numpy integers too
     options = RegionOptions(steps=steps, restarts=restarts, step_size=step_size, power_steps=power_steps)
@@ -232,7 +235,7 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tens
                               max_dense_n=max_dense_n, seed=seed, **attribution_options)
     point_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    with eval_mode(model), full_precision():
+    with eval_mode(model), full_precision(), trusted_inputs():  # checked above: no value checks in the ascent
         _, explainer, target = _prepare(model, inputs, attribution, point.target, surrogate_beta, attribution_options)
         x = inputs.detach()
         batch, n, reps = x.shape[0], x[0].numel(), options.restarts

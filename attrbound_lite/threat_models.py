@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_norm, check_radii
+from . import _checks
+from ._checks import check_inputs, check_norm, check_positive_int, check_radii, trusted_inputs
 
 __all__ = ["ThreatModel", "LinfBall", "L2Ball", "threat_model"]
 
@@ -65,11 +66,32 @@ class ThreatModel:
 
         Exact for linf; for l2, ball projection then the box, which stays inside the ball because clipping only shrinks
         each coordinate of ``x - x0``.
+
+        Raises:
+            ValueError: ``x`` and ``x0`` of different shapes, or ``x0`` outside [0, 1] (the ball around it would
+                not meet the box where the projection puts the point).
         """
+        if x.shape != x0.shape:
+            raise ValueError(f"project: x has shape {tuple(x.shape)} but the clean inputs x0 {tuple(x0.shape)}; "
+                             "pass the perturbed batch and its own clean batch.")
+        if not _checks._TRUSTED:  # (inside the attacks' step loops x0 was checked once)
+            check_inputs(x0, "x0 (the clean inputs)", box=True)
+        return self._project(x, x0)
+
+    def _project(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def step(self, x: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
-        """One steepest-ascent step of size ``alpha`` (a number or (B,) per sample) in this norm (not projected)."""
+        """One steepest-ascent step of size ``alpha`` (a number or (B,) per sample) in this norm (not projected).
+
+        Raises:
+            ValueError: a step size that is not positive and finite (a negative one would descend).
+        """
+        if not _checks._TRUSTED or not isinstance(alpha, torch.Tensor):
+            alpha = check_radii(alpha, "alpha (the step size)")
+        return self._step(x, grad, alpha)
+
+    def _step(self, x: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def random_init(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -82,13 +104,21 @@ class ThreatModel:
 
         ``objective``: (B, ...) -> (B,) or a scalar. Runs ``steps`` steps of size ``alpha``, from a random point of the
         ball (or ``x0``).
+
+        Raises:
+            ValueError: ``steps`` not a positive integer, ``alpha`` not positive, ``x0`` outside [0, 1].
         """
+        steps = check_positive_int(steps, "steps")
+        if not _checks._TRUSTED:
+            check_inputs(x0, "x0 (the clean inputs)", box=True)
+            alpha = check_radii(alpha, "alpha (the step size)")
         x = self.random_init(x0, generator) if random_start else x0.clone()
-        for _ in range(steps):
-            x = x.detach().requires_grad_(True)
-            with torch.enable_grad():
-                (grad,) = torch.autograd.grad(objective(x).sum(), x)
-            x = self.project(self.step(x.detach(), grad, alpha), x0)
+        with trusted_inputs():  # checked once above
+            for _ in range(steps):
+                x = x.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    (grad,) = torch.autograd.grad(objective(x).sum(), x)
+                x = self.project(self.step(x.detach(), grad, alpha), x0)
         return x.detach()
 
     def distance(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
@@ -105,12 +135,12 @@ class LinfBall(ThreatModel):
 
     norm = "linf"
 
-    def project(self, x, x0):
+    def _project(self, x, x0):
         """``clip(x, x0 - eps, x0 + eps)``, then ``clip(., 0, 1)``."""
         eps = per_sample(self.eps, x0)
         return torch.min(torch.max(x, x0 - eps), x0 + eps).clamp(0, 1)
 
-    def step(self, x, grad, alpha):
+    def _step(self, x, grad, alpha):
         """``x + alpha * sign(grad)``."""
         return x + per_sample(alpha, x) * grad.sign()
 
@@ -125,7 +155,7 @@ class L2Ball(ThreatModel):
 
     norm = "l2"
 
-    def project(self, x, x0):
+    def _project(self, x, x0):
         """``x0 + delta * min(1, eps / ||delta||_2)``, then ``clip(., 0, 1)``."""
         delta = x - x0
         # eps * (1 / ||delta||), as Python evaluates ``float / tensor``: a scalar and a per-sample radius of the
@@ -133,7 +163,7 @@ class L2Ball(ThreatModel):
         scale = (_per_sample_norm(delta).clamp_min(1e-12).reciprocal() * per_sample(self.eps, x0)).clamp(max=1)
         return (x0 + delta * scale).clamp(0, 1)
 
-    def step(self, x, grad, alpha):
+    def _step(self, x, grad, alpha):
         """``x + alpha * grad / ||grad||_2``."""
         return x + per_sample(alpha, x) * grad / _per_sample_norm(grad).clamp_min(1e-12)
 

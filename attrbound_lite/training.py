@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -51,7 +52,17 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ._checks import NORMS, eval_mode, trusted_inputs
+from ._checks import (
+    NORMS,
+    check_inputs,
+    check_labels,
+    check_model,
+    check_model_inputs,
+    check_positive_int,
+    eval_mode,
+    model_classes,
+    trusted_inputs,
+)
 from ._io import atomic_path
 from .attributions import ATTRIBUTIONS, get_explainer
 from .config import (
@@ -67,11 +78,12 @@ from .config import (
 from .data import DATASETS, as_tensors
 from .models import smooth_surrogate
 from .protocols import rar_protocol
-from .runtime import derive_seed
+from .runtime import derive_seed, resolve_device
 from .threat_models import threat_model
 
 __all__ = ["train", "TrainConfig", "METHODS", "TRAINING_PROTOCOLS", "DISSIMILARITIES", "dissimilarity",
-           "loss_integrated_gradients", "scaled_for_batch", "learning_rate_at", "LR_SCALING_RULES"]
+           "loss_integrated_gradients", "scaled_for_batch", "learning_rate_at", "LR_SCALING_RULES", "OPTION_USERS",
+           "ignored_options"]
 
 METHODS = ("natural", "pgd_at", "ig_norm", "aat", "advaat")
 # RAR's inner maximisation for training per data set (defined in attrbound_lite.protocols).
@@ -79,6 +91,48 @@ TRAINING_PROTOCOLS = {name: rar_protocol(name, "train") for name in DATASETS}
 DISSIMILARITIES = ("pearson", "cosine", "l2")
 FIRST_BATCHES = 20  # the optimiser steps whose losses a run records (attrs["batch_losses"]), to replay it
 LR_SCALING_RULES = ("linear", "sqrt")
+_ROBUST = ("pgd_at", "ig_norm", "aat", "advaat")
+OPTION_USERS = {"eps": _ROBUST, "norm": _ROBUST, "steps": _ROBUST, "alpha": _ROBUST, "warmup_epochs": _ROBUST,
+                "lam": ("ig_norm", "aat", "advaat"), "ig_steps": ("ig_norm", "aat", "advaat"),
+                "dissimilarity": ("aat", "advaat"), "attribution": ("aat", "advaat"),
+                "surrogate_beta": ("aat", "advaat")}
+"""The ``TrainConfig`` fields that only some methods read (``Natural``, ``PGDAT``, ``IGNorm``, ``AAT``, ``AdvAAT``
+below), with those methods. An option given for a method that ignores it is refused rather than dropped
+(``ignored_options``: ``train`` and ``attrbound train``)."""
+
+
+def ignored_options(method: str, given, attribution: str = "saliency", *, cli: bool = False) -> list[str]:
+    """The options among ``given`` that ``method`` does not read, one sentence each (the fix included).
+
+    The one rule of ``train`` and of ``attrbound train``: ``OPTION_USERS``, and ``ig_steps``, which AAT and AdvAAT read
+    only for ``attribution="integrated_gradients"``.
+
+    Args:
+        method: the training method.
+        given: the names (``TrainConfig`` fields) of the options that were given.
+        attribution: the attribution of AAT / AdvAAT.
+        cli: spell the options as command-line flags (``--ig-steps``) rather than as keyword arguments.
+
+    Returns:
+        One problem per ignored option (empty when the method reads every one).
+    """
+    problems = []
+    for name, users in OPTION_USERS.items():
+        if name not in given:
+            continue
+        option = "--" + name.replace("_", "-") if cli else name
+        if method not in users:
+            choices = ", ".join(users[:-1]) + (" or " if len(users) > 1 else "") + users[-1]
+            problems.append(f"{option} is ignored by {method} training; drop it or choose "
+                            f"{'--method' if cli else 'method'} {choices}.")
+        elif name == "ig_steps" and method in ("aat", "advaat") and attribution != "integrated_gradients":
+            if cli:
+                problems.append(f"--ig-steps is ignored by {method} training with --attribution {attribution}; "
+                                "drop it or add --attribution integrated_gradients.")
+            else:
+                problems.append(f"ig_steps is ignored by {method} training with attribution={attribution!r}; drop it "
+                                "or pass attribution='integrated_gradients'.")
+    return problems
 
 
 def dissimilarity(a: Tensor, b: Tensor, kind: str = "pearson") -> Tensor:
@@ -469,22 +523,28 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
     Args:
         model: the network; moved to ``device`` and trained in place.
         train_data: an ``ImageDataset``, a ``TensorDataset`` or a pair ``(images (N, C, H, W) in [0, 1], labels (N,))``.
-        method: a ``TrainConfig`` (then no other training option may be given), or the training method
-            (default ``TrainConfig``'s, ``"natural"``).
+        method: a ``TrainConfig`` (then no other training option may be given; it is taken as it is, every field
+            recorded), or the training method (default ``TrainConfig``'s, ``"natural"``).
         epochs: with a method name: ``TrainConfig.epochs`` (``None``: its default); likewise ``batch_size``,
             ``lr`` and ``eps``.
         batch_size: see ``epochs``.
         lr: see ``epochs``.
         eps: see ``epochs``.
-        device: where to train (default: the model's device).
+        device: where to train, a name ``runtime.resolve_device`` takes (``"cpu"``, ``"cuda:1"``, ``"auto"``) or a
+            ``torch.device`` (default: the model's device).
         progress: show progress bars and a line per epoch.
         checkpoint_dir: save the state atomically after every epoch in this folder and resume an interrupted run
             from it.
-        stop_after: stop after this many optimiser steps (``None``: train every epoch); with the losses in
-            ``attrs["batch_losses"]`` this replays the start of a run (``zoo.verify_zoo``).
+        stop_after: stop after this many optimiser steps, a positive integer (``None``: train every epoch); with the
+            losses in ``attrs["batch_losses"]`` this replays the start of a run (``zoo.verify_zoo``).
         **options: with a method name: the other ``TrainConfig`` fields (``norm, steps, alpha, lam, dissimilarity,
             attribution, ig_steps, surrogate_beta, optimizer, weight_decay, warmup_epochs, augment, seed,
-            lr_warmup_epochs, lr_warmup_from``).
+            lr_warmup_epochs, lr_warmup_from``). An option that the method ignores (``eps`` for natural training,
+            ``lam`` for PGD-AT, ...: ``OPTION_USERS``) is refused.
+
+    The data is checked once, before the first step: images a floating-point tensor (N, C, H, W) in [0, 1] of the
+    model's dtype and a shape the model takes (``_checks.check_model_inputs`` on a few of them), labels an integer
+    tensor (N,) of the model's classes.
 
     On a device other than the CPU the training data is moved there once (one copy per call; MNIST's 60,000 images
     take 188 MB) and each epoch's order once per epoch, so that a step copies nothing from the host; the inner
@@ -497,6 +557,16 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
         on the batches the loss sees, adversarial ones for ``pgd_at`` and ``advaat``); ``attrs["config"]`` is
         ``TrainConfig.to_dict()`` and ``attrs["batch_losses"]`` the training losses of the run's first
         ``FIRST_BATCHES`` optimiser steps (kept across a resume).
+
+    Raises:
+        TypeError: a model that is not a ``torch.nn.Module``; a ``TrainConfig`` together with other training options;
+            data that is not tensors (numpy arrays: convert them with ``torch.as_tensor``); images that are not
+            floating point (uint8 included) or not of the model's dtype; labels that are not integers.
+        ValueError: (``ConfigError`` for the training options) an invalid option or one that the method ignores; an
+            unknown device; empty data; images outside [0, 1], with NaN/inf or of a shape the model does not take;
+            labels outside the model's classes; ``stop_after`` not a positive integer; a ``checkpoint_dir`` that is
+            a file; a checkpoint of another run.
+        FloatingPointError: a non-finite training loss.
     """
     given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps).items() if v is not None}
     if isinstance(method, TrainConfig):
@@ -506,9 +576,27 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
         cfg = method
     else:
         cfg = TrainConfig(**({} if method is None else {"method": method}), **given, **options)
+        ignored = ignored_options(cfg.method, {*given, *(k for k, v in options.items() if v is not None)},
+                                  cfg.attribution)
+        if ignored:
+            raise ConfigError(" ".join(ignored))
+    check_model(model)
+    if stop_after is not None:
+        check_positive_int(stop_after, "stop_after (optimiser steps; None: every epoch)")
+    if checkpoint_dir is not None:
+        if not isinstance(checkpoint_dir, (str, os.PathLike)):
+            raise TypeError(f"checkpoint_dir must be a folder (a str or a Path) or None, got "
+                            f"{type(checkpoint_dir).__name__}.")
+        if Path(checkpoint_dir).exists() and not Path(checkpoint_dir).is_dir():
+            raise ValueError(f"checkpoint_dir {str(checkpoint_dir)!r} is an existing file, not a folder; pass a folder "
+                             "(created if missing) for the training state.")
+    device = resolve_device(device) if device is not None else next(model.parameters()).device
     x_all, y_all = as_tensors(train_data)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    check_inputs(x_all, "images", box=True)
     model.to(device)
+    sample = x_all[:8].to(device)  # once, before the first step: dtype, shape and classes against the model
+    check_model_inputs(model, sample, "images")
+    check_labels(y_all, model_classes(model, sample), name="labels")
     on_host = device.type == "cpu"
     loss_fn = _METHODS[cfg.method](model, cfg)
     opt = _optimizer(model, cfg)

@@ -29,6 +29,7 @@ import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
+from ._io import make_dirs
 from .checkpoints import checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import (
     Config,
@@ -153,7 +154,14 @@ def _check_recipe(recipe, what: str) -> Recipe:
 
 
 def model_folder(recipe: Recipe, root: str | os.PathLike) -> Path:
-    """``root/<recipe.key>``: where the recipe's checkpoint, history and training state live."""
+    """``root/<recipe.key>``: where the recipe's checkpoint, history and training state live.
+
+    Raises:
+        TypeError: ``root`` is not a string or a path.
+    """
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root (the zoo's folder) must be a string or a pathlib.Path, got {type(root).__name__} "
+                        f"{root!r}.")
     return Path(root) / recipe.key
 
 
@@ -223,7 +231,7 @@ def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
 
     _check_recipe(recipe, "train_recipe")
     device, folder = resolve_device(device), Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     data = load_dataset(recipe.dataset, "train", root=data_root, download=download, mirror=mirror,
                         subset=recipe.n_train, seed=recipe.seed)
     model = initial_model(recipe, init_seed, init_weights)
@@ -257,7 +265,8 @@ def get_model(recipe: Recipe, root: str | os.PathLike, *, device: str | torch.de
         training config, the per-epoch history (``training_history``) and the data set's fingerprint.
 
     Raises:
-        TypeError: ``recipe`` is not a ``Recipe`` (a reference model's name: use ``load_reference``).
+        TypeError: ``recipe`` is not a ``Recipe`` (a reference model's name: use ``load_reference``), or ``root``
+            not a path.
         ValueError: the folder holds a model of another recipe.
     """
     _check_recipe(recipe, "get_model")
@@ -565,7 +574,7 @@ def build_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None =
     names = list(REFERENCE) if only is None else [str(n) for n in only]
     for name in names:
         _reference(name)
-    root.mkdir(parents=True, exist_ok=True)  # a new zoo
+    make_dirs(root)  # a new zoo
     by_key = {recipe.key: name for name, recipe in REFERENCE.items()}
     todo, seen = [], set()
 
@@ -622,7 +631,7 @@ def _build_one(name: str, root: Path, work: Path, device, progress: bool, data_r
                 "hardware": _hardware(device), "torch": torch.__version__,
                 "evaluation": evaluate_reference(model, recipe, device, data_root, mirror)}
     target = root / recipe.key
-    target.mkdir(parents=True, exist_ok=True)
+    make_dirs(target)
     for file in checkpoint_paths(folder):  # the weights and their sidecar (the architecture)
         with atomic_path(target / file.name) as tmp:
             shutil.copyfile(file, tmp)

@@ -53,7 +53,7 @@ from attrbound_lite.data import load_dataset
 from attrbound_lite.evaluation import evaluate
 from attrbound_lite.models import model_for_dataset
 from attrbound_lite.runtime import cpu_model, resolve_device
-from attrbound_lite.training import LR_SCALING_RULES, TrainConfig, scaled_for_batch, train
+from attrbound_lite.training import LR_SCALING_RULES, TrainConfig, ignored_options, scaled_for_batch, train
 from attrbound_lite.zoo import REFERENCE
 
 METHODS = ("natural", "pgd_at", "ig_norm", "aat", "advaat")
@@ -123,8 +123,9 @@ def main() -> None:
         torch.manual_seed(0)
         model = model_for_dataset("mnist", **settings["model"])
         start = time.perf_counter()
-        train(model, train_data, method, epochs, 128, 1e-3, None if method == "natural" else args.eps, device=device,
-              steps=40, alpha=0.01, lam=1.0, dissimilarity="pearson", ig_steps=10, seed=0)
+        options = dict(eps=args.eps, steps=40, alpha=0.01, lam=1.0, dissimilarity="pearson", ig_steps=10)
+        options = {k: v for k, v in options.items() if not ignored_options(method, {k})}  # (train refuses those)
+        train(model, train_data, method, epochs, 128, 1e-3, device=device, seed=0, **options)
         train_s = time.perf_counter() - start
         start = time.perf_counter()
         ev = evaluate(model, test_data, "mnist", n_pgd=n_pgd, n_attribution=n_attr, ig_steps=100, attack_ig_steps=10,

@@ -49,6 +49,11 @@ def softplus_mlp(d: int, h: int, beta: float, seed: int, layers: int = 2) -> nn.
     return model.eval()
 
 
+def ig_steps(name: str) -> dict:
+    """The certificate's options for ``name``: the oracle's Riemann points for integrated gradients, else none."""
+    return {"n_steps": IG_STEPS} if name == "integrated_gradients" else {}
+
+
 def explainer(name: str, model: nn.Module, n_steps: int = IG_STEPS):
     if name == "saliency":
         return Saliency(model)
@@ -132,7 +137,7 @@ def test_dense_grid_oracle_never_exceeds_the_certificate(d, attribution):
             eps = torch.tensor(EPS_LIST, dtype=torch.float64)[torch.randint(0, len(EPS_LIST), (DRAWS_PER_CASE,),
                                                                             generator=g)]
             eps[: len(EPS_LIST)] = torch.tensor(EPS_LIST, dtype=torch.float64)
-            cert = certified_bound(model, x, eps, norm, attribution, n_steps=IG_STEPS, chunk_size=DRAWS_PER_CASE)
+            cert = certified_bound(model, x, eps, norm, attribution, **ig_steps(attribution), chunk_size=DRAWS_PER_CASE)
             grids = [ball_box_grid(x[i], float(eps[i]), norm, GRID_POINTS[d], g) for i in range(x.shape[0])]
             worst = worst_deviation(model, attribution, x, grids, cert.target)
             bound = cert.euclidean.detach()
@@ -200,7 +205,7 @@ def test_interval_hessian_tends_to_first_order_on_the_toys(norm, attribution):
     for seed, beta in ((0, 1.0), (1, 5.0), (2, 10.0)):
         model = toy.toy_mlp(seed=seed, hidden=16, beta=beta)
         x = random_inputs(8, 2, g)
-        cert = certified_bound(model, x, 1e-4, norm, attribution, n_steps=IG_STEPS, chunk_size=8)
+        cert = certified_bound(model, x, 1e-4, norm, attribution, **ig_steps(attribution), chunk_size=8)
         ratio = (cert.routes["interval_hessian"] / cert.first_order).detach()
         assert (ratio >= 1).all() and (ratio <= 1.05).all(), \
             f"toy_mlp(seed={seed}, beta={beta}) {norm} {attribution}: interval_hessian / first_order = {ratio.tolist()}"
@@ -235,7 +240,7 @@ def test_monotone_in_eps(norm, attribution):
         model = softplus_mlp(d, h, beta, seed=d + h)
         for x in random_inputs(3, d, g):
             cert = certified_bound(model, x.expand(len(RADII), d).contiguous(), RADII, norm, attribution,
-                                   n_steps=IG_STEPS, chunk_size=len(RADII))
+                                   **ig_steps(attribution), chunk_size=len(RADII))
             for route in ROUTES:
                 values = cert.routes[route].detach()
                 if not torch.isfinite(values).all():
@@ -257,19 +262,20 @@ def _batch_cases():
 @pytest.mark.parametrize("norm", NORMS)
 def test_batch_equals_one_by_one(norm, attribution):
     eps_each = torch.tensor((0.01, 0.05, 0.2), dtype=torch.float64)
+    ig = ig_steps(attribution)
     for name, model, x in _batch_cases():
-        batch = certified_bound(model, x, 0.05, norm, attribution, n_steps=IG_STEPS)
-        single = torch.cat([certified_bound(model, x[i:i + 1], 0.05, norm, attribution, n_steps=IG_STEPS).euclidean
+        batch = certified_bound(model, x, 0.05, norm, attribution, **ig)
+        single = torch.cat([certified_bound(model, x[i:i + 1], 0.05, norm, attribution, **ig).euclidean
                             for i in range(3)])
         torch.testing.assert_close(batch.euclidean, single, rtol=1e-10, atol=0, msg=f"{name}: batch != one by one")
-        per_sample = certified_bound(model, x, eps_each, norm, attribution, n_steps=IG_STEPS)
-        scalar = torch.stack([certified_bound(model, x, float(e), norm, attribution, n_steps=IG_STEPS).euclidean[i]
+        per_sample = certified_bound(model, x, eps_each, norm, attribution, **ig)
+        scalar = torch.stack([certified_bound(model, x, float(e), norm, attribution, **ig).euclidean[i]
                               for i, e in enumerate(eps_each)])
         torch.testing.assert_close(per_sample.euclidean, scalar, rtol=1e-10, atol=0,
                                    msg=f"{name}: per-sample eps != scalar calls")
         for route in ROUTES:
             torch.testing.assert_close(per_sample.routes[route], torch.stack([
-                certified_bound(model, x[i:i + 1], float(e), norm, attribution, n_steps=IG_STEPS).routes[route][0]
+                certified_bound(model, x[i:i + 1], float(e), norm, attribution, **ig).routes[route][0]
                 for i, e in enumerate(eps_each)]), rtol=1e-10, atol=0, msg=f"{name}: route {route}")
 
 
@@ -283,7 +289,7 @@ def test_attribution_pgd_never_exceeds_it_on_a_small_cnn(norm, eps, attribution)
         y = model(x).argmax(1)
     exp = explainer(attribution, model)
     result = attacks.AttributionPGD(model, exp, eps=eps, alpha=eps / 4, steps=20, norm=norm, restarts=2)(x, y)
-    cert = certified_bound(model, x, eps, norm, attribution, target=y, n_steps=IG_STEPS)
+    cert = certified_bound(model, x, eps, norm, attribution, target=y, **ig_steps(attribution))
     reached = result.deviation.euclidean
     assert result.label_kept.all()
     assert (reached <= cert.euclidean.detach() * (1 + SLACK)).all(), \

@@ -35,7 +35,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import attrbound_lite
-from attrbound_lite import attacks, attributions, bounds, metrics, models, region, runtime, threat_models
+from attrbound_lite import (
+    attacks,
+    attributions,
+    bounds,
+    certified,
+    checkpoints,
+    metrics,
+    models,
+    region,
+    runtime,
+    threat_models,
+)
 
 PACKAGE = Path(attrbound_lite.__file__).resolve().parent
 CLASSES = 10
@@ -243,7 +254,8 @@ TARGET = {
     "(B,) long": Arg(lambda c: torch.arange(c.batch) % CLASSES),
     "(B,) int32": Arg(lambda c: torch.arange(c.batch, dtype=torch.int32)),
     "0-d long tensor": Arg(lambda c: torch.tensor(2), EITHER),
-    "np.int64(3)": Arg(lambda c: np.int64(3), EITHER),
+    "np.int64(3)": Arg(lambda c: np.int64(3)),
+    "(B,) bool": Arg(lambda c: torch.ones(c.batch, dtype=torch.bool), INVALID),
     "10 (= classes)": Arg(lambda c: CLASSES, INVALID),
     "-1": Arg(lambda c: -1, INVALID),
     "(B,) long out of range": Arg(lambda c: torch.full((c.batch,), CLASSES), INVALID),
@@ -268,6 +280,7 @@ LABELS = {  # the attacks' labels: a (B,) integer tensor of classes
     "None": Arg(lambda c: None, INVALID),
     "3 (int)": Arg(lambda c: 3, INVALID),
     "(B,) float": Arg(lambda c: torch.zeros(c.batch), INVALID),
+    "(B,) bool": Arg(lambda c: torch.ones(c.batch, dtype=torch.bool), INVALID),
     "(B+1,) long": Arg(lambda c: torch.zeros(c.batch + 1, dtype=torch.long), INVALID),
     "(B,) out of range": Arg(lambda c: torch.full((c.batch,), CLASSES), INVALID),
     "(B,) negative": Arg(lambda c: torch.full((c.batch,), -1), INVALID),
@@ -305,6 +318,10 @@ def positive_int_table(*valid: int, none: int = INVALID) -> dict[str, Arg]:
     })
     return table
 
+
+SEED = {"0": Arg(lambda c: 0), "7": Arg(lambda c: 7), "np.int64(3)": Arg(lambda c: np.int64(3)),
+        "-1": Arg(lambda c: -1, INVALID), "1.5": Arg(lambda c: 1.5, INVALID), "'a' (str)": Arg(lambda c: "a", INVALID),
+        "True": Arg(lambda c: True, INVALID), "None": Arg(lambda c: None, INVALID)}
 
 INPUTS = {"model": models_table(relu=INVALID), "batch": BATCH, "shape": SHAPE, "dtype": DTYPE,
           "values": values_table(out_of_box=INVALID)}
@@ -444,6 +461,7 @@ BOUND_TABLES = {
     "method": {"lanczos": Arg(lambda c: "lanczos"), "power": Arg(lambda c: "power"),
                "Lanczos": Arg(lambda c: "Lanczos", INVALID), "bogus": Arg(lambda c: "bogus", INVALID)},
     "max_iter": positive_int_table(5, 3, none=VALID),
+    "seed": SEED,
 }
 
 
@@ -455,7 +473,7 @@ def _attribution_bound(labels):
     def call():
         return bounds.attribution_bound(a["model"], x, a["eps"], a["norm"], a["attribution"], a["target"],
                                         a["method"], a["surrogate_beta"], max_iter=a["max_iter"], max_dense_n=1,
-                                        sign_iters=2, **ig_options(labels, a["n_steps"]))
+                                        sign_iters=2, seed=a["seed"], **ig_options(labels, a["n_steps"]))
 
     check_contract(call, verdict, lambda result: check_bound_result(result, x))
 
@@ -470,7 +488,7 @@ def _spectral_norm(labels):
 
     def call():
         return bounds.spectral_norm(a["model"], x, a["attribution"], a["target"], a["method"], a["surrogate_beta"],
-                                    max_iter=a["max_iter"], **ig_options(labels, a["n_steps"]))
+                                    max_iter=a["max_iter"], seed=a["seed"], **ig_options(labels, a["n_steps"]))
 
     def check(sigma):
         assert_per_sample("sigma_max", sigma, x.shape[0])
@@ -490,6 +508,7 @@ REGION_TABLES = {
     "target": TARGET,
     "steps": positive_int_table(1),
     "restarts": positive_int_table(1, 2),
+    "seed": SEED,
 }
 
 
@@ -501,7 +520,7 @@ def _region_bound(labels):
     def call():
         return region.region_bound(a["model"], x, a["eps"], a["norm"], a["attribution"], a["target"],
                                    steps=a["steps"], restarts=a["restarts"], max_iter=5, max_dense_n=1,
-                                   **ig_options(labels, a["n_steps"]))
+                                   seed=a["seed"], **ig_options(labels, a["n_steps"]))
 
     def check(result):
         check_bound_result(result, x)
@@ -523,7 +542,7 @@ ATTACK_TABLES = {
     "norm": NORM,
     "labels": LABELS,
 }
-PGD_TABLES = {**ATTACK_TABLES, "model": models_table(relu=VALID)}
+PGD_TABLES = {**ATTACK_TABLES, "model": models_table(relu=VALID), "seed": SEED}
 
 
 @case("attacks.PGD", PGD_TABLES)
@@ -532,7 +551,7 @@ def _pgd(labels):
     x = a["inputs"]
 
     def call():
-        return attacks.PGD(a["model"], a["eps"], a["alpha"], a["steps"], a["norm"])(x, a["labels"])
+        return attacks.PGD(a["model"], a["eps"], a["alpha"], a["steps"], a["norm"], seed=a["seed"])(x, a["labels"])
 
     check_contract(call, verdict, lambda x_adv: check_in_ball(x_adv, x, a["eps"], a["norm"]))
 
@@ -1080,3 +1099,142 @@ def test_resolve_device_gpu_names_the_allowed_values():
     assert_package_error(excinfo)
     message = str(excinfo.value)
     assert "'gpu'" in message and "'cpu'" in message and "'cuda'" in message, message
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Edges found by a held-out tour of the public API (each was a raw library error or a silently wrong result)
+
+
+def _package_error(call: Callable[[], Any], kind=(ValueError, TypeError), *fragments: str) -> str:
+    """Run ``call``; it must raise the package's own ``kind`` whose message holds every fragment."""
+    with pytest.raises(Exception) as excinfo:  # noqa: B017 - judged below, with its traceback
+        call()
+    assert_package_error(excinfo)
+    assert isinstance(excinfo.value, kind), f"{type(excinfo.value).__name__}: {excinfo.value}"
+    message = str(excinfo.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def _mnist_batch() -> tuple[torch.nn.Module, torch.Tensor]:
+    return model("mnist32"), unit_images((2, 1, 28, 28)).float()
+
+
+@pytest.mark.parametrize("baseline, fragment", [(math.nan, "NaN"), ("zeros", "baseline must be"),
+                                                (torch.full((1, 28, 28), math.inf), "NaN or inf"),
+                                                (torch.zeros(1, 28, 28, dtype=torch.long), "floating point")])
+def test_integrated_gradients_baseline_checked(baseline, fragment):
+    m, x = _mnist_batch()
+    _package_error(lambda: attributions.IntegratedGradients(m, 2, baseline), (ValueError, TypeError), fragment)
+    _package_error(lambda: bounds.attribution_bound(m, x, 0.1, attribution="integrated_gradients", n_steps=2,
+                                                    baseline=baseline, max_iter=3), (ValueError, TypeError), fragment)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda m, x: bounds.spectral_norm(m, x, eps=0.1, max_iter=3), "['eps']"),
+    (lambda m, x: region.region_bound(m, x, 0.1, method="exact", steps=1, max_iter=3), "['method']"),
+    (lambda m, x: bounds.attribution_bound(m, x, 0.1, attribution="integrated_gradients", foo=1), "['foo']"),
+], ids=["spectral_norm eps", "region_bound method", "attribution_bound IG foo"])
+def test_unknown_keyword_options_named(call, fragment):
+    m, x = _mnist_batch()
+    _package_error(lambda: call(m, x), TypeError, fragment)
+
+
+@pytest.mark.parametrize("tol", [math.inf, math.nan, 0.0])
+def test_tolerance_must_be_positive_and_finite(tol):
+    m, x = _mnist_batch()
+    _package_error(lambda: bounds.attribution_bound(m, x, 0.1, tol=tol), ValueError, "tol")
+
+
+def test_meta_tensors_refused():
+    m, x = _mnist_batch()
+    _package_error(lambda: bounds.attribution_bound(m, x.to("meta"), 0.1), ValueError, "'meta'")
+
+
+def test_numpy_integer_targets_and_k_accepted():
+    m, x = _mnist_batch()
+    got = bounds.attribution_bound(m, x, 0.1, target=np.int64(3), max_iter=5, max_dense_n=1).euclidean
+    want = bounds.attribution_bound(m, x, 0.1, target=3, max_iter=5, max_dense_n=1).euclidean
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    a, b = torch.rand(2, 50, generator=torch.Generator().manual_seed(0)), torch.rand(2, 50)
+    torch.testing.assert_close(metrics.topk_intersection(a, b, np.int64(10)), metrics.topk_intersection(a, b, 10))
+
+
+@pytest.mark.parametrize("method, args, fragment", [
+    ("step", lambda x: (x, torch.ones_like(x), -1.0), "alpha"),
+    ("project", lambda x: (x, x[:, :, :14]), "shape"),
+    ("project", lambda x: (x, x * 255), "[0, 1]"),
+    ("ascend", lambda x: (lambda z: z.sum((1, 2, 3)), x, -1, 0.01), "steps"),
+    ("ascend", lambda x: (lambda z: z.sum((1, 2, 3)), x, 2, -0.01), "alpha"),
+], ids=["negative step", "shape mismatch", "x0 outside the box", "negative steps", "negative alpha"])
+def test_threat_model_methods_checked(method, args, fragment):
+    _, x = _mnist_batch()
+    ball = threat_models.LinfBall(0.1)
+    _package_error(lambda: getattr(ball, method)(*args(x)), (ValueError, TypeError), fragment)
+
+
+@pytest.mark.parametrize("mean, std, fragment", [([0.1, 0.2], [0.3], "one value per input channel"),
+                                                 ([0.1, 0.2], [0.3, 0.3], "(1)"),
+                                                 ([0.1], [0.0], "std"), ([0.1], [math.nan], "std")])
+def test_normalisation_checked(mean, std, fragment):
+    _package_error(lambda: models.MnistCNN(width=0.125, mean=mean, std=std), ValueError, fragment)
+
+
+def test_model_helpers_refuse_functions_and_numpy():
+    m, _ = _mnist_batch()
+    for helper in (lambda: models.smooth_relu(lambda x: m(x), 10.0),
+                   lambda: models.is_piecewise_linear(lambda x: m(x))):
+        _package_error(helper, TypeError, "torch.nn.Module")
+    _package_error(lambda: models.QuadraticClassifier(np.eye(3)[None], np.zeros((1, 3))), TypeError,
+                   "torch.as_tensor")
+
+
+def test_checkpoint_arguments_checked(tmp_path):
+    m = models.MnistCNN(width=0.125)
+    _package_error(lambda: checkpoints.save_checkpoint(m, tmp_path / "a.safetensors", metadata=["x"]), TypeError,
+                   "dict")
+    for path in (None, 123):
+        _package_error(lambda path=path: checkpoints.load_checkpoint(path), TypeError, "path")
+    (tmp_path / "afile").write_text("")
+    _package_error(lambda: checkpoints.save_checkpoint(m, tmp_path / "afile" / "m.safetensors"), ValueError,
+                   "existing file")
+
+
+def test_certified_options_checked():
+    m, x = _mnist_batch()
+    m64, x64 = copy.deepcopy(m).double(), x.double()
+    _package_error(lambda: certified.certified_bound(m64, x64, 0.01, routes="gradient_interval"), TypeError,
+                   "['gradient_interval']")
+    _package_error(lambda: certified.certified_bound(m64, x64, 0.01, n_steps=5), ValueError, "n_steps")
+    _package_error(lambda: certified.certified_bound(m64, x64, 0.01, baseline=0.5), ValueError, "baseline")
+
+
+def test_ifia_target_mask_checked():
+    m, x = _mnist_batch()
+    _package_error(lambda: attacks.IFIA(m, "saliency", 0.1, 0.05, 1, k=5, target_mask=torch.ones(28, 28).bool()),
+                   ValueError, "kind='targeted'")
+    atk = attacks.IFIA(m, "saliency", 0.1, 0.05, 1, k=5, kind="targeted", target_mask=torch.ones(10, 10).bool())
+    _package_error(lambda: atk(x, _labels(x)), ValueError, "target_mask has shape (10, 10)")
+
+
+@pytest.mark.parametrize("device", ["gpu", 3] + ([] if CUDA else ["cuda"]))
+def test_interop_devices_resolved(device):
+    interop = _interop()
+    m, x = _mnist_batch()
+    _package_error(lambda: interop.explain(m, x.numpy(), np.zeros(2, dtype=int), device=device), ValueError,
+                   "device")
+    _package_error(lambda: interop.WorstCaseBound(0.1, "l2", "saliency", max_iter=3)(
+        model=m, x_batch=x.numpy(), y_batch=np.zeros(2, dtype=int), device=device), ValueError, "device")
+
+
+def test_interop_seeds_and_options_checked():
+    interop = _interop()
+    m, x = _mnist_batch()
+    _package_error(lambda: interop.captum_sensitivity_max(m, x, None, 0.1, n_perturb_samples=2, seed="x"),
+                   TypeError, "seed")
+    _package_error(lambda: interop.WorstCaseBound(0.1, "l2", "saliency", seed=1.5), TypeError, "seed")
+    _package_error(lambda: interop.captum_bound(compare_extra().Saliency(m), x, None, 0.1, abs="yes"), TypeError,
+                   "abs")
+    pytest.importorskip("quantus")
+    _package_error(lambda: interop.quantus_sensitivity(m, x, None, 0.1, foo=1), TypeError, "['foo']")

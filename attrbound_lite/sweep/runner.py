@@ -14,7 +14,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from .._io import atomic_path, write_json
+from .._io import atomic_path, make_dirs, write_json
 from ..experiments import KEY_COLUMNS, ROW_COLUMNS, AttackSpec, summarize, validate_bounds
 from ..runtime import derive_seed
 from .config import load_config
@@ -52,7 +52,7 @@ def _prepare_folder(out: Path, cfg: dict, identity: dict, digest: str, shards: l
         raise ValueError(f"{out} holds a sweep with a different config (hash {str(manifest.get('config_hash'))[:12]} "
                          f"there, {digest[:12]} now); differences: {'; '.join(changes[:8]) or 'unknown'}. Rerun with "
                          "the original config to resume, or pass another --out (or delete the folder) to start over.")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)  # (a file in the way is named)
     for stale in out.rglob(".*.tmp"):  # temporary files of writes cut short by a kill
         stale.unlink(missing_ok=True)
     created = manifest.get("created") if manifest else None

@@ -336,7 +336,10 @@ def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
 
 
 def check_logits(logits: torch.Tensor, batch: int) -> torch.Tensor:
-    """Return ``logits`` if its shape is (batch, classes); raise ValueError otherwise."""
+    """Return ``logits`` if it is a tensor of shape (batch, classes); raise TypeError / ValueError otherwise."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"the model must return a logits tensor (batch, classes), got a {type(logits).__name__}; "
+                        "wrap a model that returns a tuple or dict in a Module whose forward returns the logits.")
     if logits.ndim != 2 or logits.shape[0] != batch:
         raise ValueError(f"the model must return logits of shape (batch, classes) = ({batch}, C), "
                          f"got {tuple(logits.shape)}.")

@@ -75,7 +75,9 @@ class Attack:
         alpha = check_radii(alpha, "alpha (the step size)")
         steps = check_positive_int(steps, "steps")
         self.model, self.threat, self.alpha, self.steps = model, threat_model(norm, eps), alpha, steps
-        self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, random_start, check_seed(seed)
+        if not isinstance(random_start, bool):
+            raise TypeError(f"random_start must be True or False, got {random_start!r}.")
+        self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, bool(random_start), check_seed(seed)
         if isinstance(self.alpha, torch.Tensor) and isinstance(self.eps, torch.Tensor) and \
                 self.alpha.shape != self.eps.shape:
             raise ValueError(f"per-sample alpha has {self.alpha.numel()} entries and eps {self.eps.numel()}; give "
@@ -244,9 +246,12 @@ class AttributionAttack(Attack):
         self.surrogate = smooth_surrogate(self.model, self.surrogate_beta)
         if start is not None:
             expected = (inputs.shape[0] * self.restarts, *inputs.shape[1:])
-            if not isinstance(start, torch.Tensor) or tuple(start.shape) != expected:
+            if not isinstance(start, torch.Tensor):
+                raise TypeError(f"start must be a torch.Tensor of shape {expected} (restarts x batch, "
+                                f"restart-major), got {type(start).__name__}; convert with torch.as_tensor(start).")
+            if tuple(start.shape) != expected:
                 raise ValueError(f"start must be a tensor of shape {expected} (restarts x batch, restart-major), got "
-                                 f"{tuple(getattr(start, 'shape', ()))}.")
+                                 f"{tuple(start.shape)}.")
             check_inputs(start, "start", box=True)
         self._start = start
         try:
@@ -459,6 +464,11 @@ class IFIA(AttributionAttack):
             raise ValueError("kind='targeted' needs target_mask, a bool tensor of shape (H, W) or (B, H, W).")
         if kind != "targeted" and target_mask is not None:
             raise ValueError(f"target_mask is used only by kind='targeted'; drop it for kind={kind!r}.")
+        if target_mask is not None and (not isinstance(target_mask, torch.Tensor) or target_mask.ndim not in (2, 3)
+                                        or target_mask.dtype != torch.bool):
+            raise TypeError(f"target_mask must be a bool tensor of shape (H, W) or (B, H, W), got "
+                            f"{getattr(target_mask, 'dtype', type(target_mask).__name__)} "
+                            f"{tuple(getattr(target_mask, 'shape', ()))}.")
         self.k, self.target_mask = k, target_mask
 
     def reference(self, x0, y):

@@ -215,6 +215,9 @@ def _blocks(model: nn.Module) -> tuple[list[_Affine], list[float]]:
         if isinstance(module, nn.Softplus):
             if not current:
                 raise ValueError(f"certified_bound: the softplus {name!r} does not follow an affine layer.")
+            if not 0 < float(module.beta) < math.inf:
+                raise ValueError(f"certified_bound: the softplus {name!r} has beta={module.beta!r}; softplus needs a "
+                                 "positive finite beta (log(1 + exp(beta a)) / beta).")
             blocks.append(_Affine(current))
             betas.append(float(module.beta))
             current = []

@@ -203,7 +203,7 @@ def check_float(value: Any, positive: bool = True, none: bool = False) -> float 
     """``float(value)`` if it is a finite number ``> 0`` (``>= 0`` unless ``positive``), else ``ValueError``.
 
     ``None`` passes with ``none``. A string that reads as a number is one (YAML 1.1 reads ``1e-3`` as a
-    string); a bool is not.
+    string), as are numpy scalars (``np.float32(0.1)``); a bool is not.
     """
     if value is None and none:
         return None
@@ -212,7 +212,7 @@ def check_float(value: Any, positive: bool = True, none: bool = False) -> float 
             value = float(value)
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or value < 0 or (positive and value == 0):
         kind = "a positive number" if positive else "a non-negative number"
         raise ValueError(f"must be {kind}{' or null' if none else ''}, got {value!r}")

@@ -69,7 +69,7 @@ from ._checks import (
     resolve_target,
 )
 from .attacks import AttackResult, AttributionPGD
-from .attributions import get_explainer
+from .attributions import IntegratedGradients, get_explainer
 from .bounds import BoundResult, attribution_bound
 from .runtime import resolve_device
 
@@ -106,6 +106,26 @@ def _model_of(model) -> nn.Module:
     if not isinstance(model, nn.Module) and callable(getattr(model, "get_model", None)):
         model = model.get_model()
     return check_model(model)
+
+
+def _check_bound_options(bound_options: dict, where: str, own: str) -> dict:
+    """Refuse keyword options that ``attribution_bound`` does not take or that the adapter sets itself.
+
+    Args:
+        bound_options: the extra keywords given to the adapter.
+        where: the adapter's name, for the message.
+        own: what the adapter sets itself (named in the message).
+
+    Returns:
+        ``bound_options``.
+    """
+    settable = set(inspect.signature(attribution_bound).parameters) - {
+        "model", "inputs", "eps", "norm", "attribution", "target", "attribution_options"}
+    wrong = sorted(set(bound_options) - settable)
+    if wrong:
+        raise TypeError(f"{where} got keyword arguments it cannot pass on: {wrong}; {own}. The bound's own options "
+                        f"are {sorted(settable)}.")
+    return bound_options
 
 
 def _as_inputs(data, model: nn.Module, name: str, device=None, box: bool = True) -> torch.Tensor:
@@ -247,6 +267,8 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float | torch.Ten
                          "wrap the extra arguments into the module.")
     if "solver" in bound_options:
         bound_options["method"] = bound_options.pop("solver")
+    _check_bound_options(bound_options, "captum_bound", "the attribution comes from the explainer, its options in "
+                         "Captum's names (n_steps, baselines, internal_batch_size), the target as the third argument")
     name = supported[kind]
     options: dict[str, Any] = {}
     ig_keywords = {"n_steps": n_steps, "method": method, "baselines": baselines,
@@ -412,6 +434,9 @@ class WorstCaseBound:
                  seed: int = 0, return_aggregate: bool = False, aggregate_func: Callable | None = None,
                  **bound_options):
         self.eps, self.norm = check_radii(eps, "eps"), check_norm(norm)
+        if attribution_options is not None and not isinstance(attribution_options, dict):
+            raise TypeError(f"attribution_options must be a dict (e.g. {{'n_steps': 16}}), got "
+                            f"{type(attribution_options).__name__}.")
         if attribution is not None:
             get_explainer(attribution, nn.Identity(), **(attribution_options or {}))  # validate name and options now
         self.attribution, self.attribution_options = attribution, dict(attribution_options or {})
@@ -421,6 +446,14 @@ class WorstCaseBound:
         self.seed = seed = check_seed(seed)
         self.attack_alpha = check_radii(2.5 * self.eps / self.attack_steps if attack_alpha is None else attack_alpha,
                                         "attack_alpha")
+        if not isinstance(relative, bool) or not isinstance(attack, bool) or not isinstance(return_aggregate, bool):
+            raise TypeError(f"relative, attack and return_aggregate must be True or False, got {relative!r}, "
+                            f"{attack!r} and {return_aggregate!r}.")
+        if aggregate_func is not None and not callable(aggregate_func):
+            raise TypeError(f"aggregate_func must be a function of the scores (np.mean, np.median), got "
+                            f"{aggregate_func!r}.")
+        _check_bound_options(bound_options, "WorstCaseBound", "the attribution's options go in attribution_options, "
+                             "the targets are Quantus's y_batch")
         self.return_aggregate, self.aggregate_func = return_aggregate, aggregate_func or np.mean
         self.bound_options = {"seed": seed, **bound_options}
         self.evaluation_scores: list[float] = []
@@ -617,8 +650,12 @@ def _box_radius(eps: float, norm: str, n: int) -> float:
     return eps if norm == "linf" else eps / math.sqrt(n)
 
 
-def _captum_explainer(attr, model: nn.Module, attribution: str, options: dict) -> tuple[Any, dict]:
-    """The Captum object and ``attribute`` keywords that compute the package's attribution ``attribution``."""
+def _captum_explainer(attr, model: nn.Module, attribution: str, options: dict, x: torch.Tensor) -> tuple[Any, dict]:
+    """The Captum object and ``attribute`` keywords that compute the package's attribution ``attribution`` on ``x``.
+
+    An IG baseline is checked as the package's IG checks it (a finite number or a tensor that broadcasts to ``x``)
+    and handed to Captum in a shape it takes: (1, ...) when shared, (B, ...) when per sample.
+    """
     check_choice(attribution, ("saliency", "input_x_gradient", "integrated_gradients"), "attribution")
     if attribution == "saliency":
         if options:
@@ -632,8 +669,11 @@ def _captum_explainer(attr, model: nn.Module, attribution: str, options: dict) -
     if unknown:
         raise ValueError(f"unknown integrated_gradients options {sorted(unknown)}.")
     kwargs = {"n_steps": check_positive_int(options.get("n_steps", 50), "n_steps"), "method": "riemann_right"}
-    if options.get("baseline") is not None:
-        kwargs["baselines"] = options["baseline"]
+    baseline = options.get("baseline")
+    if baseline is not None:
+        ig = IntegratedGradients(model, 1, baseline)  # refuses NaN, strings, numpy arrays, wrong shapes, with the fix
+        per_sample = isinstance(baseline, torch.Tensor) and baseline.ndim == x.ndim and baseline.shape[0] == x.shape[0]
+        kwargs["baselines"] = ig.resolve_baseline(x if per_sample else x[:1]).contiguous()
     if options.get("internal_batch_size") is not None:
         kwargs["internal_batch_size"] = check_positive_int(options["internal_batch_size"], "internal_batch_size")
     return attr.IntegratedGradients(model), kwargs
@@ -677,10 +717,10 @@ def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: 
     n_perturb_samples = check_positive_int(n_perturb_samples, "n_perturb_samples")
     x = check_model_inputs(model, inputs, "inputs", box=True).detach()
     radius = _box_radius(eps, norm, x[0].numel())
-    explainer, kwargs = _captum_explainer(attr, model, attribution, attribution_options)
+    explainer, kwargs = _captum_explainer(attr, model, attribution, attribution_options, x)
     with eval_mode(model), _SeededRNG(seed):
         with torch.no_grad():
-            target = resolve_target(target, model(x))
+            target = resolve_target(_to_target(target, x.shape[0], x.device), model(x))
         with warnings.catch_warnings():  # Captum sets requires_grad on its own perturbed copies, and says so
             warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
             scores = captum_metrics.sensitivity_max(explainer.attribute, x, perturb_radius=radius,
@@ -746,6 +786,12 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
     fixed = sorted({"lower_bound", "upper_bound", "perturb_std"} & set(metric_options))
     if fixed:
         raise TypeError(f"{fixed} are set from eps and norm (matched radius); do not pass them.")
+    if metric_options.get("return_aggregate"):
+        raise TypeError("return_aggregate=True is not supported: the scores are per sample (B,); aggregate them "
+                        "yourself (np.mean(result.scores)).")
+    if attribution_options is not None and not isinstance(attribution_options, dict):
+        raise TypeError(f"attribution_options must be a dict (e.g. {{'n_steps': 16}}), got "
+                        f"{type(attribution_options).__name__}.")
     metric_class = {"max": quantus.MaxSensitivity, "avg": quantus.AvgSensitivity,
                     "lipschitz": quantus.LocalLipschitzEstimate}[kind]
     accepted = set(inspect.signature(metric_class.__init__).parameters) - {"self", "kwargs"}

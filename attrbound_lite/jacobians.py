@@ -43,6 +43,11 @@ class HessianAtPoints:
     """
 
     def __init__(self, model: nn.Module, points: torch.Tensor, targets: torch.Tensor, chunk: int | None = None):
+        if not isinstance(targets, torch.Tensor) or targets.shape != points.shape[:1] or targets.is_floating_point():
+            raise TypeError(f"target must be resolved to a ({points.shape[0]},) integer tensor of classes here (not "
+                            f"None: use the predicted classes, model(inputs).argmax(1)), got "
+                            f"{getattr(targets, 'dtype', type(targets).__name__)} "
+                            f"{tuple(getattr(targets, 'shape', ()))}.")
         self.model, self.targets = model, targets
         self.points = points.detach().clone().requires_grad_(True)
         self.chunk = chunk if chunk is not None and chunk < points.shape[0] else None

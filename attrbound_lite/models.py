@@ -100,6 +100,11 @@ def _positive_finite(value, what: str, hint: str) -> float:
     return float(value)
 
 
+def _floats(values) -> list[float]:
+    """Per-channel values (a number, a sequence, a numpy array or a tensor) as a list of Python floats (JSON)."""
+    return torch.as_tensor(values, dtype=torch.float64).reshape(-1).tolist()
+
+
 def _check_architecture(width, beta, num_classes) -> None:
     """Refuse the constructor arguments of ``MnistCNN`` / ``CifarCNN`` that would build a broken network.
 
@@ -276,8 +281,8 @@ class MnistCNN(nn.Sequential):
             nn.Conv2d(c1, c2, 5, padding=2), _activation(activation, beta), _pool(pool),
             nn.Flatten(), nn.Linear(c2 * 7 * 7, fc), _activation(activation, beta), nn.Linear(fc, num_classes),
         )
-        self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=num_classes,
-                           pool=pool, mean=list(mean), std=list(std))
+        self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=int(num_classes),
+                           pool=pool, mean=_floats(mean), std=_floats(std))
 
     input_shape = (1, 28, 28)  # (C, H, W) of the inputs: checked at the public entry points
 
@@ -314,8 +319,8 @@ class CifarCNN(nn.Sequential):
             nn.Conv2d(c1, c2, 3, padding=1), act(), nn.Conv2d(c2, c2, 3, padding=1), act(), _pool(pool),
             nn.Flatten(), nn.Linear(c2 * 8 * 8, fc), act(), nn.Linear(fc, num_classes),
         )
-        self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=num_classes,
-                           pool=pool, mean=list(mean), std=list(std))
+        self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=int(num_classes),
+                           pool=pool, mean=_floats(mean), std=_floats(std))
 
     input_shape = (3, 32, 32)  # (C, H, W) of the inputs: checked at the public entry points
 
@@ -342,6 +347,8 @@ class QuadraticClassifier(nn.Module):
                 raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
                                 f"{getattr(value, 'dtype', type(value).__name__)}; convert with "
                                 f"torch.as_tensor({name}, dtype=torch.float32).")
+        if Q.dtype != b.dtype:
+            raise TypeError(f"Q and b must have the same dtype, got {Q.dtype} and {b.dtype}.")
         if Q.ndim != 3 or Q.shape[1] != Q.shape[2] or b.shape != Q.shape[:2]:
             raise ValueError(f"Q must be (classes, n, n) and b (classes, n); got {tuple(Q.shape)} and "
                              f"{tuple(b.shape)}.")

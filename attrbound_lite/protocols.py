@@ -44,7 +44,7 @@ def family(dataset: str) -> str:
     Returns:
         A key of ``RAR``.
     """
-    if dataset not in DATASET_INFO:
+    if not isinstance(dataset, str) or dataset not in DATASET_INFO:
         raise ValueError(f"unknown data set {dataset!r}; choose one of {DATASETS}.")
     return DATASET_INFO[dataset]["family"]
 

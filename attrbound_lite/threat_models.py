@@ -36,6 +36,12 @@ def per_sample(value: float | torch.Tensor, like: torch.Tensor) -> float | torch
     return value.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
 
+def _check_pair(x, x0, name: str, method: str) -> None:
+    for value, what in ((x, name), (x0, "x0")):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{method}: {what} must be a torch.Tensor, got {type(value).__name__}.")
+
+
 class ThreatModel:
     """The set ``{x : ||x - x0||_p <= eps, 0 <= x <= 1}`` around each clean input ``x0``.
 
@@ -71,6 +77,7 @@ class ThreatModel:
             ValueError: ``x`` and ``x0`` of different shapes, or ``x0`` outside [0, 1] (the ball around it would
                 not meet the box where the projection puts the point).
         """
+        _check_pair(x, x0, "x", "project")
         if x.shape != x0.shape:
             raise ValueError(f"project: x has shape {tuple(x.shape)} but the clean inputs x0 {tuple(x0.shape)}; "
                              "pass the perturbed batch and its own clean batch.")
@@ -89,13 +96,30 @@ class ThreatModel:
         """
         if not _checks._TRUSTED or not isinstance(alpha, torch.Tensor):
             alpha = check_radii(alpha, "alpha (the step size)")
+        _check_pair(grad, x, "grad", "step")
+        if grad.shape != x.shape:
+            raise ValueError(f"step: grad has shape {tuple(grad.shape)} but x {tuple(x.shape)}; pass the gradient of "
+                             "the objective with respect to x itself.")
         return self._step(x, grad, alpha)
 
     def _step(self, x: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def random_init(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A uniformly random point of the ball around ``x0``, clipped to the box."""
+        """A uniformly random point of the ball around ``x0``, clipped to the box.
+
+        Raises:
+            TypeError: ``x0`` not a floating-point tensor, ``generator`` neither None nor a ``torch.Generator``.
+            ValueError: ``x0`` outside [0, 1] or not finite.
+        """
+        if not _checks._TRUSTED:
+            check_inputs(x0, "x0 (the clean inputs)", box=True)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be None or a torch.Generator (torch.Generator().manual_seed(seed)), got "
+                            f"{type(generator).__name__}.")
+        return self._random_init(x0, generator)
+
+    def _random_init(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         raise NotImplementedError
 
     def ascend(self, objective, x0: torch.Tensor, steps: int, alpha: float | torch.Tensor,
@@ -109,6 +133,9 @@ class ThreatModel:
             ValueError: ``steps`` not a positive integer, ``alpha`` not positive, ``x0`` outside [0, 1].
         """
         steps = check_positive_int(steps, "steps")
+        if not callable(objective):
+            raise TypeError(f"objective must be a function of x (B, ...) returning (B,) values, got "
+                            f"{type(objective).__name__}.")
         if not _checks._TRUSTED:
             check_inputs(x0, "x0 (the clean inputs)", box=True)
             alpha = check_radii(alpha, "alpha (the step size)")
@@ -123,6 +150,9 @@ class ThreatModel:
 
     def distance(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """``||x - x0||_p`` per sample, shape (B,)."""
+        _check_pair(x, x0, "x", "distance")
+        if x.shape != x0.shape:
+            raise ValueError(f"distance: x has shape {tuple(x.shape)} but x0 {tuple(x0.shape)}.")
         return (x - x0).flatten(1).norm(p=float("inf") if self.norm == "linf" else 2, dim=1)
 
     def __repr__(self) -> str:
@@ -144,7 +174,7 @@ class LinfBall(ThreatModel):
         """``x + alpha * sign(grad)``."""
         return x + per_sample(alpha, x) * grad.sign()
 
-    def random_init(self, x0, generator=None):
+    def _random_init(self, x0, generator=None):
         """``x0 + U(-eps, eps)`` per coordinate, clipped to [0, 1]."""
         noise = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         return (x0 + (2 * noise - 1) * per_sample(self.eps, x0)).clamp(0, 1)
@@ -167,7 +197,7 @@ class L2Ball(ThreatModel):
         """``x + alpha * grad / ||grad||_2``."""
         return x + per_sample(alpha, x) * grad / _per_sample_norm(grad).clamp_min(1e-12)
 
-    def random_init(self, x0, generator=None):
+    def _random_init(self, x0, generator=None):
         """A uniform point of the ball (direction uniform on the sphere, radius ``eps * u^(1/n)``), clipped."""
         direction = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         direction = direction / _per_sample_norm(direction).clamp_min(1e-12)

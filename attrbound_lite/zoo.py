@@ -397,6 +397,9 @@ BUILD_COMMAND = "attrbound zoo build --only {name}"
 
 def zoo_root(root: str | os.PathLike | None = None) -> Path:
     """The reference zoo's folder: ``root``, else ``$ATTRBOUND_ZOO``, else ``<project>/zoo``."""
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root (the zoo's folder) must be a string, a pathlib.Path or None, got "
+                        f"{type(root).__name__} {root!r}.")
     return Path(root or os.environ.get(ZOO_ENV) or ZOO_ROOT)
 
 
@@ -433,8 +436,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _names(only) -> list[str]:
+    """``only`` as a list of names (a single string is refused: it would be read letter by letter)."""
+    if isinstance(only, str):
+        raise TypeError(f"only must be a list of reference model names, got the string {only!r}; write [{only!r}].")
+    return [str(n) for n in only]
+
+
 def _reference(name: str) -> Recipe:
-    if name not in REFERENCE:
+    if not isinstance(name, str) or name not in REFERENCE:
         raise ValueError(f"no reference model {name!r}; the zoo holds {sorted(REFERENCE)}.")
     return REFERENCE[name]
 
@@ -571,7 +581,7 @@ def build_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None =
 
     root, device = zoo_root(root), resolve_device(device)
     work = Path(work_dir) if work_dir is not None else root.parent / "_build" / "zoo-work"
-    names = list(REFERENCE) if only is None else [str(n) for n in only]
+    names = list(REFERENCE) if only is None else _names(only)
     for name in names:
         _reference(name)
     make_dirs(root)  # a new zoo
@@ -762,7 +772,7 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
     from .evaluation import evaluate
 
     root = _existing_root(root)
-    names = list(REFERENCE) if only is None else [str(n) for n in only]
+    names = list(REFERENCE) if only is None else _names(only)
     for name in names:
         _reference(name)
     rows, loaded = [], {}

@@ -1238,3 +1238,105 @@ def test_interop_seeds_and_options_checked():
                    "abs")
     pytest.importorskip("quantus")
     _package_error(lambda: interop.quantus_sensitivity(m, x, None, 0.1, foo=1), TypeError, "['foo']")
+
+
+class _TupleModel(torch.nn.Module):  # returns (logits, features), as some vision models do
+    def __init__(self):
+        super().__init__()
+        self.net = model("mnist32")
+
+    def forward(self, x):
+        return self.net(x), x
+
+
+def test_model_must_return_a_logits_tensor():
+    _, x = _mnist_batch()
+    _package_error(lambda: bounds.attribution_bound(_TupleModel(), x, 0.1, max_iter=3), TypeError, "logits tensor")
+
+
+def test_numpy_floats_accepted_in_configurations():
+    from attrbound_lite import zoo
+    assert bounds.BoundOptions(tol=np.float32(1e-3)).tol == pytest.approx(1e-3)
+    assert region.RegionOptions(step_size=np.float32(0.01)).step_size == pytest.approx(0.01)
+    assert zoo.Recipe(dataset="mnist", lr=np.float32(0.01)).lr == pytest.approx(0.01)
+
+
+def test_models_take_scalar_normalisation_and_numpy_sizes(tmp_path):
+    m = models.MnistCNN(width=0.125, mean=0.1307, std=0.3081)
+    assert m.config["mean"] == [0.1307] and m.config["std"] == [0.3081]
+    c = models.CifarCNN(width=0.125, num_classes=np.int64(4), mean=np.float32([0.5] * 3), std=torch.full((3,), 0.25))
+    loaded, _ = checkpoints.load_checkpoint(checkpoints.save_checkpoint(c, tmp_path / "c.safetensors"))
+    assert loaded.config["num_classes"] == 4 and loaded.config["std"] == [0.25] * 3
+    _package_error(lambda: models.model_for_dataset(["mnist"]), ValueError, "data set")
+    _package_error(lambda: models.QuadraticClassifier(torch.eye(3, dtype=torch.float64)[None], torch.zeros(1, 3)),
+                   TypeError, "same dtype")
+
+
+def test_certified_refuses_a_softplus_without_positive_beta():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Softplus(beta=0.0),
+                              torch.nn.Linear(3, 2)).double()
+    _package_error(lambda: certified.certified_bound(net, torch.full((1, 4), 0.5, dtype=torch.float64), 0.01),
+                   ValueError, "beta")
+
+
+def test_attack_arguments_typed():
+    m, x = _mnist_batch()
+    _package_error(lambda: attacks.PGD(m, 0.1, 0.05, 2, random_start="False"), TypeError, "random_start")
+    _package_error(lambda: attacks.AttributionPGD(m, "saliency", 0.1, 0.05, 1)(x, _labels(x), start=x.numpy()),
+                   TypeError, "torch.as_tensor")
+    _package_error(lambda: attacks.IFIA(m, "saliency", 0.1, 0.05, 1, k=5, kind="targeted", target_mask="center"),
+                   TypeError, "target_mask")
+
+
+@pytest.mark.parametrize("call, kind, fragment", [
+    (lambda b, x: b.project(x.tolist(), x), TypeError, "torch.Tensor"),
+    (lambda b, x: b.step(x, x.flatten(1), 0.01), ValueError, "grad has shape"),
+    (lambda b, x: b.step(x, None, 0.01), TypeError, "grad"),
+    (lambda b, x: b.random_init(x, generator=0), TypeError, "torch.Generator"),
+    (lambda b, x: b.random_init((x * 255).to(torch.uint8)), TypeError, "uint8"),
+    (lambda b, x: b.ascend("loss", x, 2, 0.01), TypeError, "objective"),
+    (lambda b, x: b.distance(x, x[:1]), ValueError, "shape"),
+], ids=["project list", "flat grad", "grad None", "int generator", "uint8 x0", "objective str", "distance shapes"])
+def test_threat_model_arguments_typed(call, kind, fragment):
+    _, x = _mnist_batch()
+    _package_error(lambda: call(threat_models.L2Ball(0.1), x), kind, fragment)
+
+
+def test_jacobian_operator_needs_a_resolved_target():
+    m, x = _mnist_batch()
+    _package_error(lambda: attributions.Saliency(m).jacobian_operator(x, None), TypeError, "argmax")
+
+
+def test_adapter_keywords_checked():
+    interop = _interop()
+    m, x = _mnist_batch()
+    y = np.zeros(2, dtype=int)
+    _package_error(lambda: interop.captum_bound(compare_extra().Saliency(m), x, None, 0.1, attribution="saliency"),
+                   TypeError, "['attribution']")
+    _package_error(lambda: interop.WorstCaseBound(0.1, "l2", "saliency", target=3), TypeError, "['target']")
+    _package_error(lambda: interop.WorstCaseBound(0.1, "l2", "saliency", aggregate_func="mean"), TypeError,
+                   "aggregate_func")
+    _package_error(lambda: interop.WorstCaseBound(0.1, "l2", "saliency", relative="no"), TypeError, "relative")
+    _package_error(lambda: interop.WorstCaseBound(0.1, "l2", "integrated_gradients",
+                                                  attribution_options=[("n_steps", 2)]), TypeError, "dict")
+    for baseline, kind in ((np.zeros((1, 28, 28)), TypeError), (math.nan, ValueError),
+                           (torch.zeros(3, 28, 28), ValueError)):
+        _package_error(lambda baseline=baseline: interop.captum_sensitivity_max(
+            m, x, None, 0.1, attribution="integrated_gradients", n_perturb_samples=2, n_steps=2, baseline=baseline),
+            kind)
+    shared = interop.captum_sensitivity_max(m, x, y, 0.1, attribution="integrated_gradients", n_perturb_samples=2,
+                                            n_steps=2, baseline=torch.full((1, 28, 28), 0.5))
+    assert np.isfinite(shared.scores).all() and shared.scores.shape == (2,)
+    pytest.importorskip("quantus")
+    _package_error(lambda: interop.quantus_sensitivity(m, x, y, 0.1, attribution="integrated_gradients",
+                                                       attribution_options="n_steps=2"), TypeError, "dict")
+    _package_error(lambda: interop.quantus_sensitivity(m, x, y, 0.1, return_aggregate=True), TypeError,
+                   "return_aggregate")
+
+
+def test_zoo_arguments_typed():
+    from attrbound_lite import zoo
+    _package_error(lambda: zoo.load_reference("mnist-natural", root=123), TypeError, "root")
+    _package_error(lambda: zoo.load_reference(["mnist-natural"]), ValueError, "no reference model")
+    _package_error(lambda: zoo.verify_zoo("mnist-natural", full=False), TypeError, "['mnist-natural']")
+    _package_error(lambda: zoo.zoo_table(root=123), TypeError, "root")

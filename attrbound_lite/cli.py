@@ -65,6 +65,8 @@ def _device_name(text: str) -> str:
 
 def _output_folder(text: str) -> Path:
     """An argparse ``type``: a folder to write into (created if missing); a path through an existing file is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name the output folder (created if missing).")
     path = Path(text)
     for folder in (path, *path.parents):
         if folder.exists():

@@ -130,6 +130,12 @@ class ImageDataset(Dataset):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, name: str, split: str, classes: list[str],
                  indices: torch.Tensor | None = None, fingerprint: str | None = None,
                  source_md5: dict[str, str] | None = None):
+        for value, what in ((images, "images"), (labels, "labels")):
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__}; convert with "
+                                f"torch.as_tensor({what}).")
+        if not isinstance(classes, (list, tuple)):
+            raise TypeError(f"classes must be a list of class names, got {type(classes).__name__}.")
         if images.ndim != 4 or images.dtype != torch.float32:
             raise ValueError(f"images must be float32 of shape (N, C, H, W), got {images.dtype} of shape "
                              f"{tuple(images.shape)}.")
@@ -202,10 +208,17 @@ def fingerprint(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Te
         The md5 as a 32-character hex string.
 
     Raises:
-        TypeError: If ``images`` is neither uint8 nor a float tensor.
+        TypeError: If ``images`` is neither uint8 nor a float tensor, or either argument is not an array or tensor.
+        ValueError: If float images leave [0, 1].
     """
+    if not isinstance(images, (np.ndarray, torch.Tensor)) or not isinstance(labels, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"images and labels must be numpy arrays or tensors, got {type(images).__name__} and "
+                        f"{type(labels).__name__}.")
     if isinstance(images, torch.Tensor):
         if images.is_floating_point():
+            if images.numel() and (images.min() < 0 or images.max() > 1):
+                raise ValueError("float images must lie in [0, 1] (they are scaled by 255 into uint8); divide 0-255 "
+                                 "images by 255 or pass them as uint8.")
             images = (images.detach().cpu() * 255).round().to(torch.uint8)
         images = images.cpu().numpy()
     if isinstance(labels, torch.Tensor):
@@ -273,8 +286,8 @@ def _check_arguments(name: str, split: str, subset, seed) -> tuple[str, int | No
         if not 1 <= subset <= size:
             raise ValueError(f"subset must be None (all {size} samples) or an int in [1, {size}] (the size of the "
                              f"{name} {split} split), got {subset}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int, got {seed!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}.")
     return name, subset
 
 
@@ -315,6 +328,10 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         RuntimeError: If the data is unavailable, damaged, incomplete or differs from the canonical data.
     """
     name, subset = _check_arguments(name, split, subset, seed)
+    for value, what in ((root, "root"), (mirror, "mirror")):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{what} must be a folder (a string or a pathlib.Path) or None, got "
+                            f"{type(value).__name__} {value!r}.")
     root = Path(root).expanduser() if root is not None else default_root()
     mirror = _resolve_mirror(mirror)
     if name == "cifar10-subset":
@@ -523,6 +540,9 @@ def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
     if hasattr(data, "images") and hasattr(data, "labels"):
         x, y = data.images, data.labels
     elif hasattr(data, "tensors") and isinstance(data.tensors, tuple):
+        if len(data.tensors) < 2:
+            raise ValueError(f"a TensorDataset must hold (images, labels); this one holds {len(data.tensors)} "
+                             "tensor(s): TensorDataset(images, labels).")
         x, y = data.tensors[:2]
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = data

@@ -374,7 +374,11 @@ def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_
         TypeError: If the model, data or seed are of the wrong type (as in ``evaluate``).
     """
     cfg = _settings(dataset, settings)
+    if isinstance(ig_steps_grid, (str, numbers.Number)) or not hasattr(ig_steps_grid, "__iter__"):
+        raise TypeError(f"ig_steps_grid must be a list of IG step counts (e.g. [10, 50, 100]), got {ig_steps_grid!r}.")
     ig_steps_grid = list(ig_steps_grid)
+    if not ig_steps_grid:
+        raise ValueError("ig_steps_grid is empty; give at least one number of IG steps.")
     _check_counts(n_attribution=n_attribution, attack_ig_steps=attack_ig_steps, attack_batch_size=attack_batch_size,
                   **{f"ig_steps_grid[{i}]": m for i, m in enumerate(ig_steps_grid)})
     seed = check_seed(seed)

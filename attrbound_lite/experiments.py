@@ -28,6 +28,7 @@ among the attacks that kept the label, and the median and 95th percentile of the
 
 from __future__ import annotations
 
+import numbers
 import time
 from typing import Callable, ClassVar, Iterable, Mapping, Sequence
 
@@ -242,6 +243,18 @@ def _attribution_specs(attributions) -> list[tuple[str, dict]]:
     return out
 
 
+def _radii_list(values, what: str) -> list:
+    """A list of radii from a list, a tuple, an array or one number (Python, numpy or a 0-d tensor)."""
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be a list of radii (e.g. [0.01, 0.1]), got the string {values!r}.")
+    if isinstance(values, numbers.Number) or (isinstance(values, (torch.Tensor, np.ndarray)) and values.ndim == 0):
+        return [values]
+    try:
+        return list(values)
+    except TypeError:
+        raise TypeError(f"{what} must be a list of radii (e.g. [0.01, 0.1]), got {type(values).__name__}.") from None
+
+
 def _eps_grid(eps_grid, norms: Sequence[str]) -> dict[str, list[float]]:
     """``{norm: [eps, ...]}`` from one list for every norm or a mapping norm -> list."""
     norms = list(check_names(norms, NORMS, "norms"))  # a str ("l2") is refused, not iterated letter by letter
@@ -251,11 +264,9 @@ def _eps_grid(eps_grid, norms: Sequence[str]) -> dict[str, list[float]]:
         if set(eps_grid) != set(norms):
             raise ValueError(f"eps_grid has keys {sorted(eps_grid)} but norms are {sorted(norms)}; give one eps list "
                              "per norm.")
-        grid = {n: list(eps_grid[n]) for n in norms}
+        grid = {n: _radii_list(eps_grid[n], f"eps_grid[{n!r}]") for n in norms}
     else:
-        if isinstance(eps_grid, (int, float)):
-            eps_grid = [eps_grid]
-        grid = {n: list(eps_grid) for n in norms}
+        grid = {n: _radii_list(eps_grid, "eps_grid") for n in norms}
     for n, values in grid.items():
         if not values:
             raise ValueError(f"the eps grid of norm {n!r} is empty.")
@@ -343,9 +354,14 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     if sample_ids is not None and n_samples is not None:
         raise ValueError("pass n_samples (the first n samples) or sample_ids (positions in data), not both.")
     if sample_ids is not None:
-        ids = torch.as_tensor(list(sample_ids), dtype=torch.long)
+        if isinstance(sample_ids, str) or not hasattr(sample_ids, "__iter__"):
+            raise TypeError(f"sample_ids must be a list of positions in data, got {sample_ids!r}.")
+        sample_ids = list(sample_ids)
+        if any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in sample_ids):
+            raise TypeError(f"sample_ids must be integer positions in data, got {sample_ids[:8]!r}.")
+        ids = torch.as_tensor([int(i) for i in sample_ids], dtype=torch.long)
     else:
-        if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int)
+        if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral)
                                       or not 1 <= n_samples <= len(y_all)):
             raise ValueError(f"n_samples must be an int in [1, {len(y_all)}] (the size of data), got {n_samples!r}.")
         ids = torch.arange(n_samples or len(y_all))
@@ -356,8 +372,9 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     grid = _eps_grid(eps_grid, norms)
     attr_specs = _attribution_specs(attributions)
     specs = _attack_specs(attacks)
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-        raise ValueError(f"restarts must be a positive integer, got {restarts!r}.")
+    restarts = check_positive_int(restarts, "restarts")
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be a function of the number of rows done, or None, got {on_progress!r}.")
     Tolerance(rtol=rtol, cosine_atol=cosine_atol)  # validates both
     batch_size = batch_size or ids.numel()
     param = next(model.parameters(), None)
@@ -537,7 +554,7 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
     check_positive_int(batch_size, "batch_size")
     seed = check_seed(seed)
     n = len(y_all) if n_samples is None else n_samples
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(y_all):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= len(y_all):
         raise ValueError(f"n_samples must be an int in [1, {len(y_all)}] (the size of data), got {n_samples!r}.")
     indices = getattr(data, "indices", None)  # sample ids as in validate_bounds: positions in the full split
     split_index = torch.as_tensor(indices) if indices is not None else torch.arange(len(y_all))
@@ -611,6 +628,11 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.Data
     leaves them out) is pooled within the unit: a unit violates when any of its pooled attacks does.
     ``table.attrs["n_attacks"]`` of the result is the total number of attacks.
     """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"summarize takes the DataFrame of validate_bounds, got {type(table).__name__}.")
+    if isinstance(by, str):
+        raise TypeError(f"by must be a list of column names, got the string {by!r}; write [{by!r}].")
+    by = list(by)
     needed = {*by, "sample", "label_kept", "exceeded", "exceeded_euclidean", "exceeded_cosine", "ratio_euclidean",
               "ratio_cosine"}
     missing = sorted(needed - set(table.columns))

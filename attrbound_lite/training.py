@@ -140,6 +140,9 @@ def dissimilarity(a: Tensor, b: Tensor, kind: str = "pearson") -> Tensor:
 
     ``1 - pearson``, ``1 - cos`` or ``||a - b||_2`` (smoothed by 1e-12 under the root).
     """
+    if a.shape != b.shape:
+        raise ValueError(f"dissimilarity: the maps have shapes {tuple(a.shape)} and {tuple(b.shape)}; compare maps "
+                         "of the same inputs.")
     a, b = a.flatten(1), b.flatten(1)
     if kind == "pearson":
         a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
@@ -261,11 +264,10 @@ def scaled_for_batch(cfg: TrainConfig, batch_size: int, base_batch: int | None =
         ``scaled_for_batch(TrainConfig(lr=1e-3, epochs=4), 1024)``: batch 1024, lr 8e-3, warm-up over the first epoch
         from 1e-3.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    base = cfg.batch_size if base_batch is None else base_batch
-    if isinstance(base, bool) or not isinstance(base, int) or base < 1:
-        raise ValueError(f"base_batch must be a positive integer or None, got {base_batch!r}.")
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig (TrainConfig(**settings) for a dict), got {type(cfg).__name__}.")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    base = cfg.batch_size if base_batch is None else check_positive_int(base_batch, "base_batch (or None)")
     if rule not in LR_SCALING_RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {LR_SCALING_RULES}.")
     k = batch_size / base
@@ -288,6 +290,7 @@ def learning_rate_at(cfg: TrainConfig, step: int, batches: int) -> float:
     ``lr`` without a warm-up; with one, ``a + (lr - a) * min(1, (step + 1) / (lr_warmup_epochs * batches))``,
     ``a = lr_warmup_from`` (or 0), and exactly ``lr`` once the warm-up is over.
     """
+    check_positive_int(batches, "batches (optimiser steps per epoch)")
     if cfg.lr_warmup_epochs == 0:
         return cfg.lr
     t = (step + 1) / (cfg.lr_warmup_epochs * batches)
@@ -590,6 +593,9 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
         if Path(checkpoint_dir).exists() and not Path(checkpoint_dir).is_dir():
             raise ValueError(f"checkpoint_dir {str(checkpoint_dir)!r} is an existing file, not a folder; pass a folder "
                              "(created if missing) for the training state.")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("the model has no trainable parameters (none, or all with requires_grad=False); nothing to "
+                         "train.")
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     x_all, y_all = as_tensors(train_data)
     check_inputs(x_all, "images", box=True)

@@ -29,6 +29,7 @@ import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
+from ._checks import check_seed
 from ._io import make_dirs
 from .checkpoints import checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import (
@@ -225,11 +226,12 @@ def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
         ``device``.
 
     Raises:
-        TypeError: ``recipe`` is not a ``Recipe``.
+        TypeError: ``recipe`` is not a ``Recipe``, or ``init_seed`` not an integer >= 0.
     """
     from .data import load_dataset
 
     _check_recipe(recipe, "train_recipe")
+    init_seed = check_seed(init_seed, "init_seed")
     device, folder = resolve_device(device), Path(folder)
     make_dirs(folder)
     data = load_dataset(recipe.dataset, "train", root=data_root, download=download, mirror=mirror,

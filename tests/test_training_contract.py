@@ -214,3 +214,82 @@ def test_evaluate_cli_needs_a_surrogate_for_relu_and_refuses_one_for_smooth_mode
     folder = _checkpoint(tmp_path / "smooth", smooth())
     code, err = run(["evaluate", folder, "--surrogate-beta", "10", "--device", "cpu"], capsys)
     assert code == 2 and "the model is already smooth" in err and "drop --surrogate-beta" in err, err
+
+
+# A second held-out tour: helpers, grids, data and the CLI
+
+
+def test_training_helpers_checked():
+    from attrbound_lite.training import dissimilarity, learning_rate_at, scaled_for_batch
+    cfg = TrainConfig(lr=1e-3, epochs=4)
+    assert scaled_for_batch(cfg, np.int64(256)).batch_size == 256
+    with pytest.raises(TypeError, match="TrainConfig"):
+        scaled_for_batch({"batch_size": 128}, 256)
+    with pytest.raises(ValueError, match="batches"):
+        learning_rate_at(scaled_for_batch(cfg, 1024), 0, 0)
+    with pytest.raises(ValueError, match="shapes"):
+        dissimilarity(torch.rand(2, 4), torch.rand(2, 5))
+
+
+def test_train_refuses_data_without_labels_and_models_without_parameters():
+    from torch.utils.data import TensorDataset
+    with pytest.raises(ValueError, match="TensorDataset"):
+        train(smooth(), TensorDataset(images()), "natural", 1, **QUIET)
+    frozen = smooth()
+    frozen.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(frozen, DATA, "natural", 1, **QUIET)
+
+
+def test_grids_and_sample_ids_checked():
+    from attrbound_lite.evaluation import ifia_by_ig_steps
+    from attrbound_lite.experiments import bound_table, summarize
+    with pytest.raises(TypeError, match="ig_steps_grid"):
+        ifia_by_ig_steps(smooth(), DATA, "mnist", 5)
+    with pytest.raises(ValueError, match="empty"):
+        ifia_by_ig_steps(smooth(), DATA, "mnist", [])
+    for grid in ("0.1", {"l2": "0.1"}):
+        with pytest.raises(TypeError, match="string"):
+            validate_bounds(smooth(), DATA, grid, norms=["l2"])
+    for ids in ([1.5], [True], "01"):
+        with pytest.raises(TypeError, match="sample_ids"):
+            validate_bounds(smooth(), DATA, [0.1], norms=["l2"], sample_ids=ids)
+    with pytest.raises(TypeError, match="on_progress"):
+        validate_bounds(smooth(), DATA, [0.1], norms=["l2"], on_progress="x")
+    table = validate_bounds(smooth(), DATA, np.float32(0.1), norms=["l2"], n_samples=np.int64(1),
+                            restarts=np.int64(1), attacks=["pgd"], attributions=["saliency"])
+    assert len(table) == 1
+    assert len(bound_table(smooth(), DATA, torch.tensor(0.1), norms=["l2"], n_samples=np.int64(1))) == 1
+    with pytest.raises(TypeError, match=r"\['eps'\]"):
+        summarize(table, by="eps")
+    with pytest.raises(TypeError, match="DataFrame"):
+        summarize(None)
+
+
+def test_data_arguments_checked():
+    from attrbound_lite.data import ImageDataset, fingerprint, load_dataset
+    for kw in (dict(root=123), dict(mirror=123)):
+        with pytest.raises(TypeError, match="folder"):
+            load_dataset("mnist", "test", **kw)
+    with pytest.raises(ValueError, match="seed"):
+        load_dataset("mnist", "test", subset=4, seed=2 ** 70)
+    with pytest.raises(TypeError, match="torch.as_tensor"):
+        ImageDataset(images().numpy(), labels(), "mnist", "test", [str(i) for i in range(10)])
+    with pytest.raises(TypeError, match="classes"):
+        ImageDataset(images(), labels(), "mnist", "test", None)
+    with pytest.raises(TypeError, match="arrays or tensors"):
+        fingerprint(images().tolist(), labels())
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fingerprint(images() * 255, labels())
+
+
+def test_train_recipe_checks_its_seed(tmp_path):
+    from attrbound_lite import zoo
+    for seed in ("0", -1):
+        with pytest.raises(TypeError, match="init_seed"):
+            zoo.train_recipe(zoo.REFERENCE["mnist-natural"], tmp_path, init_seed=seed)
+
+
+def test_cli_refuses_an_empty_out(capsys):
+    code, err = run(["train", "--out", "", "--method", "natural"], capsys)
+    assert code == 2 and "empty path" in err

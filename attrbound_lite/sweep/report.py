@@ -54,6 +54,16 @@ class SweepReport:
                 + table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
+def _read_results(path: Path, out: Path) -> pd.DataFrame:
+    """A results file of the sweep; an unreadable one is named with the command that rebuilds it."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow's errors have no common base: each is re-raised with the fix
+        raise ValueError(f"cannot read {path} ({type(err).__name__}: {str(err)[:120]}); the file is damaged: delete "
+                         f"it and rerun `attrbound sweep CONFIG --out {out}` (the sweep resumes and rewrites it).") \
+            from err
+
+
 def report(out_dir: str | os.PathLike, *, quiet: bool = False, file: TextIO | None = None) -> SweepReport:
     """Summary tables and attack count of the sweep in ``out_dir`` (an unfinished one: of its finished shards).
 
@@ -76,9 +86,9 @@ def report(out_dir: str | os.PathLike, *, quiet: bool = False, file: TextIO | No
     done = [f for f in files if f.is_file()]
     complete = manifest.get("status") == "complete" and (out / "results.parquet").is_file()
     if complete:
-        table = pd.read_parquet(out / "results.parquet")
+        table = _read_results(out / "results.parquet", out)
     elif done:
-        table = pd.concat([pd.read_parquet(f) for f in done], ignore_index=True)
+        table = pd.concat([_read_results(f, out) for f in done], ignore_index=True)
     else:
         table = pd.DataFrame(columns=list(ROW_COLUMNS))
     result = SweepReport(summarize(table) if len(table) else pd.DataFrame(), len(table),

@@ -190,6 +190,13 @@ def check_positive_int(value, what: str) -> int:
     return int(value)
 
 
+def check_tol(tol, what: str = "tol") -> float:
+    """Return ``tol`` as a float if it is a positive finite number (Python or numpy, not a bool); raise ValueError."""
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < math.inf:
+        raise ValueError(f"{what} must be a positive finite number, got {tol!r}.")
+    return float(tol)
+
+
 def check_seed(seed, what: str = "seed") -> int:
     """Return ``seed`` as an int if it is an integer >= 0 (Python or numpy, not a bool); raise a TypeError otherwise.
 
@@ -384,3 +391,24 @@ class full_precision:
     def __exit__(self, *exc):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.saved
         return False
+
+
+def check_flag(value, what: str) -> bool:
+    """Return ``value`` as a bool if it is True or False (Python or numpy); raise a TypeError otherwise.
+
+    A string or number would otherwise be read by its truth value: ``"no"`` and ``"False"`` are true.
+    """
+    import numpy as np  # (numpy comes with torch; imported here to leave the module's imports as they are)
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {value!r} ({type(value).__name__}); a string or number "
+                        f"is not read as a flag: pass {what}=True or {what}=False.")
+    return bool(value)
+
+
+def check_not_meta(value, what: str):
+    """Return ``value`` unless it is a tensor on the 'meta' device (shapes without values): then a ValueError."""
+    if isinstance(value, torch.Tensor) and value.is_meta:
+        raise ValueError(f"{what} is a tensor on the 'meta' device (shape {tuple(value.shape)}, no values); nothing "
+                         "can be computed with it: pass a number, or a tensor with values on the inputs' device.")
+    return value

@@ -32,11 +32,13 @@ from torch import nn
 from . import _checks, metrics
 from ._checks import (
     check_choice,
+    check_flag,
     check_inputs,
     check_labels,
     check_logits,
     check_model,
     check_model_inputs,
+    check_not_meta,
     check_positive_int,
     check_radii,
     check_seed,
@@ -72,12 +74,11 @@ class Attack:
     def __init__(self, model: nn.Module, eps: float | torch.Tensor, alpha: float | torch.Tensor, steps: int,
                  norm: str = "linf", random_start: bool = True, seed: int = 0):
         check_model(model)
-        alpha = check_radii(alpha, "alpha (the step size)")
+        alpha = check_radii(check_not_meta(alpha, "alpha (the step size)"), "alpha (the step size)")
         steps = check_positive_int(steps, "steps")
         self.model, self.threat, self.alpha, self.steps = model, threat_model(norm, eps), alpha, steps
-        if not isinstance(random_start, bool):
-            raise TypeError(f"random_start must be True or False, got {random_start!r}.")
-        self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, bool(random_start), check_seed(seed)
+        random_start = check_flag(random_start, "random_start")
+        self.eps, self.norm, self.random_start, self.seed = self.threat.eps, norm, random_start, check_seed(seed)
         if isinstance(self.alpha, torch.Tensor) and isinstance(self.eps, torch.Tensor) and \
                 self.alpha.shape != self.eps.shape:
             raise ValueError(f"per-sample alpha has {self.alpha.numel()} entries and eps {self.eps.numel()}; give "
@@ -190,7 +191,12 @@ class AttributionAttack(Attack):
                  random_start=True, seed=0, per_restart=False, compile=False):
         super().__init__(model, eps, alpha, steps, norm, random_start, seed)
         self.restarts = check_positive_int(restarts, "restarts")
-        self.per_restart = bool(per_restart)
+        self.per_restart = check_flag(per_restart, "per_restart")
+        if isinstance(explainer, Attribution) and explainer.model is not model:
+            raise ValueError(f"the explainer {explainer!r} was built on another model object than the attack's "
+                             f"model (a {type(model).__name__}); the attack would silently explain its own model: "
+                             f"build it on the attacked model ({type(explainer).__name__}(model)) or pass its name "
+                             "('saliency', 'input_x_gradient', 'integrated_gradients').")
         self.explainer = get_explainer(explainer, model)
         self.surrogate_beta = surrogate_beta
         # refuse a non-smooth model without beta now, not at the call
@@ -331,10 +337,15 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 def _compile_mode(compile) -> str | None:
     """``compile`` as a ``torch.compile`` mode (``"default"`` for True), or None (eager)."""
-    if compile is False or compile is None:
+    if compile is None:
         return None
-    if compile is True:
-        return "default"
+    if not isinstance(compile, str):
+        try:
+            compile = check_flag(compile, "compile")
+        except TypeError:  # (the error of a value outside the choices, as for an unknown mode)
+            raise ValueError(f"compile must be True, False or a torch.compile mode {COMPILE_MODES}, got "
+                            f"{compile!r}.") from None
+        return "default" if compile else None
     if compile not in COMPILE_MODES:
         raise ValueError(f"compile must be True, False or a torch.compile mode {COMPILE_MODES}, got {compile!r}.")
     return compile
@@ -392,13 +403,14 @@ class AttributionPGD(AttributionAttack):
 
     Args:
         model: the classifier (inputs in [0, 1]).
-        explainer: an ``Attribution`` or its name (``"saliency"``, ...).
+        explainer: an ``Attribution`` built on ``model`` (one built on another model is refused) or its name
+            (``"saliency"``, ...).
         eps, alpha, steps, norm: the ball, step size, steps and norm (``"linf"`` or ``"l2"``).
         objective: ``"euclidean"`` or ``"cosine"``.
         restarts: random restarts, run batched.
         surrogate_beta: take attribution gradients through the softplus surrogate (ReLU models).
         seed: seed of the random starts.
-        per_restart: return one row per (restart, sample) instead of the best per sample.
+        per_restart: return one row per (restart, sample) instead of the best per sample (True or False).
         compile: compile the step (True or a ``torch.compile`` mode); see ``AttributionAttack``.
 
     Returns (of ``atk(x, y)``):

@@ -26,7 +26,7 @@ import numbers
 import torch
 from torch import nn
 
-from ._checks import check_logits, check_model, check_model_inputs, check_positive_int, resolve_target
+from ._checks import check_flag, check_logits, check_model, check_model_inputs, check_positive_int, resolve_target
 from .jacobians import HessianAtPoints, JacobianOperator
 
 __all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "ATTRIBUTIONS",
@@ -114,7 +114,7 @@ class Attribution:
         Returns:
             (B, ...) the map, shaped like the inputs.
         """
-        return self.attribute_with_logits(inputs, target, create_graph)[0]
+        return self.attribute_with_logits(inputs, target, check_flag(create_graph, "create_graph"))[0]
 
     def attribute_with_logits(self, inputs: torch.Tensor, target=None, create_graph: bool = False
                               ) -> tuple[torch.Tensor, torch.Tensor]:

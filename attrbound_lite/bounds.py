@@ -38,12 +38,14 @@ from torch import nn
 
 from ._checks import (
     check_choice,
+    check_flag,
     check_logits,
     check_model_inputs,
     check_norm,
     check_positive_int,
     check_radii,
     check_seed,
+    check_tol,
     eval_mode,
     full_precision,
     resolve_target,
@@ -104,6 +106,29 @@ def _start_vector(batch: int, n: int, like: torch.Tensor, seed: int) -> torch.Te
     return v / v.norm(dim=1, keepdim=True)
 
 
+def _check_eigen_args(matvec, v0, max_iter, tol) -> tuple[int, float]:
+    """The shared arguments of ``lanczos`` and ``power_iteration``: a callable, (B, n) float starts, steps, tol."""
+    if not callable(matvec):
+        raise TypeError(f"matvec must be a callable mapping (B, n) to (B, n), got {type(matvec).__name__}.")
+    if not isinstance(v0, torch.Tensor) or not v0.is_floating_point() or v0.ndim != 2 or 0 in v0.shape:
+        given = (f"{v0.dtype} of shape {tuple(v0.shape)}" if isinstance(v0, torch.Tensor) else type(v0).__name__)
+        raise ValueError(f"v0 must be a non-empty floating-point tensor of shape (B, n) (one start vector per "
+                         f"sample), got {given}; for one vector write v0[None].")
+    if v0.device.type != "meta" and not bool((torch.isfinite(v0).all(1) & (v0.norm(dim=1) > 0)).all()):
+        raise ValueError("v0 must have finite, non-zero rows (each is normalised to a unit start vector); "
+                         "draw them with torch.randn(B, n).")
+    return check_positive_int(max_iter, "max_iter"), check_tol(tol)
+
+
+def _check_product(w, v: torch.Tensor) -> torch.Tensor:
+    """The operator's first product: a tensor of the start vectors' shape and dtype."""
+    if not isinstance(w, torch.Tensor) or w.shape != v.shape or w.dtype != v.dtype:
+        given = f"{w.dtype} of shape {tuple(w.shape)}" if isinstance(w, torch.Tensor) else type(w).__name__
+        raise ValueError(f"matvec must return a {v.dtype} tensor of the shape of its argument {tuple(v.shape)} "
+                         f"(one product per sample), got {given}.")
+    return w
+
+
 def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, psd: bool = False) -> EigenResult:
     """Batched Lanczos with full reorthogonalisation for the largest |eigenvalue| of symmetric operators.
 
@@ -121,6 +146,8 @@ def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, ps
     Returns:
         An ``EigenResult``: value (B,), vector (B, n), converged (B,) and iterations (B,).
     """
+    max_iter, tol = _check_eigen_args(matvec, v0, max_iter, tol)
+    psd = check_flag(psd, "psd")
     batch, n = v0.shape
     steps = max(1, min(max_iter, n))
     basis = v0.new_zeros(batch, steps + 1, n)
@@ -137,6 +164,8 @@ def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, ps
     for j in range(steps):
         q = basis[:, j]
         w = matvec(q)
+        if j == 0:
+            _check_product(w, q)
         alpha[:, j] = (w * q).sum(1).double()
         for _ in range(2):  # classical Gram-Schmidt, twice: full reorthogonalisation
             w = w - torch.einsum("bk,bkn->bn", torch.einsum("bkn,bn->bk", basis[:, :j + 1], w), basis[:, :j + 1])
@@ -184,14 +213,17 @@ def power_iteration(matvec, v0: torch.Tensor, max_iter: int = 500, tol: float = 
     Returns:
         An ``EigenResult``: value (B,), vector (B, n), converged (B,) and iterations (B,).
     """
+    max_iter, tol = _check_eigen_args(matvec, v0, max_iter, tol)
     batch = v0.shape[0]
     v = v0 / v0.norm(dim=1, keepdim=True)
     value = torch.zeros(batch, dtype=v0.dtype, device=v0.device)
     converged = torch.zeros(batch, dtype=torch.bool, device=v0.device)
     iterations = torch.zeros(batch, dtype=torch.long, device=v0.device)
-    for _ in range(max_iter):
+    for step in range(max_iter):
         active = ~converged
         w = matvec(torch.where(active[:, None], v, torch.zeros_like(v)))
+        if step == 0:
+            _check_product(w, v)
         lam = w.norm(dim=1)
         rho = (w * v).sum(1)
         residual = (lam.double() ** 2 - rho.double() ** 2).clamp_min(0).sqrt()
@@ -224,6 +256,17 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
     Raises:
         ValueError: If n > ``max_n`` without ``rows``, or the attribution does not depend on the input.
     """
+    if not isinstance(explainer, Attribution):
+        raise TypeError(f"explainer must be an attrbound_lite Attribution (e.g. get_explainer(model, 'saliency')), "
+                        f"got {type(explainer).__name__}.")
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim < 2:
+        given = f"shape {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ValueError(f"inputs must be a batch tensor (B, ...) (the explainer checks it against its model), got "
+                         f"{given}.")
+    if isinstance(max_n, bool) or not isinstance(max_n, numbers.Integral) or max_n < 1:
+        raise ValueError(f"max_n must be a positive integer (the largest n stored), got {max_n!r}.")
+    if rows is not None and not callable(rows):
+        raise TypeError(f"rows must be None or a callable (start, block), got {type(rows).__name__}.")
     n = inputs[0].numel()
     if n > max_n and rows is None:
         raise ValueError(f"the exact Jacobian has n x n = {n} x {n} entries per sample, above the limit "
@@ -263,6 +306,15 @@ def cosine_bound(euclidean: torch.Tensor, attribution_norm: torch.Tensor) -> tor
     Returns:
         The cosine lower bounds in ``[-1, 1]``, shape (B,).
     """
+    for name, value in (("euclidean", euclidean), ("attribution_norm", attribution_norm)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            given = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
+            raise TypeError(f"{name} must be a floating-point tensor (B,), got {given}.")
+    if euclidean.shape != attribution_norm.shape:
+        raise ValueError(f"euclidean and attribution_norm must have one shape (one value per sample), got "
+                         f"{tuple(euclidean.shape)} and {tuple(attribution_norm.shape)}.")
+    if euclidean.device.type != "meta" and bool(((euclidean < 0) | (attribution_norm < 0)).any()):
+        raise ValueError("euclidean and attribution_norm are norms: they must be >= 0 (NaN passes through).")
     ratio = euclidean / attribution_norm.clamp_min(torch.finfo(euclidean.dtype).tiny)
     return torch.where(ratio < 1, (1 - ratio.clamp(max=1) ** 2).sqrt(), torch.full_like(ratio, -1.0))
 
@@ -454,14 +506,14 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch
     Returns:
         A ``BoundResult`` of per-sample tensors of shape (B,).
     """
+    box = check_flag(box, "box")
     check_model_inputs(model, inputs, box=box)
     eps = check_radii(eps, "eps", batch=inputs.shape[0])
     norm = check_norm(norm)
     method = check_choice(method, METHODS, "method")
     check_attribution_options(attribution_options, "attribution_bound")
     seed = check_seed(seed)
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < math.inf:
-        raise ValueError(f"tol must be a positive finite number, got {tol!r}.")
+    check_tol(tol)
     if max_iter is not None:
         check_positive_int(max_iter, "max_iter")
     if isinstance(max_dense_n, bool) or not isinstance(max_dense_n, numbers.Integral) or max_dense_n < 0:

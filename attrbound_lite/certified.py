@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 
 from ._checks import (
     check_choice,
+    check_flag,
     check_model_inputs,
     check_names,
     check_norm,
@@ -598,6 +599,7 @@ def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.T
             unknown route or attribution, or inputs the contract refuses.
     """
     started = time.perf_counter()
+    progress = check_flag(progress, "progress")
     check_model_inputs(model, inputs, box=True)
     if inputs.min() < 0 or inputs.max() > 1:  # always, also under trusted_inputs: the proof needs x in the box
         raise ValueError("certified_bound: inputs must lie in [0, 1].")

@@ -59,9 +59,13 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
     Raises:
         TypeError: If ``path`` is not a string or path.
+        ValueError: If ``path`` is empty (it would name the current folder).
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"a checkpoint path must be a string or a pathlib.Path, got {type(path).__name__} {path!r}.")
+    if not os.fspath(path):
+        raise ValueError("a checkpoint path is empty; pass the weights file (e.g. 'run/model.safetensors') or its "
+                         "folder ('.' for the current one).")
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
@@ -86,8 +90,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
         The path of the weights file written.
 
     Raises:
-        ValueError: If ``path`` does not end in ``.safetensors`` (and is not a folder), or ``model`` is not a
-            registered architecture.
+        ValueError: If ``path`` is empty or does not end in ``.safetensors`` (and is not a folder), or ``model`` is
+            not a registered architecture.
         TypeError: If ``metadata`` is not a JSON-serialisable dict, or ``path`` not a string or path.
     """
     weights, sidecar = checkpoint_paths(path)
@@ -141,7 +145,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             Default ``"cpu"``.
 
     Returns:
-        ``(model, sidecar)``: the model in eval mode on ``device``, and the sidecar as a dict (``"metadata"``
+        ``(model, sidecar)``: the model in eval mode on ``device``, in the floating-point dtype of the saved weights
+        (a float64 model comes back float64, bit for bit), and the sidecar as a dict (``"metadata"``
         holds what ``save_checkpoint`` recorded).
 
     Raises:
@@ -189,6 +194,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         state = safetensors_load(blob)
     except SafetensorError as err:
         raise ValueError(f"cannot read {weights}: {err}.") from None
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    if len(dtypes) == 1:  # the saved precision (a float64 model stays float64: load_state_dict would cast it)
+        model = model.to(dtypes.pop())
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -124,7 +124,9 @@ class ImageDataset(Dataset):
         source_md5: Map of each source file to its md5; ``None``: empty.
 
     Raises:
-        ValueError: If ``images`` is not float32 (N, C, H, W) or ``labels`` is not int64 (N,).
+        TypeError: If ``images`` or ``labels`` is not a tensor, or ``classes`` not a list of names.
+        ValueError: If ``images`` is not float32 (N, C, H, W), ``labels`` is not int64 (N,) with values in
+            [0, len(classes)), ``classes`` is empty, or ``indices`` is not a 1-d integer tensor of N indices.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, name: str, split: str, classes: list[str],
@@ -136,12 +138,26 @@ class ImageDataset(Dataset):
                                 f"torch.as_tensor({what}).")
         if not isinstance(classes, (list, tuple)):
             raise TypeError(f"classes must be a list of class names, got {type(classes).__name__}.")
+        if not classes:
+            raise ValueError("classes is empty; pass the class names, index = label (e.g. "
+                             "DATASET_INFO['mnist']['classes']).")
         if images.ndim != 4 or images.dtype != torch.float32:
             raise ValueError(f"images must be float32 of shape (N, C, H, W), got {images.dtype} of shape "
                              f"{tuple(images.shape)}.")
         if labels.shape != (images.shape[0],) or labels.dtype != torch.int64:
             raise ValueError(f"labels must be int64 of shape ({images.shape[0]},), got {labels.dtype} of shape "
                              f"{tuple(labels.shape)}.")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= len(classes)):
+            raise ValueError(f"labels must lie in [0, {len(classes) - 1}] (one per class name; {len(classes)} "
+                             f"classes), got values in [{labels.min().item()}, {labels.max().item()}]; pass every "
+                             "class name in classes, or fix the labels.")
+        if indices is not None:
+            if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.dtype == torch.bool \
+                    or indices.shape != (images.shape[0],):
+                got = (f"{indices.dtype} of shape {tuple(indices.shape)}" if isinstance(indices, torch.Tensor)
+                       else type(indices).__name__)
+                raise ValueError(f"indices must be None (the whole split) or an integer tensor of shape "
+                                 f"({images.shape[0]},), one index into the full split per image kept, got {got}.")
         self.images, self.labels = images, labels
         self.name, self.split, self.classes = name, split, list(classes)
         self.indices = indices
@@ -201,19 +217,32 @@ def fingerprint(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Te
     bytes; float images in [0, 1] are first scaled back to 0..255 (exact for data from this module).
 
     Args:
-        images: Images of shape (N, C, H, W): uint8, or a float tensor in [0, 1].
+        images: Images of shape (N, C, H, W): uint8, or floating point (a tensor or a numpy array) in [0, 1].
         labels: Labels of shape (N,) (any integer dtype).
 
     Returns:
         The md5 as a 32-character hex string.
 
     Raises:
-        TypeError: If ``images`` is neither uint8 nor a float tensor, or either argument is not an array or tensor.
-        ValueError: If float images leave [0, 1].
+        TypeError: If ``images`` is neither uint8 nor floating point, ``labels`` not integers, or either argument is
+            not an array or tensor.
+        ValueError: If float images leave [0, 1], or ``labels`` is not (N,) for N images.
     """
     if not isinstance(images, (np.ndarray, torch.Tensor)) or not isinstance(labels, (np.ndarray, torch.Tensor)):
         raise TypeError(f"images and labels must be numpy arrays or tensors, got {type(images).__name__} and "
                         f"{type(labels).__name__}.")
+    if images.ndim < 1 or tuple(labels.shape) != (images.shape[0],):
+        raise ValueError(f"labels must have shape (N,) for N images, got images of shape {tuple(images.shape)} and "
+                         f"labels of shape {tuple(labels.shape)}; pass one label per image.")
+    if isinstance(labels, np.ndarray):
+        integral = np.issubdtype(labels.dtype, np.integer)
+    else:
+        integral = not (labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool)
+    if not integral:
+        raise TypeError(f"labels must be integers (class indices), got {labels.dtype}; a float label would be "
+                        "truncated: convert integral values with .astype(np.int64) or .long().")
+    if isinstance(images, np.ndarray) and np.issubdtype(images.dtype, np.floating):
+        images = torch.from_numpy(images)  # scaled exactly as a float tensor
     if isinstance(images, torch.Tensor):
         if images.is_floating_point():
             if images.numel() and (images.min() < 0 or images.max() > 1):
@@ -230,7 +259,8 @@ def fingerprint(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Te
 
 def _fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     digest = hashlib.md5(usedforsecurity=False)
-    digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
+    if images.size:  # (memoryview cannot cast an empty array; its bytes are none)
+        digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
     digest.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
     return digest.hexdigest()
 
@@ -322,12 +352,17 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
 
     Raises:
         ValueError: If ``name``, ``split``, ``subset`` or ``seed`` is invalid.
+        TypeError: If ``download`` is not a bool, or ``root`` / ``mirror`` not a folder path.
         FileNotFoundError: If the mirror is not a folder.
         SubsetMissingError: If the CIFAR-10 subset is missing and ``download`` is False (or the fallback
             failed).
         RuntimeError: If the data is unavailable, damaged, incomplete or differs from the canonical data.
     """
     name, subset = _check_arguments(name, split, subset, seed)
+    if not isinstance(download, (bool, np.bool_)):
+        raise TypeError(f"download must be True (fetch missing files from the network) or False, got "
+                        f"{type(download).__name__} {download!r}.")
+    download = bool(download)
     for value, what in ((root, "root"), (mirror, "mirror")):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{what} must be a folder (a string or a pathlib.Path) or None, got "

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from ._checks import (
     check_eps,
+    check_flag,
     check_inputs,
     check_labels,
     check_model,
@@ -208,6 +209,7 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
             not an integer >= 0.
     """
     cfg = _settings(dataset, settings)
+    progress = check_flag(progress, "progress")
     _check_counts(n_pgd=n_pgd, n_attribution=n_attribution, ig_steps=ig_steps, attack_ig_steps=attack_ig_steps,
                   batch_size=batch_size, attack_batch_size=attack_batch_size)
     seed = check_seed(seed)
@@ -327,6 +329,7 @@ def ifia_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         TypeError: If the model, images, labels or seed are of the wrong type (as in ``evaluate``).
     """
     cfg = _settings(dataset, settings)
+    progress = check_flag(progress, "progress")
     _check_counts(ig_steps=ig_steps, attack_ig_steps=attack_ig_steps, attack_batch_size=attack_batch_size)
     seed = check_seed(seed)
     device = _device(model, device)
@@ -374,6 +377,7 @@ def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_
         TypeError: If the model, data or seed are of the wrong type (as in ``evaluate``).
     """
     cfg = _settings(dataset, settings)
+    progress = check_flag(progress, "progress")
     if isinstance(ig_steps_grid, (str, numbers.Number)) or not hasattr(ig_steps_grid, "__iter__"):
         raise TypeError(f"ig_steps_grid must be a list of IG step counts (e.g. [10, 50, 100]), got {ig_steps_grid!r}.")
     ig_steps_grid = list(ig_steps_grid)

@@ -40,6 +40,7 @@ from torch import nn
 
 from ._checks import (
     NORMS,
+    check_choice,
     check_eps,
     check_inputs,
     check_labels,
@@ -500,7 +501,14 @@ def bound_seed(seed: int, attribution: str, first: int) -> int:
     It seeds the Lanczos start vector: ``derive_seed(seed, "bound", attribution, first)``, with ``first`` the batch's
     first sample (its index in the split for ``validate_bounds``, its position in ``data`` for ``bound_table``).
     Passing it to ``attribution_bound`` for the same batch reproduces the table's bounds.
+
+    Raises:
+        TypeError: ``seed`` or ``first`` is not an integer >= 0 (Python or numpy; a string or float is refused).
+        ValueError: ``attribution`` is not a name of ``attributions.ATTRIBUTIONS``.
     """
+    seed = check_seed(seed)
+    check_choice(attribution, tuple(ATTRIBUTIONS), "attribution")
+    first = check_seed(first, "first (the batch's first sample)")
     return derive_seed(seed, "bound", attribution, first)
 
 

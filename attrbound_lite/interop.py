@@ -58,9 +58,11 @@ from torch import nn
 from ._checks import (
     check_choice,
     check_eps,
+    check_flag,
     check_model,
     check_model_inputs,
     check_norm,
+    check_not_meta,
     check_positive_int,
     check_radii,
     check_seed,
@@ -69,7 +71,7 @@ from ._checks import (
     resolve_target,
 )
 from .attacks import AttackResult, AttributionPGD
-from .attributions import IntegratedGradients, get_explainer
+from .attributions import Attribution, IntegratedGradients, get_explainer
 from .bounds import BoundResult, attribution_bound
 from .runtime import resolve_device
 
@@ -167,29 +169,42 @@ def _as_inputs(data, model: nn.Module, name: str, device=None, box: bool = True)
     return check_model_inputs(model, x, name, box=box)
 
 
-def _to_target(targets, batch: int, device) -> torch.Tensor | None:
-    """Class indices (B,) (or None) from an int, a sequence, a numpy array or a tensor."""
+def _to_target(targets, batch: int, device, name: str = "targets") -> torch.Tensor | None:
+    """Class indices (B,) (or None) from an int, a sequence, a numpy array or a tensor.
+
+    One integer (Python or numpy, or a 0-d array or tensor) is the class of every sample; anything else must be 1-d
+    with one integer per sample. Floating-point values are refused (as ``check_labels`` refuses them), so that a
+    3.0 or a 2.7 never silently becomes a class, and so are arrays of another length or shape than (batch,).
+
+    Args:
+        targets: the classes, or None.
+        batch: the number of inputs.
+        device: where the returned tensor lives.
+        name: the argument's name in the error messages.
+
+    Returns:
+        (batch,) int64 tensor on ``device``, or None.
+    """
     if targets is None:
         return None
     if not isinstance(targets, torch.Tensor):
         array = np.asarray(targets)
         if array.dtype.kind not in "iuf":
-            raise TypeError(f"targets must be integer class indices (an int, a sequence, a numpy array or a tensor), "
+            raise TypeError(f"{name} must be integer class indices (an int, a sequence, a numpy array or a tensor), "
                             f"got {type(targets).__name__} of dtype {array.dtype}.")
         targets = torch.as_tensor(array)
     t = targets
     if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(f"targets must be integer class indices, got a {t.dtype} tensor.")
+        raise TypeError(f"{name} must be integer class indices, got a {t.dtype} tensor.")
     if t.is_floating_point():
-        if not torch.equal(t, t.round()):
-            raise ValueError("targets must be integer class indices, got non-integral floats.")
-        t = t.long()
-    t = t.reshape(-1).to(device=device, dtype=torch.long)
-    if t.numel() == 1 and batch > 1:
-        t = t.expand(batch)
-    if t.shape != (batch,):
-        raise ValueError(f"targets must give one class per sample ({batch}), got {t.numel()} values.")
-    return t
+        raise TypeError(f"{name} must be integer class indices, got floating-point values ({t.dtype}, shape "
+                        f"{tuple(t.shape)}); convert integral values with int(), .astype(int) (numpy) or .long() "
+                        "(torch).")
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != batch):
+        raise ValueError(f"{name} must give one class per sample: one int for all, or shape ({batch},), got shape "
+                         f"{tuple(t.shape)}.")
+    t = t.to(device=device, dtype=torch.long)
+    return t.expand(batch) if t.ndim == 0 else t
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -299,7 +314,7 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float | torch.Ten
         raise ValueError("tuple targets (indices into multi-dimensional outputs) are not supported: the model "
                          "must return logits (B, classes) and target one class per sample.")
     if isinstance(target, list):
-        target = _to_target(target, inputs.shape[0], inputs.device)
+        target = _to_target(target, inputs.shape[0], inputs.device, "target")
     result = attribution_bound(model, inputs, eps, norm, attribution=name, target=target, **options, **bound_options)
     if name == "saliency" and (abs is None or abs):
         lower = None if result.linf_lower is None else torch.full_like(result.linf_lower, float("nan"))
@@ -312,8 +327,23 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float | torch.Ten
 
 
 def _explain_attribution(attribution: str | None, method: str | None) -> str:
-    """The attribution ``explain`` computes: ``attribution``, else the one the ``xai_methods`` key names."""
+    """The attribution ``explain`` computes: ``attribution``, else the one the ``xai_methods`` key names.
+
+    Both may be given (``quantus.evaluate`` adds its key as ``method`` to ``explain_func_kwargs``) when they do not
+    disagree: a key that names another attribution than ``attribution`` is refused, since one would win silently.
+    """
+    if method is not None and not isinstance(method, str):
+        raise TypeError(f"method (the xai_methods key quantus.evaluate passes) must be a string or None, got "
+                        f"{type(method).__name__} {method!r:.60}.")
     if attribution is not None:
+        if not isinstance(attribution, (str, Attribution)):
+            raise TypeError(f"attribution must be 'saliency', 'input_x_gradient', 'integrated_gradients' or None, "
+                            f"got {type(attribution).__name__} {attribution!r:.60}.")
+        named = _EXPLAIN_METHODS.get(method) if method is not None else None
+        if named is not None and named != attribution:
+            raise ValueError(f"attribution={attribution!r} and method={method!r} (which names {named!r}) disagree: "
+                             "one would win silently. Pass one of them: drop attribution from explain_func_kwargs, "
+                             "or use an xai_methods key that names the same attribution or none (e.g. 'IG').")
         return attribution
     if method is None:
         return "saliency"
@@ -340,7 +370,7 @@ def explain(model, inputs, targets, attribution: str | None = None, *, device=No
         model: A ``torch.nn.Module`` (or a Quantus model wrapping one) returning logits (B, classes).
         inputs: (B, ...) inputs in the layout the model takes: a floating-point numpy array (cast to the model's
             dtype) or a tensor of the model's dtype.
-        targets: (B,) class indices (or one int for all).
+        targets: (B,) integer class indices (or one int for all); floating-point values are refused.
         attribution: ``"saliency"``, ``"input_x_gradient"`` or ``"integrated_gradients"``; None (default): the
             one ``method`` names (``"Gradient"``, ``"Saliency"``, ``"InputXGradient"``, ``"IntegratedGradients"`` or
             the package's names), saliency without a method.
@@ -355,15 +385,34 @@ def explain(model, inputs, targets, attribution: str | None = None, *, device=No
     Raises:
         TypeError: A model that is not a Module, integer inputs (0-255 images: divide by 255), or a tensor of
             another dtype than the model's.
-        ValueError: Inputs the model does not take, or no attribution given and a ``method`` that names none.
+        ValueError: Inputs the model does not take, targets of another length than the batch, no attribution given
+            and a ``method`` that names none, or an ``attribution`` and a ``method`` that name different maps.
     """
     model = _model_of(model)
     attribution = _explain_attribution(attribution, method)
     x = _as_inputs(inputs, model, "inputs", device, box=False)
-    target = _to_target(targets, x.shape[0], x.device)
+    target = _to_target(targets, x.shape[0], x.device, "targets")
     explainer = get_explainer(attribution, model, **options)
     with eval_mode(model):
         return explainer.attribute(x, target=target).detach().cpu().numpy()
+
+
+def _check_a_batch(a_batch, *layouts: tuple[int, ...]) -> None:
+    """Refuse precomputed attributions that are not one map per input of the batch.
+
+    Quantus passes ``a_batch`` shaped like ``x_batch``, or with an axis of 1 where a Captum map was summed over the
+    channels; ``layouts`` are the inputs' shapes as given and as the model takes them.
+    """
+    shape = tuple(np.shape(a_batch))
+
+    def fits(x_shape: tuple[int, ...]) -> bool:
+        return (len(shape) == len(x_shape) and shape[:1] == x_shape[:1]
+                and all(a in (x, 1) for a, x in zip(shape[1:], x_shape[1:], strict=True)))
+
+    if not any(fits(layout) for layout in layouts):
+        raise ValueError(f"a_batch (the precomputed attributions) has shape {shape}, which is not one map per input "
+                         f"of x_batch {layouts[0]} (the same shape, or 1 along an axis the map was summed over); pass "
+                         "the attributions of this x_batch, or a_batch=None (the bound recomputes the map anyway).")
 
 
 class WorstCaseBound:
@@ -384,9 +433,10 @@ class WorstCaseBound:
       ``bound_results``.
 
     The attribution is the package's (``attributions``), computed here: ``a_batch`` is accepted for Quantus's
-    sake and not used. With ``attribution=None`` it is the one the explanation function computes: with the
-    package's ``explain`` (``xai_methods={name: explain}``), the attribution and options it reads from
-    ``explain_func_kwargs`` (IG included); with ``quantus.explain`` (``xai_methods={name: {...}}``), the method name
+    sake, checked to hold one map per input, and not used. With ``attribution=None`` it is the one the explanation
+    function computes: with the package's ``explain`` (``xai_methods={name: explain}``), the attribution and
+    options it reads from ``explain_func_kwargs`` (IG included; a method key naming another map than its
+    ``"attribution"`` is refused); with ``quantus.explain`` (``xai_methods={name: {...}}``), the method name
     that ``quantus.evaluate`` passes (``explain_func_kwargs["method"]``): ``"Gradient"`` (signed) and
     ``"Saliency"`` (``|grad|``, bounded by the signed bound) give saliency, ``"InputXGradient"`` input x gradient;
     ``"IntegratedGradients"`` is refused (``quantus.explain`` uses Captum's 10-step trapezoid rule, which the
@@ -417,6 +467,7 @@ class WorstCaseBound:
 
     Raises:
         ValueError: A radius, step size or count that is not positive, an unknown norm or attribution.
+        TypeError: ``relative``, ``attack`` or ``return_aggregate`` not True or False (numpy bools included).
 
     Attributes:
         evaluation_scores: The scores of the last call.
@@ -433,22 +484,21 @@ class WorstCaseBound:
                  attack_steps: int = 20, attack_alpha: float | torch.Tensor | None = None, attack_restarts: int = 1,
                  seed: int = 0, return_aggregate: bool = False, aggregate_func: Callable | None = None,
                  **bound_options):
-        self.eps, self.norm = check_radii(eps, "eps"), check_norm(norm)
+        self.eps, self.norm = check_radii(check_not_meta(eps, "eps"), "eps"), check_norm(norm)
+        relative, attack = check_flag(relative, "relative"), check_flag(attack, "attack")
+        return_aggregate = check_flag(return_aggregate, "return_aggregate")
         if attribution_options is not None and not isinstance(attribution_options, dict):
             raise TypeError(f"attribution_options must be a dict (e.g. {{'n_steps': 16}}), got "
                             f"{type(attribution_options).__name__}.")
         if attribution is not None:
             get_explainer(attribution, nn.Identity(), **(attribution_options or {}))  # validate name and options now
         self.attribution, self.attribution_options = attribution, dict(attribution_options or {})
-        self.relative, self.attack = bool(relative), bool(attack)
+        self.relative, self.attack = relative, attack
         self.attack_steps = check_positive_int(attack_steps, "attack_steps")
         self.attack_restarts = check_positive_int(attack_restarts, "attack_restarts")
         self.seed = seed = check_seed(seed)
-        self.attack_alpha = check_radii(2.5 * self.eps / self.attack_steps if attack_alpha is None else attack_alpha,
-                                        "attack_alpha")
-        if not isinstance(relative, bool) or not isinstance(attack, bool) or not isinstance(return_aggregate, bool):
-            raise TypeError(f"relative, attack and return_aggregate must be True or False, got {relative!r}, "
-                            f"{attack!r} and {return_aggregate!r}.")
+        alpha = 2.5 * self.eps / self.attack_steps if attack_alpha is None else attack_alpha
+        self.attack_alpha = check_radii(check_not_meta(alpha, "attack_alpha"), "attack_alpha")
         if aggregate_func is not None and not callable(aggregate_func):
             raise TypeError(f"aggregate_func must be a function of the scores (np.mean, np.median), got "
                             f"{aggregate_func!r}.")
@@ -499,10 +549,11 @@ class WorstCaseBound:
                 of the model's dtype.
             y_batch: (B,) the classes explained (and, with ``attack=True``, kept by the attack), or None for the
                 predicted classes.
-            a_batch: Accepted and unused (the attribution is recomputed).
+            a_batch: None, or the precomputed attributions, one per input (shaped like ``x_batch``, an axis of 1
+                where the map was summed over it): checked, then unused (the attribution is recomputed).
             s_batch: Accepted and unused.
             channel_first: False moves the last axis of ``x_batch`` to position 1 (Quantus's channel-last
-                layout); True or None takes ``x_batch`` as the model takes it.
+                layout); True or None takes ``x_batch`` as the model takes it. Only a bool or None.
             explain_func: Read, with ``explain_func_kwargs``, when ``attribution=None``: the package's ``explain``
                 names its attribution and options there.
             explain_func_kwargs: Read for ``"method"`` (and, with the package's ``explain``, ``"attribution"`` and
@@ -520,25 +571,31 @@ class WorstCaseBound:
             TypeError: On unknown keyword arguments, a model that is not a Module, integer inputs (0-255 images:
                 divide by 255) or a tensor of another dtype than the model's.
             ValueError: On ``softmax=True``, ``model_predict_kwargs``, an attribution that cannot be inferred, a
-                batch size that is not positive, inputs the model does not take or outside [0, 1], or per-sample
-                radii that do not match the batch.
+                batch size that is not positive, inputs the model does not take or outside [0, 1], per-sample
+                radii, ``y_batch`` or ``a_batch`` that do not match the batch.
         """
-        del a_batch, s_batch
+        del s_batch
         if kwargs:
             raise TypeError(f"WorstCaseBound got unexpected keyword arguments {sorted(kwargs)}.")
-        if softmax:
+        if softmax is not None and check_flag(softmax, "softmax"):
             raise ValueError("softmax=True is not supported: the bound is about the attribution of the logits.")
+        if channel_first is not None:
+            channel_first = check_flag(channel_first, "channel_first")
         if model_predict_kwargs:
             raise ValueError("model_predict_kwargs are not supported: the bound calls model(x) alone.")
         batch_size = check_positive_int(batch_size, "batch_size")
         module = _model_of(model)
         attribution, options = self._attribution_for(explain_func, explain_func_kwargs)
+        given = tuple(x_batch.shape) if hasattr(x_batch, "shape") else None  # the layout as given, for a_batch
         if channel_first is False:
             x_batch = x_batch.movedim(-1, 1) if isinstance(x_batch, torch.Tensor) else np.moveaxis(
                 np.asarray(x_batch), -1, 1)
         x_all = _as_inputs(x_batch, module, "x_batch", device, box=True)
         batch = x_all.shape[0]
-        y_all = _to_target(y_batch, batch, x_all.device)
+        y_all = _to_target(y_batch, batch, x_all.device, "y_batch")
+        if a_batch is not None:
+            _check_a_batch(a_batch, *(layout for layout in (given, tuple(x_all.shape)) if layout is not None))
+        del a_batch
         eps, alpha = (check_radii(v, what, batch=batch) for v, what in ((self.eps, "eps"),
                                                                         (self.attack_alpha, "attack_alpha")))
         self.bound_results, self.attack_results = [], []
@@ -720,7 +777,7 @@ def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: 
     explainer, kwargs = _captum_explainer(attr, model, attribution, attribution_options, x)
     with eval_mode(model), _SeededRNG(seed):
         with torch.no_grad():
-            target = resolve_target(_to_target(target, x.shape[0], x.device), model(x))
+            target = resolve_target(_to_target(target, x.shape[0], x.device, "target"), model(x))
         with warnings.catch_warnings():  # Captum sets requires_grad on its own perturbed copies, and says so
             warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
             scores = captum_metrics.sensitivity_max(explainer.attribute, x, perturb_radius=radius,
@@ -774,10 +831,12 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
         A ``SampledScores`` with ``scores`` of shape (B,).
 
     Raises:
-        TypeError: If ``metric_options`` sets the radius, the model is not a Module, the inputs are integers (0-255
-            images: divide by 255) or a tensor of another dtype than the model's.
-        ValueError: Inputs the model does not take or outside [0, 1], targets out of range, a radius, batch size or
-            ``nr_samples`` that is not positive.
+        TypeError: If ``metric_options`` sets the radius or an argument of the metric's call (``a_batch``, ...), a
+            flag of the metric (``normalise``, ``abs``, ...) is not True or False, the model is not a Module, the
+            inputs are integers (0-255 images: divide by 255) or a tensor of another dtype than the model's, ``y``
+            floating point.
+        ValueError: Inputs the model does not take or outside [0, 1], targets out of range or of another length
+            than the batch, a radius, batch size or ``nr_samples`` that is not positive.
     """
     quantus = _require("quantus", "quantus_sensitivity")
     eps, norm = check_eps(eps), check_norm(norm)
@@ -786,15 +845,25 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
     fixed = sorted({"lower_bound", "upper_bound", "perturb_std"} & set(metric_options))
     if fixed:
         raise TypeError(f"{fixed} are set from eps and norm (matched radius); do not pass them.")
-    if metric_options.get("return_aggregate"):
-        raise TypeError("return_aggregate=True is not supported: the scores are per sample (B,); aggregate them "
-                        "yourself (np.mean(result.scores)).")
     if attribution_options is not None and not isinstance(attribution_options, dict):
         raise TypeError(f"attribution_options must be a dict (e.g. {{'n_steps': 16}}), got "
                         f"{type(attribution_options).__name__}.")
     metric_class = {"max": quantus.MaxSensitivity, "avg": quantus.AvgSensitivity,
                     "lipschitz": quantus.LocalLipschitzEstimate}[kind]
-    accepted = set(inspect.signature(metric_class.__init__).parameters) - {"self", "kwargs"}
+    call_arguments = sorted(set(metric_options) & (set(inspect.signature(metric_class.__call__).parameters)
+                                                   - {"self", "kwargs"}))
+    if call_arguments:
+        raise TypeError(f"{call_arguments} are arguments of the metric's call, which quantus_sensitivity makes itself: "
+                        "x and y are its x_batch and y_batch, and every explanation (a_batch included) is computed "
+                        "by the package's explain, so that the map is the one the bound is about; drop them.")
+    parameters = inspect.signature(metric_class.__init__).parameters
+    for name, value in metric_options.items():
+        if name in parameters and isinstance(parameters[name].default, bool):
+            check_flag(value, name)  # a "no" would be read as True by Quantus
+    if metric_options.get("return_aggregate"):
+        raise TypeError("return_aggregate=True is not supported: the scores are per sample (B,); aggregate them "
+                        "yourself (np.mean(result.scores)).")
+    accepted = set(parameters) - {"self", "kwargs"}
     unknown = sorted(set(metric_options) - accepted)
     if unknown:
         raise TypeError(f"unknown options {unknown} for quantus.{metric_class.__name__}; it takes "
@@ -804,7 +873,7 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
         check_positive_int(metric_options["nr_samples"], "nr_samples")
     x_t = _as_inputs(x, module, "x", device, box=True)
     with eval_mode(module), torch.no_grad():
-        y_t = resolve_target(_to_target(y, x_t.shape[0], x_t.device), module(x_t))
+        y_t = resolve_target(_to_target(y, x_t.shape[0], x_t.device, "y"), module(x_t))
     x_np, y_np = x_t.cpu().numpy(), y_t.cpu().numpy()
     n, batch = int(np.prod(x_np.shape[1:])), x_np.shape[0]
     options = {"disable_warnings": True, "display_progressbar": False, **metric_options}

@@ -66,6 +66,8 @@ class Normalize(nn.Module):
         except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"mean and std must be sequences of numbers (one per channel), got {mean!r} and "
                             f"{std!r}.") from None
+        if channels is not None:
+            check_positive_int(channels, "channels")
         want = channels or mean_t.numel()
         if mean_t.numel() != want or std_t.numel() != want:
             raise ValueError(f"mean and std need one value per input channel ({want}), got {mean_t.numel()} and "
@@ -111,6 +113,9 @@ def _check_architecture(width, beta, num_classes) -> None:
     A width of 0 or less built 1-channel layers (every width is rounded up to 1), a beta of 0 gave NaN logits.
     """
     _positive_finite(width, "width", "the factor on every layer's width; 0.25: the CPU-sized net, 1: RAR's")
+    if round(32 * width) < 1:
+        raise ValueError(f"width {width!r} is too small: the first layer (32 x width channels) would round to 0 "
+                         "channels; use width >= 1/32 (0.25: the CPU-sized net, 1: RAR's).")
     _positive_finite(beta, "beta", "the softplus sharpness; typical values: 1 to 100")
     check_positive_int(num_classes, "num_classes")
 
@@ -132,7 +137,8 @@ def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
         The surrogate module (sharing parameters and buffers with ``model``).
 
     Raises:
-        ValueError: If ``beta`` is not a positive number.
+        ValueError: If ``beta`` is not a positive number, or ReLU-type modules other than ``nn.ReLU``
+            (LeakyReLU, ReLU6, ...) would stay piecewise linear in the copy.
     """
     check_model(model)
     _check_beta(beta)
@@ -142,6 +148,16 @@ def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
         for name, child in module.named_children():
             if isinstance(child, nn.ReLU):
                 setattr(module, name, nn.Softplus(beta=float(beta)))
+    return _no_piecewise_activations_left(surrogate)
+
+
+def _no_piecewise_activations_left(surrogate: nn.Module) -> nn.Module:
+    """Refuse a surrogate in which ReLU-type activations other than ``nn.ReLU`` stay piecewise linear."""
+    left = [name or type(surrogate).__name__ for name, m in surrogate.named_modules()
+            if isinstance(m, _PIECEWISE_LINEAR) and not isinstance(m, _MAX_POOL)]
+    if left:
+        raise ValueError(f"smooth_relu replaces nn.ReLU modules only; modules {left} stay piecewise linear in the "
+                         "surrogate. Build the model with nn.ReLU (or smooth activations) to use a surrogate.")
     return surrogate
 
 
@@ -223,13 +239,7 @@ def smooth_surrogate(model: nn.Module, beta: float | None) -> nn.Module:
     _check_beta(beta)
     has_relu = any(isinstance(m, nn.ReLU) for m in model.modules())
     # Nothing to replace: the model is its own surrogate (no second model to evaluate).
-    surrogate = smooth_relu(model, beta) if has_relu else model
-    left = [name for name, m in surrogate.named_modules() if isinstance(m, _PIECEWISE_LINEAR)
-            and not isinstance(m, _MAX_POOL)]
-    if left:
-        raise ValueError(f"smooth_relu replaces nn.ReLU modules only; modules {left} stay piecewise linear in the "
-                         "surrogate. Build the model with nn.ReLU (or smooth activations) to use a surrogate.")
-    return surrogate
+    return smooth_relu(model, beta) if has_relu else _no_piecewise_activations_left(model)
 
 
 def _pool(pool: str) -> nn.Module:

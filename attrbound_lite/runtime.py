@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 import platform
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TypeVar
 
 import torch
+
+from ._checks import check_positive_int
 
 __all__ = ["derive_seed", "resolve_device", "cpu_model", "run_in_chunks", "CPU_CHUNK"]
 
@@ -21,19 +24,37 @@ development machine); 128 rows keep two cores busy and bound the memory of an In
 _FITTED: dict[tuple[Hashable, str], int] = {}
 
 
-def derive_seed(*parts: int | str) -> int:
-    """A 63-bit seed derived from any parts, ``sha256(repr(parts))``: one independent stream per unit of work.
+def derive_seed(*parts: int | float | str) -> int:
+    """A 63-bit seed derived from its parts, ``sha256(repr(parts))``: one independent stream per unit of work.
 
     Training shuffles epoch ``e`` with ``derive_seed(seed, e)`` and draws batch ``b``'s noise from
     ``derive_seed(seed, e, b)``; a sweep seeds shard ``k`` of model ``m`` with ``derive_seed(seed, m, k)``.
 
+    Numpy numbers count as the Python numbers they equal (``np.int64(3)`` as ``3``), so a seed read from an
+    array gives the stream of the same seed typed by hand.
+
     Args:
-        *parts: integers and strings that name the unit of work.
+        *parts: integers, floats and strings (Python or numpy) that name the unit of work.
 
     Returns:
         An int in ``[0, 2**63)``, the same for the same parts on every machine.
+
+    Raises:
+        TypeError: a part that is not an integer, float or string (a bool, None, a tensor, a list).
     """
+    parts = tuple(_seed_part(p, i) for i, p in enumerate(parts))
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
+
+
+def _seed_part(part, index: int) -> int | float | str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, numbers.Integral) and not isinstance(part, bool):
+        return int(part)
+    if isinstance(part, numbers.Real) and not isinstance(part, bool):
+        return float(part)
+    raise TypeError(f"derive_seed takes integers, floats and strings; part {index} is {part!r} "
+                    f"({type(part).__name__}).")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -58,6 +79,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     except (RuntimeError, ValueError):
         raise ValueError(f"unknown device {device!r}; use 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.") \
             from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: attrbound_lite runs on 'cpu' and 'cuda' (the {resolved.type!r} backend "
+                         "is not supported); use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asks for CUDA, but this machine has no CUDA device; use 'cpu' or 'auto'.")
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
@@ -100,7 +124,19 @@ def run_in_chunks(fn: Callable[[int, int], T], n: int, device: str | torch.devic
     Raises:
         torch.cuda.OutOfMemoryError: If even one row does not fit.
     """
-    device = torch.device(device)
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable (start, stop) -> result, got {type(fn).__name__}.")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"n (the number of rows) must be an integer >= 0, got {n!r}.")
+    if size is not None:
+        size = check_positive_int(size, "size")
+    try:  # not resolve_device: a chunked computation runs where its tensors already are
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N' (where the tensors are).") \
+            from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r}: attrbound_lite runs on 'cpu' and 'cuda'.")
     cuda = device.type == "cuda"
     if size is None:
         size = _FITTED.get((key, str(device)), n) if cuda else CPU_CHUNK

@@ -13,6 +13,7 @@ distinguishable with N images".
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,8 +26,29 @@ N_RESAMPLES = 2000
 CONFIDENCE = 0.95
 
 
+def _check_count(value, what: str, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum} (Python or numpy), got {value!r}.")
+    return int(value)
+
+
+def _check_confidence(confidence) -> float:
+    if isinstance(confidence, (bool, np.bool_)) or not isinstance(confidence, numbers.Real) \
+            or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1) (0.95 for a 95 % interval), got {confidence!r}.")
+    return float(confidence)
+
+
 def sig(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits (``0.887``, ``12.3``, ``0.0123``); ``nan`` as "n/a"."""
+    """``value`` with ``digits`` significant digits (``0.887``, ``12.3``, ``0.0123``); ``nan`` and None as "n/a"."""
+    digits = _check_count(digits, "digits", 1)
+    if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a 0-d array or tensor
+            value = value.item()
+        else:
+            raise TypeError(f"sig formats one number, got {type(value).__name__}"
+                            f"{f' of shape {value.shape}' if hasattr(value, 'shape') else ''}; format each value "
+                            "on its own (or call .item() on a one-element tensor).")
     if value is None or not np.isfinite(value):
         return "n/a"
     return f"{value:#.{digits}g}".rstrip(".") if abs(value) >= 1e-4 or value == 0 else f"{value:.{digits - 1}e}"
@@ -60,8 +82,25 @@ class Interval:
         return bool(self.low <= value <= self.high)
 
 
+def _as_values(values) -> np.ndarray:
+    """Per-unit values as a 1-d float array; strings, dicts and nested ragged lists are refused."""
+    if isinstance(values, (str, bytes, dict)) or isinstance(values, numbers.Number):
+        raise TypeError(f"samples must be sequences of per-unit numbers (a list, array or 1-d tensor), got "
+                        f"{type(values).__name__}.")
+    if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU or with a graph
+        values = values.detach().cpu().numpy()
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("samples must hold numbers only (one per unit), got "
+                        f"{type(values).__name__} with non-numeric or ragged entries.") from None
+    if array.ndim > 1 and sum(d > 1 for d in array.shape) > 1:
+        raise ValueError(f"samples must be 1-d (one value per unit), got shape {array.shape}.")
+    return array.ravel()
+
+
 def _clean(*arrays) -> tuple[np.ndarray, ...]:
-    arrays = tuple(np.asarray(a, dtype=float).ravel() for a in arrays)
+    arrays = tuple(_as_values(a) for a in arrays)
     if len({a.shape for a in arrays}) != 1:
         raise ValueError(f"paired samples must have one length each, got {[len(a) for a in arrays]}.")
     keep = np.logical_and.reduce([np.isfinite(a) for a in arrays])
@@ -85,6 +124,15 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
         The ``Interval``: the statistic of the data, the percentile interval, the number of units used. With fewer
         than two units the interval is ``(nan, nan)``.
     """
+    if not callable(statistic):
+        raise TypeError(f"statistic must be a callable of the samples (e.g. np.mean), got {type(statistic).__name__}; "
+                        "pass it first: bootstrap(np.mean, values).")
+    if not samples:
+        raise ValueError("bootstrap needs at least one sample after the statistic: bootstrap(np.mean, values).")
+    n_resamples = _check_count(n_resamples, "n_resamples", 1)
+    confidence = _check_confidence(confidence)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be an integer >= 0 (Python or numpy), got {seed!r}.")
     data = _clean(*samples)
     n = len(data[0])
     if n == 0:
@@ -119,7 +167,10 @@ def paired_difference(a: Sequence[float], b: Sequence[float], **options) -> Inte
 
 def wilson(successes: int, trials: int, confidence: float = CONFIDENCE) -> Interval:
     """A rate ``successes / trials`` with its Wilson score interval (``scipy.stats.binomtest``)."""
-    successes, trials = int(successes), int(trials)
+    successes, trials = _check_count(successes, "successes", 0), _check_count(trials, "trials", 0)
+    confidence = _check_confidence(confidence)
+    if successes > trials:
+        raise ValueError(f"successes ({successes}) cannot exceed trials ({trials}).")
     if trials == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
     ci = _scipy_stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
@@ -132,4 +183,10 @@ def verdict(interval: Interval, above: str = "larger", below: str = "smaller", u
     Returns:
         ``above``, ``below`` or ``"not distinguishable with N <unit>"``.
     """
+    if not isinstance(interval, Interval):
+        raise TypeError(f"verdict reads an Interval (from bootstrap_mean, paired_difference or wilson), got "
+                        f"{type(interval).__name__}.")
+    for name, word in (("above", above), ("below", below), ("unit", unit)):
+        if not isinstance(word, str):
+            raise TypeError(f"{name} must be a string, got {type(word).__name__}.")
     return {1: above, -1: below}.get(interval.sign, f"not distinguishable with {interval.n} {unit}")

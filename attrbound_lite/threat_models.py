@@ -13,7 +13,15 @@ from __future__ import annotations
 import torch
 
 from . import _checks
-from ._checks import check_inputs, check_norm, check_positive_int, check_radii, trusted_inputs
+from ._checks import (
+    check_flag,
+    check_inputs,
+    check_norm,
+    check_not_meta,
+    check_positive_int,
+    check_radii,
+    trusted_inputs,
+)
 
 __all__ = ["ThreatModel", "LinfBall", "L2Ball", "threat_model"]
 
@@ -53,16 +61,24 @@ class ThreatModel:
     norm: str = ""
 
     def __init__(self, eps: float | torch.Tensor):
-        self.eps = check_radii(eps)
+        self.eps = check_radii(check_not_meta(eps, "eps"))
 
     def repeat(self, repeats: int) -> "ThreatModel":
         """This ball for a batch repeated ``repeats`` times (restart-major): per-sample radii are tiled."""
+        repeats = check_positive_int(repeats, "repeats")
         if not isinstance(self.eps, torch.Tensor) or repeats == 1:
             return self
         return type(self)(self.eps.repeat(repeats))
 
     def to(self, like: torch.Tensor) -> "ThreatModel":
-        """This ball with its per-sample radii on ``like``'s device and dtype (one copy, not one per step)."""
+        """This ball with its per-sample radii on ``like``'s device and dtype (one copy, not one per step).
+
+        Raises:
+            TypeError: ``like`` is not a tensor (a device string or dtype included).
+        """
+        if not isinstance(like, torch.Tensor):
+            raise TypeError(f"to: like must be a torch.Tensor (the batch whose device and dtype the radii follow), "
+                            f"got {type(like).__name__} {like!r:.60}; pass the inputs themselves: threat.to(x).")
         if not isinstance(self.eps, torch.Tensor) or (self.eps.device, self.eps.dtype) == (like.device, like.dtype):
             return self
         return type(self)(self.eps.to(device=like.device, dtype=like.dtype))
@@ -95,7 +111,7 @@ class ThreatModel:
             ValueError: a step size that is not positive and finite (a negative one would descend).
         """
         if not _checks._TRUSTED or not isinstance(alpha, torch.Tensor):
-            alpha = check_radii(alpha, "alpha (the step size)")
+            alpha = check_radii(check_not_meta(alpha, "alpha (the step size)"), "alpha (the step size)")
         _check_pair(grad, x, "grad", "step")
         if grad.shape != x.shape:
             raise ValueError(f"step: grad has shape {tuple(grad.shape)} but x {tuple(x.shape)}; pass the gradient of "
@@ -131,14 +147,16 @@ class ThreatModel:
 
         Raises:
             ValueError: ``steps`` not a positive integer, ``alpha`` not positive, ``x0`` outside [0, 1].
+            TypeError: ``random_start`` not True or False.
         """
         steps = check_positive_int(steps, "steps")
+        random_start = check_flag(random_start, "random_start")
         if not callable(objective):
             raise TypeError(f"objective must be a function of x (B, ...) returning (B,) values, got "
                             f"{type(objective).__name__}.")
         if not _checks._TRUSTED:
             check_inputs(x0, "x0 (the clean inputs)", box=True)
-            alpha = check_radii(alpha, "alpha (the step size)")
+            alpha = check_radii(check_not_meta(alpha, "alpha (the step size)"), "alpha (the step size)")
         x = self.random_init(x0, generator) if random_start else x0.clone()
         with trusted_inputs():  # checked once above
             for _ in range(steps):

@@ -38,8 +38,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import time
+from collections.abc import Collection
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -54,6 +56,8 @@ from tqdm.auto import tqdm
 
 from ._checks import (
     NORMS,
+    check_choice,
+    check_flag,
     check_inputs,
     check_labels,
     check_model,
@@ -115,7 +119,16 @@ def ignored_options(method: str, given, attribution: str = "saliency", *, cli: b
 
     Returns:
         One problem per ignored option (empty when the method reads every one).
+
+    Raises:
+        ValueError: an unknown ``method`` or ``attribution``.
+        TypeError: ``given`` is a string or not a collection of names.
     """
+    check_choice(method, METHODS, "training method")
+    check_choice(attribution, tuple(ATTRIBUTIONS), "attribution")
+    if isinstance(given, str) or not isinstance(given, Collection):
+        what = f"the string {given!r}; write {{{given!r}}}" if isinstance(given, str) else type(given).__name__
+        raise TypeError(f"given must be a set of option names (TrainConfig fields), got {what}.")
     problems = []
     for name, users in OPTION_USERS.items():
         if name not in given:
@@ -289,7 +302,16 @@ def learning_rate_at(cfg: TrainConfig, step: int, batches: int) -> float:
 
     ``lr`` without a warm-up; with one, ``a + (lr - a) * min(1, (step + 1) / (lr_warmup_epochs * batches))``,
     ``a = lr_warmup_from`` (or 0), and exactly ``lr`` once the warm-up is over.
+
+    Raises:
+        TypeError: ``cfg`` is not a ``TrainConfig``.
+        ValueError: ``step`` is not an integer >= 0 or ``batches`` not a positive integer (Python or numpy, not bool).
     """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig (TrainConfig(**settings) for a dict), got {type(cfg).__name__}.")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise ValueError(f"step (the optimiser step, counted from 0 over the whole run) must be an integer >= 0, got "
+                         f"{step!r}.")
     check_positive_int(batches, "batches (optimiser steps per epoch)")
     if cfg.lr_warmup_epochs == 0:
         return cfg.lr
@@ -351,7 +373,32 @@ def loss_integrated_gradients(model: nn.Module, x: Tensor, x_end: Tensor, y: Ten
 
     ``(x_end - x) * (1/m) sum_{k=1..m} grad CE(x + k/m (x_end - x))``; its sum over features tends to
     ``CE(x_end) - CE(x)`` (completeness). Differentiable in the weights with ``create_graph``.
+
+    Args:
+        model: the classifier.
+        x: the path's start (B, ...), a floating-point tensor.
+        x_end: its end, of ``x``'s shape.
+        y: the classes (B,), an integer tensor.
+        steps: ``m``, the path points, a positive integer.
+        create_graph: keep the graph of the gradients (to train through them).
+
+    Returns:
+        The attributions (B, ...).
+
+    Raises:
+        TypeError: a model that is not a Module, ``x`` / ``x_end`` not floating-point tensors, ``y`` not integers.
+        ValueError: ``steps`` not a positive integer, ``x_end`` of another shape than ``x``, ``y`` not (B,).
     """
+    check_model(model)
+    steps = check_positive_int(steps, "steps (IG path points)")
+    for value, name in ((x, "x"), (x_end, "x_end")):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            got = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
+            raise TypeError(f"{name} must be a floating-point tensor (B, ...), got {got}.")
+    if x.ndim < 1 or x_end.shape != x.shape:
+        raise ValueError(f"x_end must have the shape of x (the path's start), got {tuple(x_end.shape)} and "
+                         f"{tuple(x.shape)}; pass one end point per input.")
+    check_labels(y, batch=x.shape[0], name="y")  # dtype and shape only: no value read (none per training step)
     m, delta = steps, (x_end - x).detach()
     k = torch.arange(1, m + 1, dtype=x.dtype, device=x.device).view(m, *([1] * x.ndim)) / m
     path = (x.detach() + k * delta).flatten(0, 1).requires_grad_(True)  # (m * B, ...), step-major
@@ -571,6 +618,7 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
             a file; a checkpoint of another run.
         FloatingPointError: a non-finite training loss.
     """
+    progress = check_flag(progress, "progress")
     given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps).items() if v is not None}
     if isinstance(method, TrainConfig):
         if given or options:

@@ -29,7 +29,7 @@ import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
-from ._checks import check_seed
+from ._checks import check_flag, check_seed
 from ._io import make_dirs
 from .checkpoints import checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import (
@@ -68,7 +68,8 @@ class Recipe(Config):
         batch_size: samples per optimiser step.
         lr: learning rate.
         seed: the subset's seed and ``TrainConfig.seed``.
-        model: keyword arguments of the data set's architecture (``models.model_for_dataset``).
+        model: keyword arguments of the data set's architecture (``models.model_for_dataset``); an unknown key
+            (``widht``) is refused, naming the allowed ones.
         options: other ``TrainConfig`` fields (``steps``, ``alpha``, ``lam``, ``ig_steps``, ``dissimilarity``,
             ``warmup_epochs``, ``augment``, ...).
         init: ``None`` (fresh weights) or the recipe whose trained weights this one starts from (fine-tuning);
@@ -96,6 +97,11 @@ class Recipe(Config):
         if unknown or reserved:
             raise ConfigError(f"{sorted(unknown | reserved)} are not TrainConfig fields (or are recipe fields: give "
                               "those directly); see attrbound_lite.training.TrainConfig", loc=("options",))
+        allowed = _architecture_keys(self.dataset)
+        for key in self.model:
+            if key not in allowed:
+                raise ConfigError(f"unknown key; allowed keys here: {', '.join(allowed)} (the arguments of the "
+                                  f"{self.dataset} architecture, models.model_for_dataset)", loc=("model", key))
         if self.init is not None and (self.init.dataset, self.init.model) != (self.dataset, self.model):
             raise ConfigError(f"starts from a model of another data set or architecture ({self.init.dataset}, "
                               f"{self.init.model}); init must share dataset and model", loc=("init",))
@@ -136,6 +142,16 @@ class Recipe(Config):
         return f"{self.dataset}-{self.method}{radius}-{digest}"
 
 
+def _architecture_keys(dataset: str) -> tuple[str, ...]:
+    """The keyword arguments that the architecture of ``dataset`` takes (``models.model_for_dataset``)."""
+    import inspect
+
+    from .models import MODELS
+    from .protocols import rar_protocol
+
+    return tuple(inspect.signature(MODELS[rar_protocol(dataset, "architecture")["model"]]).parameters)
+
+
 def _check_recipe(recipe, what: str) -> Recipe:
     """Return ``recipe`` if it is a ``Recipe``; otherwise a TypeError naming the fix (``load_reference`` for a name).
 
@@ -158,12 +174,26 @@ def model_folder(recipe: Recipe, root: str | os.PathLike) -> Path:
     """``root/<recipe.key>``: where the recipe's checkpoint, history and training state live.
 
     Raises:
-        TypeError: ``root`` is not a string or a path.
+        TypeError: ``recipe`` is not a ``Recipe``, or ``root`` not a string or a path.
+        ValueError: ``root`` is empty or an existing file.
     """
+    _check_recipe(recipe, "model_folder")
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root (the zoo's folder) must be a string or a pathlib.Path, got {type(root).__name__} "
                         f"{root!r}.")
+    if not str(root):
+        raise ValueError("root (the zoo's folder) is an empty path; pass a folder (e.g. '_build/models'), '.' for "
+                         "the current one.")
+    _refuse_file_root(Path(root))
     return Path(root) / recipe.key
+
+
+def _refuse_file_root(path: Path) -> Path:
+    """``path``, refused with a ValueError if it is an existing file (a zoo's root is a folder)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"root (the zoo's folder) {str(path)!r} is an existing file, not a folder; pass the folder "
+                         "that holds (or will hold) the models.")
+    return path
 
 
 def initial_model(recipe: Recipe, init_seed: int, init_weights: str | os.PathLike | None = None) -> nn.Module:
@@ -174,24 +204,50 @@ def initial_model(recipe: Recipe, init_seed: int, init_weights: str | os.PathLik
 
     Args:
         recipe: what will be trained.
-        init_seed: the seed of fresh weights.
-        init_weights: the checkpoint of ``recipe.init``; required when the recipe has one.
+        init_seed: the seed of fresh weights, an integer >= 0 (Python or numpy).
+        init_weights: the checkpoint of ``recipe.init``; required when the recipe has one, refused when it has none
+            (the weights would be ignored: a fine-tuning run names its parent in ``Recipe(init=...)``).
 
     Returns:
         The model, on the CPU, in training mode.
+
+    Raises:
+        TypeError: ``recipe`` is not a ``Recipe``, ``init_seed`` not an integer >= 0, or ``init_weights`` not a path.
+        ValueError: ``init_weights`` missing for a recipe with ``init``, given for one without, or a checkpoint of
+            another architecture.
     """
     from .models import model_for_dataset
 
+    _check_recipe(recipe, "initial_model")
+    init_seed = check_seed(init_seed, "init_seed")
+    _check_init_weights(recipe, init_weights)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         model = model_for_dataset(recipe.dataset, **recipe.model)
     if recipe.init is not None:
-        if init_weights is None:
-            raise ValueError(f"recipe {recipe.key} starts from {recipe.init.key}; pass that model's checkpoint as "
-                             "init_weights.")
         parent, _ = load_checkpoint(init_weights, device="cpu")
-        model.load_state_dict(parent.state_dict())
+        try:
+            model.load_state_dict(parent.state_dict())
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise ValueError(f"init_weights {str(init_weights)!r} is not a checkpoint of recipe {recipe.key}'s "
+                             f"architecture ({recipe.dataset}, {recipe.model}): {first}; pass the checkpoint of "
+                             f"{recipe.init.key}.") from None
     return model.train()
+
+
+def _check_init_weights(recipe: Recipe, init_weights) -> None:
+    """Refuse ``init_weights`` that is not a path, missing for a recipe with ``init``, or given for one without."""
+    if init_weights is not None and not isinstance(init_weights, (str, os.PathLike)):
+        raise TypeError(f"init_weights must be a checkpoint path (a string or a pathlib.Path) or None, got "
+                        f"{type(init_weights).__name__} {init_weights!r}.")
+    if recipe.init is None and init_weights is not None:
+        raise ValueError(f"init_weights={str(init_weights)!r} given, but recipe {recipe.key} has no init: its weights "
+                         "are drawn fresh from init_seed and the checkpoint would be ignored; drop init_weights, or "
+                         "fine-tune by naming the parent recipe in Recipe(..., init=parent).")
+    if recipe.init is not None and init_weights is None:
+        raise ValueError(f"recipe {recipe.key} starts from {recipe.init.key}; pass that model's checkpoint as "
+                         "init_weights.")
 
 
 def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
@@ -227,11 +283,14 @@ def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
 
     Raises:
         TypeError: ``recipe`` is not a ``Recipe``, or ``init_seed`` not an integer >= 0.
+        ValueError: ``init_weights`` missing for a recipe with ``init``, or given for one without.
     """
     from .data import load_dataset
 
     _check_recipe(recipe, "train_recipe")
     init_seed = check_seed(init_seed, "init_seed")
+    progress, download = check_flag(progress, "progress"), check_flag(download, "download")
+    _check_init_weights(recipe, init_weights)  # before the data is loaded
     device, folder = resolve_device(device), Path(folder)
     make_dirs(folder)
     data = load_dataset(recipe.dataset, "train", root=data_root, download=download, mirror=mirror,
@@ -272,6 +331,7 @@ def get_model(recipe: Recipe, root: str | os.PathLike, *, device: str | torch.de
         ValueError: the folder holds a model of another recipe.
     """
     _check_recipe(recipe, "get_model")
+    progress = check_flag(progress, "progress")
     device = resolve_device(device)
     folder = model_folder(recipe, root)
     weights, _ = checkpoint_paths(folder)
@@ -293,13 +353,39 @@ def get_model(recipe: Recipe, root: str | os.PathLike, *, device: str | torch.de
 
 
 def recipe_seed(recipe: Recipe) -> int:
-    """The seed of a recipe's initial weights: ``derive_seed(seed, "init", <the recipe as sorted JSON>)``."""
+    """The seed of a recipe's initial weights: ``derive_seed(seed, "init", <the recipe as sorted JSON>)``.
+
+    Raises:
+        TypeError: ``recipe`` is not a ``Recipe`` (a reference model's name: ``recipe_seed(REFERENCE[name])``).
+    """
+    _check_recipe(recipe, "recipe_seed")
     return derive_seed(recipe.seed, "init", json.dumps(recipe.to_dict(), sort_keys=True))
 
 
 def training_history(meta: dict) -> pd.DataFrame:
-    """The per-epoch training history recorded in a zoo checkpoint's sidecar."""
-    return pd.DataFrame(meta["metadata"]["history"])
+    """The per-epoch training history recorded in a zoo checkpoint's sidecar (or a reference model's manifest).
+
+    Args:
+        meta: the sidecar of ``get_model`` (``meta["metadata"]["history"]``), or the manifest of ``load_reference``
+            (``manifest["history"]``).
+
+    Returns:
+        One row per epoch (``epoch, loss, cross_entropy, regulariser, accuracy, seconds``).
+
+    Raises:
+        TypeError: ``meta`` is not a dict.
+        ValueError: it records no training history (a checkpoint not written by ``get_model``).
+    """
+    if not isinstance(meta, Mapping):
+        raise TypeError(f"meta must be the sidecar dict of get_model (or the manifest of load_reference), got "
+                        f"{type(meta).__name__}.")
+    metadata = meta.get("metadata")
+    history = metadata.get("history") if isinstance(metadata, Mapping) else meta.get("history")
+    if not isinstance(history, Mapping):
+        raise ValueError(f"meta records no training history (keys {sorted(meta)}); pass the sidecar returned by "
+                         "zoo.get_model (meta['metadata']['history']) or a manifest of zoo.load_reference; "
+                         "checkpoints saved otherwise keep theirs in the history.csv beside the weights.")
+    return pd.DataFrame(history)
 
 
 # ----------------------------------------------------------------------------------------- the reference zoo
@@ -398,11 +484,16 @@ BUILD_COMMAND = "attrbound zoo build --only {name}"
 
 
 def zoo_root(root: str | os.PathLike | None = None) -> Path:
-    """The reference zoo's folder: ``root``, else ``$ATTRBOUND_ZOO``, else ``<project>/zoo``."""
+    """The reference zoo's folder: ``root``, else ``$ATTRBOUND_ZOO``, else ``<project>/zoo``.
+
+    Raises:
+        TypeError: ``root`` is not a string, a path or None.
+        ValueError: the folder is an existing file.
+    """
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root (the zoo's folder) must be a string, a pathlib.Path or None, got "
                         f"{type(root).__name__} {root!r}.")
-    return Path(root or os.environ.get(ZOO_ENV) or ZOO_ROOT)
+    return _refuse_file_root(Path(root or os.environ.get(ZOO_ENV) or ZOO_ROOT))
 
 
 def _existing_root(root: str | os.PathLike | None, name: str | None = None) -> Path:
@@ -582,6 +673,7 @@ def build_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None =
     from tqdm.auto import tqdm
 
     root, device = zoo_root(root), resolve_device(device)
+    progress, force = check_flag(progress, "progress"), check_flag(force, "force")
     work = Path(work_dir) if work_dir is not None else root.parent / "_build" / "zoo-work"
     names = list(REFERENCE) if only is None else _names(only)
     for name in names:
@@ -659,7 +751,14 @@ def _build_one(name: str, root: Path, work: Path, device, progress: bool, data_r
 
 
 def stale_folders(root: str | os.PathLike | None = None) -> list[Path]:
-    """The model folders in the zoo whose key is no reference recipe's (left by a recipe that changed)."""
+    """The model folders in the zoo whose key is no reference recipe's (left by a recipe that changed).
+
+    A zoo folder that does not exist yet has none.
+
+    Raises:
+        TypeError: ``root`` is not a string, a path or None.
+        ValueError: ``root`` is an existing file.
+    """
     root, keys = zoo_root(root), {recipe.key for recipe in REFERENCE.values()}
     if not root.is_dir():
         return []
@@ -774,6 +873,7 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
     from .evaluation import evaluate
 
     root = _existing_root(root)
+    full, progress = check_flag(full, "full"), check_flag(progress, "progress")
     names = list(REFERENCE) if only is None else _names(only)
     for name in names:
         _reference(name)

@@ -228,8 +228,12 @@ def test_the_compiled_step_equals_the_eager_step():
 
 
 def test_float32_step_sizes_round_as_the_per_radius_scalars(trained_toy):
-    """A float32 model and a step of 0.1 eps (not a power of two): the rows equal the per-radius calls bit for bit,
-    because each row's step size is rounded from the Python float once, as the scalar call rounds it."""
+    """A float32 model and a step of 0.1 eps (not a power of two): the rows equal the per-radius calls, because each
+    row's step size is rounded from the Python float once, as the scalar call rounds it.
+
+    Equal to float32 rounding (rtol 1e-5), not bit for bit: the batched rows take the clean attributions of the
+    4-image batch, the per-radius call those of its 8 rows, and on an AVX-512 CPU oneDNN's convolution kernels round
+    the two batch sizes differently (1.7e-6 relative)."""
     import copy
 
     from attrbound_lite.runtime import derive_seed
@@ -240,10 +244,11 @@ def test_float32_step_sizes_round_as_the_per_radius_scalars(trained_toy):
     target = model(x).argmax(1)
     radii = {"linf": [0.01, 0.07, 0.1]}
     table = validate_bounds(model, (x, y[:4]), radii, ("linf",), ["saliency"],
-                            [{"type": "pgd", "steps": 4, "relative_alpha": 0.1}], restarts=2, seed=1)
+                            [{"type": "pgd", "steps": 4, "relative_alpha": 0.1}], restarts=2, seed=1,
+                            chunk_size=8)  # one radius per chunk: the per-radius call's batch
     for eps in radii["linf"]:
         result = AttributionPGD(model, "saliency", eps=eps, alpha=0.1 * eps, steps=4, norm="linf", restarts=2,
                                 seed=derive_seed(1, "attack", "saliency", "linf", eps, "pgd", 0),
                                 per_restart=True)(x, target)
         rows = table[table["eps"] == eps].sort_values(["restart", "sample"])
-        np.testing.assert_array_equal(rows["achieved_euclidean"], result.deviation.euclidean.double().numpy())
+        np.testing.assert_allclose(rows["achieved_euclidean"], result.deviation.euclidean.double().numpy(), rtol=1e-5)

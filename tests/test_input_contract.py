@@ -45,6 +45,7 @@ from attrbound_lite import (
     models,
     region,
     runtime,
+    stats,
     threat_models,
 )
 
@@ -286,12 +287,17 @@ LABELS = {  # the attacks' labels: a (B,) integer tensor of classes
     "(B,) negative": Arg(lambda c: torch.full((c.batch,), -1), INVALID),
 }
 
+def _own_model(c: Ctx) -> torch.nn.Module:
+    """The call's model, for an attribution instance built on it (a stand-in where the model itself is invalid)."""
+    return c.model if isinstance(c.model, torch.nn.Module) else model("mnist32")
+
+
 ATTRIBUTION = {
     "saliency": Arg(lambda c: "saliency"),
     "input_x_gradient": Arg(lambda c: "input_x_gradient"),
     "integrated_gradients": Arg(lambda c: "integrated_gradients"),
-    "Saliency instance": Arg(lambda c: attributions.Saliency(model("mnist32"))),
-    "IntegratedGradients(n_steps=2) instance": Arg(lambda c: attributions.IntegratedGradients(model("mnist32"), 2)),
+    "Saliency instance": Arg(lambda c: attributions.Saliency(_own_model(c))),
+    "IntegratedGradients(n_steps=2) instance": Arg(lambda c: attributions.IntegratedGradients(_own_model(c), 2)),
     "Saliency (capitalised)": Arg(lambda c: "Saliency", INVALID),
     "gradcam": Arg(lambda c: "gradcam", INVALID),
     "None": Arg(lambda c: None, INVALID),
@@ -557,6 +563,8 @@ def _pgd(labels):
 
 
 EXPLAINER = {k: v for k, v in ATTRIBUTION.items() if k != "integrated_gradients"}  # IG by name: 50 steps, slow
+EXPLAINER["Saliency instance of another model"] = Arg(
+    lambda c: attributions.Saliency(model("mnist32" if c.model is model("cifar32") else "cifar32")), INVALID)
 ATTRIBUTION_PGD_TABLES = {
     **ATTACK_TABLES, "explainer": EXPLAINER, "restarts": positive_int_table(1, 2),
     "objective": {"euclidean": Arg(lambda c: "euclidean"), "cosine": Arg(lambda c: "cosine"),
@@ -1340,3 +1348,134 @@ def test_zoo_arguments_typed():
     _package_error(lambda: zoo.load_reference(["mnist-natural"]), ValueError, "no reference model")
     _package_error(lambda: zoo.verify_zoo("mnist-natural", full=False), TypeError, "['mnist-natural']")
     _package_error(lambda: zoo.zoo_table(root=123), TypeError, "root")
+
+
+def _symmetric_batch():
+    a = torch.randn(3, 5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a = a + a.transpose(1, 2)
+    return a, (lambda v: torch.einsum("bij,bj->bi", a, v)), torch.randn(3, 5, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("solver", [bounds.lanczos, bounds.power_iteration])
+@pytest.mark.parametrize("args, options, kind, fragment", [
+    (lambda mv, v0: (3, v0), {}, TypeError, "matvec must be a callable"),
+    (lambda mv, v0: (mv, v0[0]), {}, ValueError, "v0[None]"),
+    (lambda mv, v0: (mv, v0.long()), {}, ValueError, "floating-point"),
+    (lambda mv, v0: (mv, torch.zeros_like(v0)), {}, ValueError, "non-zero rows"),
+    (lambda mv, v0: (mv, v0.numpy()), {}, ValueError, "got ndarray"),
+    (lambda mv, v0: (lambda v: v[:, :2], v0), {}, ValueError, "matvec must return"),
+    (lambda mv, v0: (lambda v: v.float(), v0), {}, ValueError, "matvec must return"),
+    (lambda mv, v0: (mv, v0), {"max_iter": 0}, ValueError, "max_iter"),
+    (lambda mv, v0: (mv, v0), {"max_iter": 2.5}, ValueError, "max_iter"),
+    (lambda mv, v0: (mv, v0), {"tol": -1e-3}, ValueError, "tol"),
+    (lambda mv, v0: (mv, v0), {"tol": True}, ValueError, "tol"),
+])
+def test_eigensolver_arguments_checked(solver, args, options, kind, fragment):
+    _, mv, v0 = _symmetric_batch()
+    _package_error(lambda: solver(*args(mv, v0), **options), kind, fragment)
+
+
+@pytest.mark.parametrize("solver, iters", [(bounds.lanczos, 5), (bounds.power_iteration, 3000)])
+def test_eigensolvers_take_numpy_counts_and_find_the_top_eigenvalue(solver, iters):
+    a, mv, v0 = _symmetric_batch()
+    result = solver(mv, v0, max_iter=np.int64(iters), tol=np.float64(1e-8))
+    torch.testing.assert_close(result.value, torch.linalg.eigvalsh(a).abs().amax(1), rtol=1e-4, atol=0)
+
+
+def test_dense_jacobian_and_cosine_bound_checked():
+    m, x = _mnist_batch()
+    explainer = attributions.Saliency(m)
+    _package_error(lambda: bounds.dense_jacobian("saliency", x), TypeError, "Attribution")
+    _package_error(lambda: bounds.dense_jacobian(explainer, x.numpy()), ValueError, "ndarray")
+    _package_error(lambda: bounds.dense_jacobian(explainer, x, max_n=0), ValueError, "max_n")
+    _package_error(lambda: bounds.dense_jacobian(explainer, x, rows=3), TypeError, "rows")
+    _package_error(lambda: bounds.cosine_bound(0.5, torch.ones(1)), TypeError, "euclidean")
+    _package_error(lambda: bounds.cosine_bound(torch.ones(2), torch.ones(1)), ValueError, "one shape")
+    _package_error(lambda: bounds.cosine_bound(-torch.ones(1), torch.ones(1)), ValueError, ">= 0")
+    torch.testing.assert_close(bounds.cosine_bound(torch.tensor([0.6, 2.0]), torch.ones(2)), torch.tensor([0.8, -1.0]))
+
+
+@pytest.mark.parametrize("call, kind, fragment", [
+    (lambda: runtime.derive_seed(True), TypeError, "bool"),
+    (lambda: runtime.derive_seed(None), TypeError, "NoneType"),
+    (lambda: runtime.derive_seed(torch.tensor(3)), TypeError, "Tensor"),
+    (lambda: runtime.resolve_device("mps"), ValueError, "'cpu' and 'cuda'"),
+    (lambda: runtime.resolve_device("meta"), ValueError, "'cpu' and 'cuda'"),
+    (lambda: runtime.run_in_chunks(3, 4, "cpu"), TypeError, "fn must be a callable"),
+    (lambda: runtime.run_in_chunks(lambda a, b: 0, -1, "cpu"), ValueError, "n (the number of rows)"),
+    (lambda: runtime.run_in_chunks(lambda a, b: 0, 2.5, "cpu"), ValueError, "n (the number of rows)"),
+    (lambda: runtime.run_in_chunks(lambda a, b: 0, 4, "cpu", size=0), ValueError, "size"),
+    (lambda: runtime.run_in_chunks(lambda a, b: 0, 4, "gpu"), ValueError, "unknown device"),
+])
+def test_runtime_arguments_checked(call, kind, fragment):
+    _package_error(call, kind, fragment)
+
+
+def test_derive_seed_counts_numpy_numbers_as_python_numbers():
+    assert runtime.derive_seed(np.int64(3), "attack", np.float32(0.5)) == runtime.derive_seed(3, "attack", 0.5)
+    assert runtime.derive_seed(3, 1) != runtime.derive_seed(3, 2)
+    assert runtime.run_in_chunks(lambda a, b: (a, b), np.int64(5), "cpu", size=np.int64(2)) == [(0, 2), (2, 4), (4, 5)]
+
+
+@pytest.mark.parametrize("call, kind, fragment", [
+    (lambda: stats.wilson(5, 3), ValueError, "cannot exceed"),
+    (lambda: stats.wilson(-1, 3), ValueError, "successes"),
+    (lambda: stats.wilson(1.5, 3), ValueError, "successes"),
+    (lambda: stats.wilson(1, 3, confidence=95), ValueError, "confidence"),
+    (lambda: stats.bootstrap_mean("abc"), TypeError, "str"),
+    (lambda: stats.bootstrap_mean([[1.0, 2.0], [3.0, 4.0]]), ValueError, "1-d"),
+    (lambda: stats.bootstrap_mean([1.0, "x"]), TypeError, "non-numeric"),
+    (lambda: stats.bootstrap([1.0, 2.0, 3.0]), TypeError, "statistic"),
+    (lambda: stats.bootstrap(np.mean), ValueError, "at least one sample"),
+    (lambda: stats.bootstrap_mean([1.0, 2.0], n_resamples=0), ValueError, "n_resamples"),
+    (lambda: stats.bootstrap_mean([1.0, 2.0], seed="a"), TypeError, "seed"),
+    (lambda: stats.paired_difference([1.0, 2.0], [1.0]), ValueError, "one length"),
+    (lambda: stats.verdict(0.5), TypeError, "Interval"),
+    (lambda: stats.sig([1.0, 2.0]), TypeError, "one number"),
+    (lambda: stats.sig("x"), TypeError, "one number"),
+    (lambda: stats.sig(1.0, digits=0), ValueError, "digits"),
+])
+def test_stats_arguments_checked(call, kind, fragment):
+    _package_error(call, kind, fragment)
+
+
+def test_stats_take_numpy_numbers_and_tensors():
+    assert stats.wilson(np.int64(3), np.int64(10)).estimate == 0.3
+    assert stats.bootstrap_mean(torch.arange(10.0)).estimate == 4.5
+    assert stats.sig(np.float32(0.12345)) == "0.123" and stats.sig(torch.tensor(2.5)) == "2.50"
+    assert stats.sig(None) == "n/a" and stats.sig(math.nan) == "n/a"
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: models.MnistCNN(width=0.01), "too small"),
+    (lambda: models.Normalize([0.1], [0.2], channels=0), "channels"),
+    (lambda: models.smooth_relu(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.LeakyReLU(),
+                                                    torch.nn.Linear(3, 2)), 10.0), "stay piecewise linear"),
+])
+def test_model_builders_refuse_degenerate_networks(call, fragment):
+    _package_error(call, ValueError, fragment)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, x: bounds.attribution_bound(m, x, 0.1, box="no"),
+    lambda m, x: bounds.lanczos(lambda v: v, torch.ones(1, 3), psd="yes"),
+    lambda m, x: certified.certified_bound(m, x, 0.1, progress="no"),
+    lambda m, x: attributions.Saliency(m).attribute(x, create_graph="no"),
+    lambda m, x: attrbound_lite.evaluation.evaluate(m, (x, torch.zeros(2, dtype=torch.long)), "mnist", progress="no"),
+    lambda m, x: attrbound_lite.training.train(m, (x, torch.zeros(2, dtype=torch.long)), "natural", progress=1),
+    lambda m, x: attrbound_lite.zoo.verify_zoo(["mnist-natural"], full="no"),
+    lambda m, x: attrbound_lite.zoo.build_zoo(["mnist-natural"], force="yes"),
+])
+def test_flags_must_be_bools(call):
+    import attrbound_lite.evaluation
+    import attrbound_lite.training
+    import attrbound_lite.zoo  # noqa: F401 - the calls above reach them as attributes
+
+    m, x = _mnist_batch()
+    _package_error(lambda: call(m, x), TypeError, "must be True or False")
+
+
+def test_flags_take_numpy_bools():
+    m, x = _mnist_batch()
+    assert bounds.attribution_bound(m, x, 0.1, box=np.bool_(True), max_iter=3).euclidean.shape == (2,)
+    assert attributions.Saliency(m).attribute(x, create_graph=np.bool_(False)).shape == x.shape

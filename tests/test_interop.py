@@ -522,7 +522,7 @@ def test_worst_case_bound_without_targets_explains_the_prediction():
 def test_targets_that_are_not_class_indices_are_refused_by_the_package():
     model, x, y = quadratic()
     metric = interop.WorstCaseBound(EPS, "l2", "saliency", method="exact")
-    with pytest.raises(TypeError, match=r"targets must be integer class indices.*dtype <U1"):
+    with pytest.raises(TypeError, match=r"y_batch must be integer class indices.*dtype <U1"):
         metric(model=model, x_batch=x.numpy(), y_batch=np.array(list("abcd")))
     with pytest.raises(ValueError, match=r"target classes must lie in \[0, 2\]"):
         metric(model=model, x_batch=x.numpy(), y_batch=np.array([0, 1, 2, 7]))
@@ -538,3 +538,158 @@ def test_quantus_explain_integrated_gradients_is_refused_naming_the_packages_exp
                                          r"attrbound_lite.interop.explain\}"):
         metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), explain_func=quantus.explain,
                explain_func_kwargs={"method": "IntegratedGradients"})
+
+
+# --- 7. the input contract (issue 20): the package's error, naming the argument, never a raw or silent one --------
+# Targets of another length or shape than the batch, floating-point targets, precomputed attributions of the
+# wrong shape, an attribution and a method that disagree, flags that are not bools, radii on the 'meta' device,
+# and an explainer built on another model than the attack's. Each row: (call, exception, message fragment).
+
+
+def _contract_context():
+    model, x, y = quadratic()
+    other, _, _ = quadratic()  # the same weights, another model object
+    radii = torch.full((x.shape[0],), EPS, dtype=x.dtype)
+    return {"model": model, "other": other, "x": x, "y": y, "radii": radii}
+
+
+def _wcb(c, **call):
+    metric = interop.WorstCaseBound(EPS, "l2", "saliency", method="exact")
+    return metric(model=c["model"], x_batch=c["x"].numpy(), **{"y_batch": c["y"].numpy(), **call})
+
+
+def _sens(c, **options):
+    return interop.quantus_sensitivity(c["model"], c["x"], options.pop("y", c["y"].numpy()), EPS, nr_samples=2,
+                                       **options)
+
+
+def _explain(c, targets, **options):
+    return interop.explain(c["model"], c["x"].numpy(), targets, **options)
+
+
+def _apgd(c, **options):
+    from attrbound_lite.attacks import AttributionPGD
+    return AttributionPGD(c["model"], options.pop("explainer", "saliency"), options.pop("eps", EPS), EPS / 4, 2,
+                          **options)
+
+
+META = torch.tensor(EPS, device="meta")
+
+REFUSED = {
+    # interop: y_batch / y / targets against the batch (4 inputs), and floats
+    "wcb y_batch of 3": (lambda c: _wcb(c, y_batch=c["y"].numpy()[:3]), ValueError,
+                         r"y_batch must give one class per sample.*\(4,\), got shape \(3,\)"),
+    "wcb y_batch of 1": (lambda c: _wcb(c, y_batch=c["y"].numpy()[:1]), ValueError, r"y_batch .*got shape \(1,\)"),
+    "wcb y_batch 2x2": (lambda c: _wcb(c, y_batch=c["y"].numpy().reshape(2, 2)), ValueError,
+                        r"y_batch .*got shape \(2, 2\)"),
+    "wcb y_batch floats": (lambda c: _wcb(c, y_batch=c["y"].numpy().astype(float)), TypeError,
+                           r"y_batch must be integer class indices, got floating-point"),
+    "wcb a_batch of 3": (lambda c: _wcb(c, a_batch=np.zeros((3, 6))), ValueError,
+                         r"a_batch .*shape \(3, 6\).*x_batch \(4, 6\)"),
+    "wcb a_batch too narrow": (lambda c: _wcb(c, a_batch=np.zeros((4, 5))), ValueError, r"a_batch .*\(4, 5\)"),
+    "wcb a_batch flat": (lambda c: _wcb(c, a_batch=np.zeros(4)), ValueError, r"a_batch .*shape \(4,\)"),
+    "wcb softmax 'no'": (lambda c: _wcb(c, softmax="no"), TypeError, "softmax must be True or False"),
+    "wcb channel_first 'no'": (lambda c: _wcb(c, channel_first="no"), TypeError, "channel_first must be True or"),
+    "wcb relative 'no'": (lambda c: interop.WorstCaseBound(EPS, relative="no"), TypeError,
+                          "relative must be True or False"),
+    "wcb attack 1": (lambda c: interop.WorstCaseBound(EPS, attack=1), TypeError, "attack must be True or False"),
+    "wcb return_aggregate 'yes'": (lambda c: interop.WorstCaseBound(EPS, return_aggregate="yes"), TypeError,
+                                   "return_aggregate must be True or False"),
+    "wcb eps meta": (lambda c: interop.WorstCaseBound(META), ValueError, r"eps is a tensor on the 'meta' device"),
+    "sens y of 3": (lambda c: _sens(c, y=c["y"].numpy()[:3]), ValueError, r"y must give one class per sample"),
+    "sens y of 1": (lambda c: _sens(c, y=c["y"].numpy()[:1]), ValueError, r"y .*got shape \(1,\)"),
+    "sens y floats": (lambda c: _sens(c, y=c["y"].numpy().astype(np.float32)), TypeError,
+                      "y must be integer class indices, got floating-point"),
+    "sens a_batch": (lambda c: _sens(c, a_batch=np.zeros((3, 6))), TypeError,
+                     r"\['a_batch'\] are arguments of the metric's call"),
+    "sens normalise 'no'": (lambda c: _sens(c, normalise="no"), TypeError, "normalise must be True or False"),
+    "sens return_aggregate 'no'": (lambda c: _sens(c, return_aggregate="no"), TypeError,
+                                   "return_aggregate must be True or False"),
+    "explain 3.0": (lambda c: _explain(c, 2.0), TypeError, r"targets must be integer class indices, got floating"),
+    "explain float tensor": (lambda c: _explain(c, c["y"].float()), TypeError, r"targets must be integer class"),
+    "explain targets 2x2": (lambda c: _explain(c, c["y"].numpy().reshape(2, 2)), ValueError,
+                            r"targets must give one class per sample"),
+    "explain attribution and method": (lambda c: _explain(c, c["y"].numpy(), attribution="saliency",
+                                                          method="IntegratedGradients"), ValueError,
+                                       r"attribution='saliency' and method='IntegratedGradients'.*disagree"),
+    "explain method 3": (lambda c: _explain(c, c["y"].numpy(), method=3), TypeError, "method .*must be a string"),
+    "explain attribution list": (lambda c: _explain(c, c["y"].numpy(), attribution=["saliency"]), TypeError,
+                                 "attribution must be"),
+    # threat models
+    "to('cpu')": (lambda c: _threat(c["radii"]).to("cpu"), TypeError, r"like must be a torch.Tensor.*got str"),
+    "to(None)": (lambda c: _threat(EPS).to(None), TypeError, r"like must be a torch.Tensor.*got NoneType"),
+    "ball eps meta": (lambda c: _threat(META), ValueError, "eps is a tensor on the 'meta' device"),
+    "ascend random_start 'no'": (lambda c: _threat(EPS).ascend(lambda z: z.sum(1), c["x"], 1, 0.01,
+                                                               random_start="no"), TypeError,
+                                 "random_start must be True or False"),
+    "step alpha meta": (lambda c: _threat(EPS).step(c["x"], c["x"], META), ValueError, "alpha .*'meta' device"),
+    "repeat '2'": (lambda c: _threat(c["radii"]).repeat("2"), ValueError, "repeats must be a positive integer"),
+    # attacks
+    "explainer of another model": (lambda c: _apgd(c, explainer=get_explainer("saliency", c["other"])), ValueError,
+                                   "built on another model object"),
+    "IFIA explainer of another model": (lambda c: _ifia(c, get_explainer("integrated_gradients", c["other"],
+                                                                         n_steps=2)),
+                                        ValueError, "built on another model object"),
+    "per_restart 'no'": (lambda c: _apgd(c, per_restart="no"), TypeError, "per_restart must be True or False"),
+    "per_restart 1": (lambda c: _apgd(c, per_restart=1), TypeError, "per_restart must be True or False"),
+    "compile 'no'": (lambda c: _apgd(c, compile="no"), ValueError, "compile must be True, False or a torch.compile"),
+    "random_start 'no'": (lambda c: _pgd(c, random_start="no"), TypeError, "random_start must be True or False"),
+    "eps meta": (lambda c: _apgd(c, eps=META), ValueError, "eps is a tensor on the 'meta' device"),
+    "per-sample eps meta": (lambda c: _apgd(c, eps=c["radii"].to("meta")), ValueError, r"eps .*'meta'.*\(4,\)"),
+    "alpha meta": (lambda c: _pgd(c, alpha=META), ValueError, r"alpha \(the step size\) is a tensor on the 'meta'"),
+}
+
+
+def _threat(eps):
+    from attrbound_lite.threat_models import L2Ball
+    return L2Ball(eps)
+
+
+def _ifia(c, explainer):
+    from attrbound_lite.attacks import IFIA
+    return IFIA(c["model"], explainer, EPS, EPS / 4, 2, k=2)
+
+
+def _pgd(c, **options):
+    from attrbound_lite.attacks import PGD
+    return PGD(c["model"], EPS, options.pop("alpha", EPS / 4), 2, **options)
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_bad_input_gets_the_packages_error_naming_the_argument(case):
+    call, error, fragment = REFUSED[case]
+    with pytest.raises(error, match=fragment) as caught:
+        call(_contract_context())
+    assert caught.value.__traceback__ is not None
+    frames = [frame.filename for frame in __import__("traceback").extract_tb(caught.value.__traceback__)]
+    assert "attrbound_lite" in frames[-1], frames[-1]  # raised by the package itself, not inside torch / Quantus
+
+
+def test_valid_inputs_still_work_and_give_the_same_numbers():
+    c = _contract_context()
+    model, x, y = c["model"], c["x"], c["y"]
+    plain = _wcb(c)
+    # precomputed attributions of the right shape (or summed over an axis) are accepted and change nothing
+    assert _wcb(c, a_batch=np.ones((4, 6))) == plain and _wcb(c, a_batch=np.ones((4, 1))) == plain
+    assert _wcb(c, softmax=None, channel_first=np.True_) == plain and _wcb(c, softmax=np.False_) == plain
+    flags = interop.WorstCaseBound(EPS, "l2", "saliency", method="exact", relative=np.True_, attack=np.False_)
+    assert flags(model=model, x_batch=x.numpy(), y_batch=y.numpy()) == plain
+    # one class for all: a Python or numpy int or a 0-d tensor
+    one = _wcb(c, y_batch=np.zeros(4, dtype=np.int64))
+    assert _wcb(c, y_batch=0) == one and _wcb(c, y_batch=np.int64(0)) == one and _wcb(c, y_batch=torch.tensor(0)) == one
+    # explain: an attribution and a method that agree, or a method key that names nothing, are the attribution's map
+    ig = _explain(c, y.numpy(), attribution="integrated_gradients", n_steps=3)
+    for method in ("IntegratedGradients", "integrated_gradients", "IG"):
+        np.testing.assert_array_equal(_explain(c, y.numpy(), attribution="integrated_gradients", method=method,
+                                               n_steps=3), ig)
+    np.testing.assert_array_equal(_explain(c, torch.tensor(1)), _explain(c, np.ones(4, dtype=np.int32)))
+    assert np.isfinite(_sens(c, normalise=np.False_, abs=False).scores).all()
+    # attacks: numpy bools, an explainer built on the attack's own model, a per-sample ThreatModel moved by a tensor
+    from attrbound_lite.attributions import Saliency
+    first = _apgd(c, per_restart=True, seed=2)(x, y)
+    again = _apgd(c, per_restart=np.True_, explainer=Saliency(model), compile=np.False_, seed=2)(x, y)
+    assert torch.equal(first.x_adv, again.x_adv) and first.x_adv.shape == (4, 6)
+    assert torch.equal(_pgd(c, random_start=np.False_)(x, y), _pgd(c, random_start=False)(x, y))
+    moved = _threat(c["radii"].float()).to(x)
+    assert moved.eps.dtype == x.dtype and _threat(EPS).to(x).eps == EPS
+    assert _threat(c["radii"]).repeat(np.int64(2)).eps.shape == (8,)

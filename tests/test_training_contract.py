@@ -293,3 +293,200 @@ def test_train_recipe_checks_its_seed(tmp_path):
 def test_cli_refuses_an_empty_out(capsys):
     code, err = run(["train", "--out", "", "--method", "natural"], capsys)
     assert code == 2 and "empty path" in err
+
+
+# A third held-out tour: the zoo's helpers, recipes, data sets, checkpoints and the training helpers
+
+
+def _zoo_calls(file):
+    from attrbound_lite import zoo
+    recipe = zoo.REFERENCE["mnist-natural"]
+    return [
+        (lambda: zoo.recipe_seed("mnist-natural"), TypeError, r"recipe_seed takes a Recipe, got the str"),
+        (lambda: zoo.recipe_seed(None), TypeError, "recipe_seed takes a Recipe, got NoneType"),
+        (lambda: zoo.model_folder({}, "zoo"), TypeError, "model_folder takes a Recipe, got dict"),
+        (lambda: zoo.model_folder(recipe, ""), ValueError, r"root \(the zoo's folder\) is an empty path"),
+        (lambda: zoo.model_folder(recipe, file), ValueError, "is an existing file, not a folder"),
+        (lambda: zoo.training_history(None), TypeError, "meta must be the sidecar dict of get_model"),
+        (lambda: zoo.training_history({"metadata": {}}), ValueError, "meta records no training history"),
+        (lambda: zoo.initial_model("mnist-natural", 0), TypeError, "initial_model takes a Recipe"),
+        (lambda: zoo.initial_model(recipe, "0"), TypeError, r"init_seed must be an integer >= 0.*got '0'"),
+        (lambda: zoo.initial_model(recipe, -1), TypeError, "init_seed must be an integer >= 0"),
+        (lambda: zoo.initial_model(recipe, 1.5), TypeError, "init_seed must be an integer >= 0"),
+        (lambda: zoo.initial_model(recipe, 0, file), ValueError, "has no init: .*would be ignored; drop init_weights"),
+        (lambda: zoo.initial_model(recipe, 0, 3), TypeError, "init_weights must be a checkpoint path"),
+        (lambda: zoo.initial_model(zoo.REFERENCE["mnist-pgd_at"], 0), ValueError, "pass that model's checkpoint as "
+                                                                                  "init_weights"),
+        (lambda: zoo.train_recipe(recipe, file + "-run", init_seed=0, init_weights=file), ValueError, "has no init"),
+        (lambda: zoo.stale_folders(file), ValueError, "is an existing file, not a folder"),
+        (lambda: zoo.stale_folders(3), TypeError, "must be a string, a pathlib.Path or None"),
+        (lambda: zoo.zoo_table(file), ValueError, "is an existing file, not a folder"),
+        (lambda: zoo.load_reference("mnist-natural", root=file), ValueError, "is an existing file, not a folder"),
+        (lambda: zoo.build_zoo(["mnist-natural"], root=file, progress=False), ValueError, "not a folder"),
+        (lambda: zoo.get_model(recipe, file, progress=False), ValueError, "is an existing file, not a folder"),
+        (lambda: zoo.Recipe(dataset="mnist", model=dict(widht=0.5)), ConfigError,
+         r"model\.widht: unknown key; allowed keys here: activation, beta, width, num_classes, pool"),
+        (lambda: zoo.Recipe(dataset="cifar10-subset", model=dict(depth=2)), ConfigError, r"model\.depth: unknown key"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_zoo_calls("f"))))
+def test_zoo_helpers_refuse_bad_input(case, tmp_path):
+    file = tmp_path / "a-file"
+    file.write_text("")
+    call, error, message = _zoo_calls(str(file))[case]
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_zoo_helpers_still_take_valid_input(tmp_path):
+    from attrbound_lite import zoo
+    recipe = zoo.REFERENCE["mnist-natural"]
+    assert zoo.recipe_seed(recipe) == 7938621019760612873  # the committed model's initial weights: unchanged
+    assert (zoo.ZOO_ROOT / recipe.key / "manifest.json").is_file()  # and its key
+    assert zoo.model_folder(recipe, tmp_path) == tmp_path / recipe.key
+    assert zoo.stale_folders(tmp_path / "new") == [] and zoo.stale_folders(tmp_path) == []
+    a, b = zoo.initial_model(recipe, np.int64(3)), zoo.initial_model(recipe, 3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    history = {"epoch": [1], "loss": [0.5]}
+    assert len(zoo.training_history({"metadata": {"history": history}})) == 1
+    assert len(zoo.training_history({"history": history})) == 1  # a manifest of load_reference
+    assert zoo.Recipe(dataset="mnist", model=dict(width=0.5, num_classes=10)).model["width"] == 0.5
+    # fine-tuning: the parent's weights are loaded; another architecture's are refused by name
+    parent = zoo.Recipe(dataset="mnist", model=dict(width=0.125))
+    child = zoo.Recipe(dataset="mnist", method="pgd_at", eps=0.1, model=dict(width=0.125), init=parent)
+    weights = save_checkpoint(zoo.initial_model(parent, 1), tmp_path / "parent.safetensors")
+    tuned = zoo.initial_model(child, 0, weights)
+    assert torch.equal(next(tuned.parameters()), next(zoo.initial_model(parent, 1).parameters()))
+    other = save_checkpoint(MnistCNN(width=0.25), tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="is not a checkpoint of recipe .*architecture"):
+        zoo.initial_model(child, 0, other)
+
+
+def _data_calls():
+    from attrbound_lite.data import ImageDataset, fingerprint, load_dataset
+    names = [str(i) for i in range(10)]
+    return [
+        (lambda: load_dataset("mnist", "test", download="no"), TypeError, "download must be True .* or False, got str"),
+        (lambda: load_dataset("mnist", "test", download=0), TypeError, "download must be True .* or False, got int"),
+        (lambda: ImageDataset(images(), labels() + 5, "mnist", "test", names), ValueError,
+         r"labels must lie in \[0, 9\] .*got values in \[5, 12\]"),
+        (lambda: ImageDataset(images(), labels() - 1, "mnist", "test", names), ValueError,
+         r"labels must lie in \[0, 9\]"),
+        (lambda: ImageDataset(images(), labels(), "mnist", "test", names[:5]), ValueError,
+         r"labels must lie in \[0, 4\]"),
+        (lambda: ImageDataset(images(), labels(), "mnist", "test", []), ValueError, "classes is empty"),
+        (lambda: ImageDataset(images(), labels(), "mnist", "test", names, indices=torch.arange(7)), ValueError,
+         r"indices must be None .* of shape \(8,\).*got torch.int64 of shape \(7,\)"),
+        (lambda: ImageDataset(images(), labels(), "mnist", "test", names, indices=list(range(8))), ValueError,
+         "indices must be None .*got list"),
+        (lambda: fingerprint(images(), labels(7)), ValueError, r"labels must have shape \(N,\) for N images"),
+        (lambda: fingerprint(images().numpy(), labels().numpy()[:3]), ValueError, r"labels must have shape \(N,\)"),
+        (lambda: fingerprint(images(), labels().float()), TypeError, "labels must be integers"),
+        (lambda: fingerprint(images().numpy() * 255, labels().numpy()), ValueError,
+         r"float images must lie in \[0, 1\]"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_data_calls())))
+def test_data_refuses_bad_input(case):
+    call, error, message = _data_calls()[case]
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_fingerprint_takes_numpy_float_images_like_tensors():
+    from attrbound_lite.data import ImageDataset, fingerprint
+    x, y = images(), labels()
+    expected = fingerprint(x, y)
+    assert fingerprint(x.numpy(), y.numpy()) == expected  # float32 array
+    assert fingerprint((x * 255).round().to(torch.uint8).numpy(), y.numpy().astype(np.int32)) == expected
+    assert fingerprint(x.double().numpy(), y.numpy()) == fingerprint(x.double(), y)  # float64 array as a tensor
+    data = ImageDataset(x, y, "mnist", "test", [str(i) for i in range(10)], indices=torch.arange(8))
+    assert data.fingerprint == expected and len(data) == 8
+    assert ImageDataset(x[:0], y[:0], "mnist", "test", ["a"]).fingerprint == fingerprint(x[:0], y[:0])
+
+
+def test_checkpoints_refuse_an_empty_path(tmp_path, monkeypatch):
+    from attrbound_lite.checkpoints import checkpoint_paths, load_checkpoint
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: save_checkpoint(smooth(), ""), lambda: load_checkpoint(""), lambda: checkpoint_paths("")):
+        with pytest.raises(ValueError, match="a checkpoint path is empty"):
+            call()
+    assert list(tmp_path.iterdir()) == []  # nothing written into the current folder
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_checkpoints_keep_the_model_dtype_bit_for_bit(tmp_path, dtype):
+    from attrbound_lite.checkpoints import load_checkpoint
+    model = smooth().to(dtype)
+    loaded, _ = load_checkpoint(save_checkpoint(model, tmp_path / "run.safetensors"))
+    before, after = model.state_dict(), loaded.state_dict()
+    assert before.keys() == after.keys()
+    assert all(after[k].dtype == before[k].dtype and torch.equal(after[k], before[k]) for k in before)
+    x = images(2, dtype=dtype)
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
+def _training_calls():
+    from attrbound_lite.training import learning_rate_at, loss_integrated_gradients
+    cfg = TrainConfig(lr=1e-3, lr_warmup_epochs=1, lr_warmup_from=1e-4)
+    x = images(4)
+    return [
+        (lambda: learning_rate_at(cfg, -1, 8), ValueError, r"step \(the optimiser step.*integer >= 0, got -1"),
+        (lambda: learning_rate_at(cfg, 1.5, 8), ValueError, "step .*must be an integer >= 0, got 1.5"),
+        (lambda: learning_rate_at(cfg, True, 8), ValueError, "step .*must be an integer >= 0, got True"),
+        (lambda: learning_rate_at(cfg, "1", 8), ValueError, "step .*must be an integer >= 0, got '1'"),
+        (lambda: learning_rate_at({"lr": 1e-3}, 0, 8), TypeError, "cfg must be a TrainConfig.*got dict"),
+        (lambda: ignored_options("fgsm", {"eps"}), ValueError, "unknown training method 'fgsm'; choose one of"),
+        (lambda: ignored_options(None, {"eps"}), ValueError, "unknown training method None"),
+        (lambda: ignored_options("aat", {"ig_steps"}, "gradcam"), ValueError, "unknown attribution 'gradcam'"),
+        (lambda: ignored_options("natural", "steps"), TypeError, r"given must be a set .*got the string 'steps'"),
+        (lambda: ignored_options("natural", None), TypeError, "given must be a set .*got NoneType"),
+        (lambda: loss_integrated_gradients(smooth(), x, x / 2, labels(4), 0), ValueError,
+         r"steps \(IG path points\) must be a positive integer, got 0"),
+        (lambda: loss_integrated_gradients(smooth(), x, x / 2, labels(4), 2.5), ValueError,
+         "steps .*must be a positive integer, got 2.5"),
+        (lambda: loss_integrated_gradients(smooth(), x, x / 2, labels(4), True), ValueError,
+         "steps .*must be a positive integer, got True"),
+        (lambda: loss_integrated_gradients(smooth(), x, x / 2, labels(3), 2), ValueError,
+         r"y must have shape \(4,\) \(one class per input\), got \(3,\)"),
+        (lambda: loss_integrated_gradients(smooth(), x, x / 2, labels(4).float(), 2), TypeError,
+         "y must be an integer tensor"),
+        (lambda: loss_integrated_gradients(smooth(), x, x[:2], labels(4), 2), ValueError,
+         r"x_end must have the shape of x.*\(2, 1, 28, 28\) and \(4, 1, 28, 28\)"),
+        (lambda: loss_integrated_gradients(smooth(), x, x.numpy(), labels(4), 2), TypeError,
+         "x_end must be a floating-point tensor"),
+        (lambda: loss_integrated_gradients(lambda z: z, x, x / 2, labels(4), 2), TypeError,
+         "model must be a torch.nn.Module"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_training_calls())))
+def test_training_helpers_refuse_bad_input(case):
+    call, error, message = _training_calls()[case]
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_training_helpers_still_take_valid_input():
+    from attrbound_lite.training import learning_rate_at, loss_integrated_gradients
+    cfg = TrainConfig(lr=1e-3, lr_warmup_epochs=1, lr_warmup_from=1e-4)
+    assert learning_rate_at(cfg, np.int64(3), np.int64(8)) == learning_rate_at(cfg, 3, 8)
+    assert learning_rate_at(cfg, 0, 8) == pytest.approx(1e-4 + 9e-4 / 8)
+    assert ignored_options("natural", frozenset()) == [] and ignored_options("pgd_at", ["eps"]) == []
+    x = images(4)
+    ig = loss_integrated_gradients(smooth(), x, x / 2, labels(4), np.int64(2), create_graph=False)
+    assert ig.shape == x.shape and torch.isfinite(ig).all()
+
+
+def test_bound_seed_checks_its_parts():
+    from attrbound_lite.experiments import bound_seed
+    for seed in ("0", 1.0, True, -1):
+        with pytest.raises(TypeError, match="seed must be an integer >= 0"):
+            bound_seed(seed, "saliency", 0)
+    with pytest.raises(TypeError, match=r"first \(the batch's first sample\) must be an integer >= 0"):
+        bound_seed(0, "saliency", "0")
+    with pytest.raises(ValueError, match="unknown attribution 'gradcam'"):
+        bound_seed(0, "gradcam", 0)
+    assert bound_seed(np.int64(3), "saliency", np.int64(5)) == bound_seed(3, "saliency", 5)

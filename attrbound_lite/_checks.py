@@ -23,6 +23,7 @@ import math
 import numbers
 import weakref
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -285,6 +286,9 @@ def check_radii(eps, what: str = "eps", batch: int | None = None) -> float | tor
     Raises:
         ValueError: a non-positive, NaN or infinite radius, or a tensor that is not 1-d or not floating point.
     """
+    if isinstance(eps, torch.Tensor) and eps.is_meta:
+        raise ValueError(f"{what} is a tensor on the 'meta' device (shape {tuple(eps.shape)}, no values); pass a "
+                         "number, or a tensor with values on the inputs' device.")
     if not isinstance(eps, torch.Tensor) or eps.ndim == 0:
         try:
             return check_eps(eps)
@@ -398,17 +402,7 @@ def check_flag(value, what: str) -> bool:
 
     A string or number would otherwise be read by its truth value: ``"no"`` and ``"False"`` are true.
     """
-    import numpy as np  # (numpy comes with torch; imported here to leave the module's imports as they are)
-
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{what} must be True or False, got {value!r} ({type(value).__name__}); a string or number "
                         f"is not read as a flag: pass {what}=True or {what}=False.")
     return bool(value)
-
-
-def check_not_meta(value, what: str):
-    """Return ``value`` unless it is a tensor on the 'meta' device (shapes without values): then a ValueError."""
-    if isinstance(value, torch.Tensor) and value.is_meta:
-        raise ValueError(f"{what} is a tensor on the 'meta' device (shape {tuple(value.shape)}, no values); nothing "
-                         "can be computed with it: pass a number, or a tensor with values on the inputs' device.")
-    return value

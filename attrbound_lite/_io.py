@@ -67,9 +67,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def json_default(value):
+    """JSON for numpy scalars (``np.float32(0.5)`` -> 0.5): ``json.dumps(..., default=json_default)``."""
+    if hasattr(value, "dtype") and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=True)
+    """Write ``obj`` as indented JSON (numpy scalars as numbers), atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=True, default=json_default)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
 

@@ -38,7 +38,6 @@ from ._checks import (
     check_logits,
     check_model,
     check_model_inputs,
-    check_not_meta,
     check_positive_int,
     check_radii,
     check_seed,
@@ -74,7 +73,7 @@ class Attack:
     def __init__(self, model: nn.Module, eps: float | torch.Tensor, alpha: float | torch.Tensor, steps: int,
                  norm: str = "linf", random_start: bool = True, seed: int = 0):
         check_model(model)
-        alpha = check_radii(check_not_meta(alpha, "alpha (the step size)"), "alpha (the step size)")
+        alpha = check_radii(alpha, "alpha (the step size)")
         steps = check_positive_int(steps, "steps")
         self.model, self.threat, self.alpha, self.steps = model, threat_model(norm, eps), alpha, steps
         random_start = check_flag(random_start, "random_start")

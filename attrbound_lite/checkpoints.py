@@ -25,7 +25,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 from torch import nn
 
-from ._io import atomic_path, file_digest, write_json
+from ._io import atomic_path, file_digest, json_default, write_json
 from .models import build_model, model_spec
 from .runtime import resolve_device
 
@@ -101,7 +101,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"checkpoint metadata must be a dict (a JSON object) or None, got {type(metadata).__name__}.")
     try:
-        json.dumps(metadata or {}, allow_nan=True)
+        json.dumps(metadata or {}, allow_nan=True, default=json_default)
     except TypeError as err:
         raise TypeError(f"checkpoint metadata must be JSON-serialisable: {err}.") from None
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}

@@ -158,6 +158,11 @@ class ImageDataset(Dataset):
                        else type(indices).__name__)
                 raise ValueError(f"indices must be None (the whole split) or an integer tensor of shape "
                                  f"({images.shape[0]},), one index into the full split per image kept, got {got}.")
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+        if images.numel() and not (torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+            raise ValueError(f"images must be finite and lie in [0, 1], got values in [{images.min().item():.3g}, "
+                             f"{images.max().item():.3g}]; divide 0-255 images by 255.")
         self.images, self.labels = images, labels
         self.name, self.split, self.classes = name, split, list(classes)
         self.indices = indices

@@ -62,7 +62,6 @@ from ._checks import (
     check_model,
     check_model_inputs,
     check_norm,
-    check_not_meta,
     check_positive_int,
     check_radii,
     check_seed,
@@ -484,7 +483,7 @@ class WorstCaseBound:
                  attack_steps: int = 20, attack_alpha: float | torch.Tensor | None = None, attack_restarts: int = 1,
                  seed: int = 0, return_aggregate: bool = False, aggregate_func: Callable | None = None,
                  **bound_options):
-        self.eps, self.norm = check_radii(check_not_meta(eps, "eps"), "eps"), check_norm(norm)
+        self.eps, self.norm = check_radii(eps, "eps"), check_norm(norm)
         relative, attack = check_flag(relative, "relative"), check_flag(attack, "attack")
         return_aggregate = check_flag(return_aggregate, "return_aggregate")
         if attribution_options is not None and not isinstance(attribution_options, dict):
@@ -498,7 +497,7 @@ class WorstCaseBound:
         self.attack_restarts = check_positive_int(attack_restarts, "attack_restarts")
         self.seed = seed = check_seed(seed)
         alpha = 2.5 * self.eps / self.attack_steps if attack_alpha is None else attack_alpha
-        self.attack_alpha = check_radii(check_not_meta(alpha, "attack_alpha"), "attack_alpha")
+        self.attack_alpha = check_radii(alpha, "attack_alpha")
         if aggregate_func is not None and not callable(aggregate_func):
             raise TypeError(f"aggregate_func must be a function of the scores (np.mean, np.median), got "
                             f"{aggregate_func!r}.")

@@ -68,6 +68,8 @@ class Normalize(nn.Module):
                             f"{std!r}.") from None
         if channels is not None:
             check_positive_int(channels, "channels")
+        if mean_t.numel() == 0:
+            raise ValueError("mean and std are empty; give one value per input channel (e.g. [0.1307], [0.3081]).")
         want = channels or mean_t.numel()
         if mean_t.numel() != want or std_t.numel() != want:
             raise ValueError(f"mean and std need one value per input channel ({want}), got {mean_t.numel()} and "
@@ -86,8 +88,35 @@ class Normalize(nn.Module):
 
         Returns:
             ``(x - mean) / std``, shape (B, C, H, W).
+
+        Raises:
+            ValueError: ``x`` is not (B, C, H, W) with the channels of ``mean``: broadcasting would otherwise normalise
+                a 1-channel image with three channels' statistics.
         """
+        if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(f"Normalize takes images (B, {self.mean.shape[1]}, H, W) (one mean per channel), got "
+                             f"shape {tuple(x.shape)}.")
         return (x - self.mean) / self.std
+
+
+def _check_images(model: nn.Module, args: tuple) -> None:
+    """Forward pre-hook of the zoo's CNNs: a batch (B, C, H, W) of the declared ``input_shape`` and the model's dtype.
+
+    Cheap (shapes and dtypes only, no host synchronisation): torch's own errors for these mistakes name convolution
+    weights and matrix sizes ("mat1 and mat2 shapes cannot be multiplied"), and a (C, H, W) image without its batch
+    dimension would be taken as an unbatched input and return logits of the wrong meaning.
+    """
+    x, name, want = args[0] if args else None, type(model).__name__, ", ".join(map(str, model.input_shape))
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} takes a torch.Tensor of images (B, {want}), got {type(x).__name__}; convert with "
+                        "torch.as_tensor(x, dtype=torch.float32).")
+    if x.ndim != 4 or tuple(x.shape[1:]) != model.input_shape:
+        fix = " (add the batch dimension: x[None])" if tuple(x.shape) == model.input_shape else ""
+        raise ValueError(f"{name} takes images (B, {want}), got shape {tuple(x.shape)}{fix}.")
+    weight = model[1].weight
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{type(model).__name__} holds {weight.dtype} weights but got {x.dtype} inputs; convert the "
+                        f"inputs (x.to({weight.dtype})) or the model (model.to({x.dtype})).")
 
 
 def _check_beta(beta) -> None:
@@ -293,6 +322,7 @@ class MnistCNN(nn.Sequential):
         )
         self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=int(num_classes),
                            pool=pool, mean=_floats(mean), std=_floats(std))
+        self.register_forward_pre_hook(_check_images)
 
     input_shape = (1, 28, 28)  # (C, H, W) of the inputs: checked at the public entry points
 
@@ -331,6 +361,7 @@ class CifarCNN(nn.Sequential):
         )
         self.config = dict(activation=activation, beta=float(beta), width=float(width), num_classes=int(num_classes),
                            pool=pool, mean=_floats(mean), std=_floats(std))
+        self.register_forward_pre_hook(_check_images)
 
     input_shape = (3, 32, 32)  # (C, H, W) of the inputs: checked at the public entry points
 

@@ -17,7 +17,6 @@ from ._checks import (
     check_flag,
     check_inputs,
     check_norm,
-    check_not_meta,
     check_positive_int,
     check_radii,
     trusted_inputs,
@@ -61,7 +60,7 @@ class ThreatModel:
     norm: str = ""
 
     def __init__(self, eps: float | torch.Tensor):
-        self.eps = check_radii(check_not_meta(eps, "eps"))
+        self.eps = check_radii(eps)
 
     def repeat(self, repeats: int) -> "ThreatModel":
         """This ball for a batch repeated ``repeats`` times (restart-major): per-sample radii are tiled."""
@@ -111,7 +110,7 @@ class ThreatModel:
             ValueError: a step size that is not positive and finite (a negative one would descend).
         """
         if not _checks._TRUSTED or not isinstance(alpha, torch.Tensor):
-            alpha = check_radii(check_not_meta(alpha, "alpha (the step size)"), "alpha (the step size)")
+            alpha = check_radii(alpha, "alpha (the step size)")
         _check_pair(grad, x, "grad", "step")
         if grad.shape != x.shape:
             raise ValueError(f"step: grad has shape {tuple(grad.shape)} but x {tuple(x.shape)}; pass the gradient of "
@@ -156,7 +155,7 @@ class ThreatModel:
                             f"{type(objective).__name__}.")
         if not _checks._TRUSTED:
             check_inputs(x0, "x0 (the clean inputs)", box=True)
-            alpha = check_radii(check_not_meta(alpha, "alpha (the step size)"), "alpha (the step size)")
+            alpha = check_radii(alpha, "alpha (the step size)")
         x = self.random_init(x0, generator) if random_start else x0.clone()
         with trusted_inputs():  # checked once above
             for _ in range(steps):

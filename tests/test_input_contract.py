@@ -1479,3 +1479,32 @@ def test_flags_take_numpy_bools():
     m, x = _mnist_batch()
     assert bounds.attribution_bound(m, x, 0.1, box=np.bool_(True), max_iter=3).euclidean.shape == (2,)
     assert attributions.Saliency(m).attribute(x, create_graph=np.bool_(False)).shape == x.shape
+
+
+@pytest.mark.parametrize("x, kind, fragment", [
+    (lambda: torch.rand(1, 3, 28, 28), ValueError, "takes images (B, 1, 28, 28)"),
+    (lambda: torch.rand(1, 1, 14, 14), ValueError, "takes images (B, 1, 28, 28)"),
+    (lambda: torch.rand(1, 28, 28), ValueError, "x[None]"),
+    (lambda: torch.rand(1, 1, 28, 28, dtype=torch.float64), TypeError, "float32 weights"),
+    (lambda: np.zeros((1, 1, 28, 28), dtype=np.float32), TypeError, "torch.as_tensor"),
+])
+def test_zoo_models_check_their_inputs_when_called(x, kind, fragment):
+    m = models.MnistCNN(width=0.125, activation="softplus")
+    _package_error(lambda: m(x()), kind, fragment)
+    _package_error(lambda: models.smooth_relu(models.MnistCNN(width=0.125), 10.0)(x()), kind, fragment)
+    assert m(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert copy.deepcopy(m).double()(torch.rand(1, 1, 28, 28, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_normalisation_and_datasets_refuse_what_they_cannot_mean(tmp_path):
+    from attrbound_lite.data import ImageDataset
+
+    _package_error(lambda: models.Normalize([], []), ValueError, "empty")
+    _package_error(lambda: models.Normalize([0.1, 0.2], [0.3, 0.3])(torch.rand(1, 3, 4, 4)), ValueError, "(B, 2, H, W)")
+    images, labels = torch.rand(2, 1, 2, 2), torch.tensor([0, 1])
+    _package_error(lambda: ImageDataset(images, labels, "x", "dev", ["a", "b"]), ValueError, "'train' or 'test'")
+    _package_error(lambda: ImageDataset(images * 255, labels, "x", "train", ["a", "b"]), ValueError, "divide")
+    assert len(ImageDataset(images, labels, "x", "test", ["a", "b"])) == 2
+    weights = checkpoints.save_checkpoint(model("mnist32"), tmp_path / "m.safetensors",
+                                          {"acc": np.float32(0.5), "epochs": np.int64(2)})
+    assert checkpoints.load_checkpoint(weights)[1]["metadata"] == {"acc": 0.5, "epochs": 2}

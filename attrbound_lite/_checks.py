@@ -230,6 +230,9 @@ def check_labels(labels, classes: int | None = None, batch: int | None = None, n
     if not isinstance(labels, torch.Tensor):
         hint = f" (convert with torch.as_tensor({name}))" if hasattr(labels, "__array__") else ""
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}{hint}.")
+    if labels.is_meta:
+        raise ValueError(f"{name} is a tensor on the 'meta' device (no values); pass the class indices on the inputs' "
+                         "device.")
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
         raise TypeError(f"{name} must be an integer tensor of class indices (torch.long), got {labels.dtype}; "
                         f"convert integral values with {name}.long().")
@@ -333,6 +336,9 @@ def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
     if isinstance(target, numbers.Integral) and not isinstance(target, bool):
         target = torch.full((batch,), int(target), dtype=torch.long, device=logits.device)
     elif isinstance(target, torch.Tensor):
+        if target.is_meta:
+            raise ValueError("target is a tensor on the 'meta' device (no values); pass the classes on the inputs' "
+                             "device.")
         if target.ndim == 0:
             target = target.expand(batch)
         if target.shape != (batch,) or target.is_floating_point() or target.dtype == torch.bool:

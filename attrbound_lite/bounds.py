@@ -304,7 +304,7 @@ def cosine_bound(euclidean: torch.Tensor, attribution_norm: torch.Tensor) -> tor
         attribution_norm: The norms ``a = ||A(x)||_2``, shape (B,).
 
     Returns:
-        The cosine lower bounds in ``[-1, 1]``, shape (B,).
+        The cosine lower bounds in ``[-1, 1]`` (NaN where an input is NaN), shape (B,).
     """
     for name, value in (("euclidean", euclidean), ("attribution_norm", attribution_norm)):
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
@@ -314,9 +314,10 @@ def cosine_bound(euclidean: torch.Tensor, attribution_norm: torch.Tensor) -> tor
         raise ValueError(f"euclidean and attribution_norm must have one shape (one value per sample), got "
                          f"{tuple(euclidean.shape)} and {tuple(attribution_norm.shape)}.")
     if euclidean.device.type != "meta" and bool(((euclidean < 0) | (attribution_norm < 0)).any()):
-        raise ValueError("euclidean and attribution_norm are norms: they must be >= 0 (NaN passes through).")
+        raise ValueError("euclidean and attribution_norm are norms: they must be >= 0 (NaN gives NaN).")
     ratio = euclidean / attribution_norm.clamp_min(torch.finfo(euclidean.dtype).tiny)
-    return torch.where(ratio < 1, (1 - ratio.clamp(max=1) ** 2).sqrt(), torch.full_like(ratio, -1.0))
+    cosine = torch.where(ratio < 1, (1 - ratio.clamp(max=1) ** 2).sqrt(), torch.full_like(ratio, -1.0))
+    return torch.where(ratio.isnan(), ratio, cosine)  # an undefined bound stays undefined, not "vacuous"
 
 
 @dataclass

@@ -164,7 +164,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
                                 "(name and config); save checkpoints with save_checkpoint.")
     try:
         meta = json.loads(sidecar.read_text())
-    except json.JSONDecodeError as err:
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"sidecar {sidecar} is not valid JSON ({err}); the checkpoint is corrupt.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{sidecar} is not an attrbound checkpoint sidecar (format {FORMAT!r} expected).")

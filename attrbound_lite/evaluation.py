@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from ._checks import (
+    check_choice,
     check_eps,
     check_flag,
     check_inputs,
@@ -210,6 +211,7 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
     """
     cfg = _settings(dataset, settings)
     progress = check_flag(progress, "progress")
+    attribution = check_choice(attribution, ("integrated_gradients", "saliency"), "attribution (RAR's protocol)")
     _check_counts(n_pgd=n_pgd, n_attribution=n_attribution, ig_steps=ig_steps, attack_ig_steps=attack_ig_steps,
                   batch_size=batch_size, attack_batch_size=attack_batch_size)
     seed = check_seed(seed)

@@ -67,6 +67,10 @@ class Interval:
     n: int
     confidence: float = CONFIDENCE
 
+    def __post_init__(self):
+        if self.low > self.high:  # (NaN bounds compare False: an undefined interval is allowed)
+            raise ValueError(f"an Interval needs low <= high, got low={self.low!r}, high={self.high!r}.")
+
     def __str__(self) -> str:
         return f"{sig(self.estimate)} ({sig(self.low)} to {sig(self.high)})"
 
@@ -111,7 +115,8 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
               seed: int = 0, confidence: float = CONFIDENCE) -> Interval:
     """Percentile bootstrap of ``statistic(*samples)``, resampling the units (rows) of the samples jointly.
 
-    Units where any sample is NaN (e.g. an image whose label the attack changed) are dropped first.
+    Units where any sample is NaN or infinite (e.g. an image whose label the attack changed, a ratio to a zero bound)
+    are dropped first; ``Interval.n`` counts the units kept.
 
     Args:
         statistic: a function of 1-D arrays, one per sample, returning a number (e.g. a mean, a correlation).

@@ -29,7 +29,7 @@ import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
-from ._checks import check_flag, check_seed
+from ._checks import check_flag, check_seed, check_tol
 from ._io import make_dirs
 from .checkpoints import checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import (
@@ -558,7 +558,7 @@ def read_manifest(name: str, root: str | os.PathLike | None = None) -> dict:
                                 f"`{rebuild}`.")
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} is not a readable manifest ({err}); rebuild it with `{rebuild}`.") from None
     if manifest.get("recipe") != recipe.to_dict():
         raise ValueError(f"{path} records another recipe than {name!r}'s; rebuild it with `{rebuild}`.")
@@ -874,6 +874,7 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
 
     root = _existing_root(root)
     full, progress = check_flag(full, "full"), check_flag(progress, "progress")
+    rtol = None if rtol is None else check_tol(rtol, "rtol")
     names = list(REFERENCE) if only is None else _names(only)
     for name in names:
         _reference(name)

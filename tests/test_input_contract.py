@@ -1508,3 +1508,23 @@ def test_normalisation_and_datasets_refuse_what_they_cannot_mean(tmp_path):
     weights = checkpoints.save_checkpoint(model("mnist32"), tmp_path / "m.safetensors",
                                           {"acc": np.float32(0.5), "epochs": np.int64(2)})
     assert checkpoints.load_checkpoint(weights)[1]["metadata"] == {"acc": 0.5, "epochs": 2}
+
+
+def test_tour_four_edges(tmp_path):
+    m, x = _mnist_batch()
+    labels = torch.zeros(2, dtype=torch.long)
+    _package_error(lambda: attacks.PGD(m, 0.1, 0.05, 2)(x, labels.to("meta")), ValueError, "'meta' device")
+    _package_error(lambda: stats.Interval(0.5, 0.9, 0.1, 10), ValueError, "low <= high")
+    assert stats.Interval(0.5, math.nan, math.nan, 1).n == 1  # an undefined interval stays allowed
+    cosine = bounds.cosine_bound(torch.tensor([math.nan, 0.6]), torch.ones(2))
+    assert cosine[0].isnan() and cosine[1].item() == pytest.approx(0.8)
+    assert stats.bootstrap_mean([1.0, math.inf, 3.0]).n == 2  # NaN and inf units dropped, as documented
+    import attrbound_lite.evaluation
+    _package_error(lambda: attrbound_lite.evaluation.evaluate(m, (x, labels), "mnist", attribution="input_x_gradient"),
+                   ValueError, "attribution")
+    import attrbound_lite.zoo
+    _package_error(lambda: attrbound_lite.zoo.verify_zoo(["mnist-natural"], rtol=-1.0, full=False), ValueError, "rtol")
+    weights = checkpoints.save_checkpoint(m, tmp_path / "m.safetensors")
+    sidecar = weights.with_suffix(".json")
+    sidecar.write_bytes(b"\xc9" + sidecar.read_bytes()[1:])
+    _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "not valid JSON")

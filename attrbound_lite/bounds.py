@@ -110,7 +110,10 @@ def _check_eigen_args(matvec, v0, max_iter, tol) -> tuple[int, float]:
     """The shared arguments of ``lanczos`` and ``power_iteration``: a callable, (B, n) float starts, steps, tol."""
     if not callable(matvec):
         raise TypeError(f"matvec must be a callable mapping (B, n) to (B, n), got {type(matvec).__name__}.")
-    if not isinstance(v0, torch.Tensor) or not v0.is_floating_point() or v0.ndim != 2 or 0 in v0.shape:
+    if not isinstance(v0, torch.Tensor):
+        raise TypeError(f"v0 must be a torch.Tensor of shape (B, n) (one start vector per sample), got "
+                        f"{type(v0).__name__}; convert with torch.as_tensor(v0).")
+    if not v0.is_floating_point() or v0.ndim != 2 or 0 in v0.shape:
         given = (f"{v0.dtype} of shape {tuple(v0.shape)}" if isinstance(v0, torch.Tensor) else type(v0).__name__)
         raise ValueError(f"v0 must be a non-empty floating-point tensor of shape (B, n) (one start vector per "
                          f"sample), got {given}; for one vector write v0[None].")
@@ -261,10 +264,10 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
                         f"got {type(explainer).__name__}.")
     if not isinstance(inputs, torch.Tensor) or inputs.ndim < 2:
         given = f"shape {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-        raise ValueError(f"inputs must be a batch tensor (B, ...) (the explainer checks it against its model), got "
-                         f"{given}.")
-    if isinstance(max_n, bool) or not isinstance(max_n, numbers.Integral) or max_n < 1:
-        raise ValueError(f"max_n must be a positive integer (the largest n stored), got {max_n!r}.")
+        error = ValueError if isinstance(inputs, torch.Tensor) else TypeError
+        raise error(f"inputs must be a batch tensor (B, ...) (the explainer checks it against its model), got {given}.")
+    if isinstance(max_n, bool) or not isinstance(max_n, numbers.Integral) or max_n < 0:
+        raise ValueError(f"max_n must be an integer >= 0 (the largest n stored), got {max_n!r}.")
     if rows is not None and not callable(rows):
         raise TypeError(f"rows must be None or a callable (start, block), got {type(rows).__name__}.")
     n = inputs[0].numel()

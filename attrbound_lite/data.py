@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._checks import check_labels
+from ._checks import check_flag, check_labels
 from ._io import atomic_path, file_digest
 
 __all__ = ["load_dataset", "ImageDataset", "DATASETS", "SPLITS", "DATASET_INFO", "CIFAR10_SUBSET_MD5",
@@ -364,10 +364,7 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         RuntimeError: If the data is unavailable, damaged, incomplete or differs from the canonical data.
     """
     name, subset = _check_arguments(name, split, subset, seed)
-    if not isinstance(download, (bool, np.bool_)):
-        raise TypeError(f"download must be True (fetch missing files from the network) or False, got "
-                        f"{type(download).__name__} {download!r}.")
-    download = bool(download)
+    download = check_flag(download, "download")
     for value, what in ((root, "root"), (mirror, "mirror")):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{what} must be a folder (a string or a pathlib.Path) or None, got "

@@ -331,6 +331,9 @@ def ifia_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         TypeError: If the model, images, labels or seed are of the wrong type (as in ``evaluate``).
     """
     cfg = _settings(dataset, settings)
+    attribution = check_choice(attribution, ("integrated_gradients", "saliency"), "attribution (RAR's protocol)")
+    if attack_attribution is not None:
+        check_choice(attack_attribution, ("integrated_gradients", "saliency"), "attack_attribution")
     progress = check_flag(progress, "progress")
     _check_counts(ig_steps=ig_steps, attack_ig_steps=attack_ig_steps, attack_batch_size=attack_batch_size)
     seed = check_seed(seed)

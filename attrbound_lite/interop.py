@@ -336,10 +336,11 @@ def _explain_attribution(attribution: str | None, method: str | None) -> str:
                         f"{type(method).__name__} {method!r:.60}.")
     if attribution is not None:
         if not isinstance(attribution, (str, Attribution)):
-            raise TypeError(f"attribution must be 'saliency', 'input_x_gradient', 'integrated_gradients' or None, "
-                            f"got {type(attribution).__name__} {attribution!r:.60}.")
+            raise TypeError(f"attribution must be 'saliency', 'input_x_gradient', 'integrated_gradients', an "
+                            f"Attribution instance or None, got {type(attribution).__name__} {attribution!r:.60}.")
         named = _EXPLAIN_METHODS.get(method) if method is not None else None
-        if named is not None and named != attribution:
+        own = attribution.name if isinstance(attribution, Attribution) else attribution
+        if named is not None and named != own:
             raise ValueError(f"attribution={attribution!r} and method={method!r} (which names {named!r}) disagree: "
                              "one would win silently. Pass one of them: drop attribution from explain_func_kwargs, "
                              "or use an xai_methods key that names the same attribution or none (e.g. 'IG').")
@@ -405,6 +406,8 @@ def _check_a_batch(a_batch, *layouts: tuple[int, ...]) -> None:
     shape = tuple(np.shape(a_batch))
 
     def fits(x_shape: tuple[int, ...]) -> bool:
+        if len(shape) == len(x_shape) - 1 and len(x_shape) == 4:  # channel-summed (B, H, W): Quantus adds the axis
+            return shape[:1] == x_shape[:1] and (shape[1:] == x_shape[2:] or shape[1:] == x_shape[1:3])
         return (len(shape) == len(x_shape) and shape[:1] == x_shape[:1]
                 and all(a in (x, 1) for a, x in zip(shape[1:], x_shape[1:], strict=True)))
 

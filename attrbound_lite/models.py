@@ -144,7 +144,7 @@ def _check_architecture(width, beta, num_classes) -> None:
     _positive_finite(width, "width", "the factor on every layer's width; 0.25: the CPU-sized net, 1: RAR's")
     if round(32 * width) < 1:
         raise ValueError(f"width {width!r} is too small: the first layer (32 x width channels) would round to 0 "
-                         "channels; use width >= 1/32 (0.25: the CPU-sized net, 1: RAR's).")
+                         "channels; use a width above 1/64 (0.25: the CPU-sized net, 1: RAR's).")
     _positive_finite(beta, "beta", "the softplus sharpness; typical values: 1 to 100")
     check_positive_int(num_classes, "num_classes")
 
@@ -299,7 +299,7 @@ class MnistCNN(nn.Sequential):
     Args:
         activation: ``"relu"`` (the RAR model) or ``"softplus"`` (smooth). Default ``"relu"``.
         beta: Softplus beta, used when ``activation="softplus"``. Default 10.0.
-        width: Factor applied to every layer's width (each at least 1). Default 1.0.
+        width: Factor applied to every layer's width (each rounded, at least 1), above 1/64. Default 1.0.
         num_classes: Number of output logits. Default 10.
         pool: ``"max"`` (the RAR shape) or ``"avg"`` (smooth). Default ``"max"``.
         mean: Per-channel mean of the ``Normalize`` layer. Default MNIST's.
@@ -337,7 +337,7 @@ class CifarCNN(nn.Sequential):
     Args:
         activation: ``"relu"`` (the RAR model) or ``"softplus"`` (smooth). Default ``"relu"``.
         beta: Softplus beta, used when ``activation="softplus"``. Default 10.0.
-        width: Factor applied to every layer's width (each at least 1). Default 1.0.
+        width: Factor applied to every layer's width (each rounded, at least 1), above 1/64. Default 1.0.
         num_classes: Number of output logits. Default 10.
         pool: ``"max"`` (the RAR shape) or ``"avg"`` (smooth). Default ``"max"``.
         mean: Per-channel mean of the ``Normalize`` layer. Default CIFAR-10's.

@@ -1362,7 +1362,7 @@ def _symmetric_batch():
     (lambda mv, v0: (mv, v0[0]), {}, ValueError, "v0[None]"),
     (lambda mv, v0: (mv, v0.long()), {}, ValueError, "floating-point"),
     (lambda mv, v0: (mv, torch.zeros_like(v0)), {}, ValueError, "non-zero rows"),
-    (lambda mv, v0: (mv, v0.numpy()), {}, ValueError, "got ndarray"),
+    (lambda mv, v0: (mv, v0.numpy()), {}, TypeError, "got ndarray"),
     (lambda mv, v0: (lambda v: v[:, :2], v0), {}, ValueError, "matvec must return"),
     (lambda mv, v0: (lambda v: v.float(), v0), {}, ValueError, "matvec must return"),
     (lambda mv, v0: (mv, v0), {"max_iter": 0}, ValueError, "max_iter"),
@@ -1386,8 +1386,9 @@ def test_dense_jacobian_and_cosine_bound_checked():
     m, x = _mnist_batch()
     explainer = attributions.Saliency(m)
     _package_error(lambda: bounds.dense_jacobian("saliency", x), TypeError, "Attribution")
-    _package_error(lambda: bounds.dense_jacobian(explainer, x.numpy()), ValueError, "ndarray")
-    _package_error(lambda: bounds.dense_jacobian(explainer, x, max_n=0), ValueError, "max_n")
+    _package_error(lambda: bounds.dense_jacobian(explainer, x.numpy()), TypeError, "ndarray")
+    _package_error(lambda: bounds.dense_jacobian(explainer, x, max_n=-1), ValueError, "max_n")
+    _package_error(lambda: bounds.dense_jacobian(explainer, x, max_n=0), ValueError, "use method='lanczos'")
     _package_error(lambda: bounds.dense_jacobian(explainer, x, rows=3), TypeError, "rows")
     _package_error(lambda: bounds.cosine_bound(0.5, torch.ones(1)), TypeError, "euclidean")
     _package_error(lambda: bounds.cosine_bound(torch.ones(2), torch.ones(1)), ValueError, "one shape")
@@ -1528,3 +1529,23 @@ def test_tour_four_edges(tmp_path):
     sidecar = weights.with_suffix(".json")
     sidecar.write_bytes(b"\xc9" + sidecar.read_bytes()[1:])
     _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "not valid JSON")
+
+
+def test_review_edges_quantus_maps_and_explainers():
+    interop = _interop()
+    m, x = _mnist_batch()
+    y = np.zeros(2, dtype=int)
+    metric = interop.WorstCaseBound(0.1, "l2", "saliency")
+    plain = metric(model=m, x_batch=x.numpy(), y_batch=y)
+    summed = np.ones((2, 28, 28), dtype=np.float32)  # a channel-summed map, as Quantus's examples pass it
+    assert metric(model=m, x_batch=x.numpy(), y_batch=y, a_batch=summed) == plain
+    _package_error(lambda: metric(model=m, x_batch=x.numpy(), y_batch=y, a_batch=np.ones((2, 27, 28))), ValueError,
+                   "a_batch")
+    own = interop.explain(m, x.numpy(), y, attribution=attributions.Saliency(m), method="Saliency")
+    assert np.array_equal(own, interop.explain(m, x.numpy(), y, attribution="saliency"))
+    _package_error(lambda: interop.explain(m, x.numpy(), y, attribution=attributions.Saliency(m),
+                                           method="IntegratedGradients"), ValueError, "disagree")
+    import attrbound_lite.evaluation
+    _package_error(lambda: attrbound_lite.evaluation.ifia_per_image(m, x, torch.zeros(2, dtype=torch.long), "mnist",
+                                                                    attribution="input_x_gradient"),
+                   ValueError, "attribution")

@@ -368,7 +368,8 @@ def _data_calls():
     names = [str(i) for i in range(10)]
     return [
         (lambda: load_dataset("mnist", "test", download="no"), TypeError, "download must be True or False"),
-        (lambda: load_dataset("mnist", "test", download=0), TypeError, "download must be True or False, got 0 (int)"),
+        (lambda: load_dataset("mnist", "test", download=0), TypeError,
+         r"download must be True or False, got 0 \(int\)"),
         (lambda: ImageDataset(images(), labels() + 5, "mnist", "test", names), ValueError,
          r"labels must lie in \[0, 9\] .*got values in \[5, 12\]"),
         (lambda: ImageDataset(images(), labels() - 1, "mnist", "test", names), ValueError,

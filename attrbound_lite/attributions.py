@@ -148,7 +148,7 @@ class Attribution:
     def rebind(self, model: nn.Module) -> "Attribution":
         """The same explainer (same options) for another model, e.g. the softplus surrogate."""
         other = copy.copy(self)
-        other.model = model
+        other.model = check_model(model)
         return other
 
     def for_batch(self, inputs: torch.Tensor, rows: torch.Tensor | None = None, repeats: int = 1) -> "Attribution":

@@ -29,7 +29,7 @@ import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
-from ._checks import check_flag, check_seed, check_tol
+from ._checks import check_flag, check_positive_int, check_seed, check_tol
 from ._io import make_dirs
 from .checkpoints import checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import (
@@ -560,7 +560,7 @@ def read_manifest(name: str, root: str | os.PathLike | None = None) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} is not a readable manifest ({err}); rebuild it with `{rebuild}`.") from None
-    if manifest.get("recipe") != recipe.to_dict():
+    if not isinstance(manifest, dict) or manifest.get("recipe") != recipe.to_dict():
         raise ValueError(f"{path} records another recipe than {name!r}'s; rebuild it with `{rebuild}`.")
     return manifest
 
@@ -629,6 +629,7 @@ def evaluate_reference(model: nn.Module, recipe: Recipe, device: str | torch.dev
     from .data import load_dataset
     from .evaluation import evaluate, protocol
 
+    _check_recipe(recipe, "evaluate_reference")
     test = load_dataset(recipe.dataset, "test", root=data_root, mirror=mirror)
     rar = protocol(recipe.dataset)
     eps = recipe.train_eps or rar["eps"]
@@ -825,7 +826,9 @@ def replay_losses(name: str, *, root: str | os.PathLike | None = None, device: s
     from .data import load_dataset
     from .training import FIRST_BATCHES
 
-    recipe, root = REFERENCE[name], zoo_root(root)
+    recipe, root = _reference(name), zoo_root(root)
+    if n_batches is not None:
+        check_positive_int(n_batches, "n_batches")
     n_batches = n_batches or len(read_manifest(name, root)["batch_losses"]) or FIRST_BATCHES
     init_weights = None
     if recipe.init is not None:

@@ -371,3 +371,14 @@ def test_checkpoint_with_a_broken_architecture_or_an_unknown_device_is_refused(t
     (tmp_path / "model.json").write_text(json.dumps(sidecar))
     with pytest.raises(ValueError, match=r"sidecar .*model\.json does not describe a model.*width must be a positive"):
         load_checkpoint(weights)
+
+
+def test_evaluate_cli_takes_a_float64_checkpoint(tmp_path, data_root, capsys):
+    """A float64 checkpoint reloads as float64 (the certificate's precision); the CLI evaluates it in its dtype."""
+    (tmp_path / "run").mkdir()
+    model = MnistCNN(width=0.125, activation="softplus").double()
+    save_checkpoint(model, tmp_path / "run", {"data": {"name": "mnist"}})
+    data = ["--mirror", data_mirror(), "--data-root", data_root, "--no-download", "--no-progress", "--device", "cpu"]
+    code, err = run(["evaluate", tmp_path / "run", "--subset", "16", "--n-pgd", "0", "--n-attribution", "0", *data],
+                    capsys)
+    assert code == 0, err

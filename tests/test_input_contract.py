@@ -1549,3 +1549,19 @@ def test_review_edges_quantus_maps_and_explainers():
     _package_error(lambda: attrbound_lite.evaluation.ifia_per_image(m, x, torch.zeros(2, dtype=torch.long), "mnist",
                                                                     attribution="input_x_gradient"),
                    ValueError, "attribution")
+
+
+def test_tour_five_edges(tmp_path):
+    import shutil
+
+    from attrbound_lite import zoo
+    m, _ = _mnist_batch()
+    _package_error(lambda: attributions.Saliency(m).rebind("model"), TypeError, "torch.nn.Module")
+    _package_error(lambda: zoo.replay_losses("mnist-nat"), ValueError, "no reference model")
+    _package_error(lambda: zoo.replay_losses("mnist-natural", n_batches=0), ValueError, "n_batches")
+    _package_error(lambda: zoo.evaluate_reference(m, "mnist-natural"), TypeError, "Recipe")
+    recipe = zoo.REFERENCE["mnist-natural"]
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_root() / recipe.key, root / recipe.key)
+    (root / recipe.key / "manifest.json").write_text("[1, 2]")
+    _package_error(lambda: zoo.read_manifest("mnist-natural", root=root), ValueError, "another recipe")

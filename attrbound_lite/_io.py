@@ -83,5 +83,9 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     """Hex digest of a file's bytes (``"sha256"``, ``"md5"``, ...), read in blocks."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a string or path, got {type(path).__name__}.")
+    if os.path.isdir(path):
+        raise ValueError(f"{str(path)!r} is a folder; pass the file to hash (e.g. its model.safetensors).")
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, algorithm).hexdigest()

@@ -72,6 +72,9 @@ class Attack:
 
     def __init__(self, model: nn.Module, eps: float | torch.Tensor, alpha: float | torch.Tensor, steps: int,
                  norm: str = "linf", random_start: bool = True, seed: int = 0):
+        if type(self) is Attack:
+            raise TypeError("Attack is the base class of the attacks and has no forward; use PGD, AttributionPGD or "
+                            "IFIA, or subclass Attack and define forward(inputs, labels).")
         check_model(model)
         alpha = check_radii(alpha, "alpha (the step size)")
         steps = check_positive_int(steps, "steps")
@@ -109,7 +112,8 @@ class Attack:
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor):
         """The attack on checked, detached inputs (B, ...) and long labels (B,), model in eval mode."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no forward(inputs, labels); a subclass of Attack "
+                                  "must define it.")
 
     def generator(self, device: torch.device) -> torch.Generator:
         """The attack's random stream: seeded once, then advancing from call to call.
@@ -188,6 +192,9 @@ class AttributionAttack(Attack):
 
     def __init__(self, model, explainer, eps, alpha, steps, norm="linf", restarts=1, surrogate_beta=None,
                  random_start=True, seed=0, per_restart=False, compile=False):
+        if type(self) is AttributionAttack:
+            raise TypeError("AttributionAttack is the shared loop of the attribution attacks; use AttributionPGD or "
+                            "IFIA, or subclass it and define objective and score.")
         super().__init__(model, eps, alpha, steps, norm, random_start, seed)
         self.restarts = check_positive_int(restarts, "restarts")
         self.per_restart = check_flag(per_restart, "per_restart")
@@ -216,11 +223,11 @@ class AttributionAttack(Attack):
 
     def objective(self, attr: torch.Tensor, ref: dict) -> torch.Tensor:
         """The maximised objective (B,) of the surrogate's attribution ``attr`` (B, ...), differentiable."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no objective(attr, ref).")
 
     def score(self, attr: torch.Tensor, ref: dict) -> torch.Tensor:
         """The selection criterion (B,) of the real model's attribution ``attr``; the best iterate maximises it."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no score(attr, ref).")
 
     def objective_key(self) -> tuple:
         """What ``objective`` depends on besides its tensors (the cache key of a compiled step)."""
@@ -480,6 +487,9 @@ class IFIA(AttributionAttack):
             raise TypeError(f"target_mask must be a bool tensor of shape (H, W) or (B, H, W), got "
                             f"{getattr(target_mask, 'dtype', type(target_mask).__name__)} "
                             f"{tuple(getattr(target_mask, 'shape', ()))}.")
+        if target_mask is not None and not bool(target_mask.flatten(-2).any(-1).all()):
+            raise ValueError("target_mask selects no pixel (of some image): the attack would maximise the mass of an "
+                             "empty region, which is 0 for every iterate; mark the pixels to move attribution into.")
         self.k, self.target_mask = k, target_mask
 
     def reference(self, x0, y):

@@ -129,6 +129,10 @@ def _check_product(w, v: torch.Tensor) -> torch.Tensor:
         given = f"{w.dtype} of shape {tuple(w.shape)}" if isinstance(w, torch.Tensor) else type(w).__name__
         raise ValueError(f"matvec must return a {v.dtype} tensor of the shape of its argument {tuple(v.shape)} "
                          f"(one product per sample), got {given}.")
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError("matvec returned NaN or inf for a finite start vector: the operator is not finite (a model "
+                         "with non-finite weights, or inputs where its curvature overflows); check the model and "
+                         "inputs, or run in float64.")
     return w
 
 
@@ -178,7 +182,11 @@ def lanczos(matvec, v0: torch.Tensor, max_iter: int = 100, tol: float = 1e-4, ps
         k = j + 1
         tri = (torch.diag_embed(alpha[:, :k]) + torch.diag_embed(beta[:, :k - 1], 1)
                + torch.diag_embed(beta[:, :k - 1], -1))
-        theta, y = torch.linalg.eigh(tri)
+        try:
+            theta, y = torch.linalg.eigh(tri)
+        except torch.linalg.LinAlgError as err:  # a NaN or inf product after the first
+            raise ValueError(f"lanczos: the operator's products became non-finite at iteration {k} (eigh of the "
+                             "tridiagonal matrix failed); check the model and inputs, or run in float64.") from err
         idx = theta.argmax(1) if psd else theta.abs().argmax(1)
         lam = theta.gather(1, idx[:, None]).squeeze(1).abs()
         y_top = y.gather(2, idx[:, None, None].expand(-1, k, 1)).squeeze(2)          # (B, k)

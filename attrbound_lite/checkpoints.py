@@ -100,10 +100,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
     spec = model_spec(model)
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"checkpoint metadata must be a dict (a JSON object) or None, got {type(metadata).__name__}.")
-    try:
-        json.dumps(metadata or {}, allow_nan=True, default=json_default)
-    except TypeError as err:
-        raise TypeError(f"checkpoint metadata must be JSON-serialisable: {err}.") from None
+    _check_metadata(metadata or {})
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT, "model": spec["name"]})
@@ -113,6 +110,27 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
         "attrbound_version": _version(), "torch_version": torch.__version__, "metadata": metadata or {},
     })
     return weights
+
+
+def _check_metadata(value, where: str = "metadata") -> None:
+    """Metadata that round-trips through standard JSON: string keys, finite numbers, serialisable values."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"checkpoint {where} has the key {key!r} ({type(key).__name__}); JSON keys are strings "
+                                f"and it would come back as {str(key)!r}: use string keys.")
+            _check_metadata(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_metadata(item, f"{where}[{i}]")
+    else:
+        try:
+            json.dumps(value, allow_nan=False, default=json_default)
+        except TypeError as err:
+            raise TypeError(f"checkpoint {where} must be JSON-serialisable: {err}.") from None
+        except ValueError:
+            raise ValueError(f"checkpoint {where} is {value!r}, which standard JSON cannot hold; store a finite "
+                             "number, None or a string such as 'nan'.") from None
 
 
 def _version() -> str:

@@ -231,7 +231,7 @@ def fingerprint(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Te
     Raises:
         TypeError: If ``images`` is neither uint8 nor floating point, ``labels`` not integers, or either argument is
             not an array or tensor.
-        ValueError: If float images leave [0, 1], or ``labels`` is not (N,) for N images.
+        ValueError: If float images leave [0, 1] or hold NaN, or ``labels`` is not (N,) for N images.
     """
     if not isinstance(images, (np.ndarray, torch.Tensor)) or not isinstance(labels, (np.ndarray, torch.Tensor)):
         raise TypeError(f"images and labels must be numpy arrays or tensors, got {type(images).__name__} and "
@@ -250,9 +250,9 @@ def fingerprint(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Te
         images = torch.from_numpy(images)  # scaled exactly as a float tensor
     if isinstance(images, torch.Tensor):
         if images.is_floating_point():
-            if images.numel() and (images.min() < 0 or images.max() > 1):
-                raise ValueError("float images must lie in [0, 1] (they are scaled by 255 into uint8); divide 0-255 "
-                                 "images by 255 or pass them as uint8.")
+            if images.numel() and not bool(((images >= 0) & (images <= 1)).all()):
+                raise ValueError("float images must lie in [0, 1] and be finite (they are scaled by 255 into uint8); "
+                                 "divide 0-255 images by 255 or pass them as uint8, and drop NaN images.")
             images = (images.detach().cpu() * 255).round().to(torch.uint8)
         images = images.cpu().numpy()
     if isinstance(labels, torch.Tensor):

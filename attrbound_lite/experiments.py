@@ -361,6 +361,9 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
         if any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in sample_ids):
             raise TypeError(f"sample_ids must be integer positions in data, got {sample_ids[:8]!r}.")
         ids = torch.as_tensor([int(i) for i in sample_ids], dtype=torch.long)
+        if ids.unique().numel() != ids.numel():
+            raise ValueError(f"sample_ids holds a position twice ({sample_ids[:8]!r}...): each sample would count "
+                             "twice in every statistic; pass distinct positions.")
     else:
         if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral)
                                       or not 1 <= n_samples <= len(y_all)):

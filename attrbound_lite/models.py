@@ -378,7 +378,7 @@ class QuadraticClassifier(nn.Module):
 
     Raises:
         TypeError: If ``Q`` or ``b`` is not a floating-point tensor.
-        ValueError: If the shapes of ``Q`` and ``b`` do not match.
+        ValueError: If the shapes of ``Q`` and ``b`` do not match, or either holds NaN or inf.
     """
 
     def __init__(self, Q: torch.Tensor, b: torch.Tensor):
@@ -393,6 +393,8 @@ class QuadraticClassifier(nn.Module):
         if Q.ndim != 3 or Q.shape[1] != Q.shape[2] or b.shape != Q.shape[:2]:
             raise ValueError(f"Q must be (classes, n, n) and b (classes, n); got {tuple(Q.shape)} and "
                              f"{tuple(b.shape)}.")
+        if not bool(torch.isfinite(Q).all() & torch.isfinite(b).all()):
+            raise ValueError("Q and b must be finite (NaN or inf found): the oracle's Jacobian would be NaN.")
         self.Q = nn.Parameter(Q.clone())
         self.b = nn.Parameter(b.clone())
 

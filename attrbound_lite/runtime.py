@@ -130,6 +130,11 @@ def run_in_chunks(fn: Callable[[int, int], T], n: int, device: str | torch.devic
         raise ValueError(f"n (the number of rows) must be an integer >= 0, got {n!r}.")
     if size is not None:
         size = check_positive_int(size, "size")
+    try:
+        hash(key)
+    except TypeError:
+        raise TypeError(f"key must be hashable (a tuple of what a row's memory depends on), got "
+                        f"{type(key).__name__} {key!r:.60}; use a tuple instead of a list.") from None
     try:  # not resolve_device: a chunked computation runs where its tensors already are
         device = torch.device(device)
     except (RuntimeError, TypeError, ValueError):

@@ -49,6 +49,12 @@ def _check_pair(x, x0, name: str, method: str) -> None:
             raise TypeError(f"{method}: {what} must be a torch.Tensor, got {type(value).__name__}.")
 
 
+def _check_finite(value: torch.Tensor, name: str, method: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{method}: {name} holds NaN or inf; a non-finite point has no projection or step (a "
+                         "diverged objective?): check the model and the objective.")
+
+
 class ThreatModel:
     """The set ``{x : ||x - x0||_p <= eps, 0 <= x <= 1}`` around each clean input ``x0``.
 
@@ -60,6 +66,9 @@ class ThreatModel:
     norm: str = ""
 
     def __init__(self, eps: float | torch.Tensor):
+        if type(self) is ThreatModel:
+            raise TypeError("ThreatModel is the base class of the balls; use threat_model(norm, eps), LinfBall(eps) "
+                            "or L2Ball(eps).")
         self.eps = check_radii(eps)
 
     def repeat(self, repeats: int) -> "ThreatModel":
@@ -90,7 +99,7 @@ class ThreatModel:
 
         Raises:
             ValueError: ``x`` and ``x0`` of different shapes, or ``x0`` outside [0, 1] (the ball around it would
-                not meet the box where the projection puts the point).
+                not meet the box where the projection puts the point), or ``x`` holding NaN or inf.
         """
         _check_pair(x, x0, "x", "project")
         if x.shape != x0.shape:
@@ -98,16 +107,19 @@ class ThreatModel:
                              "pass the perturbed batch and its own clean batch.")
         if not _checks._TRUSTED:  # (inside the attacks' step loops x0 was checked once)
             check_inputs(x0, "x0 (the clean inputs)", box=True)
+            _check_finite(x, "x", "project")
         return self._project(x, x0)
 
     def _project(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no _project; a subclass of ThreatModel must "
+                                  "define it.")
 
     def step(self, x: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
         """One steepest-ascent step of size ``alpha`` (a number or (B,) per sample) in this norm (not projected).
 
         Raises:
-            ValueError: a step size that is not positive and finite (a negative one would descend).
+            ValueError: a step size that is not positive and finite (a negative one would descend), or a ``grad``
+                holding NaN or inf.
         """
         if not _checks._TRUSTED or not isinstance(alpha, torch.Tensor):
             alpha = check_radii(alpha, "alpha (the step size)")
@@ -115,10 +127,13 @@ class ThreatModel:
         if grad.shape != x.shape:
             raise ValueError(f"step: grad has shape {tuple(grad.shape)} but x {tuple(x.shape)}; pass the gradient of "
                              "the objective with respect to x itself.")
+        if not _checks._TRUSTED:
+            _check_finite(grad, "grad", "step")
         return self._step(x, grad, alpha)
 
     def _step(self, x: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no _step; a subclass of ThreatModel must "
+                                  "define it.")
 
     def random_init(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A uniformly random point of the ball around ``x0``, clipped to the box.
@@ -135,7 +150,8 @@ class ThreatModel:
         return self._random_init(x0, generator)
 
     def _random_init(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no _random_init; a subclass of ThreatModel must "
+                                  "define it.")
 
     def ascend(self, objective, x0: torch.Tensor, steps: int, alpha: float | torch.Tensor,
                generator: torch.Generator | None = None, random_start: bool = True) -> torch.Tensor:

@@ -121,7 +121,8 @@ def ignored_options(method: str, given, attribution: str = "saliency", *, cli: b
         One problem per ignored option (empty when the method reads every one).
 
     Raises:
-        ValueError: an unknown ``method`` or ``attribution``.
+        ValueError: an unknown ``method`` or ``attribution``, or a name in ``given`` that is not a ``TrainConfig``
+            field.
         TypeError: ``given`` is a string or not a collection of names.
     """
     check_choice(method, METHODS, "training method")
@@ -129,6 +130,12 @@ def ignored_options(method: str, given, attribution: str = "saliency", *, cli: b
     if isinstance(given, str) or not isinstance(given, Collection):
         what = f"the string {given!r}; write {{{given!r}}}" if isinstance(given, str) else type(given).__name__
         raise TypeError(f"given must be a set of option names (TrainConfig fields), got {what}.")
+    if not all(isinstance(name, str) for name in given):
+        raise TypeError(f"given must hold option names (strings), got {list(given)[:8]!r}.")
+    unknown = sorted(map(repr, set(given) - set(TrainConfig.model_fields)))
+    if unknown:
+        raise ValueError(f"given holds {', '.join(unknown)}, not a TrainConfig field; the fields are "
+                         f"{', '.join(TrainConfig.model_fields)}.")
     problems = []
     for name, users in OPTION_USERS.items():
         if name not in given:

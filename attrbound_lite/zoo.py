@@ -102,6 +102,7 @@ class Recipe(Config):
             if key not in allowed:
                 raise ConfigError(f"unknown key; allowed keys here: {', '.join(allowed)} (the arguments of the "
                                   f"{self.dataset} architecture, models.model_for_dataset)", loc=("model", key))
+        _check_architecture(self.dataset, self.model)
         if self.init is not None and (self.init.dataset, self.init.model) != (self.dataset, self.model):
             raise ConfigError(f"starts from a model of another data set or architecture ({self.init.dataset}, "
                               f"{self.init.model}); init must share dataset and model", loc=("init",))
@@ -150,6 +151,20 @@ def _architecture_keys(dataset: str) -> tuple[str, ...]:
     from .protocols import rar_protocol
 
     return tuple(inspect.signature(MODELS[rar_protocol(dataset, "architecture")["model"]]).parameters)
+
+
+def _check_architecture(dataset: str, model: dict) -> None:
+    """Refuse ``model`` options that the architecture refuses (a width of 0, a negative beta), now, not at training.
+
+    The architecture is built once on the CPU with the global random state restored.
+    """
+    from .models import model_for_dataset
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model_for_dataset(dataset, **model)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err), loc=("model",)) from None
 
 
 def _check_recipe(recipe, what: str) -> Recipe:
@@ -788,13 +803,14 @@ def zoo_table(root: str | os.PathLike | None = None) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: the zoo's folder does not exist (an existing folder without models gives an empty table).
+        ValueError: a built model's manifest is unreadable (the message names it and the rebuild command).
     """
     _existing_root(root)
     rows = []
     for name, recipe in REFERENCE.items():
         try:
             m = read_manifest(name, root)
-        except (FileNotFoundError, ValueError):
+        except FileNotFoundError:  # not built
             continue
         ev = m["evaluation"]
         rows.append({"name": name, "dataset": recipe.dataset, "method": recipe.method, "train_eps": recipe.train_eps,

@@ -1565,3 +1565,37 @@ def test_tour_five_edges(tmp_path):
     shutil.copytree(zoo.zoo_root() / recipe.key, root / recipe.key)
     (root / recipe.key / "manifest.json").write_text("[1, 2]")
     _package_error(lambda: zoo.read_manifest("mnist-natural", root=root), ValueError, "another recipe")
+
+
+def test_tour_five_remaining_edges(tmp_path):
+    import shutil
+
+    from attrbound_lite import data, experiments, runtime, threat_models, training, zoo
+    m, x = _mnist_batch()
+    _package_error(lambda: attacks.Attack(m, 0.1, 0.05, 2), TypeError, "base class")
+    _package_error(lambda: threat_models.ThreatModel(0.1), TypeError, "threat_model")
+    _package_error(lambda: attacks.IFIA(m, attributions.Saliency(m), 0.1, 0.05, 2, 10, kind="targeted",
+                                        target_mask=torch.zeros(28, 28, dtype=torch.bool)), ValueError, "no pixel")
+    ball = threat_models.L2Ball(0.1)
+    _package_error(lambda: ball.project(torch.full_like(x, math.nan), x), ValueError, "NaN")
+    _package_error(lambda: ball.step(x, torch.full_like(x, math.nan), 0.1), ValueError, "NaN")
+    assert torch.isfinite(ball.step(x, torch.ones_like(x), 0.1)).all()
+    _package_error(lambda: bounds.lanczos(lambda v: v * math.nan, torch.ones(2, 4)), ValueError, "not finite")
+    _package_error(lambda: checkpoints.save_checkpoint(m, tmp_path / "a.safetensors", {"loss": math.inf}),
+                   ValueError, "standard JSON")
+    _package_error(lambda: checkpoints.save_checkpoint(m, tmp_path / "b.safetensors", {"runs": {1: "a"}}),
+                   TypeError, "string keys")
+    _package_error(lambda: checkpoints.sha256_file(tmp_path), ValueError, "folder")
+    _package_error(lambda: data.fingerprint(torch.full((1, 1, 2, 2), math.nan), torch.tensor([0])), ValueError, "NaN")
+    _package_error(lambda: runtime.run_in_chunks(lambda a, b: b - a, 5, "cpu", key=[1, 2]), TypeError, "hashable")
+    _package_error(lambda: models.QuadraticClassifier(torch.full((2, 4, 4), math.nan), torch.zeros(2, 4)),
+                   ValueError, "finite")
+    _package_error(lambda: training.ignored_options("natural", ["epsz"]), ValueError, "not a TrainConfig field")
+    _package_error(lambda: zoo.Recipe(dataset="mnist", method="natural", model={"width": 0.0}), ValueError, "width")
+    recipe = zoo.REFERENCE["mnist-natural"]
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_root() / recipe.key, root / recipe.key)
+    (root / recipe.key / "manifest.json").write_text("garbage")
+    _package_error(lambda: zoo.zoo_table(root=root), ValueError, "not a readable manifest")
+    dataset = data.ImageDataset(x, torch.tensor([0, 1]), "toy", "test", [str(i) for i in range(10)])
+    _package_error(lambda: experiments.validate_bounds(m, dataset, [0.1], sample_ids=[0, 0]), ValueError, "twice")

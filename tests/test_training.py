@@ -19,7 +19,8 @@ def fast(method: str, **extra) -> dict:
     """FAST (and ``extra``) without the options that ``method`` ignores: train() refuses those."""
     options = {**FAST, **extra}
     attribution = options.get("attribution", "saliency")
-    return {k: v for k, v in options.items() if not training.ignored_options(method, {k}, attribution)}
+    return {k: v for k, v in options.items()
+            if k not in TrainConfig.model_fields or not training.ignored_options(method, {k}, attribution)}
 
 
 def narrow(seed: int = 0, **kw):

@@ -58,6 +58,10 @@ def check_model(model, what: str = "model") -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"{what} must be a torch.nn.Module (logits (B, classes) for inputs (B, ...)), got "
                         f"{type(model).__name__}; wrap a function in a Module whose forward calls it.")
+    if hasattr(model, "_orig_mod") and type(model).__name__ == "OptimizedModule":
+        raise TypeError(f"{what} is a torch.compile'd module, whose graph cannot be differentiated twice (bounds, "
+                        f"attribution attacks and their training need a gradient of a gradient); pass the original "
+                        f"module, {what}._orig_mod (the attacks compile their own step with compile=True).")
     return model
 
 
@@ -137,11 +141,18 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
     Raises:
         TypeError: a model that is not a Module, inputs that are not a floating-point tensor, or of another dtype
             than the model's.
-        ValueError: a shape the model does not take, another device than the model's, or values ``check_inputs``
-            refuses.
+        ValueError: a shape the model does not take, another device than the model's, values ``check_inputs``
+            refuses, or inference tensors (made under ``torch.inference_mode``).
+        ValueError: called inside ``torch.inference_mode()``.
     """
     check_model(model)
     check_inputs(inputs, name, box)
+    if torch.is_inference_mode_enabled():
+        raise ValueError("called inside torch.inference_mode(): attributions, bounds and attacks differentiate the "
+                           "model, which inference mode forbids; call outside it (torch.no_grad is fine).")
+    if inputs.is_inference():
+        raise ValueError(f"{name} were created under torch.inference_mode() and cannot enter autograd; pass "
+                         f"{name}.clone() made outside inference mode, or create them under torch.no_grad().")
     dtype, device = model_dtype_device(model)
     if dtype is not None and inputs.dtype != dtype:
         raise TypeError(f"{name} are {inputs.dtype} but the model's parameters are {dtype}; convert one to the other "
@@ -173,15 +184,39 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
     return inputs
 
 
-_MODEL_CLASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> number of logits
+def input_gradient(output: torch.Tensor, x: torch.Tensor, what: str, fix: str, **options) -> torch.Tensor:
+    """``torch.autograd.grad(output, x)``, where an output that does not reach ``x`` is a ValueError.
+
+    Args:
+        output: the scalar to differentiate.
+        x: the input (requires grad).
+        what: what ``output`` is, for the message ("the model's logits").
+        fix: the sentence that names the likely cause and the fix.
+        **options: ``create_graph`` and the like, passed on.
+    """
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(f"{what} must be a tensor, got {type(output).__name__}.")
+    grad = torch.autograd.grad(output, x, allow_unused=True, **options)[0] if output.requires_grad else None
+    if grad is None:
+        raise ValueError(f"{what} do not depend on the inputs through autograd; {fix}")
+    return grad
+
+
+_MODEL_CLASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (parameter shapes, logits)
 
 
 def model_classes(model: nn.Module, inputs: torch.Tensor) -> int:
-    """The number of classes (logits) of ``model``, from one sample of ``inputs`` once, then remembered per model."""
-    if model not in _MODEL_CLASSES:
+    """The number of classes (logits) of ``model``, from one sample of ``inputs``.
+
+    Remembered per model with the shapes of its parameters, so that a head replaced in place (5 classes instead of
+    3) is measured again.
+    """
+    shapes = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
+    known = _MODEL_CLASSES.get(model)
+    if known is None or known[0] != shapes:
         with torch.no_grad(), eval_mode(model), full_precision():
-            _MODEL_CLASSES[model] = check_logits(model(inputs[:1]), 1).shape[1]
-    return _MODEL_CLASSES[model]
+            known = _MODEL_CLASSES[model] = (shapes, check_logits(model(inputs[:1]), 1).shape[1])
+    return known[1]
 
 
 def check_positive_int(value, what: str) -> int:

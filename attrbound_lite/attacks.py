@@ -43,6 +43,7 @@ from ._checks import (
     check_seed,
     eval_mode,
     full_precision,
+    input_gradient,
     trusted_inputs,
 )
 from .attributions import Attribution, functional_gradients, get_explainer
@@ -50,6 +51,10 @@ from .models import smooth_surrogate
 from .threat_models import threat_model
 
 __all__ = ["Attack", "PGD", "AttributionPGD", "IFIA", "AttackResult", "Deviation", "COMPILE_MODES"]
+
+
+_NO_SLOPE = ("the attribution does not change with the input (a linear or piecewise-linear model?); attack a "
+             "smooth model, or pass surrogate_beta for a ReLU network.")
 
 
 class Attack:
@@ -277,7 +282,7 @@ class AttributionAttack(Attack):
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             attr, logits = surrogate.attribute_with_logits(x, target=y, create_graph=True)
-            (grad,) = torch.autograd.grad(self.objective(attr, ref).sum(), x)
+            grad = input_gradient(self.objective(attr, ref).sum(), x, "the attack's objective values", _NO_SLOPE)
         return grad, attr.detach(), logits.detach()
 
     def forward(self, inputs, labels):

@@ -26,7 +26,15 @@ import numbers
 import torch
 from torch import nn
 
-from ._checks import check_flag, check_logits, check_model, check_model_inputs, check_positive_int, resolve_target
+from ._checks import (
+    check_flag,
+    check_logits,
+    check_model,
+    check_model_inputs,
+    check_positive_int,
+    input_gradient,
+    resolve_target,
+)
 from .jacobians import HessianAtPoints, JacobianOperator
 
 __all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "ATTRIBUTIONS",
@@ -79,7 +87,9 @@ def _logit_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor | No
         logits = check_logits(model(x), x.shape[0])
         target = resolve_target(target, logits)
         selected = logits.gather(1, target[:, None]).sum()
-        (grad,) = torch.autograd.grad(selected, x, create_graph=create_graph)
+        grad = input_gradient(selected, x, "the model's logits",
+                              "perhaps part of the forward runs under torch.no_grad() or detaches; attributions "
+                              "need the graph from the inputs to the logits.", create_graph=create_graph)
     return grad, logits, target
 
 

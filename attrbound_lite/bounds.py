@@ -545,12 +545,13 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch
                 except NotImplementedError:  # an attribution without an operator: the dense Jacobian is its oracle
                     pass
             jac = dense_jacobian(explainer, x, target, max_n=max_dense_n)
+            jac = jac.to(torch.promote_types(jac.dtype, torch.float32))  # (no SVD in float16 on the CPU)
             if norm == "linf":
                 _, singular, vh = torch.linalg.svd(jac)
-                top_vector = vh[:, 0]
+                top_vector = vh[:, 0].to(x.dtype)
             else:
                 singular, top_vector = torch.linalg.svdvals(jac), None
-            sigma = singular[:, 0]
+            sigma = singular[:, 0].to(x.dtype)
             converged = torch.ones(batch, dtype=torch.bool, device=x.device)
             iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
             products = torch.full((batch,), n, dtype=torch.long, device=x.device)

@@ -615,7 +615,7 @@ class WorstCaseBound:
                                      eps=eps_part, alpha=alpha_part, steps=self.attack_steps, norm=self.norm,
                                      restarts=self.attack_restarts,
                                      surrogate_beta=self.bound_options.get("surrogate_beta"),
-                                     seed=self.seed + start)
+                                     seed=(self.seed + start) % 2**63)  # (seeds are 63-bit)
                 outcome = atk(x, result.target)
                 self.attack_results.append(outcome)
                 value = outcome.deviation.euclidean
@@ -670,6 +670,9 @@ class SampledScores:
         Raises:
             ValueError: If nothing is comparable (``comparable`` is None) or the batch sizes differ.
         """
+        if not isinstance(result, BoundResult):
+            raise TypeError(f"result must be the BoundResult of attribution_bound or captum_bound on the same inputs, "
+                            f"got {type(result).__name__} (WorstCaseBound's own scores are already bounds).")
         if self.comparable is None:
             raise ValueError(f"{self.metric} ({self.normalisation}) has no comparable bound: its attribution "
                              "normalisation (normalise=True) changes the map; call it with normalise=False.")
@@ -775,6 +778,9 @@ def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: 
     eps, norm, model = check_eps(eps), check_norm(norm), _model_of(model)
     n_perturb_samples = check_positive_int(n_perturb_samples, "n_perturb_samples")
     x = check_model_inputs(model, inputs, "inputs", box=True).detach()
+    if x.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(f"captum_sensitivity_max runs in float32 or float64: Captum draws its noise in float32, which "
+                        f"a {x.dtype} model does not take; evaluate model.float() on inputs.float().")
     radius = _box_radius(eps, norm, x[0].numel())
     explainer, kwargs = _captum_explainer(attr, model, attribution, attribution_options, x)
     with eval_mode(model), _SeededRNG(seed):

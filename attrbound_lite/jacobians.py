@@ -14,6 +14,7 @@ row ``i`` multiplied by sample ``i``'s own Jacobian ``J_i``.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -119,11 +120,20 @@ class JacobianOperator:
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``J_i v_i`` for every sample: (B, n) -> (B, n)."""
-        return self._matvec(v.view(self.shape)).reshape(self.shape[0], -1)
+        return self._matvec(self._vectors(v, "v").view(self.shape)).reshape(self.shape[0], -1)
 
     def rmatvec(self, u: torch.Tensor) -> torch.Tensor:
         """``J_i^T u_i`` for every sample: (B, n) -> (B, n)."""
-        return self._rmatvec(u.view(self.shape)).reshape(self.shape[0], -1)
+        return self._rmatvec(self._vectors(u, "u").view(self.shape)).reshape(self.shape[0], -1)
+
+    def _vectors(self, v, name: str) -> torch.Tensor:
+        """``v`` if it holds one vector per sample, (B, n) (or (B, ...) of the inputs' shape)."""
+        batch, n = self.shape[0], math.prod(self.shape[1:])
+        if not isinstance(v, torch.Tensor) or v.ndim < 2 or v.shape[0] != batch or v[0].numel() != n:
+            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ValueError(f"{name} must hold one vector per sample, shape ({batch}, {n}), got {got}; a single "
+                             f"vector v of n values: {name}.expand({batch}, -1) or one operator per sample.")
+        return v.contiguous()
 
     def gram(self, v: torch.Tensor) -> torch.Tensor:
         """``J_i^T J_i v_i`` for every sample: (B, n) -> (B, n)."""

@@ -49,6 +49,8 @@ def _as_float(x: Tensor, name: str, dtype: torch.dtype | None = None) -> Tensor:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.is_complex():
         raise ValueError(f"{name} is complex ({x.dtype}); pass a real tensor")
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the 'meta' device and holds no values; pass a tensor with data")
     if dtype is None:
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
     x = x.to(dtype)
@@ -131,7 +133,7 @@ def _tie_groups(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     n = x.shape[1]
     pos = torch.arange(n, device=x.device).expand_as(idx)
     diff = s[:, 1:] != s[:, :-1]
-    true = torch.ones_like(diff[:, :1])
+    true = torch.ones(x.shape[0], 1, dtype=torch.bool, device=x.device)  # (a row of one value is one group)
     start_flag = torch.cat([true, diff], dim=1)
     end_flag = torch.cat([diff, true], dim=1)
     start = torch.where(start_flag, pos, 0).cummax(dim=1).values
@@ -142,8 +144,9 @@ def _tie_groups(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 def _ranks(x: Tensor) -> Tensor:
     """1-based average ranks per row (ties get the mean of their positions)."""
     idx, start, end = _tie_groups(x)
-    avg = (start + end).to(x.dtype) / 2 + 1
-    return torch.empty_like(x).scatter_(1, idx, avg)
+    dtype = torch.promote_types(x.dtype, torch.float32)  # ranks up to n overflow float16 above 65504
+    avg = (start + end).to(dtype) / 2 + 1
+    return torch.empty_like(x, dtype=dtype).scatter_(1, idx, avg)
 
 
 def _untied_pairs(x: Tensor) -> Tensor:
@@ -177,16 +180,15 @@ def saliency_map(attr: Tensor, *, mask: Tensor | None = None) -> Tensor:
         ValueError: If ``attr`` is complex, holds NaN/Inf or is neither 3-D nor 4-D, or ``mask`` is invalid.
     """
     attr = _as_float(attr, "attr")
-    if attr.ndim == 4:
-        s = attr.abs().sum(dim=1)
-    elif attr.ndim == 3:
-        s = attr.abs()
-    else:
+    dtype = attr.dtype
+    if attr.ndim not in (3, 4):
         raise ValueError(
             f"attr has shape {tuple(attr.shape)}; expected (B, C, H, W) or (B, H, W)"
         )
+    attr = attr.to(torch.promote_types(dtype, torch.float32))  # a float16 map's total can overflow 65504
+    s = attr.abs().sum(dim=1) if attr.ndim == 4 else attr.abs()
     total = s.sum(dim=(1, 2), keepdim=True)
-    return _masked(s / torch.where(total > 0, total, torch.ones_like(total)), mask)
+    return _masked((s / torch.where(total > 0, total, torch.ones_like(total))).to(dtype), mask)
 
 
 def euclidean(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
@@ -289,7 +291,7 @@ def spearman(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
             hold NaN/Inf, or ``mask`` is not a bool tensor of shape ``(B,)``.
     """
     a, b = _pair(a, b)
-    return _masked(_pearson_rows(_ranks(a), _ranks(b)), mask)
+    return _masked(_pearson_rows(_ranks(a), _ranks(b)).to(a.dtype), mask)
 
 
 def kendall_tau(

@@ -32,7 +32,6 @@ jumps between linear regions.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 import time
@@ -53,7 +52,7 @@ from .bounds import (
     dense_jacobian,
 )
 from .config import Config, OptionalPositiveFloat, PositiveInt
-from .runtime import derive_seed
+from .runtime import sample_generators
 from .threat_models import threat_model
 
 __all__ = ["RegionOptions", "RegionBoundResult", "region_bound"]
@@ -179,9 +178,7 @@ def _random_starts(ball, x: torch.Tensor, restart: int, seed: int) -> torch.Tens
     Each sample's stream is seeded by the seed, the restart and a digest of the sample's own values.
     """
     starts = []
-    for i, row in enumerate(x):
-        digest = hashlib.sha256(row.detach().cpu().numpy().tobytes()).hexdigest()[:16]
-        gen = torch.Generator(device=x.device).manual_seed(derive_seed(seed, restart, digest))
+    for i, (row, gen) in enumerate(zip(x, sample_generators(x, seed, restart), strict=True)):
         own = ball if not isinstance(ball.eps, torch.Tensor) else type(ball)(ball.eps[i:i + 1])  # its own radius
         starts.append(own.random_init(row[None], gen))
     return torch.cat(starts)

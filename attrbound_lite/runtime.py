@@ -13,7 +13,7 @@ import torch
 
 from ._checks import check_positive_int
 
-__all__ = ["derive_seed", "resolve_device", "cpu_model", "run_in_chunks", "CPU_CHUNK"]
+__all__ = ["derive_seed", "sample_generators", "resolve_device", "cpu_model", "run_in_chunks", "CPU_CHUNK"]
 
 T = TypeVar("T")
 CPU_CHUNK = 128
@@ -46,9 +46,33 @@ def derive_seed(*parts: int | float | str) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
 
 
+def sample_generators(x: torch.Tensor, *parts: int | float | str) -> list[torch.Generator]:
+    """One random stream per sample of ``x``, seeded by ``parts`` and a digest of the sample's own values.
+
+    A sample draws the same numbers in any batch, at any position: ``derive_seed(*parts, sha256(x[i])[:16])``.
+
+    Args:
+        x: (B, ...) the samples.
+        *parts: what else names the unit of work (the seed, a restart, the purpose), as in ``derive_seed``.
+
+    Returns:
+        B generators on ``x``'s device.
+
+    Raises:
+        TypeError: ``x`` is not a tensor with a batch dimension, or a part is not an integer, float or string.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim < 1:
+        raise TypeError(f"x must be a batched tensor (B, ...), got {getattr(x, 'shape', type(x).__name__)}.")
+    out = []
+    for row in x.detach():
+        digest = hashlib.sha256(row.cpu().numpy().tobytes()).hexdigest()[:16]
+        out.append(torch.Generator(device=x.device).manual_seed(derive_seed(*parts, digest)))
+    return out
+
+
 def _seed_part(part, index: int) -> int | float | str:
     if isinstance(part, str):
-        return part
+        return str(part)  # numpy's str_ has another repr
     if isinstance(part, numbers.Integral) and not isinstance(part, bool):
         return int(part)
     if isinstance(part, numbers.Real) and not isinstance(part, bool):

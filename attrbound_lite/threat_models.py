@@ -19,6 +19,7 @@ from ._checks import (
     check_norm,
     check_positive_int,
     check_radii,
+    input_gradient,
     trusted_inputs,
 )
 
@@ -177,7 +178,12 @@ class ThreatModel:
             for _ in range(steps):
                 x = x.detach().requires_grad_(True)
                 with torch.enable_grad():
-                    (grad,) = torch.autograd.grad(objective(x).sum(), x)
+                    value = objective(x)
+                    if not isinstance(value, torch.Tensor):
+                        raise TypeError(f"objective must return a tensor of (B,) values (or a scalar tensor) "
+                                        f"computed from x, got {type(value).__name__}.")
+                    grad = input_gradient(value.sum(), x, "the objective's values",
+                                          "the objective must be computed from x by differentiable operations.")
                 x = self.project(self.step(x.detach(), grad, alpha), x0)
         return x.detach()
 

@@ -1599,3 +1599,65 @@ def test_tour_five_remaining_edges(tmp_path):
     _package_error(lambda: zoo.zoo_table(root=root), ValueError, "not a readable manifest")
     dataset = data.ImageDataset(x, torch.tensor([0, 1]), "toy", "test", [str(i) for i in range(10)])
     _package_error(lambda: experiments.validate_bounds(m, dataset, [0.1], sample_ids=[0, 0]), ValueError, "twice")
+
+
+class _FrozenBackbone(torch.nn.Module):
+    """A classifier whose features run under torch.no_grad(): its logits do not reach the inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Softplus())
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        with torch.no_grad():
+            h = self.features(x)
+        return self.head(h)
+
+
+def test_tour_six_numeric_edges():
+    from attrbound_lite import threat_models
+    from attrbound_lite.runtime import derive_seed
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 4, 4)
+    # float16 maps whose total passes 65504, ranks beyond float16's range, one value per sample
+    big = torch.rand(1, 3, 224, 224).half()
+    assert metrics.saliency_map(big).dtype == torch.float16
+    assert metrics.saliency_map(big).float().sum().item() == pytest.approx(1.0, abs=1e-2)
+    flat = torch.rand(1, 150_528)
+    assert metrics.spearman(flat.half(), flat.half()).item() == pytest.approx(1.0, abs=1e-3)
+    assert metrics.spearman(torch.ones(2, 1), torch.ones(2, 1)).isnan().all()
+    _package_error(lambda: metrics.spearman(x.to("meta"), x.to("meta")), ValueError, "meta")
+    assert derive_seed(np.str_("mnist"), 3) == derive_seed("mnist", 3)
+    # models the bounds and attacks cannot differentiate, refused by name
+    hard = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Hardsigmoid(),
+                               torch.nn.Linear(8, 3))
+    _package_error(lambda: bounds.attribution_bound(hard, x, 0.1, max_iter=3), ValueError, "piecewise")
+    frozen = _FrozenBackbone()
+    _package_error(lambda: attributions.Saliency(frozen).attribute(x, target=0), ValueError, "no_grad")
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    zeros = torch.zeros(2, dtype=torch.long)
+    _package_error(lambda: attacks.AttributionPGD(linear, "saliency", 0.1, 0.05, 2)(x, zeros), ValueError,
+                   "does not change with the input")
+    _package_error(lambda: threat_models.L2Ball(0.1).ascend(lambda z: 1.0, x, 2, 0.05), TypeError, "tensor")
+    _package_error(lambda: threat_models.L2Ball(0.1).ascend(lambda z: torch.ones(2), x, 2, 0.05), ValueError,
+                   "depend on the inputs")
+    # inference mode, compiled modules
+    with torch.inference_mode():
+        frozen_x = torch.rand(2, 1, 4, 4)
+    smooth = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Softplus(), torch.nn.Linear(8, 3))
+    _package_error(lambda: bounds.attribution_bound(smooth, frozen_x, 0.1), ValueError, "inference_mode")
+    with torch.inference_mode():
+        _package_error(lambda: bounds.attribution_bound(smooth, x, 0.1), ValueError, "inference_mode")
+    _package_error(lambda: bounds.attribution_bound(torch.compile(smooth), x, 0.1), TypeError, "_orig_mod")
+    # a head replaced in place is measured again
+    labels = torch.tensor([0, 4])
+    _package_error(lambda: attacks.PGD(smooth, 0.1, 0.05, 2)(x, labels), ValueError, "labels")
+    smooth[3] = torch.nn.Linear(8, 5)
+    assert attacks.PGD(smooth, 0.1, 0.05, 2)(x, labels).shape == x.shape
+    # float16 through the exact method, operators given one vector
+    exact = bounds.attribution_bound(smooth.half(), x.half(), 0.1, method="exact")
+    assert exact.sigma_max.dtype == torch.float16 and torch.isfinite(exact.euclidean).all()
+    op = attributions.Saliency(smooth.float()).jacobian_operator(x, torch.tensor([0, 1]))
+    _package_error(lambda: op.matvec(torch.ones(16)), ValueError, "one vector per sample")
+    assert op.matvec(torch.ones(2, 16)).shape == (2, 16)

@@ -103,7 +103,9 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
     _check_metadata(metadata or {})
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT, "model": spec["name"]})
+        # one metadata key: safetensors writes a header map in an arbitrary order, so two keys would make the bytes
+        # (and the sha256 a sweep identifies a checkpoint by) differ between saves of the same weights
+        save_file(state, str(tmp), metadata={"format": FORMAT})
     write_json(sidecar, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": spec,
         "weights": {"file": weights.name, "sha256": sha256_file(weights)},
@@ -191,9 +193,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if meta["format_version"] > FORMAT_VERSION:
         raise ValueError(f"{sidecar} has format version {meta['format_version']}; this attrbound reads up to "
                          f"{FORMAT_VERSION}. Upgrade attrbound_lite.")
-    for key in ("model", "weights"):
+    for key in ("model", "weights", "metadata"):
         if not isinstance(meta.get(key), dict):
-            raise ValueError(f"sidecar {sidecar} lacks the {key!r} section; the checkpoint is corrupt.")
+            raise ValueError(f"sidecar {sidecar} lacks the {key!r} section (a JSON object); the checkpoint is "
+                             "corrupt.")
     if not isinstance(meta["model"].get("config", {}), dict):
         raise ValueError(f"sidecar {sidecar}: model.config must be a JSON object; the checkpoint is corrupt.")
     blob = weights.read_bytes()  # hashed and parsed from the same bytes

@@ -292,6 +292,12 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _section(metadata: dict, key: str) -> dict:
+    """``metadata[key]`` where it is a JSON object, else empty (a checkpoint's metadata is the caller's record)."""
+    value = metadata.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def cmd_evaluate(args) -> int:
     """``attrbound evaluate``: a checkpoint in RAR's protocol on its data set's test split (``evaluation.evaluate``).
 
@@ -316,7 +322,7 @@ def cmd_evaluate(args) -> int:
 
     device = _device(args.device)
     model, sidecar = load_checkpoint(args.checkpoint, device=device)
-    trained_on = sidecar.get("metadata", {}).get("data", {}).get("name")
+    trained_on = _section(sidecar["metadata"], "data").get("name")
     dataset = args.dataset or trained_on
     if dataset is None:
         raise ValueError("the checkpoint does not record its data set; pass --dataset.")
@@ -351,7 +357,7 @@ def cmd_evaluate(args) -> int:
                       attribution=args.attribution, ig_steps=args.ig_steps, attack_ig_steps=args.attack_ig_steps,
                       surrogate_beta=args.surrogate_beta, seed=args.seed, device=device,
                       progress=not args.no_progress, **overrides)
-    training = sidecar.get("metadata", {}).get("training", {})
+    training = _section(sidecar["metadata"], "training")
     row = {"checkpoint": str(args.checkpoint), "method": training.get("method"), "dataset": dataset, **result}
     print(pd.DataFrame([row]).T.rename(columns={0: "value"}).to_string())
     if args.json:
@@ -399,7 +405,11 @@ def cmd_zoo(args) -> int:
     report = zoo.verify_zoo(args.only, full=not args.no_full, **common)
     with pd.option_context("display.width", 200):
         print(report.to_string(index=False))
-    return 0 if report["ok"].all() else 1
+    failed = report[~report["ok"]]
+    if len(failed):
+        print(f"attrbound zoo verify: {len(failed)} of {len(report)} checks failed ("
+              f"{', '.join(sorted(set(failed['name'])))}); the table above says why.", file=sys.stderr)
+    return 0 if failed.empty else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,9 +39,9 @@ from .attributions import get_explainer
 from .data import DATASET_INFO, DATASETS, as_tensors
 from .models import smooth_surrogate
 from .protocols import rar_protocol
-from .runtime import resolve_device
+from .runtime import resolve_device, sample_generators
 
-__all__ = ["evaluate", "ifia_per_image", "ifia_by_ig_steps", "PROTOCOLS", "protocol"]
+__all__ = ["evaluate", "ifia_per_image", "noise_per_image", "sign_noise", "ifia_by_ig_steps", "PROTOCOLS", "protocol"]
 
 # RAR's evaluation settings per data set (defined in attrbound_lite.protocols).
 PROTOCOLS = {name: rar_protocol(name, "evaluation") for name in DATASETS}
@@ -285,14 +285,90 @@ def _ifia_per_sample(model, x_all, y_all, cfg, attribution, grid, attack_attribu
         result = attack(x, y)
         kept.append(result.label_kept.cpu())
         for evaluate_map, row in zip(evaluated, rows, strict=True):
-            clean = metrics.saliency_map(evaluate_map.attribute(x, target=y))
-            adv = metrics.saliency_map(evaluate_map.attribute(result.x_adv, target=y))
-            row["topk_intersection"].append(metrics.topk_intersection(clean, adv, cfg["eval_k"]).cpu())
-            row["kendall_tau"].append(metrics.kendall_tau(clean, adv).cpu())
-            row["spearman"].append(metrics.spearman(clean, adv).cpu())
+            for name, value in _map_change(evaluate_map, x, result.x_adv, y, cfg["eval_k"]).items():
+                row[name].append(value)
     label_kept = torch.cat(kept).numpy()
     return [pd.DataFrame({**{name: torch.cat(parts).double().numpy() for name, parts in row.items()},
                           "label_kept": label_kept}) for row in rows]
+
+
+def _map_change(explainer, x: torch.Tensor, x_new: torch.Tensor, y: torch.Tensor, k: int) -> dict:
+    """RAR's similarities (B,) of the maps of ``x`` and ``x_new``: top-k intersection, Kendall's tau, Spearman."""
+    clean = metrics.saliency_map(explainer.attribute(x, target=y))
+    moved = metrics.saliency_map(explainer.attribute(x_new, target=y))
+    return {"topk_intersection": metrics.topk_intersection(clean, moved, k).cpu(),
+            "kendall_tau": metrics.kendall_tau(clean, moved).cpu(), "spearman": metrics.spearman(clean, moved).cpu()}
+
+
+def sign_noise(x: torch.Tensor, eps: float, seed: int = 0) -> torch.Tensor:
+    """``clip(x + eps * s, 0, 1)``, ``s`` uniform on {-1, 1}^n: a random vertex of the l-infinity ball of radius eps.
+
+    Each sample's signs come from its own stream (``runtime.sample_generators``): the same in any batch.
+
+    Args:
+        x: (B, ...) inputs in [0, 1].
+        eps: the radius (a number).
+        seed: the seed of the streams.
+
+    Returns:
+        The noisy inputs, shaped like ``x``.
+    """
+    check_inputs(x, "x", box=True)
+    eps, seed = check_eps(eps), check_seed(seed)
+    signs = torch.stack([torch.randint(0, 2, row.shape, generator=gen, device=x.device).to(x.dtype) * 2 - 1
+                         for row, gen in zip(x, sample_generators(x, seed, "sign noise"), strict=True)])
+    return (x + eps * signs).clamp(0, 1)
+
+
+def noise_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, dataset: str | None = None, *,
+                    attribution: str = "integrated_gradients", ig_steps: int = 100, batch_size: int = 50,
+                    seed: int = 0, device: str | torch.device | None = None, **settings) -> pd.DataFrame:
+    """The baseline of ``ifia_per_image``: random sign noise of IFIA's radius, scored by the same similarities.
+
+    An attack shows that a map is fragile only where it moves the map more than a random perturbation of the same
+    size does. Each image is moved to a random vertex of its l-infinity ball of radius ``eps`` (``sign_noise``; IFIA
+    moves each pixel by at most as much), clipped to [0, 1], and its map compared with the clean one. Unlike
+    ``ifia_per_image``, every image counts as it is (``label_kept`` says whether the noise kept the prediction).
+
+    Args:
+        model: Classifier taking images in [0, 1] of shape (B, C, H, W) and returning logits (B, classes).
+        images: (N, C, H, W) images in [0, 1].
+        labels: (N,) their labels (the class whose map is compared).
+        dataset: Data set whose protocol supplies ``eps`` and ``eval_k``; ``None``: every setting must be passed.
+        attribution: The evaluated map, ``"integrated_gradients"`` (RAR) or ``"saliency"``.
+        ig_steps: IG points of the evaluated maps.
+        batch_size: Images per batch.
+        seed: Seed of the noise.
+        device: Where to evaluate; ``None``: the device of the model's parameters.
+        **settings: Overrides of the protocol's settings, as in ``evaluate``.
+
+    Returns:
+        One row per image: ``topk_intersection``, ``kendall_tau``, ``spearman`` and ``label_kept``.
+
+    Raises:
+        ValueError: If the settings, counts, device, images or labels are invalid (as in ``evaluate``).
+        TypeError: If the model, images, labels or seed are of the wrong type (as in ``evaluate``).
+    """
+    cfg = _settings(dataset, settings)
+    attribution = check_choice(attribution, ("integrated_gradients", "saliency"), "attribution (RAR's protocol)")
+    _check_counts(ig_steps=ig_steps, batch_size=batch_size)
+    seed, device = check_seed(seed), _device(model, device)
+    model.to(device)
+    check_inputs(images, "images")
+    _check_model_data(model, images, dataset, device, labels=check_labels(labels, name="labels"))
+    explainer = get_explainer(attribution, model, **({"n_steps": ig_steps} if attribution == "integrated_gradients"
+                                                     else {}))
+    rows: dict[str, list] = {"topk_intersection": [], "kendall_tau": [], "spearman": [], "label_kept": []}
+    with eval_mode(model), full_precision():
+        for s in _batches(len(labels), batch_size):
+            x, y = images[s].to(device), labels[s].to(device)
+            noisy = sign_noise(x, cfg["eps"], seed)
+            for name, value in _map_change(explainer, x, noisy, y, cfg["eval_k"]).items():
+                rows[name].append(value)
+            with torch.no_grad():
+                rows["label_kept"].append((model(noisy).argmax(1) == y).cpu())
+    return pd.DataFrame({name: torch.cat(parts).numpy().astype(bool if name == "label_kept" else float)
+                         for name, parts in rows.items()})
 
 
 def ifia_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, dataset: str | None = None, *,
@@ -383,7 +459,8 @@ def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_
     """
     cfg = _settings(dataset, settings)
     progress = check_flag(progress, "progress")
-    if isinstance(ig_steps_grid, (str, numbers.Number)) or not hasattr(ig_steps_grid, "__iter__"):
+    if isinstance(ig_steps_grid, (str, numbers.Number)) or not hasattr(ig_steps_grid, "__iter__") \
+            or getattr(ig_steps_grid, "ndim", 1) == 0:
         raise TypeError(f"ig_steps_grid must be a list of IG step counts (e.g. [10, 50, 100]), got {ig_steps_grid!r}.")
     ig_steps_grid = list(ig_steps_grid)
     if not ig_steps_grid:

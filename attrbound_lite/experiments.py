@@ -644,11 +644,19 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.Data
     if isinstance(by, str):
         raise TypeError(f"by must be a list of column names, got the string {by!r}; write [{by!r}].")
     by = list(by)
+    if not by:
+        raise ValueError("by must name at least one column to group by (e.g. ['eps']); for one overall summary group "
+                         "by a column every row shares, such as ['model'].")
     needed = {*by, "sample", "label_kept", "exceeded", "exceeded_euclidean", "exceeded_cosine", "ratio_euclidean",
               "ratio_cosine"}
     missing = sorted(needed - set(table.columns))
     if missing:
         raise ValueError(f"the table lacks columns {missing}; pass a validate_bounds table.")
+    flags = [c for c in ("label_kept", "exceeded", "exceeded_euclidean", "exceeded_cosine")
+             if not pd.api.types.is_bool_dtype(table[c])]
+    if flags:
+        raise TypeError(f"columns {flags} must be bool (as validate_bounds writes them), got "
+                        f"{[str(table[c].dtype) for c in flags]}; convert with table.astype({{c: bool}}).")
     units = [c for c in UNIT_COLUMNS if c in table.columns and c not in by]
     kept = table[table["label_kept"]]
     groups = table.groupby(list(by), sort=True)

@@ -407,7 +407,18 @@ class QuadraticClassifier(nn.Module):
 
         Returns:
             Logits of shape (B, classes).
+
+        Raises:
+            TypeError: ``x`` is not a tensor of the oracle's dtype.
+            ValueError: ``x`` has no batch dimension or not n values per sample.
         """
+        n = self.Q.shape[1]
+        if not isinstance(x, torch.Tensor) or x.dtype != self.Q.dtype:
+            raise TypeError(f"QuadraticClassifier holds {self.Q.dtype} terms and takes a tensor of that dtype, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}; convert with x.to({self.Q.dtype}).")
+        if x.ndim < 2 or x[0].numel() != n:
+            raise ValueError(f"QuadraticClassifier takes inputs (B, ...) of {n} values per sample, got shape "
+                             f"{tuple(x.shape)}.")
         z = x.flatten(1)
         return 0.5 * torch.einsum("bi,cij,bj->bc", z, self.Q, z) + z @ self.b.T
 

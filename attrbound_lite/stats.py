@@ -93,6 +93,9 @@ def _as_values(values) -> np.ndarray:
                         f"{type(values).__name__}.")
     if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU or with a graph
         values = values.detach().cpu().numpy()
+    elif isinstance(values, (list, tuple)):  # 0-d tensors collected in a loop, possibly with a graph
+        values = [v.detach().cpu().item() if hasattr(v, "detach") and getattr(v, "ndim", 1) == 0 else v
+                  for v in values]
     try:
         array = np.asarray(values, dtype=float)
     except (TypeError, ValueError):

@@ -160,9 +160,14 @@ def dissimilarity(a: Tensor, b: Tensor, kind: str = "pearson") -> Tensor:
 
     ``1 - pearson``, ``1 - cos`` or ``||a - b||_2`` (smoothed by 1e-12 under the root).
     """
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"dissimilarity compares torch tensors, got {type(a).__name__} and {type(b).__name__}.")
     if a.shape != b.shape:
         raise ValueError(f"dissimilarity: the maps have shapes {tuple(a.shape)} and {tuple(b.shape)}; compare maps "
                          "of the same inputs.")
+    if a.ndim < 2:
+        raise ValueError(f"dissimilarity: the maps have shape {tuple(a.shape)}, without a batch dimension; pass "
+                         "(B, ...) maps (one map: a[None], b[None]).")
     a, b = a.flatten(1), b.flatten(1)
     if kind == "pearson":
         a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
@@ -547,10 +552,14 @@ class _TrainState:
         """The number of finished epochs, their history and the first batch losses (0, [], [] if nothing to resume)."""
         if not self.path.is_file():
             return 0, [], []
-        with safe_open(str(self.path), framework="pt") as fh:
-            header = json.loads((fh.metadata() or {}).get("attrbound_train_state", "{}"))
-            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-        if header.get("fingerprint") != self.fingerprint:
+        try:
+            with safe_open(str(self.path), framework="pt") as fh:
+                header = json.loads((fh.metadata() or {}).get("attrbound_train_state", "{}"))
+                tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+        except Exception as err:  # safetensors' SafetensorError (a truncated or foreign file), bad JSON
+            raise ValueError(f"{self.path} is not a readable training state ({type(err).__name__}: {err}); an "
+                             "interrupted copy? Delete it to train from the start.") from None
+        if not isinstance(header, dict) or header.get("fingerprint") != self.fingerprint:
             raise ValueError(f"{self.path} holds the state of a different training run (other config, model or "
                              "data); use another checkpoint_dir or delete that file.")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})

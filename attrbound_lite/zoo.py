@@ -26,11 +26,11 @@ from typing import Any
 
 import pandas as pd
 import torch
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from ._checks import check_flag, check_positive_int, check_seed, check_tol
-from ._io import make_dirs
+from ._io import json_default, make_dirs
 from .checkpoints import checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import (
     Config,
@@ -89,6 +89,17 @@ class Recipe(Config):
     model: dict = Field(default_factory=lambda: dict(width=0.25, activation="softplus", beta=10.0, pool="avg"))
     options: dict = Field(default_factory=dict)
     init: Recipe | None = None
+
+    @field_validator("model", "options", mode="before")
+    @classmethod
+    def _plain_json(cls, value):
+        """Numpy numbers (a parameter grid's) as the Python numbers they equal: the key hashes the recipe's JSON."""
+        if not isinstance(value, dict):
+            return value  # refused by the field's type
+        try:
+            return json.loads(json.dumps(value, default=json_default, allow_nan=False))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"must hold JSON values (numbers, strings, booleans, lists): {err}") from None
 
     @model_validator(mode="after")
     def _valid_training(self) -> Recipe:
@@ -503,12 +514,15 @@ def zoo_root(root: str | os.PathLike | None = None) -> Path:
 
     Raises:
         TypeError: ``root`` is not a string, a path or None.
-        ValueError: the folder is an existing file.
+        ValueError: the folder is an existing file, or ``root`` an empty string.
     """
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root (the zoo's folder) must be a string, a pathlib.Path or None, got "
                         f"{type(root).__name__} {root!r}.")
-    return _refuse_file_root(Path(root or os.environ.get(ZOO_ENV) or ZOO_ROOT))
+    if isinstance(root, str) and not root.strip():
+        raise ValueError("root (the zoo's folder) is an empty string (an unset shell variable?); pass the folder, "
+                         "or None for the committed zoo.")
+    return _refuse_file_root(Path(root if root is not None else os.environ.get(ZOO_ENV) or ZOO_ROOT))
 
 
 def _existing_root(root: str | os.PathLike | None, name: str | None = None) -> Path:
@@ -577,7 +591,25 @@ def read_manifest(name: str, root: str | os.PathLike | None = None) -> dict:
         raise ValueError(f"{path} is not a readable manifest ({err}); rebuild it with `{rebuild}`.") from None
     if not isinstance(manifest, dict) or manifest.get("recipe") != recipe.to_dict():
         raise ValueError(f"{path} records another recipe than {name!r}'s; rebuild it with `{rebuild}`.")
+    for where, kinds in _MANIFEST_FIELDS.items():
+        value = manifest
+        for part in where.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ValueError(f"{path} lacks {where} (or it is not a {' or '.join(k.__name__ for k in kinds)}); the "
+                             f"manifest is damaged: rebuild it with `{rebuild}`.")
+    if manifest["key"] != recipe.key:
+        raise ValueError(f"{path} records the key {manifest['key']!r}, not {recipe.key!r}; rebuild it with "
+                         f"`{rebuild}`.")
     return manifest
+
+
+# What the zoo's readers take from a manifest (``build_zoo`` writes it), and of which JSON types.
+_MANIFEST_FIELDS = {"key": (str,), "sha256": (str,), "size_bytes": (int,), "seconds": (int, float),
+                    "history": (dict,), "batch_losses": (list,), "torch": (str,), "evaluation": (dict,),
+                    "evaluation.clean_accuracy": (int, float), "evaluation.subset": (dict,),
+                    "evaluation.subset.pgd_accuracy": (int, float), "evaluation.subset.pgd": (dict,),
+                    "evaluation.subset.pgd.eps": (int, float)}
 
 
 def load_reference(name: str, *, device: str | torch.device | None = None,

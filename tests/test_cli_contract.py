@@ -253,7 +253,8 @@ def test_checksum_mismatch_names_the_folder_and_the_rebuild_command(tmp_path, mo
     root = tmp_path / "zoo"
     folder = root / recipe.key
     save_checkpoint(model_for_dataset("mnist", **recipe.model), folder / "model.safetensors")
-    manifest = {"name": "tiny", "key": recipe.key, "recipe": recipe.to_dict(), "sha256": "0" * 64,
+    committed = json.loads(next(zoo.zoo_root().glob("mnist-natural-*/manifest.json")).read_text())  # the real fields
+    manifest = {**committed, "name": "tiny", "key": recipe.key, "recipe": recipe.to_dict(), "sha256": "0" * 64,
                 "sidecar_sha256": zoo._sha256(folder / "model.json"), "batch_losses": []}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     pattern = (rf"reference model 'tiny' in {re.escape(str(folder))}: model\.safetensors does not match the sha256 "

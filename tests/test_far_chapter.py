@@ -43,16 +43,21 @@ def test_attack_settings_keep_rars_total_step_length():
 
 
 def _per_image(shifts: dict[str, float], n: int = 200, noise: float = 0.1, dataset: str = "mnist",
-               seed: int = 0) -> pd.DataFrame:
-    """Per-image rows of natural training and of methods shifted from it by ``shifts`` (plus independent noise)."""
+               seed: int = 0, beyond_noise: float = 0.2) -> pd.DataFrame:
+    """Per-image rows of natural training and of methods shifted from it by ``shifts`` (plus independent noise).
+
+    Random sign noise keeps ``beyond_noise`` more of the top-k than IFIA, for every model (plus independent noise).
+    """
     rng = np.random.default_rng(seed)
     base = rng.uniform(0.3, 0.7, n)
     bound = rng.uniform(0.5, 1.5, n)
     frames = []
     for method, shift in {"natural": 0.0, **shifts}.items():
         own = 0 if method == "natural" else rng.normal(0, noise, n)
+        topk = base + shift + own
         frames.append(pd.DataFrame({"dataset": dataset, "method": method, "image": np.arange(n),
-                                    "topk_intersection": base + shift + own, "kendall_tau": base + shift + own,
+                                    "topk_intersection": topk, "kendall_tau": topk,
+                                    "noise_topk_intersection": topk + beyond_noise + rng.normal(0, noise, n),
                                     "relative_bound": bound * (1 - shift)}))
     return pd.concat(frames, ignore_index=True)
 
@@ -84,6 +89,43 @@ def test_methods_are_compared_with_natural_training_by_paired_intervals():
     assert values["ch7_best_mnist"] == "on MNIST, AdvAAT keeps more of the top-k pixels than every other method"
     assert far.best_method(per_image, "fashion-mnist") is None  # PGD-AT and AAT tie
     assert "no method keeps more" in values["ch7_best_fashion_mnist"]
+
+
+def test_fragility_is_decided_against_random_noise_of_the_same_radius():
+    per_image = pd.concat([_per_image({"advaat": 0.1}), _per_image({"advaat": 0.1}, dataset="fashion-mnist",
+                                                                   beyond_noise=0.0, seed=1),
+                           _per_image({"advaat": 0.1}, dataset="cifar10-subset", beyond_noise=-0.2, seed=2)])
+    summary = far.method_summary(per_image).set_index(["dataset", "method"])
+    beyond = summary.loc[("mnist", "natural"), "beyond_noise"]
+    assert beyond.estimate == pytest.approx(0.2, abs=0.03) and summary.loc[("mnist", "natural"), "noise_verdict"] \
+        == "larger"
+    assert summary.loc[("fashion-mnist", "natural"), "noise_verdict"] == "not distinguishable with 200 images"
+    assert summary.loc[("cifar10-subset", "natural"), "noise_verdict"] == "smaller"
+    values = far.method_values(far.method_summary(per_image), per_image)
+    assert values["ch7_fragile_mnist_natural"].endswith(f"the attack removes {beyond} more than noise")
+    assert "no fragility beyond noise is shown" in values["ch7_fragile_fashion_mnist_natural"]
+    assert "too weak to show fragility" in values["ch7_fragile_cifar10_subset_natural"]
+    assert "beyond_noise" not in far.method_summary(per_image.drop(columns="noise_topk_intersection")).columns
+
+
+def test_sign_noise_moves_every_pixel_by_the_radius_the_same_in_any_batch(trained_toy):
+    from attrbound_lite.evaluation import noise_per_image, sign_noise
+
+    model, x, y = trained_toy
+    noisy = sign_noise(x, 0.1, seed=3)
+    moved = (noisy - x).abs()
+    inside = (x >= 0.1) & (x <= 0.9)  # pixels the box cannot clip
+    assert torch.allclose(moved[inside], torch.full_like(moved[inside], 0.1)) and noisy.min() >= 0 and noisy.max() <= 1
+    assert torch.equal(sign_noise(x[3:], 0.1, seed=3), noisy[3:]) and not torch.equal(sign_noise(x, 0.1, 4), noisy)
+    up = ((noisy - x) > 0)[inside].double().mean().item()
+    assert 0.4 < up < 0.6  # signs are fair coins
+    options = dict(ig_steps=4, batch_size=4, **TOY_SETTINGS)
+    rows = noise_per_image(model, x, y, None, **options)
+    assert list(rows.columns) == ["topk_intersection", "kendall_tau", "spearman", "label_kept"] and len(rows) == len(y)
+    again = noise_per_image(model, x[2:], y[2:], None, **{**options, "batch_size": 3})
+    assert np.allclose(rows.iloc[2:].to_numpy(float), again.to_numpy(float))
+    tiny = noise_per_image(model, x, y, None, **{**options, "eps": 1e-7})  # a vanishing radius leaves the maps
+    assert np.allclose(tiny["topk_intersection"], 1.0) and tiny["label_kept"].all()
 
 
 def _study(spreads: dict[str, float], levels=(0.1, 0.2, 0.3), n: int = 300, noise: float = 0.05) -> pd.DataFrame:

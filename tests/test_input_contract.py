@@ -1661,3 +1661,66 @@ def test_tour_six_numeric_edges():
     op = attributions.Saliency(smooth.float()).jacobian_operator(x, torch.tensor([0, 1]))
     _package_error(lambda: op.matvec(torch.ones(16)), ValueError, "one vector per sample")
     assert op.matvec(torch.ones(2, 16)).shape == (2, 16)
+
+
+def test_tour_six_checkpoint_zoo_and_table_edges(tmp_path):
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from attrbound_lite import experiments, training, zoo
+    from attrbound_lite.sweep.config import load_config
+    m, _ = _mnist_batch()
+    # the same weights give the same bytes (a sweep identifies a checkpoint by their sha256)
+    digests = {checkpoints.sha256_file(checkpoints.save_checkpoint(m, tmp_path / f"{i}.safetensors", {"a": 1, "b": 2}))
+               for i in range(6)}
+    assert len(digests) == 1
+    _package_error(lambda: checkpoints.sha256_file(0), TypeError, "path")
+    weights = checkpoints.save_checkpoint(m, tmp_path / "m.safetensors")
+    sidecar = weights.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "metadata": [1, 2]}))
+    _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "'metadata' section")
+    _package_error(lambda: zoo.zoo_table(""), ValueError, "empty string")
+    # a manifest that lacks what the readers take is named, not a KeyError
+    recipe = zoo.REFERENCE["mnist-natural"]
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_root() / recipe.key, root / recipe.key)
+    manifest = json.loads((root / recipe.key / "manifest.json").read_text())
+    for cut in ("key", "batch_losses", "evaluation"):
+        (root / recipe.key / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != cut}))
+        _package_error(lambda: zoo.read_manifest("mnist-natural", root=root), ValueError, f"lacks {cut}")
+    # numpy values in a recipe hash like the Python numbers they equal
+    assert zoo.Recipe(dataset="mnist", model={**recipe.model, "width": np.float32(recipe.model["width"])},
+                      options={"steps": np.int64(2)}).key == zoo.Recipe(dataset="mnist", model=recipe.model,
+                                                                        options={"steps": 2}).key
+    # a damaged training state is named, with the fix
+    state = tmp_path / "run"
+    state.mkdir()
+    (state / "train_state.safetensors").write_bytes(b"\x00" * 40)
+    x, y = unit_images((8, 1, 28, 28)).float(), torch.zeros(8, dtype=torch.long)
+    _package_error(lambda: training.train(m, (x, y), "natural", 1, batch_size=8, progress=False, checkpoint_dir=state),
+                   ValueError, "Delete it")
+    _package_error(lambda: training.dissimilarity(torch.ones(4), torch.ones(4)), ValueError, "batch dimension")
+    _package_error(lambda: load_config(None), TypeError, "YAML file")
+    quadratic = models.QuadraticClassifier(torch.zeros(2, 4, 4), torch.zeros(2, 4))
+    _package_error(lambda: quadratic(torch.ones(1, 5)), ValueError, "4 values")
+    _package_error(lambda: quadratic(torch.ones(1, 4, dtype=torch.float64)), TypeError, "float32")
+    table = pd.DataFrame({"eps": [0.1], "sample": [0], "label_kept": [1], "exceeded": [False],
+                          "exceeded_euclidean": [False], "exceeded_cosine": [False], "ratio_euclidean": [0.5],
+                          "ratio_cosine": [0.5]})
+    _package_error(lambda: experiments.summarize(table, by=[]), ValueError, "at least one column")
+    _package_error(lambda: experiments.summarize(table, by=["eps"]), TypeError, "bool")
+
+
+def test_tour_seven_numeric_edges():
+    from attrbound_lite import evaluation
+    x = torch.rand(3, 1, 4, 4)
+    noisy = evaluation.sign_noise(x.bfloat16(), 0.1)  # per-sample streams hash bfloat16 rows too
+    assert noisy.dtype == torch.bfloat16 and torch.equal(evaluation.sign_noise(x.bfloat16()[1:], 0.1), noisy[1:])
+    scores = [torch.tensor(v, requires_grad=True) * 1.0 for v in (0.2, 0.4, 0.6)]  # collected in a loop
+    assert stats.bootstrap_mean(scores).estimate == pytest.approx(0.4)
+    m, images = _mnist_batch()
+    _package_error(lambda: evaluation.ifia_by_ig_steps(m, (images, torch.zeros(2, dtype=torch.long)), "mnist",
+                                                       torch.tensor(4)), TypeError, "ig_steps_grid")

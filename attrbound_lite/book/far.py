@@ -6,6 +6,8 @@ the images are shared, and every verdict sentence is read off an interval:
 
 - across training methods: each method against natural training on the same data set, on the first ``n`` test
   images that all the data set's models classify correctly (``method_summary``, ``method_values``);
+- against chance: IFIA against random sign noise of the same radius on the same images (``noise_per_image``), so
+  that "fragile" means "moved more than noise moves it";
 - FAR's claim: the spread (max - min) of the mean top-k intersection over the training radii, or over the IG steps
   used in training, of FAR's methods against the earlier ones' (``spread_comparison``, ``spread_values``), on images
   every study model classifies correctly, resampled jointly across the models.
@@ -24,7 +26,7 @@ from ..attacks import IFIA
 from ..attributions import get_explainer
 from ..bounds import attribution_bound
 from ..data import load_dataset
-from ..evaluation import ifia_per_image
+from ..evaluation import ifia_per_image, noise_per_image
 from ..protocols import rar_protocol
 from ..stats import Interval, bootstrap, bootstrap_mean, paired_difference, sig, verdict
 from ..zoo import REFERENCE, ROBUST_METHODS, STUDY_IG_STEPS, STUDY_RADII, reference_name
@@ -145,6 +147,12 @@ class Study:
                               attack_batch_size=BATCH, seed=s.seed, device=s.device,
                               **attack_settings(ds, s.ifia_steps, s.restarts))
 
+    def noise(self, model, x, y, ds: str) -> pd.DataFrame:
+        """The random baseline of ``ifia``: sign noise of IFIA's radius, scored on the same IG maps."""
+        s = self.s
+        return noise_per_image(model, x, y, None, ig_steps=s.eval_ig_steps, batch_size=BATCH, seed=s.seed,
+                               device=s.device, **attack_settings(ds, s.ifia_steps, s.restarts))
+
     def relative_bound(self, model, x, y, ds: str) -> np.ndarray:
         """``r / ||A(x)||_2`` of the IG map (``bound_ig_steps`` points) on the l2 ball of the IFIA radius.
 
@@ -157,7 +165,7 @@ class Study:
                                 n_steps=self.s.bound_ig_steps, seed=self.s.seed)
         return (out.euclidean / out.attribution_norm).detach().cpu().double().numpy()
 
-    def measure(self, ds: str, models: pd.DataFrame, bound: bool = False) -> pd.DataFrame:
+    def measure(self, ds: str, models: pd.DataFrame, bound: bool = False, noise: bool = False) -> pd.DataFrame:
         """IFIA (and the relative bound on the first ``n_bound`` images) of every model in ``models`` on shared images.
 
         Args:
@@ -165,10 +173,13 @@ class Study:
             models: one row per model with a ``spec`` column (the arguments of ``Settings.model``); the other columns
                 are copied to the result.
             bound: also compute ``relative_bound`` (NaN beyond the first ``n_bound`` images).
+            noise: also score random sign noise of the same radius (``noise_topk_intersection``,
+                ``noise_kendall_tau``, ``noise_label_kept``).
 
         Returns:
             One row per (model, image): the model's columns, ``image`` (position in the test split),
-            ``topk_intersection``, ``kendall_tau``, ``spearman``, ``label_kept`` and ``relative_bound``.
+            ``topk_intersection``, ``kendall_tau``, ``spearman``, ``label_kept``, ``relative_bound`` and, with
+            ``noise``, the noise columns.
         """
         loaded = [self.s.model(ds, **spec) for spec in models["spec"]]
         x, y, index = self.shared_images(ds, loaded, self.s.n_ifia)
@@ -179,13 +190,18 @@ class Study:
             if bound:
                 nb = min(self.s.n_bound, len(y))
                 frame.loc[: nb - 1, "relative_bound"] = self.relative_bound(model, x[:nb], y[:nb], ds)
+            if noise:
+                base = self.noise(model, x, y, ds)
+                for name in ("topk_intersection", "kendall_tau", "label_kept"):
+                    frame[f"noise_{name}"] = base[name].to_numpy()
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
     def by_method(self, datasets: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
-        """``measure`` of the reference models of every data set and method, with the relative bound."""
+        """``measure`` of the reference models of every data set and method, with the relative bound and noise."""
         return pd.concat([self.measure(ds, pd.DataFrame({"dataset": ds, "method": list(methods),
-                                                         "spec": [dict(method=m) for m in methods]}), bound=True)
+                                                         "spec": [dict(method=m) for m in methods]}), bound=True,
+                                       noise=True)
                           for ds in datasets], ignore_index=True)
 
     def studies(self) -> pd.DataFrame:
@@ -231,18 +247,31 @@ def method_summary(per_image: pd.DataFrame, reference: str = "natural") -> pd.Da
             relative_bound).
         reference: the method every other is compared with.
 
+    With a ``noise_topk_intersection`` column (``Study.measure(noise=True)``), also IFIA against random sign noise of
+    the same radius on the same images: ``noise_topk`` (mean under noise), ``beyond_noise`` (noise minus IFIA, paired
+    by image: how much more of the top-k the attack removes than noise does) and ``noise_verdict`` ("larger": the
+    attack moves the map more than noise).
+
     Returns:
         One row per (data set, method) with ``Interval`` values: ``topk_intersection``, ``kendall_tau``,
         ``topk_gain``, ``kendall_gain``, ``relative_bound`` (median), ``bound_change`` (difference of medians), the
-        verdict words ``topk_verdict``, ``kendall_verdict``, ``bound_verdict`` (empty for ``reference``) and ``n``.
+        verdict words ``topk_verdict``, ``kendall_verdict``, ``bound_verdict`` (empty for ``reference``) and ``n``;
+        and the noise columns above when measured.
     """
     rows = []
+    noise = "noise_topk_intersection" in per_image.columns
     for ds, frame in per_image.groupby("dataset", sort=False):
         tables = {v: _by_image(frame, "method", v) for v in (*METRICS, "relative_bound")}
+        if noise:
+            tables["noise"] = _by_image(frame, "method", "noise_topk_intersection")
         for method in frame["method"].unique():
             row = {"dataset": ds, "method": method, "n": len(tables["topk_intersection"])}
             for v in METRICS:
                 row[v] = bootstrap_mean(tables[v][method])
+            if noise:
+                beyond = paired_difference(tables["noise"][method], tables["topk_intersection"][method])
+                row.update(noise_topk=bootstrap_mean(tables["noise"][method]), beyond_noise=beyond,
+                           noise_verdict=verdict(beyond))
             bound = tables["relative_bound"]
             row["relative_bound"] = bootstrap(np.median, bound[method])
             if method != reference:
@@ -285,6 +314,17 @@ def _gain_sentence(row, metric_words: str = "of the top-k pixels") -> str:
     return (f"{who} and natural training on {where} are {verdict(gain)} (difference {gain})")
 
 
+def _noise_sentence(row) -> str:
+    """IFIA against random sign noise for one model, read off the paired interval ``beyond_noise``."""
+    ifia, noise, beyond = row["topk_intersection"], row["noise_topk"], row["beyond_noise"]
+    kept = f"IFIA keeps {ifia} of the top-k pixels, random sign noise of the same radius {noise}"
+    if beyond.sign > 0:
+        return f"{kept}: the attack removes {beyond} more than noise"
+    if beyond.sign < 0:
+        return f"{kept}: the attack removes fewer than noise (difference {beyond}), too weak to show fragility"
+    return f"{kept}: {verdict(beyond)} (difference {beyond}), so no fragility beyond noise is shown"
+
+
 def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str = "natural") -> dict:
     """The glued values of the comparison across methods.
 
@@ -292,9 +332,11 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
     (the natural model's intervals), ``ch7_topk_<ds>_<m>``, ``ch7_gain_<ds>_<m>`` (top-k minus natural),
     ``ch7_verdict_<ds>_<m>`` ("larger", "smaller", "not distinguishable with N images"), ``ch7_sentence_<ds>_<m>``,
     ``ch7_kendall_gain_<ds>_<m>``, ``ch7_bound_<ds>_<m>`` (median relative bound), ``ch7_bound_change_<ds>_<m>``,
-    ``ch7_bound_verdict_<ds>_<m>``; ``ch7_n_<ds>`` (images), ``ch7_best_<ds>`` (a sentence that names a method only
-    when its intervals against every other method are above zero) and ``ch7_disagree`` (the models whose top-k and
-    relative-bound verdicts against natural training point opposite ways: more robust by one, less by the other).
+    ``ch7_bound_verdict_<ds>_<m>``; with noise measured, ``ch7_noise_topk_<ds>_<m>`` and ``ch7_fragile_<ds>_<m>``
+    (IFIA against random sign noise, a sentence); ``ch7_n_<ds>`` (images), ``ch7_best_<ds>`` (a sentence that names
+    a method only when its intervals against every other method are above zero) and ``ch7_disagree`` (the models
+    whose top-k and relative-bound verdicts against natural training point opposite ways: more robust by one, less
+    by the other).
     """
     values = {}
     opposite = summary[((summary["topk_verdict"] == "larger") & (summary["bound_verdict"] == "larger"))
@@ -306,6 +348,9 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
         values[f"ch7_n_{ds}"] = row["n"]
         values[f"ch7_topk_{ds}_{m}"] = str(row["topk_intersection"])
         values[f"ch7_bound_{ds}_{m}"] = str(row["relative_bound"])
+        if "beyond_noise" in row:
+            values[f"ch7_noise_topk_{ds}_{m}"] = str(row["noise_topk"])
+            values[f"ch7_fragile_{ds}_{m}"] = _noise_sentence(row)
         if m == reference:
             values[f"ch7_natural_topk_{ds}"] = str(row["topk_intersection"])
             values[f"ch7_natural_kendall_{ds}"] = str(row["kendall_tau"])

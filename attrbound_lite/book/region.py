@@ -223,8 +223,12 @@ def cost_values(both: pd.DataFrame) -> dict:
     return values
 
 
-def advice_values(both: pd.DataFrame) -> dict:
+def advice_values(both: pd.DataFrame, units: pd.DataFrame | None = None) -> dict:
     """The chapter's verdicts, per norm, computed from the counts and their Wilson intervals.
+
+    ``units``: chapter 6's whole sweep (``validation.unit_table``), of which ``both`` holds the first images; the
+    advice then quotes the first-order bound only below the smallest radius at which any of its saliency units
+    exceeded it, so that it agrees with chapter 6.
 
     A bound counts as exceeded at a radius when a unit exceeded it there (its rate's interval then excludes 0).
     ``ch8_<norm>_point``: the smallest radius at which the first-order bound was first exceeded, up to which radius it
@@ -254,8 +258,14 @@ def advice_values(both: pd.DataFrame) -> dict:
         violations = int((g["exceeded_region"] & g["kept"]).sum())
         values[f"ch8_{norm}_region"] = (f"the region bound was exceeded on {violations} of {int(g['kept'].sum())} "
                                          f"(unit, radius) pairs, a rate of {pooled}")
-        if pooled.estimate == 0 and exceeded:
-            advice = (f"in {word}, quote the first-order bound below ε = {radius_label(exceeded[0])} and the region "
+        onset = exceeded[0] if exceeded else None
+        if units is not None:
+            sweep = units[(units["norm"] == norm) & (units["attribution"] == "saliency") & units["exceeded"]]
+            if len(sweep) and (onset is None or sweep["eps"].min() < onset):
+                onset = float(sweep["eps"].min())
+        if pooled.estimate == 0 and onset is not None:
+            advice = (f"in {word}, quote the first-order bound below ε = {radius_label(onset)} (the smallest radius at "
+                      f"which an attack exceeded it{' in chapter 6' if units is not None else ''}) and the region "
                       f"bound from there on: no attack beat the region bound at any radius here (its violation rate "
                       f"is below {sig(pooled.high)} with 95 % confidence)")
         elif pooled.estimate == 0:

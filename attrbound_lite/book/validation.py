@@ -254,7 +254,7 @@ def rate_values(rates: pd.DataFrame) -> dict:
 COSINE_RESOLUTION = 1e-4
 
 
-def ratio_quantiles(units: pd.DataFrame, quantiles=(0.5, 0.9, 1.0)) -> pd.DataFrame:
+def ratio_quantiles(units: pd.DataFrame, quantiles=(0.5, 0.95, 1.0)) -> pd.DataFrame:
     """Quantiles of achieved / bound across units per (data set, attribution, norm, eps), Euclidean and cosine.
 
     The cosine ratio counts the units whose bound has a cosine distance ``1 - c >= COSINE_RESOLUTION`` (and is not

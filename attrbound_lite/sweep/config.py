@@ -386,9 +386,13 @@ def load_config(source: str | os.PathLike | Mapping) -> dict:
     Raises:
         SweepConfigError: naming the file and the key path of each problem.
         FileNotFoundError: no file at ``source``.
+        TypeError: ``source`` is neither a path nor a mapping.
     """
     if isinstance(source, Mapping):
         raw, base, where = dict(source), Path.cwd(), "sweep config"
+    elif not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"load_config takes a YAML file (a string or path) or a mapping, got "
+                        f"{type(source).__name__}.")
     else:
         path = Path(source)
         if not path.is_file():

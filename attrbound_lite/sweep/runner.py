@@ -38,6 +38,11 @@ def _read_manifest(out: Path) -> dict | None:
                          "Delete the output folder to start over.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{path} is not an attrbound sweep manifest; choose another output folder.")
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and isinstance(s.get("file"), str)
+                                               for s in shards):
+        raise ValueError(f"{path} lists no shards (a list of {{'file': ...}} entries); the manifest was edited or "
+                         "damaged. Delete the output folder to start over.")
     return manifest
 
 

@@ -53,12 +53,20 @@ class trusted_inputs:
         return False
 
 
-def check_model(model, what: str = "model") -> nn.Module:
-    """Return ``model`` if it is a ``torch.nn.Module``; raise a TypeError naming the fix otherwise."""
+def check_model(model, what: str = "model", *, second_order: bool = False) -> nn.Module:
+    """Return ``model`` if it is a ``torch.nn.Module``; raise a TypeError naming the fix otherwise.
+
+    Args:
+        model: the classifier.
+        what: its name in the messages.
+        second_order: the caller differentiates a gradient (bounds, attribution attacks and losses): a
+            ``torch.compile``'d module, whose graph has no double backward, is refused. First-order uses (PGD,
+            attributions, evaluation) take it.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"{what} must be a torch.nn.Module (logits (B, classes) for inputs (B, ...)), got "
                         f"{type(model).__name__}; wrap a function in a Module whose forward calls it.")
-    if hasattr(model, "_orig_mod") and type(model).__name__ == "OptimizedModule":
+    if second_order and hasattr(model, "_orig_mod") and type(model).__name__ == "OptimizedModule":
         raise TypeError(f"{what} is a torch.compile'd module, whose graph cannot be differentiated twice (bounds, "
                         f"attribution attacks and their training need a gradient of a gradient); pass the original "
                         f"module, {what}._orig_mod (the attacks compile their own step with compile=True).")
@@ -120,7 +128,8 @@ def model_dtype_device(model: nn.Module) -> tuple[torch.dtype | None, torch.devi
     return None, None
 
 
-def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inputs", box: bool = True) -> torch.Tensor:
+def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inputs", box: bool = True, *,
+                       second_order: bool = False) -> torch.Tensor:
     """The whole input contract of a method that runs ``model`` on ``inputs``.
 
     ``check_model`` and ``check_inputs`` (with ``box``), then the inputs against the model: the same floating-point
@@ -134,6 +143,7 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
         inputs: the batch (B, ...).
         name: the argument's name in the error messages.
         box: require values in [0, 1].
+        second_order: see ``check_model``.
 
     Returns:
         ``inputs``, unchanged.
@@ -142,10 +152,10 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
         TypeError: a model that is not a Module, inputs that are not a floating-point tensor, or of another dtype
             than the model's.
         ValueError: a shape the model does not take, another device than the model's, values ``check_inputs``
-            refuses, or inference tensors (made under ``torch.inference_mode``).
-        ValueError: called inside ``torch.inference_mode()``.
+            refuses, inference tensors (made under ``torch.inference_mode``), or a call inside
+            ``torch.inference_mode()``.
     """
-    check_model(model)
+    check_model(model, second_order=second_order)
     check_inputs(inputs, name, box)
     if torch.is_inference_mode_enabled():
         raise ValueError("called inside torch.inference_mode(): attributions, bounds and attacks differentiate the "

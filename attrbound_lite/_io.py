@@ -18,7 +18,13 @@ def make_dirs(folder: str | os.PathLike) -> Path:
         if part.exists() and not part.is_dir():
             raise ValueError(f"cannot create the folder {str(folder)!r}: {str(part)!r} is an existing file; choose "
                              "another path or move the file.")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a link to nothing: it exists as a name, not as a folder
+        broken = next((p for p in (folder, *folder.parents) if p.is_symlink() and not p.exists()), folder)
+        raise ValueError(f"cannot create the folder {str(folder)!r}: {str(broken)!r} is a broken symbolic link (to "
+                         f"{os.readlink(broken) if broken.is_symlink() else '?'!r}); create its target or remove the "
+                         "link.") from None
     return folder
 
 

@@ -201,6 +201,7 @@ class AttributionAttack(Attack):
             raise TypeError("AttributionAttack is the shared loop of the attribution attacks; use AttributionPGD or "
                             "IFIA, or subclass it and define objective and score.")
         super().__init__(model, eps, alpha, steps, norm, random_start, seed)
+        check_model(model, second_order=True)
         self.restarts = check_positive_int(restarts, "restarts")
         self.per_restart = check_flag(per_restart, "per_restart")
         if isinstance(explainer, Attribution) and explainer.model is not model:

@@ -179,7 +179,7 @@ class Saliency(Attribution):
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
         """The saliency map and the logits (arguments as ``Attribution.attribute``)."""
-        check_model_inputs(self.model, inputs, box=False)
+        check_model_inputs(self.model, inputs, box=False, second_order=create_graph)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
         return grad, logits
 
@@ -196,7 +196,7 @@ class InputXGradient(Attribution):
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
         """The input x gradient map and the logits (arguments as ``Attribution.attribute``)."""
-        check_model_inputs(self.model, inputs, box=False)
+        check_model_inputs(self.model, inputs, box=False, second_order=create_graph)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
         return inputs * grad, logits
 
@@ -299,7 +299,7 @@ class IntegratedGradients(Attribution):
 
     def attribute_with_logits(self, inputs, target=None, create_graph=False):
         """The IG map (``n_steps`` path points) and the logits (arguments as ``Attribution.attribute``)."""
-        check_model_inputs(self.model, inputs, box=False)
+        check_model_inputs(self.model, inputs, box=False, second_order=create_graph)
         batch = inputs.shape[0]
         logits = check_logits(self.model(inputs), batch)
         target = resolve_target(target, logits)

@@ -397,7 +397,7 @@ class BoundResult:
 
 def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options, box=True):
     """Validate, pick the model whose Jacobian is taken, resolve the targets on the real model."""
-    check_model_inputs(model, inputs, box=box)
+    check_model_inputs(model, inputs, box=box, second_order=True)
     jacobian_model = smooth_surrogate(model, surrogate_beta)
     real = get_explainer(attribution, model, **attribution_options)
     with torch.no_grad():
@@ -519,7 +519,7 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch
         A ``BoundResult`` of per-sample tensors of shape (B,).
     """
     box = check_flag(box, "box")
-    check_model_inputs(model, inputs, box=box)
+    check_model_inputs(model, inputs, box=box, second_order=True)
     eps = check_radii(eps, "eps", batch=inputs.shape[0])
     norm = check_norm(norm)
     method = check_choice(method, METHODS, "method")

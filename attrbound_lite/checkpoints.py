@@ -90,8 +90,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
         The path of the weights file written.
 
     Raises:
-        ValueError: If ``path`` is empty or does not end in ``.safetensors`` (and is not a folder), or ``model`` is
-            not a registered architecture.
+        ValueError: If ``path`` is empty or does not end in ``.safetensors`` (and is not a folder), ``model`` is
+            not a registered architecture or has weights on the meta device.
         TypeError: If ``metadata`` is not a JSON-serialisable dict, or ``path`` not a string or path.
     """
     weights, sidecar = checkpoint_paths(path)
@@ -101,14 +101,20 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"checkpoint metadata must be a dict (a JSON object) or None, got {type(metadata).__name__}.")
     _check_metadata(metadata or {})
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    if any(v.is_meta for v in state.values()):
+        raise ValueError("the model has weights on the meta device (no values: built under torch.device('meta') or "
+                         "loaded lazily); materialise them (model.to_empty(device='cpu') and load a state_dict) "
+                         "before saving.")
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     with atomic_path(weights) as tmp:
         # one metadata key: safetensors writes a header map in an arbitrary order, so two keys would make the bytes
         # (and the sha256 a sweep identifies a checkpoint by) differ between saves of the same weights
         save_file(state, str(tmp), metadata={"format": FORMAT})
+        digest = sha256_file(tmp)  # of the bytes this call wrote (another save to the same path may land first)
     write_json(sidecar, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": spec,
-        "weights": {"file": weights.name, "sha256": sha256_file(weights)},
+        "weights": {"file": weights.name, "sha256": digest},
         "attrbound_version": _version(), "torch_version": torch.__version__, "metadata": metadata or {},
     })
     return weights

@@ -315,13 +315,16 @@ def cmd_evaluate(args) -> int:
     """
     import pandas as pd
 
-    from .checkpoints import load_checkpoint
+    from .checkpoints import checkpoint_paths, load_checkpoint
     from .data import DATASET_INFO
     from .evaluation import _check_model_data, evaluate
     from .models import nonsmooth_modules
 
     device = _device(args.device)
     model, sidecar = load_checkpoint(args.checkpoint, device=device)
+    if args.json is not None and args.json.resolve() in {p.resolve() for p in checkpoint_paths(args.checkpoint)}:
+        raise ValueError(f"--json {args.json} is a file of the checkpoint itself (the results would replace it); "
+                         "write them elsewhere, e.g. --json results.json.")
     trained_on = _section(sidecar["metadata"], "data").get("name")
     dataset = args.dataset or trained_on
     if dataset is None:

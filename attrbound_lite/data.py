@@ -356,7 +356,7 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         and ``source_md5``.
 
     Raises:
-        ValueError: If ``name``, ``split``, ``subset`` or ``seed`` is invalid.
+        ValueError: If ``name``, ``split``, ``subset`` or ``seed`` is invalid, or ``root`` / ``mirror`` empty.
         TypeError: If ``download`` is not a bool, or ``root`` / ``mirror`` not a folder path.
         FileNotFoundError: If the mirror is not a folder.
         SubsetMissingError: If the CIFAR-10 subset is missing and ``download`` is False (or the fallback
@@ -369,6 +369,9 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{what} must be a folder (a string or a pathlib.Path) or None, got "
                             f"{type(value).__name__} {value!r}.")
+        if value is not None and not os.fspath(value).strip():
+            raise ValueError(f"{what} is an empty path; name a folder, or pass None for the default "
+                             f"({'default_root()' if what == 'root' else '$ATTRBOUND_DATA_MIRROR'}).")
     root = Path(root).expanduser() if root is not None else default_root()
     mirror = _resolve_mirror(mirror)
     if name == "cifar10-subset":

@@ -657,6 +657,10 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.Data
     if flags:
         raise TypeError(f"columns {flags} must be bool (as validate_bounds writes them), got "
                         f"{[str(table[c].dtype) for c in flags]}; convert with table.astype({{c: bool}}).")
+    empty = table[by].isna().any(axis=1)
+    if empty.any():  # groupby would drop those rows, and the summary would cover fewer attacks than n_attacks says
+        raise ValueError(f"{int(empty.sum())} rows have no value in the grouping columns {by} (NaN, e.g. tables with "
+                         "other columns concatenated); fill them (table.fillna({...})) or group by other columns.")
     units = [c for c in UNIT_COLUMNS if c in table.columns and c not in by]
     kept = table[table["label_kept"]]
     groups = table.groupby(list(by), sort=True)

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._checks import check_logits
+from ._checks import check_logits, check_model
 
 __all__ = ["HessianAtPoints", "JacobianOperator"]
 
@@ -49,7 +49,7 @@ class HessianAtPoints:
                             f"None: use the predicted classes, model(inputs).argmax(1)), got "
                             f"{getattr(targets, 'dtype', type(targets).__name__)} "
                             f"{tuple(getattr(targets, 'shape', ()))}.")
-        self.model, self.targets = model, targets
+        self.model, self.targets = check_model(model, second_order=True), targets
         self.points = points.detach().clone().requires_grad_(True)
         self.chunk = chunk if chunk is not None and chunk < points.shape[0] else None
         if self.chunk is None:

@@ -119,9 +119,11 @@ def _cos_rows(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _pearson_rows(x: Tensor, y: Tensor) -> Tensor:
+    """Centred in float64: a row whose spread is a few units in the last place of its mean keeps its deviations."""
     const = (x == x[:, :1]).all(dim=1) | (y == y[:, :1]).all(dim=1)
-    r, _, _ = _cos_rows(x - x.mean(dim=1, keepdim=True), y - y.mean(dim=1, keepdim=True))
-    return r.masked_fill(const, float("nan"))
+    xd, yd = x.double(), y.double()
+    r, _, _ = _cos_rows(xd - xd.mean(dim=1, keepdim=True), yd - yd.mean(dim=1, keepdim=True))
+    return r.to(x.dtype).masked_fill(const, float("nan"))
 
 
 def _tie_groups(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

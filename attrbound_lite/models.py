@@ -34,16 +34,20 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 # Modules whose output is a piecewise-linear function of their input (zero curvature almost everywhere).
 _MAX_POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-             nn.AdaptiveMaxPool3d)
+             nn.AdaptiveMaxPool3d, nn.FractionalMaxPool2d, nn.FractionalMaxPool3d)
 _PIECEWISE_LINEAR = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.Hardtanh, nn.Hardsigmoid,
-                     nn.Hardshrink, nn.Softshrink, nn.Threshold, nn.MaxPool1d,
-                     nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-                     nn.AdaptiveMaxPool3d)
-# Modules that are affine in their input (in eval mode): they add no curvature.
-_AFFINE = (nn.Linear, nn.Bilinear, nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout2d,
+                     nn.Hardshrink, nn.Softshrink, nn.Threshold, *_MAX_POOL)
+# Not piecewise linear, but with a jump of the gradient (x * relu6(x + 3) / 6 at -3 and 3): no first-order bound
+# at x sees it, and no surrogate smooths it.
+_KINKED = (nn.Hardswish,)
+# Linear in the input (the layers a ReLU network's linear regions are made of): padding, resampling, shuffles,
+# dropout (identity in eval mode), pooling by averages, convolutions, normalisation.
+_AFFINE = (nn.Linear, nn.Bilinear, nn.Identity, nn.Flatten, nn.Unflatten, nn.modules.dropout._DropoutNd,
            nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
            nn.AdaptiveAvgPool3d, nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm,
-           nn.Sequential, nn.ModuleList, nn.ModuleDict)
+           nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
+           nn.modules.padding._ReplicationPadNd, nn.modules.padding._CircularPadNd, nn.Upsample, nn.PixelShuffle,
+           nn.PixelUnshuffle, nn.ChannelShuffle, nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 class Normalize(nn.Module):
@@ -181,10 +185,20 @@ def smooth_relu(model: nn.Module, beta: float) -> nn.Module:
     return _no_piecewise_activations_left(surrogate)
 
 
+def _kept_in_surrogate(module: nn.Module) -> bool:
+    """Max-pooling and the saturation ``Hardtanh`` (not its subclass ReLU6): kinks a surrogate may keep.
+
+    Like a max-pool switch, a saturation's kink is crossed by few inputs and shows up as a violation; the
+    ReLU-type activations (a kink at every unit's zero) must be smoothed. ``Hardsigmoid`` stays refused: torch has
+    no derivative of its backward, so no bound or attribution attack can differentiate it twice.
+    """
+    return isinstance(module, _MAX_POOL) or type(module) is nn.Hardtanh
+
+
 def _no_piecewise_activations_left(surrogate: nn.Module) -> nn.Module:
     """Refuse a surrogate in which ReLU-type activations other than ``nn.ReLU`` stay piecewise linear."""
     left = [name or type(surrogate).__name__ for name, m in surrogate.named_modules()
-            if isinstance(m, _PIECEWISE_LINEAR) and not isinstance(m, _MAX_POOL)]
+            if isinstance(m, (*_PIECEWISE_LINEAR, *_KINKED)) and not _kept_in_surrogate(m)]
     if left:
         raise ValueError(f"smooth_relu replaces nn.ReLU modules only; modules {left} stay piecewise linear in the "
                          "surrogate. Build the model with nn.ReLU (or smooth activations) to use a surrogate.")
@@ -219,9 +233,9 @@ def is_piecewise_linear(model: nn.Module) -> bool:
 def nonsmooth_modules(model: nn.Module) -> list[str]:
     """Names of the modules that make the attribution non-smooth.
 
-    These are ReLU-family activations (zero curvature, the gradient jumps between linear regions) and
-    max-pooling (the gradient jumps where the maximum switches). A first-order bound at x cannot see either
-    jump.
+    These are ReLU-family activations (zero curvature, the gradient jumps between linear regions),
+    max-pooling (the gradient jumps where the maximum switches) and Hardswish (its gradient jumps at -3 and 3). A
+    first-order bound at x cannot see these jumps.
 
     Args:
         model: The model to inspect.
@@ -231,7 +245,8 @@ def nonsmooth_modules(model: nn.Module) -> list[str]:
         if the model is smooth.
     """
     check_model(model)
-    return [name or type(model).__name__ for name, m in model.named_modules() if isinstance(m, _PIECEWISE_LINEAR)]
+    return [name or type(model).__name__ for name, m in model.named_modules()
+            if isinstance(m, (*_PIECEWISE_LINEAR, *_KINKED))]
 
 
 def smooth_surrogate(model: nn.Module, beta: float | None) -> nn.Module:
@@ -240,7 +255,8 @@ def smooth_surrogate(model: nn.Module, beta: float | None) -> nn.Module:
     ``beta=None``: the model itself, refused if it holds ReLU-type activations or max-pooling (the error
     explains why and names the fix). Otherwise ``smooth_relu(model, beta)`` (the model itself when it has
     no ``nn.ReLU``), refused if ReLU-type modules other than ``nn.ReLU`` (LeakyReLU, ReLU6, ...) would stay
-    piecewise linear; max-pooling may remain (its switches are not smoothed and show up as violations).
+    piecewise linear; max-pooling and the saturation ``Hardtanh`` may remain (their switches are not smoothed and
+    show up as violations).
 
     Args:
         model: The model.
@@ -258,9 +274,9 @@ def smooth_surrogate(model: nn.Module, beta: float | None) -> nn.Module:
         if nonsmooth:
             kind = "piecewise linear" if is_piecewise_linear(model) else "not smooth"
             raise ValueError(
-                f"this model is {kind}: modules {nonsmooth} are ReLU-type activations or max-pooling. A ReLU "
-                "network has zero input curvature almost everywhere, so its attribution Jacobian would give a bound "
-                "of 0 (and attacks no direction) although attacks still move the attribution by crossing linear "
+                f"this model is {kind}: modules {nonsmooth} are ReLU-type activations, max-pooling or Hardswish. A "
+                "ReLU network has zero input curvature almost everywhere, so its attribution Jacobian would give a "
+                "bound of 0 (and attacks no direction) although attacks still move the attribution by crossing linear "
                 "regions; max-pooling makes the attribution jump where the maximum switches, which no first-order "
                 "bound at x can see. Fix: pass surrogate_beta (e.g. 10.0) to use the softplus surrogate "
                 "attrbound_lite.models.smooth_relu(model, beta) (max-pool switches remain and show up as "
@@ -460,13 +476,28 @@ def model_spec(model: nn.Module) -> dict:
         architecture.
 
     Raises:
-        ValueError: If the model's class is not registered (register it in ``MODELS``).
+        ValueError: If the model's class is not registered (register it in ``MODELS``), or its modules are not those
+            its ``.config`` builds (a layer replaced in place, a ``smooth_relu`` surrogate): the spec would rebuild
+            another network.
     """
     for name, cls in MODELS.items():
         if type(model) is cls:
+            with torch.random.fork_rng(devices=[]):
+                rebuilt = cls(**model.config)
+            if _layout(rebuilt) != _layout(model):
+                raise ValueError(f"the modules of this {name} are not those its .config {model.config} builds (a "
+                                 "layer replaced in place, or a smooth_relu surrogate, which shares the ReLU model's "
+                                 "config); save the original model, or build the one you want from its arguments.")
             return {"name": name, "config": dict(model.config)}
     raise ValueError(f"{type(model).__name__} is not a registered model ({sorted(MODELS)}); add its class to "
                      "attrbound_lite.models.MODELS (with a .config dict of its constructor arguments) to save it.")
+
+
+def _layout(model: nn.Module) -> list:
+    """Each module's name, type and activation settings, and each tensor's name and shape: what a spec rebuilds."""
+    modules = [(name, type(m).__name__, getattr(m, "beta", None), getattr(m, "threshold", None))
+               for name, m in model.named_modules()]
+    return [modules, [(k, tuple(v.shape)) for k, v in model.state_dict().items()]]
 
 
 def model_for_dataset(dataset: str, **config) -> nn.Module:
@@ -474,7 +505,8 @@ def model_for_dataset(dataset: str, **config) -> nn.Module:
 
     Args:
         dataset: ``"mnist"``, ``"fashion-mnist"`` (``MnistCNN``), ``"cifar10"`` or ``"cifar10-subset"``
-            (``CifarCNN``); the architecture per data set is in ``attrbound_lite.protocols.RAR``.
+            (``CifarCNN``), spelt as ``load_dataset`` reads them (any case, ``_`` for ``-``); the architecture per data
+            set is in ``attrbound_lite.protocols.RAR``.
         **config: constructor arguments of the architecture (``width``, ``activation``, ``beta``, ``pool``).
 
     Returns:
@@ -487,7 +519,8 @@ def model_for_dataset(dataset: str, **config) -> nn.Module:
     from .protocols import rar_protocol  # the per-data-set table (a layer above the models)
 
     try:
-        arch = rar_protocol(dataset, "architecture")
+        spelt = dataset.lower().replace("_", "-") if isinstance(dataset, str) else dataset  # as load_dataset reads it
+        arch = rar_protocol(spelt, "architecture")
     except ValueError:
         raise ValueError(f"no model for data set {dataset!r}; choose one of {sorted(RAR_DATASETS)}.") from None
     return build_model(arch["model"], **{"mean": arch["mean"], "std": arch["std"], **config})

@@ -58,5 +58,11 @@ def rar_protocol(dataset: str, part: str) -> dict:
 
     Returns:
         A new dict (callers may change it).
+
+    Raises:
+        ValueError: an unknown data set or part.
     """
-    return dict(RAR[family(dataset)][part])
+    settings = RAR[family(dataset)]
+    if not isinstance(part, str) or part not in settings:
+        raise ValueError(f"unknown part {part!r} of RAR's protocol; choose one of {tuple(settings)}.")
+    return dict(settings[part])

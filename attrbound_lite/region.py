@@ -220,7 +220,7 @@ def region_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tens
     Returns:
         A ``RegionBoundResult``; its ``point`` is the first-order bound at ``x``.
     """
-    check_model_inputs(model, inputs, box=True)
+    check_model_inputs(model, inputs, box=True, second_order=True)
     eps, norm = check_radii(eps, "eps", batch=inputs.shape[0]), check_norm(norm)
     check_attribution_options(attribution_options, "region_bound")
     seed = check_seed(seed)

@@ -65,7 +65,7 @@ def sample_generators(x: torch.Tensor, *parts: int | float | str) -> list[torch.
         raise TypeError(f"x must be a batched tensor (B, ...), got {getattr(x, 'shape', type(x).__name__)}.")
     out = []
     for row in x.detach():
-        digest = hashlib.sha256(row.cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+        digest = hashlib.sha256(row.reshape(-1).cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
         out.append(torch.Generator(device=x.device).manual_seed(derive_seed(*parts, digest)))
     return out
 

@@ -27,8 +27,13 @@ CONFIDENCE = 0.95
 
 
 def _check_count(value, what: str, minimum: int) -> int:
+    """An integer >= ``minimum``: Python, numpy, or a 0-d integer tensor or array (``(pred == y).sum()``)."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "dtype") and hasattr(value, "item") and \
+            not isinstance(value, np.generic) and str(value.dtype).replace("torch.", "").startswith(("int", "uint")):
+        value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum} (Python or numpy), got {value!r}.")
+        raise ValueError(f"{what} must be an integer >= {minimum} (Python, numpy or a 0-d integer tensor), got "
+                         f"{value!r}.")
     return int(value)
 
 
@@ -42,14 +47,16 @@ def _check_confidence(confidence) -> float:
 def sig(value: float, digits: int = 3) -> str:
     """``value`` with ``digits`` significant digits (``0.887``, ``12.3``, ``0.0123``); ``nan`` and None as "n/a"."""
     digits = _check_count(digits, "digits", 1)
-    if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
+    if value is None or type(value).__name__ == "NAType":  # pandas' missing value, as a table cell gives it
+        return "n/a"
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a 0-d array or tensor
             value = value.item()
         else:
             raise TypeError(f"sig formats one number, got {type(value).__name__}"
                             f"{f' of shape {value.shape}' if hasattr(value, 'shape') else ''}; format each value "
                             "on its own (or call .item() on a one-element tensor).")
-    if value is None or not np.isfinite(value):
+    if not np.isfinite(value):
         return "n/a"
     return f"{value:#.{digits}g}".rstrip(".") if abs(value) >= 1e-4 or value == 0 else f"{value:.{digits - 1}e}"
 
@@ -91,8 +98,9 @@ def _as_values(values) -> np.ndarray:
     if isinstance(values, (str, bytes, dict)) or isinstance(values, numbers.Number):
         raise TypeError(f"samples must be sequences of per-unit numbers (a list, array or 1-d tensor), got "
                         f"{type(values).__name__}.")
-    if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU or with a graph
-        values = values.detach().cpu().numpy()
+    if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU, with a graph or in bfloat16 (numpy has none)
+        values = values.detach().cpu()
+        values = (values.double() if values.is_floating_point() else values).numpy()
     elif isinstance(values, (list, tuple)):  # 0-d tensors collected in a loop, possibly with a graph
         values = [v.detach().cpu().item() if hasattr(v, "detach") and getattr(v, "ndim", 1) == 0 else v
                   for v in values]

@@ -27,7 +27,15 @@ __all__ = ["ThreatModel", "LinfBall", "L2Ball", "threat_model"]
 
 
 def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
+    """``||t_i||_2`` shaped to broadcast against ``t``; half precision summed in float32 (its squares underflow)."""
+    wide = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    return wide.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
+
+
+def _unit(t: torch.Tensor) -> torch.Tensor:
+    """``t_i / ||t_i||_2`` per sample, 0 where ``t_i`` is 0, in ``t``'s dtype (half precision via float32)."""
+    norm = _per_sample_norm(t)
+    return (t.to(norm.dtype) / norm.clamp_min(1e-12)).to(t.dtype)
 
 
 def per_sample(value: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
@@ -230,16 +238,17 @@ class L2Ball(ThreatModel):
         # eps * (1 / ||delta||), as Python evaluates ``float / tensor``: a scalar and a per-sample radius of the
         # same value give the same bits.
         scale = (_per_sample_norm(delta).clamp_min(1e-12).reciprocal() * per_sample(self.eps, x0)).clamp(max=1)
-        return (x0 + delta * scale).clamp(0, 1)
+        return (x0 + delta * scale.to(x0.dtype)).clamp(0, 1)
 
     def _step(self, x, grad, alpha):
         """``x + alpha * grad / ||grad||_2``."""
-        return x + per_sample(alpha, x) * grad / _per_sample_norm(grad).clamp_min(1e-12)
+        norm = _per_sample_norm(grad).clamp_min(1e-12)  # (half precision in float32: a zero gradient stays a zero step)
+        return x + (per_sample(alpha, x) * grad.to(norm.dtype) / norm).to(x.dtype)
 
     def _random_init(self, x0, generator=None):
         """A uniform point of the ball (direction uniform on the sphere, radius ``eps * u^(1/n)``), clipped."""
         direction = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        direction = direction / _per_sample_norm(direction).clamp_min(1e-12)
+        direction = _unit(direction)
         u = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
         eps = self.eps.to(device=x0.device, dtype=x0.dtype) if isinstance(self.eps, torch.Tensor) else self.eps
         if isinstance(eps, torch.Tensor) and eps.shape != u.shape:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._checks import check_eps, check_model, check_norm, check_positive_int
 from .attributions import get_explainer
 from .bounds import dense_jacobian
 from .models import QuadraticClassifier
@@ -87,8 +88,10 @@ def ball_grid(eps: float, norm: str, points: int = 201, dtype=torch.float64) -> 
         ``points ** 2`` for linf.
 
     Raises:
-        ValueError: If ``norm`` is neither ``"l2"`` nor ``"linf"``.
+        ValueError: If ``norm`` is neither ``"l2"`` nor ``"linf"``, ``eps`` not a positive number or ``points``
+            below 2.
     """
+    eps, points = check_eps(eps), _grid_points(points)
     if norm == "l2":
         r = torch.linspace(0, eps, points, dtype=dtype)
         t = torch.linspace(0, 2 * math.pi, 4 * points + 1, dtype=dtype)[:-1]
@@ -100,6 +103,34 @@ def ball_grid(eps: float, norm: str, points: int = 201, dtype=torch.float64) -> 
         a, b = torch.meshgrid(s, s, indexing="ij")
         return torch.stack([a, b], -1).reshape(-1, 2)
     raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}.")
+
+
+def _point(x, what: str = "x") -> torch.Tensor:
+    """A 2-D input (a tensor, array or list of 2 finite values) as a float64 tensor (1, 2)."""
+    try:
+        t = torch.as_tensor(x.detach() if isinstance(x, torch.Tensor) else x, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{what} must be 2 numbers (a tensor, array or list), got {type(x).__name__}.") from None
+    if t.numel() != 2 or not torch.isfinite(t).all():
+        raise ValueError(f"{what} must be 2 finite values (the toys live on R^2), got shape {tuple(t.shape)}.")
+    return t.reshape(1, 2)
+
+
+def _grid_points(points) -> int:
+    points = check_positive_int(points, "points")
+    if points < 2:
+        raise ValueError("points must be at least 2: one grid point is the centre (l2) or a single corner (linf), "
+                         "not a cover of the ball.")
+    return points
+
+
+def _float64_model(model: nn.Module) -> nn.Module:
+    check_model(model)
+    dtypes = {p.dtype for p in model.parameters()}
+    if dtypes and dtypes != {torch.float64}:
+        raise TypeError(f"the toy oracles evaluate the model in float64, but its parameters are "
+                        f"{sorted(map(str, dtypes))}; pass model.double().")
+    return model
 
 
 @dataclass
@@ -147,8 +178,12 @@ def grid_worst_case(model: nn.Module, x: torch.Tensor, eps: float, norm: str = "
 
     Returns:
         The ``GridWorstCase``.
+
+    Raises:
+        TypeError: a model that is not float64, or ``x`` not 2 numbers.
+        ValueError: ``eps`` not a positive number, an unknown norm, ``points`` below 2.
     """
-    x = x.reshape(1, 2).to(torch.float64)
+    model, x, eps, norm = _float64_model(model), _point(x), check_eps(eps), check_norm(norm)
     explainer = get_explainer(attribution, model, **attribution_options)
     with torch.no_grad():
         c = int(model(x).argmax(1))
@@ -190,8 +225,15 @@ def linear_worst_case(jacobian: torch.Tensor, eps: float, norm: str) -> float:
         The optimum, a float.
 
     Raises:
-        ValueError: For linf with n > 20.
+        TypeError: ``jacobian`` not a 2-d tensor (a numpy array is converted).
+        ValueError: For linf with n > 20; ``eps`` not a positive number.
     """
+    eps = check_eps(eps)
+    if not isinstance(jacobian, torch.Tensor):
+        jacobian = torch.as_tensor(jacobian)
+    if jacobian.ndim != 2 or not jacobian.is_floating_point():
+        raise TypeError(f"jacobian must be a 2-d floating-point matrix (m, n), got {jacobian.dtype} of shape "
+                        f"{tuple(jacobian.shape)}.")
     n = jacobian.shape[-1]
     if norm == "l2":
         return float(eps * torch.linalg.matrix_norm(jacobian, 2))
@@ -215,9 +257,10 @@ def cosine_ball_minimum(a: torch.Tensor, r: float, points: int = 401) -> float:
     Returns:
         The smallest cosine found, a float.
     """
+    a = _point(a, "a")
     u = ball_grid(r, "l2", points, dtype=a.dtype)
-    b = a.reshape(1, 2) + u
-    return float(torch.nn.functional.cosine_similarity(b, a.reshape(1, 2).expand_as(b), dim=1).min())
+    b = a + u
+    return float(torch.nn.functional.cosine_similarity(b, a.expand_as(b), dim=1).min())
 
 
 def inequality_checks(model: nn.Module, x: torch.Tensor, eps: float, points: int = 201):
@@ -241,7 +284,7 @@ def inequality_checks(model: nn.Module, x: torch.Tensor, eps: float, points: int
     from .attributions import Saliency
     from .bounds import attribution_bound
 
-    x = x.reshape(1, 2).to(torch.float64)
+    model, x, eps = _float64_model(model), _point(x), check_eps(eps)
     J = dense_jacobian(Saliency(model), x)[0]
     a0 = Saliency(model).attribute(x).detach()[0]
     b2 = attribution_bound(model, x, eps, "l2", tol=1e-10, box=False)  # toys live on R^2
@@ -299,11 +342,12 @@ def worst_case_table(cases: dict, eps_list, points: int = 201):
 
     from .bounds import attribution_bound
 
+    eps_list = [check_eps(eps) for eps in eps_list]  # floats in the table, also from a tensor or an array
     rows = []
     for name, (model, x) in cases.items():
         for eps in eps_list:
             g = grid_worst_case(model, x, eps, "l2", points=points)
-            b = attribution_bound(model, x.reshape(1, 2).to(torch.float64), eps, "l2", tol=1e-10, box=False)
+            b = attribution_bound(model, _point(x), eps, "l2", tol=1e-10, box=False)
             rows.append(dict(model=name, eps=eps, bound=float(b.euclidean[0]), worst_case=g.euclidean,
                              mean_value_bound=eps * g.sigma_sup, kept=g.kept, cos_bound=float(b.cosine[0]),
                              cos_worst=g.cosine))

@@ -509,13 +509,18 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
-def _fingerprint(model: nn.Module, cfg: TrainConfig, x: Tensor, y: Tensor) -> str:
-    """What a resumed run must share with the interrupted one: config, architecture and data.
+def _fingerprint(model: nn.Module, cfg: TrainConfig, x: Tensor, y: Tensor, run_tag: str | None) -> str:
+    """What a resumed run must share with the interrupted one: config, architecture, data and ``run_tag``.
 
-    The config is compared except the number of epochs, so that a finished run can be extended.
+    The config is compared except the number of epochs, so that a finished run can be extended. The architecture is
+    the model's ``config`` (the package's models) or its printed form (layers and their settings, a softplus beta),
+    with the name, shape and dtype of every parameter and buffer.
     """
     digest = hashlib.sha256(json.dumps({**cfg.to_dict(), "epochs": None}, sort_keys=True, default=str).encode())
-    digest.update(repr(getattr(model, "config", type(model).__name__)).encode())
+    digest.update(repr(getattr(model, "config", None) or str(model)).encode())
+    digest.update(repr([(name, tuple(t.shape), str(t.dtype))
+                        for name, t in (*model.named_parameters(), *model.named_buffers())]).encode())
+    digest.update(repr(run_tag).encode())
     for t in (x, y):
         digest.update(repr((tuple(t.shape), t.dtype)).encode())
         digest.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
@@ -578,7 +583,7 @@ class _TrainState:
 def train(model: nn.Module, train_data, method: str | TrainConfig | None = None, epochs: int | None = None,
           batch_size: int | None = None, lr: float | None = None, eps: float | None = None, *,
           device: str | torch.device | None = None, progress: bool = True, checkpoint_dir: str | Path | None = None,
-          stop_after: int | None = None, **options) -> pd.DataFrame:
+          stop_after: int | None = None, run_tag: str | None = None, **options) -> pd.DataFrame:
     """Train ``model`` in place on ``train_data`` and return the history, one row per epoch.
 
     Two call styles, the same run: ``train(model, data, TrainConfig(method="pgd_at", eps=0.3, epochs=2))``,
@@ -600,9 +605,12 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
             ``torch.device`` (default: the model's device).
         progress: show progress bars and a line per epoch.
         checkpoint_dir: save the state atomically after every epoch in this folder and resume an interrupted run
-            from it.
+            from it. A run is recognised by its config, architecture, data and ``run_tag``, not by the model's
+            initial weights (a restarted script may draw others): the saved state replaces them.
         stop_after: stop after this many optimiser steps, a positive integer (``None``: train every epoch); with the
             losses in ``attrs["batch_losses"]`` this replays the start of a run (``zoo.verify_zoo``).
+        run_tag: what else tells this run from another one in the same ``checkpoint_dir`` (``zoo.train_recipe``
+            passes the seed of the initial weights); a state saved under another tag is refused, not resumed.
         **options: with a method name: the other ``TrainConfig`` fields (``norm, steps, alpha, lam, dissimilarity,
             attribution, ig_steps, surrogate_beta, optimizer, weight_decay, warmup_epochs, augment, seed,
             lr_warmup_epochs, lr_warmup_from``). An option that the method ignores (``eps`` for natural training,
@@ -631,7 +639,7 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
         ValueError: (``ConfigError`` for the training options) an invalid option or one that the method ignores; an
             unknown device; empty data; images outside [0, 1], with NaN/inf or of a shape the model does not take;
             labels outside the model's classes; ``stop_after`` not a positive integer; a ``checkpoint_dir`` that is
-            a file; a checkpoint of another run.
+            a file; a checkpoint of another run (other config, architecture, data or ``run_tag``).
         FloatingPointError: a non-finite training loss.
     """
     progress = check_flag(progress, "progress")
@@ -647,9 +655,11 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
                                   cfg.attribution)
         if ignored:
             raise ConfigError(" ".join(ignored))
-    check_model(model)
+    check_model(model, second_order=cfg.method not in ("natural", "pgd_at"))  # attribution losses: double backward
     if stop_after is not None:
         check_positive_int(stop_after, "stop_after (optimiser steps; None: every epoch)")
+    if run_tag is not None and not isinstance(run_tag, str):
+        raise TypeError(f"run_tag must be a str or None, got {type(run_tag).__name__}.")
     if checkpoint_dir is not None:
         if not isinstance(checkpoint_dir, (str, os.PathLike)):
             raise TypeError(f"checkpoint_dir must be a folder (a str or a Path) or None, got "
@@ -673,7 +683,7 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
     start, history, first = 0, [], []
     state = None
     if checkpoint_dir is not None:
-        state = _TrainState(checkpoint_dir, _fingerprint(model, cfg, x_all, y_all))
+        state = _TrainState(checkpoint_dir, _fingerprint(model, cfg, x_all, y_all, run_tag))
         start, history, first = state.load(model, opt)
         if start > cfg.epochs:
             raise ValueError(f"{checkpoint_dir} holds a run trained for {start} epochs, more than the {cfg.epochs} "

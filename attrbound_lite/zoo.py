@@ -16,6 +16,7 @@ builds into the same folder, until its recipe or the training code changes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from ._checks import check_flag, check_positive_int, check_seed, check_tol
-from ._io import json_default, make_dirs
+from ._io import file_digest, json_default, make_dirs
 from .checkpoints import checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import (
     Config,
@@ -61,8 +62,10 @@ class Recipe(Config):
     Args:
         dataset: the training set (``data.DATASETS``).
         method: the training method (``training.METHODS``).
-        eps: the training radius; ``None`` takes RAR's of the data set (``TRAINING_PROTOCOLS``); ignored by
-            natural training.
+        eps: the training radius; ``None`` takes RAR's of the data set (``TRAINING_PROTOCOLS``); refused with
+            natural training. The key hashes the recipe as written: ``eps=None`` and RAR's radius written out, or
+            a model option left at its default and the same written out, are two keys (the committed zoo's keys
+            stay as they are); numbers are compared as numbers (``width=1`` is ``width=1.0``).
         epochs: passes over the training data.
         n_train: ``None``: the whole training split, else a subset of that size drawn with ``seed``.
         batch_size: samples per optimiser step.
@@ -103,6 +106,8 @@ class Recipe(Config):
 
     @model_validator(mode="after")
     def _valid_training(self) -> Recipe:
+        if self.method == "natural" and self.eps is not None:  # would give the same run another key
+            raise ConfigError("natural training has no radius; leave eps out (None)", loc=("eps",))
         unknown = set(self.options) - set(TrainConfig.model_fields)
         reserved = set(self.options) & set(_RESERVED)
         if unknown or reserved:
@@ -113,15 +118,18 @@ class Recipe(Config):
             if key not in allowed:
                 raise ConfigError(f"unknown key; allowed keys here: {', '.join(allowed)} (the arguments of the "
                                   f"{self.dataset} architecture, models.model_for_dataset)", loc=("model", key))
-        _check_architecture(self.dataset, self.model)
+        # The values the architecture and TrainConfig store, so that width=1 and width=1.0 are one recipe, one key.
+        object.__setattr__(self, "model", _check_architecture(self.dataset, self.model))
         if self.init is not None and (self.init.dataset, self.init.model) != (self.dataset, self.model):
             raise ConfigError(f"starts from a model of another data set or architecture ({self.init.dataset}, "
                               f"{self.init.model}); init must share dataset and model", loc=("init",))
         try:
-            self.train_config()  # validates the options with TrainConfig's own messages
+            config = self.train_config()  # validates the options with TrainConfig's own messages
         except ConfigError as err:
             raise ConfigError([(("options", *loc) if loc and loc[0] in self.options else loc, problem)
                                for loc, problem in err.problems]) from None
+        object.__setattr__(self, "options", {key: _stored(value, getattr(config, key))
+                                             for key, value in self.options.items()})
         return self
 
     @property
@@ -164,18 +172,34 @@ def _architecture_keys(dataset: str) -> tuple[str, ...]:
     return tuple(inspect.signature(MODELS[rar_protocol(dataset, "architecture")["model"]]).parameters)
 
 
-def _check_architecture(dataset: str, model: dict) -> None:
-    """Refuse ``model`` options that the architecture refuses (a width of 0, a negative beta), now, not at training.
+def _stored(given, stored):
+    """``stored`` (the value a validated config holds) where it is the number ``given`` as a float (1 -> 1.0)."""
+    if isinstance(given, int) and not isinstance(given, bool) and isinstance(stored, float) and stored == given:
+        return stored
+    return given
 
-    The architecture is built once on the CPU with the global random state restored.
-    """
+
+@functools.lru_cache(maxsize=256)
+def _built_config(dataset: str, model_json: str) -> str:
     from .models import model_for_dataset
 
+    with torch.random.fork_rng(devices=[]):
+        return json.dumps(getattr(model_for_dataset(dataset, **json.loads(model_json)), "config", {}))
+
+
+def _check_architecture(dataset: str, model: dict) -> dict:
+    """Refuse ``model`` options that the architecture refuses (a width of 0, a negative beta), now, not at training.
+
+    The architecture is built once per distinct options (memoised) on the CPU with the global random state restored.
+
+    Returns:
+        ``model`` with integers that the architecture stores as floats given as floats (``width=1`` -> ``1.0``).
+    """
     try:
-        with torch.random.fork_rng(devices=[]):
-            model_for_dataset(dataset, **model)
+        built = json.loads(_built_config(dataset, json.dumps(model, sort_keys=True)))
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err), loc=("model",)) from None
+    return {key: _stored(value, built.get(key)) for key, value in model.items()}
 
 
 def _check_recipe(recipe, what: str) -> Recipe:
@@ -322,7 +346,8 @@ def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
     data = load_dataset(recipe.dataset, "train", root=data_root, download=download, mirror=mirror,
                         subset=recipe.n_train, seed=recipe.seed)
     model = initial_model(recipe, init_seed, init_weights)
-    history = train(model, data, recipe.train_config(), device=device, progress=progress, checkpoint_dir=folder)
+    history = train(model, data, recipe.train_config(), device=device, progress=progress, checkpoint_dir=folder,
+                    run_tag=f"init_seed={init_seed}" + (f", init={file_digest(init_weights)}" if init_weights else ""))
     history.to_csv(folder / "history.csv", index=False)
     meta = {"training": history.attrs["config"],
             "data": {"name": data.name, "split": data.split, "size": len(data), "fingerprint": data.fingerprint}}
@@ -607,9 +632,10 @@ def read_manifest(name: str, root: str | os.PathLike | None = None) -> dict:
 # What the zoo's readers take from a manifest (``build_zoo`` writes it), and of which JSON types.
 _MANIFEST_FIELDS = {"key": (str,), "sha256": (str,), "size_bytes": (int,), "seconds": (int, float),
                     "history": (dict,), "batch_losses": (list,), "torch": (str,), "evaluation": (dict,),
-                    "evaluation.clean_accuracy": (int, float), "evaluation.subset": (dict,),
-                    "evaluation.subset.pgd_accuracy": (int, float), "evaluation.subset.pgd": (dict,),
-                    "evaluation.subset.pgd.eps": (int, float)}
+                    "evaluation.clean_accuracy": (int, float), "evaluation.n_test": (int,),
+                    "evaluation.subset": (dict,), "evaluation.subset.n": (int,),
+                    "evaluation.subset.clean_accuracy": (int, float), "evaluation.subset.pgd_accuracy": (int, float),
+                    "evaluation.subset.pgd": (dict,), "evaluation.subset.pgd.eps": (int, float)}
 
 
 def load_reference(name: str, *, device: str | torch.device | None = None,

@@ -1633,6 +1633,16 @@ def test_tour_six_numeric_edges():
     hard = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Hardsigmoid(),
                                torch.nn.Linear(8, 3))
     _package_error(lambda: bounds.attribution_bound(hard, x, 0.1, max_iter=3), ValueError, "piecewise")
+    _package_error(lambda: bounds.attribution_bound(hard, x, 0.1, max_iter=3, surrogate_beta=10.0), ValueError,
+                   "stay piecewise linear")
+    # a saturation (Hardtanh) may stay in a surrogate, as max-pooling does; ReLU6 (a ReLU-type kink) may not
+    saturating = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                     torch.nn.Hardtanh(), torch.nn.Linear(8, 3)).eval()
+    assert torch.isfinite(bounds.attribution_bound(saturating, x, 0.1, max_iter=5, surrogate_beta=10.0).euclidean).all()
+    relu6 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                torch.nn.ReLU6(), torch.nn.Linear(8, 3)).eval()
+    _package_error(lambda: bounds.attribution_bound(relu6, x, 0.1, max_iter=3, surrogate_beta=10.0), ValueError,
+                   "stay piecewise linear")
     frozen = _FrozenBackbone()
     _package_error(lambda: attributions.Saliency(frozen).attribute(x, target=0), ValueError, "no_grad")
     linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
@@ -1650,6 +1660,15 @@ def test_tour_six_numeric_edges():
     with torch.inference_mode():
         _package_error(lambda: bounds.attribution_bound(smooth, x, 0.1), ValueError, "inference_mode")
     _package_error(lambda: bounds.attribution_bound(torch.compile(smooth), x, 0.1), TypeError, "_orig_mod")
+    # a compiled module is refused only where a gradient is differentiated: first-order uses take it
+    compiled = torch.compile(smooth, backend="eager")
+    target = torch.tensor([0, 1])
+    assert torch.allclose(attributions.Saliency(compiled).attribute(x, target=target),
+                          attributions.Saliency(smooth).attribute(x, target=target))
+    assert attacks.PGD(compiled, 0.1, 0.05, 2)(x, target).shape == x.shape
+    _package_error(lambda: attributions.Saliency(compiled).attribute(x, target=target, create_graph=True), TypeError,
+                   "_orig_mod")
+    _package_error(lambda: attacks.AttributionPGD(compiled, "saliency", 0.1, 0.05, 2), TypeError, "_orig_mod")
     # a head replaced in place is measured again
     labels = torch.tensor([0, 4])
     _package_error(lambda: attacks.PGD(smooth, 0.1, 0.05, 2)(x, labels), ValueError, "labels")
@@ -1676,6 +1695,9 @@ def test_tour_six_checkpoint_zoo_and_table_edges(tmp_path):
     digests = {checkpoints.sha256_file(checkpoints.save_checkpoint(m, tmp_path / f"{i}.safetensors", {"a": 1, "b": 2}))
                for i in range(6)}
     assert len(digests) == 1
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "0.safetensors"), framework="pt") as fh:
+        assert set(fh.metadata()) == {"format"}  # one key: two would be written in an arbitrary order
     _package_error(lambda: checkpoints.sha256_file(0), TypeError, "path")
     weights = checkpoints.save_checkpoint(m, tmp_path / "m.safetensors")
     sidecar = weights.with_suffix(".json")
@@ -1691,6 +1713,10 @@ def test_tour_six_checkpoint_zoo_and_table_edges(tmp_path):
     for cut in ("key", "batch_losses", "evaluation"):
         (root / recipe.key / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != cut}))
         _package_error(lambda: zoo.read_manifest("mnist-natural", root=root), ValueError, f"lacks {cut}")
+    subset = {k: v for k, v in manifest["evaluation"]["subset"].items() if k != "n"}  # read by chapter 4's table
+    (root / recipe.key / "manifest.json").write_text(
+        json.dumps({**manifest, "evaluation": {**manifest["evaluation"], "subset": subset}}))
+    _package_error(lambda: zoo.read_manifest("mnist-natural", root=root), ValueError, "lacks evaluation.subset.n")
     # numpy values in a recipe hash like the Python numbers they equal
     assert zoo.Recipe(dataset="mnist", model={**recipe.model, "width": np.float32(recipe.model["width"])},
                       options={"steps": np.int64(2)}).key == zoo.Recipe(dataset="mnist", model=recipe.model,
@@ -1714,6 +1740,44 @@ def test_tour_six_checkpoint_zoo_and_table_edges(tmp_path):
     _package_error(lambda: experiments.summarize(table, by=["eps"]), TypeError, "bool")
 
 
+def test_tour_seven_model_and_file_edges(tmp_path):
+    """Tour 7's model-side findings: resuming another run, one recipe under two spellings, empty paths."""
+    from attrbound_lite import data, training, zoo
+    from attrbound_lite.sweep.config import SweepConfigError, load_config
+
+    def mlp(hidden: int, beta: float) -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, hidden), torch.nn.Softplus(beta=beta),
+                                   torch.nn.Linear(hidden, 3))
+
+    xy = (torch.rand(12, 1, 4, 4), torch.arange(12) % 3)
+    run = tmp_path / "run"
+    training.train(mlp(8, 5.0), xy, "natural", 1, batch_size=4, progress=False, checkpoint_dir=run)
+    # the folder of a finished run refuses a model of another width or activation (not resumed, no raw load error)
+    for other in (mlp(12, 5.0), mlp(8, 1.0)):
+        _package_error(lambda other=other: training.train(other, xy, "natural", 2, batch_size=4, progress=False,
+                                                          checkpoint_dir=run), ValueError, "different training run")
+    resumed = training.train(mlp(8, 5.0), xy, "natural", 2, batch_size=4, progress=False, checkpoint_dir=run)
+    assert list(resumed["epoch"]) == [1, 2]
+    _package_error(lambda: training.train(mlp(8, 5.0), xy, "natural", 2, batch_size=4, progress=False,
+                                          checkpoint_dir=run, run_tag="init_seed=1"), ValueError, "different")
+    _package_error(lambda: training.train(mlp(8, 5.0), xy, "natural", 1, progress=False, run_tag=1), TypeError,
+                   "run_tag")
+    # one recipe, one key, however its numbers are spelt
+    spelt = [zoo.Recipe(dataset="mnist", method="ig_norm", model=dict(width=w, activation="softplus", beta=b,
+                                                                      pool="avg"), options=dict(lam=lam))
+             for w, b, lam in ((1, 10, 1), (1.0, 10.0, 1.0))]
+    assert spelt[0].key == spelt[1].key and spelt[0].model["width"] == 1.0 and spelt[0].options["lam"] == 1.0
+    for root, mirror in (("", None), (None, ""), ("  ", None)):
+        _package_error(lambda r=root, m=mirror: data.load_dataset("mnist", "test", root=r, mirror=m, subset=2),
+                       ValueError, "empty path")
+    config = tmp_path / "sweep.yaml"
+    config.write_bytes("# modèle réduit\nnorms: [l2]\n".encode("latin-1"))
+    _package_error(lambda: load_config(config), SweepConfigError, "not UTF-8")
+    ghost = models.MnistCNN(activation="softplus", width=0.125, pool="avg").to("meta")
+    _package_error(lambda: checkpoints.save_checkpoint(ghost, tmp_path / "ghost.safetensors"), ValueError, "meta")
+
+
 def test_tour_seven_numeric_edges():
     from attrbound_lite import evaluation
     x = torch.rand(3, 1, 4, 4)
@@ -1724,3 +1788,129 @@ def test_tour_seven_numeric_edges():
     m, images = _mnist_batch()
     _package_error(lambda: evaluation.ifia_by_ig_steps(m, (images, torch.zeros(2, dtype=torch.long)), "mnist",
                                                        torch.tensor(4)), TypeError, "ig_steps_grid")
+
+
+def test_tour_eight_numeric_edges():
+    """Tour 8's numeric findings against their oracles."""
+    x = torch.rand(2, 1, 4, 4).half()
+    ball = threat_models.L2Ball(0.5)
+    # a zero float16 gradient is a zero l2 step (its norm underflowed to 0 and gave 0/0 = NaN)
+    assert torch.equal(ball.step(x, torch.zeros_like(x), 0.1), x)
+    assert torch.isfinite(ball.ascend(lambda z: (z * 0).sum(), x, 2, 0.1)).all()
+    # a small float16 gradient gets a step of length alpha (its norm summed in float32, not from subnormals)
+    far = threat_models.L2Ball(5.0)
+    step = (far.step(x, torch.full_like(x, 1e-6), 0.1) - x).float().flatten(1).norm(dim=1)
+    assert torch.allclose(step, torch.full_like(step, 0.1), rtol=2e-2)
+    # PGD on a float16 model whose loss is saturated (zero gradient) stays finite
+    saturated = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).half()
+    with torch.no_grad():
+        saturated[1].weight.zero_()
+        saturated[1].bias.copy_(torch.tensor([100.0, 0.0, 0.0]))
+    labels = torch.zeros(2, dtype=torch.long)
+    assert torch.isfinite(attacks.PGD(saturated, 0.5, 0.1, 3, norm="l2")(x, labels)).all()
+    # Pearson of a row whose spread is a few units in the last place of its mean (numpy in float64: 0.177)
+    row = torch.tensor([[1.0, 1 + 2**-23, 1.0, 1 + 2**-22, 1.0]])
+    oracle = np.corrcoef(row.double().numpy()[0], np.arange(5.0))[0, 1]
+    assert metrics.pearson(row, torch.arange(5.0)[None]).item() == pytest.approx(oracle, rel=1e-5)
+    # counts as 0-d integer tensors, as (pred == y).sum() gives them
+    assert stats.wilson(torch.tensor(3), torch.tensor(10)) == stats.wilson(3, 10)
+    _package_error(lambda: stats.wilson(torch.tensor(3.0), 10), ValueError, "0-d integer tensor")
+
+
+def test_tour_eight_toy_stats_and_book_helper_edges(tmp_path):
+    """Tour 8's findings in the toy oracles, stats, protocols and the book's table helpers."""
+    import pandas as pd
+
+    from attrbound_lite import experiments, protocols, toy
+    from attrbound_lite.book import far, findings, tables
+    quad = toy.toy_quadratic(0)
+    # the dense-grid oracles refuse what would make them wrong
+    _package_error(lambda: toy.grid_worst_case(quad, torch.zeros(2), -0.1), ValueError, "eps")
+    _package_error(lambda: toy.grid_worst_case(quad, torch.zeros(2), 0.1, "linf", points=1), ValueError, "at least 2")
+    _package_error(lambda: toy.linear_worst_case(torch.eye(2), -0.1, "l2"), ValueError, "eps")
+    _package_error(lambda: toy.grid_worst_case(toy.toy_mlp(0).float(), torch.zeros(2), 0.1), TypeError, "double")
+    # 2 numbers as a list are a point; a numpy Jacobian is a matrix
+    listed = toy.grid_worst_case(quad, [0.2, -0.1], 0.1, points=21)
+    assert listed.euclidean == toy.grid_worst_case(quad, torch.tensor([0.2, -0.1], dtype=torch.float64), 0.1,
+                                                   points=21).euclidean
+    assert toy.cosine_ball_minimum([1.0, 0.0], 0.5) == toy.cosine_ball_minimum(torch.tensor([1.0, 0.0]), 0.5)
+    assert toy.linear_worst_case(np.eye(2) * 3, 0.1, "l2") == pytest.approx(0.3)
+    table = toy.worst_case_table({"quadratic": (quad, torch.tensor([0.2, -0.1]))}, torch.tensor([0.05]), points=21)
+    assert table["eps"].dtype == np.float64
+    _package_error(lambda: protocols.rar_protocol("mnist", "eval"), ValueError, "architecture")
+    # stats: bfloat16 values, pandas' missing value
+    values = torch.rand(20)
+    assert stats.bootstrap_mean(values.bfloat16()).estimate == pytest.approx(values.bfloat16().double().mean().item())
+    assert stats.sig(pd.NA) == "n/a"
+    # chapter 7's method tables: the reference, the columns, one row per image, n per method
+    per_image = pd.DataFrame({"dataset": "mnist", "method": ["natural"] * 3 + ["aat"] * 2, "image": [0, 1, 2, 0, 1],
+                              "topk_intersection": np.linspace(0.1, 0.5, 5), "kendall_tau": np.linspace(0.2, 0.6, 5),
+                              "relative_bound": np.linspace(1.0, 2.0, 5)})
+    summary = far.method_summary(per_image).set_index("method")
+    assert summary.loc["natural", "n"] == 3 and summary.loc["aat", "n"] == 2
+    _package_error(lambda: far.method_summary(per_image, reference="Natural"), ValueError, "reference")
+    _package_error(lambda: far.method_summary(pd.concat([per_image, per_image.tail(1)])), ValueError, "repeated")
+    _package_error(lambda: far.method_summary(per_image.drop(columns="relative_bound")), ValueError, "relative_bound")
+    _package_error(lambda: far.method_summary(per_image.assign(dataset=np.nan)), ValueError, "no dataset")
+    _package_error(lambda: far.best_method(per_image, "MNIST"), ValueError, "MNIST")
+    _package_error(lambda: far.best_method(per_image, "mnist", metric="topk"), ValueError, "metric")
+    _package_error(lambda: far.level_summary(per_image.assign(eps=0.1), "eps", ["natural", "AAT"]), ValueError,
+                   "AAT")
+    with pytest.raises(FileNotFoundError, match="chapter 06_validation"):  # one stem, not its characters
+        findings.chapter_values(tmp_path, "06_validation")
+    once = tables.readable(pd.DataFrame({"eps": [8 / 255, 0.3]}))
+    assert tables.readable(once)["eps"].tolist() == once["eps"].tolist() == ["8/255", "0.3"]
+    rows = pd.DataFrame({"eps": [0.1, 0.1], "dataset": ["mnist", np.nan], "sample": [0, 1], "label_kept": True,
+                         "exceeded": False, "exceeded_euclidean": False, "exceeded_cosine": False,
+                         "ratio_euclidean": 0.5, "ratio_cosine": 0.5})
+    _package_error(lambda: experiments.summarize(rows, by=["dataset", "eps"]), ValueError, "grouping columns")
+
+
+def test_tour_eight_model_zoo_and_cli_edges(tmp_path, capsys):
+    """Tour 8's model-side findings: what a checkpoint records, what counts as smooth, recipes, the CLI's files."""
+    import os
+
+    from attrbound_lite import cli, zoo
+    from attrbound_lite._io import make_dirs
+    from attrbound_lite.sweep.config import SweepConfigError, load_config
+    relu = models.MnistCNN(activation="relu", width=0.125)
+    # a surrogate or a model edited in place would be saved as the architecture its config names: refused
+    _package_error(lambda: checkpoints.save_checkpoint(models.smooth_relu(relu, 10.0), tmp_path / "s.safetensors"),
+                   ValueError, "smooth_relu")
+    edited = models.MnistCNN(activation="softplus", width=0.125, pool="avg")
+    edited[2] = torch.nn.Tanh()
+    _package_error(lambda: checkpoints.save_checkpoint(edited, tmp_path / "e.safetensors"), ValueError, "in place")
+    weights = checkpoints.save_checkpoint(relu, tmp_path / "r.safetensors")
+    assert checkpoints.load_checkpoint(weights)[1]["weights"]["sha256"] == checkpoints.sha256_file(weights)
+    # what is smooth: Hardswish's gradient jumps; padding, resampling and dropout are linear
+    kinked = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Hardswish(),
+                                 torch.nn.Linear(8, 3))
+    assert models.nonsmooth_modules(kinked) == ["2"]
+    _package_error(lambda: models.smooth_surrogate(kinked, None), ValueError, "Hardswish")
+    _package_error(lambda: models.smooth_surrogate(kinked, 10.0), ValueError, "piecewise linear")
+    assert models.nonsmooth_modules(torch.nn.Sequential(torch.nn.FractionalMaxPool2d(2, output_size=2))) == ["0"]
+    padded = torch.nn.Sequential(torch.nn.ZeroPad2d(1), torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(),
+                                 torch.nn.Upsample(scale_factor=2), torch.nn.Dropout1d())
+    assert models.is_piecewise_linear(padded)
+    assert models.model_for_dataset("Fashion_MNIST", width=0.125).config == \
+        models.model_for_dataset("fashion-mnist", width=0.125).config
+    # a recipe whose method ignores an option it was given is refused, not hashed into a second key
+    _package_error(lambda: zoo.Recipe(dataset="mnist", eps=0.3), ValueError, "natural training has no radius")
+    sweep = {"data": {"name": "mnist", "n_samples": 4}, "norms": ["l2"], "eps": {"l2": [0.1]},
+             "attacks": [{"type": "pgd", "steps": 2}],
+             "models": [{"name": "m", "model": {"width": 0.25, "activation": "softplus", "beta": 10.0, "pool": "avg"},
+                         "train": {"method": "pgd_at", "eps": 0.3, "lam": 2.0}}]}
+    _package_error(lambda: load_config(sweep), SweepConfigError, "lam")
+    # the results of `attrbound evaluate` never replace the checkpoint's own files
+    smooth = models.MnistCNN(activation="softplus", width=0.125, pool="avg")
+    run = tmp_path / "run"
+    saved = checkpoints.save_checkpoint(smooth, run / "model.safetensors")
+    before = saved.with_suffix(".json").read_bytes()
+    for target in (saved.with_suffix(".json"), saved):
+        code = cli.main(["evaluate", str(run), "--json", str(target), "--n-pgd", "0", "--n-attribution", "0",
+                         "--dataset", "mnist", "--subset", "4", "--no-progress"])
+        assert code != 0 and "file of the checkpoint itself" in capsys.readouterr().err
+    assert saved.with_suffix(".json").read_bytes() == before
+    # a folder behind a broken link is named
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    _package_error(lambda: make_dirs(tmp_path / "dangling"), ValueError, "broken symbolic link")

@@ -236,6 +236,31 @@ def _by_image(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
     return frame.pivot(index="image", columns=column, values=value)
 
 
+def _check_per_image(per_image, columns: Sequence[str], keys: Sequence[str] = ("dataset", "method", "image")):
+    """Refuse a per-image table that lacks ``columns``, has no ``keys`` value in a row, or repeats a key."""
+    if not isinstance(per_image, pd.DataFrame):
+        raise TypeError(f"per_image must be a DataFrame (Study.by_method or Study.measure), got "
+                        f"{type(per_image).__name__}.")
+    missing = [c for c in (*keys, *columns) if c not in per_image.columns]
+    if missing:
+        raise ValueError(f"per_image lacks the columns {missing}; it needs {[*keys, *columns]} (Study.by_method).")
+    empty = per_image[list(keys)].isna().any(axis=1)
+    if empty.any():
+        raise ValueError(f"{int(empty.sum())} rows of per_image have no {'/'.join(keys)} (a concatenation of tables "
+                         "with other columns?); fill or drop them.")
+    repeated = per_image.duplicated(subset=list(keys))
+    if repeated.any():
+        first = per_image.loc[repeated, list(keys)].iloc[0].to_dict()
+        raise ValueError(f"per_image holds {int(repeated.sum())} repeated rows, e.g. {first}; one row per "
+                         f"{', '.join(keys)}.")
+
+
+def _check_values(given: Sequence[str] | str, present, what: str) -> None:
+    unknown = [v for v in ([given] if isinstance(given, str) else given) if v not in set(present)]
+    if unknown:
+        raise ValueError(f"{what} {unknown} not in per_image, which holds {sorted(map(str, set(present)))}.")
+
+
 def method_summary(per_image: pd.DataFrame, reference: str = "natural") -> pd.DataFrame:
     """Per (data set, method): the IFIA metrics and the relative bound, each against ``reference`` with a verdict.
 
@@ -258,14 +283,16 @@ def method_summary(per_image: pd.DataFrame, reference: str = "natural") -> pd.Da
         verdict words ``topk_verdict``, ``kendall_verdict``, ``bound_verdict`` (empty for ``reference``) and ``n``;
         and the noise columns above when measured.
     """
+    _check_per_image(per_image, (*METRICS, "relative_bound"))
     rows = []
     noise = "noise_topk_intersection" in per_image.columns
     for ds, frame in per_image.groupby("dataset", sort=False):
+        _check_values(reference, frame["method"], f"the reference method on {ds}:")
         tables = {v: _by_image(frame, "method", v) for v in (*METRICS, "relative_bound")}
         if noise:
             tables["noise"] = _by_image(frame, "method", "noise_topk_intersection")
         for method in frame["method"].unique():
-            row = {"dataset": ds, "method": method, "n": len(tables["topk_intersection"])}
+            row = {"dataset": ds, "method": method, "n": int(tables["topk_intersection"][method].notna().sum())}
             for v in METRICS:
                 row[v] = bootstrap_mean(tables[v][method])
             if noise:
@@ -289,7 +316,14 @@ def best_method(per_image: pd.DataFrame, dataset: str, metric: str = "topk_inter
 
     Returns:
         The method, or ``None`` when no method's intervals separate it from every other.
+
+    Raises:
+        ValueError: ``dataset`` or ``metric`` not in ``per_image``.
     """
+    _check_per_image(per_image, ())
+    _check_values(dataset, per_image["dataset"], "the data set")
+    if metric not in per_image.columns or metric in ("dataset", "method", "image"):
+        raise ValueError(f"unknown metric {metric!r}; choose a column of per_image such as {METRICS}.")
     table = _by_image(per_image[per_image["dataset"] == dataset], "method", metric)
     for method in table.columns:
         if all(paired_difference(table[method], table[other]).sign > 0 for other in table.columns if other != method):
@@ -375,7 +409,14 @@ def level_summary(per_image: pd.DataFrame, level: str, methods: Sequence[str]) -
     """Per (method, ``level``): the mean top-k intersection and Kendall's tau with their bootstrap intervals.
 
     Methods in the order of ``methods``, levels ascending; rows whose ``level`` is missing are left out.
+
+    Raises:
+        ValueError: a method or ``level`` that ``per_image`` does not hold.
     """
+    if not isinstance(per_image, pd.DataFrame) or any(c not in per_image.columns for c in ("method", *METRICS, level)):
+        raise ValueError(f"per_image must be a DataFrame with the columns method, {', '.join(METRICS)} and {level!r} "
+                         "(Study.studies).")
+    _check_values(methods, per_image["method"], "the methods")
     frame = per_image.dropna(subset=[level])
     rows = [{"method": m, level: v, **{name: bootstrap_mean(g[name]) for name in METRICS}, "n": len(g)}
             for m in methods for v, g in frame[frame["method"] == m].groupby(level, sort=True)]

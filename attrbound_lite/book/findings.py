@@ -95,7 +95,7 @@ def chapter_values(executed_dir: str | Path, stems) -> dict[str, dict]:
         FileNotFoundError: a chapter has not been executed in this build (build the whole book, or that chapter first).
     """
     out = {}
-    for stem in stems:
+    for stem in [stems] if isinstance(stems, str) else stems:  # one chapter's stem, or several
         path = Path(executed_dir) / f"{stem}.ipynb"
         if not path.is_file():
             raise FileNotFoundError(f"the Findings page reads chapter {stem}, which this build has not executed "

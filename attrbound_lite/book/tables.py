@@ -56,7 +56,7 @@ def readable(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> pd.D
             out[column] = out[column].map(lambda v, names=names: names.get(v, v))
     for column in _RADIUS_COLUMNS:
         if column in out:
-            out[column] = out[column].map(radius_label)
+            out[column] = out[column].map(lambda v: v if isinstance(v, str) else radius_label(v))  # (once)
     return out.rename(columns=lambda c: (headers or {}).get(c, str(c).replace("_", " ")))
 
 

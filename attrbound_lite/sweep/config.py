@@ -353,6 +353,13 @@ class SweepConfig(Config):
     def _recipe_training(self, entry: ModelEntry, loc: tuple) -> RecipeTraining:
         """A recipe's training with the sweep's defaults (seed, data set), checked against the evaluated data."""
         train = entry.train
+        from ..training import ignored_options
+        # the options set to other values than TrainConfig's defaults (a stored config spells out every field)
+        typed = {name for name in train.model_fields_set if name in TrainConfig.model_fields
+                 and getattr(train, name) != TrainConfig.model_fields[name].default}
+        ignored = ignored_options(train.method, typed, train.attribution)  # the rule of train and `attrbound train`
+        if ignored:
+            raise ConfigError(" ".join(ignored), loc=(*loc, "train"))
         defaults = {"seed": self.seed} if "seed" not in train.model_fields_set else {}
         if train.dataset is None:
             defaults["dataset"] = self.data.name
@@ -398,7 +405,10 @@ def load_config(source: str | os.PathLike | Mapping) -> dict:
         if not path.is_file():
             raise FileNotFoundError(f"no sweep config at {path}.")
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise SweepConfigError(f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                                   f"{err.start}); save it as UTF-8, as YAML files are.") from None
         except yaml.YAMLError as err:
             raise SweepConfigError(f"{path} is not valid YAML: {err}") from None
         base, where = path.resolve().parent, str(path)

@@ -215,6 +215,7 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
     _check_counts(n_pgd=n_pgd, n_attribution=n_attribution, ig_steps=ig_steps, attack_ig_steps=attack_ig_steps,
                   batch_size=batch_size, attack_batch_size=attack_batch_size)
     seed = check_seed(seed)
+    check_model(model, second_order=n_attribution > 0)  # IFIA differentiates gradients: refused now, not after PGD
     x_all, y_all = as_tensors(test_data)
     y_all = y_all.cpu()
     device = _device(model, device)

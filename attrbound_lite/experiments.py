@@ -344,7 +344,7 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
             classes; an unknown norm, attribution or attack; a bad radius, count, sample id, tolerance or
             ``chunk_size``.
     """
-    check_model(model)
+    check_model(model, second_order=True)
     x_all, y_all = as_tensors(data)
     check_inputs(x_all, "the images of data", box=True)
     if batch_size is not None:
@@ -559,7 +559,7 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
     Raises:
         TypeError, ValueError: invalid arguments, as in ``validate_bounds``.
     """
-    check_model(model)
+    check_model(model, second_order=True)
     x_all, y_all = as_tensors(data)
     check_inputs(x_all, "the images of data", box=True)
     check_positive_int(batch_size, "batch_size")

@@ -200,8 +200,9 @@ def _no_piecewise_activations_left(surrogate: nn.Module) -> nn.Module:
     left = [name or type(surrogate).__name__ for name, m in surrogate.named_modules()
             if isinstance(m, (*_PIECEWISE_LINEAR, *_KINKED)) and not _kept_in_surrogate(m)]
     if left:
-        raise ValueError(f"smooth_relu replaces nn.ReLU modules only; modules {left} stay piecewise linear in the "
-                         "surrogate. Build the model with nn.ReLU (or smooth activations) to use a surrogate.")
+        raise ValueError(f"smooth_relu replaces nn.ReLU modules only; modules {left} stay piecewise linear (or, for "
+                         "Hardswish, kinked) in the surrogate. Build the model with nn.ReLU, or with smooth "
+                         "activations (softplus, SiLU for Hardswish), to use a surrogate.")
     return surrogate
 
 

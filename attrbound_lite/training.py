@@ -401,7 +401,7 @@ def loss_integrated_gradients(model: nn.Module, x: Tensor, x_end: Tensor, y: Ten
         TypeError: a model that is not a Module, ``x`` / ``x_end`` not floating-point tensors, ``y`` not integers.
         ValueError: ``steps`` not a positive integer, ``x_end`` of another shape than ``x``, ``y`` not (B,).
     """
-    check_model(model)
+    check_model(model, second_order=create_graph)
     steps = check_positive_int(steps, "steps (IG path points)")
     for value, name in ((x, "x"), (x_end, "x_end")):
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
@@ -565,8 +565,10 @@ class _TrainState:
             raise ValueError(f"{self.path} is not a readable training state ({type(err).__name__}: {err}); an "
                              "interrupted copy? Delete it to train from the start.") from None
         if not isinstance(header, dict) or header.get("fingerprint") != self.fingerprint:
-            raise ValueError(f"{self.path} holds the state of a different training run (other config, model or "
-                             "data); use another checkpoint_dir or delete that file.")
+            raise ValueError(f"{self.path} holds the state of a different training run (other config, architecture, "
+                             "data or run_tag, e.g. another initial-weight seed; or a state saved by an attrbound_lite "
+                             "before 2026-12, whose fingerprint was computed otherwise); use another checkpoint_dir "
+                             "or delete that file to train from the start.")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         state: dict = {}
         for key, value in tensors.items():

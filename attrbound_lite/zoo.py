@@ -343,11 +343,15 @@ def train_recipe(recipe: Recipe, folder: str | os.PathLike, *, init_seed: int,
     _check_init_weights(recipe, init_weights)  # before the data is loaded
     device, folder = resolve_device(device), Path(folder)
     make_dirs(folder)
+    run_tag = f"init_seed={init_seed}"  # tells this run from another seed's (or start's) in the same folder
+    if init_weights is not None:
+        from .checkpoints import checkpoint_paths
+        run_tag += f", init={file_digest(checkpoint_paths(init_weights)[0])}"  # a weights file or its folder
     data = load_dataset(recipe.dataset, "train", root=data_root, download=download, mirror=mirror,
                         subset=recipe.n_train, seed=recipe.seed)
     model = initial_model(recipe, init_seed, init_weights)
     history = train(model, data, recipe.train_config(), device=device, progress=progress, checkpoint_dir=folder,
-                    run_tag=f"init_seed={init_seed}" + (f", init={file_digest(init_weights)}" if init_weights else ""))
+                    run_tag=run_tag)
     history.to_csv(folder / "history.csv", index=False)
     meta = {"training": history.attrs["config"],
             "data": {"name": data.name, "split": data.split, "size": len(data), "fingerprint": data.fingerprint}}

@@ -189,11 +189,12 @@ def _parser() -> argparse.ArgumentParser:
     z = sub.add_parser("zoo", help="the reference model zoo: build, verify or list it")
     zsub = z.add_subparsers(dest="zoo_command", required=True)
     zb = zsub.add_parser("build", help="train the missing reference models (resumes an interrupted build)")
-    zb.add_argument("--only", nargs="+", default=None, metavar="NAME",
+    zb.add_argument("--only", nargs="+", action="extend", default=None, metavar="NAME",
                     help="these models (and what they start from) (default: all)")
     zb.add_argument("--force", action="store_true", help="rebuild the --only models even if built")
     zv = zsub.add_parser("verify", help="hashes, loading, the first training batches, one full retraining")
-    zv.add_argument("--only", nargs="+", default=None, metavar="NAME", help="these models (default: all)")
+    zv.add_argument("--only", nargs="+", action="extend", default=None, metavar="NAME",
+                    help="these models (default: all)")
     zv.add_argument("--no-full", action="store_true", help="skip retraining the cheapest recipe in full")
     zl = zsub.add_parser("list", help="the reference models and their manifests' numbers")
     for q in (zb, zv, zl):

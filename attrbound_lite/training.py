@@ -18,7 +18,8 @@ l-infinity, normalised-gradient steps for l2), run with the model in eval mode:
 (``1 - cos``) or ``"l2"`` (``||A - A'||_2``); ``A`` is the attribution of the true class (``saliency``
 by default) on the model, or on its softplus surrogate (``surrogate_beta``) for ReLU models, whose
 attribution has no input gradient. The surrogate shares the model's weights, so the attribution term
-trains them. FAR's paper body is not public: AAT and AdvAAT here follow REFERENCE section 7.
+trains them. AAT and AdvAAT are reconstructed from FAR's abstract and the methods it builds on (the project
+could not consult the paper's body): they may differ from the authors' in detail.
 
 Randomness is derived from ``(seed, epoch, batch)``: a run is deterministic on CPU and a resumed run
 (``checkpoint_dir``) reproduces the uninterrupted one.

@@ -170,6 +170,18 @@ def test_zoo_build_creates_a_new_root_but_not_its_parents(tmp_path, capsys, monk
     assert code == 0 and built == [str(tmp_path / "new")] and "new zoo" in err, err
 
 
+def test_zoo_build_and_verify_take_every_only_given(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+    asked = []
+    monkeypatch.setattr(zoo, "build_zoo", lambda only, **kw: asked.append(only) or pd.DataFrame(columns=["key"]))
+    monkeypatch.setattr(zoo, "verify_zoo", lambda only, **kw: asked.append(only) or pd.DataFrame(columns=["ok"]))
+    for command in ("build", "verify"):
+        code, err = run(["zoo", command, "--root", tmp_path, "--only", "mnist-aat", "--only", "mnist-advaat",
+                         "mnist-natural"], capsys)
+        assert code == 0, err
+    assert asked == [["mnist-aat", "mnist-advaat", "mnist-natural"]] * 2  # a repeated --only adds, never replaces
+
+
 def test_zoo_refuses_unknown_names_up_front(tmp_path):
     with pytest.raises(ValueError, match="no reference model 'mnist-natral'"):
         zoo.verify_zoo(["mnist-natral"], root=tmp_path)
@@ -358,7 +370,8 @@ def test_readme_describes_the_reference_zoo():
                    "safetensors", "manifest", "sha256", "AdvAAT", "Fashion-MNIST", "CIFAR-10"):
         assert needle in section, needle
     n_reference = sum("-study-" not in name for name in zoo.REFERENCE)
-    assert n_reference == 15 and "15 reference models" in section
+    n_models = len(zoo.REFERENCE)
+    assert n_reference == 45 and "45 reference models" in section and f"holds the {n_models} models" in section
 
 
 # ------------------------------------------------------------------------ checkpoints: sidecar and device

@@ -10,7 +10,7 @@ import torch
 
 from attrbound_lite.book import far
 from attrbound_lite.evaluation import evaluate, ifia_per_image
-from attrbound_lite.stats import Interval, verdict
+from attrbound_lite.stats import Interval, across_seeds, verdict
 from attrbound_lite.zoo import STUDY_IG_STEPS, STUDY_RADII
 
 TOY_SETTINGS = dict(eps=0.1, pgd_steps=2, pgd_alpha=0.05, ifia_k=8, eval_k=8, ifia_steps=3, ifia_alpha=0.05,
@@ -91,6 +91,142 @@ def test_methods_are_compared_with_natural_training_by_paired_intervals():
     assert "no method keeps more" in values["ch7_best_fashion_mnist"]
 
 
+def test_methods_with_several_seeds_are_compared_over_the_seeds():
+    # seed s of every method shares natural seed s's images; AdvAAT's gain is 0.2 in every run, AAT's is +0.3 in one
+    # run and -0.1 / 0.0 in the others: each run alone separates it from natural training, the runs together do not
+    gains = {"advaat": (0.2, 0.21, 0.19), "aat": (0.3, -0.1, 0.0)}
+    frames = []
+    for seed in range(3):
+        frame = _per_image({m: g[seed] for m, g in gains.items()}, noise=0.01, seed=seed)
+        frames.append(frame.assign(seed=seed, relative_bound=frame["relative_bound"] + 0.01 * seed))
+    per_image = pd.concat(frames, ignore_index=True)
+    row = far.method_summary(per_image).set_index("method")
+    assert (row.loc["aat", "seeds"], row.loc["aat", "unit"], row.loc["aat", "n"]) == (3, "seeds", 200)
+    per_seed = [f.loc[f.method == "aat", "topk_intersection"].mean() - f.loc[f.method == "natural",
+                                                                              "topk_intersection"].mean()
+                for f in frames]
+    expected = across_seeds(per_seed)
+    got = row.loc["aat", "topk_gain"]
+    assert (got.estimate, got.low, got.high) == pytest.approx((expected.estimate, expected.low, expected.high))
+    assert got.n == 3
+    assert row.loc["aat", "topk_verdict"] == "not distinguishable with 3 seeds"
+    assert row.loc["advaat", "topk_verdict"] == "larger"
+    assert row.loc["aat", "seed_range"].count(" to ") == 1
+    assert far.best_method(per_image, "mnist") is None  # AdvAAT does not beat AAT in every run
+    # AdvAAT's runs 1 and 2 failed: one run against natural's three is not compared, whatever its images say
+    one_run = per_image[(per_image.method != "advaat") | (per_image.seed == 0)]
+    row = far.method_summary(one_run).set_index("method").loc["advaat"]
+    assert row["topk_verdict"] == row["bound_verdict"] == far.NOT_COMPARED and row["topk_gain"].sign > 0
+    sentence = far.method_values(far.method_summary(one_run), one_run)["ch7_sentence_mnist_advaat"]
+    assert "one run only" in sentence and "keeps" not in sentence
+    assert far.best_method(one_run, "mnist") is None
+    assert set(far.versus_earlier(one_run, far=["advaat"], earlier=["aat"])["verdict"]) == {far.NOT_COMPARED}
+    # one seed alone: the images' bootstrap decides, and AAT's run-0 gain of 0.3 is "larger"
+    single = far.method_summary(frames[0]).set_index("method")
+    assert single.loc["aat", "topk_verdict"] == "larger" and single.loc["aat", "unit"] == "images"
+    assert far.best_method(frames[0], "mnist") == "aat"
+
+
+def test_far_methods_are_compared_with_the_earlier_ones_seed_by_seed():
+    # AdvAAT beats PGD-AT by about 0.1 in every run; AAT is 0.1 above PGD-AT in one run and below it in the others
+    gains = {"pgd_at": (0.1, 0.1, 0.1), "advaat": (0.2, 0.21, 0.19), "aat": (0.2, 0.0, 0.05)}
+    frames = [_per_image({m: g[seed] for m, g in gains.items()}, noise=0.01, seed=seed).assign(seed=seed)
+              for seed in range(3)]
+    per_image = pd.concat(frames, ignore_index=True)
+    versus = far.versus_earlier(per_image, earlier=["pgd_at"]).set_index("method")
+    assert list(versus["earlier"]) == ["pgd_at", "pgd_at"] and set(versus["unit"]) == {"seeds"}
+    per_seed = [f.loc[f.method == "aat", "topk_intersection"].mean() - f.loc[f.method == "pgd_at",
+                                                                              "topk_intersection"].mean()
+                for f in frames]
+    want, got = across_seeds(per_seed), versus.loc["aat", "difference"]
+    assert (got.estimate, got.low, got.high) == pytest.approx((want.estimate, want.low, want.high))
+    assert versus.loc["aat", "verdict"] == "not distinguishable with 3 seeds"
+    assert versus.loc["advaat", "verdict"] == "larger"
+    sentence = far.versus_values(versus.reset_index())["ch7_versus_mnist"]
+    assert sentence.startswith("AAT minus PGD-AT ") and sentence.endswith(", larger") and sentence.count(";") == 1
+    assert far.versus_earlier(per_image[per_image.method != "pgd_at"], earlier=["pgd_at"]).empty  # nothing to pair
+
+
+def test_by_method_leaves_out_failed_runs_and_names_them(monkeypatch):
+    def results(s, names):  # IG-NORM's seed 1 below its floor
+        rows = [{"name": n, "dataset": "mnist", "method": n.split("-")[1], "seed": int(n[-1]) if "-seed" in n else 0,
+                 "clean_accuracy": 0.9698 if n == "mnist-ig_norm-seed1" else 0.98, "floor": 0.97} for n in names]
+        return pd.DataFrame(rows).assign(trained=lambda f: f["clean_accuracy"] >= f["floor"])
+
+    measured = []
+    monkeypatch.setattr(far, "zoo_results", results)
+    monkeypatch.setattr(far.Study, "measure", lambda self, ds, models, **kw: measured.append(models) or models)
+    study = far.Study(None)
+    study.by_method(["mnist"], ["natural", "ig_norm"], (0, 1, 2))
+    kept = measured[0]
+    assert sorted(zip(kept["method"], kept["seed"], strict=True)) == [("ig_norm", 0), ("ig_norm", 2), ("natural", 0),
+                                                         ("natural", 1), ("natural", 2)]
+    assert kept.loc[kept["method"] == "ig_norm", "spec"].tolist() == [{"method": "ig_norm", "seed": 0},
+                                                                       {"method": "ig_norm", "seed": 2}]
+    assert far.failed_values(study.failed)["ch7_failed"] == ("IG-NORM on MNIST, seed 1 (clean accuracy 0.9698, "
+                                                             "floor 0.97)")
+    assert far.failed_values(pd.DataFrame(columns=far.FAILED_COLUMNS))["ch7_failed"] == "none"
+
+
+def test_the_attack_budget_is_compared_with_the_strongest_measured_on_the_same_images():
+    # natural: 3 restarts remove 0.1 more than the chapter's 1 restart; AdvAAT: no budget does better than the chapter's
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, drop in (("natural", 0.1), ("advaat", 0.0)):
+        base = rng.uniform(0.3, 0.7, 40)
+        for steps, restarts in ((10, 1), (20, 1), (20, 3)):
+            value = base - (drop if restarts == 3 else 0.0) + (0.01 if steps == 10 else 0.0)
+            rows.append(pd.DataFrame({"method": method, "steps": steps, "restarts": restarts, "image": range(40),
+                                      "topk_intersection": value, "chapter": (steps, restarts) == (20, 1)}))
+    summary = far.convergence_summary(pd.concat(rows, ignore_index=True))
+    assert len(summary) == 6 and summary["chapter"].sum() == 2
+    natural = summary[summary.method == "natural"].set_index(["steps", "restarts"])
+    gap = natural.loc[(20, 1), "minus_strongest"]
+    assert gap.estimate == pytest.approx(0.1) and gap.sign > 0 and natural.loc[(20, 3), "minus_strongest"].estimate == 0
+    values = far.convergence_values(summary, "mnist")
+    natural_text, advaat_text = values["ch7_convergence"].split("; ")
+    assert natural_text.startswith("on MNIST, for natural the chapter's budget keeps") and "overstates" in natural_text
+    assert "20 steps with 3 restarts" in natural_text
+    assert advaat_text.startswith("for AdvAAT no larger budget measured removes more")  # a tie keeps the chapter's
+    assert values["ch7_convergence_n"] == 40 and values["ch7_convergence_budgets"] == "10, 20 steps and 1, 3 restarts"
+
+
+def test_a_failed_run_is_named_by_what_tells_it_from_its_methods_other_runs():
+    from attrbound_lite.book.training import run_label
+
+    assert run_label("mnist-ig_norm-seed1") == "seed 1" and run_label("cifar10-subset-aat") == "seed 0"
+    assert run_label("mnist-study-pgd_at-eps0.1") == "training radius 0.1"
+    assert run_label("mnist-study-aat-ig8") == "8 IG steps in training"
+    assert run_label("mnist-study-natural") == "the study's natural model"
+
+
+def _convergence() -> pd.DataFrame:
+    """``Study.convergence`` rows: two budgets of one model, 3 restarts removing more."""
+    return pd.DataFrame({"method": "natural", "steps": 20, "restarts": [1] * 8 + [3] * 8, "image": list(range(8)) * 2,
+                         "topk_intersection": [0.5] * 8 + [0.4] * 8, "chapter": [True] * 8 + [False] * 8})
+
+
+def _steering(n: int = 40) -> pd.DataFrame:
+    """``Study.steering`` rows: noise keeps 0.6; saliency with k = 200 keeps 0.6 too, the others less."""
+    rng = np.random.default_rng(3)
+    noise = rng.uniform(0.5, 0.7, n)
+    variants = [("none (random sign noise)", 0, 0.0), ("saliency", 200, 0.0), ("IG, 4 points", 200, -0.05),
+                ("saliency", 100, -0.1), ("IG, 4 points", 100, -0.25)]
+    return pd.concat([pd.DataFrame({"steering": how, "k": k, "image": np.arange(n),
+                                    "topk_intersection": noise + shift + (0 if k == 0 else rng.normal(0, 0.01, n))})
+                      for how, k, shift in variants], ignore_index=True)
+
+
+def test_the_attack_variants_are_compared_with_noise_on_the_same_images():
+    summary = far.steering_summary(_steering()).set_index(["steering", "k"])
+    assert summary.loc[("IG, 4 points", 100), "verdict"] == "below noise"
+    assert summary.loc[("IG, 4 points", 100), "minus_noise"].estimate == pytest.approx(-0.25, abs=0.01)
+    assert summary.loc[("saliency", 200), "verdict"].startswith("not distinguishable")
+    assert pd.isna(summary.loc[("none (random sign noise)", "-"), "verdict"])
+    sentence = far.steering_values(summary.reset_index(), "mnist")["ch7_steering"]
+    assert "steered by IG, 4 points with k = 100" in sentence and "steered by saliency with k = 200" in sentence
+
+
 def test_fragility_is_decided_against_random_noise_of_the_same_radius():
     per_image = pd.concat([_per_image({"advaat": 0.1}), _per_image({"advaat": 0.1}, dataset="fashion-mnist",
                                                                    beyond_noise=0.0, seed=1),
@@ -156,6 +292,17 @@ def test_spreads_over_the_training_radius_are_compared_with_intervals():
     assert list(table["model"])[-1] == "AAT and AdvAAT minus PGD-AT and IG-NORM"
 
 
+def test_a_spread_without_two_trained_levels_is_not_tested():
+    radius = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
+    only = radius[radius["train_eps"] == radius["train_eps"].min()]  # the other radii's models failed to train
+    intervals, levels = far.spread_comparison(only, "train_eps", far.FAR_METHODS, far.EARLIER_METHODS)
+    assert len(levels) == 1 and intervals["difference"].n == 0
+    values = far.spread_values(intervals, "eps", far.FAR_METHODS, far.EARLIER_METHODS, "the training radius",
+                               "1 of 17 study models below 0.97 clean accuracy")
+    assert values["ch7_verdict_eps"] == "not tested"
+    assert values["ch7_sentence_eps"].startswith("not tested by this build") and "1 of 17" in values["ch7_sentence_eps"]
+
+
 def test_the_ig_steps_spread_uses_the_steps_both_methods_have():
     study = _study({"ig_norm": 0.3, "aat": 0.0}, levels=(2.0, 8.0)).rename(columns={"train_eps": "train_ig_steps"})
     extra = study[(study["method"] == "ig_norm") & (study["train_ig_steps"] == 2.0)].assign(train_ig_steps=5.0)
@@ -204,7 +351,8 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
     datasets = ["mnist", "fashion-mnist", "cifar10-subset"]
     per_image = pd.concat([_per_image({"pgd_at": 0.1, "ig_norm": 0.0, "aat": 0.05, "advaat": 0.2}, dataset=ds, seed=i)
                            for i, ds in enumerate(datasets)])
-    s = SimpleNamespace(ifia_steps=20, restarts=1, eval_ig_steps=16, n_ifia=128, n_bound=32, bound_ig_steps=4)
+    s = SimpleNamespace(ifia_steps=20, restarts=1, eval_ig_steps=16, n_ifia=128, n_bound=32, bound_ig_steps=4,
+                        seeds=[0, 1, 2])
     radius = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
     steps = _study({"ig_norm": 0.3, "aat": 0.0}, levels=(2.0, 8.0)).rename(columns={"train_eps": "train_ig_steps"})
     steps = steps.assign(n_train=6000)
@@ -213,9 +361,17 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
                                  "eps", far.FAR_METHODS, far.EARLIER_METHODS, "the training radius"),
              **far.spread_values(far.spread_comparison(steps, "train_ig_steps", ["aat"], ["ig_norm"])[0], "steps",
                                  ["aat"], ["ig_norm"], "the IG steps used in training"),
-             **far.steps_study_values(steps, [2.0, 8.0])}
+             **far.steps_study_values(steps, [2.0, 8.0]),
+             **far.steering_values(far.steering_summary(_steering()), "mnist"),
+             **far.failed_values(pd.DataFrame(columns=far.FAILED_COLUMNS)),
+             **far.versus_values(far.versus_earlier(per_image)),
+             **far.convergence_values(far.convergence_summary(_convergence()), "mnist")}
     glued.update(far.radius_study_values(radius.assign(n_train=12_000)))
     glued.update({name: None for name in ("ch7_n_study", "ch7_minutes", "ch7_fig_example", "ch7_fig_methods",
-                                          "ch7_fig_eps", "ch7_fig_steps")})  # glued by the notebook itself
+                                          "ch7_fig_eps", "ch7_fig_steps", "ch7_study_failed", "ch7_study_floor",
+                                          "ch7_study_trained")})  # glued by the notebook itself
     assert cited <= set(glued), sorted(cited - set(glued))
-    assert far.settings_values(s, ["mnist"])["ch7_attack"] == "MNIST: radius 0.3, 20 steps of 0.0500, 1 restart"
+    assert far.settings_values(s, ["mnist"])["ch7_attack"] == ("MNIST: radius 0.3, top-100 objective, 20 steps of "
+                                                               "0.0500, 1 restart")
+    assert far.settings_values(s, ["mnist"])["ch7_rar_attack"] == ("MNIST: radius 0.3, top-200 objective, 100 steps "
+                                                                   "of 0.0100, 3 restarts")

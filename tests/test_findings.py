@@ -24,7 +24,7 @@ def test_every_cell_is_filled_from_the_glued_values():
     assert len(table) == len(findings.CLAIMS) and list(table.columns) == [
         "claim", "source", "measured in this build", "shown in", "scale of the evidence"]
     row = table.set_index("claim").loc["FAR's robustness depends less on the training radius than earlier methods'"]
-    assert row["measured in this build"] == "<ch7_sentence_eps>" and "<ch7_n_ifia>" in row["scale of the evidence"]
+    assert row["measured in this build"] == "<ch7_sentence_eps>" and "<ch7_n_study>" in row["scale of the evidence"]
     fragile = table["measured in this build"][table["source"] == "Ghorbani et al. 2019"].item()
     assert fragile == ("MNIST: <ch7_fragile_mnist_natural>; Fashion-MNIST: <ch7_fragile_fashion_mnist_natural>; "
                        "CIFAR-10 subset: <ch7_fragile_cifar10_subset_natural>")

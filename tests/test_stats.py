@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 
 from attrbound_lite.book.tables import radius_label, readable, reader_table
-from attrbound_lite.stats import Interval, bootstrap, bootstrap_mean, paired_difference, sig, verdict, wilson
+from attrbound_lite.stats import (
+    Interval,
+    across_seeds,
+    bootstrap,
+    bootstrap_mean,
+    paired_difference,
+    sig,
+    verdict,
+    wilson,
+)
 
 
 def test_wilson_matches_its_closed_form():
@@ -48,6 +57,21 @@ def test_nan_units_are_dropped_pairwise_and_tiny_samples_have_no_interval():
     assert one.estimate == 0.5 and math.isnan(one.low) and verdict(one) == "not distinguishable with 1 images"
     with pytest.raises(ValueError, match="one length"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+def test_across_seeds_is_students_t_from_a_table_and_covers_about_95_percent():
+    # t_{0.975, 2} = 4.302652729911275 (a printed t table), three seeds
+    ci = across_seeds([0.10, 0.16, 0.13])
+    half = 4.302652729911275 * 0.03 / math.sqrt(3)
+    assert ci.n == 3 and ci.estimate == pytest.approx(0.13)
+    assert (ci.low, ci.high) == pytest.approx((0.13 - half, 0.13 + half), rel=1e-9)
+    assert verdict(ci, unit="seeds") == "larger" and verdict(across_seeds([0.1, -0.05, 0.3]), unit="seeds") == (
+        "not distinguishable with 3 seeds")
+    lone = across_seeds([0.2, float("nan")])
+    assert lone.n == 1 and math.isnan(lone.low) and lone.sign == 0
+    rng = np.random.default_rng(2)
+    hits = sum(across_seeds(rng.normal(1.0, 0.5, 3)).contains(1.0) for _ in range(2000))
+    assert 0.93 <= hits / 2000 <= 0.97  # exact for normal values, even with three
 
 
 def test_verdicts_read_the_whole_interval():

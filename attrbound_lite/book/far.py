@@ -28,21 +28,34 @@ from ..bounds import attribution_bound
 from ..data import load_dataset
 from ..evaluation import ifia_per_image, noise_per_image
 from ..protocols import rar_protocol
-from ..stats import Interval, bootstrap, bootstrap_mean, paired_difference, sig, verdict
+from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, sig, verdict
 from ..zoo import REFERENCE, ROBUST_METHODS, STUDY_IG_STEPS, STUDY_RADII, reference_name
 from .tables import DATASET_NAMES, METHOD_NAMES, radius_label
+from .training import describe_failed, zoo_results
 
 __all__ = ["FAR_METHODS", "EARLIER_METHODS", "STUDY_DATASET", "METRICS", "attack_settings", "study_models", "Study",
            "method_summary", "method_values", "best_method", "level_summary", "spread_comparison", "spread_values",
            "spread_table", "steps_study_values", "radius_study_values",
-           "text_table", "glue_key", "settings_values"]
+           "text_table", "glue_key", "settings_values", "steering_summary", "steering_values",
+           "failed_values", "with_accuracy", "study_table", "versus_earlier", "versus_values", "convergence_summary",
+           "convergence_values"]
 
 FAR_METHODS = ("aat", "advaat")
 EARLIER_METHODS = ("pgd_at", "ig_norm")
 STUDY_DATASET = "mnist"
 METRICS = ("topk_intersection", "kendall_tau")
-ATTACK_ATTRIBUTION = "saliency"  # steers IFIA (measured stronger than IG of 2 or 4 steps on the MNIST models)
+# IFIA is steered by the map it is scored on, IG (of ATTACK_IG_STEPS points), and pushes mass out of the top-k pixels
+# that are evaluated (ATTACK_K). On the natural MNIST model (32 images, 20 steps) steering by saliency, or RAR's k of
+# 200, moved the top-100 pixels of the IG map no more than random sign noise of the same radius does (top-100
+# intersection 0.608 / 0.643 against 0.630 under noise); IG of 4 points and k = 100: 0.398. The chapter measures this
+# again (Study.steering).
+ATTACK_ATTRIBUTION = "integrated_gradients"
+ATTACK_IG_STEPS = 4
+ATTACK_K = "eval"
 BATCH = 128
+ONE_RUN = "one run"  # the unit of a comparison of two methods that share only one trained run (_compare)
+NOT_COMPARED = "not compared over seeds (one trained run)"
+FAILED_COLUMNS = ["name", "dataset", "method", "seed", "clean_accuracy", "floor"]
 
 
 def glue_key(name: str) -> str:
@@ -50,7 +63,8 @@ def glue_key(name: str) -> str:
     return name.replace("-", "_")
 
 
-def attack_settings(dataset: str, steps: int | None = None, restarts: int | None = None) -> dict:
+def attack_settings(dataset: str, steps: int | None = None, restarts: int | None = None,
+                    k: int | str | None = None) -> dict:
     """RAR's evaluation settings of ``dataset`` with ``steps`` IFIA steps of the same total length.
 
     With fewer steps than RAR's, the step size grows so that ``steps * alpha`` stays RAR's (MNIST: 100 x 0.01 ->
@@ -60,6 +74,8 @@ def attack_settings(dataset: str, steps: int | None = None, restarts: int | None
         dataset: a data set of ``protocols.RAR``.
         steps: IFIA steps; ``None``: RAR's.
         restarts: IFIA restarts; ``None``: RAR's (3).
+        k: the pixels IFIA pushes mass out of; ``None``: RAR's (200 on MNIST, else 100); ``"eval"``: the evaluated
+            top-k (100).
 
     Returns:
         The settings dict of ``evaluation.protocol`` (``eps, ifia_k, eval_k, ifia_steps, ifia_alpha, restarts``, ...).
@@ -69,6 +85,8 @@ def attack_settings(dataset: str, steps: int | None = None, restarts: int | None
         cfg.update(ifia_alpha=cfg["ifia_alpha"] * cfg["ifia_steps"] / steps, ifia_steps=int(steps))
     if restarts is not None:
         cfg["restarts"] = int(restarts)
+    if k is not None:
+        cfg["ifia_k"] = cfg["eval_k"] if k == "eval" else int(k)
     return cfg
 
 
@@ -113,6 +131,7 @@ class Study:
     def __init__(self, s):
         self.s = s
         self._tests = {}
+        self.failed = pd.DataFrame(columns=FAILED_COLUMNS)  # the runs by_method left out
 
     def test_data(self, ds: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The test split of ``ds`` as ``(images, labels)``, loaded on first use."""
@@ -141,11 +160,62 @@ class Study:
         return x[index], y[index], index.numpy()
 
     def ifia(self, model, x, y, ds: str) -> pd.DataFrame:
-        """IFIA in RAR's protocol (``attack_settings``), steered by saliency, on IG maps of ``eval_ig_steps`` points."""
+        """IFIA in RAR's protocol (``attack_settings``) on IG maps of ``eval_ig_steps`` points.
+
+        The attack is steered by IG of ``ATTACK_IG_STEPS`` points.
+        """
+        return self._ifia(model, x, y, ds)
+
+    def _ifia(self, model, x, y, ds: str, steering: str = ATTACK_ATTRIBUTION, k: int | str | None = ATTACK_K,
+              steps: int | None | str = "chapter", restarts: int | str = "chapter"):
         s = self.s
-        return ifia_per_image(model, x, y, None, ig_steps=s.eval_ig_steps, attack_attribution=ATTACK_ATTRIBUTION,
-                              attack_batch_size=BATCH, seed=s.seed, device=s.device,
-                              **attack_settings(ds, s.ifia_steps, s.restarts))
+        steps, restarts = (s.ifia_steps if steps == "chapter" else steps), (s.restarts if restarts == "chapter"
+                                                                             else restarts)
+        return ifia_per_image(model, x, y, None, ig_steps=s.eval_ig_steps, attack_attribution=steering,
+                              attack_ig_steps=ATTACK_IG_STEPS, attack_batch_size=BATCH, seed=s.seed, device=s.device,
+                              **attack_settings(ds, steps, restarts, k))
+
+    def convergence(self, ds: str, methods: Sequence[str], n: int, steps: Sequence[int],
+                    restarts: Sequence[int]) -> pd.DataFrame:
+        """The chapter's IFIA with other budgets: every (steps, restarts) of the grid, on seed-0 models of ``ds``.
+
+        The grid is ``steps`` x ``restarts`` plus the chapter's own budget; the step size follows the steps so that
+        the total length stays RAR's (``attack_settings``). All on the first ``n`` test images every model classifies
+        correctly, scored on the same IG maps.
+
+        Returns:
+            One row per (method, steps, restarts, image): ``method``, ``steps``, ``restarts``, ``image``,
+            ``topk_intersection`` and ``chapter`` (whether this is the chapter's budget).
+        """
+        s = self.s
+        own = (s.ifia_steps or rar_protocol(ds, "evaluation")["ifia_steps"], s.restarts)
+        grid = sorted({*((int(a), int(b)) for a in steps for b in restarts), own})
+        models = {m: s.model(ds, m) for m in methods}
+        x, y, index = self.shared_images(ds, list(models.values()), n)
+        frames = [self._ifia(model, x, y, ds, steps=a, restarts=b)[["topk_intersection"]].assign(
+                      method=m, steps=a, restarts=b, image=index, chapter=(a, b) == own)
+                  for m, model in models.items() for a, b in grid]
+        return pd.concat(frames, ignore_index=True)
+
+    def steering(self, ds: str, n: int) -> pd.DataFrame:
+        """IFIA on the natural model of ``ds``, steered by saliency or IG, with RAR's k or the evaluated one; and noise.
+
+        On the first ``n`` test images it classifies correctly, all scored on the same IG maps by the top-k
+        intersection: the check behind ``ATTACK_ATTRIBUTION`` and ``ATTACK_K``.
+
+        Returns:
+            One row per image and perturbation: ``image``, ``steering`` (``"saliency"``, ``"IG, m points"`` or
+            ``"none"`` for noise), ``k`` (the pixels the attack pushes mass out of; 0 for noise) and
+            ``topk_intersection``.
+        """
+        model = self.s.model(ds, "natural")
+        x, y, index = self.shared_images(ds, [model], n)
+        frames = [self.noise(model, x, y, ds).assign(steering="none (random sign noise)", k=0)]
+        for k in dict.fromkeys((attack_settings(ds)["ifia_k"], attack_settings(ds, k="eval")["ifia_k"])):
+            for steering, label in (("saliency", "saliency"), (ATTACK_ATTRIBUTION, f"IG, {ATTACK_IG_STEPS} points")):
+                frames.append(self._ifia(model, x, y, ds, steering, k).assign(steering=label, k=k))
+        return pd.concat([f[["steering", "k", "topk_intersection"]].assign(image=index) for f in frames],
+                         ignore_index=True)
 
     def noise(self, model, x, y, ds: str) -> pd.DataFrame:
         """The random baseline of ``ifia``: sign noise of IFIA's radius, scored on the same IG maps."""
@@ -197,12 +267,23 @@ class Study:
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
-    def by_method(self, datasets: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
-        """``measure`` of the reference models of every data set and method, with the relative bound and noise."""
-        return pd.concat([self.measure(ds, pd.DataFrame({"dataset": ds, "method": list(methods),
-                                                         "spec": [dict(method=m) for m in methods]}), bound=True,
-                                       noise=True)
-                          for ds in datasets], ignore_index=True)
+    def by_method(self, datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+        """``measure`` of the reference models of every data set, method and training seed, with bound and noise.
+
+        All models of a data set (every method and seed of ``zoo.SEEDS`` given) are scored on the same images.
+        A run below its accuracy floor (``zoo.accuracy_floor``) is a failed run: it is left out and recorded in
+        ``self.failed``.
+        """
+        frames, failed = [], self.failed.to_dict("records")
+        for ds in datasets:
+            runs = zoo_results(self.s, [reference_name(ds, m, seed=seed) for m in methods for seed in seeds])
+            failed += runs.loc[~runs["trained"], FAILED_COLUMNS].to_dict("records")
+            models = runs.loc[runs["trained"], ["dataset", "method", "seed"]]
+            models["spec"] = [dict(method=m, seed=seed) for m, seed in zip(models["method"], models["seed"],
+                                                                            strict=True)]
+            frames.append(self.measure(ds, models.reset_index(drop=True), bound=True, noise=True))
+        self.failed = pd.DataFrame(failed, columns=FAILED_COLUMNS)
+        return pd.concat(frames, ignore_index=True)
 
     def studies(self) -> pd.DataFrame:
         """``measure`` of the MNIST study models (``study_models``), all on the same images."""
@@ -218,8 +299,9 @@ class Study:
         s = self.s
         model = s.model(ds, method)
         x, y = (t[image:image + 1].to(s.device) for t in self.test_data(ds))
-        cfg = attack_settings(ds, s.ifia_steps, s.restarts)
-        attack = IFIA(model, get_explainer(ATTACK_ATTRIBUTION, model), eps=cfg["eps"], alpha=cfg["ifia_alpha"],
+        cfg = attack_settings(ds, s.ifia_steps, s.restarts, ATTACK_K)
+        steering = get_explainer(ATTACK_ATTRIBUTION, model, n_steps=ATTACK_IG_STEPS)
+        attack = IFIA(model, steering, eps=cfg["eps"], alpha=cfg["ifia_alpha"],
                       steps=cfg["ifia_steps"], k=cfg["ifia_k"], restarts=cfg["restarts"], seed=s.seed)
         x_adv = attack(x, y).x_adv
         ig = get_explainer("integrated_gradients", model, n_steps=s.eval_ig_steps)
@@ -234,6 +316,61 @@ class Study:
 
 def _by_image(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
     return frame.pivot(index="image", columns=column, values=value)
+
+
+def _seeded(per_image: pd.DataFrame) -> pd.DataFrame:
+    """``per_image`` with a ``seed`` column (0 where it has none: one training run per model)."""
+    return per_image if "seed" in per_image.columns else per_image.assign(seed=0)
+
+
+def _by_seed(frame: pd.DataFrame, value) -> pd.DataFrame:
+    """Images x (method, seed) table of ``value`` (a column name, or a Series aligned with ``frame``)."""
+    values = frame[value] if isinstance(value, str) else value
+    return frame.assign(_value=values).pivot(index="image", columns=["method", "seed"], values="_value")
+
+
+def _compare(table: pd.DataFrame, method: str, other: str | None = None, statistic=np.mean) -> tuple[Interval, str]:
+    """``statistic`` of ``method``'s values minus ``other``'s (``None``: 0), with its interval and its unit.
+
+    With two or more training seeds in common, one value per seed (``statistic`` over the images where both are
+    finite, seed s against seed s: a robust model of seed s is fine-tuned from the natural model of seed s) and
+    Student's t over the seeds (``across_seeds``); with one seed, the bootstrap over images (paired).
+
+    Where the other models have several seeds but these two share one trained run (the others failed), the interval
+    is the images' bootstrap of that run and the unit ``ONE_RUN``: no verdict is drawn from it (``_verdict``).
+
+    Returns:
+        ``(interval, unit)``, the unit ``"seeds"``, ``"images"`` or ``ONE_RUN``.
+    """
+    a = table[method]
+    seeds = [seed for seed in a.columns if other is None or seed in table[other].columns]
+    seeded = table.columns.get_level_values(1).nunique() > 1  # the study has several training runs per method
+    pairs = [(a[seed].to_numpy(float), table[other][seed].to_numpy(float) if other else np.zeros(len(a)))
+             for seed in seeds]
+    if len(pairs) >= 2:
+        per_seed = []
+        for x, y in pairs:
+            keep = np.isfinite(x) & np.isfinite(y)
+            per_seed.append(statistic(x[keep]) - statistic(y[keep]) if keep.any() else np.nan)
+        return across_seeds(per_seed), "seeds"
+    x, y = pairs[0]
+    unit = ONE_RUN if seeded and other is not None else "images"
+    if other is None:
+        return bootstrap(statistic, x), "images"
+    return bootstrap(lambda u, v: statistic(u) - statistic(v), x, y), unit
+
+
+def _verdict(interval: Interval, unit: str, **words) -> str:
+    """``stats.verdict``, but none for a comparison of training methods that rests on one run each (``ONE_RUN``)."""
+    if unit == ONE_RUN:
+        return NOT_COMPARED
+    return verdict(interval, unit=unit, **words)
+
+
+def _seed_range(table: pd.DataFrame, method: str) -> str:
+    """``"0.601 to 0.633"``: the smallest and largest per-seed mean (one value with one seed)."""
+    means = table[method].mean()
+    return sig(means.min()) if len(means) == 1 else f"{sig(means.min())} to {sig(means.max())}"
 
 
 def _check_per_image(per_image, columns: Sequence[str], keys: Sequence[str] = ("dataset", "method", "image")):
@@ -264,55 +401,64 @@ def _check_values(given: Sequence[str] | str, present, what: str) -> None:
 def method_summary(per_image: pd.DataFrame, reference: str = "natural") -> pd.DataFrame:
     """Per (data set, method): the IFIA metrics and the relative bound, each against ``reference`` with a verdict.
 
-    The means of the top-k intersection and Kendall's tau and their differences to ``reference`` (paired by image);
-    the median relative bound and its difference to ``reference``'s (images resampled jointly).
+    The means of the top-k intersection and Kendall's tau and their differences to ``reference``; the median relative
+    bound and its difference to ``reference``'s. With several training seeds (a ``seed`` column) every value is one
+    number per seed (a mean, or a median, over the shared images; differences seed by seed) and its interval is
+    Student's t over the seeds (``_compare``); with one seed, the bootstrap over images, paired by image.
 
     Args:
         per_image: ``Study.by_method`` (columns dataset, method, image, topk_intersection, kendall_tau,
-            relative_bound).
+            relative_bound; optionally seed).
         reference: the method every other is compared with.
 
     With a ``noise_topk_intersection`` column (``Study.measure(noise=True)``), also IFIA against random sign noise of
-    the same radius on the same images: ``noise_topk`` (mean under noise), ``beyond_noise`` (noise minus IFIA, paired
-    by image: how much more of the top-k the attack removes than noise does) and ``noise_verdict`` ("larger": the
-    attack moves the map more than noise).
+    the same radius on the same images: ``noise_topk`` (mean under noise), ``beyond_noise`` (noise minus IFIA: how
+    much more of the top-k the attack removes than noise does) and ``noise_verdict`` ("larger": the attack moves the
+    map more than noise).
 
     Returns:
         One row per (data set, method) with ``Interval`` values: ``topk_intersection``, ``kendall_tau``,
         ``topk_gain``, ``kendall_gain``, ``relative_bound`` (median), ``bound_change`` (difference of medians), the
-        verdict words ``topk_verdict``, ``kendall_verdict``, ``bound_verdict`` (empty for ``reference``) and ``n``;
-        and the noise columns above when measured.
+        verdict words ``topk_verdict``, ``kendall_verdict``, ``bound_verdict`` (empty for ``reference``), ``n``
+        (images), ``seeds`` (training runs), ``unit`` (what the intervals resample: ``"seeds"`` or ``"images"``) and
+        ``seed_range`` (smallest to largest per-seed mean top-k intersection); and the noise columns above when
+        measured.
     """
-    _check_per_image(per_image, (*METRICS, "relative_bound"))
+    per_image = _seeded(per_image)
+    _check_per_image(per_image, (*METRICS, "relative_bound"), keys=("dataset", "method", "seed", "image"))
     rows = []
     noise = "noise_topk_intersection" in per_image.columns
     for ds, frame in per_image.groupby("dataset", sort=False):
         _check_values(reference, frame["method"], f"the reference method on {ds}:")
-        tables = {v: _by_image(frame, "method", v) for v in (*METRICS, "relative_bound")}
+        tables = {v: _by_seed(frame, v) for v in (*METRICS, "relative_bound")}
         if noise:
-            tables["noise"] = _by_image(frame, "method", "noise_topk_intersection")
+            tables["noise"] = _by_seed(frame, "noise_topk_intersection")
+            tables["beyond"] = _by_seed(frame, frame["noise_topk_intersection"] - frame["topk_intersection"])
         for method in frame["method"].unique():
-            row = {"dataset": ds, "method": method, "n": int(tables["topk_intersection"][method].notna().sum())}
+            topk = tables["topk_intersection"][method]
+            row = {"dataset": ds, "method": method, "n": int(topk.notna().any(axis=1).sum()),
+                   "seeds": topk.shape[1], "seed_range": _seed_range(tables["topk_intersection"], method)}
             for v in METRICS:
-                row[v] = bootstrap_mean(tables[v][method])
+                row[v], row["unit"] = _compare(tables[v], method)
             if noise:
-                beyond = paired_difference(tables["noise"][method], tables["topk_intersection"][method])
-                row.update(noise_topk=bootstrap_mean(tables["noise"][method]), beyond_noise=beyond,
-                           noise_verdict=verdict(beyond))
-            bound = tables["relative_bound"]
-            row["relative_bound"] = bootstrap(np.median, bound[method])
+                beyond, unit = _compare(tables["beyond"], method)
+                row.update(noise_topk=_compare(tables["noise"], method)[0], beyond_noise=beyond,
+                           noise_verdict=_verdict(beyond, unit))
+            row["relative_bound"] = _compare(tables["relative_bound"], method, statistic=np.median)[0]
             if method != reference:
                 for v, name in zip(METRICS, ("topk", "kendall"), strict=True):
-                    gain = paired_difference(tables[v][method], tables[v][reference])
-                    row.update({f"{name}_gain": gain, f"{name}_verdict": verdict(gain)})
-                change = bootstrap(lambda a, b: np.median(a) - np.median(b), bound[method], bound[reference])
-                row.update(bound_change=change, bound_verdict=verdict(change))
+                    gain, unit = _compare(tables[v], method, reference)
+                    row.update({f"{name}_gain": gain, f"{name}_verdict": _verdict(gain, unit)})
+                change, unit = _compare(tables["relative_bound"], method, reference, statistic=np.median)
+                row.update(bound_change=change, bound_verdict=_verdict(change, unit))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def best_method(per_image: pd.DataFrame, dataset: str, metric: str = "topk_intersection") -> str | None:
-    """The method whose mean ``metric`` on ``dataset`` is larger than every other's by a paired interval above zero.
+    """The method whose mean ``metric`` on ``dataset`` is larger than every other's by an interval above zero.
+
+    Over seeds when the models have several (``_compare``), else paired by image.
 
     Returns:
         The method, or ``None`` when no method's intervals separate it from every other.
@@ -320,13 +466,15 @@ def best_method(per_image: pd.DataFrame, dataset: str, metric: str = "topk_inter
     Raises:
         ValueError: ``dataset`` or ``metric`` not in ``per_image``.
     """
-    _check_per_image(per_image, ())
+    per_image = _seeded(per_image)
+    _check_per_image(per_image, (), keys=("dataset", "method", "seed", "image"))
     _check_values(dataset, per_image["dataset"], "the data set")
-    if metric not in per_image.columns or metric in ("dataset", "method", "image"):
+    if metric not in per_image.columns or metric in ("dataset", "method", "image", "seed"):
         raise ValueError(f"unknown metric {metric!r}; choose a column of per_image such as {METRICS}.")
-    table = _by_image(per_image[per_image["dataset"] == dataset], "method", metric)
-    for method in table.columns:
-        if all(paired_difference(table[method], table[other]).sign > 0 for other in table.columns if other != method):
+    table = _by_seed(per_image[per_image["dataset"] == dataset], metric)
+    methods = list(dict.fromkeys(table.columns.get_level_values(0)))
+    for method in methods:
+        if all(_verdict(*_compare(table, method, other)) == "larger" for other in methods if other != method):
             return method
     return None
 
@@ -341,11 +489,14 @@ def _gain_sentence(row, metric_words: str = "of the top-k pixels") -> str:
     """``"AdvAAT keeps 0.12 (0.08 to 0.16) more of the top-k pixels than natural training on MNIST"``."""
     who, where = METHOD_NAMES.get(row["method"], row["method"]), _on(row["dataset"])
     gain = row["topk_gain"]
+    if row["topk_verdict"] == NOT_COMPARED:
+        return (f"{who} on {where} trained in one run only (the others are failed runs), so it is not compared with "
+                f"natural training over seeds (that run's difference {gain})")
     if gain.sign > 0:
         return f"{who} keeps {gain} more {metric_words} than natural training on {where}"
     if gain.sign < 0:
         return f"{who} keeps fewer {metric_words} than natural training on {where} (difference {gain})"
-    return (f"{who} and natural training on {where} are {verdict(gain)} (difference {gain})")
+    return (f"{who} and natural training on {where} are {row['topk_verdict']} (difference {gain})")
 
 
 def _noise_sentence(row) -> str:
@@ -356,7 +507,7 @@ def _noise_sentence(row) -> str:
         return f"{kept}: the attack removes {beyond} more than noise"
     if beyond.sign < 0:
         return f"{kept}: the attack removes fewer than noise (difference {beyond}), too weak to show fragility"
-    return f"{kept}: {verdict(beyond)} (difference {beyond}), so no fragility beyond noise is shown"
+    return f"{kept}: {row['noise_verdict']} (difference {beyond}), so no fragility beyond noise is shown"
 
 
 def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str = "natural") -> dict:
@@ -403,6 +554,52 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
     return values
 
 
+def versus_earlier(per_image: pd.DataFrame, far: Sequence[str] = FAR_METHODS,
+                   earlier: Sequence[str] = EARLIER_METHODS) -> pd.DataFrame:
+    """FAR's methods against the earlier robust ones, per data set: the difference of mean top-k intersections.
+
+    FAR claims its methods are "better or comparable to" the earlier ones; this is that comparison, not the one
+    against natural training. Each difference is computed seed by seed (seed ``s`` of both methods, on the images
+    every model of the data set classifies correctly) with Student's t over the seeds (``_compare``; with one seed,
+    the bootstrap over images, paired by image).
+
+    Args:
+        per_image: ``Study.by_method`` (columns dataset, method, image, topk_intersection; optionally seed).
+        far: FAR's methods.
+        earlier: the methods they are compared with.
+
+    Returns:
+        One row per (data set, FAR method, earlier method) present: ``dataset``, ``method``, ``earlier``,
+        ``difference`` (an ``Interval``: ``method``'s mean top-k intersection minus ``earlier``'s), ``unit`` and
+        ``verdict`` ("larger", "smaller" or "not distinguishable with N seeds").
+    """
+    per_image = _seeded(per_image)
+    _check_per_image(per_image, ("topk_intersection",), keys=("dataset", "method", "seed", "image"))
+    rows = []
+    for ds, frame in per_image.groupby("dataset", sort=False):
+        table = _by_seed(frame, "topk_intersection")
+        present = set(table.columns.get_level_values(0))
+        for method in (m for m in far if m in present):
+            for other in (o for o in earlier if o in present):
+                difference, unit = _compare(table, method, other)
+                rows.append({"dataset": ds, "method": method, "earlier": other, "difference": difference,
+                             "unit": unit, "verdict": _verdict(difference, unit)})
+    return pd.DataFrame(rows, columns=["dataset", "method", "earlier", "difference", "unit", "verdict"])
+
+
+def versus_values(versus: pd.DataFrame) -> dict:
+    """``ch7_versus_<ds>``: per data set, each FAR method against each earlier one, a computed sentence.
+
+    ``"AAT - PGD-AT: -0.128 (-0.2 to -0.05), smaller; ..."``; ``"not measured"`` where a data set has no pair.
+    """
+    values = {}
+    for ds, frame in versus.groupby("dataset", sort=False):
+        values[f"ch7_versus_{glue_key(ds)}"] = "; ".join(
+            f"{METHOD_NAMES.get(r.method, r.method)} minus {METHOD_NAMES.get(r.earlier, r.earlier)} {r.difference}, "
+            f"{r.verdict}" for r in frame.itertuples()) or "not measured"
+    return values
+
+
 # --------------------------------------------------------------------------------------------- FAR's claim
 
 def level_summary(per_image: pd.DataFrame, level: str, methods: Sequence[str]) -> pd.DataFrame:
@@ -432,11 +629,14 @@ def spread_comparison(per_image: pd.DataFrame, level: str, far: Sequence[str], e
 
     Returns:
         ``(intervals, levels)``: intervals per method and ``"far"``, ``"earlier"``, ``"difference"`` (far - earlier),
-        and the levels used.
+        and the levels used; with fewer than two levels common to all the methods, undefined intervals (``n`` 0).
     """
     methods = [*far, *earlier]
     frame = per_image[per_image["method"].isin(methods)].dropna(subset=[level])
-    levels = sorted(set.intersection(*(set(g[level]) for _, g in frame.groupby("method"))))
+    levels = sorted(set.intersection(*(set(frame.loc[frame["method"] == m, level]) for m in methods)))
+    if len(levels) < 2:  # no spread to compare (e.g. the models of the other levels failed to train)
+        undefined = Interval(float("nan"), float("nan"), float("nan"), 0)
+        return {name: undefined for name in (*methods, "far", "earlier", "difference")}, levels
     table = frame.pivot(index="image", columns=["method", level], values=metric)
     columns = [table[(m, v)].to_numpy() for m in methods for v in levels]
 
@@ -464,19 +664,32 @@ def _names(methods: Sequence[str]) -> str:
 
 
 def spread_values(intervals: dict[str, Interval], name: str, far: Sequence[str], earlier: Sequence[str],
-                  what: str) -> dict:
+                  what: str, failed: str = "none") -> dict:
     """Glued values of one spread comparison (``spread_comparison``'s intervals).
 
     ``ch7_spread_<name>_<method|far|earlier|diff>``, ``ch7_verdict_<name>`` ("smaller": FAR's methods depend less on
-    ``what``) and ``ch7_sentence_<name>``.
+    ``what``; "not tested" without two levels of trained models) and ``ch7_sentence_<name>``.
+
+    Args:
+        intervals: ``spread_comparison``'s intervals.
+        name: the study's name in the glue keys (``"eps"``, ``"steps"``).
+        far: FAR's methods compared.
+        earlier: the earlier methods compared.
+        what: the varied setting in words (``"the training radius"``).
+        failed: the study's failed runs in a few words (``"12 of 17 study models below 0.97 clean accuracy"``),
+            named when they leave nothing to compare.
     """
     diff = intervals["difference"]
-    word = verdict(diff)
+    word = verdict(diff) if diff.n else "not tested"
     values = {f"ch7_spread_{name}_{m}": str(intervals[m]) for m in (*far, *earlier)}
     values.update({f"ch7_spread_{name}_far": str(intervals["far"]),
                    f"ch7_spread_{name}_earlier": str(intervals["earlier"]),
                    f"ch7_spread_{name}_diff": str(diff), f"ch7_verdict_{name}": word})
-    if diff.sign != 0:
+    if not diff.n:
+        values[f"ch7_sentence_{name}"] = (
+            f"not tested by this build: fewer than two values of {what} have a trained model of every method "
+            f"compared (left out as failed runs: {failed})")
+    elif diff.sign != 0:
         plural = len(far) > 1
         values[f"ch7_sentence_{name}"] = (
             f"{_names(far)} depend{'' if plural else 's'} {'less' if diff.sign < 0 else 'more'} on {what} than "
@@ -497,20 +710,119 @@ def text_table(frame: pd.DataFrame) -> pd.DataFrame:
 def settings_values(s, datasets: Sequence[str]) -> dict:
     """The glued settings of the chapter's IFIA, next to RAR's.
 
-    ``ch7_attack`` / ``ch7_rar_attack``: per data set, radius, steps x step size and restarts (this build's, RAR's);
-    ``ch7_eval_ig_steps``, ``ch7_n_ifia``, ``ch7_n_bound``, ``ch7_bound_ig_steps``.
+    ``ch7_attack`` / ``ch7_rar_attack``: per data set, radius, objective, steps x step size and restarts (this
+    build's, RAR's); ``ch7_attack_ig_steps`` (IG points of the steering map), ``ch7_seeds`` (training seeds per
+    method), ``ch7_eval_ig_steps``, ``ch7_n_ifia``, ``ch7_n_bound``, ``ch7_bound_ig_steps``.
     """
     def describe(cfg: dict) -> str:
-        return (f"radius {radius_label(cfg['eps'])}, {cfg['ifia_steps']} steps of {sig(cfg['ifia_alpha'])}, "
-                f"{cfg['restarts']} restart{'s' if cfg['restarts'] > 1 else ''}")
+        return (f"radius {radius_label(cfg['eps'])}, top-{cfg['ifia_k']} objective, {cfg['ifia_steps']} steps of "
+                f"{sig(cfg['ifia_alpha'])}, {cfg['restarts']} restart{'s' if cfg['restarts'] > 1 else ''}")
 
-    def per_dataset(steps, restarts) -> str:
-        return "; ".join(f"{DATASET_NAMES.get(ds, ds)}: {describe(attack_settings(ds, steps, restarts))}"
+    def per_dataset(steps, restarts, k) -> str:
+        return "; ".join(f"{DATASET_NAMES.get(ds, ds)}: {describe(attack_settings(ds, steps, restarts, k))}"
                          for ds in datasets)
 
-    return {"ch7_attack": per_dataset(s.ifia_steps, s.restarts), "ch7_rar_attack": per_dataset(None, None),
+    return {"ch7_attack": per_dataset(s.ifia_steps, s.restarts, ATTACK_K),
+            "ch7_rar_attack": per_dataset(None, None, None), "ch7_attack_ig_steps": ATTACK_IG_STEPS,
+            "ch7_seeds": len(s.seeds),
             "ch7_eval_ig_steps": s.eval_ig_steps, "ch7_n_ifia": s.n_ifia, "ch7_n_bound": s.n_bound,
             "ch7_bound_ig_steps": s.bound_ig_steps}
+
+
+def failed_values(failed: pd.DataFrame) -> dict:
+    """``ch7_failed``: the runs ``Study.by_method`` left out (below their accuracy floor), or ``"none"``."""
+    return {"ch7_failed": describe_failed(failed)}
+
+
+def convergence_summary(convergence: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, steps, restarts) of ``Study.convergence``: the mean top-k intersection and its gap to the strongest.
+
+    Returns:
+        One row per budget, methods in the order measured, budgets ascending: ``method``, ``steps``, ``restarts``,
+        ``chapter``, ``topk_intersection`` (mean over images, bootstrap interval) and ``minus_strongest`` (this budget
+        minus the budget with the lowest mean, paired by image: how much of the top-k this budget leaves that a
+        stronger attack removes).
+    """
+    rows = []
+    for method, frame in convergence.groupby("method", sort=False):
+        table = frame.pivot(index="image", columns=["steps", "restarts"], values="topk_intersection")
+        strongest = table.mean().idxmin()
+        chapter = frame.loc[frame["chapter"], ["steps", "restarts"]].drop_duplicates()
+        own = tuple(chapter.iloc[0]) if len(chapter) else None
+        for budget in sorted(table.columns):
+            gap = bootstrap(lambda a, b: np.mean(a - b), table[budget].to_numpy(float),
+                            table[strongest].to_numpy(float))
+            rows.append({"method": method, "steps": budget[0], "restarts": budget[1], "chapter": budget == own,
+                         "topk_intersection": bootstrap_mean(table[budget]), "minus_strongest": gap})
+    return pd.DataFrame(rows)
+
+
+def convergence_values(summary: pd.DataFrame, dataset: str) -> dict:
+    """``ch7_convergence``: per method, the chapter's budget against the strongest measured, in a sentence.
+
+    Also ``ch7_convergence_n`` (images) and ``ch7_convergence_budgets`` (the grid, in words).
+    """
+    readings = []
+    for method, frame in summary.groupby("method", sort=False):
+        own = frame[frame["chapter"]].iloc[0]
+        best = frame.loc[frame["topk_intersection"].map(lambda i: i.estimate).idxmin()]
+        who = METHOD_NAMES.get(method, method)
+        if best.name == own.name:
+            readings.append(f"for {who} no larger budget measured removes more than the chapter's "
+                            f"({own['topk_intersection']})")
+            continue
+        gap = own["minus_strongest"]
+        said = (f"the chapter's budget overstates what stays by {gap}" if gap.sign > 0 else
+                f"the difference, {gap}, is {verdict(gap)}")
+        readings.append(f"for {who} the chapter's budget keeps {own['topk_intersection']} of the top-k pixels, "
+                        f"{int(best['steps'])} steps with {int(best['restarts'])} "
+                        f"restart{'s' if best['restarts'] > 1 else ''} keep {best['topk_intersection']}: {said}")
+
+    def listed(column: str) -> str:
+        return ", ".join(map(str, sorted(int(v) for v in summary[column].unique())))
+
+    return {"ch7_convergence": f"on {_on(dataset)}, " + "; ".join(readings),
+            "ch7_convergence_n": int(summary["topk_intersection"].iloc[0].n),
+            "ch7_convergence_budgets": f"{listed('steps')} steps and {listed('restarts')} restarts"}
+
+
+def steering_summary(steering: pd.DataFrame) -> pd.DataFrame:
+    """Per attack variant of ``Study.steering``: its mean top-k intersection and its difference to random noise.
+
+    Returns:
+        One row per (steering, k) in the order measured, noise first: ``steering``, ``k`` (``"-"`` for noise),
+        ``topk_intersection`` (mean over images, bootstrap interval), ``minus_noise`` (the variant minus noise,
+        paired by image; negative: the attack moves the map more than noise) and ``verdict`` ("below noise",
+        "above noise" or "not distinguishable with N images").
+    """
+    noise = steering[steering["k"] == 0].set_index("image")["topk_intersection"]
+    rows = []
+    for (how, k), frame in steering.groupby(["steering", "k"], sort=False):
+        values = frame.set_index("image")["topk_intersection"]
+        row = {"steering": how, "k": int(k) if k else "-", "topk_intersection": bootstrap_mean(values)}
+        if k:
+            gap = bootstrap(lambda a, b: np.mean(a - b), values.to_numpy(), noise.reindex(values.index).to_numpy())
+            row.update(minus_noise=gap, verdict=verdict(gap, above="above noise", below="below noise"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def steering_values(summary: pd.DataFrame, dataset: str) -> dict:
+    """``ch7_steering``: a sentence on the weakest and the chapter's attack variant against noise."""
+    noise = summary[summary["k"] == "-"].iloc[0]["topk_intersection"]
+    attacks = summary[summary["k"] != "-"]
+    chosen = attacks[(attacks["steering"] == f"IG, {ATTACK_IG_STEPS} points")
+                     & (attacks["k"] == attack_settings(dataset, k=ATTACK_K)["ifia_k"])].iloc[0]
+    weakest = attacks.loc[attacks["topk_intersection"].map(lambda i: i.estimate).idxmax()]
+
+    def reading(row) -> str:
+        return (f"steered by {row['steering']} with k = {row['k']} it keeps {row['topk_intersection']} of the "
+                f"top-k pixels ({row['verdict']}, difference {row['minus_noise']})")
+
+    readings = [reading(chosen)] + ([reading(weakest)] if weakest.name != chosen.name else [])
+    return {"ch7_steering": f"on the naturally trained {DATASET_NAMES.get(dataset, dataset)} model, random sign noise "
+                            f"keeps {noise}; " + "; ".join(readings),
+            "ch7_steering_n": int(noise.n)}
 
 
 def steps_study_values(steps: pd.DataFrame, levels: Sequence) -> dict:
@@ -533,6 +845,22 @@ def steps_study_values(steps: pd.DataFrame, levels: Sequence) -> dict:
             "ch7_steps_n_train": " and ".join(f"{n:,}" for n in sizes),
             "ch7_steps_other": (f"Shown as well, but left out of the spread because it was trained on other data: "
                                 f"{other}." if other else "")}
+
+
+def with_accuracy(summary: pd.DataFrame, per_image: pd.DataFrame, level: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """``level_summary`` rows with each model's clean and PGD accuracy and whether it trained (``zoo_results``).
+
+    The models are found by (method, ``level``) in ``per_image``'s ``name`` column.
+    """
+    names = per_image.drop_duplicates(["method", level])[["method", level, "name"]]
+    accuracy = runs[["name", "clean_accuracy", "pgd_accuracy", "trained"]]
+    return summary.merge(names, on=["method", level], how="left").merge(accuracy, on="name", how="left")
+
+
+def study_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """``with_accuracy`` rows for readers: without ``name`` and ``n``, ``trained`` as "yes" or "no (failed run)"."""
+    return summary.drop(columns=["name", "n"]).assign(
+        trained=summary["trained"].map({True: "yes", False: "no (failed run)"}))
 
 
 def radius_study_values(radius: pd.DataFrame) -> dict:

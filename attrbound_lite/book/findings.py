@@ -40,9 +40,14 @@ class Claim:
     scale: str
 
 
+_FAR = "FAR 2021 (its methods as reconstructed in chapter 4)"
 _DS = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion_mnist"), ("CIFAR-10 subset", "cifar10_subset"))
-_CH7_SCALE = ("{ch7_n_ifia} correctly classified test images per model; IFIA {ch7_attack} (RAR: {ch7_rar_attack}); "
-              "small CNNs trained on two CPU cores (chapter 4): smaller than the papers'")
+_CH7_ATTACK = ("IFIA steered by IG, {ch7_attack} (RAR: {ch7_rar_attack}); small CNNs trained on two CPU cores "
+               "(chapter 4): smaller than the papers'")
+_CH7_SCALE = ("{ch7_n_ifia} correctly classified test images per model, {ch7_seeds} training runs per method "
+              "(intervals over the runs; failed runs left out: {ch7_failed}); " + _CH7_ATTACK)
+_CH7_STUDY = ("one training run per model, models below {ch7_study_floor} clean accuracy left out; "
+              "{ch7_n_study} test images; " + _CH7_ATTACK)
 
 
 def _per_dataset(template: str) -> str:
@@ -66,22 +71,26 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("Robust training shrinks the worst-case deviation (relative bound, against natural training)",
           "FAR 2021; RAR 2019", "05_bounds",
           _per_dataset("at {ch5_rel_<ds>_eps}, {ch5_rel_<ds>_summary}"), "chapter 5, bounds by method",
-          "{ch5_n_images} test images per model or more, paired by image"),
+          "{ch5_n_images} test images per model or more, paired by image; one training run (seed 0) per method, "
+          "so a difference between methods may be one between runs"),
     Claim("Attributions of naturally trained networks are fragile: IFIA moves the top-k pixels more than random "
           "noise of the same radius", "Ghorbani et al. 2019", "07_far", _per_dataset("{ch7_fragile_<ds>_natural}"),
           "chapter 7, the phenomenon", _CH7_SCALE),
     Claim("IG-NORM makes attributions more robust than natural training", "RAR 2019", "07_far",
           _per_dataset("{ch7_sentence_<ds>_ig_norm}"), "chapter 7, IFIA by method", _CH7_SCALE),
-    Claim("AAT makes attributions more robust than natural training", "FAR 2021", "07_far",
+    Claim("AAT makes attributions more robust than natural training", _FAR, "07_far",
           _per_dataset("{ch7_sentence_<ds>_aat}"), "chapter 7, IFIA by method", _CH7_SCALE),
-    Claim("AdvAAT makes attributions more robust than natural training", "FAR 2021", "07_far",
+    Claim("AdvAAT makes attributions more robust than natural training", _FAR, "07_far",
           _per_dataset("{ch7_sentence_<ds>_advaat}"), "chapter 7, IFIA by method", _CH7_SCALE),
-    Claim("FAR's robustness depends less on the training radius than earlier methods'", "FAR 2021", "07_far",
+    Claim("FAR's methods make attributions better than or comparable to the earlier methods (PGD-AT, IG-NORM)",
+          _FAR, "07_far", _per_dataset("{ch7_versus_<ds>}"), "chapter 7, FAR against the earlier methods",
+          _CH7_SCALE),
+    Claim("FAR's robustness depends less on the training radius than earlier methods'", _FAR, "07_far",
           "{ch7_sentence_eps}", "chapter 7, training-radius study",
-          "MNIST only, 12,000 training images, one epoch per model; " + _CH7_SCALE),
+          "MNIST only, 12,000 training images, one epoch per model, " + _CH7_STUDY),
     Claim("FAR's robustness depends less on attribution estimation parameters (IG steps) than earlier methods'",
-          "FAR 2021", "07_far", "{ch7_sentence_steps}", "chapter 7, IG-steps study",
-          "MNIST only, 6,000 training images, one epoch per model; " + _CH7_SCALE),
+          _FAR, "07_far", "{ch7_sentence_steps}", "chapter 7, IG-steps study",
+          "MNIST only, 6,000 training images, one epoch per model, " + _CH7_STUDY),
     Claim("Adversarial training (PGD-AT) raises accuracy under PGD", "Madry et al. 2018", "04_training",
           "{ch4_pgd_sentence}", "chapter 4, accuracy figure",
           "the first 1,000 test images per model, RAR's PGD at the training radius, one random start"),

@@ -92,6 +92,8 @@ CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, Rule]]] = {
                           "ig_steps": AtLeast(16), "eps_l2": Including((0.01, 0.05, 0.25, 1.0)),
                           "eps_linf": Including((0.001, 0.003, 0.1))},
         "07_far": {"n_ifia": AtLeast(500), "restarts": Fixed(3), "eval_ig_steps": Fixed(100),  # RAR's evaluation
+                   "seeds": Including((0, 1, 2)), "n_convergence": AtLeast(64),
+                   "convergence_steps": Including((10, 20, 50, 100, 200)), "convergence_restarts": Including((1, 3, 5)),
                    "ifia_steps": Fixed(None), "n_bound": AtLeast(128),  # None: RAR's steps
                    "bound_ig_steps": AtLeast(16)},
         "08_region": {"n_images": AtLeast(200), "steps": AtLeast(20), "restarts": AtLeast(3),  # radii of 06's grid
@@ -151,13 +153,13 @@ class Settings:
         """Whether this build retrains the zoo from its recipes (``$ATTRBOUND_BOOK_RETRAIN=1``) rather than load it."""
         return os.environ.get(RETRAIN_ENV, "") == "1"
 
-    def model(self, dataset: str, method: str, eps: float | None = None, ig_steps: int | None = None):
-        """The reference model (``zoo.reference_name``) on ``device``, in eval mode.
+    def model(self, dataset: str, method: str, eps: float | None = None, ig_steps: int | None = None, seed: int = 0):
+        """The reference model (``zoo.reference_name``, training seed ``seed``) on ``device``, in eval mode.
 
         Loaded from the committed zoo (its sha256 checked), or, when the build retrains (``retrain``), trained from its
         recipe into ``model_dir`` (``zoo.get_model``, resumable).
         """
-        return self.load(reference_name(dataset, method, eps, ig_steps))[0]
+        return self.load(reference_name(dataset, method, eps, ig_steps, seed))[0]
 
     def load(self, name: str):
         """``(model, manifest-or-sidecar)`` of reference model ``name``: loaded, or retrained (``retrain``)."""

@@ -37,8 +37,8 @@ def model_label(dataset: str, method: str) -> str:
     return f"{DATASET_NAMES.get(dataset, dataset)}, {METHOD_NAMES.get(method, method)}"
 
 
-_VALUE_NAMES = {"dataset": DATASET_NAMES, "method": METHOD_NAMES, "model": METHOD_NAMES, "norm": NORM_NAMES,
-                "attribution": ATTRIBUTION_NAMES, "attack": ATTACK_NAMES}
+_VALUE_NAMES = {"dataset": DATASET_NAMES, "method": METHOD_NAMES, "model": METHOD_NAMES, "earlier": METHOD_NAMES,
+                "norm": NORM_NAMES, "attribution": ATTRIBUTION_NAMES, "attack": ATTACK_NAMES}
 _RADIUS_COLUMNS = ("eps", "train_eps", "pgd_eps")
 
 

@@ -12,7 +12,8 @@ from .. import zoo
 from ..stats import Interval, wilson
 from .tables import DATASET_NAMES, METHOD_NAMES, radius_label, reader_table
 
-__all__ = ["reference_names", "recipes_table", "zoo_results", "results_table", "accuracy_values", "provenance_table"]
+__all__ = ["reference_names", "seed_names", "recipes_table", "zoo_results", "results_table", "seeds_table",
+           "failed_values", "describe_failed", "run_label", "accuracy_values", "provenance_table"]
 
 
 def reference_names(datasets, methods) -> list[str]:
@@ -38,8 +39,59 @@ def recipes_table(names) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_names(datasets, methods) -> list[str]:
+    """Every training run of ``datasets`` x ``methods``: the reference model and its reruns (``zoo.SEEDS``)."""
+    return [zoo.reference_name(ds, m, seed=seed) for ds in datasets for m in methods for seed in zoo.SEEDS]
+
+
+def seeds_table(results: pd.DataFrame):
+    """``zoo_results`` of ``seed_names`` for readers: per data set and method, each seed's clean and PGD accuracy."""
+    def runs(frame, column, digits):
+        return " / ".join(f"{v:.{digits}f}" + ("" if ok else " (failed)")
+                          for v, ok in zip(frame[column], frame["trained"], strict=True))
+
+    rows = [{"dataset": ds, "method": m, "clean accuracy, seeds 0 / 1 / 2": runs(g, "clean_accuracy", 4),
+             "floor": g["floor"].iloc[0], "PGD accuracy, seeds 0 / 1 / 2": runs(g, "pgd_accuracy", 3)}
+            for (ds, m), g in results.sort_values("seed").groupby(["dataset", "method"], sort=False)]
+    return reader_table(pd.DataFrame(rows), caption="three training runs of every recipe")
+
+
+def failed_values(results: pd.DataFrame) -> dict:
+    """``ch4_failed``: the runs below their accuracy floor (``"none"`` when every run trained); ``ch4_floors``."""
+    failed = results[~results["trained"]]
+    floors = ", ".join(f"{DATASET_NAMES[ds]} {zoo.ACCURACY_FLOORS['natural'][ds]:g} (natural) and "
+                       f"{zoo.ACCURACY_FLOORS['robust'][ds]:g} (robust)" for ds in dict.fromkeys(results["dataset"]))
+    return {"ch4_n_runs": len(results), "ch4_floors": floors, "ch4_failed": describe_failed(failed)}
+
+
+def run_label(name: str) -> str:
+    """What tells zoo model ``name`` from the other runs of its method, in words.
+
+    ``"seed 1"`` for a reference model; a study model, one run each, by what its study varies: ``"training radius
+    0.1"``, ``"2 IG steps in training"``.
+    """
+    recipe = zoo.REFERENCE[name]
+    if "-study-" not in name:
+        return f"seed {recipe.seed}"
+    if "-ig" in name.rsplit("-study-", 1)[1]:
+        return f"{recipe.options['ig_steps']} IG steps in training"
+    return "the study's natural model" if recipe.train_eps is None else f"training radius {recipe.train_eps:g}"
+
+
+def describe_failed(failed: pd.DataFrame) -> str:
+    """``"IG-NORM on MNIST, seed 1 (clean accuracy 0.9698, floor 0.97)"``, joined by "; "; ``"none"`` if empty.
+
+    ``failed``: rows with name, dataset, method, clean_accuracy and floor (``zoo_results`` where not ``trained``).
+    """
+    return "; ".join(f"{METHOD_NAMES.get(r.method, r.method)} on {DATASET_NAMES.get(r.dataset, r.dataset)}, "
+                     f"{run_label(r.name)} (clean accuracy {r.clean_accuracy:.4f}, floor {r.floor:g})"
+                     for r in failed.itertuples()) or "none"
+
+
 def zoo_results(s, names) -> pd.DataFrame:
     """Accuracy, PGD accuracy (with Wilson intervals), training time and size of each model.
+
+    Also ``name``, ``seed``, ``floor`` (``zoo.accuracy_floor``) and ``trained`` (clean accuracy at least the floor).
 
     From the manifests, or (``s.retrain``) from the models retrained into the build folder, evaluated now exactly as
     ``attrbound zoo build`` evaluates them.
@@ -57,7 +109,9 @@ def zoo_results(s, names) -> pd.DataFrame:
             evaluation, seconds, size = manifest["evaluation"], manifest["seconds"], manifest["size_bytes"] / 1e6
         sub = evaluation["subset"]
         n = sub["n"]
-        rows.append({"dataset": recipe.dataset, "method": recipe.method, "train_eps": recipe.train_eps,
+        rows.append({"name": name, "dataset": recipe.dataset, "method": recipe.method, "seed": recipe.seed,
+                     "train_eps": recipe.train_eps, "floor": zoo.accuracy_floor(recipe),
+                     "trained": evaluation["clean_accuracy"] >= zoo.accuracy_floor(recipe),
                      "clean_accuracy": evaluation["clean_accuracy"], "n_test": evaluation["n_test"],
                      "pgd_eps": sub["pgd"]["eps"], "n": n, "clean_subset": sub["clean_accuracy"],
                      "pgd_accuracy": sub["pgd_accuracy"],

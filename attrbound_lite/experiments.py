@@ -18,7 +18,11 @@ would, so the rows equal the per-radius calls (``per_restart=True``: one best it
 A row is a violation (``exceeded``) when the attack kept the label and
 
 - Euclidean: ``achieved_euclidean > (1 + rtol) * bound_euclidean``, or
-- cosine:    ``achieved_cosine < bound_cosine - cosine_atol``.
+- cosine:    ``achieved_cosine < bound_cosine - cosine_atol``,
+
+first in the model's precision (``exceeded_model_dtype``), then again in float64 for the rows that counted one: the
+label, the deviation at the attack's point and the bound recomputed on a float64 copy of the model, so that a
+float32 artefact (an argmax tie, a cancellation in the deviation, a Lanczos estimate) is not counted.
 
 Tightness: ``ratio_euclidean = achieved_euclidean / bound_euclidean`` and ``ratio_cosine = (1 -
 achieved_cosine) / (1 - bound_cosine)`` (cosine distances), NaN where the attack failed. ``summarize``
@@ -28,6 +32,7 @@ among the attacks that kept the label, and the median and 95th percentile of the
 
 from __future__ import annotations
 
+import copy
 import numbers
 import time
 from typing import Callable, ClassVar, Iterable, Mapping, Sequence
@@ -38,6 +43,7 @@ import torch
 from pydantic import ConfigDict, model_validator
 from torch import nn
 
+from . import metrics
 from ._checks import (
     NORMS,
     check_choice,
@@ -83,11 +89,15 @@ ROW_COLUMNS = (
     "model", "sample", "label", "predicted", "correct", "attribution", "norm", "eps", "attack", "restart",
     "steps", "sigma_max", "attribution_norm", "bound_euclidean", "bound_euclidean_lower", "bound_cosine",
     "bound_converged", "achieved_euclidean", "achieved_cosine", "label_kept", "topk_intersection",
-    "exceeded_euclidean", "exceeded_cosine", "exceeded", "ratio_euclidean", "ratio_cosine", *TIMING_COLUMNS)
+    "exceeded_euclidean", "exceeded_cosine", "exceeded", "exceeded_model_dtype", "ratio_euclidean", "ratio_cosine",
+    *TIMING_COLUMNS)
 """Columns of the ``validate_bounds`` table, in order. ``sample``: index of the sample in its split (from
 ``data.indices`` for a seeded subset, else its position in ``data``); ``bound_euclidean_lower``: a lower
 estimate of the linearised worst case (``eps * sigma_max`` for l2, exact there; the sign-iteration value
-for l-infinity); timings are per row, in seconds (the bound's time is shared by the rows of a sample)."""
+for l-infinity); timings are per row, in seconds (the bound's time is shared by the rows of a sample).
+``exceeded_model_dtype``: the violation as counted in the model's precision; ``exceeded`` and its two parts are that
+count confirmed in float64 (deviation, label and bound recomputed at the attack's point; the same for a float64
+model)."""
 
 
 class AttackSpec(Config):
@@ -302,7 +312,9 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
 
     Every bound is linear in eps, so each (batch, attribution) is bounded once at eps = 1 and scaled. A row is a
     violation when the attack kept the label and ``achieved_euclidean > (1 + rtol) * bound_euclidean`` or
-    ``achieved_cosine < bound_cosine - cosine_atol``. Runs on the model's device, in the model's dtype.
+    ``achieved_cosine < bound_cosine - cosine_atol``. Runs on the model's device, in the model's dtype; the rows that
+    count a violation are recomputed in float64 (``_confirm_in_float64``) and keep it only if it holds there
+    (``exceeded_model_dtype`` keeps the first count).
 
     Args:
         model: the model (smooth, or with ``surrogate_beta``).
@@ -389,6 +401,8 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     bound_norm = "linf" if "linf" in grid else "l2"
 
     frames = []
+    # a violation counted in a lower precision is recomputed in float64 (_confirm_in_float64)
+    model64 = copy.deepcopy(model).double().eval() if dtype != torch.float64 else None
     with eval_mode(model), full_precision():
         for start in range(0, ids.numel(), batch_size):
             rows = ids[start:start + batch_size]
@@ -402,6 +416,7 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
                 bound_seconds = (time.perf_counter() - t0) / len(rows)
                 sigma, a_norm = unit["l2"][0], bound.attribution_norm.detach().double().cpu()
                 explainer = get_explainer(attr_name, model, **options)
+                flagged = []  # (rows, their adversarial points) of every attack that counted a violation
                 for norm, eps_values in grid.items():
                     per_radius = []
                     for eps in eps_values:
@@ -424,10 +439,62 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
                         attack_seconds = (time.perf_counter() - t0) / (reps * len(rows) * len(eps_values))
                         block = reps * len(rows)
                         for j, per_sample in enumerate(per_radius):
-                            frames.append(_rows(per_sample, spec, reps, _slice(result, j * block, (j + 1) * block),
-                                                attack_seconds, rtol, cosine_atol))
+                            part = _slice(result, j * block, (j + 1) * block)
+                            frame = _rows(per_sample, spec, reps, part, attack_seconds, rtol, cosine_atol)
+                            frames.append(frame)
+                            if frame["exceeded"].any():
+                                rows_at = torch.as_tensor(np.flatnonzero(frame["exceeded"]), device=x.device)
+                                flagged.append((frame, part.x_adv[rows_at]))
+                if flagged and model64 is not None:
+                    _confirm_in_float64(model64, x, predicted, attr_name, options, flagged, surrogate_beta,
+                                        bound_seed(seed, attr_name, first), bound_options, bound_norm, rtol,
+                                        cosine_atol)
     table = pd.concat(frames, ignore_index=True)[list(ROW_COLUMNS)]
     return table.sort_values(list(KEY_COLUMNS), kind="mergesort", ignore_index=True)
+
+
+def _confirm_in_float64(model64: nn.Module, x: torch.Tensor, predicted: torch.Tensor, attr_name: str, options: dict,
+                        flagged: list, surrogate_beta, seed: int, bound_options, bound_norm: str, rtol: float,
+                        cosine_atol: float) -> None:
+    """Recompute in float64 the rows that counted a violation in the model's precision; keep those that still do.
+
+    For every flagged row: the label (``model64`` at the attack's point), the deviation ``A(x') - A(x)`` and the bound
+    at ``x`` (``attribution_bound`` on ``model64``, with the batch's bound seed), all in float64, and the same rule as
+    ``_rows``. ``exceeded_euclidean``, ``exceeded_cosine`` and ``exceeded`` of those rows become the float64 verdicts;
+    rows that did not count a violation are not recomputed. Edits the frames of ``flagged`` in place.
+
+    ``model64`` is a float64 copy of the model on its device; ``x`` (B, ...) the batch and ``predicted`` (B,) its
+    predicted classes (the attacks' targets); ``flagged`` holds ``(frame, x_adv)`` pairs: the rows of one attack call
+    (restart-major, ``len(frame) = R B``) and the adversarial points of its rows with ``exceeded``, in order; the
+    other arguments are the batch's bound (``_unit_bounds``) and the tolerances of ``_rows``.
+    """
+    batch = len(x)
+    positions = [np.tile(np.arange(batch), len(frame) // batch)[frame["exceeded"].to_numpy()] for frame, _ in flagged]
+    need = np.unique(np.concatenate(positions))
+    index = torch.as_tensor(need, device=x.device)
+    x64, target = x[index].double(), predicted[index]
+    bound, unit = _unit_bounds(model64, x64, target, bound_norm, attr_name, options, surrogate_beta, seed,
+                               bound_options)
+    a_norm = bound.attribution_norm.detach().double().cpu()
+    explainer = get_explainer(attr_name, model64, **options).for_batch(x64)
+    reference = explainer.attribute(x64, target=target).detach()
+    where = {int(p): i for i, p in enumerate(need)}
+    for (frame, x_adv), pos in zip(flagged, positions, strict=True):
+        rows = torch.as_tensor([where[int(p)] for p in pos], device=x.device)
+        adv = x_adv.double()
+        with torch.no_grad():
+            kept = (model64(adv).argmax(1) == target[rows]).cpu().numpy()
+        attr = explainer.for_batch(x64, rows=rows).attribute(adv, target=target[rows]).detach()
+        achieved_e = metrics.euclidean(attr, reference[rows]).double().cpu()
+        achieved_c = metrics.cosine(attr, reference[rows]).double().cpu()
+        cpu_rows, mask = rows.cpu(), frame["exceeded"].to_numpy().copy()
+        bound_e = torch.as_tensor(frame["eps"].to_numpy()[mask]) * unit[frame["norm"].iloc[0]][0][cpu_rows]
+        bound_c = cosine_bound(bound_e, a_norm[cpu_rows])
+        exceeded_e = kept & (achieved_e > (1 + rtol) * bound_e).numpy()
+        exceeded_c = kept & (achieved_c < bound_c - cosine_atol).numpy()
+        frame.loc[mask, "exceeded_euclidean"] = exceeded_e
+        frame.loc[mask, "exceeded_cosine"] = exceeded_c
+        frame.loc[mask, "exceeded"] = exceeded_e | exceeded_c
 
 
 def _batch(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor, model_name: str):
@@ -618,6 +685,7 @@ def _rows(per_sample: dict, spec: AttackSpec, reps: int, result, attack_seconds:
         achieved_euclidean=achieved_e, achieved_cosine=achieved_c, label_kept=kept,
         topk_intersection=np.full(reps * batch, np.nan) if topk is None else topk.detach().double().cpu().numpy(),
         exceeded_euclidean=exceeded_e, exceeded_cosine=exceeded_c, exceeded=exceeded_e | exceeded_c,
+        exceeded_model_dtype=exceeded_e | exceeded_c,
         ratio_euclidean=ratio_e, ratio_cosine=ratio_c, attack_seconds=attack_seconds)
     return pd.DataFrame(columns)
 

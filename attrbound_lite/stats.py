@@ -13,6 +13,7 @@ distinguishable with N images".
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _scipy_stats
 
-__all__ = ["Interval", "bootstrap", "bootstrap_mean", "paired_difference", "across_seeds", "wilson", "verdict", "sig"]
+__all__ = ["Interval", "bootstrap", "bootstrap_mean", "paired_difference", "across_seeds", "wilson",
+           "rate_difference", "verdict", "holm", "sig"]
 
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -65,7 +67,9 @@ def sig(value: float, digits: int = 3) -> str:
 class Interval:
     """An estimate with its confidence interval ``[low, high]`` from ``n`` units (images, or trials for a rate).
 
-    ``str(interval)`` is ``"0.120 (0.0800 to 0.160)"``: three significant digits.
+    ``str(interval)`` is ``"0.120 (0.0800 to 0.160)"``: three significant digits. ``p_value``: the two-sided p-value
+    of "the quantity is 0" from the same resamples or the same t distribution (``bootstrap``, ``across_seeds``); NaN
+    where none was computed (``wilson``). A family of comparisons is decided on these by ``holm``.
     """
 
     estimate: float
@@ -73,6 +77,7 @@ class Interval:
     high: float
     n: int
     confidence: float = CONFIDENCE
+    p_value: float = float("nan")
 
     def __post_init__(self):
         if self.low > self.high:  # (NaN bounds compare False: an undefined interval is allowed)
@@ -137,8 +142,11 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
         confidence: the interval's level.
 
     Returns:
-        The ``Interval``: the statistic of the data, the percentile interval, the number of units used. With fewer
-        than two units the interval is ``(nan, nan)``.
+        The ``Interval``: the statistic of the data, the percentile interval, the number of units used, and the
+        two-sided p-value of "the statistic is 0" from the bootstrap standard error, ``2 (1 - Phi(|t| / se*))`` with
+        ``se*`` the standard deviation of the resampled statistics (Efron & Tibshirani 1993, ch. 16): unlike a count
+        of resamples beyond 0, whose smallest value is ``2 / (B + 1)``, it resolves the small p-values a family of
+        comparisons needs (``holm``). With fewer than two units the interval is ``(nan, nan)``.
     """
     if not callable(statistic):
         raise TypeError(f"statistic must be a callable of the samples (e.g. np.mean), got {type(statistic).__name__}; "
@@ -164,7 +172,9 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
         return Interval(estimate, float("nan"), float("nan"), n, confidence)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
-    return Interval(estimate, float(low), float(high), n, confidence)
+    se = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    p_value = float(2 * _scipy_stats.norm.sf(abs(estimate) / se)) if se > 0 else float(estimate == 0)
+    return Interval(estimate, float(low), float(high), n, confidence, p_value)
 
 
 def bootstrap_mean(values: Sequence[float], **options) -> Interval:
@@ -194,7 +204,8 @@ def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Int
         confidence: the interval's level.
 
     Returns:
-        The ``Interval``; ``(nan, nan)`` with fewer than two seeds.
+        The ``Interval`` with the one-sample t-test's two-sided p-value of "the mean is 0"; ``(nan, nan)`` with fewer
+        than two seeds.
     """
     confidence = _check_confidence(confidence)
     (data,) = _clean(values)
@@ -204,8 +215,10 @@ def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Int
     mean = float(np.mean(data))
     if n < 2:
         return Interval(mean, float("nan"), float("nan"), n, confidence)
-    half = float(_scipy_stats.t.ppf((1 + confidence) / 2, n - 1) * np.std(data, ddof=1) / np.sqrt(n))
-    return Interval(mean, mean - half, mean + half, n, confidence)
+    se = float(np.std(data, ddof=1) / np.sqrt(n))
+    half = float(_scipy_stats.t.ppf((1 + confidence) / 2, n - 1)) * se
+    p_value = float(2 * _scipy_stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else float(mean == 0)
+    return Interval(mean, mean - half, mean + half, n, confidence, p_value)
 
 
 def wilson(successes: int, trials: int, confidence: float = CONFIDENCE) -> Interval:
@@ -218,6 +231,28 @@ def wilson(successes: int, trials: int, confidence: float = CONFIDENCE) -> Inter
         return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
     ci = _scipy_stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
     return Interval(successes / trials, float(ci.low), float(ci.high), trials, confidence)
+
+
+def rate_difference(successes_a: int, trials_a: int, successes_b: int, trials_b: int,
+                    confidence: float = CONFIDENCE) -> Interval:
+    """``a - b`` for two rates on independent trials: Newcombe's hybrid score interval and Fisher's exact p-value.
+
+    With Wilson intervals ``[l_a, u_a]``, ``[l_b, u_b]`` of the two rates and ``d = p_a - p_b``, the interval is
+    ``[d - sqrt((p_a - l_a)^2 + (u_b - p_b)^2), d + sqrt((u_a - p_a)^2 + (p_b - l_b)^2)]`` (Newcombe 1998, method 10);
+    the p-value is that of Fisher's exact test of equal rates (``scipy.stats.fisher_exact``), two-sided.
+
+    Returns:
+        The ``Interval`` (``n`` the smaller of the two trial counts); undefined where a rate has no trials.
+    """
+    a, b = wilson(successes_a, trials_a, confidence), wilson(successes_b, trials_b, confidence)
+    if not (a.n and b.n):
+        return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
+    d = a.estimate - b.estimate
+    low = d - math.hypot(a.estimate - a.low, b.high - b.estimate)
+    high = d + math.hypot(a.high - a.estimate, b.estimate - b.low)
+    table = [[successes_a, trials_a - successes_a], [successes_b, trials_b - successes_b]]
+    p_value = float(_scipy_stats.fisher_exact(table).pvalue)
+    return Interval(d, low, high, min(a.n, b.n), confidence, p_value)
 
 
 def verdict(interval: Interval, above: str = "larger", below: str = "smaller", unit: str = "images") -> str:
@@ -233,3 +268,32 @@ def verdict(interval: Interval, above: str = "larger", below: str = "smaller", u
         if not isinstance(word, str):
             raise TypeError(f"{name} must be a string, got {type(word).__name__}.")
     return {1: above, -1: below}.get(interval.sign, f"not distinguishable with {interval.n} {unit}")
+
+
+def holm(p_values: Sequence[float], alpha: float = 1 - CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down procedure over a family of comparisons: which to reject, and the adjusted p-values.
+
+    With the ``m`` finite p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted value of the i-th is
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))``, and a comparison is rejected (its verdict stated) when its adjusted
+    value is at most ``alpha``: the chance of stating any false verdict in the family is at most ``alpha``, whatever
+    the dependence between the comparisons (Holm 1979). NaN entries (comparisons not made) are not in the family.
+
+    Args:
+        p_values: one p-value per comparison (NaN: not made).
+        alpha: the family-wise error rate.
+
+    Returns:
+        ``(reject, adjusted)``: a bool array and a float array (NaN where the p-value was NaN), in the given order.
+    """
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
+        raise ValueError(f"alpha must be a number in (0, 1) (0.05: a 5 % family-wise error rate), got {alpha!r}.")
+    p = _as_values(p_values)
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p[(p < 0) | (p > 1)][:4]}.")
+    adjusted = np.full(p.shape, np.nan)
+    made = np.flatnonzero(np.isfinite(p))
+    order = made[np.argsort(p[made], kind="mergesort")]
+    m = len(order)
+    if m:
+        adjusted[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return np.isfinite(adjusted) & (adjusted <= alpha), adjusted

@@ -627,10 +627,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _names(only) -> list[str]:
+def _names(only, what: str = "only") -> list[str]:
     """``only`` as a list of names (a single string is refused: it would be read letter by letter)."""
     if isinstance(only, str):
-        raise TypeError(f"only must be a list of reference model names, got the string {only!r}; write [{only!r}].")
+        raise TypeError(f"{what} must be a list of reference model names, got the string {only!r}; write "
+                        f"[{only!r}].")
     return [str(n) for n in only]
 
 
@@ -998,7 +999,7 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
     full, progress = check_flag(full, "full"), check_flag(progress, "progress")
     rtol = None if rtol is None else check_tol(rtol, "rtol")
     names = list(REFERENCE) if only is None else _names(only)
-    replayed = set(names) if replay is None else set(_names(replay))
+    replayed = set(names) if replay is None else set(_names(replay, "replay"))
     for name in (*names, *replayed):
         _reference(name)
     rows, loaded = [], {}

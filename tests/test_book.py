@@ -279,6 +279,22 @@ def test_chapter6_attacks_enough_images_and_reports_rates_with_intervals(book):
     assert counts and min(counts) >= 64, g["ch6_n_images"]
     for norm in ("l2", "linf"):
         assert re.search(r"\(\S+ to \S+\)", g[f"ch6_{norm}_smallest"])
+    survive, counted = (int(g[f"ch6_float64_{k}"].replace(",", "")) for k in ("survive", "counted"))
+    assert 0 <= survive <= counted and g["ch6_float64"].startswith(f"{g['ch6_float64_survive']} of the ")
+
+
+def test_findings_state_a_verdict_only_where_holm_rejects(book):
+    from attrbound_lite.book import findings
+
+    values = findings.chapter_values(book.source / EXECUTED_DIR, findings.CHAPTERS)
+    family = findings.family_table(values)
+    assert len(family) >= 40 and family["key"].is_unique
+    made = family["holm_p"].notna()
+    stated = family["verdict"] != "not distinguishable"
+    assert not (made & stated & (family["holm_p"] > findings.FAMILY_ALPHA)).any()
+    assert not (made & ~stated & (family["holm_p"] <= findings.FAMILY_ALPHA)).any()
+    g = glued_values(book.source / EXECUTED_DIR / "01_findings.ipynb")
+    assert g["findings_family"].startswith(f"{int(made.sum())} comparisons on this page form one family")
 
 
 def test_chapter7_verdicts_follow_their_intervals(book):

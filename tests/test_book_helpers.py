@@ -171,15 +171,21 @@ def _results(pgd_natural: int, pgd_at: int, n: int = 1000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_chapter4_compares_pgd_accuracy_by_its_intervals():
+def test_chapter4_compares_pgd_accuracy_by_the_interval_of_the_difference():
+    from attrbound_lite.stats import rate_difference
+
     v = training.accuracy_values(_results(0, 700))
     assert v["ch4_n_models"] == 6 and v["ch4_train_hours"] == pytest.approx(3.0)
     assert (v["ch4_min_clean_natural"], v["ch4_min_clean_robust"]) == pytest.approx((0.49, 0.47))
     assert v["ch4_pgd_sentence"].startswith(
         "on MNIST at 0.3, 0.700 (0.671 to 0.728) for PGD-AT against 0.00 (0.00 to 0.00383)")
-    assert "(higher)" in v["ch4_pgd_sentence"] and "CIFAR-10 subset at 8/255" in v["ch4_pgd_sentence"]
-    assert "(lower)" in training.accuracy_values(_results(700, 0))["ch4_pgd_sentence"]
-    assert "overlap" in training.accuracy_values(_results(500, 520))["ch4_pgd_sentence"]
+    assert f"(higher, difference {rate_difference(700, 1000, 0, 1000)})" in v["ch4_pgd_sentence"]
+    assert "CIFAR-10 subset at 8/255" in v["ch4_pgd_sentence"]
+    assert v["ch4_test_pgd_mnist"]["above"] == "higher" and v["ch4_test_pgd_mnist"]["p"] < 1e-100
+    assert "(lower, " in training.accuracy_values(_results(700, 0))["ch4_pgd_sentence"]
+    close = training.accuracy_values(_results(500, 520))
+    assert "(not distinguishable with 1000 images" in close["ch4_pgd_sentence"]
+    assert close["ch4_test_pgd_mnist"]["p"] == pytest.approx(0.3943, abs=0.01)  # Fisher, 500 vs 520 of 1,000
 
 
 # ---------------------------------------------------------------------------------------------- chapter 5
@@ -368,7 +374,8 @@ def _sweep_rows(ratio, *, datasets=("a", "b"), models=("natural", "advaat"), n=4
                                          bound_euclidean_lower=bound, bound_cosine=0.5,
                                          achieved_euclidean=r * bound, achieved_cosine=0.9, ratio_euclidean=r,
                                          ratio_cosine=0.2, exceeded_euclidean=r > 1.01, exceeded_cosine=False,
-                                         exceeded=r > 1.01, bound_seconds=0.01, attack_seconds=0.02))
+                                         exceeded=r > 1.01, exceeded_model_dtype=r > 1.01, bound_seconds=0.01,
+                                         attack_seconds=0.02))
     return pd.DataFrame(rows)
 
 
@@ -415,6 +422,18 @@ def test_chapter6_rates_count_units_with_wilson_intervals_and_say_where_violatio
     assert always["ch6_l2_onset"] == (f"in ℓ2 violations occur already at the smallest radius, ε = 0.01, where the "
                                       f"rate is {wilson(160, 160)}; the rate is above 0.05 with 95 % confidence from "
                                       "ε = 0.01")
+
+
+def test_chapter6_counts_the_violations_that_survive_float64():
+    table = _sweep_rows(lambda ds, model, sample, eps, attack, rng: 1.5 if sample < 10 else 0.5, radii=(0.1,))
+    # float64 keeps samples 0-5 of data set "a"'s violations, and every one of "b"'s
+    lost = (table["dataset"] == "a") & table["sample"].between(6, 9)
+    table.loc[lost, ["exceeded", "exceeded_euclidean"]] = False
+    values = validation.float64_values(table)
+    # 2 data sets x 2 models x 10 images counted (each case: both attacks), 4 x 10 - 2 x 4 survive
+    assert (values["ch6_float64_counted"], values["ch6_float64_survive"]) == ("40", "32")
+    assert values["ch6_float64"].endswith("(64 of 80 attacks)")
+    assert validation.rates_by_eps(table)["violating"].tolist() == [32]  # the rates count the confirmed ones
 
 
 def test_chapter6_ratio_verdicts_come_from_paired_intervals():

@@ -1,9 +1,12 @@
 """validate_bounds and summarize: the row schema, the bounds in the rows, the summaries recomputed by hand
 from the rows, and the central claim (no violation at the smallest eps) on the smooth trained toy."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from attrbound_lite.attacks import AttributionPGD
 from attrbound_lite.bounds import attribution_bound
@@ -48,6 +51,7 @@ def test_rows_schema_and_keys(table, trained_toy):
     exceeded_c = kept & (table["achieved_cosine"] < table["bound_cosine"] - 1e-3)
     assert (table["exceeded_euclidean"] == exceeded_e).all() and (table["exceeded_cosine"] == exceeded_c).all()
     assert (table["exceeded"] == (exceeded_e | exceeded_c)).all()
+    assert (table["exceeded_model_dtype"] == table["exceeded"]).all()  # a float64 model: nothing to recompute
     np.testing.assert_allclose(table["ratio_euclidean"], table["achieved_euclidean"] / table["bound_euclidean"])
     informative = table["bound_cosine"] > -1
     np.testing.assert_allclose(table.loc[informative, "ratio_cosine"],
@@ -239,3 +243,48 @@ def test_attack_spec_defaults_and_labels():
         AttackSpec("pgd", name="my attack")
     with pytest.raises(ValueError, match=r"relative_alpha: must be a positive number or null, got True"):
         AttackSpec("pgd", relative_alpha=True)
+
+
+class _Float32Ripple(torch.nn.Module):
+    """``base(x) + c ||x - x0||^4`` on every logit in float32, ``base`` alone in float64.
+
+    The term has zero gradient and Hessian at ``x0`` (the bound at ``x0`` is ``base``'s), but moves the float32 saliency
+    by ``4 c ||d||^2 d``: a stand-in for a float32 artefact that only the float64 recomputation can tell apart.
+    """
+
+    def __init__(self, base, x0, c):
+        super().__init__()
+        self.base, self.c = base, c
+        self.register_buffer("x0", x0)
+
+    def forward(self, x):
+        out = self.base(x)
+        if x.dtype == torch.float32:
+            out = out + self.c * ((x - self.x0).flatten(1) ** 2).sum(1, keepdim=True) ** 2
+        return out
+
+
+def _float32_toy(trained_toy):
+    model, x, y = trained_toy
+    return copy.deepcopy(model).float(), x.float(), y
+
+
+def test_a_violation_counted_in_float32_only_is_not_confirmed(trained_toy):
+    model, x, y = _float32_toy(trained_toy)
+    eps = 1e-3
+    sigma = attribution_bound(model, x[:1], 1.0, "l2", "saliency").sigma_max.item()
+    ripple = _Float32Ripple(model, x[:1], c=10 * sigma / (4 * eps ** 2)).eval()  # 4 c eps^3 = 10 eps sigma
+    table = validate_bounds(ripple, (x, y), {"l2": [eps]}, ["l2"], ["saliency"], ["pgd"], n_samples=1, seed=0)
+    assert table["exceeded_model_dtype"].all()  # in float32 the ripple beats the bound ...
+    assert not table["exceeded"].any() and not table["exceeded_euclidean"].any()  # ... in float64 it is not there
+
+
+def test_clear_float32_violations_survive_the_float64_recomputation(trained_toy):
+    model, x, y = _float32_toy(trained_toy)
+    table = validate_bounds(model, (x, y), {"l2": [0.5, 2.0]}, ["l2"], ["saliency"], ["pgd"], n_samples=16,
+                            seed=0, bound_options={"tol": 1e-6})
+    flagged, confirmed = table["exceeded_model_dtype"], table["exceeded"]
+    assert not (confirmed & ~flagged).any()  # only counted rows are recomputed
+    clear = flagged & (table["ratio_euclidean"] > 1.1)  # 10 % beyond the bound: no rounding explains it
+    assert clear.sum() >= 3, table[["eps", "ratio_euclidean"]].describe()
+    assert confirmed[clear].all()

@@ -1347,6 +1347,8 @@ def test_zoo_arguments_typed():
     _package_error(lambda: zoo.load_reference("mnist-natural", root=123), TypeError, "root")
     _package_error(lambda: zoo.load_reference(["mnist-natural"]), ValueError, "no reference model")
     _package_error(lambda: zoo.verify_zoo("mnist-natural", full=False), TypeError, "['mnist-natural']")
+    _package_error(lambda: zoo.verify_zoo(["mnist-natural"], full=False, replay="mnist-natural"), TypeError,
+                   "replay must be a list")
     _package_error(lambda: zoo.zoo_table(root=123), TypeError, "root")
 
 

@@ -75,6 +75,9 @@ def test_the_advice_is_read_off_the_numbers():
     assert "first exceeded at ε = 0.1" in held["ch8_l2_point"]
     assert "held on every unit up to ε = 0.01" in held["ch8_l2_point"]
     assert held["ch8_l2_region"].startswith("the region bound was exceeded on 0 of 30")
+    from attrbound_lite.stats import wilson
+    assert held["ch8_l2_reduction"] == (f"in ℓ2 the region bound reduces the violation rate, over every (unit, "
+                                        f"radius) pair, from {wilson(13, 30)} (first-order bound) to {wilson(0, 30)}")
     beaten = region.advice_values(_both([0, 3, 10], [0, 0, 2]))
     assert "was itself exceeded" in beaten["ch8_l2_advice"] and "2 of 30" in beaten["ch8_l2_region"]
     quiet = region.advice_values(_both([0, 0, 0], [0, 0, 0]))

@@ -14,7 +14,9 @@ from attrbound_lite.stats import (
     across_seeds,
     bootstrap,
     bootstrap_mean,
+    holm,
     paired_difference,
+    rate_difference,
     sig,
     verdict,
     wilson,
@@ -72,6 +74,72 @@ def test_across_seeds_is_students_t_from_a_table_and_covers_about_95_percent():
     rng = np.random.default_rng(2)
     hits = sum(across_seeds(rng.normal(1.0, 0.5, 3)).contains(1.0) for _ in range(2000))
     assert 0.93 <= hits / 2000 <= 0.97  # exact for normal values, even with three
+
+
+def test_across_seeds_p_value_is_the_one_sample_t_test():
+    from scipy import stats
+
+    for values in ([0.31, 0.36, 0.29], [0.02, -0.05, 0.04, 0.01], [1.0, 1.2]):
+        assert across_seeds(values).p_value == pytest.approx(stats.ttest_1samp(values, 0.0).pvalue, rel=1e-12)
+    assert across_seeds([0.25, 0.25, 0.25]).p_value == 0.0 and math.isnan(across_seeds([0.2]).p_value)
+
+
+def test_bootstrap_p_value_is_the_wald_test_of_its_standard_error_and_matches_the_t_test():
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.2, 1.0, 400)
+    ci = bootstrap_mean(x, n_resamples=4000)
+    assert ci.p_value == pytest.approx(stats.ttest_1samp(x, 0.0).pvalue, rel=0.15)  # se* -> sd / sqrt(n)
+    resampled = np.array([x[i].mean() for i in np.random.default_rng(0).integers(0, 400, (4000, 400))])
+    assert ci.p_value == pytest.approx(2 * stats.norm.sf(x.mean() / resampled.std(ddof=1)), rel=1e-9)
+    far = bootstrap_mean(x + 0.5)  # far from 0: below the 2 / (B + 1) a count of resamples could reach
+    assert 0 < far.p_value < 1e-10
+    for shift in np.linspace(0, 0.6, 13):  # on a symmetric statistic the p-value and the interval agree
+        ci = bootstrap_mean(rng.normal(shift, 1.0, 60), seed=int(shift * 100))
+        if ci.p_value < 0.04:
+            assert ci.sign != 0, (shift, ci)
+        if ci.p_value > 0.06:
+            assert ci.sign == 0, (shift, ci)
+    assert bootstrap_mean([0.0, 0.0, 0.0]).p_value == 1.0 and bootstrap_mean([0.5, 0.5]).p_value == 0.0
+
+
+def _holm_by_steps(p, alpha):
+    """Holm's procedure as stated: test the smallest remaining p at alpha / (remaining); stop at the first miss."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    reject = [False] * len(p)
+    for rank, i in enumerate(order):
+        if p[i] > alpha / (len(p) - rank):
+            break
+        reject[i] = True
+    return reject
+
+
+def test_holm_rejects_what_the_step_down_procedure_rejects_and_adjusts_as_its_closed_form():
+    p = [0.01, 0.04, 0.03, 0.005]  # sorted: 0.005 0.01 0.03 0.04 -> adjusted 0.02 0.03 0.06 0.06
+    reject, adjusted = holm(p)
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    assert list(reject) == [True, False, False, True] == _holm_by_steps(p, 0.05)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        p = list(rng.uniform(0, 0.08, rng.integers(1, 12)) ** rng.uniform(0.5, 2))
+        assert list(holm(p, 0.05)[0]) == _holm_by_steps(p, 0.05)
+    reject, adjusted = holm([0.001, float("nan"), 0.02])  # a comparison not made is not in the family (m = 2)
+    assert list(reject) == [True, False, True] and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="alpha"):
+        holm([0.1], alpha=5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([1.5])
+
+
+def test_rate_difference_is_newcombes_method_10_with_fishers_p():
+    from scipy import stats
+
+    d = rate_difference(56, 70, 48, 80)  # Newcombe (1998), Table II, example (a): 0.0524 to 0.3339
+    assert d.estimate == pytest.approx(0.2) and (round(d.low, 4), round(d.high, 4)) == (0.0524, 0.3339)
+    assert d.p_value == pytest.approx(stats.fisher_exact([[56, 14], [48, 32]]).pvalue) and d.n == 70
+    assert rate_difference(9, 10, 3, 10).sign == 1 and rate_difference(5, 10, 5, 10).p_value == 1.0
+    assert rate_difference(1, 0 + 1, 0, 0).n == 0
 
 
 def test_verdicts_read_the_whole_interval():

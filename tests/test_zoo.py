@@ -217,8 +217,9 @@ def _replayed_reruns(k: int = 4) -> list[str]:
 def test_committed_zoo_reproduces_its_manifests(data_root):
     """Hashes and loading of every model; the first 20 training losses of every seed-0 and study recipe and of a
     sample of the reruns (a sample that changes with the commit); one full retraining."""
-    replay = [name for name in zoo.REFERENCE if "-seed" not in name] + _replayed_reruns()
-    print("\nreplayed reruns:", _replayed_reruns())
+    reruns = _replayed_reruns()
+    replay = [name for name in zoo.REFERENCE if "-seed" not in name] + reruns
+    print("\nreplayed reruns:", reruns)
     report = zoo.verify_zoo(device="cpu", progress=False, data_root=data_root, mirror=data_mirror(), replay=replay)
     assert report["ok"].all(), report[~report["ok"]].to_string()
     assert set(report["name"]) == set(zoo.REFERENCE)  # every model's weights checked

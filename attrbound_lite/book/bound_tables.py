@@ -24,6 +24,7 @@ from ..bounds import attribution_bound, cosine_bound
 from ..data import load_dataset
 from ..experiments import bound_seed, bound_table
 from ..stats import Interval, bootstrap, paired_difference, sig, verdict
+from .findings import comparison
 from .tables import DATASET_NAMES, METHOD_NAMES, radius_label
 
 __all__ = ["compute_bounds", "abs_rowsum", "overview_values", "scaling_check", "at_radii", "at_rar_radii",
@@ -337,7 +338,8 @@ def compare_methods(bounds: pd.DataFrame, radii: Mapping[str, tuple[str, float]]
         ``relative`` (the verdict: smaller / larger / not distinguishable), ``cosine_gain`` (an ``Interval`` string),
         ``cosine`` (higher / lower / not distinguishable / vacuous for both), ``vacuous`` and ``baseline_vacuous``
         (shares of the images with a vacuous cosine bound), ``row_sum_share`` (share of the two models' rows that use
-        the row-sum form), ``ratio_estimate, ratio_low, ratio_high`` (numbers).
+        the row-sum form), ``ratio_estimate, ratio_low, ratio_high`` (numbers) and ``test`` (the comparison of the log
+        ratio with 0 for the Findings family, ``findings.comparison``).
     """
     rows = []
     for ds, (norm, eps) in radii.items():
@@ -359,7 +361,9 @@ def compare_methods(bounds: pd.DataFrame, radii: Mapping[str, tuple[str, float]]
                                  baseline_vacuous=float(np.mean(cos[baseline] <= -1)),
                                  row_sum_share=float(sub.loc[sub["method"].isin([m, baseline]), "linf_form"]
                                                      .eq("abs_rowsum").mean()),
-                                 ratio_estimate=ratio.estimate, ratio_low=ratio.low, ratio_high=ratio.high))
+                                 ratio_estimate=ratio.estimate, ratio_low=ratio.low, ratio_high=ratio.high,
+                                 test=comparison(log_gap, METHOD_NAMES.get(m, m), "larger", "smaller",
+                                                 f"ratio {ratio} to natural training")))
     return pd.DataFrame(rows)
 
 
@@ -367,7 +371,8 @@ def comparison_values(comparison: pd.DataFrame, prefix: str, attribution: str = 
     """Glue values of ``compare_methods`` for ``attribution``, with stable names.
 
     Per data set ``<ds>`` (``-`` as ``_``) and method ``<m>``: ``<prefix>_<ds>_<m>`` (the ratio with its interval),
-    ``<prefix>_<ds>_<m>_verdict`` (smaller / larger / not distinguishable with N images), ``<prefix>_<ds>_cos_<m>``
+    ``<prefix>_<ds>_<m>_verdict`` (smaller / larger / not distinguishable with N images), ``<prefix>_<ds>_<m>_test``
+    (the comparison for the Findings family), ``<prefix>_<ds>_cos_<m>``
     and ``<prefix>_<ds>_cos_<m>_verdict`` (the cosine bound's paired difference and verdict); per data set
     ``<prefix>_<ds>_eps`` (the ball and radius as people write them), ``<prefix>_<ds>_images``, and
     ``<prefix>_<ds>_summary`` and ``<prefix>_<ds>_cos_summary`` (sentences grouping the methods by verdict); and
@@ -387,6 +392,7 @@ def comparison_values(comparison: pd.DataFrame, prefix: str, attribution: str = 
         for _, row in sub.iterrows():
             values[f"{key}_{row.method}"] = row.ratio
             values[f"{key}_{row.method}_verdict"] = row.relative
+            values[f"{key}_{row.method}_test"] = row.test
             values[f"{key}_cos_{row.method}"] = row.cosine_gain
             values[f"{key}_cos_{row.method}_verdict"] = row.cosine
             relative.setdefault(row.relative, []).append(METHOD_NAMES.get(row.method, row.method))

@@ -30,6 +30,7 @@ from ..evaluation import ifia_per_image, noise_per_image
 from ..protocols import rar_protocol
 from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, sig, verdict
 from ..zoo import REFERENCE, ROBUST_METHODS, STUDY_IG_STEPS, STUDY_RADII, reference_name
+from .findings import comparison
 from .tables import DATASET_NAMES, METHOD_NAMES, radius_label
 from .training import describe_failed, zoo_results
 
@@ -167,10 +168,11 @@ class Study:
         return self._ifia(model, x, y, ds)
 
     def _ifia(self, model, x, y, ds: str, steering: str = ATTACK_ATTRIBUTION, k: int | str | None = ATTACK_K,
-              steps: int | None | str = "chapter", restarts: int | str = "chapter"):
+              steps: int | None = None, restarts: int | None = None):
+        """``ifia`` with another steering, k or budget; ``steps`` / ``restarts`` None: the chapter's."""
         s = self.s
-        steps, restarts = (s.ifia_steps if steps == "chapter" else steps), (s.restarts if restarts == "chapter"
-                                                                             else restarts)
+        steps = s.ifia_steps if steps is None else steps
+        restarts = s.restarts if restarts is None else restarts
         return ifia_per_image(model, x, y, None, ig_steps=s.eval_ig_steps, attack_attribution=steering,
                               attack_ig_steps=ATTACK_IG_STEPS, attack_batch_size=BATCH, seed=s.seed, device=s.device,
                               **attack_settings(ds, steps, restarts, k))
@@ -517,8 +519,10 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
     (the natural model's intervals), ``ch7_topk_<ds>_<m>``, ``ch7_gain_<ds>_<m>`` (top-k minus natural),
     ``ch7_verdict_<ds>_<m>`` ("larger", "smaller", "not distinguishable with N images"), ``ch7_sentence_<ds>_<m>``,
     ``ch7_kendall_gain_<ds>_<m>``, ``ch7_bound_<ds>_<m>`` (median relative bound), ``ch7_bound_change_<ds>_<m>``,
-    ``ch7_bound_verdict_<ds>_<m>``; with noise measured, ``ch7_noise_topk_<ds>_<m>`` and ``ch7_fragile_<ds>_<m>``
-    (IFIA against random sign noise, a sentence); ``ch7_n_<ds>`` (images), ``ch7_best_<ds>`` (a sentence that names
+    ``ch7_bound_verdict_<ds>_<m>``, ``ch7_test_<ds>_<m>`` (the top-k comparison for the Findings family,
+    ``findings.comparison``); with noise measured, ``ch7_noise_topk_<ds>_<m>``, ``ch7_fragile_<ds>_<m>`` (IFIA against
+    random sign noise, a sentence) and ``ch7_test_fragile_<ds>_<m>`` (that comparison); ``ch7_n_<ds>`` (images),
+    ``ch7_best_<ds>`` (a sentence that names
     a method only when its intervals against every other method are above zero) and ``ch7_disagree`` (the models
     whose top-k and relative-bound verdicts against natural training point opposite ways: more robust by one, less
     by the other).
@@ -536,6 +540,11 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
         if "beyond_noise" in row:
             values[f"ch7_noise_topk_{ds}_{m}"] = str(row["noise_topk"])
             values[f"ch7_fragile_{ds}_{m}"] = _noise_sentence(row)
+            values[f"ch7_test_fragile_{ds}_{m}"] = comparison(
+                row["beyond_noise"], DATASET_NAMES.get(row["dataset"], row["dataset"]),
+                "fragile (IFIA moves the top-k more than noise)", "IFIA moves the top-k less than noise",
+                f"{row['beyond_noise']} more of the top-k removed than by noise",
+                reason=NOT_COMPARED if row["noise_verdict"] == NOT_COMPARED else None)
         if m == reference:
             values[f"ch7_natural_topk_{ds}"] = str(row["topk_intersection"])
             values[f"ch7_natural_kendall_{ds}"] = str(row["kendall_tau"])
@@ -544,7 +553,11 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
                        f"ch7_sentence_{ds}_{m}": _gain_sentence(row),
                        f"ch7_kendall_gain_{ds}_{m}": str(row["kendall_gain"]),
                        f"ch7_bound_change_{ds}_{m}": str(row["bound_change"]),
-                       f"ch7_bound_verdict_{ds}_{m}": row["bound_verdict"]})
+                       f"ch7_bound_verdict_{ds}_{m}": row["bound_verdict"],
+                       f"ch7_test_{ds}_{m}": comparison(
+                           row["topk_gain"], DATASET_NAMES.get(row["dataset"], row["dataset"]), "more robust",
+                           "less robust", f"{row['topk_gain']} in top-k intersection",
+                           reason=NOT_COMPARED if row["topk_verdict"] == NOT_COMPARED else None)})
     for ds in summary["dataset"].unique():
         best, where = best_method(per_image, ds), _on(ds)
         values[f"ch7_best_{glue_key(ds)}"] = (
@@ -591,8 +604,13 @@ def versus_values(versus: pd.DataFrame) -> dict:
     """``ch7_versus_<ds>``: per data set, each FAR method against each earlier one, a computed sentence.
 
     ``"AAT - PGD-AT: -0.128 (-0.2 to -0.05), smaller; ..."``; ``"not measured"`` where a data set has no pair.
+    ``ch7_test_versus_<ds>_<method>_<earlier>``: each comparison for the Findings family (``findings.comparison``).
     """
     values = {}
+    for r in versus.itertuples():
+        label = f"{METHOD_NAMES.get(r.method, r.method)} vs {METHOD_NAMES.get(r.earlier, r.earlier)}"
+        values[f"ch7_test_versus_{glue_key(r.dataset)}_{r.method}_{r.earlier}"] = comparison(
+            r.difference, label, "better", "worse", reason=NOT_COMPARED if r.unit == ONE_RUN else None)
     for ds, frame in versus.groupby("dataset", sort=False):
         values[f"ch7_versus_{glue_key(ds)}"] = "; ".join(
             f"{METHOD_NAMES.get(r.method, r.method)} minus {METHOD_NAMES.get(r.earlier, r.earlier)} {r.difference}, "
@@ -668,7 +686,8 @@ def spread_values(intervals: dict[str, Interval], name: str, far: Sequence[str],
     """Glued values of one spread comparison (``spread_comparison``'s intervals).
 
     ``ch7_spread_<name>_<method|far|earlier|diff>``, ``ch7_verdict_<name>`` ("smaller": FAR's methods depend less on
-    ``what``; "not tested" without two levels of trained models) and ``ch7_sentence_<name>``.
+    ``what``; "not tested" without two levels of trained models), ``ch7_sentence_<name>`` and ``ch7_test_<name>``
+    (the comparison for the Findings family).
 
     Args:
         intervals: ``spread_comparison``'s intervals.
@@ -699,6 +718,9 @@ def spread_values(intervals: dict[str, Interval], name: str, far: Sequence[str],
         values[f"ch7_sentence_{name}"] = (
             f"the dependence on {what} of {_names(far)} (spread {intervals['far']}) and of {_names(earlier)} (spread "
             f"{intervals['earlier']}) is {word} (difference {diff})")
+    values[f"ch7_test_{name}"] = comparison(
+        diff, f"spread over {what}", f"{_names(far)} depend more", f"{_names(far)} depend less",
+        f"{diff} difference of spreads", reason=values[f"ch7_sentence_{name}"] if not diff.n else None)
     return values
 
 

@@ -5,18 +5,59 @@ The page executes after the chapters (``runner.SUMMARY_PAGES``) and reads the va
 
     values = chapter_values(executed_dir, CHAPTERS)      # what the chapters glued
     findings_table(values)                               # one row per claim, every cell from those values
+    family_table(values)                                 # the comparisons behind the verdicts, Holm-adjusted
+
+The comparisons the page states are one family: a chapter glues each as a record (``comparison``: its interval,
+p-value and verdict words), a claim's template names them (``{test:KEY}``, or ``{tests:KEY1,KEY2}`` for a list
+grouped by verdict), and a verdict word is printed only where Holm's procedure over the whole family rejects
+(``stats.holm``, family-wise error ``FAMILY_ALPHA``); the others read "not distinguishable". Counts of violations
+(rows 1-3) are not comparisons: one confirmed violation refutes an upper bound.
 """
 
 from __future__ import annotations
 
+import math
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from ..stats import Interval, holm
 from .runner import glued_values
 
-__all__ = ["Claim", "CLAIMS", "CHAPTERS", "chapter_values", "findings_table"]
+__all__ = ["Claim", "CLAIMS", "CHAPTERS", "FAMILY_ALPHA", "comparison", "chapter_values", "findings_table",
+           "family_table", "family_values", "protocol_values", "PROTOCOLS"]
+
+FAMILY_ALPHA = 0.05  # the family-wise error rate of the page's verdicts (Holm)
+
+
+def comparison(interval: Interval, label: str, above: str = "larger", below: str = "smaller",
+               shown: str | None = None, reason: str | None = None) -> dict:
+    """One comparison of the Findings family, in the plain values a chapter glues (``book.glue_all``).
+
+    Args:
+        interval: the comparison's estimate, 95 % interval and p-value (``stats.bootstrap``, ``stats.across_seeds``).
+        label: what is compared, in readers' words ("AAT", "AAT vs PGD-AT").
+        above: the verdict when the family rejects and the estimate is above 0.
+        below: the verdict when the family rejects and the estimate is below 0.
+        shown: the estimate and interval as the page prints them (default ``str(interval)``).
+        reason: why the comparison is not made (e.g. one trained run): it is then not in the family.
+
+    Returns:
+        ``{"label", "estimate", "low", "high", "n", "p", "above", "below", "shown", "reason"}``; ``p`` None where the
+        comparison is not made or has no p-value.
+    """
+    if not isinstance(interval, Interval):
+        raise TypeError(f"comparison takes a stats.Interval, got {type(interval).__name__}.")
+
+    def finite(value):
+        return float(value) if value is not None and math.isfinite(value) else None
+
+    return {"label": label, "estimate": finite(interval.estimate), "low": finite(interval.low),
+            "high": finite(interval.high), "n": int(interval.n),
+            "p": None if reason is not None else finite(interval.p_value), "above": above, "below": below,
+            "shown": shown if shown is not None else str(interval), "reason": reason}
 
 
 @dataclass(frozen=True)
@@ -29,7 +70,8 @@ class Claim:
         chapter: the notebook stem whose glued values hold the evidence.
         measured: a ``str.format`` template over that chapter's glued values: the verdict with its interval.
         where: the chapter and figure that show it.
-        scale: a template of the same kind: how much evidence, against the papers' scale.
+        scale: a template of the same kind: how much evidence (how it was measured: ``PROTOCOLS``).
+        link: the page and anchor of that figure or table, relative to the Findings page.
     """
 
     claim: str
@@ -38,16 +80,18 @@ class Claim:
     measured: str
     where: str
     scale: str
+    link: str
 
 
 _FAR = "FAR 2021 (its methods as reconstructed in chapter 4)"
+_ROBUST = ("pgd_at", "ig_norm", "aat", "advaat")
 _DS = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion_mnist"), ("CIFAR-10 subset", "cifar10_subset"))
-_CH7_ATTACK = ("IFIA steered by IG, {ch7_attack} (RAR: {ch7_rar_attack}); small CNNs trained on two CPU cores "
-               "(chapter 4): smaller than the papers'")
-_CH7_SCALE = ("{ch7_n_ifia} correctly classified test images per model, {ch7_seeds} training runs per method "
-              "(intervals over the runs; failed runs left out: {ch7_failed}); " + _CH7_ATTACK)
-_CH7_STUDY = ("one training run per model, models below {ch7_study_floor} clean accuracy left out; "
-              "{ch7_n_study} test images; " + _CH7_ATTACK)
+_CH7_SCALE = "{ch7_n_ifia} test images per model, {ch7_seeds} training runs per method"
+_CH7_STUDY = "MNIST, {size} training images, one run per model, {ch7_n_study} test images"
+_TESTS_CH6 = "{tests:" + ",".join(f"ch6_test_achieved_<ds>_linf_{m}" for m in _ROBUST) + "}"
+_TESTS_CH5 = "{tests:" + ",".join(f"ch5_rel_<ds>_{m}_test" for m in _ROBUST) + "}"
+_TESTS_VERSUS = "{tests:" + ",".join(f"ch7_test_versus_<ds>_{m}_{e}" for m in ("aat", "advaat")
+                                     for e in ("pgd_at", "ig_norm")) + "}"
 
 
 def _per_dataset(template: str) -> str:
@@ -56,45 +100,66 @@ def _per_dataset(template: str) -> str:
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("The first-order bound is an upper bound of the deviations attacks reach", "Wang & Kong 2023",
-          "06_validation", "{ch6_l2_smallest}; {ch6_linf_smallest}", "chapter 6, violation rates by radius",
-          "{ch6_n_images} test images per data set, every reference model, attribution PGD and IFIA with "
-          "{ch6_steps} steps and {ch6_restarts} restart(s): smaller than the paper's 10 million attacks"),
+          "06_validation", "{ch6_l2_smallest}; {ch6_linf_smallest}", "chapter 6, violations by radius",
+          "{ch6_n_images} test images per data set, 15 models; {ch6_float64_survive} of {ch6_float64_counted} "
+          "violations confirmed in float64", "06_validation.html#fig-violations"),
     Claim("... and where it stops being one (the linearisation's limit)", "Wang & Kong 2023 (not stated there)",
           "06_validation", "{ch6_l2_onset}; {ch6_linf_onset}", "chapter 6, achieved / bound against the radius",
-          "as above"),
-    Claim("A bound over the whole ball (mean-value inequality, supremum estimated by ascent) holds where the "
-          "first-order bound is exceeded", "this book (beyond the papers)", "08_region",
-          "{ch8_l2_point}; {ch8_l2_region}. {ch8_linf_point}; {ch8_linf_region}",
+          "as above", "06_validation.html#fig-ratio"),
+    Claim("A bound over the whole ball (mean-value inequality, supremum estimated by ascent) is exceeded less "
+          "often than the first-order bound", "this book (beyond the papers)", "08_region",
+          "{ch8_l2_reduction}; {ch8_linf_reduction}",
           "the region-bound chapter, violation rates of both bounds",
-          "the first {ch8_n_images} images per model of the validation sweep, {ch8_n_models} reference models, "
-          "{ch8_steps} ascent steps, {ch8_restarts} start(s)"),
-    Claim("Robust training shrinks the worst-case deviation (relative bound, against natural training)",
+          "{ch8_n_images} images per model, {ch8_n_models} models", "08_region.html#fig-region-rates"),
+    Claim("Robust training shrinks the deviation attacks reach (saliency, relative to the map's norm, at RAR's "
+          "radius; against natural training)", "FAR 2021; RAR 2019", "06_validation",
+          _per_dataset("at {ch6_radius_<ds>_linf}, " + _TESTS_CH6), "chapter 6, each method minus natural",
+          "{ch6_n_images} test images per data set, paired by image; one training run (seed 0) per method",
+          "06_validation.html#models-attacks-and-attributions"),
+    Claim("... and shrinks the first-order bound of the worst case (relative bound, against natural training)",
           "FAR 2021; RAR 2019", "05_bounds",
-          _per_dataset("at {ch5_rel_<ds>_eps}, {ch5_rel_<ds>_summary}"), "chapter 5, bounds by method",
-          "{ch5_n_images} test images per model or more, paired by image; one training run (seed 0) per method, "
-          "so a difference between methods may be one between runs"),
+          _per_dataset("at {ch5_rel_<ds>_eps}, " + _TESTS_CH5), "chapter 5, bounds by method",
+          "{ch5_n_images} test images per model or more, paired by image; one training run (seed 0) per method",
+          "05_bounds.html#fig-methods-ratio"),
     Claim("Attributions of naturally trained networks are fragile: IFIA moves the top-k pixels more than random "
-          "noise of the same radius", "Ghorbani et al. 2019", "07_far", _per_dataset("{ch7_fragile_<ds>_natural}"),
-          "chapter 7, the phenomenon", _CH7_SCALE),
+          "noise of the same radius", "Ghorbani et al. 2019", "07_far",
+          _per_dataset("{test:ch7_test_fragile_<ds>_natural}"), "chapter 7, the phenomenon", _CH7_SCALE,
+          "07_far.html#fig-far-example"),
     Claim("IG-NORM makes attributions more robust than natural training", "RAR 2019", "07_far",
-          _per_dataset("{ch7_sentence_<ds>_ig_norm}"), "chapter 7, IFIA by method", _CH7_SCALE),
+          _per_dataset("{test:ch7_test_<ds>_ig_norm}"), "chapter 7, IFIA by method", _CH7_SCALE,
+          "07_far.html#fig-far-methods"),
     Claim("AAT makes attributions more robust than natural training", _FAR, "07_far",
-          _per_dataset("{ch7_sentence_<ds>_aat}"), "chapter 7, IFIA by method", _CH7_SCALE),
+          _per_dataset("{test:ch7_test_<ds>_aat}"), "chapter 7, IFIA by method", _CH7_SCALE,
+          "07_far.html#fig-far-methods"),
     Claim("AdvAAT makes attributions more robust than natural training", _FAR, "07_far",
-          _per_dataset("{ch7_sentence_<ds>_advaat}"), "chapter 7, IFIA by method", _CH7_SCALE),
+          _per_dataset("{test:ch7_test_<ds>_advaat}"), "chapter 7, IFIA by method", _CH7_SCALE,
+          "07_far.html#fig-far-methods"),
     Claim("FAR's methods make attributions better than or comparable to the earlier methods (PGD-AT, IG-NORM)",
-          _FAR, "07_far", _per_dataset("{ch7_versus_<ds>}"), "chapter 7, FAR against the earlier methods",
-          _CH7_SCALE),
+          _FAR, "07_far", _per_dataset(_TESTS_VERSUS), "chapter 7, FAR against the earlier methods", _CH7_SCALE,
+          "07_far.html#far-against-the-earlier-methods"),
     Claim("FAR's robustness depends less on the training radius than earlier methods'", _FAR, "07_far",
-          "{ch7_sentence_eps}", "chapter 7, training-radius study",
-          "MNIST only, 12,000 training images, one epoch per model, " + _CH7_STUDY),
+          "{test:ch7_test_eps}", "chapter 7, training-radius study", _CH7_STUDY.replace("{size}", "12,000"),
+          "07_far.html#fig-far-eps"),
     Claim("FAR's robustness depends less on attribution estimation parameters (IG steps) than earlier methods'",
-          _FAR, "07_far", "{ch7_sentence_steps}", "chapter 7, IG-steps study",
-          "MNIST only, 6,000 training images, one epoch per model, " + _CH7_STUDY),
+          _FAR, "07_far", "{test:ch7_test_steps}", "chapter 7, IG-steps study",
+          _CH7_STUDY.replace("{size}", "6,000"), "07_far.html#fig-far-steps"),
     Claim("Adversarial training (PGD-AT) raises accuracy under PGD", "Madry et al. 2018", "04_training",
-          "{ch4_pgd_sentence}", "chapter 4, accuracy figure",
-          "the first 1,000 test images per model, RAR's PGD at the training radius, one random start"),
+          _per_dataset("{test:ch4_test_pgd_<ds>}"), "chapter 4, accuracy figure",
+          "the first 1,000 test images per model", "04_training.html#fig-accuracy"),
 )
+
+# How each chapter measured, stated once under the table (the rows give only the scale).
+PROTOCOLS = {
+    "06_validation": "Chapters 6 and 8 attack with attribution PGD and IFIA of {ch6_steps} steps, restarts: "
+                     "{ch6_restarts} (Wang & Kong report 10 million attacks).",
+    "08_region": "The region bound's supremum is estimated by {ch8_steps} ascent steps (starting points per unit: "
+                 "{ch8_restarts}).",
+    "07_far": "Chapter 7 attacks with IFIA steered by integrated gradients, {ch7_attack} (RAR: {ch7_rar_attack}), "
+              "and leaves out failed runs (below their accuracy floor: {ch7_failed}) and study models below "
+              "{ch7_study_floor} clean accuracy.",
+    "04_training": "Chapter 4 measures accuracy under RAR's PGD at the training radius, one random start. All models "
+                   "are small CNNs trained on two CPU cores: smaller than the papers'.",
+}
 
 
 def chapter_values(executed_dir: str | Path, stems) -> dict[str, dict]:
@@ -117,6 +182,91 @@ def chapter_values(executed_dir: str | Path, stems) -> dict[str, dict]:
 CHAPTERS = tuple(dict.fromkeys(claim.chapter for claim in CLAIMS))  # the chapters the page reads
 
 
+def _family_keys(claims) -> list[tuple[str, str]]:
+    """``(claim, key)`` of every comparison the claims' templates name (``{test:KEY}``, ``{tests:K1,K2}``), in order."""
+    keys = []
+    for c in claims:
+        for _, field, spec, _ in string.Formatter().parse(c.measured):
+            if field in ("test", "tests"):
+                keys += [(c.claim, k) for k in spec.split(",")]
+    return keys
+
+
+def _records(values: dict[str, dict]) -> dict[str, dict]:
+    """Every glued comparison record of every chapter, by key."""
+    return {k: v for chapter in values.values() for k, v in chapter.items() if isinstance(v, dict) and "above" in v}
+
+
+def family_table(values: dict[str, dict], claims=None, alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
+    """The comparisons the page states, one row each, with their p-values adjusted by Holm over the whole family.
+
+    Args:
+        values: the glued values by chapter (``chapter_values``).
+        claims: the claims (default ``CLAIMS``).
+        alpha: the family-wise error rate.
+
+    Returns:
+        Columns ``claim``, ``key`` (the glued name), ``comparison`` (the record's label), ``difference`` (estimate and
+        95 % interval), ``n``, ``p``, ``holm_p`` (NaN: not in the family), ``verdict``.
+
+    Raises:
+        ValueError: a claim names a comparison no chapter glued.
+    """
+    records = _records(values)
+    rows = []
+    for claim, key in _family_keys(claims if claims is not None else CLAIMS):
+        if key not in records:
+            raise ValueError(f"no chapter glued the comparison {key!r}, which the Findings page needs for {claim!r}.")
+        r = records[key]
+        rows.append({"claim": claim, "key": key, "comparison": r["label"], "difference": r["shown"], "n": r["n"],
+                     "p": math.nan if r["p"] is None else r["p"], "reason": r["reason"]})
+    reject, adjusted = holm([r["p"] for r in rows], alpha) if rows else ([], [])
+    for r, rejected, holm_p in zip(rows, reject, adjusted, strict=True):
+        record = records[r["key"]]
+        r["holm_p"] = holm_p
+        r["verdict"] = (r["reason"] if r["reason"] is not None else "not distinguishable" if not rejected
+                        else record["above"] if record["estimate"] > 0 else record["below"])
+    frame = pd.DataFrame(rows, columns=["claim", "key", "comparison", "difference", "n", "p", "reason", "holm_p",
+                                        "verdict"])
+    return frame.drop(columns="reason")
+
+
+def protocol_values(values: dict[str, dict]) -> dict:
+    """``findings_protocol``: how each chapter measured (``PROTOCOLS``), filled from its glued values."""
+    try:
+        return {"findings_protocol": " ".join(t.format_map(values[ch]) for ch, t in PROTOCOLS.items())}
+    except KeyError as err:
+        raise ValueError(f"the protocols under the Findings table need {err.args[0]!r}, which no chapter the "
+                         "page reads glued.") from None
+
+
+def family_values(family: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> dict:
+    """``findings_family``: the family's size and how many of its verdicts Holm supports, in one sentence."""
+    made = family["holm_p"].notna()
+    stated = int((made & (family["verdict"] != "not distinguishable")).sum())
+    unadjusted = int((made & (family["p"] < alpha)).sum())
+    return {"findings_family": (
+        f"{int(made.sum())} comparisons on this page form one family; Holm's procedure at a family-wise error of "
+        f"{alpha * 100:g} % supports {stated} of their verdicts ({unadjusted} would pass at 5 % each on their "
+        f"own); {int((~made).sum())} comparisons are not made, for the reason given")}
+
+
+class _Verdicts:
+    """Renders ``{test:KEY}`` and ``{tests:K1,K2}`` in a claim's template from the family table's verdicts."""
+
+    def __init__(self, family: pd.DataFrame):
+        self.rows = family.drop_duplicates("key").set_index("key")
+
+    def __format__(self, spec: str) -> str:
+        if "," not in spec:
+            row = self.rows.loc[spec]  # a comparison not made reads its reason alone
+            return row["verdict"] if pd.isna(row["holm_p"]) else f"{row['verdict']}, {row['difference']}"
+        groups: dict[str, list[str]] = {}
+        for key in spec.split(","):
+            groups.setdefault(self.rows.loc[key, "verdict"], []).append(self.rows.loc[key, "comparison"])
+        return "; ".join(f"{word} for {', '.join(labels)}" for word, labels in groups.items())
+
+
 def findings_table(values: dict[str, dict], claims=None) -> pd.DataFrame:
     """One row per claim: the claim, its source, the measured verdict, where it is shown, the scale of the evidence.
 
@@ -125,19 +275,23 @@ def findings_table(values: dict[str, dict], claims=None) -> pd.DataFrame:
         claims: the claims (default ``CLAIMS``).
 
     Returns:
-        The table, every cell of the measured and scale columns filled from glued values.
+        The table, every cell of the measured and scale columns filled from glued values; a comparison's verdict word
+        is Holm's over the page's family (``family_table``), with the comparison's own 95 % interval.
 
     Raises:
         ValueError: a chapter did not glue a value a claim needs (names the chapter and the value).
     """
+    claims = claims if claims is not None else CLAIMS
+    verdicts = _Verdicts(family_table(values, claims))
     rows = []
-    for c in claims if claims is not None else CLAIMS:
+    for c in claims:
         chapter = values.get(c.chapter, {})
         try:
-            measured, scale = c.measured.format_map(chapter), c.scale.format_map(chapter)
+            measured = c.measured.format_map({**chapter, "test": verdicts, "tests": verdicts})
+            scale = c.scale.format_map(chapter)
         except KeyError as err:
             raise ValueError(f"chapter {c.chapter} glued no {err.args[0]!r}, which the Findings page needs for "
                            f"{c.claim!r}.") from None
-        rows.append({"claim": c.claim, "source": c.source, "measured in this build": measured, "shown in": c.where,
-                     "scale of the evidence": scale})
+        rows.append({"claim": c.claim, "source": c.source, "measured in this build": measured,
+                     "shown in": f'<a href="{c.link}">{c.where}</a>', "scale of the evidence": scale})
     return pd.DataFrame(rows)

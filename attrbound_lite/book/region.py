@@ -232,7 +232,8 @@ def advice_values(both: pd.DataFrame, units: pd.DataFrame | None = None) -> dict
 
     A bound counts as exceeded at a radius when a unit exceeded it there (its rate's interval then excludes 0).
     ``ch8_<norm>_point``: the smallest radius at which the first-order bound was first exceeded, up to which radius it
-    held on every unit, and its rate at the largest radius; ``ch8_<norm>_region``: the region bound's violations over
+    held on every unit, and its rate at the largest radius; ``ch8_<norm>_reduction``: the violation rates of both bounds
+    pooled over the (unit, radius) pairs; ``ch8_<norm>_region``: the region bound's violations over
     all radii, with the Wilson interval of the pooled rate (a unit counts once per radius); ``ch8_<norm>_advice``: which
     bound to quote where, from those counts, with the upper end of the region bound's interval.
     """
@@ -255,6 +256,9 @@ def advice_values(both: pd.DataFrame, units: pd.DataFrame | None = None) -> dict
                     f"; it held on every unit up to ε = {radius_label(held[-1])}" if held else
                     ", the smallest radius measured") + f"), and at ε = {radius_label(radii[-1])} the rate is "
                 f"{largest['point']}")
+        values[f"ch8_{norm}_reduction"] = (
+            f"in {word} the region bound reduces the violation rate, over every (unit, radius) pair, from "
+            f"{_rate(g['exceeded_point'], g['kept'])} (first-order bound) to {pooled}")
         violations = int((g["exceeded_region"] & g["kept"]).sum())
         values[f"ch8_{norm}_region"] = (f"the region bound was exceeded on {violations} of {int(g['kept'].sum())} "
                                          f"(unit, radius) pairs, a rate of {pooled}")

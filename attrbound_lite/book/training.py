@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import zoo
-from ..stats import Interval, wilson
+from ..stats import rate_difference, verdict, wilson
+from .findings import comparison
 from .tables import DATASET_NAMES, METHOD_NAMES, radius_label, reader_table
 
 __all__ = ["reference_names", "seed_names", "recipes_table", "zoo_results", "results_table", "seeds_table",
@@ -71,9 +72,9 @@ def run_label(name: str) -> str:
     0.1"``, ``"2 IG steps in training"``.
     """
     recipe = zoo.REFERENCE[name]
-    if "-study-" not in name:
+    if recipe.n_train is None:  # the reference models train on the whole split
         return f"seed {recipe.seed}"
-    if "-ig" in name.rsplit("-study-", 1)[1]:
+    if recipe.n_train == zoo.STUDY_IG_N_TRAIN:
         return f"{recipe.options['ig_steps']} IG steps in training"
     return "the study's natural model" if recipe.train_eps is None else f"training radius {recipe.train_eps:g}"
 
@@ -108,10 +109,9 @@ def zoo_results(s, names) -> pd.DataFrame:
             manifest = zoo.read_manifest(name)
             evaluation, seconds, size = manifest["evaluation"], manifest["seconds"], manifest["size_bytes"] / 1e6
         sub = evaluation["subset"]
-        n = sub["n"]
+        n, floor = sub["n"], zoo.accuracy_floor(recipe)
         rows.append({"name": name, "dataset": recipe.dataset, "method": recipe.method, "seed": recipe.seed,
-                     "train_eps": recipe.train_eps, "floor": zoo.accuracy_floor(recipe),
-                     "trained": evaluation["clean_accuracy"] >= zoo.accuracy_floor(recipe),
+                     "train_eps": recipe.train_eps, "floor": floor, "trained": evaluation["clean_accuracy"] >= floor,
                      "clean_accuracy": evaluation["clean_accuracy"], "n_test": evaluation["n_test"],
                      "pgd_eps": sub["pgd"]["eps"], "n": n, "clean_subset": sub["clean_accuracy"],
                      "pgd_accuracy": sub["pgd_accuracy"],
@@ -130,17 +130,13 @@ def results_table(results: pd.DataFrame, caption: str):
                                  "minutes": "training minutes", "size_mb": "size (MB)"})
 
 
-def _versus(a: Interval, b: Interval) -> str:
-    """Rates compared by their (unpaired) Wilson intervals: above, below, or overlapping."""
-    if a.low > b.high:
-        return "higher"
-    if a.high < b.low:
-        return "lower"
-    return "not distinguishable (the intervals overlap)"
-
-
 def accuracy_values(results: pd.DataFrame) -> dict:
-    """The sentences chapter 4 states: the floors met, and PGD-AT against natural training under PGD per data set."""
+    """The sentences chapter 4 states: the floors met, and PGD-AT against natural training under PGD per data set.
+
+    The difference of the two PGD accuracies (the same test images, treated as independent trials: conservative) has
+    Newcombe's interval and Fisher's p-value (``stats.rate_difference``); ``ch4_test_pgd_<ds>`` is that comparison for
+    the Findings page's family (``findings.comparison``).
+    """
     out = {"ch4_n_models": len(results), "ch4_train_hours": float(results["minutes"].sum()) / 60,
            "ch4_min_clean_natural": float(results.loc[results["method"] == "natural", "clean_accuracy"].min()),
            "ch4_min_clean_robust": float(results.loc[results["method"] != "natural", "clean_accuracy"].min())}
@@ -150,8 +146,11 @@ def accuracy_values(results: pd.DataFrame) -> dict:
         if (ds, "natural") not in by.index or (ds, "pgd_at") not in by.index:
             continue
         nat, pgd = by.loc[(ds, "natural"), "pgd_interval"], by.loc[(ds, "pgd_at"), "pgd_interval"]
-        sentences.append(f"on {DATASET_NAMES[ds]} at {radius_label(by.loc[(ds, 'pgd_at'), 'pgd_eps'])}, "
-                         f"{pgd} for PGD-AT against {nat} for natural training ({_versus(pgd, nat)})")
+        diff = rate_difference(round(pgd.estimate * pgd.n), pgd.n, round(nat.estimate * nat.n), nat.n)
+        radius = radius_label(by.loc[(ds, "pgd_at"), "pgd_eps"])
+        shown = f"at {radius}, {pgd} for PGD-AT against {nat} for natural training"
+        sentences.append(f"on {DATASET_NAMES[ds]} {shown} ({verdict(diff, 'higher', 'lower')}, difference {diff})")
+        out[f"ch4_test_pgd_{ds.replace('-', '_')}"] = comparison(diff, DATASET_NAMES[ds], "higher", "lower", shown)
     out["ch4_pgd_sentence"] = "; ".join(sentences)
     return out
 

@@ -26,13 +26,14 @@ from ..metrics import saliency_map
 from ..protocols import rar_protocol
 from ..stats import Interval, bootstrap, paired_difference, sig, verdict, wilson
 from ..sweep import config_hash, config_identity, load_config, run_sweep
+from .findings import comparison
 from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, radius_label
 
 __all__ = ["UNIT", "CASE", "COSINE_RESOLUTION", "rar_eps", "reference_radii", "sweep_config", "sweep_folder",
            "run_validation", "counts_table", "unit_table", "overview_values", "rates_by_eps", "rate_values",
-           "ratio_quantiles", "ratio_values", "per_model_table", "model_comparisons", "comparison_sentence",
-           "attack_values", "dense_bound_check", "dense_values", "linf_form", "linf_gap_values",
-           "test_images", "attack_examples"]
+           "float64_values", "ratio_quantiles", "ratio_values", "per_model_table", "model_comparisons",
+           "comparison_tests", "comparison_sentence", "attack_values", "dense_bound_check", "dense_values",
+           "linf_form", "linf_gap_values", "test_images", "attack_examples"]
 
 UNIT = ["dataset", "model", "sample"]      # one image of one model of one data set
 CASE = ["attribution", "norm", "eps"]     # what a unit is attacked with
@@ -249,6 +250,25 @@ def rate_values(rates: pd.DataFrame) -> dict:
     return values
 
 
+def float64_values(table: pd.DataFrame) -> dict:
+    """How many violations counted in the models' precision survive their recomputation in float64.
+
+    ``experiments.validate_bounds`` recomputes every attack that counted a violation (``exceeded_model_dtype``) in
+    float64, label, deviation and bound, and keeps it only if it holds there (``exceeded``); every rate of the chapter
+    counts the confirmed ones. ``ch6_float64``: "412 of the 415 (unit, attribution, norm, radius) cases with a
+    violation ..." (attacks in brackets); ``ch6_float64_survive`` the confirmed cases, ``ch6_float64_counted`` those
+    counted first.
+    """
+    kept = table[table["label_kept"]]
+    cases = kept.groupby([*UNIT, *CASE], sort=False)[["exceeded_model_dtype", "exceeded"]].any()
+    counted, confirmed = int(cases["exceeded_model_dtype"].sum()), int(cases["exceeded"].sum())
+    rows_counted, rows_confirmed = int(kept["exceeded_model_dtype"].sum()), int(kept["exceeded"].sum())
+    sentence = (f"{confirmed:,} of the {counted:,} cases (unit, attribution, norm and radius) with a violation in "
+                f"float32 still have one when the label, the deviation and the bound at the attack's point are "
+                f"recomputed in float64 ({rows_confirmed:,} of {rows_counted:,} attacks)")
+    return {"ch6_float64": sentence, "ch6_float64_survive": f"{confirmed:,}", "ch6_float64_counted": f"{counted:,}"}
+
+
 # The smallest cosine distance 1 - c of the bound at which the cosine ratio is read: float32 cosines carry rounding
 # errors of about 1e-7, so below this the ratio (1 - achieved cosine) / (1 - c) is rounding noise.
 COSINE_RESOLUTION = 1e-4
@@ -369,6 +389,22 @@ def model_comparisons(units: pd.DataFrame, radii: dict, baseline: str = "natural
     return pd.DataFrame(rows)
 
 
+def comparison_tests(comparisons: pd.DataFrame) -> dict:
+    """The achieved-deviation comparisons of ``model_comparisons`` for the Findings page's family.
+
+    ``ch6_test_achieved_<ds>_<norm>_<method>`` (``findings.comparison``: the paired difference of the relative
+    achieved deviation, method minus natural) and ``ch6_radius_<ds>_<norm>`` ("ℓ∞ ε = 0.3"), ``<ds>`` with ``_``.
+    """
+    values = {}
+    for r in comparisons.itertuples():
+        ds = r.dataset.replace("-", "_")
+        values[f"ch6_radius_{ds}_{r.norm}"] = f"{NORM_NAMES[r.norm]} ε = {radius_label(r.eps)}"
+        values[f"ch6_test_achieved_{ds}_{r.norm}_{r.method}"] = comparison(
+            r.relative_achieved_difference, METHOD_NAMES.get(r.method, r.method), "larger", "smaller",
+            f"{r.relative_achieved_difference} in relative deviation")
+    return values
+
+
 def comparison_sentence(comparisons: pd.DataFrame, column: str, what: str, baseline: str = "natural") -> str:
     """One sentence per (data set, norm) listing the methods whose ``column`` verdict is smaller, larger, or neither.
 
@@ -411,8 +447,8 @@ def attack_values(units: pd.DataFrame, radii: dict) -> tuple[pd.DataFrame, dict]
                              verdict=verdict(d, "IG closer to its bound", "saliency closer to its bound")))
     frame = pd.DataFrame(rows)
     values = {}
-    for comparison, name in (("PGD - IFIA", "ch6_pgd_vs_ifia"), ("IG - saliency", "ch6_ig_vs_saliency")):
-        sub = frame[frame["comparison"] == comparison] if len(frame) else frame
+    for which, name in (("PGD - IFIA", "ch6_pgd_vs_ifia"), ("IG - saliency", "ch6_ig_vs_saliency")):
+        sub = frame[frame["comparison"] == which] if len(frame) else frame
         values[name] = "; ".join(
             f"{DATASET_NAMES.get(r.dataset, r.dataset)} ({NORM_NAMES[r.norm]}, ε = {radius_label(r.eps)}): "
             f"{r.difference}, {r.verdict}" for r in sub.itertuples()) or "not measured"

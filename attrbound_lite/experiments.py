@@ -473,6 +473,9 @@ def _confirm_in_float64(model64: nn.Module, x: torch.Tensor, predicted: torch.Te
     need = np.unique(np.concatenate(positions))
     index = torch.as_tensor(need, device=x.device)
     x64, target = x[index].double(), predicted[index]
+    # a per-sample option (an IG baseline of shape (B, ...)) follows the samples recomputed
+    options = {k: v[index].double() if torch.is_tensor(v) and v.ndim == x.ndim and len(v) == batch else v
+               for k, v in options.items()}
     bound, unit = _unit_bounds(model64, x64, target, bound_norm, attr_name, options, surrogate_beta, seed,
                                bound_options)
     a_norm = bound.attribution_norm.detach().double().cpu()

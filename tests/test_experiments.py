@@ -288,3 +288,12 @@ def test_clear_float32_violations_survive_the_float64_recomputation(trained_toy)
     clear = flagged & (table["ratio_euclidean"] > 1.1)  # 10 % beyond the bound: no rounding explains it
     assert clear.sum() >= 3, table[["eps", "ratio_euclidean"]].describe()
     assert confirmed[clear].all()
+
+
+def test_the_float64_recomputation_follows_a_per_sample_ig_baseline(trained_toy):
+    model, x, y = _float32_toy(trained_toy)
+    baseline = torch.rand(x[:8].shape, generator=torch.Generator().manual_seed(0))
+    table = validate_bounds(model, (x[:8], y[:8]), {"l2": [0.5, 2.0]}, ["l2"],
+                            [("integrated_gradients", {"n_steps": 4, "baseline": baseline})], ["pgd"], restarts=2,
+                            seed=0)
+    assert table["exceeded_model_dtype"].any() and not (table["exceeded"] & ~table["exceeded_model_dtype"]).any()

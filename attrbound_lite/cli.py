@@ -3,6 +3,7 @@
     attrbound train --dataset mnist --method advaat --epochs 2 --subset 5000 --out runs/advaat
     attrbound evaluate runs/advaat --n-attribution 100
     attrbound zoo build [--only mnist-natural] [--device cuda]     # the reference models, resumable
+    attrbound results build [--only ch7_ifia_budget]               # the book's heavy evidence, resumable
 
 ``train`` writes ``OUT/model.safetensors`` + ``OUT/model.json`` (the checkpoint and its sidecar),
 ``OUT/history.csv``, and resumes from ``OUT/train_state.safetensors`` when rerun after an interruption.
@@ -201,6 +202,24 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--root", default=None, help="the zoo's folder (default: $ATTRBOUND_ZOO or <project>/zoo)")
     for q in (zb, zv):
         _add_data_args(q)
+    r = sub.add_parser("results", help="the book's heavy evidence (results/): build, verify or list it")
+    rsub = r.add_subparsers(dest="results_command", required=True)
+    rb = rsub.add_parser("build", help="compute the results (resumes an interrupted build)")
+    rb.add_argument("--force", action="store_true", help="recompute every unit, even those written")
+    rv = rsub.add_parser("verify", help="recompute a random sample of committed rows and compare")
+    rv.add_argument("--sample", type=_positive_int, default=8, help="rows to recompute per result")
+    rv.add_argument("--seed", type=_non_negative_int, default=None,
+                    help="seed of the sample (default: drawn from the commit, as CI does)")
+    rl = rsub.add_parser("list", help="the results and their manifests")
+    for q in (rb, rv, rl):
+        q.add_argument("--only", nargs="+", action="extend", default=None, metavar="NAME",
+                       help="these results (default: all)")
+        q.add_argument("--root", default=None, help="the results' folder (default: $ATTRBOUND_RESULTS or "
+                       "<project>/results)")
+    for q in (rb, rv):  # data come from $ATTRBOUND_DATA / $ATTRBOUND_DATA_MIRROR, as the book's do
+        q.add_argument("--device", default=None, type=_device_name,
+                       help="auto, cpu, cuda, cuda:1 ... (default: cuda if available)")
+    rb.add_argument("--no-progress", action="store_true", help="no progress bars")
     from .sweep import add_subcommands
     add_subcommands(sub)
     for action in _subparsers(parser)["sweep"]._actions:  # an existing file as --out: argparse's one-line error
@@ -416,6 +435,59 @@ def cmd_zoo(args) -> int:
     return 0 if failed.empty else 1
 
 
+def _result_specs(only: list[str] | None) -> list:
+    from .book import budget
+
+    specs = {spec.name: spec for spec in (budget.SPEC,)}
+    unknown = sorted(set(only or ()) - set(specs))
+    if unknown:
+        raise ValueError(f"--only {' '.join(unknown)}: no such result; the results are {', '.join(specs)}.")
+    return [spec for name, spec in specs.items() if only is None or name in only]
+
+
+def cmd_results(args) -> int:
+    """``attrbound results build|verify|list``: ``results.build_results``, ``verify_results``, ``read_manifest``.
+
+    Args:
+        args: the parsed ``results`` arguments.
+
+    Returns:
+        The exit status: 0, or 1 when ``verify`` finds a recomputed value beyond its tolerance.
+    """
+    import pandas as pd
+
+    from . import results
+
+    specs = _result_specs(args.only)
+    if args.results_command == "list":
+        for spec in specs:
+            try:
+                m = results.read_manifest(spec, args.root)
+                state = f"{m['n_rows']} rows, {m['seconds']['total'] / 60:.0f} min on {m['hardware']['processor']}"
+            except (FileNotFoundError, ValueError) as err:
+                state = f"not usable: {err}"
+            print(f"{spec.name}: {spec.title}\n    {state}")
+        return 0
+    device = _device(args.device)
+    if args.results_command == "build":
+        for spec in specs:
+            print(results.build_results(spec, root=args.root, device=device, progress=not args.no_progress,
+                                        force=args.force))
+        return 0
+    seed = results.sample_seed() if args.seed is None else args.seed
+    reports = [results.verify_results(spec, args.sample, seed, root=args.root, device=device).assign(
+               result=spec.name) for spec in specs]
+    report = pd.concat(reports, ignore_index=True)
+    with pd.option_context("display.width", 200):
+        print(report.to_string(index=False))
+    failed = report[~report["ok"]]
+    if len(failed):
+        print(f"attrbound results verify: {len(failed)} of {len(report)} recomputed values differ beyond the "
+              f"tolerance (seed {seed}); rebuild with `attrbound results build --only NAME --force` if the code "
+              "changed on purpose.", file=sys.stderr)
+    return 0 if failed.empty else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``attrbound`` command line.
 
@@ -433,10 +505,11 @@ def main(argv: list[str] | None = None) -> int:
         from .book.runner import cmd_book
         from .sweep import cmd_report, cmd_sweep
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "report": cmd_report,
-                    "book": cmd_book, "zoo": cmd_zoo}
+                    "book": cmd_book, "zoo": cmd_zoo, "results": cmd_results}
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
-        command = " ".join(filter(None, (args.command, getattr(args, "zoo_command", None))))
+        command = " ".join(filter(None, (args.command, getattr(args, "zoo_command", None),
+                                          getattr(args, "results_command", None))))
         print(f"attrbound {command}: error: {err}", file=sys.stderr)
         return 2
 

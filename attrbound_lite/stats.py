@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats as _scipy_stats
 
 __all__ = ["Interval", "bootstrap", "bootstrap_mean", "paired_difference", "across_seeds", "wilson",
-           "rate_difference", "verdict", "holm", "sig"]
+           "rate_difference", "paired_rate_difference", "verdict", "holm", "sig"]
 
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -173,8 +174,16 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     se = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    p_value = float(2 * _scipy_stats.norm.sf(abs(estimate) / se)) if se > 0 else float(estimate == 0)
+    p_value = float(2 * _scipy_stats.norm.sf(abs(estimate) / se)) if se > 0 else _no_spread(estimate)
     return Interval(estimate, float(low), float(high), n, confidence, p_value)
+
+
+def _no_spread(estimate: float) -> float:
+    """The p-value of a test whose units all agree: 1 for a zero estimate, else NaN (no test).
+
+    A spread of zero says nothing about how far the estimate would move with other units (three identical runs).
+    """
+    return 1.0 if estimate == 0 else float("nan")
 
 
 def bootstrap_mean(values: Sequence[float], **options) -> Interval:
@@ -217,7 +226,7 @@ def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Int
         return Interval(mean, float("nan"), float("nan"), n, confidence)
     se = float(np.std(data, ddof=1) / np.sqrt(n))
     half = float(_scipy_stats.t.ppf((1 + confidence) / 2, n - 1)) * se
-    p_value = float(2 * _scipy_stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else float(mean == 0)
+    p_value = float(2 * _scipy_stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else _no_spread(mean)
     return Interval(mean, mean - half, mean + half, n, confidence, p_value)
 
 
@@ -253,6 +262,48 @@ def rate_difference(successes_a: int, trials_a: int, successes_b: int, trials_b:
     table = [[successes_a, trials_a - successes_a], [successes_b, trials_b - successes_b]]
     p_value = float(_scipy_stats.fisher_exact(table).pvalue)
     return Interval(d, low, high, min(a.n, b.n), confidence, p_value)
+
+
+def paired_rate_difference(a: Sequence[bool], b: Sequence[bool], groups: Sequence | None = None,
+                           confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval:
+    """``rate(a) - rate(b)`` for two outcomes observed on the same trials: a cluster bootstrap interval, McNemar's p.
+
+    The estimate is ``mean(a) - mean(b)``. The interval resamples the clusters ``groups`` (e.g. one image attacked
+    at several radii: its trials are not independent; ``None``: every trial its own) and recomputes
+    ``sum(a - b) / trials`` (percentile interval). The p-value is McNemar's exact test: under no difference, the
+    ``n10`` trials with ``a`` only and the ``n01`` with ``b`` only split as a fair coin, ``p = P(|B - m/2| >=
+    |n10 - m/2|)`` for ``B ~ Binomial(m = n10 + n01, 1/2)`` (1 where no trial is discordant).
+
+    Args:
+        a: the first outcome of each trial (bool).
+        b: the second outcome of each trial (bool), paired with ``a``.
+        groups: the cluster of each trial.
+        confidence: the interval's level.
+        n_resamples: the bootstrap's resamples of the clusters.
+        seed: the bootstrap's seed.
+
+    Returns:
+        The ``Interval`` (``n`` the number of trials).
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"a and b must be 1-d outcomes of the same trials, got shapes {a.shape} and {b.shape}.")
+    n = len(a)
+    if n == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
+    diff = a.astype(float) - b.astype(float)
+    n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
+    p_value = float(_scipy_stats.binomtest(n10, n10 + n01, 0.5).pvalue) if n10 + n01 else 1.0
+    if groups is not None and len(groups) != n:
+        raise ValueError(f"groups must name the cluster of each of the {n} trials, got {len(groups)} names.")
+    codes = np.arange(n) if groups is None else pd.Series(list(groups), dtype=object).factorize()[0]
+    sums, sizes = np.bincount(codes, weights=diff), np.bincount(codes).astype(float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
+    resampled = sums[idx].sum(1) / sizes[idx].sum(1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(resampled, [tail, 100 - tail])
+    return Interval(float(diff.mean()), float(low), float(high), n, confidence, p_value)
 
 
 def verdict(interval: Interval, above: str = "larger", below: str = "smaller", unit: str = "images") -> str:

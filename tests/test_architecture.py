@@ -22,7 +22,7 @@ LAYERS = {
     "bounds": 3, "region": 3, "certified": 3, "attacks": 3,
     # 4 workflows: configuration, data, training, evaluation, experiments, models on disk, sweeps
     "data": 4, "protocols": 4, "training": 4, "evaluation": 4, "experiments": 4, "checkpoints": 4,
-    "zoo": 4, "sweep": 4, "toy": 4, "interop": 4,
+    "zoo": 4, "results": 4, "sweep": 4, "toy": 4, "interop": 4,
     # 5 faces
     "cli": 5, "book": 5,
 }

@@ -316,11 +316,9 @@ def test_chapter7_verdicts_follow_their_intervals(book):
             interval, said = re.fullmatch(r".+ minus \S+ (\S+ \(\S+ to \S+\)), (.+)", part).groups()
             assert said == NOT_COMPARED or re.fullmatch(expected(interval) or r"not distinguishable with [23] seeds",
                                                             said), part
-    # the attack budget: "overstates" only where the interval of the gap to the strongest budget lies above zero
-    for part in g["ch7_convergence"].split("; "):
-        gap = re.search(r"overstates what stays by \S+ \((\S+) to \S+\)", part)
-        assert gap is None or float(gap.group(1)) > 0, part
-        assert gap or "no larger budget" in part or "not distinguishable" in part, part
+    # the attack budget: the committed grid over the 15 seed-0 reference models, read in the chapter's sentences
+    assert re.search(r"strongest budget measured on \d+ of 15 models, by up to \S+ \((\S+) to", g["ch7_budget_chapter"])
+    assert re.search(r"less than 2% on \d+ of 15 models", g["ch7_budget_rar"]) and g["ch7_budget_n"] >= 32
     # the chapter's attack moves the natural model's map more than random noise of the same radius
     assert "below noise" in g["ch7_steering"].split(";")[1], g["ch7_steering"]
     for name in ("eps", "steps"):

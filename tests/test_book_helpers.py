@@ -21,6 +21,7 @@ from attrbound_lite.book.profiles import (
     chapter_settings,
 )
 from attrbound_lite.book.runner import BOOK_OUT_ENV, EXECUTED_DIR, toc_files
+from attrbound_lite.stats import Interval
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -465,11 +466,17 @@ def test_chapter6_compares_models_attacks_and_attributions_on_the_same_images():
     units = validation.unit_table(table)
     radii = {("a", "l2"): 1.0, ("b", "l2"): 1.0}
     comparisons = validation.model_comparisons(units, radii)
-    assert list(comparisons["verdict_achieved"]) == ["smaller", "not distinguishable with 40 images"]
-    assert validation.comparison_sentence(comparisons, "verdict_achieved", "the relative deviation") == (
-        "on a (ℓ2, ε = 1) the relative deviation is smaller than natural training's for AdvAAT, larger for none, not "
-        "distinguishable for none; on b (ℓ2, ε = 1) the relative deviation is smaller than natural training's for no "
-        "method, larger for none, not distinguishable for AdvAAT")
+    assert [i.sign for i in comparisons["relative_achieved_difference"]] == [-1, 0]
+    # the bound moves the other way on a (made up: AdvAAT's bound 3x natural's), the same way on b
+    opposite = comparisons.assign(log10_relative_bound_difference=[Interval(0.5, 0.4, 0.6, 40),
+                                                                    Interval(0.5, -0.1, 0.6, 40)])
+    said = validation.disagreement_values(opposite)["ch6_disagree"]
+    assert said.startswith("they disagree, each interval on its own side of zero, for 1 model: AdvAAT on a (ℓ2, ε = 1: "
+                           "the attacks reach a smaller relative deviation")
+    short = validation.disagreement_values(opposite)["ch6_disagree_short"]
+    assert short == "the bound points the other way for AdvAAT on a (ℓ2)"
+    assert validation.disagreement_values(comparisons.iloc[1:])["ch6_disagree"].startswith("on no model")
+    assert len(validation.comparison_figure(comparisons).axes) == 2
     frame, values = validation.attack_values(units, radii)
     pgd = frame[frame["comparison"] == "PGD - IFIA"]
     assert list(pgd["verdict"]) == ["PGD closer to the bound"] * 2

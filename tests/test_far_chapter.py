@@ -168,27 +168,50 @@ def test_by_method_leaves_out_failed_runs_and_names_them(monkeypatch):
     assert far.failed_values(pd.DataFrame(columns=far.FAILED_COLUMNS))["ch7_failed"] == "none"
 
 
-def test_the_attack_budget_is_compared_with_the_strongest_measured_on_the_same_images():
-    # natural: 3 restarts remove 0.1 more than the chapter's 1 restart; AdvAAT: no budget does better than the chapter's
+def _budget_grid(n: int = 40) -> pd.DataFrame:
+    """``budget.load`` rows: natural MNIST loses 0.1 more with 3 and 5 restarts, 0.02 more at 200 steps with
+    them, 0.01 more again at 200 steps x 5; AdvAAT the same at every budget."""
     rng = np.random.default_rng(0)
     rows = []
-    for method, drop in (("natural", 0.1), ("advaat", 0.0)):
-        base = rng.uniform(0.3, 0.7, 40)
-        for steps, restarts in ((10, 1), (20, 1), (20, 3)):
-            value = base - (drop if restarts == 3 else 0.0) + (0.01 if steps == 10 else 0.0)
-            rows.append(pd.DataFrame({"method": method, "steps": steps, "restarts": restarts, "image": range(40),
-                                      "topk_intersection": value, "chapter": (steps, restarts) == (20, 1)}))
-    summary = far.convergence_summary(pd.concat(rows, ignore_index=True))
-    assert len(summary) == 6 and summary["chapter"].sum() == 2
-    natural = summary[summary.method == "natural"].set_index(["steps", "restarts"])
-    gap = natural.loc[(20, 1), "minus_strongest"]
-    assert gap.estimate == pytest.approx(0.1) and gap.sign > 0 and natural.loc[(20, 3), "minus_strongest"].estimate == 0
-    values = far.convergence_values(summary, "mnist")
-    natural_text, advaat_text = values["ch7_convergence"].split("; ")
-    assert natural_text.startswith("on MNIST, for natural the chapter's budget keeps") and "overstates" in natural_text
-    assert "20 steps with 3 restarts" in natural_text
-    assert advaat_text.startswith("for AdvAAT no larger budget measured removes more")  # a tie keeps the chapter's
-    assert values["ch7_convergence_n"] == 40 and values["ch7_convergence_budgets"] == "10, 20 steps and 1, 3 restarts"
+    for method in ("natural", "advaat"):
+        base = rng.uniform(0.3, 0.7, n)
+        for steps in (10, 20, 50, 100, 200):
+            for restarts in (1, 3, 5):
+                more = (restarts > 1) * (0.1 + (steps == 200) * (0.02 + 0.01 * (restarts == 5)))
+                value = base - more * (method == "natural")
+                rows.append(pd.DataFrame({"unit": f"mnist-{method}", "dataset": "mnist", "method": method,
+                                          "image": range(n), "steps": steps, "restarts": restarts,
+                                          "topk_intersection": value, "label_kept": True}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_attack_budget_is_compared_with_the_strongest_measured_on_the_same_images():
+    from attrbound_lite.book import budget
+
+    table = budget.budget_table(_budget_grid(), (20, 1))
+    natural, advaat = table.set_index("method").loc["natural"], table.set_index("method").loc["advaat"]
+    assert natural["strongest_budget"] == "200 × 5" and natural["chapter_gap"].estimate == pytest.approx(0.13)
+    assert natural["chapter_gap"].sign > 0 and natural["rar_gap"].estimate == pytest.approx(0.03)
+    # RAR's budget (100 x 3): doubling the steps moves the mean by 0.02 / mean, 5 restarts by nothing
+    mean = _budget_grid().query("method == 'natural' and steps == 100 and restarts == 3")["topk_intersection"].mean()
+    assert natural["more_steps"] == pytest.approx(0.02 / mean) and natural["more_restarts"] == 0
+    assert advaat["chapter_gap"].estimate == pytest.approx(0.0) and advaat["more_steps"] == 0
+    manifest = {"config": {"n_images": 40, "steps": [10, 20, 50, 100, 200], "restarts": [1, 3, 5]},
+                "seconds": {"total": 5400.0}, "hardware": {"cpu_count": 2, "processor": "a test CPU"}}
+    values = budget.budget_values(table, manifest, (20, 1))
+    assert values["ch7_budget_chapter"].startswith("the chapter's budget (20 steps and 1 restart) leaves more of the "
+                                                   "top-100 pixels than the strongest budget measured on 1 of 2 models")
+    assert "(MNIST natural)" in values["ch7_budget_chapter"]
+    assert "less than 2% on 1 of 2 models" in values["ch7_budget_rar"] and "(MNIST natural)" in values["ch7_budget_rar"]
+    assert values["ch7_budget_cost"] == "1.5 hours on 2 cores of a test CPU"
+    assert values["ch7_budget_short"] == ("the chapter's budget leaves up to 0.130 more of the top-100 pixels than the "
+                                          "strongest budget measured (distinguishable on 1 of 2 seed-0 models)")
+    assert values["ch7_budget_grid"] == "10, 20, 50, 100, 200 steps and 1, 3, 5 restarts"
+    assert budget.budget_table(_budget_grid(), (None, 3))["chapter_gap"].map(lambda i: i.estimate).tolist() == \
+        pytest.approx([0.03, 0.0])  # steps None: RAR's
+    text = budget.budget_text_table(table, (20, 1))
+    assert list(text["strongest"]) == [f"{table['strongest'][0].estimate:.3g} (200 × 5)", text["strongest"][1]]
+    assert len(budget.budget_figure(budget.summary(_budget_grid())).axes) == 1
 
 
 def test_a_failed_run_is_named_by_what_tells_it_from_its_methods_other_runs():
@@ -198,12 +221,6 @@ def test_a_failed_run_is_named_by_what_tells_it_from_its_methods_other_runs():
     assert run_label("mnist-study-pgd_at-eps0.1") == "training radius 0.1"
     assert run_label("mnist-study-aat-ig8") == "8 IG steps in training"
     assert run_label("mnist-study-natural") == "the study's natural model"
-
-
-def _convergence() -> pd.DataFrame:
-    """``Study.convergence`` rows: two budgets of one model, 3 restarts removing more."""
-    return pd.DataFrame({"method": "natural", "steps": 20, "restarts": [1] * 8 + [3] * 8, "image": list(range(8)) * 2,
-                         "topk_intersection": [0.5] * 8 + [0.4] * 8, "chapter": [True] * 8 + [False] * 8})
 
 
 def _steering(n: int = 40) -> pd.DataFrame:
@@ -356,6 +373,9 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
     radius = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
     steps = _study({"ig_norm": 0.3, "aat": 0.0}, levels=(2.0, 8.0)).rename(columns={"train_eps": "train_ig_steps"})
     steps = steps.assign(n_train=6000)
+    from attrbound_lite.book import budget
+    manifest = {"config": {"n_images": 40, "steps": [10, 200], "restarts": [1, 5]}, "seconds": {"total": 60.0},
+                "hardware": {}}
     glued = {**far.settings_values(s, datasets), **far.method_values(far.method_summary(per_image), per_image),
              **far.spread_values(far.spread_comparison(radius, "train_eps", far.FAR_METHODS, far.EARLIER_METHODS)[0],
                                  "eps", far.FAR_METHODS, far.EARLIER_METHODS, "the training radius"),
@@ -365,11 +385,11 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
              **far.steering_values(far.steering_summary(_steering()), "mnist"),
              **far.failed_values(pd.DataFrame(columns=far.FAILED_COLUMNS)),
              **far.versus_values(far.versus_earlier(per_image)),
-             **far.convergence_values(far.convergence_summary(_convergence()), "mnist")}
+             **budget.budget_values(budget.budget_table(_budget_grid(), (20, 1)), manifest, (20, 1))}
     glued.update(far.radius_study_values(radius.assign(n_train=12_000)))
     glued.update({name: None for name in ("ch7_n_study", "ch7_minutes", "ch7_fig_example", "ch7_fig_methods",
-                                          "ch7_fig_eps", "ch7_fig_steps", "ch7_study_failed", "ch7_study_floor",
-                                          "ch7_study_trained")})  # glued by the notebook itself
+                                          "ch7_fig_eps", "ch7_fig_steps", "ch7_fig_budget", "ch7_study_failed",
+                                          "ch7_study_floor", "ch7_study_trained")})  # glued by the notebook itself
     assert cited <= set(glued), sorted(cited - set(glued))
     assert far.settings_values(s, ["mnist"])["ch7_attack"] == ("MNIST: radius 0.3, top-100 objective, 20 steps of "
                                                                "0.0500, 1 restart")

@@ -36,12 +36,12 @@ def test_every_cell_is_filled_from_the_glued_values():
     assert len(table) == len(findings.CLAIMS) and list(table.columns) == [
         "claim", "source", "measured in this build", "shown in", "scale of the evidence"]
     row = table.set_index("claim").loc["FAR's robustness depends less on the training radius than earlier methods'"]
-    assert row["measured in this build"] == "not distinguishable, [ch7_test_eps]"
+    assert row["measured in this build"] == "not established after Holm, [ch7_test_eps]"
     assert "<ch7_n_study>" in row["scale of the evidence"]
     fragile = table["measured in this build"][table["source"] == "Ghorbani et al. 2019"].item()
-    assert fragile == ("MNIST: not distinguishable, [ch7_test_fragile_mnist_natural]; Fashion-MNIST: not "
-                       "distinguishable, [ch7_test_fragile_fashion_mnist_natural]; CIFAR-10 subset: not "
-                       "distinguishable, [ch7_test_fragile_cifar10_subset_natural]")
+    assert fragile == ("MNIST: not established after Holm, [ch7_test_fragile_mnist_natural]; Fashion-MNIST: not "
+                       "established after Holm, [ch7_test_fragile_fashion_mnist_natural]; CIFAR-10 subset: not "
+                       "established after Holm, [ch7_test_fragile_cifar10_subset_natural]")
     assert not any("{" in cell for cell in table.to_numpy().ravel())
     assert row["shown in"] == '<a href="07_far.html#fig-far-eps">chapter 7, training-radius study</a>'
     protocol = findings.protocol_values(_fake_values())["findings_protocol"]
@@ -72,7 +72,7 @@ def test_verdict_words_are_holms_over_the_whole_family():
     family = findings.family_table(values).set_index("key")
     assert family.loc["ch7_test_mnist_aat", "verdict"] == "above"
     assert family.loc["ch4_test_pgd_mnist", "verdict"] == "below"
-    assert family.loc["ch7_test_mnist_advaat", "verdict"] == "not distinguishable"
+    assert family.loc["ch7_test_mnist_advaat", "verdict"] == findings.NOT_ESTABLISHED
     assert family.loc["ch7_test_mnist_ig_norm", "verdict"] == "not compared (one run)"
     assert family["holm_p"].isna().sum() == 1
     assert family.loc["ch4_test_pgd_mnist", "holm_p"] == pytest.approx(0.02)  # (m - 2) p: second of m - 1
@@ -90,9 +90,9 @@ def test_a_list_of_comparisons_is_grouped_by_verdict():
     robust = findings.findings_table(values).set_index("claim").iloc[4]
     assert robust.name.startswith("... and shrinks the first-order bound")
     table = robust["measured in this build"]
-    assert table.startswith("MNIST: at <ch5_rel_mnist_eps>, not distinguishable for <ch5_rel_mnist_pgd_at_test>, "
-                            "<ch5_rel_mnist_ig_norm_test>, <ch5_rel_mnist_advaat_test>; below for "
-                            "<ch5_rel_mnist_aat_test>; Fashion-MNIST")
+    assert table.startswith("MNIST: at <ch5_rel_mnist_eps>, not established after Holm for "
+                            "<ch5_rel_mnist_pgd_at_test>, <ch5_rel_mnist_ig_norm_test>, <ch5_rel_mnist_advaat_test>; "
+                            "below for <ch5_rel_mnist_aat_test>; Fashion-MNIST")
 
 
 def test_a_comparison_survives_the_glue_round_trip(tmp_path):
@@ -127,3 +127,23 @@ def test_values_are_read_from_an_executed_notebooks_glue_outputs(tmp_path):
     nb.cells.append(cell)
     nbformat.write(nb, tmp_path / "07_far.ipynb")
     assert findings.chapter_values(tmp_path, ["07_far"]) == {"07_far": {"ch7_sentence_eps": "0.62 (0.58 to 0.66)"}}
+
+
+def test_too_few_units_or_no_spread_leave_a_comparison_out_of_the_family():
+    two = findings.comparison(Interval(0.3, 0.1, 0.5, 2, p_value=0.01), "AAT", unit="trained runs")
+    assert two["p"] is None and two["reason"] == "only 2 trained runs: too few to test"
+    agree = findings.comparison(Interval(0.3, 0.3, 0.3, 3, p_value=float("nan")), "AAT", unit="trained runs")
+    assert agree["p"] is None and agree["reason"] == "no test: the trained runs all agree"
+    made = findings.comparison(Interval(0.3, 0.1, 0.5, 64, p_value=1e-9), "AAT", unit="images")
+    assert made["p"] == 1e-9 and made["reason"] is None and made["unit"] == "images"
+
+
+def test_the_family_table_names_its_units_and_prints_tiny_p_values_as_a_bound():
+    values = _fake_values()
+    values["07_far"]["ch7_test_mnist_aat"] = findings.comparison(Interval(0.2, 0.1, 0.3, 64, p_value=1e-12), "AAT",
+                                                                 unit="images")
+    family = findings.family_table(values).set_index("key")
+    assert family.loc["ch7_test_mnist_aat", "n"] == "64 images"
+    text = findings.family_text(family.reset_index()).set_index("comparison")
+    assert text.loc["AAT", "p"] == "< 1e-6" and text.loc["AAT", "holm_p"] == "< 1e-6"
+    assert text.loc["<ch7_test_mnist_advaat>", "p"] == "0.5" and "key" not in text.columns

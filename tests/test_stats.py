@@ -81,7 +81,8 @@ def test_across_seeds_p_value_is_the_one_sample_t_test():
 
     for values in ([0.31, 0.36, 0.29], [0.02, -0.05, 0.04, 0.01], [1.0, 1.2]):
         assert across_seeds(values).p_value == pytest.approx(stats.ttest_1samp(values, 0.0).pvalue, rel=1e-12)
-    assert across_seeds([0.25, 0.25, 0.25]).p_value == 0.0 and math.isnan(across_seeds([0.2]).p_value)
+    assert math.isnan(across_seeds([0.25, 0.25, 0.25]).p_value) and math.isnan(across_seeds([0.2]).p_value)
+    assert across_seeds([0.0, 0.0, 0.0]).p_value == 1.0  # identical runs: no test, unless they agree on no effect
 
 
 def test_bootstrap_p_value_is_the_wald_test_of_its_standard_error_and_matches_the_t_test():
@@ -101,7 +102,7 @@ def test_bootstrap_p_value_is_the_wald_test_of_its_standard_error_and_matches_th
             assert ci.sign != 0, (shift, ci)
         if ci.p_value > 0.06:
             assert ci.sign == 0, (shift, ci)
-    assert bootstrap_mean([0.0, 0.0, 0.0]).p_value == 1.0 and bootstrap_mean([0.5, 0.5]).p_value == 0.0
+    assert bootstrap_mean([0.0, 0.0, 0.0]).p_value == 1.0 and math.isnan(bootstrap_mean([0.5, 0.5]).p_value)
 
 
 def _holm_by_steps(p, alpha):
@@ -161,3 +162,31 @@ def test_three_significant_digits_and_radii_as_people_write_them():
                                        "clean accuracy": 0.98765}]
     html = reader_table(frame, caption="c").to_html()
     assert "0.988" in html and "0.98765" not in html and "row_heading" not in html
+
+
+def test_paired_rate_difference_is_mcnemars_exact_test_with_a_cluster_bootstrap():
+    from attrbound_lite.stats import paired_rate_difference
+
+    # 5 trials with a only, none with b only, 20 concordant: McNemar's exact p = 2 * 0.5**5
+    a = np.array([True] * 5 + [True] * 10 + [False] * 10)
+    b = np.array([False] * 5 + [True] * 10 + [False] * 10)
+    d = paired_rate_difference(a, b)
+    assert d.estimate == pytest.approx(5 / 25) and d.p_value == pytest.approx(0.0625) and d.n == 25
+    assert paired_rate_difference([True, False], [False, True]).p_value == 1.0
+    assert paired_rate_difference([True, True], [True, True]).p_value == 1.0
+    # large n: the percentile interval agrees with the normal one of a paired difference of proportions
+    rng = np.random.default_rng(1)
+    a, b = rng.random(4000) < 0.3, rng.random(4000) < 0.2
+    d = paired_rate_difference(a, b)
+    n10, n01, n = (a & ~b).sum(), (~a & b).sum(), len(a)
+    se = np.sqrt((n10 + n01) / n**2 - d.estimate**2 / n)
+    assert d.high - d.low == pytest.approx(2 * 1.96 * se, rel=0.1)
+    # clusters: a trial repeated three times in its own cluster is one trial to the bootstrap
+    small_a, small_b = a[:50], b[:50]
+    alone = paired_rate_difference(small_a, small_b)
+    tripled = paired_rate_difference(np.repeat(small_a, 3), np.repeat(small_b, 3), groups=np.repeat(np.arange(50), 3))
+    assert (tripled.low, tripled.high, tripled.estimate) == pytest.approx((alone.low, alone.high, alone.estimate))
+    naive = paired_rate_difference(np.repeat(small_a, 3), np.repeat(small_b, 3))
+    assert naive.high - naive.low < 0.7 * (alone.high - alone.low)  # ignoring the clusters overstates the evidence
+    with pytest.raises(ValueError, match="same trials"):
+        paired_rate_difference([True], [True, False])

@@ -25,7 +25,7 @@ from ..data import load_dataset
 from ..experiments import bound_seed, bound_table
 from ..stats import Interval, bootstrap, paired_difference, sig, verdict
 from .findings import comparison
-from .tables import DATASET_NAMES, METHOD_NAMES, radius_label
+from .tables import DATASET_NAMES, METHOD_NAMES, glue_key, radius_label
 
 __all__ = ["compute_bounds", "abs_rowsum", "overview_values", "scaling_check", "at_radii", "at_rar_radii",
            "relative_values", "linf_forms", "linf_values", "compare_methods", "comparison_values", "model_table",
@@ -273,7 +273,7 @@ def linf_values(forms: pd.DataFrame, attribution: str = "saliency") -> dict:
         (used if min_form else unused).append(f"{name} ({_ATTRIBUTION_WORDS.get(row.attribution, row.attribution)})")
         if row.attribution != attribution:
             continue
-        key = _key(row.dataset)
+        key = glue_key(row.dataset)
         values[f"ch5_linf_ratio_{key}"] = row.median_ratio if row.median_ratio != "-" else "not computed"
         values[f"ch5_linf_dense_s_{key}"] = float(row.dense_s)
         values[f"ch5_linf_lanczos_s_{key}"] = float(row.lanczos_s)
@@ -302,10 +302,6 @@ def linf_values(forms: pd.DataFrame, attribution: str = "saliency") -> dict:
 
 _ATTRIBUTION_WORDS = {"saliency": "saliency", "input_x_gradient": "input × gradient",
                       "integrated_gradients": "IG"}
-
-
-def _key(dataset: str) -> str:
-    return dataset.replace("-", "_")
 
 
 def _join(items) -> str:
@@ -363,7 +359,7 @@ def compare_methods(bounds: pd.DataFrame, radii: Mapping[str, tuple[str, float]]
                                                      .eq("abs_rowsum").mean()),
                                  ratio_estimate=ratio.estimate, ratio_low=ratio.low, ratio_high=ratio.high,
                                  test=comparison(log_gap, METHOD_NAMES.get(m, m), "larger", "smaller",
-                                                 f"ratio {ratio} to natural training")))
+                                                 f"ratio {ratio} to natural training", unit="images")))
     return pd.DataFrame(rows)
 
 
@@ -386,7 +382,7 @@ def comparison_values(comparison: pd.DataFrame, prefix: str, attribution: str = 
         "ℓ2 bound" if share == 0 else
         f"the rows compared use min(√n σmax, ‖|J|1‖₂), the row-sum form for a share {sig(share)} of them")}
     for ds, sub in rows.groupby("dataset", sort=False):
-        key = f"{prefix}_{_key(ds)}"
+        key = f"{prefix}_{glue_key(ds)}"
         relative: dict[str, list[str]] = {}
         cosine: dict[str, list[str]] = {}
         for _, row in sub.iterrows():

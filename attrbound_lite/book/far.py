@@ -31,15 +31,15 @@ from ..protocols import rar_protocol
 from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, sig, verdict
 from ..zoo import REFERENCE, ROBUST_METHODS, STUDY_IG_STEPS, STUDY_RADII, reference_name
 from .findings import comparison
-from .tables import DATASET_NAMES, METHOD_NAMES, radius_label
+from .tables import DATASET_NAMES, METHOD_NAMES, glue_key, radius_label
 from .training import describe_failed, zoo_results
 
 __all__ = ["FAR_METHODS", "EARLIER_METHODS", "STUDY_DATASET", "METRICS", "attack_settings", "study_models", "Study",
            "method_summary", "method_values", "best_method", "level_summary", "spread_comparison", "spread_values",
            "spread_table", "steps_study_values", "radius_study_values",
-           "text_table", "glue_key", "settings_values", "steering_summary", "steering_values",
-           "failed_values", "with_accuracy", "study_table", "versus_earlier", "versus_values", "convergence_summary",
-           "convergence_values"]
+           "text_table", "settings_values", "steering_summary", "steering_values",
+           "failed_values", "with_accuracy", "study_table", "versus_earlier", "versus_values",
+           "shared_images"]
 
 FAR_METHODS = ("aat", "advaat")
 EARLIER_METHODS = ("pgd_at", "ig_norm")
@@ -57,11 +57,6 @@ BATCH = 128
 ONE_RUN = "one run"  # the unit of a comparison of two methods that share only one trained run (_compare)
 NOT_COMPARED = "not compared over seeds (one trained run)"
 FAILED_COLUMNS = ["name", "dataset", "method", "seed", "clean_accuracy", "floor"]
-
-
-def glue_key(name: str) -> str:
-    """``name`` as it appears in glue names: ``"fashion-mnist"`` -> ``"fashion_mnist"``."""
-    return name.replace("-", "_")
 
 
 def attack_settings(dataset: str, steps: int | None = None, restarts: int | None = None,
@@ -122,6 +117,26 @@ def study_models() -> pd.DataFrame:
     return frame
 
 
+def shared_images(x: torch.Tensor, y: torch.Tensor, models: Sequence[torch.nn.Module], n: int, device=None):
+    """The first ``n`` images of ``(x, y)`` that every model classifies correctly (fewer if the split runs out).
+
+    Returns:
+        ``(x, y, index)``: the images, their labels and their positions in ``x``.
+    """
+    found = []
+    with torch.no_grad():
+        for start in range(0, len(y), 1000):  # in order, until n are found
+            part = slice(start, start + 1000)
+            correct = torch.ones(len(y[part]), dtype=torch.bool)
+            for model in models:
+                correct &= model(x[part].to(device)).argmax(1).cpu() == y[part]
+            found.append(correct.nonzero().flatten() + start)
+            if sum(map(len, found)) >= n:
+                break
+    index = torch.cat(found)[:n]
+    return x[index], y[index], index.numpy()
+
+
 class Study:
     """The chapter's measurements with its settings ``s``; test sets are loaded once.
 
@@ -141,24 +156,8 @@ class Study:
         return self._tests[ds]
 
     def shared_images(self, ds: str, models: Sequence[torch.nn.Module], n: int):
-        """The first ``n`` test images of ``ds`` that every model classifies correctly (fewer if the split runs out).
-
-        Returns:
-            ``(x, y, index)``: the images, their labels and their positions in the test split.
-        """
-        x, y = self.test_data(ds)
-        found = []
-        with torch.no_grad():
-            for start in range(0, len(y), 1000):  # in order, until n are found
-                part = slice(start, start + 1000)
-                correct = torch.ones(len(y[part]), dtype=torch.bool)
-                for model in models:
-                    correct &= model(x[part].to(self.s.device)).argmax(1).cpu() == y[part]
-                found.append(correct.nonzero().flatten() + start)
-                if sum(map(len, found)) >= n:
-                    break
-        index = torch.cat(found)[:n]
-        return x[index], y[index], index.numpy()
+        """``shared_images`` of the test split of ``ds``."""
+        return shared_images(*self.test_data(ds), models, n, self.s.device)
 
     def ifia(self, model, x, y, ds: str) -> pd.DataFrame:
         """IFIA in RAR's protocol (``attack_settings``) on IG maps of ``eval_ig_steps`` points.
@@ -176,28 +175,6 @@ class Study:
         return ifia_per_image(model, x, y, None, ig_steps=s.eval_ig_steps, attack_attribution=steering,
                               attack_ig_steps=ATTACK_IG_STEPS, attack_batch_size=BATCH, seed=s.seed, device=s.device,
                               **attack_settings(ds, steps, restarts, k))
-
-    def convergence(self, ds: str, methods: Sequence[str], n: int, steps: Sequence[int],
-                    restarts: Sequence[int]) -> pd.DataFrame:
-        """The chapter's IFIA with other budgets: every (steps, restarts) of the grid, on seed-0 models of ``ds``.
-
-        The grid is ``steps`` x ``restarts`` plus the chapter's own budget; the step size follows the steps so that
-        the total length stays RAR's (``attack_settings``). All on the first ``n`` test images every model classifies
-        correctly, scored on the same IG maps.
-
-        Returns:
-            One row per (method, steps, restarts, image): ``method``, ``steps``, ``restarts``, ``image``,
-            ``topk_intersection`` and ``chapter`` (whether this is the chapter's budget).
-        """
-        s = self.s
-        own = (s.ifia_steps or rar_protocol(ds, "evaluation")["ifia_steps"], s.restarts)
-        grid = sorted({*((int(a), int(b)) for a in steps for b in restarts), own})
-        models = {m: s.model(ds, m) for m in methods}
-        x, y, index = self.shared_images(ds, list(models.values()), n)
-        frames = [self._ifia(model, x, y, ds, steps=a, restarts=b)[["topk_intersection"]].assign(
-                      method=m, steps=a, restarts=b, image=index, chapter=(a, b) == own)
-                  for m, model in models.items() for a, b in grid]
-        return pd.concat(frames, ignore_index=True)
 
     def steering(self, ds: str, n: int) -> pd.DataFrame:
         """IFIA on the natural model of ``ds``, steered by saliency or IG, with RAR's k or the evaluated one; and noise.
@@ -360,6 +337,11 @@ def _compare(table: pd.DataFrame, method: str, other: str | None = None, statist
     if other is None:
         return bootstrap(statistic, x), "images"
     return bootstrap(lambda u, v: statistic(u) - statistic(v), x, y), unit
+
+
+def _unit_words(unit: str) -> str:
+    """What an interval of ``_compare`` counts, in words: ``"trained runs"`` for ``"seeds"``."""
+    return "trained runs" if unit == "seeds" else unit
 
 
 def _verdict(interval: Interval, unit: str, **words) -> str:
@@ -544,7 +526,7 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
                 row["beyond_noise"], DATASET_NAMES.get(row["dataset"], row["dataset"]),
                 "fragile (IFIA moves the top-k more than noise)", "IFIA moves the top-k less than noise",
                 f"{row['beyond_noise']} more of the top-k removed than by noise",
-                reason=NOT_COMPARED if row["noise_verdict"] == NOT_COMPARED else None)
+                reason=NOT_COMPARED if row["noise_verdict"] == NOT_COMPARED else None, unit=_unit_words(row["unit"]))
         if m == reference:
             values[f"ch7_natural_topk_{ds}"] = str(row["topk_intersection"])
             values[f"ch7_natural_kendall_{ds}"] = str(row["kendall_tau"])
@@ -557,7 +539,8 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
                        f"ch7_test_{ds}_{m}": comparison(
                            row["topk_gain"], DATASET_NAMES.get(row["dataset"], row["dataset"]), "more robust",
                            "less robust", f"{row['topk_gain']} in top-k intersection",
-                           reason=NOT_COMPARED if row["topk_verdict"] == NOT_COMPARED else None)})
+                           reason=NOT_COMPARED if row["topk_verdict"] == NOT_COMPARED else None,
+                           unit=_unit_words(row["unit"]))})
     for ds in summary["dataset"].unique():
         best, where = best_method(per_image, ds), _on(ds)
         values[f"ch7_best_{glue_key(ds)}"] = (
@@ -610,7 +593,8 @@ def versus_values(versus: pd.DataFrame) -> dict:
     for r in versus.itertuples():
         label = f"{METHOD_NAMES.get(r.method, r.method)} vs {METHOD_NAMES.get(r.earlier, r.earlier)}"
         values[f"ch7_test_versus_{glue_key(r.dataset)}_{r.method}_{r.earlier}"] = comparison(
-            r.difference, label, "better", "worse", reason=NOT_COMPARED if r.unit == ONE_RUN else None)
+            r.difference, label, "better", "worse", reason=NOT_COMPARED if r.unit == ONE_RUN else None,
+            unit=_unit_words(r.unit))
     for ds, frame in versus.groupby("dataset", sort=False):
         values[f"ch7_versus_{glue_key(ds)}"] = "; ".join(
             f"{METHOD_NAMES.get(r.method, r.method)} minus {METHOD_NAMES.get(r.earlier, r.earlier)} {r.difference}, "
@@ -720,7 +704,7 @@ def spread_values(intervals: dict[str, Interval], name: str, far: Sequence[str],
             f"{intervals['earlier']}) is {word} (difference {diff})")
     values[f"ch7_test_{name}"] = comparison(
         diff, f"spread over {what}", f"{_names(far)} depend more", f"{_names(far)} depend less",
-        f"{diff} difference of spreads", reason=values[f"ch7_sentence_{name}"] if not diff.n else None)
+        f"{diff} difference of spreads", reason=values[f"ch7_sentence_{name}"] if not diff.n else None, unit="images")
     return values
 
 
@@ -754,58 +738,6 @@ def settings_values(s, datasets: Sequence[str]) -> dict:
 def failed_values(failed: pd.DataFrame) -> dict:
     """``ch7_failed``: the runs ``Study.by_method`` left out (below their accuracy floor), or ``"none"``."""
     return {"ch7_failed": describe_failed(failed)}
-
-
-def convergence_summary(convergence: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, steps, restarts) of ``Study.convergence``: the mean top-k intersection and its gap to the strongest.
-
-    Returns:
-        One row per budget, methods in the order measured, budgets ascending: ``method``, ``steps``, ``restarts``,
-        ``chapter``, ``topk_intersection`` (mean over images, bootstrap interval) and ``minus_strongest`` (this budget
-        minus the budget with the lowest mean, paired by image: how much of the top-k this budget leaves that a
-        stronger attack removes).
-    """
-    rows = []
-    for method, frame in convergence.groupby("method", sort=False):
-        table = frame.pivot(index="image", columns=["steps", "restarts"], values="topk_intersection")
-        strongest = table.mean().idxmin()
-        chapter = frame.loc[frame["chapter"], ["steps", "restarts"]].drop_duplicates()
-        own = tuple(chapter.iloc[0]) if len(chapter) else None
-        for budget in sorted(table.columns):
-            gap = bootstrap(lambda a, b: np.mean(a - b), table[budget].to_numpy(float),
-                            table[strongest].to_numpy(float))
-            rows.append({"method": method, "steps": budget[0], "restarts": budget[1], "chapter": budget == own,
-                         "topk_intersection": bootstrap_mean(table[budget]), "minus_strongest": gap})
-    return pd.DataFrame(rows)
-
-
-def convergence_values(summary: pd.DataFrame, dataset: str) -> dict:
-    """``ch7_convergence``: per method, the chapter's budget against the strongest measured, in a sentence.
-
-    Also ``ch7_convergence_n`` (images) and ``ch7_convergence_budgets`` (the grid, in words).
-    """
-    readings = []
-    for method, frame in summary.groupby("method", sort=False):
-        own = frame[frame["chapter"]].iloc[0]
-        best = frame.loc[frame["topk_intersection"].map(lambda i: i.estimate).idxmin()]
-        who = METHOD_NAMES.get(method, method)
-        if best.name == own.name:
-            readings.append(f"for {who} no larger budget measured removes more than the chapter's "
-                            f"({own['topk_intersection']})")
-            continue
-        gap = own["minus_strongest"]
-        said = (f"the chapter's budget overstates what stays by {gap}" if gap.sign > 0 else
-                f"the difference, {gap}, is {verdict(gap)}")
-        readings.append(f"for {who} the chapter's budget keeps {own['topk_intersection']} of the top-k pixels, "
-                        f"{int(best['steps'])} steps with {int(best['restarts'])} "
-                        f"restart{'s' if best['restarts'] > 1 else ''} keep {best['topk_intersection']}: {said}")
-
-    def listed(column: str) -> str:
-        return ", ".join(map(str, sorted(int(v) for v in summary[column].unique())))
-
-    return {"ch7_convergence": f"on {_on(dataset)}, " + "; ".join(readings),
-            "ch7_convergence_n": int(summary["topk_intersection"].iloc[0].n),
-            "ch7_convergence_budgets": f"{listed('steps')} steps and {listed('restarts')} restarts"}
 
 
 def steering_summary(steering: pd.DataFrame) -> pd.DataFrame:

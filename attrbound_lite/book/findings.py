@@ -10,8 +10,8 @@ The page executes after the chapters (``runner.SUMMARY_PAGES``) and reads the va
 The comparisons the page states are one family: a chapter glues each as a record (``comparison``: its interval,
 p-value and verdict words), a claim's template names them (``{test:KEY}``, or ``{tests:KEY1,KEY2}`` for a list
 grouped by verdict), and a verdict word is printed only where Holm's procedure over the whole family rejects
-(``stats.holm``, family-wise error ``FAMILY_ALPHA``); the others read "not distinguishable". Counts of violations
-(rows 1-3) are not comparisons: one confirmed violation refutes an upper bound.
+(``stats.holm``, family-wise error ``FAMILY_ALPHA``); the others read ``NOT_ESTABLISHED``. Counts of violations
+(rows 1-2) are not comparisons: one confirmed violation refutes an upper bound.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ import pandas as pd
 from ..stats import Interval, holm
 from .runner import glued_values
 
-__all__ = ["Claim", "CLAIMS", "CHAPTERS", "FAMILY_ALPHA", "comparison", "chapter_values", "findings_table",
-           "family_table", "family_values", "protocol_values", "PROTOCOLS"]
+__all__ = ["Claim", "CLAIMS", "CHAPTERS", "FAMILY_ALPHA", "NOT_ESTABLISHED", "comparison", "family_text",
+           "chapter_values", "findings_table", "family_table", "family_values", "protocol_values", "PROTOCOLS"]
 
 FAMILY_ALPHA = 0.05  # the family-wise error rate of the page's verdicts (Holm)
+NOT_ESTABLISHED = "not established after Holm"  # the verdict of a comparison the family's correction does not reject
 
 
 def comparison(interval: Interval, label: str, above: str = "larger", below: str = "smaller",
-               shown: str | None = None, reason: str | None = None) -> dict:
+               shown: str | None = None, reason: str | None = None, unit: str = "units", min_n: int = 3) -> dict:
     """One comparison of the Findings family, in the plain values a chapter glues (``book.glue_all``).
 
     Args:
@@ -43,10 +44,14 @@ def comparison(interval: Interval, label: str, above: str = "larger", below: str
         below: the verdict when the family rejects and the estimate is below 0.
         shown: the estimate and interval as the page prints them (default ``str(interval)``).
         reason: why the comparison is not made (e.g. one trained run): it is then not in the family.
+        unit: what the interval counts, in words ("trained runs", "images"), for the reasons below.
+        min_n: the fewest units a comparison is made on. Fewer (two trained runs: Student's t with one degree of
+            freedom, which no family correction lets pass), or units that all agree (no p-value), leave it out of
+            the family with that reason.
 
     Returns:
-        ``{"label", "estimate", "low", "high", "n", "p", "above", "below", "shown", "reason"}``; ``p`` None where the
-        comparison is not made or has no p-value.
+        ``{"label", "estimate", "low", "high", "n", "p", "above", "below", "shown", "reason", "unit"}``; ``p`` None
+        where the comparison is not made or has no p-value.
     """
     if not isinstance(interval, Interval):
         raise TypeError(f"comparison takes a stats.Interval, got {type(interval).__name__}.")
@@ -54,10 +59,15 @@ def comparison(interval: Interval, label: str, above: str = "larger", below: str
     def finite(value):
         return float(value) if value is not None and math.isfinite(value) else None
 
+    if reason is None and interval.n < min_n:
+        reason = f"only {interval.n} {unit}: too few to test"
+    elif reason is None and finite(interval.p_value) is None:
+        reason = f"no test: the {unit} all agree" if interval.n >= 2 else f"no test on {interval.n} {unit}"
+
     return {"label": label, "estimate": finite(interval.estimate), "low": finite(interval.low),
             "high": finite(interval.high), "n": int(interval.n),
             "p": None if reason is not None else finite(interval.p_value), "above": above, "below": below,
-            "shown": shown if shown is not None else str(interval), "reason": reason}
+            "shown": shown if shown is not None else str(interval), "reason": reason, "unit": unit}
 
 
 @dataclass(frozen=True)
@@ -108,14 +118,15 @@ CLAIMS: tuple[Claim, ...] = (
           "as above", "06_validation.html#fig-ratio"),
     Claim("A bound over the whole ball (mean-value inequality, supremum estimated by ascent) is exceeded less "
           "often than the first-order bound", "this book (beyond the papers)", "08_region",
-          "{ch8_l2_reduction}; {ch8_linf_reduction}",
+          "ℓ2: {test:ch8_test_l2_reduction}; ℓ∞: {test:ch8_test_linf_reduction}",
           "the region-bound chapter, violation rates of both bounds",
           "{ch8_n_images} images per model, {ch8_n_models} models", "08_region.html#fig-region-rates"),
     Claim("Robust training shrinks the deviation attacks reach (saliency, relative to the map's norm, at RAR's "
           "radius; against natural training)", "FAR 2021; RAR 2019", "06_validation",
-          _per_dataset("at {ch6_radius_<ds>_linf}, " + _TESTS_CH6), "chapter 6, each method minus natural",
+          _per_dataset("at {ch6_radius_<ds>_linf}, " + _TESTS_CH6) + "; against the bound (next row): "
+          "{ch6_disagree_short}", "chapter 6, each method minus natural",
           "{ch6_n_images} test images per data set, paired by image; one training run (seed 0) per method",
-          "06_validation.html#models-attacks-and-attributions"),
+          "06_validation.html#fig-method-differences"),
     Claim("... and shrinks the first-order bound of the worst case (relative bound, against natural training)",
           "FAR 2021; RAR 2019", "05_bounds",
           _per_dataset("at {ch5_rel_<ds>_eps}, " + _TESTS_CH5), "chapter 5, bounds by method",
@@ -156,7 +167,7 @@ PROTOCOLS = {
                  "{ch8_restarts}).",
     "07_far": "Chapter 7 attacks with IFIA steered by integrated gradients, {ch7_attack} (RAR: {ch7_rar_attack}), "
               "and leaves out failed runs (below their accuracy floor: {ch7_failed}) and study models below "
-              "{ch7_study_floor} clean accuracy.",
+              "{ch7_study_floor} clean accuracy; {ch7_budget_short}.",
     "04_training": "Chapter 4 measures accuracy under RAR's PGD at the training radius, one random start. All models "
                    "are small CNNs trained on two CPU cores: smaller than the papers'.",
 }
@@ -207,7 +218,8 @@ def family_table(values: dict[str, dict], claims=None, alpha: float = FAMILY_ALP
 
     Returns:
         Columns ``claim``, ``key`` (the glued name), ``comparison`` (the record's label), ``difference`` (estimate and
-        95 % interval), ``n``, ``p``, ``holm_p`` (NaN: not in the family), ``verdict``.
+        95 % interval), ``n`` (the count and its unit: images, trained runs ...), ``p``, ``holm_p`` (NaN: not in the
+        family), ``verdict``.
 
     Raises:
         ValueError: a claim names a comparison no chapter glued.
@@ -218,17 +230,30 @@ def family_table(values: dict[str, dict], claims=None, alpha: float = FAMILY_ALP
         if key not in records:
             raise ValueError(f"no chapter glued the comparison {key!r}, which the Findings page needs for {claim!r}.")
         r = records[key]
-        rows.append({"claim": claim, "key": key, "comparison": r["label"], "difference": r["shown"], "n": r["n"],
+        rows.append({"claim": claim, "key": key, "comparison": r["label"], "difference": r["shown"],
+                     "n": f"{r['n']} {r.get('unit', 'units')}",
                      "p": math.nan if r["p"] is None else r["p"], "reason": r["reason"]})
     reject, adjusted = holm([r["p"] for r in rows], alpha) if rows else ([], [])
     for r, rejected, holm_p in zip(rows, reject, adjusted, strict=True):
         record = records[r["key"]]
         r["holm_p"] = holm_p
-        r["verdict"] = (r["reason"] if r["reason"] is not None else "not distinguishable" if not rejected
+        r["verdict"] = (r["reason"] if r["reason"] is not None else NOT_ESTABLISHED if not rejected
                         else record["above"] if record["estimate"] > 0 else record["below"])
     frame = pd.DataFrame(rows, columns=["claim", "key", "comparison", "difference", "n", "p", "reason", "holm_p",
                                         "verdict"])
     return frame.drop(columns="reason")
+
+
+def _p_text(p: float) -> str:
+    return "–" if not math.isfinite(p) else "< 1e-6" if p < 1e-6 else f"{p:.2g}"
+
+
+def family_text(family: pd.DataFrame) -> pd.DataFrame:
+    """``family_table`` for the page: p-values to two digits (below 1e-6 as "< 1e-6"), "–" where not in the family."""
+    out = family.drop(columns="key").copy()
+    for column in ("p", "holm_p"):
+        out[column] = out[column].map(_p_text)
+    return out
 
 
 def protocol_values(values: dict[str, dict]) -> dict:
@@ -243,7 +268,7 @@ def protocol_values(values: dict[str, dict]) -> dict:
 def family_values(family: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> dict:
     """``findings_family``: the family's size and how many of its verdicts Holm supports, in one sentence."""
     made = family["holm_p"].notna()
-    stated = int((made & (family["verdict"] != "not distinguishable")).sum())
+    stated = int((made & (family["verdict"] != NOT_ESTABLISHED)).sum())
     unadjusted = int((made & (family["p"] < alpha)).sum())
     return {"findings_family": (
         f"{int(made.sum())} comparisons on this page form one family; Holm's procedure at a family-wise error of "
@@ -255,7 +280,7 @@ class _Verdicts:
     """Renders ``{test:KEY}`` and ``{tests:K1,K2}`` in a claim's template from the family table's verdicts."""
 
     def __init__(self, family: pd.DataFrame):
-        self.rows = family.drop_duplicates("key").set_index("key")
+        self.rows = family.set_index("key")  # each comparison once: the family has unique keys
 
     def __format__(self, spec: str) -> str:
         if "," not in spec:

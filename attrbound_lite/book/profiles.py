@@ -92,10 +92,8 @@ CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, Rule]]] = {
                           "ig_steps": AtLeast(16), "eps_l2": Including((0.01, 0.05, 0.25, 1.0)),
                           "eps_linf": Including((0.001, 0.003, 0.1))},
         "07_far": {"n_ifia": AtLeast(500), "restarts": Fixed(3), "eval_ig_steps": Fixed(100),  # RAR's evaluation
-                   "seeds": Including((0, 1, 2)), "n_convergence": AtLeast(64),
-                   "convergence_steps": Including((10, 20, 50, 100, 200)), "convergence_restarts": Including((1, 3, 5)),
-                   "ifia_steps": Fixed(None), "n_bound": AtLeast(128),  # None: RAR's steps
-                   "bound_ig_steps": AtLeast(16)},
+                   "seeds": Including((0, 1, 2)), "ifia_steps": Fixed(None),  # None: RAR's steps
+                   "n_bound": AtLeast(128), "bound_ig_steps": AtLeast(16)},
         "08_region": {"n_images": AtLeast(200), "steps": AtLeast(20), "restarts": AtLeast(3),  # radii of 06's grid
                       "eps_l2": Including((0.001, 0.003, 0.03, 0.3)), "eps_linf": Including((0.0003, 0.003, 0.3))},
         "09_sampled": {"n_images": AtLeast(100), "eps_l2": Fixed(1.0)},  # radii of 08's grid

@@ -10,12 +10,19 @@ import pandas as pd
 
 from ..stats import sig
 
-__all__ = ["DATASET_NAMES", "METHOD_NAMES", "NORM_NAMES", "radius_label", "model_label", "readable", "reader_table"]
+__all__ = ["DATASET_NAMES", "METHOD_NAMES", "NORM_NAMES", "glue_key", "radius_label", "model_label", "readable",
+           "reader_table"]
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
                  "cifar10-subset": "CIFAR-10 subset"}
 METHOD_NAMES = {"natural": "natural", "pgd_at": "PGD-AT", "ig_norm": "IG-NORM", "aat": "AAT", "advaat": "AdvAAT"}
 NORM_NAMES = {"l2": "ℓ2", "linf": "ℓ∞"}
+
+
+def glue_key(name: str) -> str:
+    """``name`` as it appears in glue names: ``"fashion-mnist"`` -> ``"fashion_mnist"``."""
+    return name.replace("-", "_")
+
 ATTRIBUTION_NAMES = {"saliency": "saliency", "input_x_gradient": "input × gradient",
                      "integrated_gradients": "integrated gradients"}
 ATTACK_NAMES = {"pgd": "attribution PGD", "ifia": "IFIA"}

@@ -11,7 +11,7 @@ import pandas as pd
 from .. import zoo
 from ..stats import rate_difference, verdict, wilson
 from .findings import comparison
-from .tables import DATASET_NAMES, METHOD_NAMES, radius_label, reader_table
+from .tables import DATASET_NAMES, METHOD_NAMES, glue_key, radius_label, reader_table
 
 __all__ = ["reference_names", "seed_names", "recipes_table", "zoo_results", "results_table", "seeds_table",
            "failed_values", "describe_failed", "run_label", "accuracy_values", "provenance_table"]
@@ -150,7 +150,8 @@ def accuracy_values(results: pd.DataFrame) -> dict:
         radius = radius_label(by.loc[(ds, "pgd_at"), "pgd_eps"])
         shown = f"at {radius}, {pgd} for PGD-AT against {nat} for natural training"
         sentences.append(f"on {DATASET_NAMES[ds]} {shown} ({verdict(diff, 'higher', 'lower')}, difference {diff})")
-        out[f"ch4_test_pgd_{ds.replace('-', '_')}"] = comparison(diff, DATASET_NAMES[ds], "higher", "lower", shown)
+        out[f"ch4_test_pgd_{glue_key(ds)}"] = comparison(diff, DATASET_NAMES[ds], "higher", "lower", shown,
+                                                             unit="images")
     out["ch4_pgd_sentence"] = "; ".join(sentences)
     return out
 

@@ -27,13 +27,13 @@ from ..protocols import rar_protocol
 from ..stats import Interval, bootstrap, paired_difference, sig, verdict, wilson
 from ..sweep import config_hash, config_identity, load_config, run_sweep
 from .findings import comparison
-from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, radius_label
+from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, glue_key, radius_label
 
 __all__ = ["UNIT", "CASE", "COSINE_RESOLUTION", "rar_eps", "reference_radii", "sweep_config", "sweep_folder",
            "run_validation", "counts_table", "unit_table", "overview_values", "rates_by_eps", "rate_values",
            "float64_values", "ratio_quantiles", "ratio_values", "per_model_table", "model_comparisons",
-           "comparison_tests", "comparison_sentence", "attack_values", "dense_bound_check", "dense_values",
-           "linf_form", "linf_gap_values", "test_images", "attack_examples"]
+           "comparison_tests", "disagreement_values", "comparison_figure", "attack_values", "dense_bound_check",
+           "dense_values", "linf_form", "linf_gap_values", "test_images", "attack_examples"]
 
 UNIT = ["dataset", "model", "sample"]      # one image of one model of one data set
 CASE = ["attribution", "norm", "eps"]     # what a unit is attacked with
@@ -366,11 +366,11 @@ def model_comparisons(units: pd.DataFrame, radii: dict, baseline: str = "natural
     """Each model against ``baseline`` on the same images, saliency, at one radius per (data set, norm).
 
     Paired differences (model - baseline, by image; images where either model's attacks all changed the label drop
-    out) of the relative achieved deviation and of log10 of the relative bound, with verdicts.
+    out) of the relative achieved deviation and of log10 of the relative bound. No verdict words: the Findings page
+    reads these comparisons as part of its family (``comparison_tests``).
 
     Returns:
-        Columns ``dataset, method, norm, eps, relative_achieved_difference, verdict_achieved,
-        log10_relative_bound_difference, verdict_bound``.
+        Columns ``dataset, method, norm, eps, relative_achieved_difference, log10_relative_bound_difference``.
     """
     rows = []
     sal = units[units["attribution"] == "saliency"]
@@ -384,8 +384,7 @@ def model_comparisons(units: pd.DataFrame, radii: dict, baseline: str = "natural
             a = paired_difference(achieved[model], achieved[baseline])
             b = paired_difference(bound[model], bound[baseline])
             rows.append(dict(dataset=ds, method=model, norm=norm, eps=eps, relative_achieved_difference=a,
-                             verdict_achieved=verdict(a), log10_relative_bound_difference=b,
-                             verdict_bound=verdict(b)))
+                             log10_relative_bound_difference=b))
     return pd.DataFrame(rows)
 
 
@@ -397,29 +396,69 @@ def comparison_tests(comparisons: pd.DataFrame) -> dict:
     """
     values = {}
     for r in comparisons.itertuples():
-        ds = r.dataset.replace("-", "_")
+        ds = glue_key(r.dataset)
         values[f"ch6_radius_{ds}_{r.norm}"] = f"{NORM_NAMES[r.norm]} ε = {radius_label(r.eps)}"
         values[f"ch6_test_achieved_{ds}_{r.norm}_{r.method}"] = comparison(
             r.relative_achieved_difference, METHOD_NAMES.get(r.method, r.method), "larger", "smaller",
-            f"{r.relative_achieved_difference} in relative deviation")
+            f"{r.relative_achieved_difference} in relative deviation", unit="images")
     return values
 
 
-def comparison_sentence(comparisons: pd.DataFrame, column: str, what: str, baseline: str = "natural") -> str:
-    """One sentence per (data set, norm) listing the methods whose ``column`` verdict is smaller, larger, or neither.
+def disagreement_values(comparisons: pd.DataFrame) -> dict:
+    """``ch6_disagree``: where the attacks and the bound rank a method against natural training in opposite ways.
 
-    For example: "on MNIST (ℓ∞, ε = 0.3) the relative achieved deviation is smaller than natural training's for
-    PGD-AT, AdvAAT; larger for none; not distinguishable for IG-NORM, AAT".
+    ``ch6_disagree_short``: the same cases, named only, for the Findings page.
+
+    A (data set, norm, method) disagrees when the interval of the relative achieved deviation's difference and that of
+    the relative bound's lie on opposite sides of zero; the sentence names those cases, or says there are none.
+    Per comparison, not corrected for the family: the Findings page reads the attacks' comparisons under Holm.
     """
-    parts = []
-    for (ds, norm, eps), g in comparisons.groupby(["dataset", "norm", "eps"], sort=False):
-        words = {w: [METHOD_NAMES.get(m, m) for m in g.loc[g[column] == w, "method"]] for w in ("smaller", "larger")}
-        undecided = [METHOD_NAMES.get(m, m) for m in g.loc[~g[column].isin(["smaller", "larger"]), "method"]]
-        parts.append(f"on {DATASET_NAMES.get(ds, ds)} ({NORM_NAMES[norm]}, ε = {radius_label(eps)}) {what} is "
-                     f"smaller than {METHOD_NAMES.get(baseline, baseline)} training's for "
-                     f"{', '.join(words['smaller']) or 'no method'}, larger for {', '.join(words['larger']) or 'none'}"
-                     f", not distinguishable for {', '.join(undecided) or 'none'}")
-    return "; ".join(parts)
+    cases = []
+    for r in comparisons.itertuples():
+        a, b = r.relative_achieved_difference, r.log10_relative_bound_difference
+        if a.sign and b.sign and a.sign != b.sign:
+            attacks = "larger" if a.sign > 0 else "smaller"
+            cases.append(f"{METHOD_NAMES.get(r.method, r.method)} on {DATASET_NAMES.get(r.dataset, r.dataset)} "
+                         f"({NORM_NAMES[r.norm]}, ε = {radius_label(r.eps)}: the attacks reach a {attacks} relative "
+                         f"deviation, {a}, the bound moves the other way, {b} in log10)")
+    if not cases:
+        return {"ch6_disagree": "on no model do the two intervals lie on opposite sides of zero",
+                "ch6_disagree_short": "the bound never points the other way with both intervals excluding zero"}
+    short = ", ".join(f"{METHOD_NAMES.get(r.method, r.method)} on {DATASET_NAMES.get(r.dataset, r.dataset)} "
+                      f"({NORM_NAMES[r.norm]})" for r in comparisons.itertuples()
+                      if r.relative_achieved_difference.sign * r.log10_relative_bound_difference.sign < 0)
+    return {"ch6_disagree": f"they disagree, each interval on its own side of zero, for {len(cases)} "
+                            f"model{'s' if len(cases) > 1 else ''}: " + "; ".join(cases),
+            "ch6_disagree_short": f"the bound points the other way for {short}"}
+
+
+def comparison_figure(comparisons: pd.DataFrame):
+    """Each method minus natural training: the relative achieved deviation and log10 of the relative bound.
+
+    One row of panels per norm, one point per (data set, method) with its 95 % paired-bootstrap interval.
+    """
+    import matplotlib.pyplot as plt
+
+    from .figures import method_color
+
+    norms = sorted(dict.fromkeys(comparisons["norm"]), key=lambda n: n != "linf")  # l-infinity (RAR's radius) first
+    columns = (("relative_achieved_difference", "relative deviation the attacks reach,\nminus natural's"),
+               ("log10_relative_bound_difference", "log10 relative bound,\nminus natural's"))
+    fig, axes = plt.subplots(len(norms), 2, figsize=(10, 1.1 + 2.6 * len(norms)), squeeze=False, sharey="row")
+    for row, norm in zip(axes, norms, strict=True):
+        part = comparisons[comparisons["norm"] == norm].reset_index(drop=True)
+        labels = [f"{DATASET_NAMES.get(d, d)}, {METHOD_NAMES.get(m, m)}" for d, m in zip(part["dataset"],
+                                                                                      part["method"], strict=True)]
+        y = np.arange(len(part))[::-1]
+        for ax, (column, title) in zip(row, columns, strict=True):
+            for yi, method, iv in zip(y, part["method"], part[column], strict=True):
+                ax.errorbar(iv.estimate, yi, xerr=[[iv.estimate - iv.low], [iv.high - iv.estimate]], fmt="o", ms=4,
+                            color=method_color(method), capsize=2)
+            ax.axvline(0, color="0.4", lw=0.8)
+            ax.set_yticks(y, labels)
+            ax.set_title(f"{title} ({NORM_NAMES[norm]})", fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
 def attack_values(units: pd.DataFrame, radii: dict) -> tuple[pd.DataFrame, dict]:

@@ -1,0 +1,282 @@
+"""Heavy evidence computed once, committed with its provenance, verified on every CI run (the zoo's pattern).
+
+Some of the book's evidence takes hours on a CPU (converged attacks on every reference model, say). A
+``ResultSpec`` names such a result: its configuration, its units of work (one model, say), how to compute a unit and
+how to recompute any one row. ``build_results`` computes the units one by one into ``<root>/<name>/parts/`` (a
+unit written is never recomputed: an interrupted build resumes), then writes ``rows.csv`` and ``manifest.json``:
+
+- ``config`` and ``config_hash`` (sha256 of the canonical JSON of the configuration): a result computed under
+  another configuration is refused by ``load_results``;
+- ``rows_sha256``: an altered or truncated ``rows.csv`` is refused;
+- ``code_digest`` (sha256 of the source of the modules that compute it), ``versions``, ``hardware``, ``seconds``
+  (per unit and in all), ``created`` and the ``command`` that rebuilds it.
+
+``verify_results`` recomputes a random sample of rows, drawn with a seed (CI: one that changes with the commit), and
+compares them with the committed values within the spec's tolerance: the committed numbers stay the numbers the
+current code computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import io
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ._io import atomic_path, file_digest, write_json
+from .runtime import resolve_device
+
+__all__ = ["RESULTS_ROOT", "RESULTS_ENV", "ResultSpec", "results_root", "config_hash", "build_results",
+           "load_results", "read_manifest", "verify_results", "check_verified", "sample_seed"]
+
+RESULTS_ROOT = Path(__file__).resolve().parents[1] / "results"  # the committed results (ATTRBOUND_RESULTS overrides)
+RESULTS_ENV = "ATTRBOUND_RESULTS"
+BUILD_COMMAND = "attrbound results build --only {name}"
+
+
+@dataclass(frozen=True)
+class ResultSpec:
+    """A heavy result: what it is, how it is computed and how one of its rows is recomputed.
+
+    Attributes:
+        name: the folder under the results root (``"ch7_ifia_budget"``).
+        title: one line for people.
+        config: everything that determines the numbers (JSON-able); its hash keys the result.
+        keys: the columns that identify a row.
+        values: the columns that ``verify_results`` compares.
+        tolerance: the largest absolute difference a recomputed value may show (float rounding across CPUs).
+        units: the units of work, in order (strings, also used as file names).
+        compute: ``compute(unit, device, progress) -> DataFrame`` with the ``keys`` and ``values`` columns.
+        recompute: ``recompute(rows, device) -> DataFrame``: the ``keys`` and ``values`` of ``rows`` (rows of one
+            unit, with a ``unit`` column), computed again.
+        modules: the modules whose source is hashed into ``code_digest``.
+    """
+
+    name: str
+    title: str
+    config: dict
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    tolerance: float
+    units: tuple[str, ...]
+    compute: Callable[[str, torch.device, bool], pd.DataFrame]
+    recompute: Callable[[pd.DataFrame, torch.device], pd.DataFrame]
+    modules: tuple[str, ...] = field(default=())
+
+    @property
+    def config_hash(self) -> str:
+        """``config_hash(self.config)``."""
+        return config_hash(self.config)
+
+
+def config_hash(config: dict) -> str:
+    """sha256 (first 16 hex digits) of the canonical JSON of ``config`` (sorted keys, no spaces)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def results_root(root: str | os.PathLike | None = None) -> Path:
+    """The results' folder: ``root``, else ``$ATTRBOUND_RESULTS``, else ``<project>/results``."""
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root (the results' folder) must be a string, a pathlib.Path or None, got "
+                        f"{type(root).__name__}.")
+    return Path(root if root is not None else os.environ.get(RESULTS_ENV) or RESULTS_ROOT)
+
+
+def _command(spec: ResultSpec, root: Path) -> str:
+    command = BUILD_COMMAND.format(name=spec.name)
+    return command if root.resolve() == RESULTS_ROOT.resolve() else f"{command} --root {root}"
+
+
+def _code_digest(modules: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update(name.encode() + b"\0" + inspect.getsource(importlib.import_module(name)).encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _versions() -> dict:
+    from . import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "pandas": pd.__version__, "attrbound_lite": __version__}
+
+
+def _hardware(device: torch.device) -> dict:
+    from .zoo import _hardware as hardware
+
+    return hardware(device)
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    """The bytes ``rows.csv`` holds: full float precision, so that a reloaded frame equals the computed one."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, float_format="%.17g", lineterminator="\n")
+    return buffer.getvalue().encode()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
+                  device: str | torch.device | None = None, progress: bool = True, force: bool = False) -> Path:
+    """Compute ``spec``'s units (resuming from the parts already written) and write its rows and manifest.
+
+    Args:
+        spec: the result.
+        root: the results' folder (``results_root``).
+        device: where to compute (``None``: CUDA if available, else CPU).
+        progress: show a progress bar over the units.
+        force: recompute every unit, even one already written.
+
+    Returns:
+        The result's folder.
+    """
+    root = results_root(root)
+    folder, device = root / spec.name, resolve_device(device)
+    parts = folder / "parts" / spec.config_hash  # parts of another configuration are never mixed in
+    done = {} if force else {p.stem: p for p in parts.glob("*.csv")}
+    for unit in tqdm(spec.units, desc=spec.name, disable=not progress):
+        if unit in done:
+            continue
+        started = time.perf_counter()
+        frame = spec.compute(unit, device, progress).assign(unit=unit)
+        write_json(parts / f"{unit}.json", {"seconds": time.perf_counter() - started})
+        _write_bytes(parts / f"{unit}.csv", _csv(frame))
+    frames = [pd.read_csv(parts / f"{unit}.csv") for unit in spec.units]
+    rows = pd.concat(frames, ignore_index=True)[["unit", *spec.keys, *spec.values]]
+    data = _csv(rows)
+    seconds = {unit: json.loads((parts / f"{unit}.json").read_text())["seconds"] for unit in spec.units}
+    manifest = {"name": spec.name, "title": spec.title, "config": spec.config, "config_hash": spec.config_hash,
+                "keys": list(spec.keys), "values": list(spec.values), "tolerance": spec.tolerance,
+                "n_rows": len(rows), "rows_sha256": hashlib.sha256(data).hexdigest(),
+                "code_digest": _code_digest(spec.modules), "versions": _versions(), "hardware": _hardware(device),
+                "seconds": {"total": sum(seconds.values()), "per_unit": seconds},
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": _command(spec, root)}
+    _write_bytes(folder / "rows.csv", data)
+    write_json(folder / "manifest.json", manifest)
+    return folder
+
+
+def read_manifest(spec: ResultSpec, root: str | os.PathLike | None = None) -> dict:
+    """The manifest of ``spec``'s committed result, checked against the current configuration.
+
+    Raises:
+        FileNotFoundError: the result was never built there (the message gives the command that builds it).
+        ValueError: the manifest is unreadable, or belongs to another result or configuration.
+    """
+    root = results_root(root)
+    path, command = root / spec.name / "manifest.json", _command(spec, root)
+    if not path.is_file():
+        raise FileNotFoundError(f"the result {spec.name!r} ({spec.title}) is missing: no {path}. Build it with "
+                                f"`{command}` (resumable), or restore it with `git checkout -- {root / spec.name}`.")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable manifest ({err}); restore it with `git checkout -- {path}` or "
+                         f"rebuild with `{command}`.") from None
+    if not isinstance(manifest, dict) or manifest.get("name") != spec.name:
+        raise ValueError(f"{path} is not the manifest of {spec.name!r}; restore it or rebuild with `{command}`.")
+    if manifest.get("config_hash") != spec.config_hash:
+        raise ValueError(f"{spec.name!r} in {root} was computed with another configuration (hash "
+                         f"{manifest.get('config_hash')}, the code's is {spec.config_hash}): its numbers are not "
+                         f"the ones the code asks for. Rebuild it with `{command} --force`.")
+    return manifest
+
+
+def load_results(spec: ResultSpec, root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The committed rows of ``spec``, after checking them against their manifest.
+
+    Returns:
+        The rows: ``unit``, the spec's ``keys`` and ``values``; ``.attrs["manifest"]`` holds the manifest.
+
+    Raises:
+        FileNotFoundError: the result or its rows are missing (the message gives the command that rebuilds them).
+        ValueError: the rows were altered since they were built, or the manifest does not match (``read_manifest``).
+    """
+    manifest = read_manifest(spec, root)
+    root = results_root(root)
+    path, command = root / spec.name / "rows.csv", _command(spec, root)
+    if not path.is_file():
+        raise FileNotFoundError(f"the rows of {spec.name!r} are missing: no {path}. Rebuild them with `{command}`.")
+    if file_digest(path) != manifest["rows_sha256"]:
+        raise ValueError(f"{path} was altered: its sha256 is not the manifest's. Restore it with "
+                         f"`git checkout -- {path}` or rebuild it with `{command} --force`.")
+    rows = pd.read_csv(path)
+    rows.attrs["manifest"] = manifest
+    return rows
+
+
+def sample_seed() -> int:
+    """A seed that changes with the commit: the first 12 hex digits of ``git rev-parse HEAD`` (0 outside git)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 0
+    return int(head[:12] or "0", 16)
+
+
+def verify_results(spec: ResultSpec, n: int = 8, seed: int = 0, *, root: str | os.PathLike | None = None,
+                   device: str | torch.device | None = None) -> pd.DataFrame:
+    """Recompute ``n`` rows of the committed result, drawn with ``seed``, and compare them with the committed values.
+
+    Args:
+        spec: the result.
+        n: the rows to recompute (all if fewer).
+        seed: the draw's seed (``sample_seed()`` draws a new sample for every commit).
+        root: the results' folder.
+        device: where to recompute.
+
+    Returns:
+        One row per (recomputed row, value): ``unit``, the keys, ``value`` (the column), ``committed``,
+        ``recomputed``, ``difference`` and ``ok`` (``|difference| <= spec.tolerance``).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n (the rows to recompute) must be a positive integer, got {n!r}.")
+    rows = load_results(spec, root)
+    drawn = rows.sample(n=min(int(n), len(rows)), random_state=np.random.RandomState(seed % 2**32))
+    device, reports = resolve_device(device), []
+    for _, part in drawn.groupby("unit", sort=True):
+        again = spec.recompute(part.reset_index(drop=True), device)
+        merged = part.merge(again[[*spec.keys, *spec.values]], on=list(spec.keys), suffixes=("", "_again"),
+                            how="left", validate="one_to_one")
+        for value in spec.values:
+            reports.append(merged[["unit", *spec.keys]].assign(
+                value=value, committed=merged[value].astype(float), recomputed=merged[f"{value}_again"].astype(float)))
+    report = pd.concat(reports, ignore_index=True)
+    report["difference"] = report["recomputed"] - report["committed"]
+    report["ok"] = report["difference"].abs() <= spec.tolerance
+    return report
+
+
+def _describe(report: pd.DataFrame) -> str:
+    bad = report[~report["ok"]]
+    return "; ".join(f"{r.unit} {r.value}: committed {r.committed:.6g}, recomputed {r.recomputed:.6g}"
+                     for r in bad.itertuples()) or "all rows agree"
+
+
+def check_verified(spec: ResultSpec, report: pd.DataFrame) -> None:
+    """Raise ``AssertionError`` naming every recomputed value beyond the tolerance (``verify_results``' report)."""
+    if not report["ok"].all():
+        raise AssertionError(f"{spec.name}: {int((~report['ok']).sum())} of {len(report)} recomputed values differ "
+                             f"from the committed ones by more than {spec.tolerance:g}: {_describe(report)}. If the "
+                             f"code changed on purpose, rebuild with `{BUILD_COMMAND.format(name=spec.name)} --force`.")

@@ -1,0 +1,164 @@
+"""Heavy results (attrbound_lite.results): build, resume, refuse what was altered, verify by recomputing rows; the
+committed results reproduce on a sample of rows drawn from the commit; chapter 7's attack-budget grid (book.budget)
+against direct IFIA runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import small_cnn, synthetic_images
+
+from attrbound_lite import results
+from attrbound_lite.attacks import IFIA
+from attrbound_lite.attributions import get_explainer
+from attrbound_lite.book import budget
+from attrbound_lite.results import ResultSpec
+
+
+def _toy_spec(calls: list | None = None, offset: float = 0.0, fail_on: str | None = None, scale: int = 2):
+    """Rows ``value = scale * i + offset`` for i in 0..3 of units a, b, c; ``calls`` records computed units."""
+    def rows(unit, index):
+        return pd.DataFrame({"unit_name": unit, "i": index, "value": scale * np.asarray(index, float) + offset})
+
+    def compute(unit, device, progress):
+        if unit == fail_on:
+            raise KeyboardInterrupt  # an interrupted build
+        if calls is not None:
+            calls.append(unit)
+        return rows(unit, np.arange(4))
+
+    def recompute(part, device):
+        return rows(part["unit"].iloc[0], part["i"].to_numpy())
+
+    return ResultSpec(name="toy", title="a toy", config={"scale": scale}, keys=("unit_name", "i"),
+                      values=("value",), tolerance=1e-9, units=("a", "b", "c"), compute=compute, recompute=recompute,
+                      modules=("attrbound_lite.results",))
+
+
+def test_build_writes_rows_and_provenance_and_resumes(tmp_path):
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        results.build_results(_toy_spec(calls, fail_on="b"), root=tmp_path, device="cpu", progress=False)
+    assert calls == ["a"] and not (tmp_path / "toy" / "rows.csv").exists()
+    results.build_results(_toy_spec(calls), root=tmp_path, device="cpu", progress=False)
+    assert calls == ["a", "b", "c"]  # a was not computed again
+    rows = results.load_results(_toy_spec(), root=tmp_path)
+    assert len(rows) == 12 and rows["value"].tolist() == [0, 2, 4, 6] * 3
+    manifest = rows.attrs["manifest"]
+    assert manifest["config_hash"] == results.config_hash({"scale": 2}) and manifest["n_rows"] == 12
+    assert set(manifest["seconds"]["per_unit"]) == {"a", "b", "c"}
+    assert {"torch", "python", "attrbound_lite"} <= set(manifest["versions"])
+    assert manifest["hardware"]["device"] == "cpu"
+    assert manifest["command"].startswith("attrbound results build --only toy --root")
+
+
+def test_missing_altered_or_reconfigured_results_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="attrbound results build --only toy"):
+        results.load_results(_toy_spec(), root=tmp_path)
+    results.build_results(_toy_spec(), root=tmp_path, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        results.load_results(_toy_spec(scale=3), root=tmp_path)
+    path = tmp_path / "toy" / "rows.csv"
+    path.write_text(path.read_text() + "a,a,9,18.5\n")  # a row added by hand
+    with pytest.raises(ValueError, match="altered"):
+        results.load_results(_toy_spec(), root=tmp_path)
+
+
+def test_verify_recomputes_a_sample_and_names_a_value_the_code_no_longer_gives(tmp_path):
+    results.build_results(_toy_spec(offset=0.5), root=tmp_path, device="cpu", progress=False)
+    # committed numbers that the code no longer computes (offset 0.5 against 0): every recomputed value differs
+    report = results.verify_results(_toy_spec(), n=8, seed=3, root=tmp_path, device="cpu")
+    assert len(report) == 8 and not report["ok"].any()
+    assert np.allclose(report["difference"], -0.5)
+    with pytest.raises(AssertionError, match="8 of 8 recomputed values"):
+        results.check_verified(_toy_spec(), report)
+    report = results.verify_results(_toy_spec(offset=0.5), n=20, seed=3, root=tmp_path, device="cpu")
+    assert len(report) == 12 and report["ok"].all()  # all rows when fewer than n
+    other = results.verify_results(_toy_spec(offset=0.5), n=4, seed=4, root=tmp_path, device="cpu")
+    first = results.verify_results(_toy_spec(offset=0.5), n=4, seed=3, root=tmp_path, device="cpu")
+    assert first.equals(results.verify_results(_toy_spec(offset=0.5), n=4, seed=3, root=tmp_path, device="cpu"))
+    assert not first[["unit", "i"]].equals(other[["unit", "i"]])  # the seed draws the sample
+
+
+def test_manifest_of_another_result_is_refused(tmp_path):
+    results.build_results(_toy_spec(), root=tmp_path, device="cpu", progress=False)
+    path = tmp_path / "toy" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "name": "other"}))
+    with pytest.raises(ValueError, match="not the manifest of 'toy'"):
+        results.read_manifest(_toy_spec(), root=tmp_path)
+    path.write_text("{")
+    with pytest.raises(ValueError, match="not a readable manifest"):
+        results.read_manifest(_toy_spec(), root=tmp_path)
+
+
+# Chapter 7's attack-budget grid
+def _toy_attack_setting():
+    model = small_cnn(seed=2, dtype=torch.float32)
+    x, y = synthetic_images(6, seed=4)
+    y = model(x).argmax(1)  # attacks keep the model's own labels
+    settings = {"eps": 0.1, "ifia_alpha": 0.02, "ifia_steps": 5, "ifia_k": 8, "eval_k": 8}
+    return model, x, y, settings
+
+
+def test_nested_starts_do_not_depend_on_the_batch_or_the_restarts():
+    model, x, y, _ = _toy_attack_setting()
+    attack = IFIA(model, "saliency", eps=0.1, alpha=0.02, steps=2, k=8, restarts=3)
+    starts = budget.nested_starts(attack, x, 3, seed=1).view(3, len(x), *x.shape[1:])
+    assert torch.equal(starts[0], x)
+    assert ((starts[1:] - x).abs() <= 0.1 + 1e-7).all() and not torch.equal(starts[1], starts[2])
+    alone = budget.nested_starts(attack, x[2:3], 5, seed=1)
+    assert torch.equal(alone[:3], starts[:, 2])
+    assert not torch.equal(budget.nested_starts(attack, x, 2, seed=2)[len(x):], starts[1])
+
+
+@pytest.mark.parametrize("restarts", [1, 2, 3])
+def test_best_of_the_first_restarts_equals_a_run_with_that_many(restarts):
+    """Where the evaluated map is the steering map (same IG, same k), the nested grid's top-k intersection is that
+    of an IFIA run with exactly ``restarts`` restarts from the same starts (its best iterate over restarts)."""
+    model, x, y, settings = _toy_attack_setting()
+    grid = budget.ifia_budget(model, x, y, settings, [3, 5], [1, 2, 3], eval_ig_steps=4, steering_ig_steps=4, seed=1)
+    for steps in (3, 5):
+        steering = get_explainer("integrated_gradients", model, n_steps=4)
+        attack = IFIA(model, steering, eps=0.1, alpha=0.1 / steps, steps=steps, k=8, restarts=restarts, seed=1)
+        direct = attack(x, y, start=budget.nested_starts(attack, x, restarts, seed=1))
+        expected = direct.topk_intersection.masked_fill(~direct.label_kept, 1.0).double().numpy()
+        got = grid[(grid["steps"] == steps) & (grid["restarts"] == restarts)].sort_values("image")
+        assert np.allclose(got["topk_intersection"], expected)
+        assert (got["label_kept"].to_numpy() == direct.label_kept.numpy()).all()
+
+
+def test_budget_grid_is_batch_invariant():
+    model, x, y, settings = _toy_attack_setting()
+    whole = budget.ifia_budget(model, x, y, settings, [4], [1, 3], eval_ig_steps=6, steering_ig_steps=4, seed=0)
+    alone = budget.ifia_budget(model, x[3:4], y[3:4], settings, [4], [1, 3], eval_ig_steps=6, steering_ig_steps=4,
+                               seed=0)
+    pd.testing.assert_frame_equal(whole[whole["image"] == 3].drop(columns="image").reset_index(drop=True),
+                                  alone.drop(columns="image").reset_index(drop=True))
+
+
+# The committed results, on every CI run
+def test_committed_results_match_the_code_and_reproduce_a_sample(data_root):
+    """The manifest matches the current configuration and rows; 8 rows drawn with the commit's seed recompute."""
+    rows = results.load_results(budget.SPEC)
+    manifest = rows.attrs["manifest"]
+    assert len(rows) == manifest["n_rows"] == len(budget.SPEC.units) * budget.N_IMAGES * len(budget.STEPS) * \
+        len(budget.RESTARTS)
+    assert set(rows["unit"]) == set(budget.SPEC.units)
+    report = results.verify_results(budget.SPEC, n=8, seed=results.sample_seed(), device="cpu")
+    results.check_verified(budget.SPEC, report)
+
+
+def test_the_command_line_lists_and_refuses_an_unknown_result(tmp_path, capsys):
+    from attrbound_lite.cli import main
+
+    assert main(["results", "list", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ch7_ifia_budget: ")
+    assert f"attrbound results build --only ch7_ifia_budget --root {tmp_path}" in out
+    assert main(["results", "verify", "--only", "ch7_nothing"]) == 2
+    assert "no such result; the results are ch7_ifia_budget" in capsys.readouterr().err

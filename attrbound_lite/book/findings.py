@@ -123,7 +123,7 @@ CLAIMS: tuple[Claim, ...] = (
           "{ch8_n_images} images per model, {ch8_n_models} models", "08_region.html#fig-region-rates"),
     Claim("Robust training shrinks the deviation attacks reach (saliency, relative to the map's norm, at RAR's "
           "radius; against natural training)", "FAR 2021; RAR 2019", "06_validation",
-          _per_dataset("at {ch6_radius_<ds>_linf}, " + _TESTS_CH6) + "; against the bound (next row): "
+          _per_dataset("at {ch6_radius_<ds>_linf}, " + _TESTS_CH6) + "; the relative bound on the same images: "
           "{ch6_disagree_short}", "chapter 6, each method minus natural",
           "{ch6_n_images} test images per data set, paired by image; one training run (seed 0) per method",
           "06_validation.html#fig-method-differences"),

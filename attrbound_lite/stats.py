@@ -174,8 +174,16 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     se = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    p_value = float(2 * _scipy_stats.norm.sf(abs(estimate) / se)) if se > 0 else _no_spread(estimate)
+    p_value = float(2 * _scipy_stats.norm.sf(abs(estimate) / se)) if _spread(se, values) else _no_spread(estimate)
     return Interval(estimate, float(low), float(high), n, confidence, p_value)
+
+
+def _spread(se: float, values: np.ndarray) -> bool:
+    """Whether the units spread at all: a standard error above the rounding of their values.
+
+    Identical units can give an ``se`` of 1e-17, which would read as a p-value of 0.
+    """
+    return se > 64 * np.finfo(float).eps * float(np.max(np.abs(values)))
 
 
 def _no_spread(estimate: float) -> float:
@@ -226,7 +234,7 @@ def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Int
         return Interval(mean, float("nan"), float("nan"), n, confidence)
     se = float(np.std(data, ddof=1) / np.sqrt(n))
     half = float(_scipy_stats.t.ppf((1 + confidence) / 2, n - 1)) * se
-    p_value = float(2 * _scipy_stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else _no_spread(mean)
+    p_value = float(2 * _scipy_stats.t.sf(abs(mean) / se, n - 1)) if _spread(se, data) else _no_spread(mean)
     return Interval(mean, mean - half, mean + half, n, confidence, p_value)
 
 

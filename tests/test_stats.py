@@ -83,6 +83,9 @@ def test_across_seeds_p_value_is_the_one_sample_t_test():
         assert across_seeds(values).p_value == pytest.approx(stats.ttest_1samp(values, 0.0).pvalue, rel=1e-12)
     assert math.isnan(across_seeds([0.25, 0.25, 0.25]).p_value) and math.isnan(across_seeds([0.2]).p_value)
     assert across_seeds([0.0, 0.0, 0.0]).p_value == 1.0  # identical runs: no test, unless they agree on no effect
+    # identical units whose mean rounds (0.2 is not a binary fraction): a standard error of ~1e-17 is no spread
+    assert math.isnan(bootstrap_mean([0.2] * 10).p_value) and math.isnan(across_seeds([0.1 + 0.2, 0.3, 0.3]).p_value)
+    assert bootstrap_mean([0.2] * 9 + [0.2 + 1e-9]).p_value < 1e-6  # a real, if tiny, spread is tested
 
 
 def test_bootstrap_p_value_is_the_wald_test_of_its_standard_error_and_matches_the_t_test():

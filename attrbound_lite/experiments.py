@@ -402,7 +402,7 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
 
     frames = []
     # a violation counted in a lower precision is recomputed in float64 (_confirm_in_float64)
-    model64 = copy.deepcopy(model).double().eval() if dtype != torch.float64 else None
+    model64 = None  # its float64 copy, made when a first violation needs it (none on most models: no extra memory)
     with eval_mode(model), full_precision():
         for start in range(0, ids.numel(), batch_size):
             rows = ids[start:start + batch_size]
@@ -445,7 +445,9 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
                             if frame["exceeded"].any():
                                 rows_at = torch.as_tensor(np.flatnonzero(frame["exceeded"]), device=x.device)
                                 flagged.append((frame, part.x_adv[rows_at]))
-                if flagged and model64 is not None:
+                if flagged and dtype != torch.float64:
+                    if model64 is None:
+                        model64 = copy.deepcopy(model).double().eval()
                     _confirm_in_float64(model64, x, predicted, attr_name, options, flagged, surrogate_beta,
                                         bound_seed(seed, attr_name, first), bound_options, bound_norm, rtol,
                                         cosine_atol)

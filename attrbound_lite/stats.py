@@ -68,7 +68,8 @@ def sig(value: float, digits: int = 3) -> str:
 class Interval:
     """An estimate with its confidence interval ``[low, high]`` from ``n`` units (images, or trials for a rate).
 
-    ``str(interval)`` is ``"0.120 (0.0800 to 0.160)"``: three significant digits. ``p_value``: the two-sided p-value
+    ``str(interval)`` is ``"0.120 (0.0800 to 0.160)"``: three significant digits ("0.120 (no interval: 1 unit)" where
+    the interval is undefined, "n/a" without an estimate). ``p_value``: the two-sided p-value
     of "the quantity is 0" from the same resamples or the same t distribution (``bootstrap``, ``across_seeds``); NaN
     where none was computed (``wilson``). A family of comparisons is decided on these by ``holm``.
     """
@@ -85,6 +86,10 @@ class Interval:
             raise ValueError(f"an Interval needs low <= high, got low={self.low!r}, high={self.high!r}.")
 
     def __str__(self) -> str:
+        if not np.isfinite(self.estimate):
+            return "n/a"
+        if not (np.isfinite(self.low) and np.isfinite(self.high)):
+            return f"{sig(self.estimate)} (no interval: {self.n} unit{'s' if self.n != 1 else ''})"
         return f"{sig(self.estimate)} ({sig(self.low)} to {sig(self.high)})"
 
     @property

@@ -117,7 +117,13 @@ def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) 
     return inputs
 
 
-_MODEL_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> input shapes it was seen to take
+# model -> (its parameter shapes, the input shapes it was seen to take with them)
+_MODEL_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _parameter_shapes(model: nn.Module) -> tuple:
+    """The names and shapes of the model's parameters: what changes when a layer is replaced in place."""
+    return tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
 
 
 def model_dtype_device(model: nn.Module) -> tuple[torch.dtype | None, torch.device | None]:
@@ -179,7 +185,11 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
                    if shape == tuple(expected)[1:] else "")
         raise ValueError(f"the model takes {name} of shape (B, {', '.join(map(str, expected))}), got "
                          f"{tuple(inputs.shape)}{missing}.")
-    seen = _MODEL_SHAPES.setdefault(model, set())
+    parameters = _parameter_shapes(model)
+    known = _MODEL_SHAPES.get(model)
+    if known is None or known[0] != parameters:  # a layer replaced in place: what it took before says nothing
+        known = _MODEL_SHAPES[model] = (parameters, set())
+    seen = known[1]
     if expected is None and shape not in seen and not _TRUSTED:  # (no extra forward pass inside a step loop)
         try:
             with torch.no_grad(), eval_mode(model), full_precision():
@@ -221,7 +231,7 @@ def model_classes(model: nn.Module, inputs: torch.Tensor) -> int:
     Remembered per model with the shapes of its parameters, so that a head replaced in place (5 classes instead of
     3) is measured again.
     """
-    shapes = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
+    shapes = _parameter_shapes(model)
     known = _MODEL_CLASSES.get(model)
     if known is None or known[0] != shapes:
         with torch.no_grad(), eval_mode(model), full_precision():

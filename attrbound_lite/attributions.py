@@ -198,7 +198,10 @@ class InputXGradient(Attribution):
         """The input x gradient map and the logits (arguments as ``Attribution.attribute``)."""
         check_model_inputs(self.model, inputs, box=False, second_order=create_graph)
         grad, logits, _ = _logit_gradient(self.model, inputs, target, create_graph)
-        return inputs * grad, logits
+        if not create_graph:  # a map without the Hessian term must not look differentiable
+            return inputs.detach() * grad, logits
+        with torch.enable_grad():  # (under torch.no_grad the product would drop the graph asked for)
+            return inputs * grad, logits
 
     def jacobian_operator(self, inputs, target):
         """``J = diag(g) + diag(x) H``: ``J v = g * v + x * H v`` and ``J^T u = g * u + H (x * u)``."""
@@ -303,14 +306,17 @@ class IntegratedGradients(Attribution):
         batch = inputs.shape[0]
         logits = check_logits(self.model(inputs), batch)
         target = resolve_target(target, logits)
-        baseline = self.resolve_baseline(inputs)
-        points = self.path(inputs, baseline)
-        targets = target.repeat(self.n_steps)
-        chunk = self.internal_batch_size or points.shape[0]
-        grads = [_logit_gradient(self.model, points[i:i + chunk], targets[i:i + chunk], create_graph)[0]
-                 for i in range(0, points.shape[0], chunk)]
-        mean_grad = torch.cat(grads).view(self.n_steps, *inputs.shape).mean(0)
-        return (inputs - baseline) * mean_grad, logits
+        if not create_graph:  # a map without the second-order terms must not look differentiable
+            inputs = inputs.detach()
+        with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):  # the graph asked for, under no_grad too
+            baseline = self.resolve_baseline(inputs)
+            points = self.path(inputs, baseline)
+            targets = target.repeat(self.n_steps)
+            chunk = self.internal_batch_size or points.shape[0]
+            grads = [_logit_gradient(self.model, points[i:i + chunk], targets[i:i + chunk], create_graph)[0]
+                     for i in range(0, points.shape[0], chunk)]
+            mean_grad = torch.cat(grads).view(self.n_steps, *inputs.shape).mean(0)
+            return (inputs - baseline) * mean_grad, logits
 
     def jacobian_operator(self, inputs, target):
         """The Jacobian operator of Integrated Gradients (the products ``J v`` and ``J^T u``).

@@ -295,7 +295,11 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
         c = min(chunk, n - start)
         eye = torch.zeros(c, batch, n, dtype=x.dtype, device=x.device)
         eye[torch.arange(c), :, torch.arange(start, start + c)] = 1
-        (block,) = torch.autograd.grad(attr, x, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
+        (block,) = torch.autograd.grad(attr, x, grad_outputs=eye, is_grads_batched=True, retain_graph=True,
+                                       allow_unused=True)
+        if block is None:  # a graph through the weights only (a linear model's saliency is constant in x)
+            raise ValueError("the attribution does not depend on the input: its Jacobian is zero (e.g. the saliency "
+                             "of a linear model); the bound is 0 without any computation.")
         block = block.reshape(c, batch, n).transpose(0, 1)  # rows start..start+c of J_i: (B, c, n)
         if rows is not None:
             rows(start, block)

@@ -37,7 +37,8 @@ interval's magnitude, the final bound by ``FINAL_MARGIN`` relative: far above th
 sizes (about ``n 2^-53``, 1e-12 at n = 3072); affine outputs are also widened by ``ROUNDING`` times ``|W| (|c| + r)``,
 which covers the rounding of their sums even where they cancel. The certificate is that of the analytic softplus
 network. PyTorch's ``nn.Softplus`` switches to the identity where ``beta a > threshold`` (20 by default): a difference
-of at most 2.1e-9 / beta in value and 2.1e-9 in slope per unit, which the certificate does not cover.
+of at most 2.1e-9 / beta in value and 2.1e-9 in slope per unit, which the certificate does not cover; a softplus
+with a lower threshold (a larger difference) is refused.
 """
 
 from __future__ import annotations
@@ -219,6 +220,12 @@ def _blocks(model: nn.Module) -> tuple[list[_Affine], list[float]]:
             if not 0 < float(module.beta) < math.inf:
                 raise ValueError(f"certified_bound: the softplus {name!r} has beta={module.beta!r}; softplus needs a "
                                  "positive finite beta (log(1 + exp(beta a)) / beta).")
+            if not float(module.threshold) >= 20:
+                raise ValueError(f"certified_bound: the softplus {name!r} has threshold={module.threshold!r}: PyTorch "
+                                 "computes it as the identity where beta a > threshold, which differs from the "
+                                 "analytic softplus the certificate covers by up to exp(-threshold) / beta in value "
+                                 "and exp(-threshold) in slope per unit; certify a model with threshold >= 20 "
+                                 "(the default; the difference is then at most 2.1e-9).")
             blocks.append(_Affine(current))
             betas.append(float(module.beta))
             current = []

@@ -160,6 +160,9 @@ class AttackSpec(Config):
         Raises:
             ConfigError: ``k`` larger than ``pixels``.
         """
+        if isinstance(pixels, bool) or not isinstance(pixels, numbers.Integral) or pixels < 1:
+            raise ConfigError(f"must be the positive number of pixels of a saliency map (H * W), got {pixels!r}",
+                              loc=("pixels",))
         k = self.k
         if self.type == "ifia":
             if k is not None and k > pixels:
@@ -202,6 +205,9 @@ class AttackSpec(Config):
 def _attack_specs(attacks) -> list[AttackSpec]:
     if isinstance(attacks, (str, AttackSpec, Mapping)):
         attacks = [attacks]
+    if not isinstance(attacks, Iterable):
+        raise TypeError(f"attacks must be an attack (a type name {ATTACK_TYPES}, a dict or an AttackSpec) or a list "
+                        f"of them, got {type(attacks).__name__}: {attacks!r}.")
     specs = []
     for i, item in enumerate(attacks):
         if not isinstance(item, (str, Mapping, AttackSpec)):
@@ -369,6 +375,11 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
     if sample_ids is not None:
         if isinstance(sample_ids, str) or not hasattr(sample_ids, "__iter__"):
             raise TypeError(f"sample_ids must be a list of positions in data, got {sample_ids!r}.")
+        if isinstance(sample_ids, torch.Tensor):
+            if sample_ids.is_floating_point() or sample_ids.is_complex() or sample_ids.ndim != 1:
+                raise TypeError(f"sample_ids must be integer positions in data (a 1-d integer tensor, list or "
+                                f"array), got a {sample_ids.dtype} tensor of shape {tuple(sample_ids.shape)}.")
+            sample_ids = sample_ids.tolist()
         sample_ids = list(sample_ids)
         if any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in sample_ids):
             raise TypeError(f"sample_ids must be integer positions in data, got {sample_ids[:8]!r}.")

@@ -417,6 +417,14 @@ def _check_a_batch(a_batch, *layouts: tuple[int, ...]) -> None:
                          "the attributions of this x_batch, or a_batch=None (the bound recomputes the map anyway).")
 
 
+def _options_for_part(options: dict, part: slice, batch: int) -> dict:
+    """Attribution options for the samples ``part`` of a batch of ``batch``: a per-sample IG baseline is sliced."""
+    baseline = options.get("baseline")
+    if isinstance(baseline, torch.Tensor) and baseline.ndim > 1 and baseline.shape[0] == batch and batch > 1:
+        return {**options, "baseline": baseline[part]}
+    return options
+
+
 class WorstCaseBound:
     """A metric with Quantus's calling convention whose score is the package's worst case (or an attack's).
 
@@ -606,12 +614,13 @@ class WorstCaseBound:
             part = slice(start, start + batch_size)
             x, y = x_all[part], None if y_all is None else y_all[part]
             eps_part, alpha_part = (v[part].to(x.device) if isinstance(v, torch.Tensor) else v for v in (eps, alpha))
+            options_part = _options_for_part(options, part, batch)
             result = attribution_bound(module, x, eps_part, self.norm, attribution=attribution, target=y,
-                                       **options, **self.bound_options)
+                                       **options_part, **self.bound_options)
             self.bound_results.append(result)
             value = result.euclidean
             if self.attack:
-                atk = AttributionPGD(module, get_explainer(attribution, module, **options),
+                atk = AttributionPGD(module, get_explainer(attribution, module, **options_part),
                                      eps=eps_part, alpha=alpha_part, steps=self.attack_steps, norm=self.norm,
                                      restarts=self.attack_restarts,
                                      surrogate_beta=self.bound_options.get("surrogate_beta"),
@@ -868,6 +877,12 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
     for name, value in metric_options.items():
         if name in parameters and isinstance(parameters[name].default, bool):
             check_flag(value, name)  # a "no" would be read as True by Quantus
+    custom = sorted({"perturb_func", "perturb_func_kwargs", "similarity_func", "norm_numerator", "norm_denominator"}
+                    & set(metric_options))
+    if custom:
+        raise TypeError(f"{custom} change what the metric measures, so its scores would no longer be comparable with "
+                        "the bound (result.comparable) nor described by result.normalisation and result.noise; call "
+                        f"quantus.{metric_class.__name__} directly for a metric of your own.")
     if metric_options.get("return_aggregate"):
         raise TypeError("return_aggregate=True is not supported: the scores are per sample (B,); aggregate them "
                         "yourself (np.mean(result.scores)).")
@@ -906,12 +921,17 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
         comparable = "sigma_max" if kind == "lipschitz" else "euclidean / attribution_norm"
     if metric.abs:
         formula += ", absolute values of the maps"
+    # Quantus calls explain on batches of batch_size; a per-sample IG baseline must follow them, so those are sent
+    # one batch at a time (the noise stream continues across the calls as within one)
+    options_all = {"attribution": attribution, **(attribution_options or {})}
+    per_sample = _options_for_part(options_all, slice(0, 1), batch) is not options_all
+    parts = [slice(s, s + batch_size) for s in range(0, batch, batch_size)] if per_sample else [slice(None)]
     with _SeededRNG(seed):
-        scores = metric(model=module, x_batch=x_np, y_batch=y_np, a_batch=None, channel_first=True,
-                        explain_func=explain,
-                        explain_func_kwargs={"attribution": attribution, **(attribution_options or {})},
-                        device=device, batch_size=batch_size)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        scores = np.concatenate([
+            np.asarray(metric(model=module, x_batch=x_np[p], y_batch=y_np[p], a_batch=None, channel_first=True,
+                              explain_func=explain, explain_func_kwargs=_options_for_part(options_all, p, batch),
+                              device=device, batch_size=batch_size), dtype=np.float64).reshape(-1)
+            for p in parts])
     if scores.shape != (batch,):
         raise RuntimeError(f"{type(metric).__name__} returned {scores.size} scores for {batch} samples.")
     return SampledScores(metric=f"quantus.{type(metric).__name__}", scores=scores, normalisation=formula,

@@ -213,7 +213,14 @@ def euclidean(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
             hold NaN/Inf, or ``mask`` is not a bool tensor of shape ``(B,)``.
     """
     a, b = _pair(a, b)
-    return _masked(torch.linalg.vector_norm(a - b, dim=1), mask)
+    return _masked(_scaled_norm(a - b), mask)
+
+
+def _scaled_norm(d: Tensor) -> Tensor:
+    """``||d_i||_2`` per row, scaled by the row's largest magnitude so that squares neither overflow nor underflow."""
+    scale = d.abs().amax(dim=1, keepdim=True)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (torch.linalg.vector_norm(d / safe, dim=1) * safe[:, 0]).to(d.dtype)
 
 
 def cosine(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
@@ -406,6 +413,8 @@ def _as_map(m: Tensor, name: str) -> Tensor:
 def _center(m: Tensor) -> Tensor:
     """(B, H, W) non-negative maps -> (B, 2) centres of mass; NaN for zero mass."""
     _, H, W = m.shape
+    if m.dtype in (torch.float16, torch.bfloat16):  # sums of a 64 x 64 map overflow float16's 65504
+        return _center(m.float()).to(m.dtype)
     total = m.sum(dim=(1, 2))
     rows = torch.arange(H, dtype=m.dtype, device=m.device)
     cols = torch.arange(W, dtype=m.dtype, device=m.device)

@@ -23,8 +23,11 @@ import importlib
 import inspect
 import io
 import json
+import math
+import numbers
 import os
 import platform
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,15 +79,56 @@ class ResultSpec:
     recompute: Callable[[pd.DataFrame, torch.device], pd.DataFrame]
     modules: tuple[str, ...] = field(default=())
 
+    def __post_init__(self):
+        for what, value in (("name", self.name), *(("a unit", u) for u in self.units)):
+            if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
+                raise ValueError(f"{what} of a ResultSpec names a file or folder under the results root: letters, "
+                                 f"digits, '.', '_' and '-' only, not starting with '.', got {value!r}.")
+        if not self.units or len(set(self.units)) != len(self.units):
+            raise ValueError(f"a ResultSpec needs at least one unit, each once, got {self.units!r}.")
+        for what, columns in (("keys", self.keys), ("values", self.values)):
+            if not columns or not all(isinstance(c, str) for c in columns):
+                raise ValueError(f"{what} of a ResultSpec must be a non-empty tuple of column names, got {columns!r}.")
+        if set(self.keys) & set(self.values) or "unit" in (*self.keys, *self.values):
+            raise ValueError(f"keys and values of a ResultSpec are distinct columns, none named 'unit' (added by "
+                             f"build_results), got keys={self.keys!r}, values={self.values!r}.")
+        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, numbers.Real) \
+                or not 0 <= self.tolerance < math.inf:
+            raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance!r}.")
+        config_hash(self.config)  # JSON-able, finite
+
     @property
     def config_hash(self) -> str:
         """``config_hash(self.config)``."""
         return config_hash(self.config)
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"a result's config holds only JSON values (numbers, strings, lists, dicts), got "
+                    f"{type(value).__name__}: {value!r}")
+
+
 def config_hash(config: dict) -> str:
-    """sha256 (first 16 hex digits) of the canonical JSON of ``config`` (sorted keys, no spaces)."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    """sha256 (first 16 hex digits) of the canonical JSON of ``config`` (sorted keys, no spaces).
+
+    Numpy numbers count as the Python numbers they equal.
+
+    Raises:
+        TypeError: ``config`` is not a dict, or holds a value JSON cannot hold.
+        ValueError: it holds NaN or an infinity (JSON has neither; a NaN would also never equal itself).
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"a result's config is a dict of JSON values, got {type(config).__name__}.")
+    try:
+        text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default)
+    except ValueError:
+        raise ValueError(f"a result's config must hold finite numbers only (JSON has no NaN or infinity), got "
+                         f"{config!r}.") from None
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -133,6 +177,21 @@ def _write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def _checked_frame(spec: ResultSpec, unit: str, frame) -> pd.DataFrame:
+    """A unit's computed rows: a DataFrame with the spec's columns, each row's keys once."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{spec.name}: compute({unit!r}) must return a pandas DataFrame, got {type(frame).__name__}.")
+    missing = [c for c in (*spec.keys, *spec.values) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{spec.name}: compute({unit!r}) returned no column {missing} (its columns: "
+                         f"{list(frame.columns)}); the spec's keys are {list(spec.keys)}, its values "
+                         f"{list(spec.values)}.")
+    if frame.duplicated(list(spec.keys)).any():
+        raise ValueError(f"{spec.name}: compute({unit!r}) returned rows with the same keys {list(spec.keys)}: a "
+                         "row must be identified by its keys, or verify_results cannot find it again.")
+    return frame
+
+
 def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
                   device: str | torch.device | None = None, progress: bool = True, force: bool = False) -> Path:
     """Compute ``spec``'s units (resuming from the parts already written) and write its rows and manifest.
@@ -155,7 +214,7 @@ def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
         if unit in done:
             continue
         started = time.perf_counter()
-        frame = spec.compute(unit, device, progress).assign(unit=unit)
+        frame = _checked_frame(spec, unit, spec.compute(unit, device, progress)).assign(unit=unit)
         write_json(parts / f"{unit}.json", {"seconds": time.perf_counter() - started})
         _write_bytes(parts / f"{unit}.csv", _csv(frame))
     frames = [pd.read_csv(parts / f"{unit}.csv") for unit in spec.units]
@@ -252,11 +311,13 @@ def verify_results(spec: ResultSpec, n: int = 8, seed: int = 0, *, root: str | o
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (the rows to recompute) must be a positive integer, got {n!r}.")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed (of the rows' draw) must be an integer >= 0, e.g. sample_seed(), got {seed!r}.")
     rows = load_results(spec, root)
     drawn = rows.sample(n=min(int(n), len(rows)), random_state=np.random.RandomState(seed % 2**32))
     device, reports = resolve_device(device), []
     for _, part in drawn.groupby("unit", sort=True):
-        again = spec.recompute(part.reset_index(drop=True), device)
+        again = _checked_frame(spec, str(part["unit"].iloc[0]), spec.recompute(part.reset_index(drop=True), device))
         merged = part.merge(again[[*spec.keys, *spec.values]], on=list(spec.keys), suffixes=("", "_again"),
                             how="left", validate="one_to_one")
         for value in spec.values:

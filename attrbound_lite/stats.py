@@ -82,6 +82,9 @@ class Interval:
     p_value: float = float("nan")
 
     def __post_init__(self):
+        _check_confidence(self.confidence)
+        if isinstance(self.n, (bool, np.bool_)) or not isinstance(self.n, numbers.Integral) or self.n < 0:
+            raise ValueError(f"an Interval's n counts units, an integer >= 0, got {self.n!r}.")
         if self.low > self.high:  # (NaN bounds compare False: an undefined interval is allowed)
             raise ValueError(f"an Interval needs low <= high, got low={self.low!r}, high={self.high!r}.")
 
@@ -115,6 +118,9 @@ def _as_values(values) -> np.ndarray:
     elif isinstance(values, (list, tuple)):  # 0-d tensors collected in a loop, possibly with a graph
         values = [v.detach().cpu().item() if hasattr(v, "detach") and getattr(v, "ndim", 1) == 0 else v
                   for v in values]
+    if np.iscomplexobj(values):
+        raise TypeError("samples must be real numbers (one per unit), got complex values; pass their real part or "
+                        "their modulus explicitly.")
     try:
         array = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
@@ -277,6 +283,17 @@ def rate_difference(successes_a: int, trials_a: int, successes_b: int, trials_b:
     return Interval(d, low, high, min(a.n, b.n), confidence, p_value)
 
 
+def _outcomes(values, name: str) -> np.ndarray:
+    """Per-trial outcomes as a bool array: bools, or the numbers 0 and 1 (NaN and other numbers refused)."""
+    array = _as_values(values) if not (isinstance(values, np.ndarray) and values.dtype == bool) else values
+    if array.dtype != bool:
+        bad = array[(array != 0) & (array != 1)]
+        if bad.size:
+            raise ValueError(f"{name} must hold one outcome per trial, True/False or 1/0, got {bad[:4]} (a NaN "
+                             "outcome is not a trial: drop it from both a and b first).")
+    return array.astype(bool)
+
+
 def paired_rate_difference(a: Sequence[bool], b: Sequence[bool], groups: Sequence | None = None,
                            confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval:
     """``rate(a) - rate(b)`` for two outcomes observed on the same trials: a cluster bootstrap interval, McNemar's p.
@@ -298,7 +315,11 @@ def paired_rate_difference(a: Sequence[bool], b: Sequence[bool], groups: Sequenc
     Returns:
         The ``Interval`` (``n`` the number of trials).
     """
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    confidence = _check_confidence(confidence)
+    n_resamples = _check_count(n_resamples, "n_resamples", 1)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be an integer >= 0 (Python or numpy), got {seed!r}.")
+    a, b = (_outcomes(v, name) for v, name in ((a, "a"), (b, "b")))
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"a and b must be 1-d outcomes of the same trials, got shapes {a.shape} and {b.shape}.")
     n = len(a)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import check_eps, check_model, check_norm, check_positive_int
+from ._checks import check_eps, check_model, check_norm, check_positive_int, check_seed
 from .attributions import get_explainer
 from .bounds import dense_jacobian
-from .models import QuadraticClassifier
+from .models import QuadraticClassifier, _positive_finite
 
 __all__ = ["toy_mlp", "toy_quadratic", "ball_grid", "GridWorstCase", "grid_worst_case", "linear_worst_case",
            "inequality_checks", "worst_case_table",
@@ -43,6 +43,8 @@ def toy_mlp(seed: int = 0, hidden: int = 16, beta: float = 1.0) -> nn.Module:
     Returns:
         The model, mapping inputs (B, 2) to logits (B, 2).
     """
+    seed, hidden = check_seed(seed), check_positive_int(hidden, "hidden")
+    beta = _positive_finite(beta, "beta", "the softplus sharpness, e.g. 1.0")
     g = torch.Generator().manual_seed(seed)
     model = nn.Sequential(nn.Linear(2, hidden), nn.Softplus(beta), nn.Linear(hidden, hidden), nn.Softplus(beta),
                           nn.Linear(hidden, 2)).double()
@@ -64,6 +66,7 @@ def toy_quadratic(seed: int = 0) -> QuadraticClassifier:
     Returns:
         The float64 ``QuadraticClassifier`` in eval mode, mapping inputs (B, 2) to logits (B, 2).
     """
+    seed = check_seed(seed)
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(2, 2, 2, generator=g, dtype=torch.float64)
     Q = m + m.transpose(1, 2)

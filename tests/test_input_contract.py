@@ -1923,3 +1923,103 @@ def test_tour_eight_model_zoo_and_cli_edges(tmp_path, capsys):
     # a folder behind a broken link is named
     os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
     _package_error(lambda: make_dirs(tmp_path / "dangling"), ValueError, "broken symbolic link")
+
+
+def test_tour_nine_numeric_edges():
+    """Tour 9's numeric findings against their oracles."""
+    from attrbound_lite import toy
+
+    # a certificate covers the analytic softplus: PyTorch's with a low threshold (identity above it) is refused
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Softplus(1.0, threshold=0.5), torch.nn.Linear(4, 2))
+    _package_error(lambda: certified.certified_bound(net.double(), torch.full((1, 2), 0.5, dtype=torch.float64),
+                                                     0.1), ValueError, "threshold=0.5")
+    # distances whose squares overflow or underflow float32 (numpy in float64 is the oracle)
+    for value in (2e20, 3e-25):
+        a = torch.full((1, 4), value)
+        assert metrics.euclidean(a, torch.zeros_like(a)).item() == pytest.approx(2 * value, rel=1e-6)
+    # float16 centres of mass whose sums pass 65504
+    centre = metrics.mass_center(torch.full((1, 64, 64), 100.0, dtype=torch.float16))
+    assert centre.dtype == torch.float16 and torch.equal(centre.float(), torch.tensor([[31.5, 31.5]]))
+    # a linear model's saliency is constant: a package error, not autograd's
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    _package_error(lambda: bounds.dense_jacobian(attributions.Saliency(linear), torch.rand(2, 1, 2, 2)), ValueError,
+                   "does not depend on the input")
+    # a layer replaced in place: the input shapes it took before are probed again
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Softplus(), torch.nn.Linear(8, 3))
+    x = torch.rand(2, 1, 4, 4)
+    attributions.Saliency(model).attribute(x)
+    model[1] = torch.nn.Linear(9, 8)
+    _package_error(lambda: attributions.Saliency(model).attribute(x), ValueError, "cannot take inputs of shape")
+    # the toys check their widths, sharpness and seeds (numpy integers are seeds)
+    for options in ({"hidden": 0}, {"hidden": 2.5}, {"beta": 0.0}):
+        _package_error(lambda options=options: toy.toy_mlp(**options), ValueError)
+    assert torch.equal(toy.toy_mlp(np.int64(3))[0].weight, toy.toy_mlp(3)[0].weight)
+    assert torch.equal(toy.toy_quadratic(np.int64(2)).Q, toy.toy_quadratic(2).Q)
+    # a map without its second-order terms does not look differentiable; create_graph=True keeps them under no_grad
+    smooth = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Softplus(), torch.nn.Linear(8, 3))
+    leaf = torch.rand(2, 1, 4, 4, requires_grad=True)
+    for explainer in (attributions.InputXGradient(smooth), attributions.IntegratedGradients(smooth, 4)):
+        assert not explainer.attribute(leaf).requires_grad
+        with torch.no_grad():
+            kept = explainer.attribute(leaf, create_graph=True)
+        (grad,) = torch.autograd.grad(kept.sum(), leaf)
+        (oracle,) = torch.autograd.grad(explainer.attribute(leaf, create_graph=True).sum(), leaf)
+        assert torch.allclose(grad, oracle)
+
+
+def test_tour_nine_stats_results_and_adapter_edges(tmp_path):
+    """Tour 9's findings in stats, results, the sweep config, validate_bounds and the Quantus/Captum adapters."""
+    import pandas as pd
+
+    from attrbound_lite import experiments, interop, results
+    from attrbound_lite.sweep.config import load_config
+
+    _package_error(lambda: stats.bootstrap_mean(np.array([1 + 2j, 3 - 1j])), TypeError, "complex")
+    _package_error(lambda: stats.paired_rate_difference([0.5, 1, 0], [1, 0, 0]), ValueError, "True/False or 1/0")
+    _package_error(lambda: stats.paired_rate_difference([np.nan, 1, 0], [1, 0, 0]), ValueError, "NaN outcome")
+    for options in ({"confidence": 1.5}, {"n_resamples": 0}, {"seed": -1}):
+        _package_error(lambda options=options: stats.paired_rate_difference([1, 0], [0, 0], **options))
+    assert stats.paired_rate_difference([1, 0, 1], [0, 0, 1]) == stats.paired_rate_difference(
+        [True, False, True], [False, False, True])
+    _package_error(lambda: stats.Interval(0.1, 0.0, 0.2, 3, confidence=1.5), ValueError, "confidence")
+    _package_error(lambda: stats.Interval(0.1, 0.0, 0.2, -3), ValueError, "n counts units")
+    # results: names stay under the root, units once, configs finite; numpy numbers hash as Python's
+    spec = dict(title="t", config={"n": 1}, keys=("i",), values=("v",), tolerance=0.0, units=("a",),
+                compute=lambda unit, device, progress: pd.DataFrame({"i": [0, 0], "v": [1.0, 2.0]}),
+                recompute=lambda rows, device: rows)
+    _package_error(lambda: results.ResultSpec(name="../escaped", **spec), ValueError, "'../escaped'")
+    _package_error(lambda: results.ResultSpec(name="r", **{**spec, "units": ("u", "u")}), ValueError, "each once")
+    _package_error(lambda: results.ResultSpec(name="r", **{**spec, "units": ()}), ValueError, "at least one unit")
+    _package_error(lambda: results.config_hash({"eps": float("nan")}), ValueError, "finite")
+    assert results.config_hash({"n": np.int64(3)}) == results.config_hash({"n": 3})
+    duplicated = results.ResultSpec(name="r", **spec)
+    _package_error(lambda: results.build_results(duplicated, root=tmp_path, progress=False), ValueError,
+                   "same keys")
+    lacking = results.ResultSpec(name="r", **{**spec, "keys": ("idx",)})
+    _package_error(lambda: results.build_results(lacking, root=tmp_path, progress=False), ValueError, "['idx']")
+    _package_error(lambda: results.verify_results(duplicated, seed=1.5, root=tmp_path), TypeError, "seed")
+    # a sweep config with a key written twice
+    path = tmp_path / "twice.yml"
+    path.write_text("model: mnist\neps: [0.1]\neps: [0.2]\n")
+    _package_error(lambda: load_config(path), ValueError, "found the key 'eps' twice")
+    # validate_bounds: an integer tensor of positions, an attack that is not a list
+    _package_error(lambda: experiments._attack_specs(5), TypeError, "attacks must be")
+    _package_error(lambda: experiments.AttackSpec(type="ifia").resolved(0), ValueError, "pixels")
+    # Quantus: functions that change what is measured are refused (the scores would no longer match the bound)
+    pytest.importorskip("quantus")
+    model, x = _mnist_batch()
+    x = torch.cat([x, x.flip(-1)[:1]])  # three images: batches of 2 and 1
+    _package_error(lambda: interop.quantus_sensitivity(model, x[:2], None, eps=0.1,
+                                                       perturb_func=lambda arr, **kw: arr), TypeError, "perturb_func")
+    # a per-sample IG baseline follows the batches of Quantus and of WorstCaseBound
+    baseline = torch.rand_like(x[:3]) * 0.1
+    ig = {"n_steps": 4, "baseline": baseline}
+    one = interop.quantus_sensitivity(model, x[:3], None, eps=0.1, attribution="integrated_gradients",
+                                      attribution_options=ig, nr_samples=2)
+    chunked = interop.quantus_sensitivity(model, x[:3], None, eps=0.1, attribution="integrated_gradients",
+                                          attribution_options=ig, nr_samples=2, batch_size=2)
+    assert chunked.scores.shape == (3,) and np.isfinite(chunked.scores).all()
+    assert np.allclose(chunked.scores, one.scores, rtol=0.5)  # other noise draws, the same scale
+    metric = interop.WorstCaseBound(eps=0.1, attribution="integrated_gradients", attribution_options=ig)
+    whole = metric(model, x[:3], None, batch_size=3)
+    assert np.allclose(metric(model, x[:3], None, batch_size=2), whole, rtol=1e-4)

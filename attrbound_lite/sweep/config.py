@@ -380,6 +380,24 @@ class SweepConfig(Config):
         return train
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping.
+
+    YAML requires unique keys; PyYAML keeps the last silently, so a radius written twice would sweep the second alone.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"found the key {key!r} twice (YAML keys are "
+                    "unique: keep one)", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(source: str | os.PathLike | Mapping) -> dict:
     """The validated sweep config with every default filled in, from a YAML file or a mapping.
 
@@ -405,7 +423,7 @@ def load_config(source: str | os.PathLike | Mapping) -> dict:
         if not path.is_file():
             raise FileNotFoundError(f"no sweep config at {path}.")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (safe)
         except UnicodeDecodeError as err:
             raise SweepConfigError(f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
                                    f"{err.start}); save it as UTF-8, as YAML files are.") from None

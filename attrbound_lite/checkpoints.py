@@ -196,6 +196,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise ValueError(f"{sidecar} is not an attrbound checkpoint sidecar (format {FORMAT!r} expected).")
     if not isinstance(meta.get("format_version"), int) or isinstance(meta.get("format_version"), bool):
         raise ValueError(f"{sidecar} has no integer format_version; the checkpoint is corrupt.")
+    if not 1 <= meta["format_version"]:
+        raise ValueError(f"{sidecar} has format version {meta['format_version']}; versions start at 1, so the "
+                         "checkpoint is corrupt.")
     if meta["format_version"] > FORMAT_VERSION:
         raise ValueError(f"{sidecar} has format version {meta['format_version']}; this attrbound reads up to "
                          f"{FORMAT_VERSION}. Upgrade attrbound_lite.")
@@ -212,6 +215,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
                          f"{str(meta['weights'].get('sha256'))[:12]}...): the weights were changed or the save was "
                          "interrupted. Re-create the checkpoint.")
     device = resolve_device(device)  # an unknown device is refused before the model is built
+    if not isinstance(meta["model"].get("name"), str):
+        raise ValueError(f"sidecar {sidecar}: model.name must be a string, got {meta['model'].get('name')!r}; the "
+                         "checkpoint is corrupt.")
     try:
         model = build_model(meta["model"].get("name"), **meta["model"].get("config", {}))
     except ValueError as err:
@@ -221,6 +227,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         state = safetensors_load(blob)
     except SafetensorError as err:
         raise ValueError(f"cannot read {weights}: {err}.") from None
+    wrong = sorted(name for name, t in state.items() if not t.is_floating_point())
+    if wrong:  # load_state_dict would cast integers into the float model silently
+        raise ValueError(f"the weights in {weights.name} hold tensors that are not floating point ({wrong[:4]}): "
+                         "they are not the weights of an attrbound model; re-create the checkpoint.")
     dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
     if len(dtypes) == 1:  # the saved precision (a float64 model stays float64: load_state_dict would cast it)
         model = model.to(dtypes.pop())

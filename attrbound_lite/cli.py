@@ -459,6 +459,10 @@ def cmd_results(args) -> int:
     from . import results
 
     specs = _result_specs(args.only)
+    root = results.results_root(args.root)
+    if args.results_command in ("list", "verify") and not root.is_dir():  # a misspelt --root is named, not listed
+        raise FileNotFoundError(f"no results folder at {root}; check --root (default: the project's results/), or "
+                                "build there with `attrbound results build --root ...`.")
     if args.results_command == "list":
         for spec in specs:
             try:

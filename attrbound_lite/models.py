@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+from collections import OrderedDict
 from typing import Sequence
 
 import torch
@@ -67,7 +68,9 @@ class Normalize(nn.Module):
     def __init__(self, mean: Sequence[float], std: Sequence[float], channels: int | None = None):
         super().__init__()
         try:
-            mean_t, std_t = (torch.as_tensor(v, dtype=torch.get_default_dtype()).reshape(-1) for v in (mean, std))
+            # checked on the CPU (also when built under torch.device("meta")), then placed on the default device
+            mean_t, std_t = (torch.as_tensor(v, dtype=torch.get_default_dtype(), device="cpu").reshape(-1)
+                             for v in (mean, std))
         except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"mean and std must be sequences of numbers (one per channel), got {mean!r} and "
                             f"{std!r}.") from None
@@ -82,8 +85,9 @@ class Normalize(nn.Module):
         if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all() and (std_t > 0).all()):
             raise ValueError(f"mean must be finite and std positive and finite, got mean={mean_t.tolist()}, "
                              f"std={std_t.tolist()} (a zero std divides by zero: NaN logits).")
-        self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
-        self.register_buffer("std", std_t.view(1, -1, 1, 1))
+        device = torch.empty(0).device
+        self.register_buffer("mean", mean_t.view(1, -1, 1, 1).to(device))
+        self.register_buffer("std", std_t.view(1, -1, 1, 1).to(device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise a batch of images.
@@ -138,7 +142,7 @@ def _positive_finite(value, what: str, hint: str) -> float:
 
 def _floats(values) -> list[float]:
     """Per-channel values (a number, a sequence, a numpy array or a tensor) as a list of Python floats (JSON)."""
-    return torch.as_tensor(values, dtype=torch.float64).reshape(-1).tolist()
+    return torch.as_tensor(values, dtype=torch.float64, device="cpu").reshape(-1).tolist()
 
 
 def _check_architecture(width, beta, num_classes) -> None:
@@ -305,7 +309,20 @@ def _activation(activation: str, beta: float) -> nn.Module:
     raise ValueError(f"unknown activation {activation!r}; choose 'relu' or 'softplus'.")
 
 
-class MnistCNN(nn.Sequential):
+class _ZooSequential(nn.Sequential):
+    """``nn.Sequential`` whose slices are plain ``nn.Sequential``s (the layers, without the architecture's arguments).
+
+    ``nn.Sequential.__getitem__`` rebuilds a slice with the subclass's constructor, whose first argument here is the
+    activation's name: ``model[:-1]`` (the penultimate features) would be refused as an unknown activation.
+    """
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return super().__getitem__(idx)
+
+
+class MnistCNN(_ZooSequential):
     """The MNIST CNN of Madry et al. and RAR, with normalisation inside.
 
     Layers: conv 5x5x32, max-pool, conv 5x5x64, max-pool, fc 1024, fc 10, for (B, 1, 28, 28) inputs in
@@ -345,7 +362,7 @@ class MnistCNN(nn.Sequential):
     input_shape = (1, 28, 28)  # (C, H, W) of the inputs: checked at the public entry points
 
 
-class CifarCNN(nn.Sequential):
+class CifarCNN(_ZooSequential):
     """A small CIFAR-10 CNN, with normalisation inside.
 
     Two conv-conv-pool blocks (32, 64 channels times ``width``, 3x3 convolutions), fc 256, fc 10, for

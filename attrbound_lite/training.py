@@ -251,7 +251,8 @@ class TrainConfig(Config):
             if self.eps is None:
                 raise ConfigError(f"method {self.method!r} needs eps, the radius of its inner maximisation (e.g. 0.3 "
                                   "for MNIST, 0.1 for Fashion-MNIST, 8/255 for CIFAR-10 in l-infinity)")
-            if self.alpha is None:  # the derived default; alpha stays out of model_fields_set (not given)
+            # the derived default, again after eps or steps change; alpha stays out of model_fields_set (not given)
+            if self.alpha is None or "alpha" not in self.model_fields_set:
                 object.__setattr__(self, "alpha", 2.5 * self.eps / self.steps)
                 self.__pydantic_fields_set__.discard("alpha")
         return self

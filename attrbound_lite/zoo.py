@@ -114,6 +114,12 @@ class Recipe(Config):
         if unknown or reserved:
             raise ConfigError(f"{sorted(unknown | reserved)} are not TrainConfig fields (or are recipe fields: give "
                               "those directly); see attrbound_lite.training.TrainConfig", loc=("options",))
+        from .data import DATASET_INFO
+
+        size = DATASET_INFO[self.dataset]["sizes"]["train"]
+        if self.n_train is not None and self.n_train > size:
+            raise ConfigError(f"must be at most the {size:,} images of {self.dataset}'s training split, got "
+                              f"{self.n_train:,} (None: the whole split)", loc=("n_train",))
         allowed = _architecture_keys(self.dataset)
         for key in self.model:
             if key not in allowed:
@@ -277,13 +283,13 @@ def initial_model(recipe: Recipe, init_seed: int, init_weights: str | os.PathLik
         model = model_for_dataset(recipe.dataset, **recipe.model)
     if recipe.init is not None:
         parent, _ = load_checkpoint(init_weights, device="cpu")
-        try:
-            model.load_state_dict(parent.state_dict())
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise ValueError(f"init_weights {str(init_weights)!r} is not a checkpoint of recipe {recipe.key}'s "
-                             f"architecture ({recipe.dataset}, {recipe.model}): {first}; pass the checkpoint of "
-                             f"{recipe.init.key}.") from None
+        # tensors of the same shapes can hold another architecture (ReLU for softplus) or data set (normalisation)
+        if type(parent) is not type(model) or getattr(parent, "config", None) != getattr(model, "config", None):
+            raise ValueError(f"init_weights {str(init_weights)!r} holds a {type(parent).__name__} with config "
+                             f"{getattr(parent, 'config', None)}, but recipe {recipe.key} builds a "
+                             f"{type(model).__name__} with config {getattr(model, 'config', None)} ({recipe.dataset}); "
+                             f"pass the checkpoint of {recipe.init.key}.")
+        model.load_state_dict(parent.state_dict())  # same class and config: the same tensors (load_checkpoint)
     return model.train()
 
 
@@ -558,6 +564,9 @@ def reference_name(dataset: str, method: str, eps: float | None = None, ig_steps
     if seed and (eps is not None or ig_steps is not None):
         raise ValueError(f"only the reference models have seeds {SEEDS[1:]}; the study models (eps or ig_steps "
                          "given) have seed 0.")
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, numbers.Real) or eps not in STUDY_RADII):
+        raise ValueError(f"eps names a model of the training-radius study, one of {STUDY_RADII}, got {eps!r} (None: "
+                         "the reference model at RAR's radius).")
     if seed:
         name = f"{dataset}-{method}-seed{int(seed)}"
     elif ig_steps is not None:
@@ -569,6 +578,9 @@ def reference_name(dataset: str, method: str, eps: float | None = None, ig_steps
     if name not in REFERENCE:
         raise ValueError(f"the reference zoo has no model {name!r} ({dataset}, {method}, eps={eps}, "
                          f"ig_steps={ig_steps}); it holds {sorted(REFERENCE)}.")
+    if ig_steps is not None and eps is not None and REFERENCE[name].eps != eps:
+        raise ValueError(f"the IG-steps study's model {name!r} is trained at radius {REFERENCE[name].eps:g}, not "
+                         f"{eps!r}; leave eps out (or give {REFERENCE[name].eps:g}).")
     return name
 ZOO_ROOT = Path(__file__).resolve().parents[1] / "zoo"  # the committed weights (ATTRBOUND_ZOO overrides)
 ZOO_ENV = "ATTRBOUND_ZOO"

@@ -2023,3 +2023,59 @@ def test_tour_nine_stats_results_and_adapter_edges(tmp_path):
     metric = interop.WorstCaseBound(eps=0.1, attribution="integrated_gradients", attribution_options=ig)
     whole = metric(model, x[:3], None, batch_size=3)
     assert np.allclose(metric(model, x[:3], None, batch_size=2), whole, rtol=1e-4)
+
+
+def test_tour_nine_model_zoo_and_cli_edges(tmp_path, capsys):
+    """Tour 9's model-side findings: slices of the zoo's CNNs, meta builds, checkpoints, configs, recipes, the CLI."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from attrbound_lite import cli, training, zoo
+
+    # a slice of a zoo CNN is a plain Sequential of its layers (the penultimate features)
+    cnn = models.MnistCNN(activation="softplus", width=0.125, pool="avg").eval()
+    x = torch.rand(2, 1, 28, 28)
+    features = cnn[:-1]
+    assert type(features) is torch.nn.Sequential and torch.allclose(cnn[-1](features(x)), cnn(x))
+    with torch.device("meta"):  # built without memory, as save_checkpoint's message says one may
+        meta = models.MnistCNN(width=0.125)
+    assert meta[0].mean.is_meta and meta.config["mean"] == cnn.config["mean"]
+    # a checkpoint whose tensors are integers, or whose sidecar is damaged, is refused
+    weights, sidecar = checkpoints.checkpoint_paths(checkpoints.save_checkpoint(cnn, tmp_path / "c.safetensors"))
+    save_file({k: v.round().long() for k, v in cnn.state_dict().items()}, str(weights))
+    record = json.loads(sidecar.read_text())
+    record["weights"]["sha256"] = checkpoints.sha256_file(weights)
+    sidecar.write_text(json.dumps(record))
+    _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "not floating point")
+    for field, value, fragment in (("format_version", 0, "versions start at 1"), ("model", {"name": ["x"]},
+                                                                                     "model.name must be a string")):
+        sidecar.write_text(json.dumps({**record, field: value}))
+        _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, fragment)
+    # a derived PGD step size follows eps and steps; a given one stays
+    config = training.TrainConfig(method="pgd_at", eps=0.3, steps=10)
+    config.steps = 5
+    assert config.alpha == pytest.approx(2.5 * 0.3 / 5)
+    config.alpha = 0.01
+    config.eps = 0.1
+    assert config.alpha == 0.01
+    # the zoo's names and recipes: study radii only, the IG-steps study at its own radius, subsets within the split
+    _package_error(lambda: zoo.reference_name("mnist", "natural", eps=0.7), ValueError, "(0.1, 0.2, 0.3)")
+    _package_error(lambda: zoo.reference_name("mnist", "ig_norm", eps=0.1, ig_steps=2), ValueError, "radius 0.3")
+    assert zoo.reference_name("mnist", "ig_norm", ig_steps=2) == "mnist-study-ig_norm-ig2"
+    _package_error(lambda: zoo.Recipe(dataset="cifar10-subset", n_train=5000), ValueError, "4,000 images")
+    # initial weights of another data set or activation, with tensors of the same shapes, are refused
+    recipe = zoo.Recipe(dataset="mnist", method="pgd_at", eps=0.3, model=dict(width=0.125, activation="softplus",
+                                                                                beta=10.0, pool="avg"),
+                        init=zoo.Recipe(dataset="mnist", model=dict(width=0.125, activation="softplus", beta=10.0,
+                                                                    pool="avg")))
+    fashion = models.model_for_dataset("fashion-mnist", width=0.125, activation="softplus", beta=10.0, pool="avg")
+    relu = models.MnistCNN(activation="relu", width=0.125, pool="avg")
+    for i, other in enumerate((fashion, relu)):
+        path = checkpoints.save_checkpoint(other, tmp_path / f"other{i}.safetensors")
+        _package_error(lambda path=path: zoo.initial_model(recipe, 0, path), ValueError, "pass the checkpoint of")
+    own = checkpoints.save_checkpoint(models.model_for_dataset("mnist", **recipe.model), tmp_path / "own.safetensors")
+    assert isinstance(zoo.initial_model(recipe, 0, own), models.MnistCNN)
+    # a misspelt results root is named
+    assert cli.main(["results", "list", "--root", str(tmp_path / "nope")]) == 2
+    assert "no results folder" in capsys.readouterr().err

@@ -359,7 +359,7 @@ def test_zoo_helpers_still_take_valid_input(tmp_path):
     tuned = zoo.initial_model(child, 0, weights)
     assert torch.equal(next(tuned.parameters()), next(zoo.initial_model(parent, 1).parameters()))
     other = save_checkpoint(MnistCNN(width=0.25), tmp_path / "other.safetensors")
-    with pytest.raises(ValueError, match="is not a checkpoint of recipe .*architecture"):
+    with pytest.raises(ValueError, match="holds a MnistCNN with config .* pass the checkpoint of"):
         zoo.initial_model(child, 0, other)
 
 

@@ -22,6 +22,7 @@ stacked restart-major (row ``r * B + i`` is restart r of sample i).
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 from dataclasses import dataclass
 
@@ -304,6 +305,9 @@ class AttributionAttack(Attack):
         best_step = torch.zeros(reps * batch, dtype=torch.long, device=inputs.device)
         best_x, best_attr = x0_rep.clone(), torch.zeros_like(ref_rep["real"])
         x = self.starts(inputs) if self._start is None else self._start.to(inputs)
+        # a score that is NaN (a blank map's centre of mass) ranks below every number but above a lost label
+        lowest = torch.finfo(inputs.dtype).min
+        sloped = torch.zeros((), dtype=torch.bool, device=inputs.device)  # did any step see a slope (no sync)
         with trusted_inputs():  # checked once above: no per-step host synchronisation
             for t in range(self.steps + 1):
                 last = t == self.steps
@@ -311,11 +315,13 @@ class AttributionAttack(Attack):
                     attr, logits = surrogate.attribute_with_logits(x.detach(), target=y_rep)
                 else:
                     grad, attr, logits = gradient(surrogate, x, y_rep, ref_rep)
+                    sloped = sloped | (grad != 0).any()
                 if surrogate is not real:
                     attr, logits = real.attribute_with_logits(x.detach(), target=y_rep)
                 if t > 0:  # iterates after a step are the candidates
-                    score = self.score(attr.detach(), ref_rep).masked_fill(logits.detach().argmax(1) != y_rep,
-                                                                           float("-inf"))
+                    score = torch.nan_to_num(self.score(attr.detach(), ref_rep), nan=lowest, posinf=math.inf,
+                                             neginf=-math.inf)
+                    score = score.masked_fill(logits.detach().argmax(1) != y_rep, -math.inf)
                     better = score > best_score
                     best_score = torch.where(better, score, best_score)
                     best_step = torch.where(better, t, best_step)
@@ -324,6 +330,9 @@ class AttributionAttack(Attack):
                     best_attr = torch.where(keep, attr.detach(), best_attr)
                 if not last:
                     x = threat.project(threat.step(x.detach(), grad, alpha), x0_rep)
+        if self.steps and not bool(sloped):  # a piecewise-linear model: every step saw an exactly flat objective
+            raise ValueError(f"{type(self).__name__}: the objective's gradient was exactly zero at every step and "
+                             f"sample, so the attack never moved: {_NO_SLOPE}")
         reference = ref_rep["real"]
         if not self.per_restart:  # per sample: the highest score, then the earliest step, then the first restart
             scores = best_score.view(reps, batch)
@@ -335,7 +344,7 @@ class AttributionAttack(Attack):
             x_adv=best_x,
             deviation=Deviation(metrics.euclidean(best_attr, reference, mask=found),
                                 metrics.cosine(best_attr, reference, mask=found)),
-            label_kept=found, score=best_score.masked_fill(~found, float("nan")),
+            label_kept=found, score=best_score.masked_fill(~found | (best_score == lowest), math.nan),
             iterations=self.steps, restarts=reps,
             topk_intersection=self._topk_intersection(best_attr, reference, found))
 

@@ -335,6 +335,7 @@ def cmd_evaluate(args) -> int:
     """
     import pandas as pd
 
+    from ._checks import model_dtype_device
     from .checkpoints import checkpoint_paths, load_checkpoint
     from .data import DATASET_INFO
     from .evaluation import _check_model_data, evaluate
@@ -367,9 +368,9 @@ def cmd_evaluate(args) -> int:
                          "attribution has no useful input curvature, so IFIA needs a smooth surrogate to steer by; "
                          "pass --surrogate-beta (e.g. 10) or skip IFIA with --n-attribution 0.")
     test_data = _load(args, dataset, "test", args.subset, args.seed)
-    weights = next(model.parameters(), None)
-    if weights is not None and weights.dtype != test_data.images.dtype:  # a float64 checkpoint: images in its dtype
-        test_data = (test_data.images.to(weights.dtype), test_data.labels)
+    weights_dtype = model_dtype_device(model)[0]
+    if weights_dtype is not None and weights_dtype != test_data.images.dtype:  # a float64 checkpoint: its dtype
+        test_data = (test_data.images.to(weights_dtype), test_data.labels)
     fix = None if trained_on in (None, dataset) else (
         f"The checkpoint's data set ({trained_on}) does not match --dataset {dataset}: drop --dataset or pass "
         f"--dataset {trained_on}.")

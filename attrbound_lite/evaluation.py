@@ -33,6 +33,7 @@ from ._checks import (
     eval_mode,
     full_precision,
     model_classes,
+    model_dtype_device,
 )
 from .attacks import IFIA, PGD
 from .attributions import get_explainer
@@ -106,7 +107,7 @@ def _check_counts(**counts) -> None:
 def _device(model: nn.Module, device) -> torch.device:
     """``device`` resolved (``runtime.resolve_device``), or the device of the model's parameters for ``None``."""
     check_model(model)
-    return resolve_device(device) if device is not None else next(model.parameters()).device
+    return resolve_device(device) if device is not None else (model_dtype_device(model)[1] or torch.device("cpu"))
 
 
 def _check_model_data(model: nn.Module, test_data, dataset: str | None, device, fix: str | None = None,
@@ -133,7 +134,8 @@ def _check_model_data(model: nn.Module, test_data, dataset: str | None, device, 
     else:
         images, labels = as_tensors(test_data)
     name = f"the {dataset} images" if dataset is not None else "the images"
-    batch = check_inputs(images[:256], name, box=True).to(_device(model, device))
+    check_inputs(images, name, box=True)  # every image, not only the first batch: NaN or 0-255 anywhere is refused
+    batch = images[:256].to(_device(model, device))
     try:
         check_model_inputs(model, batch, name)
     except ValueError as err:
@@ -329,7 +331,8 @@ def noise_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     An attack shows that a map is fragile only where it moves the map more than a random perturbation of the same
     size does. Each image is moved to a random vertex of its l-infinity ball of radius ``eps`` (``sign_noise``; IFIA
     moves each pixel by at most as much), clipped to [0, 1], and its map compared with the clean one. Unlike
-    ``ifia_per_image``, every image counts as it is (``label_kept`` says whether the noise kept the prediction).
+    ``ifia_per_image``, every image counts as it is (``label_kept`` says whether the noisy image is still classified
+    as its label ``y``, as IFIA's does).
 
     Args:
         model: Classifier taking images in [0, 1] of shape (B, C, H, W) and returning logits (B, classes).

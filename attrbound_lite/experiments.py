@@ -58,6 +58,7 @@ from ._checks import (
     eval_mode,
     full_precision,
     model_classes,
+    model_dtype_device,
 )
 from .attacks import IFIA, AttackResult, AttributionAttack, AttributionPGD, Deviation
 from .attributions import ATTRIBUTIONS, get_explainer
@@ -404,8 +405,8 @@ def validate_bounds(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l
         raise TypeError(f"on_progress must be a function of the number of rows done, or None, got {on_progress!r}.")
     Tolerance(rtol=rtol, cosine_atol=cosine_atol)  # validates both
     batch_size = batch_size or ids.numel()
-    param = next(model.parameters(), None)
-    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
+    dtype, device = model_dtype_device(model)  # a model's parameters, or its buffers where it has none
+    dtype, device = dtype or x_all.dtype, device or torch.device("cpu")
     check_model_inputs(model, x_all[:1].to(device=device, dtype=dtype), "the images of data")
     check_labels(y_all, model_classes(model, x_all[:1].to(device=device, dtype=dtype)), name="the labels of data")
     bound_options = _bound_options(bound_options)
@@ -655,8 +656,8 @@ def bound_table(model: nn.Module, data, eps_grid, norms: Sequence[str] = ("l2", 
     grid = _eps_grid(eps_grid, norms)
     bound_options = _bound_options(bound_options)
     bound_norm = "linf" if "linf" in grid else "l2"
-    param = next(model.parameters(), None)
-    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), x_all.dtype)
+    dtype, device = model_dtype_device(model)  # a model's parameters, or its buffers where it has none
+    dtype, device = dtype or x_all.dtype, device or torch.device("cpu")
     check_model_inputs(model, x_all[:1].to(device=device, dtype=dtype), "the images of data")
     check_labels(y_all, model_classes(model, x_all[:1].to(device=device, dtype=dtype)), name="the labels of data")
     frames = []

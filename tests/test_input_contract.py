@@ -2079,3 +2079,67 @@ def test_tour_nine_model_zoo_and_cli_edges(tmp_path, capsys):
     # a misspelt results root is named
     assert cli.main(["results", "list", "--root", str(tmp_path / "nope")]) == 2
     assert "no results folder" in capsys.readouterr().err
+
+
+class _BufferModel(torch.nn.Module):
+    """A classifier whose weights are buffers (frozen, no parameters): a softplus layer between two linear maps."""
+
+    def __init__(self, dtype=torch.float32):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("w1", torch.randn(16, 16, generator=g, dtype=dtype))
+        self.register_buffer("w2", torch.randn(16, 3, generator=g, dtype=dtype))
+
+    def forward(self, x):
+        return torch.nn.functional.softplus(x.flatten(1) @ self.w1) @ self.w2
+
+
+class _FunctionalReLU(torch.nn.Module):
+    """A ReLU network written with ``F.relu`` in ``forward``: no ReLU module for a surrogate to replace."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(16, 16), torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.b(torch.nn.functional.relu(self.a(x.flatten(1))))
+
+
+def test_tour_ten_numeric_edges():
+    """Tour 10's numeric findings: models without parameters, data checked whole, flat objectives, blank maps."""
+    from attrbound_lite import evaluation, experiments
+
+    x = unit_images((6, 1, 4, 4)).float()
+    buffered = _BufferModel()
+    y = buffered(x).argmax(1)
+    # a model whose weights are buffers is evaluated on the device and in the dtype of its buffers
+    protocol = dict(eps=0.1, pgd_steps=2, pgd_alpha=0.05, ifia_k=4, eval_k=4, ifia_steps=2, ifia_alpha=0.05,
+                    restarts=1)
+    rows = evaluation.noise_per_image(buffered, x, y, attribution="saliency", **protocol)
+    assert len(rows) == 6 and rows["label_kept"].dtype == bool
+    table = experiments.validate_bounds(_BufferModel(torch.float64), (x, y), {"l2": [0.05]}, norms=["l2"],
+                                        attacks=[{"type": "pgd", "steps": 2}], n_samples=2,
+                                        bound_options={"max_iter": 5})
+    assert len(table) == 2 and np.isfinite(table["bound_euclidean"]).all()
+    # every image is checked, not only the first batch: NaN or 0-255 beyond image 256 are refused
+    many = unit_images((300, 1, 4, 4)).float()
+    for bad, fragment in ((math.nan, "NaN"), (255.0, "[0, 1]")):
+        broken = many.clone()
+        broken[299] = bad
+        _package_error(lambda broken=broken: evaluation.noise_per_image(buffered, broken, buffered(many).argmax(1),
+                                                                        attribution="saliency", **protocol),
+                       ValueError, fragment)
+    # a piecewise-linear model the surrogate cannot see: the attacks never move, so they refuse
+    flat = _FunctionalReLU()
+    labels = flat(x).argmax(1)
+    for attack in (attacks.AttributionPGD(flat, "saliency", eps=0.1, alpha=0.02, steps=3),
+                   attacks.IFIA(flat, "saliency", eps=0.1, alpha=0.02, steps=3, k=4)):
+        _package_error(lambda attack=attack: attack(x, labels), ValueError, "exactly zero at every step")
+    # a blank image: its map's centre of mass is NaN, yet an iterate that keeps the label is found
+    smooth = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 16), torch.nn.Softplus(),
+                                 torch.nn.Linear(16, 3))
+    blank = torch.cat([torch.zeros(1, 1, 4, 4), x[:2]])
+    target = smooth(blank).argmax(1)
+    result = attacks.IFIA(smooth, "input_x_gradient", eps=1e-4, alpha=2e-5, steps=3, k=4, kind="mass_center")(blank,
+                                                                                                        target)
+    assert result.label_kept.all() and torch.isnan(result.score[0]) and torch.isfinite(result.score[1:]).all()

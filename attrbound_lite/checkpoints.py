@@ -239,4 +239,18 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     except RuntimeError as err:
         raise ValueError(f"the weights in {weights.name} do not fit model {meta['model']['name']!r} with config "
                          f"{meta['model'].get('config')}: {err}") from None
+    _check_normalisation(model, sidecar)
     return model.to(device).eval(), meta
+
+
+def _check_normalisation(model: nn.Module, sidecar: Path) -> None:
+    """The sidecar's mean and std are the ``Normalize`` buffers the weights hold (an edited sidecar would disagree)."""
+    config, first = getattr(model, "config", {}), next(iter(model.children()), None)
+    if "mean" not in config or not hasattr(first, "mean"):
+        return
+    for name in ("mean", "std"):
+        stored = getattr(first, name).detach().double().cpu().reshape(-1)
+        if not torch.allclose(stored, torch.tensor(config[name], dtype=torch.float64), rtol=1e-6, atol=0):
+            raise ValueError(f"sidecar {sidecar} says {name}={config[name]} but the weights hold the normalisation "
+                             f"{stored.tolist()}: the sidecar was edited; re-create the checkpoint with "
+                             "save_checkpoint.")

@@ -468,7 +468,8 @@ def cmd_results(args) -> int:
         for spec in specs:
             try:
                 m = results.read_manifest(spec, args.root)
-                state = f"{m['n_rows']} rows, {m['seconds']['total'] / 60:.0f} min on {m['hardware']['processor']}"
+                state = (f"{m['n_rows']} rows, {m['seconds'].get('total', float('nan')) / 60:.0f} min on "
+                         f"{m['hardware'].get('processor', 'an unnamed CPU')}")
             except (FileNotFoundError, ValueError) as err:
                 state = f"not usable: {err}"
             print(f"{spec.name}: {spec.title}\n    {state}")

@@ -252,6 +252,11 @@ def read_manifest(spec: ResultSpec, root: str | os.PathLike | None = None) -> di
                          f"rebuild with `{command}`.") from None
     if not isinstance(manifest, dict) or manifest.get("name") != spec.name:
         raise ValueError(f"{path} is not the manifest of {spec.name!r}; restore it or rebuild with `{command}`.")
+    fields = {"n_rows": int, "rows_sha256": str, "seconds": dict, "hardware": dict, "config": dict}
+    wrong = [k for k, kind in fields.items() if not isinstance(manifest.get(k), kind)]
+    if wrong:
+        raise ValueError(f"{path} lacks {wrong} (or holds another type there): it was altered or cut short; restore "
+                         f"it with `git checkout -- {root / spec.name}` or rebuild with `{command}`.")
     if manifest.get("config_hash") != spec.config_hash:
         raise ValueError(f"{spec.name!r} in {root} was computed with another configuration (hash "
                          f"{manifest.get('config_hash')}, the code's is {spec.config_hash}): its numbers are not "
@@ -278,6 +283,11 @@ def load_results(spec: ResultSpec, root: str | os.PathLike | None = None) -> pd.
         raise ValueError(f"{path} was altered: its sha256 is not the manifest's. Restore it with "
                          f"`git checkout -- {path}` or rebuild it with `{command} --force`.")
     rows = pd.read_csv(path)
+    columns = ["unit", *spec.keys, *spec.values]
+    if list(rows.columns) != columns or len(rows) != manifest["n_rows"]:
+        raise ValueError(f"{path} holds {len(rows)} rows of columns {list(rows.columns)}, but {spec.name!r} has "
+                         f"{manifest['n_rows']} rows of {columns}: it was edited along with its manifest. Restore "
+                         f"both with `git checkout -- {root / spec.name}` or rebuild with `{command} --force`.")
     rows.attrs["manifest"] = manifest
     return rows
 

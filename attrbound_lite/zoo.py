@@ -479,7 +479,11 @@ def accuracy_floor(recipe: Recipe) -> float:
     _check_recipe(recipe, "accuracy_floor")
     if recipe.n_train is not None:
         return STUDY_ACCURACY_FLOOR
-    return ACCURACY_FLOORS["natural" if recipe.method == "natural" else "robust"][recipe.dataset]
+    floors = ACCURACY_FLOORS["natural" if recipe.method == "natural" else "robust"]
+    if recipe.dataset not in floors:
+        raise ValueError(f"the zoo sets accuracy floors for {sorted(floors)}, not for {recipe.dataset!r} (no "
+                         "reference model is trained on it); judge that model against a floor of your own.")
+    return floors[recipe.dataset]
 
 
 # Epochs of the robust MNIST / Fashion-MNIST reference models (others: 1). CE on adversarial points (PGD-AT,

@@ -2143,3 +2143,35 @@ def test_tour_ten_numeric_edges():
     result = attacks.IFIA(smooth, "input_x_gradient", eps=1e-4, alpha=2e-5, steps=3, k=4, kind="mass_center")(blank,
                                                                                                         target)
     assert result.label_kept.all() and torch.isnan(result.score[0]) and torch.isfinite(result.score[1:]).all()
+
+
+def test_tour_ten_zoo_results_and_checkpoint_edges(tmp_path, capsys):
+    """Tour 10's model-side findings: floors, damaged result manifests and rows, an edited sidecar."""
+    import json
+    import shutil
+
+    from attrbound_lite import cli, results, zoo
+    from attrbound_lite.book import budget
+
+    _package_error(lambda: zoo.accuracy_floor(zoo.Recipe(dataset="cifar10")), ValueError, "not for 'cifar10'")
+    # a copy of the committed grid, its manifest cut short or its rows' columns renamed with the checksum updated
+    folder = tmp_path / budget.SPEC.name
+    shutil.copytree(results.RESULTS_ROOT / budget.SPEC.name, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for field in ("rows_sha256", "hardware", "n_rows"):
+        (folder / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != field}))
+        _package_error(lambda: results.load_results(budget.SPEC, tmp_path), ValueError, f"lacks ['{field}']")
+        assert cli.main(["results", "list", "--root", str(tmp_path)]) == 0
+        assert f"not usable: {folder / 'manifest.json'} lacks ['{field}']" in capsys.readouterr().out
+    rows = (folder / "rows.csv").read_text().replace("topk_intersection", "intersection", 1)
+    (folder / "rows.csv").write_text(rows)
+    digest = results.file_digest(folder / "rows.csv")
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "rows_sha256": digest}))
+    _package_error(lambda: results.load_results(budget.SPEC, tmp_path), ValueError, "edited along with its manifest")
+    # a sidecar whose normalisation was edited disagrees with the weights' buffers
+    cnn = models.MnistCNN(activation="softplus", width=0.125, pool="avg")
+    weights, sidecar = checkpoints.checkpoint_paths(checkpoints.save_checkpoint(cnn, tmp_path / "m.safetensors"))
+    record = json.loads(sidecar.read_text())
+    record["model"]["config"]["mean"] = [0.5]
+    sidecar.write_text(json.dumps(record))
+    _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "the sidecar was edited")

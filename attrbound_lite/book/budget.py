@@ -272,7 +272,7 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
     said = (f"with the chapter's budget ({chapter_words}) the top-100 intersection is higher than with the largest "
             f"budget ({largest}) on {_of(len(over), n)} of {n} models")
     if len(over):
-        said += f", by up to {worst['chapter_gap']} ({_model(worst)})"
+        said += f", by up to {worst['chapter_gap']} on {_model(worst)}"
     if len(under):
         said += f"; lower on {_of(len(under), n)}"
     if len(over) + len(under) < n:
@@ -285,7 +285,7 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
                             table.drop_duplicates("dataset")[["dataset", "rar_budget"]].itertuples(index=False))
     rar = (f"from RAR's budget (steps × restarts: {rar_budgets}), doubling the steps, or raising the restarts to "
            f"{largest.split(' × ')[1]}, moves the mean by less than {tolerance:.0%} on {_of(settled, n)} of {n} "
-           f"models; the largest move is {moves.max():.1%} ({_model(biggest)}), where RAR's budget leaves "
+           f"models; the largest move is {moves.max():.1%}, on {_model(biggest)}, where RAR's budget leaves "
            f"{biggest['rar_gap']} more of the top-100 intersection than the largest budget")
     hardware = manifest["hardware"]
     cost = (f"{manifest['seconds']['total'] / 3600:.1f} hours on {hardware.get('cpu_count', '?')} cores of "

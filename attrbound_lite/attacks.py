@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -330,9 +331,13 @@ class AttributionAttack(Attack):
                     best_attr = torch.where(keep, attr.detach(), best_attr)
                 if not last:
                     x = threat.project(threat.step(x.detach(), grad, alpha), x0_rep)
-        if self.steps and not bool(sloped):  # a piecewise-linear model: every step saw an exactly flat objective
-            raise ValueError(f"{type(self).__name__}: the objective's gradient was exactly zero at every step and "
-                             f"sample, so the attack never moved: {_NO_SLOPE}")
+        if self.steps and not bool(sloped):  # every step saw an exactly flat objective: the result is the start
+            warnings.warn(f"{type(self).__name__}: the objective's gradient was exactly zero at every step and sample, "
+                          "so the attack never left its starting points and its result says nothing about robustness. "
+                          "Either the model is piecewise linear (pass surrogate_beta, or attack a smooth model), or "
+                          "the objective is flat there: IFIA's top-k with k at least the pixels whose attribution is "
+                          "non-zero (IG with a zero baseline on MNIST's black background), where a smaller k or random "
+                          "restarts move it.", UserWarning, stacklevel=3)
         reference = ref_rep["real"]
         if not self.per_restart:  # per sample: the highest score, then the earliest step, then the first restart
             scores = best_score.view(reps, batch)

@@ -249,8 +249,11 @@ def _check_normalisation(model: nn.Module, sidecar: Path) -> None:
     if "mean" not in config or not hasattr(first, "mean"):
         return
     for name in ("mean", "std"):
-        stored = getattr(first, name).detach().double().cpu().reshape(-1)
-        if not torch.allclose(stored, torch.tensor(config[name], dtype=torch.float64), rtol=1e-6, atol=0):
+        buffer = getattr(first, name).detach()
+        stored = buffer.double().cpu().reshape(-1)
+        # built in float32, then maybe rounded to the model's dtype (float16, bfloat16) or widened (float64)
+        rtol = 2 * max(torch.finfo(buffer.dtype).eps, torch.finfo(torch.float32).eps)
+        if not torch.allclose(stored, torch.tensor(config[name], dtype=torch.float64), rtol=rtol, atol=0):
             raise ValueError(f"sidecar {sidecar} says {name}={config[name]} but the weights hold the normalisation "
                              f"{stored.tolist()}: the sidecar was edited; re-create the checkpoint with "
                              "save_checkpoint.")

@@ -225,7 +225,7 @@ def test_the_attack_budget_is_compared_with_the_best_of_the_grid_on_the_same_ima
     natural_rows = _budget_grid().query("method == 'natural'")
     both = budget.budget_table(pd.concat([natural_rows, natural_rows.assign(method="pgd_at")]), (20, 1))
     assert budget.budget_values(grid, both, manifest, (20, 1))["ch7_budget_chapter"].count(";") == 0
-    assert budget.budget_values(grid, both, manifest, (20, 1))["ch7_budget_chapter"].count("on all of 2 models") == 1
+    assert budget.budget_values(grid, both, manifest, (20, 1))["ch7_budget_chapter"].count("on all 2 models") == 1
     same = budget.budget_values(grid, table.iloc[1:], manifest, (20, 1))
     assert same["ch7_budget_chapter"].endswith("on none of 1 models; on all 1 the difference is not distinguishable "
                                                "from zero with 40 images")

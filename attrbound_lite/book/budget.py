@@ -246,7 +246,7 @@ def _model(row) -> str:
 
 
 def _of(k: int, n: int) -> str:
-    return "none" if k == 0 else "all" if k == n else f"{k}"
+    return f"none of {n}" if k == 0 else f"all {n}" if k == n else f"{k} of {n}"
 
 
 def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapter: tuple[int, int],
@@ -277,7 +277,7 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
     steps = chapter[0] if chapter[0] else "RAR's"
     chapter_words = f"{steps} steps and {chapter[1]} restart{'s' if chapter[1] > 1 else ''}"
     said = (f"with the chapter's budget ({chapter_words}) the top-100 intersection is higher than the best of the "
-            f"grid on {_of(len(over), n)} of {n} models")
+            f"grid on {_of(len(over), n)} models")
     if len(over):
         said += f", by up to {worst['chapter_gap']} on {_model(worst)}"
     if len(over) < n:
@@ -289,7 +289,7 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
                             table.drop_duplicates("dataset")[["dataset", "rar_budget"]].itertuples(index=False))
     rar = (f"from RAR's budget (steps × restarts: {rar_budgets}), doubling the steps, or raising the restarts to "
            f"{int(rows['restarts'].max())}, moves the mean by less than {tolerance:.0%} on "
-           f"{_of(n - len(unsettled), n)} of {n} models")
+           f"{_of(n - len(unsettled), n)} models")
     if len(unsettled):
         rar += (". It has not converged on " + ", ".join(f"{_model(r)} ({r.move:.1%})" for _, r in unsettled.iterrows())
                 + f"; there RAR's budget leaves up to {unsettled['rar_gap'].map(lambda i: i.estimate).max():.3g} "
@@ -308,8 +308,8 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
     if max(by_steps, by_restarts) > 2 * min(by_steps, by_restarts):
         drivers += f": {'restarts' if by_restarts > by_steps else 'steps'} matter more"
     short = (f"the chapter's budget leaves a top-100 intersection up to {sig(worst['chapter_gap'].estimate)} higher "
-             f"than the best of the grid measured (distinguishable, uncorrected, on {_of(len(over), n)} of {n} "
-             f"seed-0 models)")
+             f"than the best of the grid measured (distinguishable, uncorrected, on {_of(len(over), n)} seed-0 "
+             "models)")
     return {"ch7_budget_n": config["n_images"], "ch7_budget_cost": cost, "ch7_budget_chapter": said,
             "ch7_budget_short": short, "ch7_budget_rar": rar, "ch7_budget_failed": failed_words,
             "ch7_budget_drivers": drivers,

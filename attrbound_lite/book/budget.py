@@ -349,7 +349,7 @@ def budget_figure(summary_rows: pd.DataFrame):
 def budget_text_table(table: pd.DataFrame, chapter: tuple[int, int]) -> pd.DataFrame:
     """``budget_table`` for the page: means as numbers, the chapter's gap with its interval, signed moves in percent."""
     def percent(v):
-        return "–" if pd.isna(v) else f"{v:+.1%}"
+        return "–" if pd.isna(v) else "0.0%" if abs(v) < 5e-4 else f"{v:+.1%}"  # no "-0.0%"
 
     return pd.DataFrame({
         "data set": table["dataset"].map(lambda d: DATASET_NAMES.get(d, d)),

@@ -39,7 +39,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ._io import atomic_path, file_digest, write_json
+from ._checks import check_seed
+from ._io import atomic_path, file_digest, json_default, write_json
 from .runtime import resolve_device
 
 __all__ = ["RESULTS_ROOT", "RESULTS_ENV", "ResultSpec", "results_root", "config_hash", "build_results",
@@ -125,7 +126,9 @@ def config_hash(config: dict) -> str:
     if not isinstance(config, dict):
         raise TypeError(f"a result's config is a dict of JSON values, got {type(config).__name__}.")
     try:
-        text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default)
+        text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False, default=json_default)
+    except TypeError as err:
+        raise TypeError(f"a result's config holds only JSON values (numbers, strings, lists, dicts): {err}") from None
     except ValueError:
         raise ValueError(f"a result's config must hold finite numbers only (JSON has no NaN or infinity), got "
                          f"{config!r}.") from None
@@ -321,8 +324,7 @@ def verify_results(spec: ResultSpec, n: int = 8, seed: int = 0, *, root: str | o
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (the rows to recompute) must be a positive integer, got {n!r}.")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise TypeError(f"seed (of the rows' draw) must be an integer >= 0, e.g. sample_seed(), got {seed!r}.")
+    seed = check_seed(seed, "seed (of the rows' draw, e.g. sample_seed())")
     rows = load_results(spec, root)
     drawn = rows.sample(n=min(int(n), len(rows)), random_state=np.random.RandomState(seed % 2**32))
     device, reports = resolve_device(device), []

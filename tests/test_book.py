@@ -306,17 +306,21 @@ def test_chapter7_verdicts_follow_their_intervals(book):
         _, low, high = map(float, re.fullmatch(r"(\S+) \((\S+) to (\S+)\)", text).groups())
         return "larger" if low > 0 else "smaller" if high < 0 else None
 
+    TOO_FEW = "only 2 trained runs: too few to test"  # the Findings page's rule, in the chapter too
     assert g["ch7_seeds"] == 3 and g["ch7_failed"] == g4["ch4_failed"]  # the same failed runs left out
     for ds in ("mnist", "fashion_mnist", "cifar10_subset"):
         assert g[f"ch7_n_{ds}"] >= 64
         for m in ("pgd_at", "ig_norm", "aat", "advaat"):
             want = expected(g[f"ch7_gain_{ds}_{m}"])
             said = g[f"ch7_verdict_{ds}_{m}"]
-            assert said == NOT_COMPARED or re.fullmatch(want or r"not distinguishable with [23] seeds", said)
+            assert said in (NOT_COMPARED, TOO_FEW) or re.fullmatch(want or "not distinguishable with 3 trained runs",
+                                                                   said)
         for part in g[f"ch7_versus_{ds}"].split("; "):  # FAR's methods against PGD-AT and IG-NORM, over the seeds
             interval, said = re.fullmatch(r".+ minus \S+ (\S+ \(\S+ to \S+\)), (.+)", part).groups()
-            assert said == NOT_COMPARED or re.fullmatch(expected(interval) or r"not distinguishable with [23] seeds",
-                                                            said), part
+            said, *comparable = said.split(", ")  # then FAR's "comparable", tested where the runs allow
+            assert said in (NOT_COMPARED, TOO_FEW) or re.fullmatch(
+                expected(interval) or "not distinguishable with 3 trained runs", said), part
+            assert comparable in ([], ["comparable or better within 0.05"], ["not shown comparable within 0.05"])
     # the attack budget: the committed grid over the 15 seed-0 reference models, read in the chapter's sentences
     assert re.search(r"is higher than the best of the grid on (\d+ of|none of|all) 15 models", g["ch7_budget_chapter"])
     assert re.search(r"less than 2% on (\d+ of|none of|all) 15 models", g["ch7_budget_rar"]) and g["ch7_budget_n"] >= 32

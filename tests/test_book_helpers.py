@@ -463,20 +463,44 @@ def test_chapter6_compares_models_attacks_and_attributions_on_the_same_images():
     table = _sweep_rows(ratio, radii=(1.0,))
     table = pd.concat([table, _sweep_rows(ratio, radii=(1.0,), models=("natural",), attribution="integrated_gradients",
                                           seed=1).assign(ratio_euclidean=lambda t: t["ratio_euclidean"] * 2)])
+    # AdvAAT's attacked maps stay closer in direction on a (cosine 0.95 against 0.9), as close on b
+    noise = np.random.default_rng(5).standard_normal(len(table))
+    table["achieved_cosine"] = 0.9 + 0.05 * ((table["model"] == "advaat") & (table["dataset"] == "a")) + 0.01 * noise
     units = validation.unit_table(table)
     radii = {("a", "l2"): 1.0, ("b", "l2"): 1.0}
     comparisons = validation.model_comparisons(units, radii)
     assert [i.sign for i in comparisons["relative_achieved_difference"]] == [-1, 0]
+    assert [i.sign for i in comparisons["cosine_difference"]] == [1, 0]
+    cos = units[(units.attribution == "saliency") & (units.dataset == "a")].pivot_table(
+        index="sample", columns="model", values="achieved_cosine")
+    assert comparisons["cosine_difference"].iloc[0].estimate == pytest.approx((cos["advaat"] - cos["natural"]).mean())
+    tests = validation.comparison_tests(comparisons)
+    assert tests["ch6_test_cosine_a_l2_advaat"]["above"] == "turns less" and tests["ch6_radius_a_l2"] == "ℓ2 ε = 1"
     # the bound moves the other way on a (made up: AdvAAT's bound 3x natural's), the same way on b
     opposite = comparisons.assign(log10_relative_bound_difference=[Interval(0.5, 0.4, 0.6, 40),
                                                                     Interval(0.5, -0.1, 0.6, 40)])
     said = validation.disagreement_values(opposite)["ch6_disagree"]
-    assert said.startswith("they disagree, each interval on its own side of zero, for 1 model: AdvAAT on a (ℓ2, ε = 1: "
-                           "the attacks reach a smaller relative deviation")
+    cosine = comparisons["cosine_difference"].iloc[0]
+    assert said == ("they disagree, each interval on its own side of zero, for 1 model: AdvAAT on a: the attacks "
+                    f"leave a higher cosine, {cosine} at ℓ2 ε = 1, while its relative bound is larger, by 0.500 "
+                    "(0.400 to 0.600) in log10 at ℓ2")  # one radius: nothing to say about the others
     short = validation.disagreement_values(opposite)["ch6_disagree_short"]
-    assert short == "the bound points the other way for AdvAAT on a (ℓ2)"
+    assert short == "the relative bound points the other way for AdvAAT on a"
     assert validation.disagreement_values(comparisons.iloc[1:])["ch6_disagree"].startswith("on no model")
-    assert len(validation.comparison_figure(comparisons).axes) == 2
+    assert len(validation.comparison_figure(comparisons).axes) == 3
+    # two norms with the same bound intervals: the bound is drawn once, the second row's panel says why
+    both = pd.concat([comparisons, comparisons.assign(norm="linf")], ignore_index=True)
+    fig = validation.comparison_figure(both)
+    assert len(fig.axes) == 6 and not fig.axes[5].axison and "the same as above" in fig.axes[5].texts[0].get_text()
+    assert validation.bound_once_values(both)["ch6_bound_once"].endswith("so the figure draws it once")
+    opposite_both = pd.concat([opposite, opposite.assign(norm="linf", eps=0.3)], ignore_index=True)
+    assert validation.disagreement_values(opposite_both)["ch6_disagree"].endswith(
+        "at ℓ2 ε = 1 and " + f"{cosine} at ℓ∞ ε = 0.3, while its relative bound is larger by 0.500 (0.400 to 0.600) in "
+        "log10, the same at every radius")
+    other = both.copy()
+    other.loc[2, "log10_relative_bound_difference"] = Interval(0.1, 0.0, 0.2, 40)
+    assert validation.comparison_figure(other).axes[5].axison  # the bound differs between the norms: drawn twice
+    assert validation.bound_once_values(other)["ch6_bound_once"].endswith("the figure draws it per norm")
     frame, values = validation.attack_values(units, radii)
     pgd = frame[frame["comparison"] == "PGD - IFIA"]
     assert list(pgd["verdict"]) == ["PGD closer to the bound"] * 2

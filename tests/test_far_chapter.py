@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 import torch
 
 from attrbound_lite.book import far
@@ -109,7 +110,7 @@ def test_methods_with_several_seeds_are_compared_over_the_seeds():
     got = row.loc["aat", "topk_gain"]
     assert (got.estimate, got.low, got.high) == pytest.approx((expected.estimate, expected.low, expected.high))
     assert got.n == 3
-    assert row.loc["aat", "topk_verdict"] == "not distinguishable with 3 seeds"
+    assert row.loc["aat", "topk_verdict"] == "not distinguishable with 3 trained runs"
     assert row.loc["advaat", "topk_verdict"] == "larger"
     assert row.loc["aat", "seed_range"].count(" to ") == 1
     assert far.best_method(per_image, "mnist") is None  # AdvAAT does not beat AAT in every run
@@ -121,6 +122,12 @@ def test_methods_with_several_seeds_are_compared_over_the_seeds():
     assert "one run only" in sentence and "keeps" not in sentence
     assert far.best_method(one_run, "mnist") is None
     assert set(far.versus_earlier(one_run, far=["advaat"], earlier=["aat"])["verdict"]) == {far.NOT_COMPARED}
+    # two runs: the Findings page's rule (fewer than three trained runs are too few to test), whatever their spread
+    two_runs = per_image[(per_image.method != "advaat") | (per_image.seed < 2)]
+    row = far.method_summary(two_runs).set_index("method").loc["advaat"]
+    assert row["topk_verdict"] == "only 2 trained runs: too few to test" and row["topk_gain"].n == 2
+    sentence = far.method_values(far.method_summary(two_runs), two_runs)["ch7_sentence_mnist_advaat"]
+    assert "has 2 trained runs, too few" in sentence and "keeps" not in sentence
     # one seed alone: the images' bootstrap decides, and AAT's run-0 gain of 0.3 is "larger"
     single = far.method_summary(frames[0]).set_index("method")
     assert single.loc["aat", "topk_verdict"] == "larger" and single.loc["aat", "unit"] == "images"
@@ -140,10 +147,21 @@ def test_far_methods_are_compared_with_the_earlier_ones_seed_by_seed():
                 for f in frames]
     want, got = across_seeds(per_seed), versus.loc["aat", "difference"]
     assert (got.estimate, got.low, got.high) == pytest.approx((want.estimate, want.low, want.high))
-    assert versus.loc["aat", "verdict"] == "not distinguishable with 3 seeds"
+    assert versus.loc["aat", "verdict"] == "not distinguishable with 3 trained runs"
     assert versus.loc["advaat", "verdict"] == "larger"
     sentence = far.versus_values(versus.reset_index())["ch7_versus_mnist"]
-    assert sentence.startswith("AAT minus PGD-AT ") and sentence.endswith(", larger") and sentence.count(";") == 1
+    assert sentence.startswith("AAT minus PGD-AT ") and sentence.count(";") == 1
+    assert sentence.endswith(", larger, comparable or better within 0.05")  # FAR's claim: non-inferiority
+    assert "not distinguishable with 3 trained runs, not shown comparable within 0.05;" in sentence
+    # the Findings family tests FAR's claim one-sided against the margin fixed in advance: scipy's t-test as oracle
+    record = far.versus_values(versus.reset_index())["ch7_test_versus_mnist_aat_pgd_at"]
+    want = scipy.stats.ttest_1samp(np.array(per_seed) + far.FAR_MARGIN, 0.0, alternative="greater")
+    assert record["p"] == pytest.approx(float(want.pvalue)) and record["above"] == "comparable or better within 0.05"
+    assert record["shown"] == f"difference {versus.loc['aat', 'difference']}" and record["n"] == 3
+    shown = far.versus_table(versus.reset_index()).set_index("FAR method")
+    bound = np.mean(per_seed) - scipy.stats.t.ppf(0.95, 2) * np.std(per_seed, ddof=1) / np.sqrt(3)
+    assert float(shown.loc["AAT", "one-sided 95 % lower bound"]) == pytest.approx(bound, rel=5e-3)
+    assert shown.loc["AdvAAT", "comparable within 0.05?"] == "comparable or better within 0.05"
     assert far.versus_earlier(per_image[per_image.method != "pgd_at"], earlier=["pgd_at"]).empty  # nothing to pair
 
 
@@ -166,6 +184,49 @@ def test_by_method_leaves_out_failed_runs_and_names_them(monkeypatch):
     assert far.failed_values(study.failed)["ch7_failed"] == ("IG-NORM on MNIST, seed 1 (clean accuracy 0.9698, "
                                                              "floor 0.97)")
     assert far.failed_values(pd.DataFrame(columns=far.FAILED_COLUMNS))["ch7_failed"] == "none"
+
+
+def test_headline_reads_the_committed_attack_and_computes_the_bound_now(monkeypatch):
+    def results(s, names):  # IG-NORM's seed 1 below its floor
+        rows = [{"name": n, "dataset": "mnist", "method": n.split("-")[1], "seed": int(n[-1]) if "-seed" in n else 0,
+                 "clean_accuracy": 0.9698 if n == "mnist-ig_norm-seed1" else 0.98, "floor": 0.97} for n in names]
+        return pd.DataFrame(rows).assign(trained=lambda f: f["clean_accuracy"] >= f["floor"])
+
+    bounded = []
+
+    class Settings:
+        n_bound = 2
+        retrain = False
+        load = staticmethod(lambda name: (name, None))  # the model stands for its name
+
+    def relative_bound(self, model, x, y, ds):
+        bounded.append((model, y.tolist()))
+        return np.arange(len(y), dtype=float) + len(bounded)
+
+    monkeypatch.setattr(far, "zoo_results", results)
+    monkeypatch.setattr(far.Study, "relative_bound", relative_bound)
+    monkeypatch.setattr(far.Study, "test_data", lambda self, ds: (torch.zeros(10, 1, 28, 28), torch.arange(10) * 10))
+    names = ["mnist-natural", "mnist-natural-seed1", "mnist-ig_norm", "mnist-ig_norm-seed1"]
+    rows = pd.concat([pd.DataFrame({"unit": n, "dataset": "mnist", "method": n.split("-")[1],
+                                    "seed": int(n[-1]) if "-seed" in n else 0, "image": [7, 3, 5],
+                                    "topk_intersection": 0.5, "kendall_tau": 0.4, "label_kept": True,
+                                    "noise_topk_intersection": 0.8, "noise_kendall_tau": 0.7, "noise_label_kept": True})
+                      for n in names], ignore_index=True)
+    study = far.Study(Settings())
+    out = study.headline(["mnist"], ["natural", "ig_norm"], (0, 1), rows)
+    assert sorted(set(out["method"] + out["seed"].astype(str))) == ["ig_norm0", "natural0", "natural1"]
+    assert bounded == [(name, [30, 50]) for name in ("mnist-natural", "mnist-natural-seed1", "mnist-ig_norm")]
+    first = out[(out["method"] == "natural") & (out["seed"] == 0)].set_index("image")["relative_bound"]
+    assert first.loc[3] == 1.0 and first.loc[5] == 2.0 and np.isnan(first.loc[7])
+    assert "unit" not in out.columns and far.failed_values(study.failed)["ch7_failed"].startswith("IG-NORM on MNIST")
+    with pytest.raises(ValueError, match="attrbound results build --only ch7_ifia_rar"):
+        far.Study(Settings()).headline(["mnist"], ["natural", "ig_norm"], (0,), rows[rows["unit"] != "mnist-ig_norm"])
+    assert out.groupby(["method", "seed"]).size().tolist() == [3, 3, 3]
+    Settings.retrain = True  # a retrained zoo is not the zoo the committed attack saw
+    with pytest.raises(ValueError, match="committed=False"):
+        far.Study(Settings()).headline(["mnist"], ["natural"], (0,), rows)
+    method = far.method_summary(out)  # the chapter's summary reads it as it reads by_method
+    assert set(method["method"]) == {"natural", "ig_norm"}
 
 
 def _budget_grid(n: int = 40) -> pd.DataFrame:
@@ -237,6 +298,18 @@ def test_the_attack_budget_is_compared_with_the_best_of_the_grid_on_the_same_ima
                                       "RAR's: change with 5 restarts"]
     assert text["RAR's: change with 2× steps"][0].startswith("-")
     assert text["RAR's: change with 5 restarts"][0] == "0.0%"
+    # the chapter uses RAR's budget itself (steps and restarts None): one column of means, the sentences say so
+    rar = budget.budget_table(_budget_grid(), (None, None))
+    assert rar["chapter_gap"].map(lambda i: i.estimate).tolist() == pytest.approx([0.03, 0.0])
+    assert [str(a) for a in rar["chapter"]] == [str(b) for b in rar["rar"]]
+    text = budget.budget_text_table(rar, (None, None))
+    assert list(text.columns[2:5]) == ["RAR's (the chapter's)", "best of the grid", "RAR's minus best"]
+    said = budget.budget_values(_budget_grid(), rar, manifest, (None, None))
+    assert said["ch7_budget_chapter"].startswith("with the chapter's budget (RAR's, which the method comparison uses) "
+                                                 "the top-100 intersection is higher than the best of the grid on 1 of "
+                                                 "2 models")
+    assert said["ch7_budget_short"].startswith("RAR's budget, which the method comparison uses, leaves a top-100 "
+                                               "intersection up to 0.03")
     assert len(budget.budget_figure(budget.summary(_budget_grid())).axes) == 1
 
 
@@ -415,6 +488,7 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
                                    (20, 1))}
     glued.update(far.radius_study_values(radius.assign(n_train=12_000)))
     glued.update({name: None for name in ("ch7_n_study", "ch7_minutes", "ch7_fig_example", "ch7_fig_methods",
+                                          "ch7_budget_live",
                                           "ch7_fig_eps", "ch7_fig_steps", "ch7_fig_budget", "ch7_study_failed",
                                           "ch7_study_floor", "ch7_study_trained")})  # glued by the notebook itself
     assert cited <= set(glued), sorted(cited - set(glued))

@@ -12,9 +12,9 @@ from attrbound_lite.book import findings
 from attrbound_lite.stats import Interval
 
 
-def _record(key: str, p: float = 0.5, estimate: float = 0.1, reason=None) -> dict:
+def _record(key: str, p: float = 0.5, estimate: float = 0.1, reason=None, unit: str = "units") -> dict:
     return findings.comparison(Interval(estimate, estimate - 0.05, estimate + 0.05, 3, p_value=p), f"<{key}>",
-                               "above", "below", shown=f"[{key}]", reason=reason)
+                               "above", "below", shown=f"[{key}]", reason=reason, unit=unit)
 
 
 def _fake_values() -> dict[str, dict]:
@@ -45,7 +45,7 @@ def test_every_cell_is_filled_from_the_glued_values():
     assert not any("{" in cell for cell in table.to_numpy().ravel())
     assert row["shown in"] == '<a href="07_far.html#fig-far-eps">chapter 7, training-radius study</a>'
     protocol = findings.protocol_values(_fake_values())["findings_protocol"]
-    assert "<ch7_rar_attack>" in protocol and "<ch6_steps>" in protocol and "{" not in protocol
+    assert "<ch7_rar_attack>" in protocol and "<ch6_budget>" in protocol and "{" not in protocol
 
 
 def test_every_link_names_a_figure_or_section_of_its_chapter():
@@ -65,10 +65,12 @@ def test_verdict_words_are_holms_over_the_whole_family():
     m = len(family)
     assert m > 30 and family["key"].is_unique  # every comparison the page states, once
     far, ch4 = values["07_far"], values["04_training"]
-    far["ch7_test_mnist_aat"] = _record("ch7_test_mnist_aat", p=0.01 / m, estimate=0.2)  # survives Holm
+    far["ch7_test_mnist_aat"] = _record("ch7_test_mnist_aat", p=0.01 / m, estimate=0.2,
+                                        unit="trained runs")  # survives Holm
     far["ch7_test_mnist_advaat"] = _record("ch7_test_mnist_advaat", p=0.03)  # below 0.05 alone, not in the family
     far["ch7_test_mnist_ig_norm"] = _record("ch7_test_mnist_ig_norm", reason="not compared (one run)")
-    ch4["ch4_test_pgd_mnist"] = _record("ch4_test_pgd_mnist", p=0.02 / (m - 2), estimate=-0.3)  # second in line
+    ch4["ch4_test_pgd_mnist"] = _record("ch4_test_pgd_mnist", p=0.02 / (m - 2), estimate=-0.3,
+                                        unit="images")  # second in line
     family = findings.family_table(values).set_index("key")
     assert family.loc["ch7_test_mnist_aat", "verdict"] == "above"
     assert family.loc["ch4_test_pgd_mnist", "verdict"] == "below"
@@ -81,6 +83,10 @@ def test_verdict_words_are_holms_over_the_whole_family():
     sentence = findings.family_values(findings.family_table(values))["findings_family"]
     assert sentence.startswith(f"{m - 1} comparisons on this page form one family") and "supports 2 of" in sentence
     assert "(3 would pass at 5 % each" in sentence
+    # split by kind: the two verdicts rest on a comparison over trained runs (AAT) and one over images (chapter 4)
+    assert f"own): 1 of the 1 comparison of training recipes over their trained runs and 1 of the 1 comparison of " \
+           f"single trained models (seed 0) over test images and 0 of the {m - 3} comparisons over units; 1 " \
+           "comparison is not made, for the reason given" in sentence
 
 
 def test_a_list_of_comparisons_is_grouped_by_verdict():

@@ -162,3 +162,70 @@ def test_the_command_line_lists_and_refuses_an_unknown_result(tmp_path, capsys):
     assert f"attrbound results build --only ch7_ifia_budget --root {tmp_path}" in out
     assert main(["results", "verify", "--only", "ch7_nothing"]) == 2
     assert "no such result; the results are ch7_ifia_budget" in capsys.readouterr().err
+
+
+def test_budget_grid_kendall_is_the_metric_of_the_chosen_restart():
+    """``kendall=True`` adds Kendall's tau of the clean and the chosen map: scipy's tau-b as the oracle."""
+    import scipy.stats
+
+    from attrbound_lite import metrics
+
+    model, x, y, settings = _toy_attack_setting()
+    grid = budget.ifia_budget(model, x, y, settings, [4], [2], eval_ig_steps=6, steering_ig_steps=4, seed=0,
+                              kendall=True)
+    plain = budget.ifia_budget(model, x, y, settings, [4], [2], eval_ig_steps=6, steering_ig_steps=4, seed=0)
+    pd.testing.assert_frame_equal(grid.drop(columns="kendall_tau"), plain)  # the other columns do not change
+    steering = get_explainer("integrated_gradients", model, n_steps=4)
+    attack = IFIA(model, steering, eps=settings["eps"], alpha=settings["ifia_alpha"] * 5 / 4, steps=4,
+                  k=settings["ifia_k"], kind="topk", restarts=2, seed=0, per_restart=True)
+    result = attack(x, y, start=budget.nested_starts(attack, x, 2, seed=0))
+    evaluated = get_explainer("integrated_gradients", model, n_steps=6)
+    clean = metrics.saliency_map(evaluated.attribute(x, target=y)).flatten(1)
+    moved = metrics.saliency_map(evaluated.attribute(result.x_adv, target=y.repeat(2))).flatten(1).view(2, len(y), -1)
+    best = result.score.view(2, len(y)).nan_to_num(float("-inf")).argmax(0)
+    for i, tau in enumerate(grid.sort_values("image")["kendall_tau"]):
+        if not grid["label_kept"].iloc[i]:
+            assert tau == 1.0
+            continue
+        want = scipy.stats.kendalltau(clean[i].detach().numpy(), moved[best[i], i].detach().numpy()).statistic
+        assert tau == pytest.approx(want, abs=1e-6)
+
+
+def test_rar_attack_does_not_depend_on_the_chunk(monkeypatch):
+    from attrbound_lite.book import headline
+
+    model, x, y, settings = _toy_attack_setting()
+    full = {**headline.attack_settings("mnist", k="eval"), **settings, "restarts": 2}  # RAR's, at the toy's scale
+    monkeypatch.setattr(headline, "attack_settings", lambda ds, **kw: full)
+    monkeypatch.setattr(headline, "rar_budget", lambda ds: (4, 2))
+    monkeypatch.setattr(headline, "EVAL_IG_STEPS", 6)
+    whole = headline.rar_attack(model, x, y, "mnist", chunk=6)
+    parts = headline.rar_attack(model, x, y, "mnist", chunk=4)
+    pd.testing.assert_frame_equal(whole, parts)
+    assert list(whole.columns) == ["image", "topk_intersection", "label_kept", "kendall_tau",
+                                   "noise_topk_intersection", "noise_kendall_tau", "noise_label_kept"]
+    assert (whole["image"] == np.arange(len(y))).all()
+
+
+def test_committed_rar_attack_reproduces_and_agrees_with_the_budget_grid(data_root):
+    """Chapter 7's IFIA at RAR's budget: complete, on one image set per data set, 8 rows drawn with the commit's seed
+    recompute, and on the images it shares with the budget grid its seed-0 values are the grid's at RAR's budget
+    (the same attack, computed independently in another result)."""
+    from attrbound_lite.book import headline
+
+    rows = headline.load()
+    assert set(rows["unit"]) == set(headline.SPEC.units) and len(rows) == rows.attrs["manifest"]["n_rows"]
+    assert (rows.groupby("unit").size() == headline.N_IMAGES).all()
+    for _, frame in rows.groupby("dataset"):
+        assert frame.groupby("unit")["image"].apply(frozenset).nunique() == 1  # every run on the same images
+    grid = budget.load()
+    shared = 0
+    for unit, frame in rows[rows["seed"] == 0].groupby("unit"):
+        steps, restarts = headline.rar_budget(frame["dataset"].iloc[0])
+        cell = grid[(grid["unit"] == unit) & (grid["steps"] == steps) & (grid["restarts"] == restarts)]
+        both = frame.merge(cell, on="image", suffixes=("", "_grid"))
+        shared += len(both)
+        assert (both["topk_intersection"] - both["topk_intersection_grid"]).abs().max() <= headline.TOLERANCE, unit
+    assert shared >= 8 * 15
+    report = results.verify_results(headline.SPEC, n=8, seed=results.sample_seed(), device="cpu")
+    results.check_verified(headline.SPEC, report)

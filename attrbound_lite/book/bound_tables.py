@@ -25,7 +25,7 @@ from ..data import load_dataset
 from ..experiments import bound_seed, bound_table
 from ..stats import Interval, bootstrap, paired_difference, sig, verdict
 from .findings import comparison
-from .tables import DATASET_NAMES, METHOD_NAMES, glue_key, radius_label
+from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, glue_key, radius_label
 
 __all__ = ["compute_bounds", "abs_rowsum", "overview_values", "scaling_check", "at_radii", "at_rar_radii",
            "relative_values", "linf_forms", "linf_values", "compare_methods", "comparison_values", "model_table",
@@ -359,7 +359,9 @@ def compare_methods(bounds: pd.DataFrame, radii: Mapping[str, tuple[str, float]]
                                                      .eq("abs_rowsum").mean()),
                                  ratio_estimate=ratio.estimate, ratio_low=ratio.low, ratio_high=ratio.high,
                                  test=comparison(log_gap, METHOD_NAMES.get(m, m), "larger", "smaller",
-                                                 f"ratio {ratio} to natural training", unit="images")))
+                                                 f"ratio {ratio} to natural training", unit="images",
+                                                 where=f"{DATASET_NAMES.get(ds, ds)}, {NORM_NAMES.get(norm, norm)} "
+                                                       f"ε = {radius_label(eps)}")))
     return pd.DataFrame(rows)
 
 

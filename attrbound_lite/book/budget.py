@@ -55,7 +55,8 @@ def nested_starts(attack: IFIA, x: torch.Tensor, restarts: int, seed: int) -> to
 
 
 def ifia_budget(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict, steps: Sequence[int],
-                restarts: Sequence[int], *, eval_ig_steps: int, steering_ig_steps: int, seed: int = 0) -> pd.DataFrame:
+                restarts: Sequence[int], *, eval_ig_steps: int, steering_ig_steps: int, seed: int = 0,
+                kendall: bool = False) -> pd.DataFrame:
     """IFIA's top-k intersection on ``x`` for every (steps, restarts) of the grid, restarts nested.
 
     Args:
@@ -69,10 +70,12 @@ def ifia_budget(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, settin
         eval_ig_steps: IG points of the evaluated map.
         steering_ig_steps: IG points of the map that steers the attack.
         seed: seed of the random starts.
+        kendall: also return Kendall's tau of the evaluated maps before and after.
 
     Returns:
         One row per (image, steps, restarts): ``image`` (position in ``x``), ``steps``, ``restarts``,
-        ``topk_intersection`` and ``label_kept``.
+        ``topk_intersection``, ``label_kept`` and, with ``kendall``, ``kendall_tau`` (1 where no iterate kept the
+        label, as the intersection).
     """
     evaluated = get_explainer("integrated_gradients", model, n_steps=eval_ig_steps)
     steering = get_explainer("integrated_gradients", model, n_steps=steering_ig_steps)
@@ -90,9 +93,12 @@ def ifia_budget(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, settin
             kept = score[:r].max(0).values > float("-inf")
             chosen = moved[best, torch.arange(batch, device=x.device)].view_as(clean)
             topk = metrics.topk_intersection(clean, chosen, settings["eval_k"]).masked_fill(~kept, 1.0)
-            rows.append(pd.DataFrame({"image": np.arange(batch), "steps": int(n), "restarts": int(r),
-                                      "topk_intersection": topk.detach().cpu().double().numpy(),
-                                      "label_kept": kept.cpu().numpy()}))
+            row = {"image": np.arange(batch), "steps": int(n), "restarts": int(r),
+                   "topk_intersection": topk.detach().cpu().double().numpy(), "label_kept": kept.cpu().numpy()}
+            if kendall:
+                tau = metrics.kendall_tau(clean, chosen).masked_fill(~kept, 1.0)
+                row["kendall_tau"] = tau.detach().cpu().double().numpy()
+            rows.append(pd.DataFrame(row))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -209,7 +215,7 @@ def budget_table(rows: pd.DataFrame, chapter: tuple[int, int]) -> pd.DataFrame:
 
     Args:
         rows: the committed grid (``load``).
-        chapter: the chapter's (steps, restarts); steps ``None``: RAR's steps of each data set.
+        chapter: the chapter's (steps, restarts); ``None``: RAR's steps (restarts) of each data set.
 
     Returns:
         One row per (data set, method): ``chapter``, ``rar`` and ``best`` (means over the images with their bootstrap
@@ -224,7 +230,7 @@ def budget_table(rows: pd.DataFrame, chapter: tuple[int, int]) -> pd.DataFrame:
         table = frame.pivot(index="image", columns=["steps", "restarts"], values="topk_intersection")
         means, rar = table.mean(), _rar(ds)
         steps, restarts = sorted({s for s, _ in table.columns}), sorted({r for _, r in table.columns})
-        own = (chapter[0] or rar[0], chapter[1])
+        own = (chapter[0] or rar[0], chapter[1] or rar[1])
         best = table.min(axis=1).to_numpy(float)
 
         def gap(budget, table=table, best=best):
@@ -250,7 +256,7 @@ def _of(k: int, n: int) -> str:
 
 
 def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapter: tuple[int, int],
-                  tolerance: float = 0.02) -> dict:
+                  tolerance: float = 0.02, name: str = "the chapter's budget") -> dict:
     """The chapter's sentences on the attack budget, read off ``budget_table``.
 
     Every interval is a 95 % bootstrap interval over the images, one per model, not corrected for the number of
@@ -262,6 +268,7 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
         manifest: the grid's manifest (``rows.attrs["manifest"]``).
         chapter: the chapter's (steps, restarts), as given to ``budget_table``.
         tolerance: the relative move of one more doubling under which a budget counts as converged.
+        name: what ``chapter`` is, in the sentences ("the budget of this build's own attacks").
 
     Returns:
         ``ch7_budget_n`` (images per data set), ``ch7_budget_grid`` (the grid in words), ``ch7_budget_cost`` (how
@@ -274,10 +281,13 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
     config, n = manifest["config"], len(table)
     over = table[table["chapter_gap"].map(lambda i: i.sign > 0)]
     worst = table.loc[table["chapter_gap"].map(lambda i: i.estimate).idxmax()]
-    steps = chapter[0] if chapter[0] else "RAR's"
-    chapter_words = f"{steps} steps and {chapter[1]} restart{'s' if chapter[1] > 1 else ''}"
-    said = (f"with the chapter's budget ({chapter_words}) the top-100 intersection is higher than the best of the "
-            f"grid on {_of(len(over), n)} models")
+    if chapter[0] is None and chapter[1] is None:
+        chapter_words = "RAR's, which the method comparison uses"
+    else:
+        steps, restarts = chapter[0] or "RAR's", chapter[1] or "RAR's"
+        chapter_words = f"{steps} steps and {restarts} restart{'' if restarts == 1 else 's'}"
+    said = (f"with {name} ({chapter_words}) the top-100 intersection is higher than the best of the grid on "
+            f"{_of(len(over), n)} models")
     if len(over):
         said += f", by up to {worst['chapter_gap']} on {_model(worst)}"
     if len(over) < n:
@@ -307,7 +317,8 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
                f"restarts (the chapter's steps) by {by_restarts:.3g}")
     if max(by_steps, by_restarts) > 2 * min(by_steps, by_restarts):
         drivers += f": {'restarts' if by_restarts > by_steps else 'steps'} matter more"
-    short = (f"the chapter's budget leaves a top-100 intersection up to {sig(worst['chapter_gap'].estimate)} higher "
+    who = "RAR's budget, which the method comparison uses," if chapter == (None, None) else "the chapter's budget"
+    short = (f"{who} leaves a top-100 intersection up to {sig(worst['chapter_gap'].estimate)} higher "
              f"than the best of the grid measured (distinguishable, uncorrected, on {_of(len(over), n)} seed-0 "
              "models)")
     return {"ch7_budget_n": config["n_images"], "ch7_budget_cost": cost, "ch7_budget_chapter": said,
@@ -347,16 +358,21 @@ def budget_figure(summary_rows: pd.DataFrame):
 
 
 def budget_text_table(table: pd.DataFrame, chapter: tuple[int, int]) -> pd.DataFrame:
-    """``budget_table`` for the page: means as numbers, the chapter's gap with its interval, signed moves in percent."""
+    """``budget_table`` for the page: means as numbers, the chapter's gap with its interval, signed moves in percent.
+
+    ``chapter`` ``(None, None)`` (the chapter uses RAR's budget): one column of means for both.
+    """
     def percent(v):
         return "–" if pd.isna(v) else "0.0%" if abs(v) < 5e-4 else f"{v:+.1%}"  # no "-0.0%"
 
+    means = {"RAR's (the chapter's)": table["rar"]} if chapter == (None, None) else {
+        "this chapter's": table["chapter"], "RAR's": table["rar"]}
+    gap = "RAR's minus best" if chapter == (None, None) else "this chapter's minus best"
     return pd.DataFrame({
         "data set": table["dataset"].map(lambda d: DATASET_NAMES.get(d, d)),
         "method": table["method"].map(lambda m: METHOD_NAMES.get(m, m)),
-        "this chapter's": table["chapter"].map(lambda i: i.estimate),
-        "RAR's": table["rar"].map(lambda i: i.estimate),
+        **{name: column.map(lambda i: i.estimate) for name, column in means.items()},
         "best of the grid": table["best"].map(lambda i: i.estimate),
-        "this chapter's minus best": table["chapter_gap"].map(str),
+        gap: table["chapter_gap"].map(str),
         "RAR's: change with 2× steps": table["more_steps"].map(percent),
         "RAR's: change with 5 restarts": table["more_restarts"].map(percent)})

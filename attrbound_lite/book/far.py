@@ -1,13 +1,17 @@
 """Chapter 7 (FAR): does robust-attribution training shrink the worst case?
 
 IFIA in RAR's protocol (``evaluation.ifia_per_image``) on the reference models and on the MNIST study models, one
-row per (model, image); every comparison is a bootstrap interval over images (``attrbound_lite.stats``), paired where
-the images are shared, and every verdict sentence is read off an interval:
+row per (model, image): for the comparison of training methods, at RAR's budget from the committed result
+(``headline``, ``Study.headline``), else attacked now (``Study.by_method``, ``Study.studies``). Every comparison is an
+interval (over the training runs, or a bootstrap over images, paired where the images are shared), and every verdict
+sentence is read off an interval:
 
 - across training methods: each method against natural training on the same data set, on the first ``n`` test
   images that all the data set's models classify correctly (``method_summary``, ``method_values``);
 - against chance: IFIA against random sign noise of the same radius on the same images (``noise_per_image``), so
   that "fragile" means "moved more than noise moves it";
+- FAR against the earlier methods: the difference, and FAR's "comparable or better" as a one-sided test against a
+  margin fixed in advance (``versus_earlier``, ``FAR_MARGIN``);
 - FAR's claim: the spread (max - min) of the mean top-k intersection over the training radii, or over the IG steps
   used in training, of FAR's methods against the earlier ones' (``spread_comparison``, ``spread_values``), on images
   every study model classifies correctly, resampled jointly across the models.
@@ -28,7 +32,7 @@ from ..bounds import attribution_bound
 from ..data import load_dataset
 from ..evaluation import ifia_per_image, noise_per_image
 from ..protocols import rar_protocol
-from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, sig, verdict
+from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, non_inferiority, sig, verdict
 from ..zoo import REFERENCE, ROBUST_METHODS, STUDY_IG_STEPS, STUDY_RADII, reference_name
 from .findings import comparison
 from .tables import DATASET_NAMES, METHOD_NAMES, glue_key, radius_label
@@ -38,7 +42,7 @@ __all__ = ["FAR_METHODS", "EARLIER_METHODS", "STUDY_DATASET", "METRICS", "attack
            "method_summary", "method_values", "best_method", "level_summary", "spread_comparison", "spread_values",
            "spread_table", "steps_study_values", "radius_study_values",
            "text_table", "settings_values", "steering_summary", "steering_values",
-           "failed_values", "with_accuracy", "study_table", "versus_earlier", "versus_values",
+           "failed_values", "with_accuracy", "study_table", "versus_earlier", "versus_values", "versus_table",
            "shared_images"]
 
 FAR_METHODS = ("aat", "advaat")
@@ -56,6 +60,11 @@ ATTACK_K = "eval"
 BATCH = 128
 ONE_RUN = "one run"  # the unit of a comparison of two methods that share only one trained run (_compare)
 NOT_COMPARED = "not compared over seeds (one trained run)"
+MIN_RUNS = 3  # trained runs per method below which a comparison over seeds is not made (as on the Findings page)
+# FAR claims robustness "better or comparable to" the earlier methods': how much lower a top-k intersection may be
+# and still count as comparable (5 of the top-100 pixels). Set before any comparison of the committed IFIA at RAR's
+# budget (results/ch7_ifia_rar) was looked at (the seed-0 budget grid had been seen), and not to be tuned after it.
+FAR_MARGIN = 0.05
 FAILED_COLUMNS = ["name", "dataset", "method", "seed", "clean_accuracy", "floor"]
 
 
@@ -264,6 +273,54 @@ class Study:
         self.failed = pd.DataFrame(failed, columns=FAILED_COLUMNS)
         return pd.concat(frames, ignore_index=True)
 
+    def headline(self, datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int] = (0,),
+                 rows: pd.DataFrame | None = None) -> pd.DataFrame:
+        """``by_method`` at RAR's budget: IFIA and noise from the committed result, the relative bound computed now.
+
+        IFIA at RAR's steps and restarts on ``headline.N_IMAGES`` images per data set does not fit a CPU build; it is
+        read from ``results/ch7_ifia_rar`` (``headline.load``, refused if missing, altered or of another
+        configuration). The relative bound is computed now on the first ``n_bound`` of its images. Failed runs are
+        left out and recorded in ``self.failed``, as ``by_method`` does.
+
+        Args:
+            datasets: the data sets.
+            methods: the training methods.
+            seeds: the training seeds (``zoo.SEEDS``).
+            rows: the committed rows (default: ``headline.load()``).
+
+        Returns:
+            ``by_method``'s columns (``spearman`` excepted), one row per (trained run, image).
+
+        Raises:
+            ValueError: a trained run the committed result does not hold (rebuild it: the message says how).
+        """
+        from . import headline
+
+        if self.s.retrain:
+            raise ValueError("the committed IFIA at RAR's budget was computed on the committed zoo, and this build "
+                             "retrains the zoo (--retrain-zoo): attack the retrained models now with the chapter's "
+                             "parameter committed=False.")
+        rows = headline.load() if rows is None else rows
+        frames, failed = [], self.failed.to_dict("records")
+        for ds in datasets:
+            runs = zoo_results(self.s, [reference_name(ds, m, seed=seed) for m in methods for seed in seeds])
+            failed += runs.loc[~runs["trained"], FAILED_COLUMNS].to_dict("records")
+            trained = runs[runs["trained"]]
+            missing = sorted(set(trained["name"]) - set(rows["unit"]))
+            if missing:
+                raise ValueError(f"the committed IFIA at RAR's budget holds no rows of {missing}; rebuild it with "
+                                 f"`attrbound results build --only {headline.SPEC.name}`.")
+            part = rows[rows["unit"].isin(trained["name"])]
+            images = np.sort(part["image"].unique())[: self.s.n_bound]
+            x, y = (t[torch.as_tensor(images)] for t in self.test_data(ds))
+            for name in trained["name"]:
+                frame = part[part["unit"] == name].drop(columns="unit").sort_values("image").reset_index(drop=True)
+                bound = self.relative_bound(self.s.load(name)[0], x, y, ds)
+                frame["relative_bound"] = frame["image"].map(dict(zip(images, bound, strict=True)))
+                frames.append(frame)
+        self.failed = pd.DataFrame(failed, columns=FAILED_COLUMNS)
+        return pd.concat(frames, ignore_index=True)
+
     def studies(self) -> pd.DataFrame:
         """``measure`` of the MNIST study models (``study_models``), all on the same images."""
         return self.measure(STUDY_DATASET, study_models())
@@ -308,6 +365,23 @@ def _by_seed(frame: pd.DataFrame, value) -> pd.DataFrame:
     return frame.assign(_value=values).pivot(index="image", columns=["method", "seed"], values="_value")
 
 
+def _seed_pairs(table: pd.DataFrame, method: str, other: str | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per training seed both methods trained: ``method``'s values and ``other``'s (zeros for ``None``) by image."""
+    a = table[method]
+    seeds = [seed for seed in a.columns if other is None or seed in table[other].columns]
+    return [(a[seed].to_numpy(float), table[other][seed].to_numpy(float) if other else np.zeros(len(a)))
+            for seed in seeds]
+
+
+def _per_seed(pairs, statistic=np.mean) -> list[float]:
+    """``statistic`` of the first minus the second of each pair, over the images where both are finite."""
+    out = []
+    for x, y in pairs:
+        keep = np.isfinite(x) & np.isfinite(y)
+        out.append(statistic(x[keep]) - statistic(y[keep]) if keep.any() else np.nan)
+    return out
+
+
 def _compare(table: pd.DataFrame, method: str, other: str | None = None, statistic=np.mean) -> tuple[Interval, str]:
     """``statistic`` of ``method``'s values minus ``other``'s (``None``: 0), with its interval and its unit.
 
@@ -321,17 +395,10 @@ def _compare(table: pd.DataFrame, method: str, other: str | None = None, statist
     Returns:
         ``(interval, unit)``, the unit ``"seeds"``, ``"images"`` or ``ONE_RUN``.
     """
-    a = table[method]
-    seeds = [seed for seed in a.columns if other is None or seed in table[other].columns]
+    pairs = _seed_pairs(table, method, other)
     seeded = table.columns.get_level_values(1).nunique() > 1  # the study has several training runs per method
-    pairs = [(a[seed].to_numpy(float), table[other][seed].to_numpy(float) if other else np.zeros(len(a)))
-             for seed in seeds]
     if len(pairs) >= 2:
-        per_seed = []
-        for x, y in pairs:
-            keep = np.isfinite(x) & np.isfinite(y)
-            per_seed.append(statistic(x[keep]) - statistic(y[keep]) if keep.any() else np.nan)
-        return across_seeds(per_seed), "seeds"
+        return across_seeds(_per_seed(pairs, statistic)), "seeds"
     x, y = pairs[0]
     unit = ONE_RUN if seeded and other is not None else "images"
     if other is None:
@@ -345,10 +412,16 @@ def _unit_words(unit: str) -> str:
 
 
 def _verdict(interval: Interval, unit: str, **words) -> str:
-    """``stats.verdict``, but none for a comparison of training methods that rests on one run each (``ONE_RUN``)."""
+    """``stats.verdict``, but none where a comparison of training methods rests on too few runs.
+
+    One run each (``ONE_RUN``), or fewer than ``MIN_RUNS`` runs over seeds: the Findings page's rule
+    (``findings.comparison``).
+    """
     if unit == ONE_RUN:
         return NOT_COMPARED
-    return verdict(interval, unit=unit, **words)
+    if unit == "seeds" and interval.n < MIN_RUNS:
+        return f"only {interval.n} trained runs: too few to test"
+    return verdict(interval, unit=_unit_words(unit), **words)
 
 
 def _seed_range(table: pd.DataFrame, method: str) -> str:
@@ -463,6 +536,11 @@ def best_method(per_image: pd.DataFrame, dataset: str, metric: str = "topk_inter
     return None
 
 
+def _where(dataset: str) -> str:
+    """``"MNIST, ℓ∞ ε = 0.3"``: a data set and RAR's radius, where chapter 7 compares (the Findings family table)."""
+    return f"{DATASET_NAMES.get(dataset, dataset)}, ℓ∞ ε = {radius_label(rar_protocol(dataset, 'evaluation')['eps'])}"
+
+
 def _on(dataset: str) -> str:
     """``"MNIST"``, ``"the CIFAR-10 subset"``: a data set's name after "on"."""
     name = DATASET_NAMES.get(dataset, dataset)
@@ -476,6 +554,9 @@ def _gain_sentence(row, metric_words: str = "of the top-k pixels") -> str:
     if row["topk_verdict"] == NOT_COMPARED:
         return (f"{who} on {where} trained in one run only (the others are failed runs), so it is not compared with "
                 f"natural training over seeds (that run's difference {gain})")
+    if row["topk_verdict"] not in ("larger", "smaller") and row["unit"] == "seeds" and gain.n < MIN_RUNS:
+        return (f"{who} on {where} has {gain.n} trained runs, too few to compare with natural training over runs "
+                f"(difference {gain})")
     if gain.sign > 0:
         return f"{who} keeps {gain} more {metric_words} than natural training on {where}"
     if gain.sign < 0:
@@ -487,6 +568,8 @@ def _noise_sentence(row) -> str:
     """IFIA against random sign noise for one model, read off the paired interval ``beyond_noise``."""
     ifia, noise, beyond = row["topk_intersection"], row["noise_topk"], row["beyond_noise"]
     kept = f"IFIA keeps {ifia} of the top-k pixels, random sign noise of the same radius {noise}"
+    if row["noise_verdict"] == NOT_COMPARED or row["noise_verdict"].startswith("only "):
+        return f"{kept}: {row['noise_verdict']} (difference {beyond})"
     if beyond.sign > 0:
         return f"{kept}: the attack removes {beyond} more than noise"
     if beyond.sign < 0:
@@ -502,7 +585,8 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
     ``ch7_verdict_<ds>_<m>`` ("larger", "smaller", "not distinguishable with N images"), ``ch7_sentence_<ds>_<m>``,
     ``ch7_kendall_gain_<ds>_<m>``, ``ch7_bound_<ds>_<m>`` (median relative bound), ``ch7_bound_change_<ds>_<m>``,
     ``ch7_bound_verdict_<ds>_<m>``, ``ch7_test_<ds>_<m>`` (the top-k comparison for the Findings family,
-    ``findings.comparison``); with noise measured, ``ch7_noise_topk_<ds>_<m>``, ``ch7_fragile_<ds>_<m>`` (IFIA against
+    ``findings.comparison``); with noise measured, ``ch7_noise_topk_<ds>_<m>``, ``ch7_beyond_noise_<ds>_<m>`` (noise
+    minus IFIA, an interval), ``ch7_fragile_<ds>_<m>`` (IFIA against
     random sign noise, a sentence) and ``ch7_test_fragile_<ds>_<m>`` (that comparison); ``ch7_n_<ds>`` (images),
     ``ch7_best_<ds>`` (a sentence that names
     a method only when its intervals against every other method are above zero) and ``ch7_disagree`` (the models
@@ -521,12 +605,14 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
         values[f"ch7_bound_{ds}_{m}"] = str(row["relative_bound"])
         if "beyond_noise" in row:
             values[f"ch7_noise_topk_{ds}_{m}"] = str(row["noise_topk"])
+            values[f"ch7_beyond_noise_{ds}_{m}"] = str(row["beyond_noise"])
             values[f"ch7_fragile_{ds}_{m}"] = _noise_sentence(row)
             values[f"ch7_test_fragile_{ds}_{m}"] = comparison(
                 row["beyond_noise"], DATASET_NAMES.get(row["dataset"], row["dataset"]),
                 "fragile (IFIA moves the top-k more than noise)", "IFIA moves the top-k less than noise",
                 f"{row['beyond_noise']} more of the top-k removed than by noise",
-                reason=NOT_COMPARED if row["noise_verdict"] == NOT_COMPARED else None, unit=_unit_words(row["unit"]))
+                reason=NOT_COMPARED if row["noise_verdict"] == NOT_COMPARED else None, unit=_unit_words(row["unit"]),
+                where=_where(row["dataset"]))
         if m == reference:
             values[f"ch7_natural_topk_{ds}"] = str(row["topk_intersection"])
             values[f"ch7_natural_kendall_{ds}"] = str(row["kendall_tau"])
@@ -540,7 +626,7 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
                            row["topk_gain"], DATASET_NAMES.get(row["dataset"], row["dataset"]), "more robust",
                            "less robust", f"{row['topk_gain']} in top-k intersection",
                            reason=NOT_COMPARED if row["topk_verdict"] == NOT_COMPARED else None,
-                           unit=_unit_words(row["unit"]))})
+                           unit=_unit_words(row["unit"]), where=_where(row["dataset"]))})
     for ds in summary["dataset"].unique():
         best, where = best_method(per_image, ds), _on(ds)
         values[f"ch7_best_{glue_key(ds)}"] = (
@@ -551,7 +637,7 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
 
 
 def versus_earlier(per_image: pd.DataFrame, far: Sequence[str] = FAR_METHODS,
-                   earlier: Sequence[str] = EARLIER_METHODS) -> pd.DataFrame:
+                   earlier: Sequence[str] = EARLIER_METHODS, margin: float = FAR_MARGIN) -> pd.DataFrame:
     """FAR's methods against the earlier robust ones, per data set: the difference of mean top-k intersections.
 
     FAR claims its methods are "better or comparable to" the earlier ones; this is that comparison, not the one
@@ -563,11 +649,16 @@ def versus_earlier(per_image: pd.DataFrame, far: Sequence[str] = FAR_METHODS,
         per_image: ``Study.by_method`` (columns dataset, method, image, topk_intersection; optionally seed).
         far: FAR's methods.
         earlier: the methods they are compared with.
+        margin: how much lower a FAR method's top-k intersection may be and still count as comparable
+            (``FAR_MARGIN``, fixed in advance).
 
     Returns:
         One row per (data set, FAR method, earlier method) present: ``dataset``, ``method``, ``earlier``,
-        ``difference`` (an ``Interval``: ``method``'s mean top-k intersection minus ``earlier``'s), ``unit`` and
-        ``verdict`` ("larger", "smaller" or "not distinguishable with N seeds").
+        ``difference`` (an ``Interval``: ``method``'s mean top-k intersection minus ``earlier``'s), ``unit``,
+        ``verdict`` ("larger", "smaller", "not distinguishable with N trained runs", or why no comparison is made),
+        ``comparable`` (over seeds: ``stats.non_inferiority`` of the per-seed differences against ``margin``, the
+        test of FAR's "better or comparable"; else None) and ``comparable_verdict`` (whether that one-sided test at
+        5 % shows the FAR method comparable or better within the margin; empty where it is not made).
     """
     per_image = _seeded(per_image)
     _check_per_image(per_image, ("topk_intersection",), keys=("dataset", "method", "seed", "image"))
@@ -578,28 +669,61 @@ def versus_earlier(per_image: pd.DataFrame, far: Sequence[str] = FAR_METHODS,
         for method in (m for m in far if m in present):
             for other in (o for o in earlier if o in present):
                 difference, unit = _compare(table, method, other)
+                comparable = (non_inferiority(_per_seed(_seed_pairs(table, method, other)), margin)
+                              if unit == "seeds" else None)
+                said = _verdict(difference, unit)
+                tested = comparable is not None and comparable.n >= MIN_RUNS
                 rows.append({"dataset": ds, "method": method, "earlier": other, "difference": difference,
-                             "unit": unit, "verdict": _verdict(difference, unit)})
-    return pd.DataFrame(rows, columns=["dataset", "method", "earlier", "difference", "unit", "verdict"])
+                             "unit": unit, "verdict": said, "comparable": comparable,
+                             "comparable_verdict": "" if not tested else
+                             f"comparable or better within {margin:g}" if comparable.p_value < 0.05 else
+                             f"not shown comparable within {margin:g}"})
+    return pd.DataFrame(rows, columns=["dataset", "method", "earlier", "difference", "unit", "verdict", "comparable",
+                                       "comparable_verdict"])
 
 
-def versus_values(versus: pd.DataFrame) -> dict:
+def versus_values(versus: pd.DataFrame, margin: float = FAR_MARGIN) -> dict:
     """``ch7_versus_<ds>``: per data set, each FAR method against each earlier one, a computed sentence.
 
-    ``"AAT - PGD-AT: -0.128 (-0.2 to -0.05), smaller; ..."``; ``"not measured"`` where a data set has no pair.
-    ``ch7_test_versus_<ds>_<method>_<earlier>``: each comparison for the Findings family (``findings.comparison``).
+    ``"AAT minus PGD-AT -0.128 (-0.2 to -0.05), smaller, not shown comparable within 0.05; ..."``; ``"not
+    measured"`` where a data set has no pair. ``ch7_test_versus_<ds>_<method>_<earlier>``: each comparison for the
+    Findings family (``findings.comparison``): FAR's claim "better or comparable", the one-sided test against
+    ``margin`` (``versus_earlier``'s ``comparable``); not made without trained runs to compare over.
     """
     values = {}
     for r in versus.itertuples():
         label = f"{METHOD_NAMES.get(r.method, r.method)} vs {METHOD_NAMES.get(r.earlier, r.earlier)}"
+        tested = r.comparable if r.comparable is not None else r.difference
         values[f"ch7_test_versus_{glue_key(r.dataset)}_{r.method}_{r.earlier}"] = comparison(
-            r.difference, label, "better", "worse", reason=NOT_COMPARED if r.unit == ONE_RUN else None,
-            unit=_unit_words(r.unit))
+            tested, label, f"comparable or better within {margin:g}", f"worse by more than {margin:g}",
+            shown=f"difference {r.difference}", reason=NOT_COMPARED if r.comparable is None else None,
+            unit=_unit_words(r.unit), where=_where(r.dataset),
+            test=f"one-sided Student's t over the runs, margin {margin:g}" if r.comparable is not None else None)
     for ds, frame in versus.groupby("dataset", sort=False):
         values[f"ch7_versus_{glue_key(ds)}"] = "; ".join(
             f"{METHOD_NAMES.get(r.method, r.method)} minus {METHOD_NAMES.get(r.earlier, r.earlier)} {r.difference}, "
-            f"{r.verdict}" for r in frame.itertuples()) or "not measured"
+            f"{r.verdict}" + (f", {r.comparable_verdict}" if r.comparable_verdict else "")
+            for r in frame.itertuples()) or "not measured"
+    values["ch7_far_margin"] = f"{margin:g}"
     return values
+
+
+def versus_table(versus: pd.DataFrame, margin: float = FAR_MARGIN) -> pd.DataFrame:
+    """``versus_earlier`` for the page: the difference, its one-sided 95 % lower bound and both verdicts.
+
+    The lower bound is that of the non-inferiority test (``stats.non_inferiority`` minus the margin): "comparable or
+    better" exactly where it lies above ``-margin``; "–" where no test over runs is made.
+    """
+    def lower(r):
+        return "–" if r.comparable is None or not np.isfinite(r.comparable.low) else sig(r.comparable.low - margin)
+
+    return pd.DataFrame({"dataset": versus["dataset"],
+                         "FAR method": versus["method"].map(lambda m: METHOD_NAMES.get(m, m)),
+                         "against": versus["earlier"].map(lambda m: METHOD_NAMES.get(m, m)),
+                         "top-k difference": versus["difference"].map(str),
+                         "one-sided 95 % lower bound": [lower(r) for r in versus.itertuples()],
+                         "difference": versus["verdict"],
+                         f"comparable within {margin:g}?": versus["comparable_verdict"].replace("", "–")})
 
 
 # --------------------------------------------------------------------------------------------- FAR's claim
@@ -704,7 +828,8 @@ def spread_values(intervals: dict[str, Interval], name: str, far: Sequence[str],
             f"{intervals['earlier']}) is {word} (difference {diff})")
     values[f"ch7_test_{name}"] = comparison(
         diff, f"spread over {what}", f"{_names(far)} depend more", f"{_names(far)} depend less",
-        f"{diff} difference of spreads", reason=values[f"ch7_sentence_{name}"] if not diff.n else None, unit="images")
+        f"{diff} difference of spreads", reason=values[f"ch7_sentence_{name}"] if not diff.n else None, unit="images",
+        where=_where(STUDY_DATASET), test="bootstrap over the images, jointly for every model")
     return values
 
 
@@ -713,12 +838,25 @@ def text_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.map(lambda v: str(v) if isinstance(v, Interval) else v)
 
 
-def settings_values(s, datasets: Sequence[str]) -> dict:
+def settings_values(s, datasets: Sequence[str], committed: bool = False, n_committed: int | None = None) -> dict:
     """The glued settings of the chapter's IFIA, next to RAR's.
 
-    ``ch7_attack`` / ``ch7_rar_attack``: per data set, radius, objective, steps x step size and restarts (this
-    build's, RAR's); ``ch7_attack_ig_steps`` (IG points of the steering map), ``ch7_seeds`` (training seeds per
-    method), ``ch7_eval_ig_steps``, ``ch7_n_ifia``, ``ch7_n_bound``, ``ch7_bound_ig_steps``.
+    Args:
+        s: the chapter's settings.
+        datasets: the data sets.
+        committed: the method comparison reads IFIA at RAR's budget from the committed result (``Study.headline``)
+            rather than attacking now with ``s``'s budget.
+        n_committed: the committed result's images per data set (with ``committed``).
+
+    Returns:
+        ``ch7_attack``: per data set, radius, objective, steps x step size and restarts of the attack behind the
+        method comparison; ``ch7_live_attack``: those of the attacks this build runs (the example, the steering
+        check, the studies); ``ch7_rar_attack``: RAR's; ``ch7_attack_ig_steps`` (IG points of the steering map),
+        ``ch7_seeds`` (training seeds per method), ``ch7_eval_ig_steps`` (IG points of the maps the method comparison
+        scores), ``ch7_live_eval_ig_steps``, ``ch7_n_ifia`` (images per data set of the method comparison),
+        ``ch7_n_bound``, ``ch7_bound_ig_steps``, ``ch7_headline_source`` (where the method comparison's IFIA comes
+        from, in words), ``ch7_comparison_budget`` ("RAR's budget" or "this build's budget") and ``ch7_live_budget``
+        (the live attacks' budget against RAR's, in words).
     """
     def describe(cfg: dict) -> str:
         return (f"radius {radius_label(cfg['eps'])}, top-{cfg['ifia_k']} objective, {cfg['ifia_steps']} steps of "
@@ -728,11 +866,24 @@ def settings_values(s, datasets: Sequence[str]) -> dict:
         return "; ".join(f"{DATASET_NAMES.get(ds, ds)}: {describe(attack_settings(ds, steps, restarts, k))}"
                          for ds in datasets)
 
-    return {"ch7_attack": per_dataset(s.ifia_steps, s.restarts, ATTACK_K),
+    eval_ig_steps = s.eval_ig_steps
+    if committed:
+        from .headline import EVAL_IG_STEPS as eval_ig_steps
+    live = per_dataset(s.ifia_steps, s.restarts, ATTACK_K)
+    rar = attack_settings(datasets[0]) if datasets else {}
+    fewer = [what for what, less in (("steps", s.ifia_steps is not None and s.ifia_steps < rar.get("ifia_steps", 0)),
+                                     ("restarts", s.restarts < rar.get("restarts", 0))) if less]
+    return {"ch7_attack": per_dataset(None, None, ATTACK_K) if committed else live, "ch7_live_attack": live,
+            "ch7_comparison_budget": "RAR's budget" if committed or not fewer else "this build's budget",
+            "ch7_live_budget": (f"fewer {' and '.join(fewer)} than RAR's" + (
+                ", each step larger so that the total length matches" if "steps" in fewer else "")
+                if fewer else "RAR's budget"),
             "ch7_rar_attack": per_dataset(None, None, None), "ch7_attack_ig_steps": ATTACK_IG_STEPS,
-            "ch7_seeds": len(s.seeds),
-            "ch7_eval_ig_steps": s.eval_ig_steps, "ch7_n_ifia": s.n_ifia, "ch7_n_bound": s.n_bound,
-            "ch7_bound_ig_steps": s.bound_ig_steps}
+            "ch7_seeds": len(s.seeds), "ch7_eval_ig_steps": eval_ig_steps,
+            "ch7_live_eval_ig_steps": s.eval_ig_steps, "ch7_n_ifia": n_committed if committed else s.n_ifia,
+            "ch7_n_bound": s.n_bound, "ch7_bound_ig_steps": s.bound_ig_steps,
+            "ch7_headline_source": "computed once and committed with its provenance; every CI run recomputes a "
+                                   "sample of its rows" if committed else "computed by this build"}
 
 
 def failed_values(failed: pd.DataFrame) -> dict:

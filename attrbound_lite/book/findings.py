@@ -33,8 +33,12 @@ FAMILY_ALPHA = 0.05  # the family-wise error rate of the page's verdicts (Holm)
 NOT_ESTABLISHED = "not established after Holm"  # the verdict of a comparison the family's correction does not reject
 
 
+TESTS = {"trained runs": "Student's t over the runs", "images": "paired bootstrap over the images"}
+
+
 def comparison(interval: Interval, label: str, above: str = "larger", below: str = "smaller",
-               shown: str | None = None, reason: str | None = None, unit: str = "units", min_n: int = 3) -> dict:
+               shown: str | None = None, reason: str | None = None, unit: str = "units", min_n: int = 3,
+               where: str = "", test: str | None = None) -> dict:
     """One comparison of the Findings family, in the plain values a chapter glues (``book.glue_all``).
 
     Args:
@@ -48,10 +52,12 @@ def comparison(interval: Interval, label: str, above: str = "larger", below: str
         min_n: the fewest units a comparison is made on. Fewer (two trained runs: Student's t with one degree of
             freedom, which no family correction lets pass), or units that all agree (no p-value), leave it out of
             the family with that reason.
+        where: the data set and radius the comparison is made at ("MNIST, ℓ∞ ε = 0.3"), for the family table.
+        test: how its p-value was computed (default by ``unit``: ``TESTS``).
 
     Returns:
-        ``{"label", "estimate", "low", "high", "n", "p", "above", "below", "shown", "reason", "unit"}``; ``p`` None
-        where the comparison is not made or has no p-value.
+        ``{"label", "estimate", "low", "high", "n", "p", "above", "below", "shown", "reason", "unit", "where",
+        "test"}``; ``p`` None where the comparison is not made or has no p-value.
     """
     if not isinstance(interval, Interval):
         raise TypeError(f"comparison takes a stats.Interval, got {type(interval).__name__}.")
@@ -67,7 +73,8 @@ def comparison(interval: Interval, label: str, above: str = "larger", below: str
     return {"label": label, "estimate": finite(interval.estimate), "low": finite(interval.low),
             "high": finite(interval.high), "n": int(interval.n),
             "p": None if reason is not None else finite(interval.p_value), "above": above, "below": below,
-            "shown": shown if shown is not None else str(interval), "reason": reason, "unit": unit}
+            "shown": shown if shown is not None else str(interval), "reason": reason, "unit": unit, "where": where,
+            "test": test if test is not None else TESTS.get(unit, "")}
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ _ROBUST = ("pgd_at", "ig_norm", "aat", "advaat")
 _DS = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion_mnist"), ("CIFAR-10 subset", "cifar10_subset"))
 _CH7_SCALE = "{ch7_n_ifia} test images per model, {ch7_seeds} training runs per method"
 _CH7_STUDY = "MNIST, {size} training images, one run per model, {ch7_n_study} test images"
-_TESTS_CH6 = "{tests:" + ",".join(f"ch6_test_achieved_<ds>_linf_{m}" for m in _ROBUST) + "}"
+_TESTS_CH6 = "{tests:" + ",".join(f"ch6_test_cosine_<ds>_linf_{m}" for m in _ROBUST) + "}"
 _TESTS_CH5 = "{tests:" + ",".join(f"ch5_rel_<ds>_{m}_test" for m in _ROBUST) + "}"
 _TESTS_VERSUS = "{tests:" + ",".join(f"ch7_test_versus_<ds>_{m}_{e}" for m in ("aat", "advaat")
                                      for e in ("pgd_at", "ig_norm")) + "}"
@@ -121,8 +128,8 @@ CLAIMS: tuple[Claim, ...] = (
           "ℓ2: {test:ch8_test_l2_reduction}; ℓ∞: {test:ch8_test_linf_reduction}",
           "the region-bound chapter, violation rates of both bounds",
           "{ch8_n_images} images per model, {ch8_n_models} models", "08_region.html#fig-region-rates"),
-    Claim("Robust training shrinks the deviation attacks reach (saliency, relative to the map's norm, at RAR's "
-          "radius; against natural training)", "FAR 2021; RAR 2019", "06_validation",
+    Claim("Robust training keeps the attacked map closer to the clean one (saliency: the lowest cosine similarity "
+          "the attacks reach at RAR's radius, against natural training)", "FAR 2021; RAR 2019", "06_validation",
           _per_dataset("at {ch6_radius_<ds>_linf}, " + _TESTS_CH6) + "; the relative bound on the same images: "
           "{ch6_disagree_short}", "chapter 6, each method minus natural",
           "{ch6_n_images} test images per data set, paired by image; one training run (seed 0) per method",
@@ -161,13 +168,15 @@ CLAIMS: tuple[Claim, ...] = (
 
 # How each chapter measured, stated once under the table (the rows give only the scale).
 PROTOCOLS = {
-    "06_validation": "Chapters 6 and 8 attack with attribution PGD and IFIA of {ch6_steps} steps, restarts: "
-                     "{ch6_restarts} (Wang & Kong report 10 million attacks).",
+    "06_validation": "Chapters 6 and 8 attack with attribution PGD and IFIA, {ch6_budget} each.",
     "08_region": "The region bound's supremum is estimated by {ch8_steps} ascent steps (starting points per unit: "
                  "{ch8_restarts}).",
-    "07_far": "Chapter 7 attacks with IFIA steered by integrated gradients, {ch7_attack} (RAR: {ch7_rar_attack}), "
-              "and leaves out failed runs (below their accuracy floor: {ch7_failed}) and study models below "
-              "{ch7_study_floor} clean accuracy; {ch7_budget_short}.",
+    "07_far": "Chapter 7 compares training methods with IFIA steered by integrated gradients, {ch7_attack} (RAR: "
+              "{ch7_rar_attack}), on {ch7_n_ifia} test images per data set ({ch7_headline_source}); "
+              "{ch7_budget_short}. Its studies attack with {ch7_live_attack}. It leaves out failed runs (below their "
+              "accuracy floor: {ch7_failed}) and study models below {ch7_study_floor} clean accuracy. FAR's "
+              "\"comparable\" is tested one-sided against a margin of {ch7_far_margin} in top-k intersection, fixed "
+              "before its comparisons were looked at.",
     "04_training": "Chapter 4 measures accuracy under RAR's PGD at the training radius, one random start. All models "
                    "are small CNNs trained on two CPU cores: smaller than the papers'.",
 }
@@ -217,9 +226,9 @@ def family_table(values: dict[str, dict], claims=None, alpha: float = FAMILY_ALP
         alpha: the family-wise error rate.
 
     Returns:
-        Columns ``claim``, ``key`` (the glued name), ``comparison`` (the record's label), ``difference`` (estimate and
-        95 % interval), ``n`` (the count and its unit: images, trained runs ...), ``p``, ``holm_p`` (NaN: not in the
-        family), ``verdict``.
+        Columns ``claim``, ``key`` (the glued name), ``comparison`` (the record's label), ``where`` (data set and
+        radius), ``difference`` (estimate and 95 % interval), ``n`` (the count and its unit: images, trained runs ...),
+        ``test`` (how ``p`` was computed), ``p``, ``holm_p`` (NaN: not in the family), ``verdict``.
 
     Raises:
         ValueError: a claim names a comparison no chapter glued.
@@ -230,8 +239,8 @@ def family_table(values: dict[str, dict], claims=None, alpha: float = FAMILY_ALP
         if key not in records:
             raise ValueError(f"no chapter glued the comparison {key!r}, which the Findings page needs for {claim!r}.")
         r = records[key]
-        rows.append({"claim": claim, "key": key, "comparison": r["label"], "difference": r["shown"],
-                     "n": f"{r['n']} {r.get('unit', 'units')}",
+        rows.append({"claim": claim, "key": key, "comparison": r["label"], "where": r.get("where", ""),
+                     "difference": r["shown"], "n": f"{r['n']} {r.get('unit', 'units')}", "test": r.get("test", ""),
                      "p": math.nan if r["p"] is None else r["p"], "reason": r["reason"]})
     reject, adjusted = holm([r["p"] for r in rows], alpha) if rows else ([], [])
     for r, rejected, holm_p in zip(rows, reject, adjusted, strict=True):
@@ -239,8 +248,8 @@ def family_table(values: dict[str, dict], claims=None, alpha: float = FAMILY_ALP
         r["holm_p"] = holm_p
         r["verdict"] = (r["reason"] if r["reason"] is not None else NOT_ESTABLISHED if not rejected
                         else record["above"] if record["estimate"] > 0 else record["below"])
-    frame = pd.DataFrame(rows, columns=["claim", "key", "comparison", "difference", "n", "p", "reason", "holm_p",
-                                        "verdict"])
+    frame = pd.DataFrame(rows, columns=["claim", "key", "comparison", "where", "difference", "n", "test", "p",
+                                        "reason", "holm_p", "verdict"])
     return frame.drop(columns="reason")
 
 
@@ -266,14 +275,31 @@ def protocol_values(values: dict[str, dict]) -> dict:
 
 
 def family_values(family: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> dict:
-    """``findings_family``: the family's size and how many of its verdicts Holm supports, in one sentence."""
+    """``findings_family``: the family's size and how many of its verdicts Holm supports, by kind, in one sentence.
+
+    The kinds, by the unit a comparison counts: training recipes over their trained runs (would another run of the
+    recipe do the same?), single trained models over test images (does this model do so on these images?), and any
+    other unit by its name.
+    """
     made = family["holm_p"].notna()
-    stated = int((made & (family["verdict"] != NOT_ESTABLISHED)).sum())
+    stated = made & (family["verdict"] != NOT_ESTABLISHED)
     unadjusted = int((made & (family["p"] < alpha)).sum())
+    unit = family["n"].str.split(" ", n=1).str[1]
+
+    def of(kind):
+        mask = unit == kind
+        n = int((made & mask).sum())
+        words = {"trained runs": "of training recipes over their trained runs",
+                 "images": "of single trained models (seed 0) over test images"}.get(kind, f"over {kind}")
+        return f"{int((stated & mask).sum())} of the {n} comparison{'s' if n != 1 else ''} {words}"
+
+    kinds = [of(kind) for kind in sorted(set(unit[made]), key=lambda k: (k != "trained runs", k != "images", k))]
+    left = int((~made).sum())
     return {"findings_family": (
         f"{int(made.sum())} comparisons on this page form one family; Holm's procedure at a family-wise error of "
-        f"{alpha * 100:g} % supports {stated} of their verdicts ({unadjusted} would pass at 5 % each on their "
-        f"own); {int((~made).sum())} comparisons are not made, for the reason given")}
+        f"{alpha * 100:g} % supports {int(stated.sum())} of their verdicts ({unadjusted} would pass at 5 % each on "
+        f"their own): {' and '.join(kinds)}; {left} comparison{' is' if left == 1 else 's are'} not made, for the "
+        "reason given")}
 
 
 class _Verdicts:

@@ -93,6 +93,7 @@ CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, Rule]]] = {
                           "eps_linf": Including((0.001, 0.003, 0.1))},
         "07_far": {"n_ifia": AtLeast(500), "restarts": Fixed(3), "eval_ig_steps": Fixed(100),  # RAR's evaluation
                    "seeds": Including((0, 1, 2)), "ifia_steps": Fixed(None),  # None: RAR's steps
+                   "committed": Fixed(False),  # attack every model now, on n_ifia images
                    "n_bound": AtLeast(128), "bound_ig_steps": AtLeast(16)},
         "08_region": {"n_images": AtLeast(200), "steps": AtLeast(20), "restarts": AtLeast(3),  # radii of 06's grid
                       "eps_l2": Including((0.001, 0.003, 0.03, 0.3)), "eps_linf": Including((0.0003, 0.003, 0.3))},

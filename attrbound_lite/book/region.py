@@ -269,7 +269,8 @@ def advice_values(both: pd.DataFrame, units: pd.DataFrame | None = None) -> dict
         values[f"ch8_test_{norm}_reduction"] = comparison(
             change, word, "the region bound is exceeded less often", "the region bound is exceeded more often",
             f"from {sig(point_rate.estimate)} to {sig(pooled.estimate)}, a difference of {change}",
-            unit="(unit, radius) pairs")
+            unit="(unit, radius) pairs", where=f"{word}, every radius",
+            test="McNemar's exact test")
         violations = int((g["exceeded_region"] & g["kept"]).sum())
         values[f"ch8_{norm}_region"] = (f"the region bound was exceeded on {violations} of {int(g['kept'].sum())} "
                                          f"(unit, radius) pairs, a rate of {pooled}")

@@ -10,8 +10,8 @@ import pandas as pd
 
 from ..stats import sig
 
-__all__ = ["DATASET_NAMES", "METHOD_NAMES", "NORM_NAMES", "glue_key", "radius_label", "model_label", "readable",
-           "reader_table"]
+__all__ = ["DATASET_NAMES", "METHOD_NAMES", "NORM_NAMES", "glue_key", "radius_label", "budget_label", "model_label",
+           "readable", "reader_table"]
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
                  "cifar10-subset": "CIFAR-10 subset"}
@@ -37,6 +37,13 @@ def radius_label(eps: float | None) -> str:
     if 0 < eps < 0.1 and abs(k - round(k)) < 1e-6 and round(k) >= 1:
         return f"{round(k)}/255"
     return f"{eps:.4g}"
+
+
+def budget_label(steps: int, restarts: int) -> str:
+    """An attack's budget in words: ``"10 steps from one start"``, ``"100 steps from each of 3 starts"``."""
+    steps, restarts = int(steps), int(restarts)
+    where = "one start" if restarts == 1 else f"each of {restarts} starts"
+    return f"{steps} step{'s' if steps != 1 else ''} from {where}"
 
 
 def model_label(dataset: str, method: str) -> str:

@@ -150,8 +150,9 @@ def accuracy_values(results: pd.DataFrame) -> dict:
         radius = radius_label(by.loc[(ds, "pgd_at"), "pgd_eps"])
         shown = f"at {radius}, {pgd} for PGD-AT against {nat} for natural training"
         sentences.append(f"on {DATASET_NAMES[ds]} {shown} ({verdict(diff, 'higher', 'lower')}, difference {diff})")
-        out[f"ch4_test_pgd_{glue_key(ds)}"] = comparison(diff, DATASET_NAMES[ds], "higher", "lower", shown,
-                                                             unit="images")
+        out[f"ch4_test_pgd_{glue_key(ds)}"] = comparison(
+            diff, DATASET_NAMES[ds], "higher", "lower", shown, unit="images",
+            where=f"{DATASET_NAMES[ds]}, ℓ∞ ε = {radius}", test="Fisher's exact test")
     out["ch4_pgd_sentence"] = "; ".join(sentences)
     return out
 

@@ -32,8 +32,8 @@ from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, glue_key, radius_la
 __all__ = ["UNIT", "CASE", "COSINE_RESOLUTION", "rar_eps", "reference_radii", "sweep_config", "sweep_folder",
            "run_validation", "counts_table", "unit_table", "overview_values", "rates_by_eps", "rate_values",
            "float64_values", "ratio_quantiles", "ratio_values", "per_model_table", "model_comparisons",
-           "comparison_tests", "disagreement_values", "comparison_figure", "attack_values", "dense_bound_check",
-           "dense_values", "linf_form", "linf_gap_values", "test_images", "attack_examples"]
+           "comparison_tests", "disagreement_values", "bound_once_values", "comparison_figure", "attack_values",
+           "dense_bound_check", "dense_values", "linf_form", "linf_gap_values", "test_images", "attack_examples"]
 
 UNIT = ["dataset", "model", "sample"]      # one image of one model of one data set
 CASE = ["attribution", "norm", "eps"]     # what a unit is attacked with
@@ -366,97 +366,144 @@ def model_comparisons(units: pd.DataFrame, radii: dict, baseline: str = "natural
     """Each model against ``baseline`` on the same images, saliency, at one radius per (data set, norm).
 
     Paired differences (model - baseline, by image; images where either model's attacks all changed the label drop
-    out) of the relative achieved deviation and of log10 of the relative bound. No verdict words: the Findings page
-    reads these comparisons as part of its family (``comparison_tests``).
+    out) of the lowest cosine similarity the attacks reached between the clean and the attacked map (higher: the map
+    turned less; scale-free), of the relative achieved deviation ``||A(x') - A(x)|| / ||A(x)||`` (which a map of
+    larger norm lowers, and which saturates as the attacked map turns away) and of log10 of the relative bound. No
+    verdict words: the Findings page reads the cosine comparisons as part of its family (``comparison_tests``).
 
     Returns:
-        Columns ``dataset, method, norm, eps, relative_achieved_difference, log10_relative_bound_difference``.
+        Columns ``dataset, method, norm, eps, cosine_difference, relative_achieved_difference,
+        log10_relative_bound_difference``.
     """
     rows = []
     sal = units[units["attribution"] == "saliency"]
     for (ds, norm), eps in radii.items():
         at = sal[(sal["dataset"] == ds) & (sal["norm"] == norm) & np.isclose(sal["eps"], eps)]
+        cosine = at.pivot_table(index="sample", columns="model", values="achieved_cosine")
         achieved = at.pivot_table(index="sample", columns="model", values="relative_achieved")
         bound = np.log10(at.pivot_table(index="sample", columns="model", values="relative_bound"))
         if baseline not in achieved:
             continue
         for model in [m for m in METHOD_NAMES if m in achieved and m != baseline]:
-            a = paired_difference(achieved[model], achieved[baseline])
-            b = paired_difference(bound[model], bound[baseline])
-            rows.append(dict(dataset=ds, method=model, norm=norm, eps=eps, relative_achieved_difference=a,
-                             log10_relative_bound_difference=b))
+            rows.append(dict(dataset=ds, method=model, norm=norm, eps=eps,
+                             cosine_difference=paired_difference(cosine[model], cosine[baseline]),
+                             relative_achieved_difference=paired_difference(achieved[model], achieved[baseline]),
+                             log10_relative_bound_difference=paired_difference(bound[model], bound[baseline])))
     return pd.DataFrame(rows)
 
 
 def comparison_tests(comparisons: pd.DataFrame) -> dict:
-    """The achieved-deviation comparisons of ``model_comparisons`` for the Findings page's family.
+    """The cosine comparisons of ``model_comparisons`` for the Findings page's family.
 
-    ``ch6_test_achieved_<ds>_<norm>_<method>`` (``findings.comparison``: the paired difference of the relative
-    achieved deviation, method minus natural) and ``ch6_radius_<ds>_<norm>`` ("ℓ∞ ε = 0.3"), ``<ds>`` with ``_``.
+    ``ch6_test_cosine_<ds>_<norm>_<method>`` (``findings.comparison``: the paired difference of the lowest cosine the
+    attacks reached, method minus natural; above zero the method's map turns less) and ``ch6_radius_<ds>_<norm>``
+    ("ℓ∞ ε = 0.3"), ``<ds>`` with ``_``.
     """
     values = {}
     for r in comparisons.itertuples():
         ds = glue_key(r.dataset)
         values[f"ch6_radius_{ds}_{r.norm}"] = f"{NORM_NAMES[r.norm]} ε = {radius_label(r.eps)}"
-        values[f"ch6_test_achieved_{ds}_{r.norm}_{r.method}"] = comparison(
-            r.relative_achieved_difference, METHOD_NAMES.get(r.method, r.method), "larger", "smaller",
-            f"{r.relative_achieved_difference} in relative deviation", unit="images")
+        values[f"ch6_test_cosine_{ds}_{r.norm}_{r.method}"] = comparison(
+            r.cosine_difference, METHOD_NAMES.get(r.method, r.method), "turns less", "turns more",
+            f"{r.cosine_difference} in cosine", unit="images",
+            where=f"{DATASET_NAMES.get(r.dataset, r.dataset)}, {NORM_NAMES[r.norm]} ε = {radius_label(r.eps)}")
     return values
+
+
+def _same_bound(part: pd.DataFrame) -> bool:
+    """Whether a model's relative-bound differences are one and the same interval at all its radii (and norms).
+
+    Two models' relative bounds differ by ``sigma_max / ||A||``, whatever the radius, when both bounds are
+    ``eps sigma_max`` (or ``eps sqrt(n) sigma_max``) on the same images: then one interval says it all.
+    """
+    first = part["log10_relative_bound_difference"].iloc[0]
+    return all(np.allclose([i.estimate, i.low, i.high], [first.estimate, first.low, first.high])
+               for i in part["log10_relative_bound_difference"])
 
 
 def disagreement_values(comparisons: pd.DataFrame) -> dict:
     """``ch6_disagree``: where the attacks and the bound rank a method against natural training in opposite ways.
 
-    ``ch6_disagree_short``: the same cases, named only, for the Findings page.
+    ``ch6_disagree_short``: the same models, named only, for the Findings page.
 
-    A (data set, norm, method) disagrees when the interval of the relative achieved deviation's difference and that of
-    the relative bound's lie on opposite sides of zero; the sentence names those cases, or says there are none.
-    Per comparison, not corrected for the family: the Findings page reads the attacks' comparisons under Holm.
+    The attacks rank a method as more robust when the lowest cosine they reach is higher than natural training's
+    (interval above zero), the bound when its relative bound is smaller (interval below zero); a (data set, method)
+    disagrees at a radius when both intervals exclude zero and point opposite ways. One sentence per model, its
+    radii together; the bound's difference said once where it is the same at every radius (``_same_bound``). Per
+    comparison, not corrected for the family: the Findings page reads the attacks' comparisons under Holm.
     """
-    cases = []
-    for r in comparisons.itertuples():
-        a, b = r.relative_achieved_difference, r.log10_relative_bound_difference
-        if a.sign and b.sign and a.sign != b.sign:
-            attacks = "larger" if a.sign > 0 else "smaller"
-            cases.append(f"{METHOD_NAMES.get(r.method, r.method)} on {DATASET_NAMES.get(r.dataset, r.dataset)} "
-                         f"({NORM_NAMES[r.norm]}, ε = {radius_label(r.eps)}: the attacks reach a {attacks} relative "
-                         f"deviation, {a}, the bound moves the other way, {b} in log10)")
+    cases, names = [], []
+    for (ds, method), part in comparisons.groupby(["dataset", "method"], sort=False):
+        opposite = part[[c.sign != 0 and b.sign != 0 and c.sign == b.sign for c, b in
+                         zip(part["cosine_difference"], part["log10_relative_bound_difference"], strict=True)]]
+        if opposite.empty:
+            continue
+        name = f"{METHOD_NAMES.get(method, method)} on {DATASET_NAMES.get(ds, ds)}"
+        names.append(name)
+        at = " and ".join(f"{r.cosine_difference} at {NORM_NAMES[r.norm]} ε = {radius_label(r.eps)}"
+                          for r in opposite.itertuples())
+        higher = opposite["cosine_difference"].iloc[0].sign > 0
+        said = (f"{name}: the attacks leave a {'higher' if higher else 'lower'} cosine, {at}, while its relative "
+                f"bound is {'larger' if higher else 'smaller'}")
+        if len(part) > 1 and _same_bound(part):
+            said += f" by {opposite['log10_relative_bound_difference'].iloc[0]} in log10, the same at every radius"
+        else:
+            said += ", " + " and ".join(f"by {r.log10_relative_bound_difference} in log10 at {NORM_NAMES[r.norm]}"
+                                        for r in opposite.itertuples())
+        cases.append(said)
     if not cases:
         return {"ch6_disagree": "on no model do the two intervals lie on opposite sides of zero",
                 "ch6_disagree_short": "the bound never points the other way with both intervals excluding zero"}
-    short = ", ".join(f"{METHOD_NAMES.get(r.method, r.method)} on {DATASET_NAMES.get(r.dataset, r.dataset)} "
-                      f"({NORM_NAMES[r.norm]})" for r in comparisons.itertuples()
-                      if r.relative_achieved_difference.sign * r.log10_relative_bound_difference.sign < 0)
     return {"ch6_disagree": f"they disagree, each interval on its own side of zero, for {len(cases)} "
                             f"model{'s' if len(cases) > 1 else ''}: " + "; ".join(cases),
-            "ch6_disagree_short": f"the bound points the other way for {short}"}
+            "ch6_disagree_short": f"the relative bound points the other way for {', '.join(names)}"}
+
+
+def bound_once_values(comparisons: pd.DataFrame) -> dict:
+    """``ch6_bound_once``: whether figure ``comparison_figure`` draws the relative bound once, and why, in words."""
+    norms = comparisons["norm"].nunique()
+    if norms > 1 and all(_same_bound(part) for _, part in comparisons.groupby(["dataset", "method"])):
+        return {"ch6_bound_once": "with the bounds of this build the ratio is the same at both radii and norms, so "
+                                  "the figure draws it once"}
+    return {"ch6_bound_once": "where the bounds differ by more than that factor (the tighter ℓ∞ form, below), "
+                              "the figure draws it per norm"}
 
 
 def comparison_figure(comparisons: pd.DataFrame):
-    """Each method minus natural training: the relative achieved deviation and log10 of the relative bound.
+    """Each method minus natural training: the attacks' lowest cosine, their relative deviation, the relative bound.
 
-    One row of panels per norm, one point per (data set, method) with its 95 % paired-bootstrap interval.
+    One row of panels per norm, one point per (data set, method) with its 95 % paired-bootstrap interval. Where the
+    relative bound's differences are the same at every radius (``_same_bound`` for every model) the bound is drawn
+    once, in the first row.
     """
     import matplotlib.pyplot as plt
 
     from .figures import method_color
 
     norms = sorted(dict.fromkeys(comparisons["norm"]), key=lambda n: n != "linf")  # l-infinity (RAR's radius) first
-    columns = (("relative_achieved_difference", "relative deviation the attacks reach,\nminus natural's"),
-               ("log10_relative_bound_difference", "log10 relative bound,\nminus natural's"))
-    fig, axes = plt.subplots(len(norms), 2, figsize=(10, 1.1 + 2.6 * len(norms)), squeeze=False, sharey="row")
-    for row, norm in zip(axes, norms, strict=True):
+    columns = (("cosine_difference", "lowest cosine the attacks reach"),
+               ("relative_achieved_difference", "relative deviation they reach"),
+               ("log10_relative_bound_difference", "log10 relative bound"))
+    once = all(_same_bound(part) for _, part in comparisons.groupby(["dataset", "method"]))
+    fig, axes = plt.subplots(len(norms), 3, figsize=(13, 1.1 + 2.6 * len(norms)), squeeze=False, sharey="row")
+    for i, (row, norm) in enumerate(zip(axes, norms, strict=True)):
         part = comparisons[comparisons["norm"] == norm].reset_index(drop=True)
         labels = [f"{DATASET_NAMES.get(d, d)}, {METHOD_NAMES.get(m, m)}" for d, m in zip(part["dataset"],
                                                                                       part["method"], strict=True)]
         y = np.arange(len(part))[::-1]
         for ax, (column, title) in zip(row, columns, strict=True):
+            ax.set_yticks(y, labels)
+            if once and i > 0 and column == "log10_relative_bound_difference":
+                ax.axis("off")
+                ax.text(0.5, 0.5, "the same as above:\nthe ratio of two models'\nrelative bounds does not\n"
+                        "depend on the radius", ha="center", va="center", transform=ax.transAxes, fontsize=10)
+                continue
             for yi, method, iv in zip(y, part["method"], part[column], strict=True):
                 ax.errorbar(iv.estimate, yi, xerr=[[iv.estimate - iv.low], [iv.high - iv.estimate]], fmt="o", ms=4,
                             color=method_color(method), capsize=2)
             ax.axvline(0, color="0.4", lw=0.8)
-            ax.set_yticks(y, labels)
-            ax.set_title(f"{title} ({NORM_NAMES[norm]})", fontsize=11)
+            where = "every radius" if once and column == "log10_relative_bound_difference" else NORM_NAMES[norm]
+            ax.set_title(f"{title},\nminus natural's ({where})", fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -496,3 +496,10 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
                                                                "0.0500, 1 restart")
     assert far.settings_values(s, ["mnist"])["ch7_rar_attack"] == ("MNIST: radius 0.3, top-200 objective, 100 steps "
                                                                    "of 0.0100, 3 restarts")
+    # the committed comparison: RAR's budget, the images counted per data set, and the live attacks' smaller budget
+    committed = far.settings_values(s, ["mnist", "cifar10-subset"], True, {"mnist": 256, "cifar10-subset": 183})
+    assert committed["ch7_attack"].startswith("MNIST: radius 0.3, top-100 objective, 100 steps of 0.0100, 3 restarts")
+    assert committed["ch7_n_ifia"] == ("256 on MNIST, 183 on the CIFAR-10 subset (all the test images that every "
+                                       "trained run classifies correctly)")
+    assert committed["ch7_comparison_budget"] == "RAR's budget" and committed["ch7_eval_ig_steps"] == 100
+    assert committed["ch7_live_budget"].startswith("fewer steps and restarts than RAR's, each step larger")

@@ -215,9 +215,10 @@ def test_committed_rar_attack_reproduces_and_agrees_with_the_budget_grid(data_ro
 
     rows = headline.load()
     assert set(rows["unit"]) == set(headline.SPEC.units) and len(rows) == rows.attrs["manifest"]["n_rows"]
-    assert (rows.groupby("unit").size() == headline.N_IMAGES).all()
-    for _, frame in rows.groupby("dataset"):
+    for ds, frame in rows.groupby("dataset"):
         assert frame.groupby("unit")["image"].apply(frozenset).nunique() == 1  # every run on the same images
+        # the first N_IMAGES every trained run classifies correctly; the CIFAR-10 subset's 1,000 test images hold fewer
+        assert frame["image"].nunique() == (headline.N_IMAGES if ds != "cifar10-subset" else 183)
     grid = budget.load()
     shared = 0
     for unit, frame in rows[rows["seed"] == 0].groupby("unit"):

@@ -838,7 +838,8 @@ def text_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.map(lambda v: str(v) if isinstance(v, Interval) else v)
 
 
-def settings_values(s, datasets: Sequence[str], committed: bool = False, n_committed: int | None = None) -> dict:
+def settings_values(s, datasets: Sequence[str], committed: bool = False,
+                    n_committed: dict[str, int] | None = None) -> dict:
     """The glued settings of the chapter's IFIA, next to RAR's.
 
     Args:
@@ -846,14 +847,15 @@ def settings_values(s, datasets: Sequence[str], committed: bool = False, n_commi
         datasets: the data sets.
         committed: the method comparison reads IFIA at RAR's budget from the committed result (``Study.headline``)
             rather than attacking now with ``s``'s budget.
-        n_committed: the committed result's images per data set (with ``committed``).
+        n_committed: the committed result's images, by data set (with ``committed``).
 
     Returns:
         ``ch7_attack``: per data set, radius, objective, steps x step size and restarts of the attack behind the
         method comparison; ``ch7_live_attack``: those of the attacks this build runs (the example, the steering
         check, the studies); ``ch7_rar_attack``: RAR's; ``ch7_attack_ig_steps`` (IG points of the steering map),
         ``ch7_seeds`` (training seeds per method), ``ch7_eval_ig_steps`` (IG points of the maps the method comparison
-        scores), ``ch7_live_eval_ig_steps``, ``ch7_n_ifia`` (images per data set of the method comparison),
+        scores), ``ch7_live_eval_ig_steps``, ``ch7_n_ifia`` (the method comparison's images per data set, in words:
+        "256 on MNIST and Fashion-MNIST, 183 on the CIFAR-10 subset"),
         ``ch7_n_bound``, ``ch7_bound_ig_steps``, ``ch7_headline_source`` (where the method comparison's IFIA comes
         from, in words), ``ch7_comparison_budget`` ("RAR's budget" or "this build's budget") and ``ch7_live_budget``
         (the live attacks' budget against RAR's, in words).
@@ -866,9 +868,10 @@ def settings_values(s, datasets: Sequence[str], committed: bool = False, n_commi
         return "; ".join(f"{DATASET_NAMES.get(ds, ds)}: {describe(attack_settings(ds, steps, restarts, k))}"
                          for ds in datasets)
 
-    eval_ig_steps = s.eval_ig_steps
+    eval_ig_steps, wanted = s.eval_ig_steps, s.n_ifia
     if committed:
         from .headline import EVAL_IG_STEPS as eval_ig_steps
+        from .headline import N_IMAGES as wanted
     live = per_dataset(s.ifia_steps, s.restarts, ATTACK_K)
     rar = attack_settings(datasets[0]) if datasets else {}
     fewer = [what for what, less in (("steps", s.ifia_steps is not None and s.ifia_steps < rar.get("ifia_steps", 0)),
@@ -880,10 +883,25 @@ def settings_values(s, datasets: Sequence[str], committed: bool = False, n_commi
                 if fewer else "RAR's budget"),
             "ch7_rar_attack": per_dataset(None, None, None), "ch7_attack_ig_steps": ATTACK_IG_STEPS,
             "ch7_seeds": len(s.seeds), "ch7_eval_ig_steps": eval_ig_steps,
-            "ch7_live_eval_ig_steps": s.eval_ig_steps, "ch7_n_ifia": n_committed if committed else s.n_ifia,
+            "ch7_live_eval_ig_steps": s.eval_ig_steps,
+            "ch7_n_ifia": _counts(n_committed, wanted) if committed else f"{s.n_ifia} on every data set",
             "ch7_n_bound": s.n_bound, "ch7_bound_ig_steps": s.bound_ig_steps,
             "ch7_headline_source": "computed once and committed with its provenance; every CI run recomputes a "
                                    "sample of its rows" if committed else "computed by this build"}
+
+
+def _counts(n: dict[str, int], wanted: int) -> str:
+    """Images per data set in words: ``"256 on MNIST and Fashion-MNIST, 183 on the CIFAR-10 subset (...)"``.
+
+    A data set with fewer than ``wanted`` images is said to have run out: its test split holds no more images that
+    every trained run classifies correctly.
+    """
+    groups: dict[int, list[str]] = {}
+    for ds, count in n.items():
+        groups.setdefault(int(count), []).append(_on(ds))
+    return ", ".join(f"{count:,} on {' and '.join(names)}" + (
+        " (all the test images that every trained run classifies correctly)" if count < wanted else "")
+        for count, names in groups.items())
 
 
 def failed_values(failed: pd.DataFrame) -> dict:

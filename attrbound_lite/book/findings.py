@@ -103,7 +103,7 @@ class Claim:
 _FAR = "FAR 2021 (its methods as reconstructed in chapter 4)"
 _ROBUST = ("pgd_at", "ig_norm", "aat", "advaat")
 _DS = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion_mnist"), ("CIFAR-10 subset", "cifar10_subset"))
-_CH7_SCALE = "{ch7_n_ifia} test images per model, {ch7_seeds} training runs per method"
+_CH7_SCALE = "test images per model: {ch7_n_ifia}; {ch7_seeds} training runs per method"
 _CH7_STUDY = "MNIST, {size} training images, one run per model, {ch7_n_study} test images"
 _TESTS_CH6 = "{tests:" + ",".join(f"ch6_test_cosine_<ds>_linf_{m}" for m in _ROBUST) + "}"
 _TESTS_CH5 = "{tests:" + ",".join(f"ch5_rel_<ds>_{m}_test" for m in _ROBUST) + "}"

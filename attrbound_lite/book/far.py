@@ -408,7 +408,7 @@ def _compare(table: pd.DataFrame, method: str, other: str | None = None, statist
 
 def _unit_words(unit: str) -> str:
     """What an interval of ``_compare`` counts, in words: ``"trained runs"`` for ``"seeds"``."""
-    return "trained runs" if unit == "seeds" else unit
+    return {"seeds": "trained runs", ONE_RUN: "images of one run"}.get(unit, unit)
 
 
 def _verdict(interval: Interval, unit: str, **words) -> str:
@@ -597,7 +597,7 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
     opposite = summary[((summary["topk_verdict"] == "larger") & (summary["bound_verdict"] == "larger"))
                        | ((summary["topk_verdict"] == "smaller") & (summary["bound_verdict"] == "smaller"))]
     values["ch7_disagree"] = ", ".join(f"{METHOD_NAMES.get(r.method, r.method)} on {_on(r.dataset)}"
-                                       for r in opposite.itertuples()) or "none"
+                                       for r in opposite.itertuples()) or "no model it compares"
     for row in summary.to_dict("records"):
         ds, m = glue_key(row["dataset"]), row["method"]
         values[f"ch7_n_{ds}"] = row["n"]

@@ -498,5 +498,7 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
     assert committed["ch7_attack"].startswith("MNIST: radius 0.3, top-100 objective, 100 steps of 0.0100, 3 restarts")
     assert committed["ch7_n_ifia"] == ("256 on MNIST, 183 on the CIFAR-10 subset (all the test images that every "
                                        "trained run classifies correctly)")
+    assert committed["ch7_n_short"] == "256 (183 on the CIFAR-10 subset)" and far.settings_values(s, ["mnist"])[
+        "ch7_n_short"] == str(s.n_ifia)
     assert committed["ch7_comparison_budget"] == "RAR's budget" and committed["ch7_eval_ig_steps"] == 100
     assert committed["ch7_live_budget"].startswith("fewer steps and restarts than RAR's, each step larger")

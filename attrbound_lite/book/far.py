@@ -856,7 +856,8 @@ def settings_values(s, datasets: Sequence[str], committed: bool = False,
         ``ch7_seeds`` (training seeds per method), ``ch7_eval_ig_steps`` (IG points of the maps the method comparison
         scores), ``ch7_live_eval_ig_steps``, ``ch7_n_ifia`` (the method comparison's images per data set, in words:
         "256 on MNIST and Fashion-MNIST, 183 on the CIFAR-10 subset"),
-        ``ch7_n_bound``, ``ch7_bound_ig_steps``, ``ch7_headline_source`` (where the method comparison's IFIA comes
+        ``ch7_n_short`` (the same, short: "256 (183 on the CIFAR-10 subset)"), ``ch7_n_bound``,
+        ``ch7_bound_ig_steps``, ``ch7_headline_source`` (where the method comparison's IFIA comes
         from, in words), ``ch7_comparison_budget`` ("RAR's budget" or "this build's budget") and ``ch7_live_budget``
         (the live attacks' budget against RAR's, in words).
     """
@@ -885,6 +886,7 @@ def settings_values(s, datasets: Sequence[str], committed: bool = False,
             "ch7_seeds": len(s.seeds), "ch7_eval_ig_steps": eval_ig_steps,
             "ch7_live_eval_ig_steps": s.eval_ig_steps,
             "ch7_n_ifia": _counts(n_committed, wanted) if committed else f"{s.n_ifia} on every data set",
+            "ch7_n_short": _short_counts(n_committed) if committed else str(s.n_ifia),
             "ch7_n_bound": s.n_bound, "ch7_bound_ig_steps": s.bound_ig_steps,
             "ch7_headline_source": "computed once and committed with its provenance; every CI run recomputes a "
                                    "sample of its rows" if committed else "computed by this build"}
@@ -902,6 +904,13 @@ def _counts(n: dict[str, int], wanted: int) -> str:
     return ", ".join(f"{count:,} on {' and '.join(names)}" + (
         " (all the test images that every trained run classifies correctly)" if count < wanted else "")
         for count, names in groups.items())
+
+
+def _short_counts(n: dict[str, int]) -> str:
+    """Images per data set, short: the largest count, the others named (``"256 (183 on the CIFAR-10 subset)"``)."""
+    most = max(n.values())
+    others = [f"{count:,} on {_on(ds)}" for ds, count in n.items() if count != most]
+    return f"{most:,}" + (f" ({', '.join(others)})" if others else "")
 
 
 def failed_values(failed: pd.DataFrame) -> dict:

@@ -104,7 +104,7 @@ class Claim:
 _FAR = "FAR 2021 (its methods as reconstructed in chapter 4)"
 _ROBUST = ("pgd_at", "ig_norm", "aat", "advaat")
 _DS = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion_mnist"), ("CIFAR-10 subset", "cifar10_subset"))
-_CH7_SCALE = "test images per model: {ch7_n_ifia}; up to {ch7_seeds} trained runs per method (failed runs left out)"
+_CH7_SCALE = "{ch7_n_short} test images per model; up to {ch7_seeds} trained runs per method (failed runs left out)"
 _CH7_STUDY = "MNIST, {size} training images, one run per model, {ch7_n_study} test images"
 _TESTS_CH6 = "{tests:" + ",".join(f"ch6_test_cosine_<ds>_linf_{m}" for m in _ROBUST) + "}"
 _TESTS_CH5 = "{tests:" + ",".join(f"ch5_rel_<ds>_{m}_test" for m in _ROBUST) + "}"
@@ -177,9 +177,9 @@ PROTOCOLS = {
               "comparison was {ch7_headline_source}; {ch7_budget_short}. Its studies attack with {ch7_live_attack}. "
               "It leaves out failed runs (below their accuracy floor: {ch7_failed}) and study models below "
               "{ch7_study_floor} clean accuracy. FAR's \"comparable\" is tested one-sided against a margin of "
-              "{ch7_far_margin} in top-k intersection, set before its comparisons were looked at but after the seed-0 "
-              "budget grid (RAR's budget on 32 images) had been seen. Chapter 6's row tests the cosine, a choice made "
-              "after the relative deviation's results had been seen (chapter 6 says why).",
+              "{ch7_far_margin} in top-k intersection, set before its comparisons were looked at but after the "
+              "seed-0 budget grid (which includes RAR's budget, on 32 images) had been seen. Chapter 6's row tests the "
+              "cosine, a choice made after the relative deviation's results had been seen (chapter 6 says why).",
     "04_training": "Chapter 4 measures accuracy under RAR's PGD at the training radius, one random start. All models "
                    "are small CNNs trained on two CPU cores: smaller than the papers'.",
 }
@@ -299,10 +299,10 @@ def family_values(family: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> dict:
     kinds = [of(kind) for kind in sorted(set(unit[made]), key=lambda k: (k != "trained runs", k != "images", k))]
     left = int((~made).sum())
     return {"findings_family": (
-        f"{int(made.sum())} comparisons on this page form one family; Holm's procedure at a family-wise error of "
-        f"{alpha * 100:g} % supports {int(stated.sum())} of their verdicts ({unadjusted} would pass at 5 % each on "
-        f"their own): {' and '.join(kinds)}; {left} comparison{' is' if left == 1 else 's are'} not made, for the "
-        "reason given")}
+        f"{int(made.sum())} comparisons on this page form one family; after Holm's procedure at a family-wise error "
+        f"of {alpha * 100:g} %, {int(stated.sum())} of their verdicts stand, for or against the papers' claims "
+        f"({unadjusted} would pass at 5 % each on their own): {' and '.join(kinds)}; {left} "
+        f"comparison{' is' if left == 1 else 's are'} not made, for the reason given")}
 
 
 class _Verdicts:

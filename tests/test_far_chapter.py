@@ -158,10 +158,11 @@ def test_far_methods_are_compared_with_the_earlier_ones_seed_by_seed():
     want = scipy.stats.ttest_1samp(np.array(per_seed) + far.FAR_MARGIN, 0.0, alternative="greater")
     assert record["p"] == pytest.approx(float(want.pvalue)) and record["above"] == "comparable or better within 0.05"
     assert record["shown"] == f"difference {versus.loc['aat', 'difference']}" and record["n"] == 3
-    shown = far.versus_table(versus.reset_index()).set_index("FAR method")
+    shown = far.versus_table(versus.reset_index()).set_index("comparison")
     bound = np.mean(per_seed) - scipy.stats.t.ppf(0.95, 2) * np.std(per_seed, ddof=1) / np.sqrt(3)
-    assert float(shown.loc["AAT", "one-sided 95 % lower bound"]) == pytest.approx(bound, rel=5e-3)
-    assert shown.loc["AdvAAT", "comparable within 0.05?"] == "comparable or better within 0.05"
+    assert float(shown.loc["AAT vs PGD-AT", "one-sided 95 % lower bound"]) == pytest.approx(bound, rel=5e-3)
+    assert shown.loc["AdvAAT vs PGD-AT", "comparable within 0.05"] == "yes"
+    assert shown.loc["AAT vs PGD-AT", "comparable within 0.05"] == "not shown"
     assert far.versus_earlier(per_image[per_image.method != "pgd_at"], earlier=["pgd_at"]).empty  # nothing to pair
 
 

@@ -717,13 +717,15 @@ def versus_table(versus: pd.DataFrame, margin: float = FAR_MARGIN) -> pd.DataFra
     def lower(r):
         return "–" if r.comparable is None or not np.isfinite(r.comparable.low) else sig(r.comparable.low - margin)
 
-    return pd.DataFrame({"dataset": versus["dataset"],
-                         "FAR method": versus["method"].map(lambda m: METHOD_NAMES.get(m, m)),
-                         "against": versus["earlier"].map(lambda m: METHOD_NAMES.get(m, m)),
+    def comparable(word: str) -> str:
+        return "yes" if word.startswith("comparable") else "not shown" if word else "–"
+
+    names = versus[["method", "earlier"]].map(lambda m: METHOD_NAMES.get(m, m))
+    return pd.DataFrame({"dataset": versus["dataset"], "comparison": names["method"] + " vs " + names["earlier"],
                          "top-k difference": versus["difference"].map(str),
                          "one-sided 95 % lower bound": [lower(r) for r in versus.itertuples()],
-                         "difference": versus["verdict"],
-                         f"comparable within {margin:g}?": versus["comparable_verdict"].replace("", "–")})
+                         "verdict": versus["verdict"],
+                         f"comparable within {margin:g}": versus["comparable_verdict"].map(comparable)})
 
 
 # --------------------------------------------------------------------------------------------- FAR's claim

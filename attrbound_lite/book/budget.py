@@ -36,7 +36,7 @@ from ..zoo import load_reference, reference_name
 from .far import ATTACK_IG_STEPS, ATTACK_K, attack_settings, shared_images
 from .tables import DATASET_NAMES, METHOD_NAMES
 
-__all__ = ["nested_starts", "ifia_budget", "SPEC", "load", "summary", "budget_table", "budget_values",
+__all__ = ["nested_starts", "ifia_budget", "rar_budget", "SPEC", "load", "summary", "budget_table", "budget_values",
            "budget_figure", "budget_text_table"]
 
 
@@ -188,8 +188,9 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _rar(ds: str) -> tuple[int, int]:
-    cfg = rar_protocol(ds, "evaluation")
+def rar_budget(dataset: str) -> tuple[int, int]:
+    """RAR's IFIA steps and restarts on ``dataset`` (``protocols.rar_protocol``): (100, 3), CIFAR-10 (50, 3)."""
+    cfg = rar_protocol(dataset, "evaluation")
     return int(cfg["ifia_steps"]), int(cfg["restarts"])
 
 
@@ -228,7 +229,7 @@ def budget_table(rows: pd.DataFrame, chapter: tuple[int, int]) -> pd.DataFrame:
     out = []
     for (ds, method), frame in rows.groupby(["dataset", "method"], sort=False):
         table = frame.pivot(index="image", columns=["steps", "restarts"], values="topk_intersection")
-        means, rar = table.mean(), _rar(ds)
+        means, rar = table.mean(), rar_budget(ds)
         steps, restarts = sorted({s for s, _ in table.columns}), sorted({r for _, r in table.columns})
         own = (chapter[0] or rar[0], chapter[1] or rar[1])
         best = table.min(axis=1).to_numpy(float)

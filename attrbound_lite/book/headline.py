@@ -26,9 +26,8 @@ import torch
 from .. import zoo
 from ..data import load_dataset
 from ..evaluation import noise_per_image
-from ..protocols import rar_protocol
 from ..results import ResultSpec, load_results
-from .budget import ifia_budget
+from .budget import ifia_budget, rar_budget
 from .far import ATTACK_IG_STEPS, ATTACK_K, attack_settings, shared_images
 
 __all__ = ["DATASETS", "METHODS", "N_IMAGES", "trained_runs", "rar_budget", "rar_attack", "SPEC", "load"]
@@ -47,12 +46,6 @@ def trained_runs(dataset: str) -> list[str]:
     names = [zoo.reference_name(dataset, m, seed=seed) for m in METHODS for seed in zoo.SEEDS]
     return [n for n in names
             if zoo.read_manifest(n)["evaluation"]["clean_accuracy"] >= zoo.accuracy_floor(zoo.REFERENCE[n])]
-
-
-def rar_budget(dataset: str) -> tuple[int, int]:
-    """RAR's IFIA steps and restarts on ``dataset`` (``protocols.rar_protocol``): (100, 3), CIFAR-10 (50, 3)."""
-    cfg = rar_protocol(dataset, "evaluation")
-    return int(cfg["ifia_steps"]), int(cfg["restarts"])
 
 
 def rar_attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str, *, seed: int = SEED,

@@ -44,6 +44,16 @@ def test_every_cell_is_filled_from_the_glued_values():
                        "established after Holm, [ch7_test_fragile_cifar10_subset_natural]")
     assert not any("{" in cell for cell in table.to_numpy().ravel())
     assert row["shown in"] == '<a href="07_far.html#fig-far-eps">chapter 7, training-radius study</a>'
+    # the page: the source under the claim, each scale stated once under the table with the places that share it
+    page = findings.page_table(table)
+    assert list(page.columns) == ["claim (source · shown in)", "measured in this build"]
+    assert page["claim (source · shown in)"].iloc[0].endswith(
+        '<br><small>Wang & Kong 2023 · <a href="06_validation.html#fig-violations">chapter 6, violations by radius</a>'
+        '</small>')
+    scales = findings.scale_values(table)["findings_scale"]
+    assert scales.startswith("chapter 6, violations by radius and chapter 6, achieved / bound against the radius: "
+                             "<ch6_n_images> test images per data set, 15 models;")
+    assert scales.count("<ch7_n_short> test images per model") == 1 and "<a" not in scales
     protocol = findings.protocol_values(_fake_values())["findings_protocol"]
     assert "<ch7_rar_attack>" in protocol and "<ch6_budget>" in protocol and "{" not in protocol
 
@@ -97,9 +107,11 @@ def test_a_list_of_comparisons_is_grouped_by_verdict():
     robust = findings.findings_table(values).set_index("claim").iloc[4]
     assert robust.name.startswith("... and shrinks the first-order bound")
     table = robust["measured in this build"]
+    # a comparison made but not supported shows its difference and interval: which way it leans, how far
     assert table.startswith("MNIST: at <ch5_rel_mnist_eps>, not established after Holm for "
-                            "<ch5_rel_mnist_pgd_at_test>, <ch5_rel_mnist_ig_norm_test>, <ch5_rel_mnist_advaat_test>; "
-                            "below for <ch5_rel_mnist_aat_test>; Fashion-MNIST")
+                            "<ch5_rel_mnist_pgd_at_test> ([ch5_rel_mnist_pgd_at_test]), <ch5_rel_mnist_ig_norm_test> "
+                            "([ch5_rel_mnist_ig_norm_test]), <ch5_rel_mnist_advaat_test> "
+                            "([ch5_rel_mnist_advaat_test]); below for <ch5_rel_mnist_aat_test>; Fashion-MNIST")
 
 
 def test_a_comparison_survives_the_glue_round_trip(tmp_path):

@@ -609,8 +609,7 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
             values[f"ch7_fragile_{ds}_{m}"] = _noise_sentence(row)
             values[f"ch7_test_fragile_{ds}_{m}"] = comparison(
                 row["beyond_noise"], DATASET_NAMES.get(row["dataset"], row["dataset"]),
-                "fragile (IFIA moves the top-k more than noise)", "IFIA moves the top-k less than noise",
-                f"{row['beyond_noise']} more of the top-k removed than by noise",
+                "fragile", "IFIA moves the top-k less than noise", f"{row['beyond_noise']} of the top-k beyond noise",
                 reason=NOT_COMPARED if row["noise_verdict"] == NOT_COMPARED else None, unit=_unit_words(row["unit"]),
                 where=_where(row["dataset"]))
         if m == reference:

@@ -17,6 +17,7 @@ grouped by verdict), and a verdict word is printed only where Holm's procedure o
 from __future__ import annotations
 
 import math
+import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from ..stats import Interval, holm
 from .runner import glued_values
 
 __all__ = ["Claim", "CLAIMS", "CHAPTERS", "FAMILY_ALPHA", "NOT_ESTABLISHED", "comparison", "family_text",
-           "chapter_values", "findings_table", "family_table", "family_values", "protocol_values", "PROTOCOLS"]
+           "chapter_values", "findings_table", "page_table", "scale_values", "family_table", "family_values",
+           "protocol_values", "PROTOCOLS"]
 
 FAMILY_ALPHA = 0.05  # the family-wise error rate of the page's verdicts (Holm)
 NOT_ESTABLISHED = "not established after Holm"  # the verdict of a comparison the family's correction does not reject
@@ -101,9 +103,11 @@ class Claim:
     link: str
 
 
-_FAR = "FAR 2021 (its methods as reconstructed in chapter 4)"
+_FAR = "FAR 2021 (methods as rebuilt in chapter 4)"
 _ROBUST = ("pgd_at", "ig_norm", "aat", "advaat")
 _DS = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion_mnist"), ("CIFAR-10 subset", "cifar10_subset"))
+_CH6_SCALE = ("{ch6_n_images} test images per data set, 15 models; {ch6_float64_survive} of {ch6_float64_counted} "
+              "violations confirmed in float64")
 _CH7_SCALE = "{ch7_n_short} test images per model; up to {ch7_seeds} trained runs per method (failed runs left out)"
 _CH7_STUDY = "MNIST, {size} training images, one run per model, {ch7_n_study} test images"
 _TESTS_CH6 = "{tests:" + ",".join(f"ch6_test_cosine_<ds>_linf_{m}" for m in _ROBUST) + "}"
@@ -118,24 +122,23 @@ def _per_dataset(template: str) -> str:
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("The first-order bound is an upper bound of the deviations attacks reach", "Wang & Kong 2023",
-          "06_validation", "{ch6_l2_smallest}; {ch6_linf_smallest}", "chapter 6, violations by radius",
-          "{ch6_n_images} test images per data set, 15 models; {ch6_float64_survive} of {ch6_float64_counted} "
-          "violations confirmed in float64", "06_validation.html#fig-violations"),
+          "06_validation", "{ch6_l2_smallest}; {ch6_linf_smallest}", "chapter 6, violations by radius", _CH6_SCALE,
+          "06_validation.html#fig-violations"),
     Claim("... and where it stops being one (the linearisation's limit)", "Wang & Kong 2023 (not stated there)",
           "06_validation", "{ch6_l2_onset}; {ch6_linf_onset}", "chapter 6, achieved / bound against the radius",
-          "as above", "06_validation.html#fig-ratio"),
-    Claim("A bound over the whole ball (mean-value inequality, supremum estimated by ascent) is exceeded less "
-          "often than the first-order bound", "this book (beyond the papers)", "08_region",
+          _CH6_SCALE, "06_validation.html#fig-ratio"),
+    Claim("A bound over the whole ball (chapter 8) is exceeded less often than the first-order bound",
+          "this book (beyond the papers)", "08_region",
           "ℓ2: {test:ch8_test_l2_reduction}; ℓ∞: {test:ch8_test_linf_reduction}",
           "the region-bound chapter, violation rates of both bounds",
           "{ch8_n_images} images per model, {ch8_n_models} models", "08_region.html#fig-region-rates"),
-    Claim("Robust training keeps the attacked map closer to the clean one (saliency: the lowest cosine similarity "
-          "the attacks reach at RAR's radius, against natural training)", "FAR 2021; RAR 2019", "06_validation",
+    Claim("Robust training keeps the attacked saliency map closer to the clean one than natural training (the lowest "
+          "cosine the attacks reach)", "FAR 2021; RAR 2019", "06_validation",
           _per_dataset("at {ch6_radius_<ds>_linf}, " + _TESTS_CH6) + "; the relative bound on the same images: "
           "{ch6_disagree_short}", "chapter 6, each method minus natural",
           "{ch6_n_images} test images per data set, paired by image; one training run (seed 0) per method",
           "06_validation.html#fig-method-differences"),
-    Claim("... and shrinks the first-order bound of the worst case (relative bound, against natural training)",
+    Claim("... and shrinks the first-order bound (relative bound, against natural training)",
           "FAR 2021; RAR 2019", "05_bounds",
           _per_dataset("at {ch5_rel_<ds>_eps}, " + _TESTS_CH5), "chapter 5, bounds by method",
           "{ch5_n_images} test images per model or more, paired by image; one training run (seed 0) per method",
@@ -317,8 +320,34 @@ class _Verdicts:
             return row["verdict"] if pd.isna(row["holm_p"]) else f"{row['verdict']}, {row['difference']}"
         groups: dict[str, list[str]] = {}
         for key in spec.split(","):
-            groups.setdefault(self.rows.loc[key, "verdict"], []).append(self.rows.loc[key, "comparison"])
+            row = self.rows.loc[key]
+            label = row["comparison"]
+            if row["verdict"] == NOT_ESTABLISHED:  # made but not supported: its interval says which way it leans
+                label += f" ({row['difference']})"
+            groups.setdefault(row["verdict"], []).append(label)
         return "; ".join(f"{word} for {', '.join(labels)}" for word, labels in groups.items())
+
+
+def page_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``findings_table`` as the page shows it, in two screens.
+
+    Two columns: the claim with its source and a link to where it is shown beneath it, and the measurement; no scale
+    column (``scale_values`` states each scale once under the table).
+    """
+    claim = table["claim"] + "<br><small>" + table["source"] + " · " + table["shown in"] + "</small>"
+    return pd.DataFrame({"claim (source · shown in)": claim, "measured in this build": table["measured in this build"]})
+
+
+def scale_values(table: pd.DataFrame) -> dict:
+    """``findings_scale``: the scale of the evidence, each distinct one once, with the places that share it.
+
+    ``"chapter 6, violations by radius and chapter 6, achieved / bound against the radius: 64 test images per data
+    set, 15 models; ..."``, in the table's order.
+    """
+    places: dict[str, list[str]] = {}
+    for shown, scale in zip(table["shown in"], table["scale of the evidence"], strict=True):
+        places.setdefault(scale, []).append(re.sub(r"<[^>]+>", "", shown))
+    return {"findings_scale": "; ".join(f"{' and '.join(where)}: {scale}" for scale, where in places.items())}
 
 
 def findings_table(values: dict[str, dict], claims=None) -> pd.DataFrame:

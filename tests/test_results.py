@@ -158,10 +158,10 @@ def test_the_command_line_lists_and_refuses_an_unknown_result(tmp_path, capsys):
 
     assert main(["results", "list", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ch7_ifia_budget: ")
+    assert out.startswith("ch6_attack_budget: ")
     assert f"attrbound results build --only ch7_ifia_budget --root {tmp_path}" in out
     assert main(["results", "verify", "--only", "ch7_nothing"]) == 2
-    assert "no such result; the results are ch7_ifia_budget" in capsys.readouterr().err
+    assert "no such result; the results are ch6_attack_budget, ch7_ifia_budget" in capsys.readouterr().err
 
 
 def test_budget_grid_kendall_is_the_metric_of_the_chosen_restart():

@@ -40,15 +40,16 @@ __all__ = ["nested_starts", "ifia_budget", "rar_budget", "SPEC", "load", "summar
            "budget_figure", "budget_text_table"]
 
 
-def nested_starts(attack: IFIA, x: torch.Tensor, restarts: int, seed: int) -> torch.Tensor:
-    """IFIA's starting points (restarts * B, ...), restart-major, each image's from its own stream.
+def nested_starts(attack, x: torch.Tensor, restarts: int, seed: int, clean_first: bool = True) -> torch.Tensor:
+    """An attack's starting points (restarts * B, ...), restart-major, each image's from its own stream.
 
-    Restart 0 starts at the image; restart ``r > 0`` at a uniformly random point of the attack's ball around it,
-    drawn from ``sample_generators(x_i, seed, r, "ifia start")``: the same for an image in any batch and for any
-    number of restarts.
+    Restart 0 starts at the image (``clean_first``, as IFIA does; else at a random point, as attribution PGD, whose
+    objective has zero gradient at the image); every other restart ``r`` at a uniformly random point of the attack's
+    ball around it, drawn from ``sample_generators(x_i, seed, r, "ifia start")``: the same for an image in any batch
+    and for any number of restarts.
     """
-    starts = [x.clone()]
-    for r in range(1, restarts):
+    starts = [x.clone()] if clean_first else []
+    for r in range(1 if clean_first else 0, restarts):
         generators = sample_generators(x, seed, r, "ifia start")
         starts.append(torch.cat([attack.threat.random_init(xi[None], g) for xi, g in zip(x, generators, strict=True)]))
     return torch.cat(starts)

@@ -172,7 +172,7 @@ CLAIMS: tuple[Claim, ...] = (
 
 # How each chapter measured, stated once under the table (the rows give only the scale).
 PROTOCOLS = {
-    "06_validation": "Chapters 6 and 8 attack with attribution PGD and IFIA, {ch6_budget} each.",
+    "06_validation": "Chapters 6 and 8 attack with attribution PGD and IFIA, {ch6_budget} each; {ch6_budget_short}.",
     "08_region": "The region bound's supremum is estimated by {ch8_steps} ascent steps (starting points per unit: "
                  "{ch8_restarts}).",
     "07_far": "Chapter 7 compares training methods with IFIA steered by integrated gradients, {ch7_attack} (RAR: "

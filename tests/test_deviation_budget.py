@@ -85,8 +85,8 @@ def test_the_chapters_budget_is_read_against_the_best_of_the_grid():
     values = deviation_budget.budget_values(rows, table, manifest, (10, 1))
     assert values["ch6_budget_chapter"].startswith("with the chapter's budget (10 steps and 1 restart) the mean "
                                                    "relative deviation falls short of the best of the grid on all 1")
-    assert values["ch6_budget_converged"] == ("doubling the steps, or raising the restarts to 5, moves the mean by less "
-                                              "than 2% in none of 1 cases")
+    assert values["ch6_budget_converged"] == ("doubling the steps, or raising the restarts to 5, moves the mean by "
+                                              "less than 2% in none of 1 cases")
     assert values["ch6_budget_cost"] == "1.0 hours on 2 cores of a CPU"
     text = deviation_budget.budget_text_table(table)
     assert list(text["attack"]) == ["PGD"] and text["change with 2× steps"].iloc[0].startswith("+")

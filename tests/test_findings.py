@@ -55,7 +55,8 @@ def test_every_cell_is_filled_from_the_glued_values():
                              "<ch6_n_images> test images per data set, 15 models;")
     assert scales.count("<ch7_n_short> test images per model") == 1 and "<a" not in scales
     protocol = findings.protocol_values(_fake_values())["findings_protocol"]
-    assert "<ch7_rar_attack>" in protocol and "<ch6_budget>" in protocol and "{" not in protocol
+    assert "<ch7_attack>" in protocol and "<ch6_budget>" in protocol and "<ch6_budget_short>" in protocol
+    assert "{" not in protocol
 
 
 def test_every_link_names_a_figure_or_section_of_its_chapter():

@@ -175,9 +175,10 @@ PROTOCOLS = {
     "06_validation": "Chapters 6 and 8 attack with attribution PGD and IFIA, {ch6_budget} each; {ch6_budget_short}.",
     "08_region": "The region bound's supremum is estimated by {ch8_steps} ascent steps (starting points per unit: "
                  "{ch8_restarts}).",
-    "07_far": "Chapter 7 compares training methods with IFIA steered by integrated gradients, {ch7_attack} (RAR: "
-              "{ch7_rar_attack}), on the test images every trained run classifies correctly, {ch7_n_ifia}; that "
-              "comparison was {ch7_headline_source}; {ch7_budget_short}. Its studies attack with {ch7_live_attack}. "
+    "07_far": "Chapter 7 compares training methods with IFIA steered by integrated gradients, {ch7_attack} (where "
+              "this differs from RAR's protocol, chapter 7 says so and measures the difference), on the test images "
+              "every trained run classifies correctly, {ch7_n_ifia}; that comparison was {ch7_headline_source}; "
+              "{ch7_budget_short}. Its studies attack with {ch7_live_budget}. "
               "It leaves out failed runs (below their accuracy floor: {ch7_failed}) and study models below "
               "{ch7_study_floor} clean accuracy. FAR's \"comparable\" is tested one-sided against a margin of "
               "{ch7_far_margin} in top-k intersection, set before its comparisons were looked at but after the "

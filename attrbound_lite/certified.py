@@ -624,7 +624,7 @@ def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.T
     if baseline is not None:
         IntegratedGradients(nn.Identity(), 1, baseline)  # validates the baseline (finite number or tensor)
     routes = check_names(routes, ROUTES, "routes")
-    if routes == ("global_curvature",) and name != "saliency":
+    if set(routes) == {"global_curvature"} and name != "saliency":
         raise ValueError(f"the global_curvature route bounds the saliency map only; for {name} add "
                          "'gradient_interval' or 'interval_hessian'.")
     chunk_size = check_positive_int(chunk_size, "chunk_size")
@@ -649,7 +649,8 @@ def _cached_operator_norms(model: nn.Module, blocks, x_shape, device) -> list[fl
     """``_operator_norms`` of the model's blocks, cached per model under a sha256 of its weights and the input shape."""
     digest = hashlib.sha256(repr(tuple(x_shape)).encode())
     for tensor in model.state_dict().values():
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(str(tensor.dtype).encode())  # numpy has no bfloat16: hash the float64 values
+        digest.update(tensor.detach().cpu().to(torch.float64).contiguous().numpy().tobytes())
     key = digest.hexdigest()
     cached = _NORMS.get(model)
     if cached is None or cached[0] != key:
@@ -676,7 +677,7 @@ def _certify(x_all, device, eps, norm, name, routes, target, blocks, betas, op_n
         values["gradient_interval"].append(g_route if "gradient_interval" in routes else inf)
         values["interval_hessian"].append(h_route if "interval_hessian" in routes else inf)
         values["global_curvature"].append(_global_route(blocks, betas, x, eps_t, norm, tgt, op_norms)
-                                          if "global_curvature" in routes else inf)
+                                          if "global_curvature" in routes and name == "saliency" else inf)
         firsts.append(first)
         norms.append(a_x.flatten(1).norm(dim=1))
     table = {r: torch.cat(v) * (1 + FINAL_MARGIN) for r, v in values.items()}

@@ -240,7 +240,7 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
                 with torch.no_grad():
                     hits += (model(pgd(x, y)).argmax(1) == y).sum().item()
             out.update(pgd_accuracy=hits / n_pgd, n_pgd=n_pgd)
-        out.update(eps=cfg["eps"])
+        out.update(eps=float(cfg["eps"]))  # a row of floats and counts, also for a 0-d tensor radius
 
         chosen = correct.nonzero().flatten()[:n_attribution]
         if len(chosen) > 0:

@@ -74,7 +74,18 @@ class HessianAtPoints:
         Returns:
             (P, ...) the products; zeros where the gradient does not depend on the input (a linear or
             piecewise-linear model).
+
+        Raises:
+            TypeError: ``v`` is not a floating-point tensor.
+            ValueError: ``v`` is not shaped like the points.
         """
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+            raise TypeError(f"v must be a floating-point tensor shaped like the points {tuple(self.points.shape)}, "
+                            f"got {getattr(v, 'dtype', type(v).__name__)}.")
+        if v.shape != self.points.shape:
+            raise ValueError(f"v must be shaped like the points, {tuple(self.points.shape)} (one vector per point), "
+                             f"got {tuple(v.shape)}; reshape it with v.view_as(points).")
+        v = v.to(self.points)
         if self.chunk is None:
             if not self.grad.requires_grad:
                 return torch.zeros_like(v)

@@ -118,14 +118,15 @@ def _as_values(values) -> np.ndarray:
     elif isinstance(values, (list, tuple)):  # 0-d tensors collected in a loop, possibly with a graph
         values = [v.detach().cpu().item() if hasattr(v, "detach") and getattr(v, "ndim", 1) == 0 else v
                   for v in values]
-    if np.iscomplexobj(values):
-        raise TypeError("samples must be real numbers (one per unit), got complex values; pass their real part or "
-                        "their modulus explicitly.")
     try:
-        array = np.asarray(values, dtype=float)
+        complex_values = np.iscomplexobj(values)
+        array = None if complex_values else np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         raise TypeError("samples must hold numbers only (one per unit), got "
                         f"{type(values).__name__} with non-numeric or ragged entries.") from None
+    if complex_values:
+        raise TypeError("samples must be real numbers (one per unit), got complex values; pass their real part or "
+                        "their modulus explicitly.")
     if array.ndim > 1 and sum(d > 1 for d in array.shape) > 1:
         raise ValueError(f"samples must be 1-d (one value per unit), got shape {array.shape}.")
     return array.ravel()
@@ -327,6 +328,24 @@ def _outcomes(values, name: str) -> np.ndarray:
     return array.astype(bool)
 
 
+def _cluster_codes(groups, n: int) -> np.ndarray:
+    """Integer codes of ``n`` cluster labels (numbers or strings, one per trial); missing or other labels refused."""
+    if isinstance(groups, (str, bytes, dict)) or not hasattr(groups, "__len__"):
+        raise TypeError(f"groups must be a sequence of cluster labels, one per trial, got {type(groups).__name__}.")
+    if len(groups) != n:
+        raise ValueError(f"groups must name the cluster of each of the {n} trials, got {len(groups)} names.")
+    labels = list(groups.detach().cpu().tolist() if hasattr(groups, "detach") else
+                  groups.tolist() if isinstance(groups, np.ndarray) else groups)
+    for label in labels:
+        if not isinstance(label, (numbers.Number, str)):
+            raise TypeError(f"groups must hold one label per trial (a number or a string), got "
+                            f"{type(label).__name__} {label!r}; pass a 1-d sequence of labels.")
+        if isinstance(label, numbers.Number) and not math.isfinite(label):
+            raise ValueError(f"groups must name a cluster for every trial, got {label!r}; drop that trial from a, b "
+                             "and groups, or give it a label.")
+    return pd.Series(labels, dtype=object).factorize()[0]
+
+
 def paired_rate_difference(a: Sequence[bool], b: Sequence[bool], groups: Sequence | None = None,
                            confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval:
     """``rate(a) - rate(b)`` for two outcomes observed on the same trials: a cluster bootstrap interval, McNemar's p.
@@ -361,9 +380,7 @@ def paired_rate_difference(a: Sequence[bool], b: Sequence[bool], groups: Sequenc
     diff = a.astype(float) - b.astype(float)
     n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
     p_value = float(_scipy_stats.binomtest(n10, n10 + n01, 0.5).pvalue) if n10 + n01 else 1.0
-    if groups is not None and len(groups) != n:
-        raise ValueError(f"groups must name the cluster of each of the {n} trials, got {len(groups)} names.")
-    codes = np.arange(n) if groups is None else pd.Series(list(groups), dtype=object).factorize()[0]
+    codes = np.arange(n) if groups is None else _cluster_codes(groups, n)
     sums, sizes = np.bincount(codes, weights=diff), np.bincount(codes).astype(float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(sums), size=(n_resamples, len(sums)))

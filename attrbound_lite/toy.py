@@ -222,7 +222,7 @@ def linear_worst_case(jacobian: torch.Tensor, eps: float, norm: str) -> float:
     Args:
         jacobian: The Jacobian ``J``, shape (n, n) (or (m, n)).
         eps: Radius of the ball.
-        norm: ``"l2"`` or ``"linf"`` (anything but ``"l2"`` is treated as linf).
+        norm: ``"l2"`` or ``"linf"``.
 
     Returns:
         The optimum, a float.
@@ -231,7 +231,7 @@ def linear_worst_case(jacobian: torch.Tensor, eps: float, norm: str) -> float:
         TypeError: ``jacobian`` not a 2-d tensor (a numpy array is converted).
         ValueError: For linf with n > 20; ``eps`` not a positive number.
     """
-    eps = check_eps(eps)
+    eps, norm = check_eps(eps), check_norm(norm)
     if not isinstance(jacobian, torch.Tensor):
         jacobian = torch.as_tensor(jacobian)
     if jacobian.ndim != 2 or not jacobian.is_floating_point():

@@ -2176,3 +2176,70 @@ def test_tour_ten_zoo_results_and_checkpoint_edges(tmp_path, capsys):
     record["model"]["config"]["mean"] = [0.5]
     sidecar.write_text(json.dumps(record))
     _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "the sidecar was edited")
+
+
+def _low_curvature_net() -> torch.nn.Module:
+    """A softplus net whose maps move almost linearly with the input: the global-curvature route is small there."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 6), torch.nn.Softplus(beta=0.01),
+                              torch.nn.Linear(6, 2)).double().eval()
+    with torch.no_grad():
+        net[1].weight.mul_(10.0)
+    return net
+
+
+def test_tour_eleven_certificates_of_other_attributions_never_take_the_saliency_route():
+    """A false certificate: the global-curvature route bounds the saliency map only, yet it was taken for
+    input x gradient and IG whenever the routes included it (the default). Oracle: the deviation sampled points of
+    the ball reach, which a certificate must not be below."""
+    net = _low_curvature_net()
+    x = torch.rand(2, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for name, options in (("input_x_gradient", {}), ("integrated_gradients", {"n_steps": 4})):
+        cert = certified.certified_bound(net, x, 0.1, "l2", name, **options)
+        assert torch.isinf(cert.routes["global_curvature"]).all() and "global_curvature" not in cert.route
+        explainer = attributions.get_explainer(name, net, **options)
+        clean = explainer.attribute(x, target=cert.target).detach()
+        directions = torch.randn(64, *x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        reached = torch.zeros(len(x), dtype=torch.float64)
+        for d in directions:
+            z = (x + 0.1 * d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).clamp(0, 1)
+            moved = explainer.attribute(z, target=cert.target).detach()
+            reached = torch.maximum(reached, (moved - clean).flatten(1).norm(dim=1))
+        assert (cert.euclidean >= reached).all(), (name, cert.euclidean, reached)
+        # the route alone (also written twice) is refused for these attributions, as before
+        for routes in (("global_curvature",), ("global_curvature", "global_curvature")):
+            _package_error(lambda name=name, routes=routes, options=options: certified.certified_bound(
+                net, x, 0.1, "l2", name, routes=routes, **options), ValueError, "saliency map only")
+    # bfloat16 weights are certified as float16 ones are (in float64), not refused by numpy's hashing
+    small = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Softplus(beta=2.0),
+                                torch.nn.Linear(3, 2))
+    images = torch.rand(2, 1, 2, 2, generator=torch.Generator().manual_seed(2))
+    half = certified.certified_bound(copy.deepcopy(small).bfloat16(), images.bfloat16(), 0.05)
+    assert torch.isfinite(half.euclidean).all()
+
+
+def test_tour_eleven_numeric_edges():
+    """Tour 11's other numeric findings: checked vectors, ragged samples, cluster labels, norms, a float radius."""
+    from attrbound_lite import evaluation, jacobians, stats, toy
+
+    net = _low_curvature_net()
+    points = torch.rand(2, 1, 2, 2, dtype=torch.float64)
+    hessian = jacobians.HessianAtPoints(net, points, torch.tensor([0, 1]))
+    for bad in (torch.ones(2, 4, dtype=torch.float64), torch.ones(3, 1, 2, 2, dtype=torch.float64)):
+        _package_error(lambda bad=bad: hessian.hvp(bad), ValueError, "shaped like the points")
+    _package_error(lambda: hessian.hvp(np.ones((2, 1, 2, 2))), TypeError, "floating-point tensor")
+    _package_error(lambda: stats.bootstrap_mean([[0.1, 0.2], [0.3]]), TypeError, "ragged")
+    a, b = [True, False, True, True], [False, False, True, False]
+    for groups, kind in ((np.array([[1, 2], [1, 2], [3, 4], [3, 4]]), TypeError), (["a", "a", None, "b"], TypeError),
+                         ([1.0, 1.0, math.nan, 2.0], ValueError)):
+        _package_error(lambda groups=groups: stats.paired_rate_difference(a, b, groups=groups), kind, "groups")
+    clustered = stats.paired_rate_difference(a, b, groups=np.array([1, 1, 2, 2]))
+    assert clustered.estimate == pytest.approx(0.5)
+    _package_error(lambda: toy.linear_worst_case(2 * torch.eye(2), 0.1, "L2"), ValueError, "norm")
+    assert toy.linear_worst_case(2 * torch.eye(2), 0.1, "l2") == pytest.approx(0.2)
+    model = _BufferModel()
+    x = unit_images((4, 1, 4, 4)).float()
+    row = evaluation.evaluate(model, (x, model(x).argmax(1)), None, attribution="saliency", n_pgd=2, n_attribution=0,
+                              eps=torch.tensor(0.1), pgd_steps=1, pgd_alpha=0.05, ifia_steps=1, ifia_alpha=0.05,
+                              ifia_k=4, eval_k=4, restarts=1, progress=False)
+    assert type(row["eps"]) is float and row["eps"] == pytest.approx(0.1)

@@ -93,7 +93,7 @@ def test_the_chapters_budget_is_read_against_the_best_of_the_grid():
     summary = deviation_budget.summary(rows)
     assert isinstance(summary["relative_deviation"].iloc[0], Interval) and len(summary) == 15
     assert len(deviation_budget.budget_figure(summary).axes) == 1
-    with pytest.raises(ValueError, match=r"\(15 steps, 1 restarts\) is not one of the committed grid's"):
+    with pytest.raises(ValueError, match=r"\(15 steps, 1 restarts\) is not one of the grid.s"):
         deviation_budget.budget_table(rows, (15, 1))
 
 

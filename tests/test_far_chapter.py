@@ -503,3 +503,33 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
         "ch7_n_short"] == str(s.n_ifia)
     assert committed["ch7_comparison_budget"] == "RAR's budget" and committed["ch7_eval_ig_steps"] == 100
     assert committed["ch7_live_budget"].startswith("fewer steps and restarts than RAR's, each step larger")
+
+
+def test_tour_eleven_the_chapters_helpers_refuse_what_they_cannot_read():
+    """Tour 11: a method name as a string, a misspelt method, a missing column or a repeated row are refused by
+    name, not turned into a "not tested" verdict or a pandas error; budget tables take None for RAR's budget."""
+    from attrbound_lite.book import budget
+    from attrbound_lite.book.tables import reader_table
+
+    study = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
+    for far_methods, kind, fragment in (("aat", TypeError, "list of method names"), ([], TypeError, "non-empty"),
+                                        (["AAT"], ValueError, "not in per_image")):
+        with pytest.raises(kind, match=fragment):
+            far.spread_comparison(study, "train_eps", far_methods, far.EARLIER_METHODS)
+    with pytest.raises(ValueError, match="lacks the columns"):
+        far.spread_comparison(study, "train_ig_steps", far.FAR_METHODS, far.EARLIER_METHODS)
+    with pytest.raises(ValueError, match="repeated rows"):
+        far.spread_comparison(pd.concat([study, study.iloc[:1]]), "train_eps", far.FAR_METHODS, far.EARLIER_METHODS)
+    with pytest.raises(TypeError, match="list of method names"):
+        far.versus_earlier(_per_image({"pgd_at": 0.1, "ig_norm": 0.0, "aat": 0.05, "advaat": 0.2}), far="aat")
+    grid = _budget_grid()
+    assert budget.budget_table(grid, None).astype(str).equals(budget.budget_table(grid, (None, None)).astype(str))
+    for rows, chapter, fragment in ((grid, (7, 2), "is not one of the grid's"),
+                                    (pd.concat([grid, grid.iloc[:1]]), (20, 1), "repeated rows"),
+                                    (grid.drop(columns="topk_intersection"), (20, 1), "lack the columns")):
+        with pytest.raises(ValueError, match=fragment):
+            budget.budget_table(rows, chapter)
+    assert reader_table({"eps": [0.1]}).data.shape == (1, 1) and reader_table(pd.Series([1.0], name="x")).data.shape \
+        == (1, 1)
+    with pytest.raises(TypeError, match="must be a table"):
+        reader_table([0.1, 0.2])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -167,3 +168,20 @@ def test_the_family_table_names_its_units_and_prints_tiny_p_values_as_a_bound():
     text = findings.family_text(family.reset_index()).set_index("comparison")
     assert text.loc["AAT", "p"] == "< 1e-6" and text.loc["AAT", "holm_p"] == "< 1e-6"
     assert text.loc["<ch7_test_mnist_advaat>", "p"] == "0.5" and "key" not in text.columns
+
+
+def test_tour_eleven_each_comparison_is_one_member_of_the_family():
+    """A comparison two claims name counts once in Holm's family; one two chapters glue, or a partial record, is
+    refused rather than silently replaced."""
+    values = _fake_values()
+    twice = (*findings.CLAIMS, findings.Claim("again", "s", "07_far", "{test:ch7_test_eps}", "w", "s", "l"))
+    family = findings.family_table(values, twice)
+    assert family["key"].is_unique and len(family) == len(findings.family_table(values))
+    clash = copy.deepcopy(values)
+    clash["05_bounds"]["ch7_test_eps"] = clash["07_far"]["ch7_test_eps"]
+    with pytest.raises(ValueError, match="glued by two chapters, 05_bounds and 07_far"):
+        findings.family_table(clash)
+    partial = copy.deepcopy(values)
+    del partial["07_far"]["ch7_test_eps"]["label"]
+    with pytest.raises(ValueError, match=r"without \['label'\]"):
+        findings.family_table(partial)

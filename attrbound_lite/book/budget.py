@@ -36,8 +36,8 @@ from ..zoo import load_reference, reference_name
 from .far import ATTACK_IG_STEPS, ATTACK_K, attack_settings, shared_images
 from .tables import DATASET_NAMES, METHOD_NAMES
 
-__all__ = ["nested_starts", "ifia_budget", "rar_budget", "SPEC", "load", "summary", "budget_table", "budget_values",
-           "budget_figure", "budget_text_table"]
+__all__ = ["nested_starts", "ifia_budget", "rar_budget", "SPEC", "load", "summary", "check_grid", "budget_table",
+           "budget_values", "budget_figure", "budget_text_table"]
 
 
 def nested_starts(attack, x: torch.Tensor, restarts: int, seed: int, clean_first: bool = True) -> torch.Tensor:
@@ -195,6 +195,31 @@ def rar_budget(dataset: str) -> tuple[int, int]:
     return int(cfg["ifia_steps"]), int(cfg["restarts"])
 
 
+def check_grid(rows, value: str, keys: Sequence[str], budgets: Sequence[tuple[int, int]]) -> None:
+    """Refuse a budget grid without the columns ``keys`` and ``value``, with a repeated row, or without ``budgets``.
+
+    Args:
+        rows: a grid's rows (``load``).
+        value: the statistic's column.
+        keys: the columns that identify a row (the budget's ``steps`` and ``restarts`` among them).
+        budgets: the (steps, restarts) the caller reads; each must be a budget of the grid.
+    """
+    if not isinstance(rows, pd.DataFrame):
+        raise TypeError(f"rows must be a budget grid (a DataFrame, as load() returns), got {type(rows).__name__}.")
+    missing = [c for c in (*keys, value) if c not in rows.columns]
+    if missing:
+        raise ValueError(f"rows lack the columns {missing}; a budget grid has {[*keys, value]} (load()).")
+    repeated = rows.duplicated(subset=list(keys))
+    if repeated.any():
+        raise ValueError(f"rows hold {int(repeated.sum())} repeated rows, e.g. "
+                         f"{rows.loc[repeated, list(keys)].iloc[0].to_dict()}; one row per {', '.join(keys)}.")
+    grid = sorted(set(zip(rows["steps"].astype(int), rows["restarts"].astype(int), strict=True)))
+    for budget in budgets:
+        if tuple(budget) not in grid:
+            raise ValueError(f"the budget ({budget[0]} steps, {budget[1]} restarts) is not one of the grid's {grid}; "
+                             "read one of them, or extend STEPS / RESTARTS and rebuild the result.")
+
+
 def _move(means: pd.Series, at: tuple[int, int], to: tuple[int, int]) -> float:
     """The signed relative change of the mean from budget ``at`` to budget ``to``.
 
@@ -217,7 +242,8 @@ def budget_table(rows: pd.DataFrame, chapter: tuple[int, int]) -> pd.DataFrame:
 
     Args:
         rows: the committed grid (``load``).
-        chapter: the chapter's (steps, restarts); ``None``: RAR's steps (restarts) of each data set.
+        chapter: the chapter's (steps, restarts), where ``None`` (or a ``None`` entry) takes RAR's steps (restarts)
+            of each data set.
 
     Returns:
         One row per (data set, method): ``chapter``, ``rar`` and ``best`` (means over the images with their bootstrap
@@ -227,12 +253,16 @@ def budget_table(rows: pd.DataFrame, chapter: tuple[int, int]) -> pd.DataFrame:
         (mean change from the fewest to the most steps at one restart) and ``restarts_effect`` (from one restart to
         the most, at the chapter's steps).
     """
+    chapter = (None, None) if chapter is None else chapter
+    check_grid(rows, "topk_intersection", ("dataset", "method", "image", "steps", "restarts"), ())
     out = []
     for (ds, method), frame in rows.groupby(["dataset", "method"], sort=False):
-        table = frame.pivot(index="image", columns=["steps", "restarts"], values="topk_intersection")
-        means, rar = table.mean(), rar_budget(ds)
-        steps, restarts = sorted({s for s, _ in table.columns}), sorted({r for _, r in table.columns})
+        rar = rar_budget(ds)
         own = (chapter[0] or rar[0], chapter[1] or rar[1])
+        check_grid(frame, "topk_intersection", ("image", "steps", "restarts"), (own, rar))
+        table = frame.pivot(index="image", columns=["steps", "restarts"], values="topk_intersection")
+        means = table.mean()
+        steps, restarts = sorted({s for s, _ in table.columns}), sorted({r for _, r in table.columns})
         best = table.min(axis=1).to_numpy(float)
 
         def gap(budget, table=table, best=best):

@@ -31,7 +31,7 @@ from ..experiments import AttackSpec
 from ..results import ResultSpec, load_results
 from ..stats import bootstrap, bootstrap_mean
 from ..zoo import load_reference, reference_name
-from .budget import DATASETS, METHODS, RESTARTS, STEPS, _move, _of, nested_starts
+from .budget import DATASETS, METHODS, RESTARTS, STEPS, _move, _of, check_grid, nested_starts
 from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, radius_label
 from .validation import rar_eps
 
@@ -190,11 +190,8 @@ def budget_table(rows: pd.DataFrame, chapter: tuple[int, int], statistic: str = 
         budget falls short), ``more_steps`` and ``more_restarts`` (the signed relative change of the mean at the
         chapter's budget when its steps double and when its restarts grow to the grid's most).
     """
-    grid = sorted(set(zip(rows["steps"].astype(int), rows["restarts"].astype(int), strict=True)))
-    if (chapter[0], chapter[1]) not in grid:
-        raise ValueError(f"the chapter's budget ({chapter[0]} steps, {chapter[1]} restarts) is not one of the "
-                         f"committed grid's {grid}; give the chapter one of them, or extend STEPS / RESTARTS and "
-                         f"rebuild with `attrbound results build --only {SPEC.name}`.")
+    check_grid(rows, statistic, ("dataset", "method", "attack", "norm", "image", "steps", "restarts"),
+               [tuple(chapter)])
     sign = 1.0 if statistic == "relative_deviation" else -1.0  # larger deviations, smaller cosines: stronger
     out = []
     for key, frame in rows.groupby(["dataset", "method", "attack", "norm"], sort=False):

@@ -449,6 +449,14 @@ def _check_per_image(per_image, columns: Sequence[str], keys: Sequence[str] = ("
                          f"{', '.join(keys)}.")
 
 
+def _method_list(given, what: str) -> list[str]:
+    """``given`` as a non-empty list of method names; a string (iterated letter by letter) refused."""
+    if isinstance(given, str) or not isinstance(given, Sequence) or not given \
+            or not all(isinstance(m, str) for m in given):
+        raise TypeError(f"{what} must be a non-empty list of method names (e.g. ['aat']), got {given!r}.")
+    return list(given)
+
+
 def _check_values(given: Sequence[str] | str, present, what: str) -> None:
     unknown = [v for v in ([given] if isinstance(given, str) else given) if v not in set(present)]
     if unknown:
@@ -660,6 +668,7 @@ def versus_earlier(per_image: pd.DataFrame, far: Sequence[str] = FAR_METHODS,
         5 % shows the FAR method comparable or better within the margin; empty where it is not made).
     """
     per_image = _seeded(per_image)
+    far, earlier = _method_list(far, "far"), _method_list(earlier, "earlier")
     _check_per_image(per_image, ("topk_intersection",), keys=("dataset", "method", "seed", "image"))
     rows = []
     for ds, frame in per_image.groupby("dataset", sort=False):
@@ -758,8 +767,14 @@ def spread_comparison(per_image: pd.DataFrame, level: str, far: Sequence[str], e
         ``(intervals, levels)``: intervals per method and ``"far"``, ``"earlier"``, ``"difference"`` (far - earlier),
         and the levels used; with fewer than two levels common to all the methods, undefined intervals (``n`` 0).
     """
+    far, earlier = _method_list(far, "far"), _method_list(earlier, "earlier")
     methods = [*far, *earlier]
-    frame = per_image[per_image["method"].isin(methods)].dropna(subset=[level])
+    keys = ("method", level, "image", *(("seed",) if "seed" in getattr(per_image, "columns", ()) else ()))
+    if isinstance(per_image, pd.DataFrame) and level in per_image.columns:
+        per_image = per_image.dropna(subset=[level])  # rows outside the study
+    _check_per_image(per_image, (metric,), keys=keys)
+    _check_values(methods, per_image["method"], "the methods")
+    frame = per_image[per_image["method"].isin(methods)]
     levels = sorted(set.intersection(*(set(frame.loc[frame["method"] == m, level]) for m in methods)))
     if len(levels) < 2:  # no spread to compare (e.g. the models of the other levels failed to train)
         undefined = Interval(float("nan"), float("nan"), float("nan"), 0)

@@ -211,17 +211,32 @@ CHAPTERS = tuple(dict.fromkeys(claim.chapter for claim in CLAIMS))  # the chapte
 
 def _family_keys(claims) -> list[tuple[str, str]]:
     """``(claim, key)`` of every comparison the claims' templates name (``{test:KEY}``, ``{tests:K1,K2}``), in order."""
-    keys = []
+    keys, seen = [], set()
     for c in claims:
         for _, field, spec, _ in string.Formatter().parse(c.measured):
             if field in ("test", "tests"):
-                keys += [(c.claim, k) for k in spec.split(",")]
+                # a comparison named by two claims is one member of the family, listed under the first claim
+                keys += [(c.claim, k) for k in spec.split(",") if not (k in seen or seen.add(k))]
     return keys
 
 
 def _records(values: dict[str, dict]) -> dict[str, dict]:
-    """Every glued comparison record of every chapter, by key."""
-    return {k: v for chapter in values.values() for k, v in chapter.items() if isinstance(v, dict) and "above" in v}
+    """Every glued comparison record of every chapter, by key; a key two chapters glue, or a partial record, refused."""
+    records, where = {}, {}
+    fields = ("label", "estimate", "n", "p", "above", "below", "shown", "reason")
+    for name, chapter in values.items():
+        for k, v in chapter.items():
+            if not (isinstance(v, dict) and "above" in v):
+                continue
+            if k in records:
+                raise ValueError(f"the comparison {k!r} is glued by two chapters, {where[k]} and {name}; each "
+                                 "comparison of the family must have one name (rename one of them).")
+            missing = [f for f in fields if f not in v]
+            if missing:
+                raise ValueError(f"chapter {name} glued the comparison {k!r} without {missing}; glue the record "
+                                 "findings.comparison returns.")
+            records[k], where[k] = v, name
+    return records
 
 
 def family_table(values: dict[str, dict], claims=None, alpha: float = FAMILY_ALPHA) -> pd.DataFrame:

@@ -57,11 +57,21 @@ _RADIUS_COLUMNS = ("eps", "train_eps", "pgd_eps")
 
 
 def readable(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> pd.DataFrame:
-    """A copy of ``frame`` with readable names.
+    """A copy of ``frame`` (a DataFrame, a Series or a dict of columns) with readable names.
 
     Data sets, methods, norms, attributions, attacks and radii as people write them, columns renamed by ``headers``
     (and ``_`` replaced by spaces), the index reset into columns when it carries names.
     """
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    elif isinstance(frame, dict):
+        try:
+            frame = pd.DataFrame(frame)
+        except ValueError as err:
+            raise ValueError(f"frame, a dict, must map column names to columns of one length: {err}") from None
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a table (a pandas DataFrame, a Series or a dict of columns), got "
+                        f"{type(frame).__name__}.")
     out = frame.copy()
     if any(name is not None for name in out.index.names):
         out = out.reset_index()

@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import numbers
 import time
-from typing import Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Callable, ClassVar, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -723,6 +723,10 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.Data
     / n_samples_kept``. Whatever the group pools (restarts always; attacks, attributions, norms or radii when ``by``
     leaves them out) is pooled within the unit: a unit violates when any of its pooled attacks does.
     ``table.attrs["n_attacks"]`` of the result is the total number of attacks.
+
+    Raises:
+        TypeError: ``table`` is not a DataFrame, ``by`` a string, or a flag column not bool.
+        ValueError: ``by`` empty or naming a column twice, a column missing, or rows without a grouping value.
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"summarize takes the DataFrame of validate_bounds, got {type(table).__name__}.")
@@ -732,6 +736,11 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = GROUP_COLUMNS) -> pd.Data
     if not by:
         raise ValueError("by must name at least one column to group by (e.g. ['eps']); for one overall summary group "
                          "by a column every row shares, such as ['model'].")
+    if not all(isinstance(c, Hashable) for c in by):
+        raise TypeError(f"by must be a list of column names, got {by!r}; write e.g. ['model', 'eps'].")
+    repeated = sorted({c for c in by if by.count(c) > 1}, key=str)
+    if repeated:
+        raise ValueError(f"by names the columns {repeated} more than once, got {by!r}; name each grouping column once.")
     needed = {*by, "sample", "label_kept", "exceeded", "exceeded_euclidean", "exceeded_cosine", "ratio_euclidean",
               "ratio_cosine"}
     missing = sorted(needed - set(table.columns))

@@ -440,7 +440,7 @@ class QuadraticClassifier(nn.Module):
             x: Inputs of shape (B, ...) with n values per sample.
 
         Returns:
-            Logits of shape (B, classes).
+            Logits of shape (B, classes); (0, classes) for an empty batch.
 
         Raises:
             TypeError: ``x`` is not a tensor of the oracle's dtype.
@@ -450,7 +450,7 @@ class QuadraticClassifier(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dtype != self.Q.dtype:
             raise TypeError(f"QuadraticClassifier holds {self.Q.dtype} terms and takes a tensor of that dtype, got "
                             f"{getattr(x, 'dtype', type(x).__name__)}; convert with x.to({self.Q.dtype}).")
-        if x.ndim < 2 or x[0].numel() != n:
+        if x.ndim < 2 or math.prod(x.shape[1:]) != n:  # (not x[0]: an empty batch has no sample 0)
             raise ValueError(f"QuadraticClassifier takes inputs (B, ...) of {n} values per sample, got shape "
                              f"{tuple(x.shape)}.")
         z = x.flatten(1)

@@ -8,6 +8,9 @@ unit written is never recomputed: an interrupted build resumes), then writes ``r
 - ``config`` and ``config_hash`` (sha256 of the canonical JSON of the configuration): a result computed under
   another configuration is refused by ``load_results``;
 - ``rows_sha256``: an altered or truncated ``rows.csv`` is refused;
+- ``dtypes``: each column's type, so that text columns come back as text (``"01"`` stays ``"01"``, ``"NA"`` stays
+  ``"NA"``) rather than as read_csv infers them (results built before this field load as before; ``unit`` is
+  always text);
 - ``code_digest`` (sha256 of the source of the modules that compute it), ``versions``, ``hardware``, ``seconds``
   (per unit and in all), ``created`` and the ``command`` that rebuilds it.
 
@@ -59,13 +62,14 @@ class ResultSpec:
         name: the folder under the results root (``"ch7_ifia_budget"``).
         title: one line for people.
         config: everything that determines the numbers (JSON-able); its hash keys the result.
-        keys: the columns that identify a row.
-        values: the columns that ``verify_results`` compares.
+        keys: the columns that identify a row (a tuple of distinct names; a single string is refused).
+        values: the columns that ``verify_results`` compares (distinct names).
         tolerance: the largest absolute difference a recomputed value may show (float rounding across CPUs).
         units: the units of work, in order (strings, also used as file names).
-        compute: ``compute(unit, device, progress) -> DataFrame`` with the ``keys`` and ``values`` columns.
+        compute: ``compute(unit, device, progress) -> DataFrame`` with the ``keys`` and ``values`` columns (a
+            callable, checked at construction).
         recompute: ``recompute(rows, device) -> DataFrame``: the ``keys`` and ``values`` of ``rows`` (rows of one
-            unit, with a ``unit`` column), computed again.
+            unit, with a ``unit`` column), computed again (a callable).
         modules: the modules whose source is hashed into ``code_digest``.
     """
 
@@ -88,15 +92,26 @@ class ResultSpec:
         if not self.units or len(set(self.units)) != len(self.units):
             raise ValueError(f"a ResultSpec needs at least one unit, each once, got {self.units!r}.")
         for what, columns in (("keys", self.keys), ("values", self.values)):
-            if not columns or not all(isinstance(c, str) for c in columns):
+            if isinstance(columns, str):
+                raise TypeError(f"{what} of a ResultSpec must be a tuple of column names, got the string {columns!r} "
+                                f"(read letter by letter); write ({columns!r},).")
+            if not isinstance(columns, (tuple, list)) or not columns or not all(isinstance(c, str) for c in columns):
                 raise ValueError(f"{what} of a ResultSpec must be a non-empty tuple of column names, got {columns!r}.")
+            if len(set(columns)) != len(columns):
+                raise ValueError(f"{what} of a ResultSpec names each column once, got {columns!r}; drop the repeated "
+                                 "names.")
         if set(self.keys) & set(self.values) or "unit" in (*self.keys, *self.values):
             raise ValueError(f"keys and values of a ResultSpec are distinct columns, none named 'unit' (added by "
                              f"build_results), got keys={self.keys!r}, values={self.values!r}.")
         if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, numbers.Real) \
                 or not 0 <= self.tolerance < math.inf:
             raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance!r}.")
-        config_hash(self.config)  # JSON-able, finite
+        for what, function, signature in (("compute", self.compute, "compute(unit, device, progress) -> DataFrame"),
+                                          ("recompute", self.recompute, "recompute(rows, device) -> DataFrame")):
+            if not callable(function):
+                raise TypeError(f"{what} of a ResultSpec must be a function {signature}, got "
+                                f"{type(function).__name__} {function!r}; pass the function itself.")
+        config_hash(self.config)  # JSON-able, finite, string keys
 
     @property
     def config_hash(self) -> str:
@@ -120,11 +135,13 @@ def config_hash(config: dict) -> str:
     Numpy numbers count as the Python numbers they equal.
 
     Raises:
-        TypeError: ``config`` is not a dict, or holds a value JSON cannot hold.
+        TypeError: ``config`` is not a dict, or holds a value JSON cannot hold, or a mapping key that is not a string
+            (JSON would write ``1`` as ``"1"``: ``{1: "a"}`` and ``{"1": "a"}`` would share a hash).
         ValueError: it holds NaN or an infinity (JSON has neither; a NaN would also never equal itself).
     """
     if not isinstance(config, dict):
         raise TypeError(f"a result's config is a dict of JSON values, got {type(config).__name__}.")
+    _check_string_keys(config, "config")
     try:
         text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False, default=json_default)
     except TypeError as err:
@@ -135,11 +152,32 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _check_string_keys(value, where: str) -> None:
+    """Refuse a mapping key that is not a string anywhere in ``value`` (JSON turns ``1`` into ``"1"``)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"a result's {where} has the key {key!r} ({type(key).__name__}); JSON keys are strings "
+                                f"and it would hash as {str(key)!r}: use string keys.")
+            _check_string_keys(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_string_keys(item, f"{where}[{i}]")
+
+
 def results_root(root: str | os.PathLike | None = None) -> Path:
-    """The results' folder: ``root``, else ``$ATTRBOUND_RESULTS``, else ``<project>/results``."""
+    """The results' folder: ``root``, else ``$ATTRBOUND_RESULTS``, else ``<project>/results``.
+
+    Raises:
+        TypeError: ``root`` is not a string, a path or None.
+        ValueError: ``root`` is an empty string.
+    """
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root (the results' folder) must be a string, a pathlib.Path or None, got "
                         f"{type(root).__name__}.")
+    if isinstance(root, str) and not root.strip():
+        raise ValueError("root (the results' folder) is an empty string (an unset shell variable?); pass the folder, "
+                         "or None for the committed results.")
     return Path(root if root is not None else os.environ.get(RESULTS_ENV) or RESULTS_ROOT)
 
 
@@ -173,6 +211,40 @@ def _csv(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format="%.17g", lineterminator="\n")
     return buffer.getvalue().encode()
+
+
+# read_csv's default missing-value strings: they still mean NaN in the columns that are not text
+_NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+               "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+def _dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    """Each column's type as a manifest records it.
+
+    ``"str"`` for text (every value a string, none missing), else the pandas dtype's name (such columns are read back
+    by read_csv's inference).
+    """
+    kinds = {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.infer_dtype(values, skipna=False) == "string" and not values.isna().any():
+            kinds[str(column)] = "str"
+        else:
+            name = str(values.dtype)
+            kinds[str(column)] = "object" if name in ("str", "string") else name
+    return kinds
+
+
+def _read_csv(path: Path, dtypes: dict | None = None) -> pd.DataFrame:
+    """A rows file, read with its column types.
+
+    ``unit`` and the columns ``dtypes`` marks ``"str"`` are text, as written (no number or NaN is inferred from them);
+    the other columns are read as read_csv infers them.
+    """
+    text = {"unit", *(column for column, kind in (dtypes or {}).items() if kind == "str")}
+    columns = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, dtype={c: str for c in columns if c in text}, keep_default_na=False,
+                       na_values={c: list(_NA_STRINGS) for c in columns if c not in text})
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -218,15 +290,16 @@ def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
             continue
         started = time.perf_counter()
         frame = _checked_frame(spec, unit, spec.compute(unit, device, progress)).assign(unit=unit)
-        write_json(parts / f"{unit}.json", {"seconds": time.perf_counter() - started})
+        write_json(parts / f"{unit}.json", {"seconds": time.perf_counter() - started, "dtypes": _dtypes(frame)})
         _write_bytes(parts / f"{unit}.csv", _csv(frame))
-    frames = [pd.read_csv(parts / f"{unit}.csv") for unit in spec.units]
+    records = {unit: json.loads((parts / f"{unit}.json").read_text()) for unit in spec.units}
+    frames = [_read_csv(parts / f"{unit}.csv", records[unit].get("dtypes")) for unit in spec.units]
     rows = pd.concat(frames, ignore_index=True)[["unit", *spec.keys, *spec.values]]
     data = _csv(rows)
-    seconds = {unit: json.loads((parts / f"{unit}.json").read_text())["seconds"] for unit in spec.units}
+    seconds = {unit: record["seconds"] for unit, record in records.items()}
     manifest = {"name": spec.name, "title": spec.title, "config": spec.config, "config_hash": spec.config_hash,
                 "keys": list(spec.keys), "values": list(spec.values), "tolerance": spec.tolerance,
-                "n_rows": len(rows), "rows_sha256": hashlib.sha256(data).hexdigest(),
+                "n_rows": len(rows), "rows_sha256": hashlib.sha256(data).hexdigest(), "dtypes": _dtypes(rows),
                 "code_digest": _code_digest(spec.modules), "versions": _versions(), "hardware": _hardware(device),
                 "seconds": {"total": sum(seconds.values()), "per_unit": seconds},
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -257,6 +330,9 @@ def read_manifest(spec: ResultSpec, root: str | os.PathLike | None = None) -> di
         raise ValueError(f"{path} is not the manifest of {spec.name!r}; restore it or rebuild with `{command}`.")
     fields = {"n_rows": int, "rows_sha256": str, "seconds": dict, "hardware": dict, "config": dict}
     wrong = [k for k, kind in fields.items() if not isinstance(manifest.get(k), kind)]
+    if "dtypes" in manifest and not (isinstance(manifest["dtypes"], dict)  # optional: older results have none
+                                     and all(isinstance(v, str) for v in manifest["dtypes"].values())):
+        wrong.append("dtypes")
     if wrong:
         raise ValueError(f"{path} lacks {wrong} (or holds another type there): it was altered or cut short; restore "
                          f"it with `git checkout -- {root / spec.name}` or rebuild with `{command}`.")
@@ -271,7 +347,9 @@ def load_results(spec: ResultSpec, root: str | os.PathLike | None = None) -> pd.
     """The committed rows of ``spec``, after checking them against their manifest.
 
     Returns:
-        The rows: ``unit``, the spec's ``keys`` and ``values``; ``.attrs["manifest"]`` holds the manifest.
+        The rows: ``unit``, the spec's ``keys`` and ``values``; ``.attrs["manifest"]`` holds the manifest. ``unit``
+        and the columns the manifest's ``dtypes`` records as text are read as written (strings, no NaN inferred);
+        the others as read_csv infers them (every column of a manifest without ``dtypes`` but ``unit``).
 
     Raises:
         FileNotFoundError: the result or its rows are missing (the message gives the command that rebuilds them).
@@ -285,7 +363,7 @@ def load_results(spec: ResultSpec, root: str | os.PathLike | None = None) -> pd.
     if file_digest(path) != manifest["rows_sha256"]:
         raise ValueError(f"{path} was altered: its sha256 is not the manifest's. Restore it with "
                          f"`git checkout -- {path}` or rebuild it with `{command} --force`.")
-    rows = pd.read_csv(path)
+    rows = _read_csv(path, manifest.get("dtypes"))
     columns = ["unit", *spec.keys, *spec.values]
     if list(rows.columns) != columns or len(rows) != manifest["n_rows"]:
         raise ValueError(f"{path} holds {len(rows)} rows of columns {list(rows.columns)}, but {spec.name!r} has "
@@ -320,7 +398,8 @@ def verify_results(spec: ResultSpec, n: int = 8, seed: int = 0, *, root: str | o
 
     Returns:
         One row per (recomputed row, value): ``unit``, the keys, ``value`` (the column), ``committed``,
-        ``recomputed``, ``difference`` and ``ok`` (``|difference| <= spec.tolerance``).
+        ``recomputed``, ``difference`` and ``ok`` (``|difference| <= spec.tolerance``, or both values NaN: a NaN
+        recomputed as NaN agrees).
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (the rows to recompute) must be a positive integer, got {n!r}.")
@@ -337,7 +416,8 @@ def verify_results(spec: ResultSpec, n: int = 8, seed: int = 0, *, root: str | o
                 value=value, committed=merged[value].astype(float), recomputed=merged[f"{value}_again"].astype(float)))
     report = pd.concat(reports, ignore_index=True)
     report["difference"] = report["recomputed"] - report["committed"]
-    report["ok"] = report["difference"].abs() <= spec.tolerance
+    both_nan = report["committed"].isna() & report["recomputed"].isna()
+    report["ok"] = (report["difference"].abs() <= spec.tolerance) | both_nan
     return report
 
 

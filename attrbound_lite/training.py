@@ -160,9 +160,17 @@ def dissimilarity(a: Tensor, b: Tensor, kind: str = "pearson") -> Tensor:
     """Per-sample dissimilarity of attribution maps (B, ...) -> (B,), differentiable everywhere.
 
     ``1 - pearson``, ``1 - cos`` or ``||a - b||_2`` (smoothed by 1e-12 under the root).
+
+    Raises:
+        TypeError: the maps are not tensors, or not floating point (integer or boolean maps: convert with
+            ``.float()``).
+        ValueError: maps of different shapes or without a batch dimension, or an unknown ``kind``.
     """
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"dissimilarity compares torch tensors, got {type(a).__name__} and {type(b).__name__}.")
+    if not a.is_floating_point() or not b.is_floating_point():
+        raise TypeError(f"dissimilarity compares floating-point attribution maps, got {a.dtype} and {b.dtype}; "
+                        "convert integer or boolean maps with .float().")
     if a.shape != b.shape:
         raise ValueError(f"dissimilarity: the maps have shapes {tuple(a.shape)} and {tuple(b.shape)}; compare maps "
                          "of the same inputs.")
@@ -282,10 +290,16 @@ def scaled_for_batch(cfg: TrainConfig, batch_size: int, base_batch: int | None =
         batch_size: the new batch size.
         base_batch: the batch size ``cfg.lr`` was tuned for (default ``cfg.batch_size``).
         rule: ``"linear"`` or ``"sqrt"``.
-        warmup_epochs: the learning-rate warm-up in epochs (``None``: ``min(1, cfg.epochs / 2)``; 0: none).
+        warmup_epochs: the learning-rate warm-up in epochs, a number >= 0 (``None``: ``min(1, cfg.epochs / 2)``;
+            0: none; a bool is refused).
 
     Returns:
         A new config of ``cfg``'s type (``cfg`` at ``batch_size == base_batch`` up to the warm-up fields).
+
+    Raises:
+        TypeError: ``cfg`` is not a ``TrainConfig``, or ``warmup_epochs`` not a number (a bool or a string).
+        ValueError: a batch size that is not a positive integer, an unknown ``rule``, or a negative or infinite
+            ``warmup_epochs``.
 
     Example:
         ``scaled_for_batch(TrainConfig(lr=1e-3, epochs=4), 1024)``: batch 1024, lr 8e-3, warm-up over the first epoch
@@ -299,6 +313,10 @@ def scaled_for_batch(cfg: TrainConfig, batch_size: int, base_batch: int | None =
         raise ValueError(f"unknown rule {rule!r}; choose one of {LR_SCALING_RULES}.")
     k = batch_size / base
     lr = cfg.lr * (k if rule == "linear" else math.sqrt(k))
+    if warmup_epochs is not None and (isinstance(warmup_epochs, bool)
+                                      or not isinstance(warmup_epochs, numbers.Real)):
+        raise TypeError(f"warmup_epochs must be a number of epochs >= 0 or None, got {warmup_epochs!r} "
+                        f"({type(warmup_epochs).__name__}); pass e.g. warmup_epochs=1.0 (0: no warm-up).")
     warmup = min(1.0, cfg.epochs / 2) if warmup_epochs is None else float(warmup_epochs)
     if not math.isfinite(warmup) or warmup < 0:
         raise ValueError(f"warmup_epochs must be a non-negative number or None, got {warmup_epochs!r}.")

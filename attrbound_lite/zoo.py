@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from torch import nn
 
 from ._checks import check_flag, check_positive_int, check_seed, check_tol
@@ -46,7 +46,7 @@ from .config import (
 )
 from .data import DATASETS
 from .runtime import derive_seed, resolve_device
-from .training import METHODS, TRAINING_PROTOCOLS, TrainConfig, train
+from .training import METHODS, TRAINING_PROTOCOLS, TrainConfig, ignored_options, train
 
 __all__ = ["Recipe", "get_model", "train_recipe", "initial_model", "recipe_seed", "model_folder", "training_history",
            "REFERENCE", "reference_name", "ZOO_ROOT", "zoo_root", "read_manifest", "load_reference", "build_zoo",
@@ -55,6 +55,7 @@ __all__ = ["Recipe", "get_model", "train_recipe", "initial_model", "recipe_seed"
 
 
 _RESERVED = ("method", "epochs", "batch_size", "lr", "eps", "seed")  # Recipe fields that are TrainConfig fields too
+_COMMITTED = "committed_reference_recipe"  # validation context of REFERENCE's recipes (options kept as committed)
 
 
 class Recipe(Config):
@@ -75,7 +76,11 @@ class Recipe(Config):
         model: keyword arguments of the data set's architecture (``models.model_for_dataset``); an unknown key
             (``widht``) is refused, naming the allowed ones.
         options: other ``TrainConfig`` fields (``steps``, ``alpha``, ``lam``, ``ig_steps``, ``dissimilarity``,
-            ``warmup_epochs``, ``augment``, ...).
+            ``warmup_epochs``, ``augment``, ...). An option the method ignores (``training.ignored_options``, the
+            rule of ``training.train`` and ``attrbound train``: ``lam`` with ``pgd_at``, ``steps`` with natural
+            training) is refused by name, unless it holds ``TrainConfig``'s default or, for ``steps`` and
+            ``alpha``, RAR's value for the data set: what ``attrbound train`` and sweeps spell out for every
+            method, so that their recipes keep their keys (as do ``REFERENCE``'s, which spell out ``ig_steps``).
         init: ``None`` (fresh weights) or the recipe whose trained weights this one starts from (fine-tuning);
             same data set and architecture.
     """
@@ -106,7 +111,7 @@ class Recipe(Config):
             raise ValueError(f"must hold JSON values (numbers, strings, booleans, lists): {err}") from None
 
     @model_validator(mode="after")
-    def _valid_training(self) -> Recipe:
+    def _valid_training(self, info: ValidationInfo) -> Recipe:
         if self.method == "natural" and self.eps is not None:  # would give the same run another key
             raise ConfigError("natural training has no radius; leave eps out (None)", loc=("eps",))
         unknown = set(self.options) - set(TrainConfig.model_fields)
@@ -137,6 +142,13 @@ class Recipe(Config):
                                for loc, problem in err.problems]) from None
         object.__setattr__(self, "options", {key: _stored(value, getattr(config, key))
                                              for key, value in self.options.items()})
+        if not (info.context or {}).get(_COMMITTED):  # REFERENCE's recipes keep their keys
+            rar = TRAINING_PROTOCOLS[self.dataset]
+            spelt = {key for key in self.options if getattr(config, key) != TrainConfig.model_fields[key].default
+                     and not (key in ("steps", "alpha") and getattr(config, key) == rar[key])}
+            ignored = ignored_options(self.method, spelt, config.attribution)
+            if ignored:
+                raise ConfigError(" ".join(ignored), loc=("options",))
         return self
 
     @property
@@ -494,10 +506,15 @@ _EPOCHS = {("mnist", "pgd_at"): 2, ("mnist", "advaat"): 3, ("mnist", "ig_norm"):
            ("fashion-mnist", "pgd_at"): 2, ("fashion-mnist", "advaat"): 2, ("fashion-mnist", "ig_norm"): 2}
 
 
+def _committed(**fields) -> Recipe:
+    """A recipe of ``REFERENCE``, validated as committed: the robust ones spell out ``ig_steps`` for every method."""
+    return Recipe.parse(fields, context={_COMMITTED: True})
+
+
 def _natural(dataset: str) -> Recipe:
     if dataset == "cifar10-subset":
-        return Recipe(dataset=dataset, epochs=40, model=_SMOOTH_CNN, options=dict(augment="crop_flip"))
-    return Recipe(dataset=dataset, epochs=4 if dataset == "mnist" else 8, model=_SMOOTH_CNN)
+        return _committed(dataset=dataset, epochs=40, model=_SMOOTH_CNN, options=dict(augment="crop_flip"))
+    return _committed(dataset=dataset, epochs=4 if dataset == "mnist" else 8, model=_SMOOTH_CNN)
 
 
 def _robust(dataset: str, method: str, eps: float | None = None, n_train: int | None = None,
@@ -510,8 +527,8 @@ def _robust(dataset: str, method: str, eps: float | None = None, n_train: int | 
         base["augment"] = "crop_flip"
     base.update(options)
     epochs = 8 if cifar else 1 if n_train is not None else _EPOCHS.get((dataset, method), 1)
-    return Recipe(dataset=dataset, method=method, eps=eps, epochs=epochs, n_train=n_train, lr=1e-3,
-                  model=_SMOOTH_CNN, options=base, init=parent)
+    return _committed(dataset=dataset, method=method, eps=eps, epochs=epochs, n_train=n_train, lr=1e-3,
+                      model=_SMOOTH_CNN, options=base, init=parent)
 
 
 def _reference_recipes() -> dict[str, Recipe]:

@@ -1720,9 +1720,10 @@ def test_tour_six_checkpoint_zoo_and_table_edges(tmp_path):
         json.dumps({**manifest, "evaluation": {**manifest["evaluation"], "subset": subset}}))
     _package_error(lambda: zoo.read_manifest("mnist-natural", root=root), ValueError, "lacks evaluation.subset.n")
     # numpy values in a recipe hash like the Python numbers they equal
-    assert zoo.Recipe(dataset="mnist", model={**recipe.model, "width": np.float32(recipe.model["width"])},
-                      options={"steps": np.int64(2)}).key == zoo.Recipe(dataset="mnist", model=recipe.model,
-                                                                        options={"steps": 2}).key
+    # (a method that reads steps: natural training ignores them, and a recipe refuses an option its method ignores)
+    assert zoo.Recipe(dataset="mnist", method="pgd_at", model={**recipe.model, "width": np.float32(
+        recipe.model["width"])}, options={"steps": np.int64(2)}).key == zoo.Recipe(
+            dataset="mnist", method="pgd_at", model=recipe.model, options={"steps": 2}).key
     # a damaged training state is named, with the fix
     state = tmp_path / "run"
     state.mkdir()
@@ -2243,3 +2244,67 @@ def test_tour_eleven_numeric_edges():
                               eps=torch.tensor(0.1), pgd_steps=1, pgd_alpha=0.05, ifia_steps=1, ifia_alpha=0.05,
                               ifia_k=4, eval_k=4, restarts=1, progress=False)
     assert type(row["eps"]) is float and row["eps"] == pytest.approx(0.1)
+
+
+def test_tour_eleven_model_results_and_sweep_edges(tmp_path):
+    """Tour 11's findings in results, the sweep, recipes, training helpers, the quadratic oracle and summarize."""
+    import json
+
+    import pandas as pd
+    import yaml
+
+    from attrbound_lite import experiments, results, training, zoo
+    from attrbound_lite.sweep import config_identity, load_config, plan_shards, report
+
+    # a ResultSpec: keys as one string, a value named twice, functions that are not callables
+    values = {"01": 1.0, "NA": math.nan, "null": 2.5}
+    spec = dict(name="r", title="t", config={"n": 1}, keys=("k",), values=("v",), tolerance=0.0, units=("01", "NA"),
+                compute=lambda unit, device, progress: pd.DataFrame({"k": list(values), "v": list(values.values())}),
+                recompute=lambda rows, device: rows[["k"]].assign(v=[values[k] for k in rows["k"]]))
+    _package_error(lambda: results.ResultSpec(**{**spec, "keys": "idx"}), TypeError, "'idx'", "('idx',)")
+    _package_error(lambda: results.ResultSpec(**{**spec, "values": ("v", "v")}), ValueError, "each column once")
+    for name in ("compute", "recompute"):
+        _package_error(lambda name=name: results.ResultSpec(**{**spec, name: None}), TypeError, name, "NoneType")
+    # configs with non-string keys (JSON would hash 1 as "1"); an empty root (an unset shell variable)
+    _package_error(lambda: results.config_hash({1: "a"}), TypeError, "the key 1")
+    _package_error(lambda: results.config_hash({"a": [{2: 3}]}), TypeError, "config['a'][0]")
+    built = results.ResultSpec(**spec)
+    _package_error(lambda: results.build_results(built, root="", progress=False), ValueError, "empty string")
+    # text keys and units come back as text, "NA" and "null" included; a NaN recomputed as NaN agrees
+    results.build_results(built, root=tmp_path, device="cpu", progress=False)
+    rows = results.load_results(built, tmp_path)
+    assert rows["unit"].tolist() == ["01"] * 3 + ["NA"] * 3 and rows["k"].tolist() == ["01", "NA", "null"] * 2
+    assert rows.attrs["manifest"]["dtypes"] == {"unit": "str", "k": "str", "v": "float64"}
+    check = results.verify_results(built, n=6, root=tmp_path, device="cpu")
+    assert check["ok"].all() and int(check["committed"].isna().sum()) == 2
+    # a manifest without dtypes (the results built before them) loads as before: inferred columns, unit as text
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    del manifest["dtypes"]
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(manifest))
+    older = results.load_results(built, tmp_path)
+    assert older["unit"].tolist() == rows["unit"].tolist() and older["k"].isna().sum() == 4
+    # the sweep: the YAML file's own mapping where a loaded config is expected; a flag given as a string
+    path = PACKAGE.parent / "configs" / "sweep-ci.yaml"
+    raw = yaml.safe_load(path.read_text())
+    _package_error(lambda: plan_shards(raw), TypeError, "load_config")
+    _package_error(lambda: config_identity(raw, "cpu"), TypeError, "load_config")
+    assert len(plan_shards(load_config(path))) == 4
+    _package_error(lambda: report(tmp_path, quiet="no"), TypeError, "quiet")
+    # a recipe with an option its method ignores (as train and `attrbound train` refuse it); the committed keep theirs
+    _package_error(lambda: zoo.Recipe(dataset="mnist", method="pgd_at", options={"lam": 2.0}), ValueError,
+                   "lam is ignored by pgd_at")
+    _package_error(lambda: zoo.Recipe(dataset="mnist", options={"warmup_epochs": 0.5}), ValueError, "warmup_epochs")
+    assert zoo.Recipe(dataset="mnist", method="ig_norm", options={"lam": 2.0}).options == {"lam": 2.0}
+    assert zoo.REFERENCE["mnist-pgd_at"].options["ig_steps"] == 5
+    # a bool as a number of epochs; integer maps; an empty batch of the oracle; a grouping column named twice
+    _package_error(lambda: training.scaled_for_batch(training.TrainConfig(), 256, warmup_epochs=True), TypeError,
+                   "warmup_epochs")
+    maps = torch.ones(2, 3, dtype=torch.long)
+    _package_error(lambda: training.dissimilarity(maps, maps), TypeError, "floating-point")
+    oracle = models.QuadraticClassifier(torch.eye(3).repeat(2, 1, 1), torch.zeros(2, 3))
+    assert oracle(torch.empty(0, 3)).shape == (0, 2)
+    table = pd.DataFrame({"eps": [0.1], "sample": [0], "label_kept": [True], "exceeded": [False],
+                          "exceeded_euclidean": [False], "exceeded_cosine": [False], "ratio_euclidean": [0.5],
+                          "ratio_cosine": [0.5]})
+    _package_error(lambda: experiments.summarize(table, by=["eps", "eps"]), ValueError, "more than once")
+    assert len(experiments.summarize(table, by=["eps"])) == 1

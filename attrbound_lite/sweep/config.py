@@ -43,7 +43,7 @@ from ..experiments import AttackSpec, Tolerance
 from ..training import TrainConfig
 
 __all__ = ["SweepConfig", "SweepConfigError", "DataSection", "ModelEntry", "RecipeTraining", "Architecture",
-           "AttributionEntry", "Tolerance", "load_config"]
+           "AttributionEntry", "Tolerance", "load_config", "check_loaded"]
 
 # IG's number of points where the sweep file gives none: IntegratedGradients' own default.
 _IG_STEPS = inspect.signature(IntegratedGradients.__init__).parameters["n_steps"].default
@@ -436,3 +436,34 @@ def load_config(source: str | os.PathLike | Mapping) -> dict:
         return SweepConfig.parse(raw, context={"base": base}).to_dict()
     except ConfigError as err:
         raise SweepConfigError(f"{where}: {err}") from None
+
+
+def check_loaded(cfg: Any, what: str) -> dict:
+    """Return ``cfg`` if it is a config of ``load_config`` (every section and default filled in).
+
+    The YAML file's own mapping (or a hand-written dict) lacks the defaults and keeps its shorthands (one ``eps``
+    list for every norm, bare attribution names), which ``plan_shards`` and ``config_identity`` do not read.
+
+    Args:
+        cfg: the config.
+        what: the function that takes it, for the message.
+
+    Raises:
+        TypeError: ``cfg`` is not a dict, or not one that ``load_config`` returns (the message names the fix).
+    """
+    if not isinstance(cfg, dict):
+        raise TypeError(f"{what} takes a config returned by load_config (a dict), got {type(cfg).__name__}; pass "
+                        "load_config(path_or_mapping).")
+    missing = [k for k in SweepConfig.model_fields if k not in cfg]
+    data = cfg.get("data")
+    if isinstance(data, dict):
+        missing += [f"data.{k}" for k in DataSection.model_fields if k not in data]
+    shapes = (isinstance(data, dict) and isinstance(cfg.get("eps"), dict)
+              and all(isinstance(cfg.get(k), list) for k in ("models", "attributions", "attacks"))
+              and all(isinstance(e, dict) and "name" in e for e in (*cfg["models"], *cfg["attributions"]))
+              and all(isinstance(a, dict) and "restarts" in a for a in cfg["attacks"]))
+    if missing or not shapes:
+        lacks = f"lacks {missing[:6]}" if missing else "has its sections in another form"
+        raise TypeError(f"{what} takes a config returned by load_config (every default filled in); the one given "
+                        f"{lacks}, as the YAML file's own mapping does: pass load_config(path_or_mapping).")
+    return cfg

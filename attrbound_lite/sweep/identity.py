@@ -45,12 +45,18 @@ def config_identity(cfg: dict, device_type: str) -> dict:
     device of that type runs it, and where the data is read from, are not (a sweep resumes elsewhere).
 
     Args:
-        cfg: a config of ``load_config`` (every default filled in).
+        cfg: a config of ``load_config`` (every default filled in; the YAML file's own mapping is refused).
         device_type: ``"cpu"`` or ``"cuda"`` (``torch.device.type``).
 
     Returns:
         A JSON-serialisable dict; ``config_hash`` of it is the sweep's ``config_hash`` in its manifest.
+
+    Raises:
+        TypeError: ``cfg`` is not a config of ``load_config``.
     """
+    from .config import check_loaded
+
+    check_loaded(cfg, "config_identity")
     return {**_identity(cfg), "device_type": device_type}
 
 

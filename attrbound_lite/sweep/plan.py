@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..runtime import derive_seed
+from .config import check_loaded
 
 __all__ = ["Shard", "plan_shards"]
 
@@ -44,12 +45,16 @@ def plan_shards(cfg: dict) -> list[Shard]:
     """Every shard of the sweep, model by model.
 
     Args:
-        cfg: a config of ``load_config``.
+        cfg: a config of ``load_config`` (the YAML file's own mapping is refused).
 
     Returns:
         The shards; shard k of model m covers samples ``k * shard_size`` to ``(k + 1) * shard_size`` (the last
         one fewer) and is seeded with ``derive_seed(seed, m, k)``.
+
+    Raises:
+        TypeError: ``cfg`` is not a config of ``load_config``.
     """
+    check_loaded(cfg, "plan_shards")
     n, size = cfg["data"]["n_samples"], cfg["shard_size"]
     per_sample = len(cfg["attributions"]) * sum(len(v) for v in cfg["eps"].values()) * sum(
         a["restarts"] or cfg["restarts"] for a in cfg["attacks"])

@@ -10,6 +10,7 @@ from typing import TextIO
 
 import pandas as pd
 
+from .._checks import check_flag
 from ..experiments import ROW_COLUMNS, summarize
 from .runner import _read_manifest
 
@@ -77,7 +78,9 @@ def report(out_dir: str | os.PathLike, *, quiet: bool = False, file: TextIO | No
 
     Raises:
         FileNotFoundError: ``out_dir`` holds no sweep.
+        TypeError: ``quiet`` is not True or False.
     """
+    quiet = check_flag(quiet, "quiet")
     out = Path(out_dir)
     manifest = _read_manifest(out)
     if manifest is None:

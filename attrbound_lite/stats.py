@@ -329,7 +329,10 @@ def _outcomes(values, name: str) -> np.ndarray:
 
 
 def _cluster_codes(groups, n: int) -> np.ndarray:
-    """Integer codes of ``n`` cluster labels (numbers or strings, one per trial); missing or other labels refused."""
+    """Integer codes of ``n`` cluster labels (any hashable value: a number, a string, a tuple), one per trial.
+
+    A missing label (None, NaN) or an unhashable one (a list, an array row) is refused.
+    """
     if isinstance(groups, (str, bytes, dict)) or not hasattr(groups, "__len__"):
         raise TypeError(f"groups must be a sequence of cluster labels, one per trial, got {type(groups).__name__}.")
     if len(groups) != n:
@@ -337,12 +340,14 @@ def _cluster_codes(groups, n: int) -> np.ndarray:
     labels = list(groups.detach().cpu().tolist() if hasattr(groups, "detach") else
                   groups.tolist() if isinstance(groups, np.ndarray) else groups)
     for label in labels:
-        if not isinstance(label, (numbers.Number, str)):
-            raise TypeError(f"groups must hold one label per trial (a number or a string), got "
-                            f"{type(label).__name__} {label!r}; pass a 1-d sequence of labels.")
-        if isinstance(label, numbers.Number) and not math.isfinite(label):
+        if label is None or (isinstance(label, numbers.Real) and not math.isfinite(label)):
             raise ValueError(f"groups must name a cluster for every trial, got {label!r}; drop that trial from a, b "
                              "and groups, or give it a label.")
+        try:
+            hash(label)
+        except TypeError:
+            raise TypeError(f"groups must hold one hashable label per trial (a number, a string or a tuple), got "
+                            f"{type(label).__name__} {label!r}; pass a 1-d sequence of labels.") from None
     return pd.Series(labels, dtype=object).factorize()[0]
 
 

@@ -60,13 +60,14 @@ def test_a_grid_cell_does_not_depend_on_the_batch_or_the_restarts_asked_for():
     assert np.allclose(first["relative_deviation"], alone["relative_deviation"], atol=1e-6)
 
 
-def _grid(n: int = 20) -> pd.DataFrame:
+def _grid(n: int = 20, per_restart: float = 0.01) -> pd.DataFrame:
     """A fake committed grid: one model, PGD in l-inf; more steps and restarts reach more, 10 x 1 about 10 % short."""
     rng = np.random.default_rng(0)
     base = rng.uniform(0.5, 1.5, n)
     rows = [pd.DataFrame({"dataset": "mnist", "method": "natural", "attack": "pgd", "norm": "linf", "eps": 0.3,
                           "image": np.arange(n), "steps": s, "restarts": r,
-                          "relative_deviation": base * (1 - 0.1 * 10 / s) * (1 + 0.01 * r) + rng.normal(0, 0.005, n),
+                          "relative_deviation": base * (1 - 0.1 * 10 / s) * (1 + per_restart * r)
+                          + rng.normal(0, 0.005, n),
                           "cosine": 0.5, "label_kept": True, "unit": "mnist-natural"})
             for s in budget.STEPS for r in budget.RESTARTS]
     return pd.concat(rows, ignore_index=True)
@@ -88,6 +89,11 @@ def test_the_chapters_budget_is_read_against_the_best_of_the_grid():
     assert values["ch6_budget_converged"] == ("doubling the steps, or raising the restarts to 5, moves the mean by "
                                               "less than 2% in none of 1 cases")
     assert values["ch6_budget_cost"] == "1.0 hours on 2 cores of a CPU"
+    restarts = _grid(per_restart=0.2)  # 5 restarts reach (1 + 5 * 0.2) / 1.2 - 1 = 67 % more than one
+    said = deviation_budget.budget_values(restarts, deviation_budget.budget_table(restarts, (10, 1)), manifest,
+                                          (10, 1))["ch6_budget_converged"]
+    assert said.endswith("; more restarts matter more (on average 66.7% for 5 restarts against 5.5% for twice the "
+                         "steps)")
     text = deviation_budget.budget_text_table(table)
     assert list(text["attack"]) == ["PGD"] and text["change with 2× steps"].iloc[0].startswith("+")
     summary = deviation_budget.summary(rows)

@@ -2231,11 +2231,13 @@ def test_tour_eleven_numeric_edges():
     _package_error(lambda: hessian.hvp(np.ones((2, 1, 2, 2))), TypeError, "floating-point tensor")
     _package_error(lambda: stats.bootstrap_mean([[0.1, 0.2], [0.3]]), TypeError, "ragged")
     a, b = [True, False, True, True], [False, False, True, False]
-    for groups, kind in ((np.array([[1, 2], [1, 2], [3, 4], [3, 4]]), TypeError), (["a", "a", None, "b"], TypeError),
+    for groups, kind in ((np.array([[1, 2], [1, 2], [3, 4], [3, 4]]), TypeError), (["a", "a", None, "b"], ValueError),
                          ([1.0, 1.0, math.nan, 2.0], ValueError)):
         _package_error(lambda groups=groups: stats.paired_rate_difference(a, b, groups=groups), kind, "groups")
     clustered = stats.paired_rate_difference(a, b, groups=np.array([1, 1, 2, 2]))
     assert clustered.estimate == pytest.approx(0.5)
+    tuples = stats.paired_rate_difference(a, b, groups=[("m", 1), ("m", 1), ("m", 2), ("m", 2)])  # (model, image)
+    assert (tuples.low, tuples.high) == (clustered.low, clustered.high)
     _package_error(lambda: toy.linear_worst_case(2 * torch.eye(2), 0.1, "L2"), ValueError, "norm")
     assert toy.linear_worst_case(2 * torch.eye(2), 0.1, "l2") == pytest.approx(0.2)
     model = _BufferModel()

@@ -221,9 +221,9 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
 
     Returns:
         ``ch6_budget_n`` (images per data set), ``ch6_budget_grid`` (the grid in words), ``ch6_budget_cost``,
-        ``ch6_budget_chapter`` (the chapter's budget against the best of the grid), ``ch6_budget_converged`` (where
-        one more doubling moves the mean by ``tolerance`` or more), ``ch6_budget_short`` (one clause for the Findings
-        page).
+        ``ch6_budget_chapter`` (the chapter's budget against the best of the grid), ``ch6_budget_converged`` (in how
+        many cases one more doubling moves the mean by less than ``tolerance``, and whether steps or restarts matter
+        more), ``ch6_budget_short`` (one clause for the Findings page).
     """
     config, n = manifest["config"], len(table)
     short_of = table[table["chapter_gap"].map(lambda i: i.sign > 0)]
@@ -235,8 +235,13 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
         said += f", by up to {worst['chapter_gap']} ({_model(worst)}, where the best reaches {worst['best']})"
     moves = table[["more_steps", "more_restarts"]].abs().max(axis=1, skipna=True)
     unsettled = table[moves >= tolerance]
-    converged = (f"doubling the steps, or raising the restarts to {int(rows['restarts'].max())}, moves the mean by "
-                 f"less than {tolerance:.0%} in {_of(n - len(unsettled), n)} cases")
+    most = int(rows["restarts"].max())
+    converged = (f"doubling the steps, or raising the restarts to {most}, moves the mean by less than {tolerance:.0%} "
+                 f"in {_of(n - len(unsettled), n)} cases")
+    by_steps, by_restarts = table["more_steps"].abs().mean(), table["more_restarts"].abs().mean()
+    if max(by_steps, by_restarts) > 2 * min(by_steps, by_restarts):
+        converged += (f"; {'more restarts' if by_restarts > by_steps else 'more steps'} matter more (on average "
+                      f"{by_restarts:.1%} for {most} restarts against {by_steps:.1%} for twice the steps)")
     hardware = manifest["hardware"]
     cost = (f"{manifest['seconds']['total'] / 3600:.1f} hours on {hardware.get('cpu_count', '?')} cores of "
             f"{hardware.get('processor', 'an unnamed CPU')}")

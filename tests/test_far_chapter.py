@@ -513,11 +513,15 @@ def test_tour_eleven_the_chapters_helpers_refuse_what_they_cannot_read():
 
     study = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
     for far_methods, kind, fragment in (("aat", TypeError, "list of method names"), ([], TypeError, "non-empty"),
-                                        (["AAT"], ValueError, "not in per_image")):
+                                        (["AAT"], ValueError, "not in the training methods")):
         with pytest.raises(kind, match=fragment):
             far.spread_comparison(study, "train_eps", far_methods, far.EARLIER_METHODS)
     with pytest.raises(ValueError, match="lacks the columns"):
         far.spread_comparison(study, "train_ig_steps", far.FAR_METHODS, far.EARLIER_METHODS)
+    # a method whose runs all failed has no rows: not tested, as in the book, not refused
+    failed = study[study["method"] != "ig_norm"]
+    intervals, levels = far.spread_comparison(failed, "train_eps", far.FAR_METHODS, far.EARLIER_METHODS)
+    assert levels == [] and intervals["difference"].n == 0
     with pytest.raises(ValueError, match="repeated rows"):
         far.spread_comparison(pd.concat([study, study.iloc[:1]]), "train_eps", far.FAR_METHODS, far.EARLIER_METHODS)
     with pytest.raises(TypeError, match="list of method names"):

@@ -33,6 +33,7 @@ from ..data import load_dataset
 from ..evaluation import ifia_per_image, noise_per_image
 from ..protocols import rar_protocol
 from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, non_inferiority, sig, verdict
+from ..training import METHODS as TRAINING_METHODS
 from ..zoo import REFERENCE, ROBUST_METHODS, STUDY_IG_STEPS, STUDY_RADII, reference_name
 from .findings import comparison
 from .tables import DATASET_NAMES, METHOD_NAMES, glue_key, radius_label
@@ -460,7 +461,8 @@ def _method_list(given, what: str) -> list[str]:
 def _check_values(given: Sequence[str] | str, present, what: str) -> None:
     unknown = [v for v in ([given] if isinstance(given, str) else given) if v not in set(present)]
     if unknown:
-        raise ValueError(f"{what} {unknown} not in per_image, which holds {sorted(map(str, set(present)))}.")
+        holder = "the training methods" if present is TRAINING_METHODS else "per_image, which holds"
+        raise ValueError(f"{what} {unknown} not in {holder} {sorted(map(str, set(present)))}.")
 
 
 def method_summary(per_image: pd.DataFrame, reference: str = "natural") -> pd.DataFrame:
@@ -773,7 +775,8 @@ def spread_comparison(per_image: pd.DataFrame, level: str, far: Sequence[str], e
     if isinstance(per_image, pd.DataFrame) and level in per_image.columns:
         per_image = per_image.dropna(subset=[level])  # rows outside the study
     _check_per_image(per_image, (metric,), keys=keys)
-    _check_values(methods, per_image["method"], "the methods")
+    # a method without rows (its runs failed) leaves the spread "not tested"; a name no method has is a typo
+    _check_values(methods, TRAINING_METHODS, "the methods")
     frame = per_image[per_image["method"].isin(methods)]
     levels = sorted(set.intersection(*(set(frame.loc[frame["method"] == m, level]) for m in methods)))
     if len(levels) < 2:  # no spread to compare (e.g. the models of the other levels failed to train)

@@ -275,7 +275,7 @@ def budget_figure(summary_rows: pd.DataFrame, restarts: int | None = None):
             ax.set_xscale("log")
             ax.set_xticks(sorted(panel["steps"].unique()), labels=map(str, sorted(panel["steps"].unique())))
             ax.minorticks_off()
-            eps = panel["eps"].iloc[0] if "eps" in panel and len(panel) else None
+            eps = _radii(ds)[norm] if ds in DATASETS else None  # the grid's radius of that data set and norm
             ax.set_title(f"{DATASET_NAMES.get(ds, ds)}, {NORM_NAMES.get(norm, norm)}"
                          + (f" ε = {radius_label(eps)}" if eps is not None else ""))
         axes[i][0].set_ylabel("relative deviation (mean)")

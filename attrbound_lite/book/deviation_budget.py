@@ -223,7 +223,9 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
         ``ch6_budget_n`` (images per data set), ``ch6_budget_grid`` (the grid in words), ``ch6_budget_cost``,
         ``ch6_budget_chapter`` (the chapter's budget against the best of the grid), ``ch6_budget_converged`` (in how
         many cases one more doubling moves the mean by less than ``tolerance``, and whether steps or restarts matter
-        more), ``ch6_budget_short`` (one clause for the Findings page).
+        more), ``ch6_budget_short`` (one clause for the Findings page), ``ch6_budget_answer`` (the section's
+        question answered in one sentence), ``ch6_budget_caveat`` (what the shortfall means for the violation rows
+        of the Findings page; empty without one) and ``ch6_budget_cosine`` (the cosine's shortfall).
     """
     config, n = manifest["config"], len(table)
     short_of = table[table["chapter_gap"].map(lambda i: i.sign > 0)]
@@ -247,7 +249,21 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
             f"{hardware.get('processor', 'an unnamed CPU')}")
     short = (f"the chapter's budget reaches a relative deviation up to {worst['chapter_gap'].estimate:.3g} below the "
              f"best of a grid of budgets (distinguishable, uncorrected, in {_of(len(short_of), n)} cases)")
+    answer = (f"{'No' if len(unsettled) > n / 2 else 'Mostly' if not unsettled.empty else 'Yes'}: in "
+              f"{_of(len(unsettled), n)} (model, attack, norm) cases, doubling the steps or raising the restarts to "
+              f"{most} still moves the mean relative deviation by {tolerance:.0%} or more")
+    caveat = ("from attacks that fall short of stronger budgets (chapter 6): rates are lower estimates, onsets upper "
+              "estimates" if len(short_of) else "")
+    cosine = budget_table(rows, chapter, "cosine") if "cosine" in rows.columns else None
+    cosine_words = ""
+    if cosine is not None and len(cosine):
+        short_cos = cosine[cosine["chapter_gap"].map(lambda i: i.sign > 0)]
+        worst_cos = cosine.loc[cosine["chapter_gap"].map(lambda i: i.estimate).idxmax()]
+        cosine_words = (f"the lowest cosine the chapter's budget reaches lies above the grid's best in "
+                        f"{_of(len(short_cos), len(cosine))} cases, by up to {worst_cos['chapter_gap']} "
+                        f"({_model(worst_cos)})")
     return {"ch6_budget_n": config["n_images"], "ch6_budget_cost": cost, "ch6_budget_chapter": said,
+            "ch6_budget_answer": answer, "ch6_budget_caveat": caveat, "ch6_budget_cosine": cosine_words,
             "ch6_budget_converged": converged, "ch6_budget_short": short,
             "ch6_budget_grid": (f"{', '.join(map(str, config['steps']))} steps and "
                                 f"{', '.join(map(str, config['restarts']))} restarts")}

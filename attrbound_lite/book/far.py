@@ -619,7 +619,8 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
             values[f"ch7_fragile_{ds}_{m}"] = _noise_sentence(row)
             values[f"ch7_test_fragile_{ds}_{m}"] = comparison(
                 row["beyond_noise"], DATASET_NAMES.get(row["dataset"], row["dataset"]),
-                "fragile", "IFIA moves the top-k less than noise", f"{row['beyond_noise']} of the top-k beyond noise",
+                "fragile", "IFIA moves the top-k less than noise",
+                f"IFIA removes {row['beyond_noise']} more of the top-k than noise",
                 reason=NOT_COMPARED if row["noise_verdict"] == NOT_COMPARED else None, unit=_unit_words(row["unit"]),
                 where=_where(row["dataset"]))
         if m == reference:
@@ -687,7 +688,8 @@ def versus_earlier(per_image: pd.DataFrame, far: Sequence[str] = FAR_METHODS,
                              "unit": unit, "verdict": said, "comparable": comparable,
                              "comparable_verdict": "" if not tested else
                              f"comparable or better within {margin:g}" if comparable.p_value < 0.05 else
-                             f"not shown comparable within {margin:g}"})
+                             f"worse by more than {margin:g} (its whole interval lies below -{margin:g})"
+                             if difference.high < -margin else f"not shown comparable within {margin:g}"})
     return pd.DataFrame(rows, columns=["dataset", "method", "earlier", "difference", "unit", "verdict", "comparable",
                                        "comparable_verdict"])
 
@@ -728,7 +730,8 @@ def versus_table(versus: pd.DataFrame, margin: float = FAR_MARGIN) -> pd.DataFra
         return "–" if r.comparable is None or not np.isfinite(r.comparable.low) else sig(r.comparable.low - margin)
 
     def comparable(word: str) -> str:
-        return "yes" if word.startswith("comparable") else "not shown" if word else "–"
+        return ("yes" if word.startswith("comparable") else "no: worse" if word.startswith("worse") else
+                "not shown" if word else "–")
 
     names = versus[["method", "earlier"]].map(lambda m: METHOD_NAMES.get(m, m))
     return pd.DataFrame({"dataset": versus["dataset"], "comparison": names["method"] + " vs " + names["earlier"],

@@ -458,6 +458,33 @@ class full_precision:
         return False
 
 
+def json_leaves(value, where: str, owner: str):
+    """Every value of a JSON-bound ``value`` that is neither a dict, a list nor a tuple, with its place.
+
+    A mapping key that is not a string is refused: JSON writes the key ``1`` as ``"1"``, so ``{1: x}`` would come
+    back (and hash) as ``{"1": x}``.
+
+    Args:
+        value: a dict, list, tuple or leaf.
+        where: its place, for messages (``"metadata"``, ``"config"``).
+        owner: what holds it, for messages (``"checkpoint"``, ``"a result's"``).
+
+    Yields:
+        ``(place, leaf)`` pairs, e.g. ``("config['a'][0]", 0.1)``.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{owner} {where} has the key {key!r} ({type(key).__name__}); JSON keys are strings "
+                                f"and it would come back as {str(key)!r}: use string keys.")
+            yield from json_leaves(item, f"{where}[{key!r}]", owner)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from json_leaves(item, f"{where}[{i}]", owner)
+    else:
+        yield where, value
+
+
 def check_flag(value, what: str) -> bool:
     """Return ``value`` as a bool if it is True or False (Python or numpy); raise a TypeError otherwise.
 

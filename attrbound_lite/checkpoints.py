@@ -25,6 +25,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 from torch import nn
 
+from ._checks import json_leaves
 from ._io import atomic_path, file_digest, json_default, write_json
 from .models import build_model, model_spec
 from .runtime import resolve_device
@@ -122,22 +123,13 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
 
 def _check_metadata(value, where: str = "metadata") -> None:
     """Metadata that round-trips through standard JSON: string keys, finite numbers, serialisable values."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"checkpoint {where} has the key {key!r} ({type(key).__name__}); JSON keys are strings "
-                                f"and it would come back as {str(key)!r}: use string keys.")
-            _check_metadata(item, f"{where}[{key!r}]")
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_metadata(item, f"{where}[{i}]")
-    else:
+    for place, leaf in json_leaves(value, where, "checkpoint"):
         try:
-            json.dumps(value, allow_nan=False, default=json_default)
+            json.dumps(leaf, allow_nan=False, default=json_default)
         except TypeError as err:
-            raise TypeError(f"checkpoint {where} must be JSON-serialisable: {err}.") from None
+            raise TypeError(f"checkpoint {place} must be JSON-serialisable: {err}.") from None
         except ValueError:
-            raise ValueError(f"checkpoint {where} is {value!r}, which standard JSON cannot hold; store a finite "
+            raise ValueError(f"checkpoint {place} is {leaf!r}, which standard JSON cannot hold; store a finite "
                              "number, None or a string such as 'nan'.") from None
 
 

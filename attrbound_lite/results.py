@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_seed
+from ._checks import check_seed, json_leaves
 from ._io import atomic_path, file_digest, json_default, write_json
 from .runtime import resolve_device
 
@@ -141,7 +141,8 @@ def config_hash(config: dict) -> str:
     """
     if not isinstance(config, dict):
         raise TypeError(f"a result's config is a dict of JSON values, got {type(config).__name__}.")
-    _check_string_keys(config, "config")
+    for _ in json_leaves(config, "config", "a result's"):  # string keys only
+        pass
     try:
         text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False, default=json_default)
     except TypeError as err:
@@ -150,19 +151,6 @@ def config_hash(config: dict) -> str:
         raise ValueError(f"a result's config must hold finite numbers only (JSON has no NaN or infinity), got "
                          f"{config!r}.") from None
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _check_string_keys(value, where: str) -> None:
-    """Refuse a mapping key that is not a string anywhere in ``value`` (JSON turns ``1`` into ``"1"``)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"a result's {where} has the key {key!r} ({type(key).__name__}); JSON keys are strings "
-                                f"and it would hash as {str(key)!r}: use string keys.")
-            _check_string_keys(item, f"{where}[{key!r}]")
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_string_keys(item, f"{where}[{i}]")
 
 
 def results_root(root: str | os.PathLike | None = None) -> Path:

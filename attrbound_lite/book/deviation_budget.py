@@ -31,7 +31,7 @@ from ..experiments import AttackSpec
 from ..results import ResultSpec, load_results
 from ..stats import bootstrap, bootstrap_mean
 from ..zoo import load_reference, reference_name
-from .budget import DATASETS, METHODS, RESTARTS, STEPS, _move, _of, check_grid, nested_starts
+from .budget import DATASETS, METHODS, RESTARTS, STEPS, _move, _of, _unit, check_grid, nested_starts
 from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, radius_label
 from .validation import rar_eps
 
@@ -107,11 +107,6 @@ def _config() -> dict:
             "ifia_k_fraction": AttackSpec.K_FRACTION,
             "radii": {ds: _radii(ds) for ds in DATASETS}, "n_images": N_IMAGES, "steps": list(STEPS),
             "restarts": list(RESTARTS), "chapter_steps": CHAPTER_STEPS, "seed": SEED}
-
-
-def _unit(unit: str) -> tuple[str, str]:
-    method = next(m for m in METHODS if unit.endswith(f"-{m}") and unit[: -len(m) - 1] in DATASETS)
-    return unit[: -len(method) - 1], method
 
 
 def _run(unit: str, x: torch.Tensor, index: np.ndarray, steps, device) -> pd.DataFrame:

@@ -320,7 +320,10 @@ def test_chapter7_verdicts_follow_their_intervals(book):
             said, *comparable = said.split(", ")  # then FAR's "comparable", tested where the runs allow
             assert said in (NOT_COMPARED, TOO_FEW) or re.fullmatch(
                 expected(interval) or "not distinguishable with 3 trained runs", said), part
-            assert comparable in ([], ["comparable or better within 0.05"], ["not shown comparable within 0.05"])
+            assert comparable in ([], ["comparable or better within 0.05"], ["not shown comparable within 0.05"],
+                                  ["worse by more than 0.05 (its whole interval lies below -0.05)"]), part
+            if comparable and comparable[0].startswith("worse"):  # read off the interval: all of it below -0.05
+                assert float(re.search(r"to (\S+)\)", interval).group(1)) < -0.05, part
     # the attack budget: the committed grid over the 15 seed-0 reference models, read in the chapter's sentences
     assert re.search(r"is higher than the best of the grid on (\d+ of|none of|all) 15 models", g["ch7_budget_chapter"])
     assert re.search(r"less than 2% on (\d+ of|none of|all) 15 models", g["ch7_budget_rar"]) and g["ch7_budget_n"] >= 32
@@ -473,8 +476,10 @@ window.addEventListener("load", () => setTimeout(() => {
   const wide = [];
   for (const el of column.querySelectorAll("*")) {
     const r = el.getBoundingClientRect();
-    if (r.width > 0 && r.right > right && !scrolls(el)) wide.push(el.tagName + "." + el.className + " " +
-        Math.round(r.right - right) + "px");
+    // a full-width cell (the theme's tag) may use the margin, but not leave the window
+    const limit = el.closest(".tag_full-width") ? window.innerWidth + 1 : right;
+    if (r.width > 0 && r.right > limit && !scrolls(el)) wide.push(el.tagName + "." + el.className + " " +
+        Math.round(r.right - limit) + "px");
   }
   const out = document.createElement("pre"); out.id = "attrbound-overflow";
   out.textContent = JSON.stringify(wide.slice(0, 10)); document.body.appendChild(out);

@@ -827,13 +827,14 @@ def test_chapter10_gpu_training_paper_sweep_and_compile_sentences(tmp_path):
 
 def test_every_method_keeps_its_colour_across_figures():
     """One palette (figures.METHOD_COLORS): the training-cost bars and the cosine-bound scatter colour a method alike,
-    and no two methods share a colour."""
+    and no two methods share a colour or the bounds' colour."""
     import matplotlib.colors as mcolors
 
     from attrbound_lite.book import figures
 
     colors = [mcolors.to_hex(c) for c in figures.METHOD_COLORS.values()]
     assert len(set(colors)) == len(colors) == 5
+    assert mcolors.to_hex(figures.COLORS["bound"]) not in colors  # the bounds' vermillion, too near PGD-AT's orange
     table = pd.DataFrame({"method": ["natural", "aat", "advaat"], "train_seconds": [1.0, 5.0, 9.0],
                           "bound_l2_euclidean_mean": [3.0, 2.0, 1.0]})
     fig = figures.training_cost_figure(table)

@@ -104,6 +104,12 @@ def test_the_chapters_budget_is_read_against_the_best_of_the_grid():
     summary = deviation_budget.summary(rows)
     assert isinstance(summary["relative_deviation"].iloc[0], Interval) and len(summary) == 15
     assert len(deviation_budget.budget_figure(summary).axes) == 1
+    marked = deviation_budget.budget_figure(summary, chapter=(10, 1)).axes[0]
+    circle = [ln for ln in marked.lines if ln.get_linestyle() == "None"]  # the chapter's own budget, an open circle
+    assert len(circle) == 1 and circle[0].get_xdata()[0] == 10 and circle[0].get_ydata()[0] == pytest.approx(
+        summary.loc[(summary["steps"] == 10) & (summary["restarts"] == 1), "mean"].iloc[0])
+    with pytest.raises(ValueError, match="not one of the grid"):
+        deviation_budget.budget_figure(summary, chapter=(15, 1))
     with pytest.raises(ValueError, match=r"\(15 steps, 1 restarts\) is not one of the grid.s"):
         deviation_budget.budget_table(rows, (15, 1))
 

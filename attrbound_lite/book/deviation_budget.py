@@ -264,15 +264,22 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
                                 f"{', '.join(map(str, config['restarts']))} restarts")}
 
 
-def budget_figure(summary_rows: pd.DataFrame, restarts: int | None = None):
+def budget_figure(summary_rows: pd.DataFrame, restarts: int | None = None,
+                  chapter: tuple[int, int] | None = None):
     """The mean relative deviation against the attacks' steps (``summary``'s rows).
 
     One row of panels per norm, one panel per data set; one colour per training method, solid lines for attribution
-    PGD and dashed for IFIA, at ``restarts`` (default the grid's most).
+    PGD and dashed for IFIA, at ``restarts`` (default the grid's most). With ``chapter`` (its steps and restarts, a
+    budget of the grid), the chapter's own budget is marked on every line by an open circle.
     """
     from .figures import method_color
 
     restarts = int(summary_rows["restarts"].max()) if restarts is None else restarts
+    grid = set(zip(summary_rows["steps"], summary_rows["restarts"], strict=True))
+    if chapter is not None and tuple(chapter) not in grid:
+        raise ValueError(f"chapter's budget {tuple(chapter)} is not one of the grid's (steps, restarts) "
+                         f"{sorted(grid)}.")
+    means = summary_rows.set_index(["dataset", "norm", "method", "attack", "steps", "restarts"])["mean"]
     part = summary_rows[summary_rows["restarts"] == restarts]
     datasets, norms = list(dict.fromkeys(part["dataset"])), list(dict.fromkeys(part["norm"]))
     fig, axes = plt.subplots(len(norms), len(datasets), figsize=(4.2 * len(datasets), 3.0 * len(norms)),
@@ -283,6 +290,9 @@ def budget_figure(summary_rows: pd.DataFrame, restarts: int | None = None):
             for (method, attack), line in panel.groupby(["method", "attack"], sort=False):
                 ax.plot(line["steps"], line["mean"], "-" if attack == "pgd" else "--", marker="o", ms=3,
                         color=method_color(method), label=METHOD_NAMES.get(method, method) if attack == "pgd" else None)
+                if chapter is not None:
+                    own = means[(ds, norm, method, attack, *chapter)]
+                    ax.plot([chapter[0]], [own], "o", ms=8, mfc="none", color=method_color(method))
             ax.set_xscale("log")
             ax.set_xticks(sorted(panel["steps"].unique()), labels=map(str, sorted(panel["steps"].unique())))
             ax.minorticks_off()
@@ -295,6 +305,10 @@ def budget_figure(summary_rows: pd.DataFrame, restarts: int | None = None):
     handles, labels = axes[0][0].get_legend_handles_labels()
     handles += [plt.Line2D([], [], color="0.3", ls=ls) for ls in ("-", "--")]
     labels += ["attribution PGD", "IFIA"]
+    if chapter is not None:
+        handles.append(plt.Line2D([], [], color="0.3", ls="", marker="o", ms=8, mfc="none"))
+        labels.append(f"this chapter's budget ({chapter[0]} steps, "
+                      f"{chapter[1]} restart{'' if chapter[1] == 1 else 's'})")
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.06))
     fig.tight_layout()
     return fig

@@ -34,13 +34,16 @@ _PALETTE = sns.color_palette("colorblind")
 COLORS = {"bound": _PALETTE[3], "worst": _PALETTE[0], "linear": _PALETTE[2], "mean_value": _PALETTE[4],
           "point": "black", "ball": _PALETTE[1], "region": ("#e8eef7", "#f7ece8")}
 METHOD_ORDER = ["natural", "pgd_at", "ig_norm", "aat", "advaat"]
-# One colour per training method in every figure: the colour-blind palette's blue, orange, green, red, purple.
-METHOD_COLORS = dict(zip(METHOD_ORDER, _PALETTE[:len(METHOD_ORDER)], strict=True))
+# One colour per training method in every figure, from the colour-blind palette: blue, orange, green, pink, brown
+# (its vermillion, next to PGD-AT's orange, is left out, and it is the bounds' colour).
+_METHOD_SHADES = (0, 1, 2, 4, 5)
+METHOD_COLORS = dict(zip(METHOD_ORDER, (_PALETTE[i] for i in _METHOD_SHADES), strict=True))
+_OTHER_SHADES = [i for i in range(len(_PALETTE)) if i not in _METHOD_SHADES and i != 3]
 
 
 def method_color(method: str, fallback: int = 0):
-    """The colour of a training method (``METHOD_COLORS``), or a later palette colour for another name."""
-    return METHOD_COLORS.get(method, _PALETTE[(len(METHOD_ORDER) + fallback) % len(_PALETTE)])
+    """The colour of a training method (``METHOD_COLORS``), or another palette colour for another name."""
+    return METHOD_COLORS.get(method, _PALETTE[_OTHER_SHADES[fallback % len(_OTHER_SHADES)]])
 
 
 def set_style() -> None:

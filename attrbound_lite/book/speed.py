@@ -220,7 +220,7 @@ def _region_cost(rows: pd.DataFrame) -> str:
     """The region bound's cost (chapter 8) in first-order bounds and 100-step IFIAs, from the saliency rows."""
     sal = rows[rows["family"] == "saliency"]
     if "region_over_point" not in sal or sal["region_over_point"].isna().all():
-        return "The stored results predate the region bound; `make bench` measures it."
+        return "The stored results predate the region bound; running make bench measures it."
     parts = [f"{m}: {r.region_over_point:.1f} first-order bounds, {r.region_over_ifia:.2f} of a 100-step IFIA"
              for m, r in sal.set_index("model").iterrows()]
     return "The region bound of chapter 8 (10 ascent steps) costs, per batch, " + "; ".join(parts) + "."

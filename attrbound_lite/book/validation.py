@@ -611,7 +611,8 @@ def linf_form(max_dense_n: int, datasets) -> str:
     if formed:
         return (f"this build's sweep forms the row sums where n ≤ {max_dense_n} (n = {', '.join(map(str, formed))}) "
                 "and keeps ε √n σ_max elsewhere")
-    return "this build's sweep keeps ε √n σ_max (`-p max_dense_n 4096` forms the row sums on every image)"
+    return ("this build's sweep keeps ε √n σ_max (a build with the parameter max_dense_n set to 4096 forms the row "
+            "sums on every image)")
 
 
 def linf_gap_values(units: pd.DataFrame) -> dict:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats as _scipy_stats
 
-__all__ = ["Interval", "bootstrap", "bootstrap_mean", "paired_difference", "across_seeds", "non_inferiority", "wilson",
+__all__ = ["Interval", "bootstrap", "bootstrap_mean", "paired_difference", "across_seeds", "margin_test", "wilson",
            "rate_difference", "paired_rate_difference", "verdict", "holm", "sig"]
 
 N_RESAMPLES = 2000
@@ -250,37 +250,29 @@ def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Int
     return Interval(mean, mean - half, mean + half, n, confidence, p_value)
 
 
-def non_inferiority(values: Sequence[float], margin: float, confidence: float = CONFIDENCE) -> Interval:
-    """The one-sided test that a mean difference over seeds is above ``-margin`` ("comparable or better").
+def margin_test(values: Sequence[float], margin: float, confidence: float = CONFIDENCE) -> Interval:
+    """Student's t over seeds of a mean difference against ``-margin``: "comparable or better" or "worse by more".
 
     For per-seed differences ``d_s`` (method minus comparator, higher is better) the null hypothesis is
-    ``mean(d) <= -margin``; Student's t over the seeds of ``d_s + margin`` gives the one-sided p-value
-    ``P(T_{S-1} >= (mean(d) + margin) / se)``. The interval returned is that of ``d_s + margin`` at the two-sided
-    level ``2 confidence - 1`` (90 % for 95 %), so that its lower end is the one-sided ``confidence`` lower bound:
-    above zero exactly where the p-value is below ``1 - confidence``. A verdict drawn from it (``holm``) reads
-    "comparable or better within ``margin``".
+    ``mean(d) = -margin``, tested two-sided: ``across_seeds(d + margin)``, with the p-value
+    ``2 P(T_{S-1} >= |mean(d) + margin| / se)``. Where it is rejected, the interval of ``d + margin`` lies wholly above
+    zero ("comparable or better within ``margin``", the non-inferiority claim at one-sided level ``(1 + confidence) /
+    2``) or wholly below it ("worse by more than ``margin``"): one test decides both, so one family member
+    (``holm``) carries either verdict.
 
     Args:
         values: one difference per seed.
         margin: how much worse still counts as comparable, > 0, fixed before the data are seen.
-        confidence: the one-sided level of the lower bound.
+        confidence: the interval's two-sided level.
 
     Returns:
-        The shifted ``Interval`` with the one-sided p-value (NaN with fewer than two seeds, or seeds that all agree).
+        The ``Interval`` of ``d + margin`` with the two-sided p-value (NaN with fewer than two seeds, or seeds that
+        all agree).
     """
     if isinstance(margin, (bool, np.bool_)) or not isinstance(margin, numbers.Real) or not 0 < margin < math.inf:
         raise ValueError(f"margin must be a finite number > 0, got {margin!r}.")
-    confidence = _check_confidence(confidence)
-    if confidence <= 0.5:
-        raise ValueError(f"confidence (of a one-sided lower bound) must be above 0.5, got {confidence!r}.")
     (data,) = _clean(values)
-    shifted = across_seeds(data + float(margin), 2 * confidence - 1)
-    if shifted.n < 2:
-        return shifted
-    se = float(np.std(data, ddof=1) / np.sqrt(shifted.n))
-    if not _spread(se, data + float(margin)):  # runs that all agree: no test (as across_seeds)
-        return replace(shifted, p_value=float("nan"))
-    return replace(shifted, p_value=float(_scipy_stats.t.sf(shifted.estimate / se, shifted.n - 1)))
+    return across_seeds(data + float(margin), confidence)
 
 
 def wilson(successes: int, trials: int, confidence: float = CONFIDENCE) -> Interval:

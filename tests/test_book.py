@@ -321,9 +321,12 @@ def test_chapter7_verdicts_follow_their_intervals(book):
             assert said in (NOT_COMPARED, TOO_FEW) or re.fullmatch(
                 expected(interval) or "not distinguishable with 3 trained runs", said), part
             assert comparable in ([], ["comparable or better within 0.05"], ["not shown comparable within 0.05"],
-                                  ["worse by more than 0.05 (its whole interval lies below -0.05)"]), part
+                                  ["worse by more than 0.05"]), part
+            low, high = map(float, re.search(r"\((\S+) to (\S+)\)", interval).groups())
             if comparable and comparable[0].startswith("worse"):  # read off the interval: all of it below -0.05
-                assert float(re.search(r"to (\S+)\)", interval).group(1)) < -0.05, part
+                assert high < -0.05, part
+            if comparable and comparable[0].startswith("comparable"):  # all of it above -0.05
+                assert low > -0.05, part
     # the attack budget: the committed grid over the 15 seed-0 reference models, read in the chapter's sentences
     assert re.search(r"is higher than the best of the grid on (\d+ of|none of|all) 15 models", g["ch7_budget_chapter"])
     assert re.search(r"less than 2% on (\d+ of|none of|all) 15 models", g["ch7_budget_rar"]) and g["ch7_budget_n"] >= 32

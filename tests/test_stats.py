@@ -16,7 +16,7 @@ from attrbound_lite.stats import (
     bootstrap,
     bootstrap_mean,
     holm,
-    non_inferiority,
+    margin_test,
     paired_difference,
     rate_difference,
     sig,
@@ -197,19 +197,19 @@ def test_paired_rate_difference_is_mcnemars_exact_test_with_a_cluster_bootstrap(
         paired_rate_difference([True], [True, False])
 
 
-def test_non_inferiority_is_scipys_one_sided_t_test_against_the_margin():
+def test_margin_test_is_scipys_t_test_against_minus_the_margin():
     rng = np.random.default_rng(3)
     for _ in range(20):
         d, margin = rng.normal(-0.02, 0.03, size=rng.integers(2, 6)), float(rng.uniform(0.01, 0.1))
-        got = non_inferiority(d, margin)
-        want = scipy.stats.ttest_1samp(d + margin, 0.0, alternative="greater")
+        got = margin_test(d, margin)
+        want = scipy.stats.ttest_1samp(d, -margin)  # two-sided: "comparable or better" and "worse" in one test
         assert got.p_value == pytest.approx(float(want.pvalue), rel=1e-10)
-        shifted = across_seeds(d + margin, confidence=0.90)  # its lower end: the one-sided 95 % bound
-        assert (got.estimate, got.low, got.high, got.n) == pytest.approx(
-            (shifted.estimate, shifted.low, shifted.high, shifted.n))
-        assert (got.low > 0) == (got.p_value < 0.05)
-    assert np.isnan(non_inferiority([0.1], 0.05).p_value)  # one run: no test
-    assert np.isnan(non_inferiority([0.1, 0.1, 0.1], 0.05).p_value)  # runs that all agree: no test
+        low, high = want.confidence_interval(0.95)
+        assert (got.estimate, got.low, got.high, got.n) == pytest.approx((d.mean() + margin, low + margin,
+                                                                          high + margin, len(d)))
+        assert (got.low > 0 or got.high < 0) == (got.p_value < 0.05)
+    assert np.isnan(margin_test([0.1], 0.05).p_value)  # one run: no test
+    assert np.isnan(margin_test([0.1, 0.1, 0.1], 0.05).p_value)  # runs that all agree: no test
     for bad in (0, -0.1, float("nan"), True):
         with pytest.raises(ValueError, match="margin"):
-            non_inferiority([0.1, 0.2], bad)
+            margin_test([0.1, 0.2], bad)

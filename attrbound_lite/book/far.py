@@ -10,8 +10,8 @@ sentence is read off an interval:
   images that all the data set's models classify correctly (``method_summary``, ``method_values``);
 - against chance: IFIA against random sign noise of the same radius on the same images (``noise_per_image``), so
   that "fragile" means "moved more than noise moves it";
-- FAR against the earlier methods: the difference, and FAR's "comparable or better" as a one-sided test against a
-  margin fixed in advance (``versus_earlier``, ``FAR_MARGIN``);
+- FAR against the earlier methods: the difference, and FAR's "comparable or better" tested against a margin fixed
+  in advance (``versus_earlier``, ``FAR_MARGIN``);
 - FAR's claim: the spread (max - min) of the mean top-k intersection over the training radii, or over the IG steps
   used in training, of FAR's methods against the earlier ones' (``spread_comparison``, ``spread_values``), on images
   every study model classifies correctly, resampled jointly across the models.
@@ -32,7 +32,7 @@ from ..bounds import attribution_bound
 from ..data import load_dataset
 from ..evaluation import ifia_per_image, noise_per_image
 from ..protocols import rar_protocol
-from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, non_inferiority, sig, verdict
+from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, margin_test, sig, verdict
 from ..training import METHODS as TRAINING_METHODS
 from ..zoo import REFERENCE, ROBUST_METHODS, STUDY_IG_STEPS, STUDY_RADII, reference_name
 from .findings import comparison
@@ -666,9 +666,9 @@ def versus_earlier(per_image: pd.DataFrame, far: Sequence[str] = FAR_METHODS,
         One row per (data set, FAR method, earlier method) present: ``dataset``, ``method``, ``earlier``,
         ``difference`` (an ``Interval``: ``method``'s mean top-k intersection minus ``earlier``'s), ``unit``,
         ``verdict`` ("larger", "smaller", "not distinguishable with N trained runs", or why no comparison is made),
-        ``comparable`` (over seeds: ``stats.non_inferiority`` of the per-seed differences against ``margin``, the
-        test of FAR's "better or comparable"; else None) and ``comparable_verdict`` (whether that one-sided test at
-        5 % shows the FAR method comparable or better within the margin; empty where it is not made).
+        ``comparable`` (over seeds: ``stats.margin_test`` of the per-seed differences against ``margin``, the test
+        of FAR's "better or comparable"; else None) and ``comparable_verdict`` (what that two-sided test at 5 % shows:
+        comparable or better within the margin, worse by more than it, or neither; empty where it is not made).
     """
     per_image = _seeded(per_image)
     far, earlier = _method_list(far, "far"), _method_list(earlier, "earlier")
@@ -680,16 +680,17 @@ def versus_earlier(per_image: pd.DataFrame, far: Sequence[str] = FAR_METHODS,
         for method in (m for m in far if m in present):
             for other in (o for o in earlier if o in present):
                 difference, unit = _compare(table, method, other)
-                comparable = (non_inferiority(_per_seed(_seed_pairs(table, method, other)), margin)
+                comparable = (margin_test(_per_seed(_seed_pairs(table, method, other)), margin)
                               if unit == "seeds" else None)
                 said = _verdict(difference, unit)
                 tested = comparable is not None and comparable.n >= MIN_RUNS
+                rejected = tested and comparable.p_value < 0.05
                 rows.append({"dataset": ds, "method": method, "earlier": other, "difference": difference,
                              "unit": unit, "verdict": said, "comparable": comparable,
                              "comparable_verdict": "" if not tested else
-                             f"comparable or better within {margin:g}" if comparable.p_value < 0.05 else
-                             f"worse by more than {margin:g} (its whole interval lies below -{margin:g})"
-                             if difference.high < -margin else f"not shown comparable within {margin:g}"})
+                             f"comparable or better within {margin:g}" if rejected and comparable.estimate > 0 else
+                             f"worse by more than {margin:g}" if rejected else
+                             f"not shown comparable within {margin:g}"})
     return pd.DataFrame(rows, columns=["dataset", "method", "earlier", "difference", "unit", "verdict", "comparable",
                                        "comparable_verdict"])
 
@@ -699,8 +700,8 @@ def versus_values(versus: pd.DataFrame, margin: float = FAR_MARGIN) -> dict:
 
     ``"AAT minus PGD-AT -0.128 (-0.2 to -0.05), smaller, not shown comparable within 0.05; ..."``; ``"not
     measured"`` where a data set has no pair. ``ch7_test_versus_<ds>_<method>_<earlier>``: each comparison for the
-    Findings family (``findings.comparison``): FAR's claim "better or comparable", the one-sided test against
-    ``margin`` (``versus_earlier``'s ``comparable``); not made without trained runs to compare over.
+    Findings family (``findings.comparison``): FAR's claim "better or comparable", the two-sided test against
+    ``-margin`` (``versus_earlier``'s ``comparable``); not made without trained runs to compare over.
     """
     values = {}
     for r in versus.itertuples():
@@ -710,7 +711,7 @@ def versus_values(versus: pd.DataFrame, margin: float = FAR_MARGIN) -> dict:
             tested, label, f"comparable or better within {margin:g}", f"worse by more than {margin:g}",
             shown=f"difference {r.difference}", reason=NOT_COMPARED if r.comparable is None else None,
             unit=_unit_words(r.unit), where=_where(r.dataset),
-            test=f"one-sided Student's t over the runs, margin {margin:g}" if r.comparable is not None else None)
+            test=f"Student's t over the runs against -{margin:g}" if r.comparable is not None else None)
     for ds, frame in versus.groupby("dataset", sort=False):
         values[f"ch7_versus_{glue_key(ds)}"] = "; ".join(
             f"{METHOD_NAMES.get(r.method, r.method)} minus {METHOD_NAMES.get(r.earlier, r.earlier)} {r.difference}, "
@@ -721,23 +722,19 @@ def versus_values(versus: pd.DataFrame, margin: float = FAR_MARGIN) -> dict:
 
 
 def versus_table(versus: pd.DataFrame, margin: float = FAR_MARGIN) -> pd.DataFrame:
-    """``versus_earlier`` for the page: the difference, its one-sided 95 % lower bound and both verdicts.
+    """``versus_earlier`` for the page: the difference with its 95 % interval and both verdicts.
 
-    The lower bound is that of the non-inferiority test (``stats.non_inferiority`` minus the margin): "comparable or
-    better" exactly where it lies above ``-margin``; "–" where no test over runs is made.
+    Against the margin: "yes" (comparable or better) where the test over the runs (``stats.margin_test``) puts the
+    difference above ``-margin``, "no: worse" where it puts it below, "not shown" otherwise, "–" where no test over
+    runs is made.
     """
-    def lower(r):
-        return "–" if r.comparable is None or not np.isfinite(r.comparable.low) else sig(r.comparable.low - margin)
-
     def comparable(word: str) -> str:
         return ("yes" if word.startswith("comparable") else "no: worse" if word.startswith("worse") else
                 "not shown" if word else "–")
 
     names = versus[["method", "earlier"]].map(lambda m: METHOD_NAMES.get(m, m))
     return pd.DataFrame({"dataset": versus["dataset"], "comparison": names["method"] + " vs " + names["earlier"],
-                         "top-k difference": versus["difference"].map(str),
-                         "one-sided 95 % lower bound": [lower(r) for r in versus.itertuples()],
-                         "verdict": versus["verdict"],
+                         "top-k difference": versus["difference"].map(str), "verdict": versus["verdict"],
                          f"comparable within {margin:g}": versus["comparable_verdict"].map(comparable)})
 
 

@@ -248,7 +248,8 @@ def budget_values(rows: pd.DataFrame, table: pd.DataFrame, manifest: dict, chapt
               f"{_of(len(unsettled), n)} (model, attack, norm) cases, doubling the steps or raising the restarts to "
               f"{most} still moves the mean relative deviation by {tolerance:.0%} or more")
     caveat = ("from attacks that fall short of stronger budgets (chapter 6): rates are lower estimates, onsets upper "
-              "estimates" if len(short_of) else "")
+              "estimates (the budgets were compared at RAR's ℓ∞ radius and ℓ2 radius 1, not at the onset radii)"
+              if len(short_of) else "")
     cosine = budget_table(rows, chapter, "cosine") if "cosine" in rows.columns else None
     cosine_words = ""
     if cosine is not None and len(cosine):

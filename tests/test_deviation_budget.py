@@ -49,6 +49,12 @@ def test_the_grid_reports_the_deviation_each_restart_reached_on_the_model(attack
     # more restarts never do worse: the best of the first r of one run of 2
     one, two = (grid[grid["restarts"] == r].sort_values("image") for r in (1, 2))
     assert (two["relative_deviation"].to_numpy() >= one["relative_deviation"].to_numpy()).all()
+    for bad, what in (([0], "steps"), ([3, 3], "steps"), (3, "steps"), ("10", "steps"), ([True], "steps")):
+        with pytest.raises(ValueError, match=what):
+            deviation_budget.deviation_budget(model, x, attack, "linf", eps, bad, [1], seed=1)
+    for bad in ([], [1.5], [-1]):
+        with pytest.raises(ValueError, match="restarts"):
+            deviation_budget.deviation_budget(model, x, attack, "linf", eps, [steps], bad, seed=1)
 
 
 def test_a_grid_cell_does_not_depend_on_the_batch_or_the_restarts_asked_for():

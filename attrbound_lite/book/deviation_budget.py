@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._checks import check_positive_int
 from ..attributions import get_explainer
 from ..data import load_dataset
 from ..experiments import AttackSpec
@@ -43,7 +44,6 @@ L2_RADIUS = 1.0
 CHAPTER_STEPS = 10  # chapter 6's steps: the total length steps * alpha every budget of the grid keeps
 N_IMAGES = 32
 SEED = 0
-STATISTICS = ("relative_deviation", "cosine")
 # Relative deviations and cosines of float32 attacks: a recomputation on another CPU may round the last bits
 # differently, and a sign step can then go another way.
 TOLERANCE = 0.03
@@ -71,17 +71,19 @@ def deviation_budget(model: torch.nn.Module, x: torch.Tensor, attack: str, norm:
         ``relative_deviation`` (largest over the label-keeping restarts; 0 where none kept the class), ``cosine``
         (smallest; 1 where none) and ``label_kept``.
     """
+    steps, restarts = _budgets(steps, "steps"), _budgets(restarts, "restarts")
+    chapter_steps = check_positive_int(chapter_steps, "chapter_steps")
     explainer = get_explainer("saliency", model)
     with torch.no_grad():
         y = model(x).argmax(1)
     clean_norm = explainer.attribute(x, target=y).detach().flatten(1).norm(dim=1)
-    spec = AttackSpec(type=attack).resolved(int(np.prod(x.shape[2:])))
+    pixels = int(np.prod(x.shape[2:]))
+    relative_alpha = AttackSpec(type=attack).resolved(pixels).relative_alpha
     most, batch = max(restarts), len(x)
     rows = []
     for n in steps:
-        alpha = spec.relative_alpha * eps * chapter_steps / n
-        atk = AttackSpec(type=attack, steps=int(n)).build(model, explainer, eps, norm, most, None, seed,
-                                                          int(np.prod(x.shape[2:])), alpha=alpha)
+        atk = AttackSpec(type=attack, steps=n).build(model, explainer, eps, norm, most, None, seed, pixels,
+                                                     alpha=relative_alpha * eps * chapter_steps / n)
         result = atk(x, y.clone(), start=nested_starts(atk, x, most, seed, clean_first=attack == "ifia"))
         kept = result.label_kept.view(most, batch)
         deviation = (result.deviation.euclidean.view(most, batch) / clean_norm).masked_fill(~kept, float("-inf"))
@@ -94,6 +96,16 @@ def deviation_budget(model: torch.nn.Module, x: torch.Tensor, attack: str, norm:
                 "cosine": cosine[:r].min(0).values.masked_fill(~any_kept, 1.0).cpu().double().numpy(),
                 "label_kept": any_kept.cpu().numpy()}))
     return pd.concat(rows, ignore_index=True)
+
+
+def _budgets(values, what: str) -> list[int]:
+    """``values`` as a list of distinct positive integers (a grid's steps or restarts), else a ValueError."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{what} must be a sequence of positive integers, got {values!r}.")
+    out = [check_positive_int(v, f"each of {what}") for v in values]
+    if not out or len(set(out)) < len(out):
+        raise ValueError(f"{what} must be distinct positive integers, at least one, got {list(values)!r}.")
+    return out
 
 
 def _radii(ds: str) -> dict[str, float]:

@@ -539,7 +539,7 @@ def test_tour_eleven_the_chapters_helpers_refuse_what_they_cannot_read():
     assert budget.budget_table(grid, None).astype(str).equals(budget.budget_table(grid, (None, None)).astype(str))
     for rows, chapter, fragment in ((grid, (7, 2), "is not one of the grid's"),
                                     (pd.concat([grid, grid.iloc[:1]]), (20, 1), "repeated rows"),
-                                    (grid.drop(columns="topk_intersection"), (20, 1), "lack the columns")):
+                                    (grid.drop(columns="topk_intersection"), (20, 1), "lacks the columns")):
         with pytest.raises(ValueError, match=fragment):
             budget.budget_table(rows, chapter)
     assert reader_table({"eps": [0.1]}).data.shape == (1, 1) and reader_table(pd.Series([1.0], name="x")).data.shape \

@@ -34,7 +34,7 @@ from ..runtime import sample_generators
 from ..stats import bootstrap, bootstrap_mean, sig
 from ..zoo import load_reference, reference_name
 from .far import ATTACK_IG_STEPS, ATTACK_K, attack_settings, shared_images
-from .tables import DATASET_NAMES, METHOD_NAMES
+from .tables import DATASET_NAMES, METHOD_NAMES, check_keyed_table
 
 __all__ = ["nested_starts", "ifia_budget", "rar_budget", "SPEC", "load", "summary", "check_grid", "budget_table",
            "budget_values", "budget_figure", "budget_text_table"]
@@ -204,15 +204,7 @@ def check_grid(rows, value: str, keys: Sequence[str], budgets: Sequence[tuple[in
         keys: the columns that identify a row (the budget's ``steps`` and ``restarts`` among them).
         budgets: the (steps, restarts) the caller reads; each must be a budget of the grid.
     """
-    if not isinstance(rows, pd.DataFrame):
-        raise TypeError(f"rows must be a budget grid (a DataFrame, as load() returns), got {type(rows).__name__}.")
-    missing = [c for c in (*keys, value) if c not in rows.columns]
-    if missing:
-        raise ValueError(f"rows lack the columns {missing}; a budget grid has {[*keys, value]} (load()).")
-    repeated = rows.duplicated(subset=list(keys))
-    if repeated.any():
-        raise ValueError(f"rows hold {int(repeated.sum())} repeated rows, e.g. "
-                         f"{rows.loc[repeated, list(keys)].iloc[0].to_dict()}; one row per {', '.join(keys)}.")
+    check_keyed_table(rows, "the budget grid", keys, (value,), "load() returns one")
     grid = sorted(set(zip(rows["steps"].astype(int), rows["restarts"].astype(int), strict=True)))
     for budget in budgets:
         if tuple(budget) not in grid:

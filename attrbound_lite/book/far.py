@@ -36,7 +36,7 @@ from ..stats import Interval, across_seeds, bootstrap, bootstrap_mean, margin_te
 from ..training import METHODS as TRAINING_METHODS
 from ..zoo import REFERENCE, ROBUST_METHODS, STUDY_IG_STEPS, STUDY_RADII, reference_name
 from .findings import comparison
-from .tables import DATASET_NAMES, METHOD_NAMES, glue_key, radius_label
+from .tables import DATASET_NAMES, METHOD_NAMES, check_keyed_table, glue_key, radius_label
 from .training import describe_failed, zoo_results
 
 __all__ = ["FAR_METHODS", "EARLIER_METHODS", "STUDY_DATASET", "METRICS", "attack_settings", "study_models", "Study",
@@ -433,21 +433,7 @@ def _seed_range(table: pd.DataFrame, method: str) -> str:
 
 def _check_per_image(per_image, columns: Sequence[str], keys: Sequence[str] = ("dataset", "method", "image")):
     """Refuse a per-image table that lacks ``columns``, has no ``keys`` value in a row, or repeats a key."""
-    if not isinstance(per_image, pd.DataFrame):
-        raise TypeError(f"per_image must be a DataFrame (Study.by_method or Study.measure), got "
-                        f"{type(per_image).__name__}.")
-    missing = [c for c in (*keys, *columns) if c not in per_image.columns]
-    if missing:
-        raise ValueError(f"per_image lacks the columns {missing}; it needs {[*keys, *columns]} (Study.by_method).")
-    empty = per_image[list(keys)].isna().any(axis=1)
-    if empty.any():
-        raise ValueError(f"{int(empty.sum())} rows of per_image have no {'/'.join(keys)} (a concatenation of tables "
-                         "with other columns?); fill or drop them.")
-    repeated = per_image.duplicated(subset=list(keys))
-    if repeated.any():
-        first = per_image.loc[repeated, list(keys)].iloc[0].to_dict()
-        raise ValueError(f"per_image holds {int(repeated.sum())} repeated rows, e.g. {first}; one row per "
-                         f"{', '.join(keys)}.")
+    check_keyed_table(per_image, "per_image", keys, columns, "Study.by_method")
 
 
 def _method_list(given, what: str) -> list[str]:

@@ -19,6 +19,33 @@ METHOD_NAMES = {"natural": "natural", "pgd_at": "PGD-AT", "ig_norm": "IG-NORM", 
 NORM_NAMES = {"l2": "ℓ2", "linf": "ℓ∞"}
 
 
+def check_keyed_table(frame, what: str, keys, columns=(), source: str = "") -> None:
+    """Refuse a table that is not a DataFrame, lacks ``keys`` or ``columns``, has no key in a row or repeats a key.
+
+    Args:
+        frame: the table.
+        what: its name in the messages ("per_image", "the grid").
+        keys: the columns that identify a row.
+        columns: the other columns it must have.
+        source: what makes such a table, named in the messages ("Study.by_method").
+    """
+    made = f" ({source})" if source else ""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{what} must be a DataFrame{made}, got {type(frame).__name__}.")
+    missing = [c for c in (*keys, *columns) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks the columns {missing}; it needs {[*keys, *columns]}{made}.")
+    empty = frame[list(keys)].isna().any(axis=1)
+    if empty.any():
+        raise ValueError(f"{int(empty.sum())} rows of {what} have no {'/'.join(keys)} (a concatenation of tables with "
+                         "other columns?); fill or drop them.")
+    repeated = frame.duplicated(subset=list(keys))
+    if repeated.any():
+        first = frame.loc[repeated, list(keys)].iloc[0].to_dict()
+        raise ValueError(f"{what} holds {int(repeated.sum())} repeated rows, e.g. {first}; one row per "
+                         f"{', '.join(keys)}.")
+
+
 def glue_key(name: str) -> str:
     """``name`` as it appears in glue names: ``"fashion-mnist"`` -> ``"fashion_mnist"``."""
     return name.replace("-", "_")

@@ -48,9 +48,9 @@ from .data import DATASETS
 from .runtime import derive_seed, resolve_device
 from .training import METHODS, TRAINING_PROTOCOLS, TrainConfig, ignored_options, train
 
-__all__ = ["Recipe", "get_model", "train_recipe", "initial_model", "recipe_seed", "model_folder", "training_history",
-           "REFERENCE", "reference_name", "ZOO_ROOT", "zoo_root", "read_manifest", "load_reference", "build_zoo",
-           "zoo_table", "verify_zoo", "replay_losses", "evaluate_reference",
+__all__ = ["Recipe", "stored_dtype", "get_model", "train_recipe", "initial_model", "recipe_seed", "model_folder",
+           "training_history", "REFERENCE", "reference_name", "ZOO_ROOT", "zoo_root", "read_manifest",
+           "load_reference", "build_zoo", "zoo_table", "verify_zoo", "replay_losses", "evaluate_reference",
            "stale_folders", "SEEDS", "ROBUST_METHODS", "ACCURACY_FLOORS", "accuracy_floor"]
 
 
@@ -482,6 +482,17 @@ ACCURACY_FLOORS = {"natural": {"mnist": 0.985, "fashion-mnist": 0.88, "cifar10-s
 STUDY_ACCURACY_FLOOR = 0.97  # chapter 7's study models (MNIST subsets), natural and robust
 
 
+def stored_dtype(name: str) -> torch.dtype:
+    """The precision reference model ``name`` is stored in: float16 for chapter 7's study models, else float32.
+
+    The 64 MB the committed zoo and results may take hold the 45 reference runs and the 36 study runs only if the
+    study runs are stored at half size. A model stored in float16 is trained in float32, rounded once, evaluated with
+    the rounded weights (its manifest's accuracies are those of the stored model) and loaded back in float32
+    (``load_reference``): every number the book shows is computed from the stored weights.
+    """
+    return torch.float16 if "-study-" in name else torch.float32
+
+
 def accuracy_floor(recipe: Recipe) -> float:
     """The clean accuracy ``recipe``'s model must reach to count as trained.
 
@@ -726,7 +737,7 @@ def load_reference(name: str, *, device: str | torch.device | None = None,
         root: the zoo's folder (``zoo_root``).
 
     Returns:
-        ``(model, manifest)``.
+        ``(model, manifest)``; a model stored in float16 (``stored_dtype``) is returned in float32.
 
     Raises:
         FileNotFoundError: the zoo's folder does not exist, or the weights are missing; ValueError: they do not match
@@ -746,7 +757,8 @@ def load_reference(name: str, *, device: str | torch.device | None = None,
                              f"manifest (a corrupted or replaced file); restore the folder from git or rebuild it "
                              f"with `{rebuild}`.")
     model, _ = load_checkpoint(weights, device=resolve_device(device))
-    return model, manifest
+    half = next(model.parameters()).dtype == torch.float16
+    return (model.float() if half else model), manifest  # stored in half: computed in float32
 
 
 def _hardware(device: torch.device) -> dict:
@@ -874,9 +886,15 @@ def _build_one(name: str, root: Path, work: Path, device, progress: bool, data_r
     folder = work / recipe.key
     init_weights = None if recipe.init is None else root / recipe.init.key / "model.safetensors"
     t0 = time.perf_counter()
-    model, _ = train_recipe(recipe, folder, init_seed=recipe_seed(recipe), device=device, progress=progress,
-                            data_root=data_root, mirror=mirror, init_weights=init_weights,
-                            metadata={"recipe": recipe.to_dict(), "name": name})
+    model, sidecar = train_recipe(recipe, folder, init_seed=recipe_seed(recipe), device=device, progress=progress,
+                                  data_root=data_root, mirror=mirror, init_weights=init_weights,
+                                  metadata={"recipe": recipe.to_dict(), "name": name})
+    stored = folder
+    if stored_dtype(name) != torch.float32:  # rounded once, then evaluated and loaded as stored
+        stored = folder / "stored"
+        save_checkpoint(model.to(stored_dtype(name)), stored / "model.safetensors",
+                        {**sidecar["metadata"], "stored_dtype": str(stored_dtype(name)).removeprefix("torch.")})
+        model = load_checkpoint(stored / "model.safetensors", device=device)[0].float()
     history = pd.read_csv(folder / "history.csv")
     seconds = float(history["seconds"].sum())
     manifest = {"name": name, "key": recipe.key, "recipe": recipe.to_dict(),
@@ -888,7 +906,7 @@ def _build_one(name: str, root: Path, work: Path, device, progress: bool, data_r
                 "evaluation": evaluate_reference(model, recipe, device, data_root, mirror)}
     target = root / recipe.key
     make_dirs(target)
-    for file in checkpoint_paths(folder):  # the weights and their sidecar (the architecture)
+    for file in checkpoint_paths(stored):  # the weights and their sidecar (the architecture)
         with atomic_path(target / file.name) as tmp:
             shutil.copyfile(file, tmp)
     manifest["sha256"] = _sha256(target / "model.safetensors")

@@ -137,6 +137,37 @@ def test_build_writes_weights_and_manifests_then_verifies(tmp_path, data_root, m
         zoo.verify_zoo(["natural"], full=False, replay=["robustt"], **kwargs)
 
 
+def test_a_study_model_is_stored_in_half_and_evaluated_as_stored(tmp_path, data_root, monkeypatch):
+    """Chapter 7's study models are stored in float16 (zoo.stored_dtype): the file holds the rounded weights, the
+    manifest's accuracy is that of the rounded model, and load_reference returns it in float32."""
+    from types import MappingProxyType
+
+    from attrbound_lite.data import load_dataset
+    from attrbound_lite.evaluation import evaluate
+
+    natural = Recipe(**TINY)
+    monkeypatch.setattr(zoo, "REFERENCE", MappingProxyType({"natural": natural, "mnist-study-natural": natural}))
+    monkeypatch.setattr(zoo, "EVAL_N", 64)
+    assert zoo.stored_dtype("mnist-study-aat-ig2-seed1") == torch.float16 and zoo.stored_dtype("mnist-aat") \
+        == torch.float32
+    root = tmp_path / "zoo"
+    kwargs = dict(root=root, device="cpu", progress=False, data_root=data_root, mirror=data_mirror())
+    full = tmp_path / "full"
+    zoo.build_zoo(["natural"], work_dir=tmp_path / "work", **kwargs)
+    full_model, _ = zoo.load_reference("natural", root=root, device="cpu")
+    (root / natural.key).rename(full)  # the same recipe, stored in full: set aside
+    zoo.build_zoo(["mnist-study-natural"], work_dir=tmp_path / "work", **kwargs)
+    half, manifest = zoo.load_reference("mnist-study-natural", root=root, device="cpu")
+    assert manifest["size_bytes"] < 0.6 * (full / "model.safetensors").stat().st_size
+    for (name, p), q in zip(half.state_dict().items(), full_model.state_dict().values(), strict=True):
+        assert p.dtype == torch.float32, name
+        assert torch.equal(p, q.half().float()), name  # the float32 weights rounded once
+    test = load_dataset("mnist", "test", subset=None, root=data_root, mirror=data_mirror(), download=False)
+    x, y = test.tensors()
+    want = evaluate(half, (x, y), "mnist", n_pgd=0, n_attribution=0, device="cpu", progress=False)
+    assert manifest["evaluation"]["clean_accuracy"] == want["clean_accuracy"]  # evaluated as stored
+
+
 def test_load_reference_refuses_missing_and_corrupted_files(tmp_path, data_root, monkeypatch):
     natural, _ = _tiny_reference(monkeypatch)
     root = tmp_path / "zoo"

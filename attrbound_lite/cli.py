@@ -437,9 +437,9 @@ def cmd_zoo(args) -> int:
 
 
 def _result_specs(only: list[str] | None) -> list:
-    from .book import budget, deviation_budget, headline
+    from .book import budget, deviation_budget, headline, linf_sweep
 
-    specs = {spec.name: spec for spec in (deviation_budget.SPEC, budget.SPEC, headline.SPEC)}
+    specs = {spec.name: spec for spec in (deviation_budget.SPEC, linf_sweep.SPEC, budget.SPEC, headline.SPEC)}
     unknown = sorted(set(only or ()) - set(specs))
     if unknown:
         raise ValueError(f"--only {' '.join(unknown)}: no such result; the results are {', '.join(specs)}.")

@@ -71,6 +71,10 @@ class ResultSpec:
         recompute: ``recompute(rows, device) -> DataFrame``: the ``keys`` and ``values`` of ``rows`` (rows of one
             unit, with a ``unit`` column), computed again (a callable).
         modules: the modules whose source is hashed into ``code_digest``.
+        extras: further columns kept in ``rows.csv`` but not compared by ``verify_results`` (timings, or quantities
+            that follow from the values), distinct from the keys and values.
+        digits: significant digits of the floats written but the keys' (17: every float64 read back exactly; 9:
+            every float32).
     """
 
     name: str
@@ -83,6 +87,8 @@ class ResultSpec:
     compute: Callable[[str, torch.device, bool], pd.DataFrame]
     recompute: Callable[[pd.DataFrame, torch.device], pd.DataFrame]
     modules: tuple[str, ...] = field(default=())
+    extras: tuple[str, ...] = field(default=())
+    digits: int = 17
 
     def __post_init__(self):
         for what, value in (("name", self.name), *(("a unit", u) for u in self.units)):
@@ -91,18 +97,24 @@ class ResultSpec:
                                  f"digits, '.', '_' and '-' only, not starting with '.', got {value!r}.")
         if not self.units or len(set(self.units)) != len(self.units):
             raise ValueError(f"a ResultSpec needs at least one unit, each once, got {self.units!r}.")
-        for what, columns in (("keys", self.keys), ("values", self.values)):
+        for what, columns in (("keys", self.keys), ("values", self.values), ("extras", self.extras)):
             if isinstance(columns, str):
                 raise TypeError(f"{what} of a ResultSpec must be a tuple of column names, got the string {columns!r} "
                                 f"(read letter by letter); write ({columns!r},).")
-            if not isinstance(columns, (tuple, list)) or not columns or not all(isinstance(c, str) for c in columns):
+            if not isinstance(columns, (tuple, list)) or not (columns or what == "extras") \
+                    or not all(isinstance(c, str) for c in columns):
                 raise ValueError(f"{what} of a ResultSpec must be a non-empty tuple of column names, got {columns!r}.")
             if len(set(columns)) != len(columns):
                 raise ValueError(f"{what} of a ResultSpec names each column once, got {columns!r}; drop the repeated "
                                  "names.")
-        if set(self.keys) & set(self.values) or "unit" in (*self.keys, *self.values):
-            raise ValueError(f"keys and values of a ResultSpec are distinct columns, none named 'unit' (added by "
-                             f"build_results), got keys={self.keys!r}, values={self.values!r}.")
+        named = (*self.keys, *self.values, *self.extras)
+        if len(set(named)) != len(named) or "unit" in named:
+            raise ValueError(f"keys, values and extras of a ResultSpec are distinct columns, none named 'unit' (added "
+                             f"by build_results), got keys={self.keys!r}, values={self.values!r}, "
+                             f"extras={self.extras!r}.")
+        if isinstance(self.digits, bool) or not isinstance(self.digits, int) or not 1 <= self.digits <= 17:
+            raise ValueError(f"digits (significant digits of the floats written) must be an integer from 1 to 17, "
+                             f"got {self.digits!r}.")
         if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, numbers.Real) \
                 or not 0 <= self.tolerance < math.inf:
             raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance!r}.")
@@ -194,8 +206,16 @@ def _hardware(device: torch.device) -> dict:
     return hardware(device)
 
 
-def _csv(frame: pd.DataFrame) -> bytes:
-    """The bytes ``rows.csv`` holds: full float precision, so that a reloaded frame equals the computed one."""
+def _csv(frame: pd.DataFrame, digits: int = 17, exact: Sequence[str] = ()) -> bytes:
+    """The bytes ``rows.csv`` holds: floats with ``digits`` significant digits, ``exact``'s with 17.
+
+    The keys are written in full, so that they read back exactly and match the rows a recomputation gives.
+    """
+    if digits < 17:
+        frame = frame.copy()
+        for column in frame.columns:
+            if column not in exact and pd.api.types.is_float_dtype(frame[column]):
+                frame[column] = frame[column].map(lambda v: format(v, f".{digits}g"))
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format="%.17g", lineterminator="\n")
     return buffer.getvalue().encode()
@@ -244,11 +264,11 @@ def _checked_frame(spec: ResultSpec, unit: str, frame) -> pd.DataFrame:
     """A unit's computed rows: a DataFrame with the spec's columns, each row's keys once."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{spec.name}: compute({unit!r}) must return a pandas DataFrame, got {type(frame).__name__}.")
-    missing = [c for c in (*spec.keys, *spec.values) if c not in frame.columns]
+    missing = [c for c in (*spec.keys, *spec.values, *spec.extras) if c not in frame.columns]
     if missing:
         raise ValueError(f"{spec.name}: compute({unit!r}) returned no column {missing} (its columns: "
                          f"{list(frame.columns)}); the spec's keys are {list(spec.keys)}, its values "
-                         f"{list(spec.values)}.")
+                         f"{list(spec.values)}, its extras {list(spec.extras)}.")
     if frame.duplicated(list(spec.keys)).any():
         raise ValueError(f"{spec.name}: compute({unit!r}) returned rows with the same keys {list(spec.keys)}: a "
                          "row must be identified by its keys, or verify_results cannot find it again.")
@@ -279,14 +299,15 @@ def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
         started = time.perf_counter()
         frame = _checked_frame(spec, unit, spec.compute(unit, device, progress)).assign(unit=unit)
         write_json(parts / f"{unit}.json", {"seconds": time.perf_counter() - started, "dtypes": _dtypes(frame)})
-        _write_bytes(parts / f"{unit}.csv", _csv(frame))
+        _write_bytes(parts / f"{unit}.csv", _csv(frame, spec.digits, spec.keys))
     records = {unit: json.loads((parts / f"{unit}.json").read_text()) for unit in spec.units}
     frames = [_read_csv(parts / f"{unit}.csv", records[unit].get("dtypes")) for unit in spec.units]
-    rows = pd.concat(frames, ignore_index=True)[["unit", *spec.keys, *spec.values]]
-    data = _csv(rows)
+    rows = pd.concat(frames, ignore_index=True)[["unit", *spec.keys, *spec.values, *spec.extras]]
+    data = _csv(rows, spec.digits, spec.keys)
     seconds = {unit: record["seconds"] for unit, record in records.items()}
     manifest = {"name": spec.name, "title": spec.title, "config": spec.config, "config_hash": spec.config_hash,
-                "keys": list(spec.keys), "values": list(spec.values), "tolerance": spec.tolerance,
+                "keys": list(spec.keys), "values": list(spec.values), "extras": list(spec.extras),
+                "tolerance": spec.tolerance,
                 "n_rows": len(rows), "rows_sha256": hashlib.sha256(data).hexdigest(), "dtypes": _dtypes(rows),
                 "code_digest": _code_digest(spec.modules), "versions": _versions(), "hardware": _hardware(device),
                 "seconds": {"total": sum(seconds.values()), "per_unit": seconds},
@@ -335,9 +356,10 @@ def load_results(spec: ResultSpec, root: str | os.PathLike | None = None) -> pd.
     """The committed rows of ``spec``, after checking them against their manifest.
 
     Returns:
-        The rows: ``unit``, the spec's ``keys`` and ``values``; ``.attrs["manifest"]`` holds the manifest. ``unit``
-        and the columns the manifest's ``dtypes`` records as text are read as written (strings, no NaN inferred);
-        the others as read_csv infers them (every column of a manifest without ``dtypes`` but ``unit``).
+        The rows: ``unit``, the spec's ``keys``, ``values`` and ``extras``; ``.attrs["manifest"]`` holds the
+        manifest. ``unit`` and the columns the manifest's ``dtypes`` records as text are read as written (strings,
+        no NaN inferred); the others as read_csv infers them (every column of a manifest without ``dtypes`` but
+        ``unit``).
 
     Raises:
         FileNotFoundError: the result or its rows are missing (the message gives the command that rebuilds them).
@@ -352,7 +374,7 @@ def load_results(spec: ResultSpec, root: str | os.PathLike | None = None) -> pd.
         raise ValueError(f"{path} was altered: its sha256 is not the manifest's. Restore it with "
                          f"`git checkout -- {path}` or rebuild it with `{command} --force`.")
     rows = _read_csv(path, manifest.get("dtypes"))
-    columns = ["unit", *spec.keys, *spec.values]
+    columns = ["unit", *spec.keys, *spec.values, *spec.extras]
     if list(rows.columns) != columns or len(rows) != manifest["n_rows"]:
         raise ValueError(f"{path} holds {len(rows)} rows of columns {list(rows.columns)}, but {spec.name!r} has "
                          f"{manifest['n_rows']} rows of {columns}: it was edited along with its manifest. Restore "

@@ -84,6 +84,38 @@ def test_verify_recomputes_a_sample_and_names_a_value_the_code_no_longer_gives(t
     assert not first[["unit", "i"]].equals(other[["unit", "i"]])  # the seed draws the sample
 
 
+def test_extras_are_kept_but_not_verified_and_digits_round_the_floats(tmp_path):
+    """Columns named ``extras`` are written and read back but never compared; ``digits`` sets the floats' precision."""
+    base = _toy_spec(offset=1 / 3)
+
+    def with_noise(spec, noise):
+        def compute(unit, device, progress):
+            rows = spec.compute(unit, device, progress)
+            return rows.assign(seconds=noise, third=rows["i"] / 3)
+
+        def recompute(part, device):  # a timing differs on every run; a float key must match in full
+            rows = spec.recompute(part, device)
+            return rows.assign(seconds=noise + 1.0, third=rows["i"] / 3)
+
+        return ResultSpec(**{**base.__dict__, "compute": compute, "recompute": recompute, "extras": ("seconds",),
+                             "keys": ("unit_name", "i", "third"), "digits": 9,
+                             "tolerance": 1e-7})  # 9 digits of values up to 7: within 1e-8
+
+    spec = with_noise(base, 0.25)
+    results.build_results(spec, root=tmp_path, device="cpu", progress=False)
+    rows = results.load_results(spec, root=tmp_path)
+    assert list(rows.columns) == ["unit", "unit_name", "i", "third", "value", "seconds"]
+    assert (rows["seconds"] == 0.25).all() and (rows["third"] == rows["i"] / 3).all()  # keys in full
+    assert rows["value"].iloc[0] == float("%.9g" % (1 / 3)) != 1 / 3  # values with 9 significant digits
+    assert rows.attrs["manifest"]["extras"] == ["seconds"]
+    report = results.verify_results(spec, n=4, seed=0, root=tmp_path, device="cpu")
+    assert set(report["value"]) == {"value"} and report["ok"].all() and len(report) == 4  # extras not compared
+    for bad, message in ((dict(extras=("value",)), "distinct"), (dict(extras="seconds"), "tuple"),
+                         (dict(digits=0), "digits"), (dict(digits=True), "digits"), (dict(extras=("unit",)), "unit")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            ResultSpec(**{**base.__dict__, **bad})
+
+
 def test_manifest_of_another_result_is_refused(tmp_path):
     results.build_results(_toy_spec(), root=tmp_path, device="cpu", progress=False)
     path = tmp_path / "toy" / "manifest.json"
@@ -161,7 +193,8 @@ def test_the_command_line_lists_and_refuses_an_unknown_result(tmp_path, capsys):
     assert out.startswith("ch6_attack_budget: ")
     assert f"attrbound results build --only ch7_ifia_budget --root {tmp_path}" in out
     assert main(["results", "verify", "--only", "ch7_nothing"]) == 2
-    assert "no such result; the results are ch6_attack_budget, ch7_ifia_budget" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "no such result; the results are ch6_attack_budget, ch6_linf_sweep, ch7_ifia_budget" in said
 
 
 def test_budget_grid_kendall_is_the_metric_of_the_chosen_restart():

@@ -87,6 +87,22 @@ def test_sweep_table_manifest_and_report(reference, config, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), summarize(table), check_dtype=False)
 
 
+def test_one_shard_run_alone_gives_its_rows_of_the_whole_sweep(reference, config):
+    """``run_shard``: a shard's rows do not depend on the other shards (a committed sweep is verified this way)."""
+    from attrbound_lite.checkpoints import load_checkpoint
+    from attrbound_lite.sweep import load_data, run_shard
+
+    out, table = reference
+    cfg = load_config(config)
+    shard = plan_shards(cfg)[2]
+    model, _ = load_checkpoint(out / "models" / "cnn" / "model.safetensors", device="cpu")
+    alone = run_shard(cfg, shard, model, load_data(cfg))
+    part = table[table["sample"].between(shard.start, shard.stop - 1)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(_without_timings(alone), _without_timings(part))
+    with pytest.raises(TypeError, match="run_shard"):
+        run_shard(config, shard, model, load_data(cfg))  # the YAML's own mapping, not load_config's
+
+
 def test_sigkilled_sweep_resumes_to_the_uninterrupted_table(reference, config_file, tmp_path):
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "attrbound_lite.sweep", str(config_file), "--out", str(out),

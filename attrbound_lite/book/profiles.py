@@ -90,7 +90,8 @@ CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, Rule]]] = {
         "05_bounds": {"n_samples": AtLeast(500), "ig_steps": AtLeast(32)},
         "06_validation": {"n_samples": AtLeast(1000), "restarts": AtLeast(3), "steps": AtLeast(100),
                           "ig_steps": AtLeast(16), "eps_l2": Including((0.01, 0.05, 0.25, 1.0)),
-                          "eps_linf": Including((0.001, 0.003, 0.1))},
+                          "eps_linf": Including((0.001, 0.003, 0.1)),
+                          "committed": Fixed(False)},  # its own l-inf sweep: the committed one is the CI size
         "07_far": {"n_ifia": AtLeast(500), "restarts": Fixed(3), "eval_ig_steps": Fixed(100),  # RAR's evaluation
                    "seeds": Including((0, 1, 2)), "ifia_steps": Fixed(None),  # None: RAR's steps
                    "committed": Fixed(False),  # attack every model now, on n_ifia images

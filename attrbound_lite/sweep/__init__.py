@@ -72,8 +72,8 @@ from .config import SweepConfig, SweepConfigError, load_config
 from .identity import config_hash, config_identity
 from .plan import Shard, plan_shards
 from .report import SweepReport, report
-from .runner import recipe_of, run_sweep
+from .runner import load_data, recipe_of, run_shard, run_sweep
 
-__all__ = ["run_sweep", "report", "load_config", "plan_shards", "config_hash", "config_identity", "recipe_of",
-           "SweepConfig", "SweepConfigError", "SweepReport", "Shard", "add_subcommands", "cmd_sweep", "cmd_report",
-           "main"]
+__all__ = ["run_sweep", "run_shard", "load_data", "report", "load_config", "plan_shards", "config_hash",
+           "config_identity", "recipe_of", "SweepConfig", "SweepConfigError", "SweepReport", "Shard",
+           "add_subcommands", "cmd_sweep", "cmd_report", "main"]

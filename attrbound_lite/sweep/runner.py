@@ -17,12 +17,12 @@ from tqdm.auto import tqdm
 from .._io import atomic_path, make_dirs, write_json
 from ..experiments import KEY_COLUMNS, ROW_COLUMNS, AttackSpec, summarize, validate_bounds
 from ..runtime import derive_seed
-from .config import load_config
+from .config import check_loaded, load_config
 from .distributed import _Ranks
 from .identity import _diff, config_hash, config_identity
 from .plan import Shard, plan_shards
 
-__all__ = ["run_sweep", "recipe_of"]
+__all__ = ["run_sweep", "run_shard", "recipe_of", "load_data"]
 
 FORMAT, FORMAT_VERSION = "attrbound-sweep", 1
 
@@ -92,7 +92,8 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _load_data(cfg: dict):
+def load_data(cfg: dict):
+    """The split a sweep evaluates (``cfg``: a config of ``load_config``)."""
     from ..data import load_dataset
 
     d = cfg["data"]
@@ -184,6 +185,35 @@ def run_sweep(config: str | os.PathLike | Mapping, out_dir: str | os.PathLike, p
         ranks.close()
 
 
+def run_shard(cfg: dict, shard: Shard, model: torch.nn.Module, data, on_progress=None) -> pd.DataFrame:
+    """The rows of one shard (``experiments.validate_bounds`` on its samples, with its seed).
+
+    A shard's rows do not depend on the other shards, so a sample of a sweep can be recomputed by running only the
+    shards that hold it.
+
+    Args:
+        cfg: a config of ``load_config``.
+        shard: one of ``plan_shards(cfg)``.
+        model: the shard's model, loaded (and made smooth with ``surrogate_beta`` where the config asks).
+        data: the evaluated split (``(images, labels)`` or a data set), as the sweep loads it.
+        on_progress: called with the number of attacks finished.
+
+    Returns:
+        The shard's table (``experiments.ROW_COLUMNS``), ``shard.attacks`` rows.
+    """
+    check_loaded(cfg, "run_shard")
+    attributions = [(a["name"], {k: v for k, v in a.items() if k != "name"}) for a in cfg["attributions"]]
+    table = validate_bounds(
+        model, data, cfg["eps"], list(cfg["eps"]), attributions, [AttackSpec(**a) for a in cfg["attacks"]],
+        restarts=cfg["restarts"], sample_ids=range(shard.start, shard.stop), surrogate_beta=cfg["surrogate_beta"],
+        rtol=cfg["tolerance"]["rtol"], cosine_atol=cfg["tolerance"]["cosine_atol"], batch_size=cfg["batch_size"],
+        seed=shard.seed, model_name=shard.model, bound_options=cfg["bound"], on_progress=on_progress,
+        chunk_size=cfg["chunk_size"], compile=cfg["compile"])
+    if len(table) != shard.attacks:
+        raise RuntimeError(f"shard {shard.id} produced {len(table)} rows, {shard.attacks} planned.")
+    return table
+
+
 def _run(cfg: dict, out: Path, ranks: _Ranks, progress: bool) -> pd.DataFrame | None:
     from ..checkpoints import load_checkpoint
     from ..models import smooth_surrogate
@@ -195,16 +225,16 @@ def _run(cfg: dict, out: Path, ranks: _Ranks, progress: bool) -> pd.DataFrame | 
         identity = config_identity(cfg, ranks.device.type)
         digest = config_hash(identity)
         _prepare_folder(out, cfg, identity, digest, shards, ranks.world)
-        loaded.append(_load_data(cfg))  # fills the data cache once, before the other ranks read it
+        loaded.append(load_data(cfg))  # fills the data cache once, before the other ranks read it
         _train_recipes(out, cfg, ranks.device, progress)
         pending = [i for i, s in enumerate(shards) if not (out / s.file).is_file()]
         return identity, digest, pending
 
     identity, digest, pending = ranks.on_rank0(setup)
     # One process per machine fills its data cache (rank 0 did already), then the others read it.
-    data = loaded[0] if loaded else _load_data(cfg) if ranks.local_rank == 0 else None
+    data = loaded[0] if loaded else load_data(cfg) if ranks.local_rank == 0 else None
     ranks.barrier()
-    data = data if data is not None else _load_data(cfg)
+    data = data if data is not None else load_data(cfg)
     models = {}
     for entry in cfg["models"]:
         model, _ = load_checkpoint(_model_file(out, entry), device=ranks.device)
@@ -220,21 +250,11 @@ def _run(cfg: dict, out: Path, ranks: _Ranks, progress: bool) -> pd.DataFrame | 
                    f"process(es); {sum(s.attacks for s in shards):,} attacks in all")
     bar = tqdm(total=sum(s.attacks for s in mine), unit="attack", disable=not progress, dynamic_ncols=True,
                desc="sweep" if ranks.world == 1 else f"sweep (rank 0 of {ranks.world})")
-    attributions = [(a["name"], {k: v for k, v in a.items() if k != "name"}) for a in cfg["attributions"]]
-    attacks = [AttackSpec(**a) for a in cfg["attacks"]]
     ranks.barrier()  # every rank starts its shards together: the compute time below is the sweep's own
     started, t0 = _now(), time.perf_counter()
     try:
         for shard in mine:
-            table = validate_bounds(
-                models[shard.model], data, cfg["eps"], list(cfg["eps"]), attributions, attacks,
-                restarts=cfg["restarts"], sample_ids=range(shard.start, shard.stop),
-                surrogate_beta=cfg["surrogate_beta"], rtol=cfg["tolerance"]["rtol"],
-                cosine_atol=cfg["tolerance"]["cosine_atol"], batch_size=cfg["batch_size"], seed=shard.seed,
-                model_name=shard.model, bound_options=cfg["bound"], on_progress=bar.update,
-                chunk_size=cfg["chunk_size"], compile=cfg["compile"])
-            if len(table) != shard.attacks:
-                raise RuntimeError(f"shard {shard.id} produced {len(table)} rows, {shard.attacks} planned.")
+            table = run_shard(cfg, shard, models[shard.model], data, on_progress=bar.update)
             with atomic_path(out / shard.file) as tmp:
                 table.to_parquet(tmp, index=False)
             if ranks.rank == 0:

@@ -379,6 +379,12 @@ def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
+def as_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """``tensor`` detached, on the CPU, as a numpy array; float16 and bfloat16 (which numpy lacks) as float32."""
+    tensor = tensor.detach().cpu()
+    return (tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor).numpy()
+
+
 def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
     """Per-sample class indices (B,) int64 on the logits' device.
 
@@ -396,7 +402,8 @@ def resolve_target(target, logits: torch.Tensor) -> torch.Tensor:
                              "device.")
         if target.ndim == 0:
             target = target.expand(batch)
-        if target.shape != (batch,) or target.is_floating_point() or target.dtype == torch.bool:
+        if target.shape != (batch,) or target.is_floating_point() or target.is_complex() \
+                or target.dtype == torch.bool:
             raise ValueError(f"target must be None, an int or an integer tensor of shape ({batch},), "
                              f"got {target.dtype} of shape {tuple(target.shape)}.")
         target = target.to(device=logits.device, dtype=torch.long)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -95,3 +96,17 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         raise ValueError(f"{str(path)!r} is a folder; pass the file to hash (e.g. its model.safetensors).")
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, algorithm).hexdigest()
+
+
+def output_folder(text: str) -> Path:
+    """An argparse ``type``: a folder to write into (created if missing); a path through an existing file is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name the output folder (created if missing).")
+    path = Path(text)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is an existing file" if folder == path else f"lies inside {str(folder)!r}, an existing file"
+                raise argparse.ArgumentTypeError(f"{text!r} {what}, not a folder; pass a folder (created if missing).")
+            break
+    return path

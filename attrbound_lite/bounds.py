@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ._checks import (
+    as_numpy,
     check_choice,
     check_flag,
     check_logits,
@@ -393,7 +394,7 @@ class BoundResult:
             if isinstance(value, torch.Tensor) and value.ndim > 1:
                 continue
             if isinstance(value, torch.Tensor):
-                columns[f.name] = value.detach().cpu().numpy()
+                columns[f.name] = as_numpy(value)
             elif value is not None:
                 columns[f.name] = value
         return pd.DataFrame(columns)

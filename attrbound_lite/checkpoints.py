@@ -91,8 +91,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
         The path of the weights file written.
 
     Raises:
-        ValueError: If ``path`` is empty or does not end in ``.safetensors`` (and is not a folder), ``model`` is
-            not a registered architecture or has weights on the meta device.
+        ValueError: If ``path`` is empty, does not end in ``.safetensors`` (and is not a folder) or cannot be written,
+            ``model`` is not a registered architecture, has weights on the meta device or NaN or infinite weights.
         TypeError: If ``metadata`` is not a JSON-serialisable dict, or ``path`` not a string or path.
     """
     weights, sidecar = checkpoint_paths(path)
@@ -108,17 +108,29 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
                          "loaded lazily); materialise them (model.to_empty(device='cpu') and load a state_dict) "
                          "before saving.")
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    with atomic_path(weights) as tmp:
-        # one metadata key: safetensors writes a header map in an arbitrary order, so two keys would make the bytes
-        # (and the sha256 a sweep identifies a checkpoint by) differ between saves of the same weights
-        save_file(state, str(tmp), metadata={"format": FORMAT})
-        digest = sha256_file(tmp)  # of the bytes this call wrote (another save to the same path may land first)
-    write_json(sidecar, {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "model": spec,
-        "weights": {"file": weights.name, "sha256": digest},
-        "attrbound_version": _version(), "torch_version": torch.__version__, "metadata": metadata or {},
-    })
+    _check_finite(state, "the model's weights hold", "not saved: train it again (a lower lr?) or load a sound copy.")
+    try:
+        with atomic_path(weights) as tmp:
+            # one metadata key: safetensors writes a header map in an arbitrary order, so two keys would make the
+            # bytes (and the sha256 a sweep identifies a checkpoint by) differ between saves of the same weights
+            save_file(state, str(tmp), metadata={"format": FORMAT})
+            digest = sha256_file(tmp)  # of the bytes this call wrote (another save to the same path may land first)
+        write_json(sidecar, {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "model": spec,
+            "weights": {"file": weights.name, "sha256": digest},
+            "attrbound_version": _version(), "torch_version": torch.__version__, "metadata": metadata or {},
+        })
+    except OSError as err:
+        raise ValueError(f"cannot write the checkpoint {weights} ({err.strerror or err}); save it into a folder you "
+                         "can write to.") from None
     return weights
+
+
+def _check_finite(state: dict, what: str, fix: str) -> None:
+    """Refuse a state dict with NaN or infinite floating-point values, naming the tensors."""
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise ValueError(f"{what} NaN or infinite values in {bad[:4]}{' ...' if len(bad) > 4 else ''}; {fix}")
 
 
 def _check_metadata(value, where: str = "metadata") -> None:
@@ -223,6 +235,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if wrong:  # load_state_dict would cast integers into the float model silently
         raise ValueError(f"the weights in {weights.name} hold tensors that are not floating point ({wrong[:4]}): "
                          "they are not the weights of an attrbound model; re-create the checkpoint.")
+    _check_finite(state, f"the weights in {weights.name} hold", "the checkpoint is corrupt or from a diverged run; "
+                  "re-create it.")
     dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
     if len(dtypes) == 1:  # the saved precision (a float64 model stays float64: load_state_dict would cast it)
         model = model.to(dtypes.pop())

@@ -16,6 +16,8 @@ import math
 import sys
 from pathlib import Path
 
+from ._io import output_folder
+
 __all__ = ["main"]
 
 
@@ -62,20 +64,6 @@ def _device_name(text: str) -> str:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
-
-
-def _output_folder(text: str) -> Path:
-    """An argparse ``type``: a folder to write into (created if missing); a path through an existing file is refused."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; name the output folder (created if missing).")
-    path = Path(text)
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                what = "is an existing file" if folder == path else f"lies inside {str(folder)!r}, an existing file"
-                raise argparse.ArgumentTypeError(f"{text!r} {what}, not a folder; pass a folder (created if missing).")
-            break
-    return path
 
 
 class _Given(argparse.Action):
@@ -127,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save a checkpoint")
     t.add_argument("--dataset", required=True, choices=DATASETS, help="the training set")
     t.add_argument("--method", default="natural", choices=METHODS, help="the training method")
-    t.add_argument("--out", required=True, type=_output_folder, help="output folder")
+    t.add_argument("--out", required=True, type=output_folder, help="output folder")
     t.add_argument("--epochs", type=_positive_int, default=2, help="passes over the training data")
     t.add_argument("--subset", type=_positive_int, default=None,
                    help="train on a seeded random subset of this size (default: the whole training split)")
@@ -222,9 +210,6 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument("--no-progress", action="store_true", help="no progress bars")
     from .sweep import add_subcommands
     add_subcommands(sub)
-    for action in _subparsers(parser)["sweep"]._actions:  # an existing file as --out: argparse's one-line error
-        if action.dest == "out":
-            action.type = _output_folder
     from .book.runner import add_subcommands as add_book_subcommands
     add_book_subcommands(sub)
     for p in _subparsers(parser).values():  # the sweep's and the book's too: one way to show defaults

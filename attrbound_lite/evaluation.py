@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from ._checks import (
+    as_numpy,
     check_choice,
     check_eps,
     check_flag,
@@ -371,7 +372,7 @@ def noise_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                 rows[name].append(value)
             with torch.no_grad():
                 rows["label_kept"].append((model(noisy).argmax(1) == y).cpu())
-    return pd.DataFrame({name: torch.cat(parts).numpy().astype(bool if name == "label_kept" else float)
+    return pd.DataFrame({name: as_numpy(torch.cat(parts)).astype(bool if name == "label_kept" else float)
                          for name, parts in rows.items()})
 
 

@@ -56,8 +56,8 @@ import torch
 from torch import nn
 
 from ._checks import (
+    as_numpy,
     check_choice,
-    check_eps,
     check_flag,
     check_model,
     check_model_inputs,
@@ -394,7 +394,7 @@ def explain(model, inputs, targets, attribution: str | None = None, *, device=No
     target = _to_target(targets, x.shape[0], x.device, "targets")
     explainer = get_explainer(attribution, model, **options)
     with eval_mode(model):
-        return explainer.attribute(x, target=target).detach().cpu().numpy()
+        return as_numpy(explainer.attribute(x, target=target))
 
 
 def _check_a_batch(a_batch, *layouts: tuple[int, ...]) -> None:
@@ -750,6 +750,22 @@ def _captum_explainer(attr, model: nn.Module, attribution: str, options: dict, x
     return attr.IntegratedGradients(model), kwargs
 
 
+def _each_radius(run, eps: torch.Tensor) -> SampledScores:
+    """The scores of per-sample radii: ``run(r)`` on the whole batch for every distinct radius ``r`` of ``eps``.
+
+    Sample ``i`` is taken from the run at ``eps[i]``, so it equals sample ``i`` of a call with that radius for every
+    sample (the same noise, which the libraries draw for the whole batch). The noise settings that depend on the
+    radius become per-sample lists.
+    """
+    radii = eps.detach().cpu().double().numpy()
+    runs = {r: run(r) for r in np.unique(radii).tolist()}
+    first = next(iter(runs.values()))
+    scores = np.array([runs[r].scores[i] for i, r in enumerate(radii.tolist())], dtype=np.float64)
+    noise = {key: value if all(s.noise.get(key) == value for s in runs.values()) else
+             [runs[r].noise[key] for r in radii.tolist()] for key, value in first.noise.items()}
+    return dataclasses.replace(first, scores=scores, noise=noise)
+
+
 def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: float, norm: str = "linf",
                            attribution: str = "saliency", *, n_perturb_samples: int = 10, seed: int = 0,
                            **attribution_options) -> SampledScores:
@@ -766,7 +782,8 @@ def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: 
         model: A ``torch.nn.Module`` returning logits (B, classes); evaluated in eval mode.
         inputs: (B, ...) inputs in [0, 1], a tensor of the model's dtype, device and input shape.
         target: The classes: an int, a (B,) tensor, or None (the predicted class).
-        eps: Radius of the ball, > 0.
+        eps: Radius of the ball, > 0, or a (B,) tensor of radii, one per input (one call per distinct radius: sample
+            ``i`` scores as in a call with ``eps[i]`` for every input).
         norm: ``"linf"`` (default) or ``"l2"``.
         attribution: ``"saliency"`` (default), ``"input_x_gradient"`` or ``"integrated_gradients"``.
         n_perturb_samples: Samples per input, K >= 1. Default 10, Captum's.
@@ -784,9 +801,14 @@ def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: 
     """
     attr = _require("captum.attr", "captum_sensitivity_max")
     captum_metrics = _require("captum.metrics", "captum_sensitivity_max")
-    eps, norm, model = check_eps(eps), check_norm(norm), _model_of(model)
+    norm, model = check_norm(norm), _model_of(model)
     n_perturb_samples = check_positive_int(n_perturb_samples, "n_perturb_samples")
     x = check_model_inputs(model, inputs, "inputs", box=True).detach()
+    eps = check_radii(eps, "eps", batch=x.shape[0])
+    if isinstance(eps, torch.Tensor):
+        return _each_radius(lambda r: captum_sensitivity_max(model, x, target, r, norm, attribution,
+                                                             n_perturb_samples=n_perturb_samples, seed=seed,
+                                                             **attribution_options), eps)
     if x.dtype in (torch.float16, torch.bfloat16):
         raise TypeError(f"captum_sensitivity_max runs in float32 or float64: Captum draws its noise in float32, which "
                         f"a {x.dtype} model does not take; evaluate model.float() on inputs.float().")
@@ -832,7 +854,8 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
         x: (B, ...) inputs in [0, 1], in the layout the model takes (channel first): a floating-point numpy array
             (cast to the model's dtype) or a tensor of the model's dtype.
         y: (B,) the classes explained (numpy or torch), or None for the predicted class.
-        eps: Radius of the ball, > 0.
+        eps: Radius of the ball, > 0, or a (B,) tensor of radii, one per input (one call per distinct radius: sample
+            ``i`` scores as in a call with ``eps[i]`` for every input).
         norm: ``"linf"`` (default) or ``"l2"``.
         kind: ``"max"`` (MaxSensitivity, default), ``"avg"`` (AvgSensitivity) or ``"lipschitz"``
             (LocalLipschitzEstimate).
@@ -856,7 +879,13 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
             than the batch, a radius, batch size or ``nr_samples`` that is not positive.
     """
     quantus = _require("quantus", "quantus_sensitivity")
-    eps, norm = check_eps(eps), check_norm(norm)
+    norm, eps = check_norm(norm), check_radii(eps)
+    if isinstance(eps, torch.Tensor):
+        batch = _as_inputs(x, _model_of(model), "x", device, box=True).shape[0]
+        check_radii(eps, "eps", batch=batch)
+        return _each_radius(lambda r: quantus_sensitivity(
+            model, x, y, r, norm, kind, attribution, seed=seed, attribution_options=attribution_options,
+            batch_size=batch_size, device=device, **metric_options), eps)
     kind = check_choice(kind, SENSITIVITY_KINDS, "kind")
     module = _model_of(model)
     fixed = sorted({"lower_bound", "upper_bound", "perturb_std"} & set(metric_options))
@@ -895,6 +924,9 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
     if "nr_samples" in metric_options:
         check_positive_int(metric_options["nr_samples"], "nr_samples")
     x_t = _as_inputs(x, module, "x", device, box=True)
+    if x_t.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(f"quantus_sensitivity runs in float32 or float64: Quantus perturbs float32 numpy copies of the "
+                        f"inputs, which a {x_t.dtype} model does not take; evaluate model.float() on inputs.float().")
     with eval_mode(module), torch.no_grad():
         y_t = resolve_target(_to_target(y, x_t.shape[0], x_t.device, "y"), module(x_t))
     x_np, y_np = x_t.cpu().numpy(), y_t.cpu().numpy()

@@ -40,7 +40,16 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from ._checks import check_model_inputs, check_norm, check_radii, check_seed, eval_mode, full_precision, trusted_inputs
+from ._checks import (
+    as_numpy,
+    check_model_inputs,
+    check_norm,
+    check_radii,
+    check_seed,
+    eval_mode,
+    full_precision,
+    trusted_inputs,
+)
 from .attributions import check_attribution_options
 from .bounds import (
     MAX_EXACT_N,
@@ -128,7 +137,7 @@ class RegionBoundResult:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, torch.Tensor) and value.ndim == 1:
-                columns[f.name] = value.detach().cpu().numpy()
+                columns[f.name] = as_numpy(value)
             elif isinstance(value, (list, str, float, int)):
                 columns[f.name] = value
         point = self.point.to_dataframe()

@@ -49,7 +49,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
@@ -225,6 +225,9 @@ class TrainConfig(Config):
         ConfigError: (a ``ValueError``) naming the field, e.g. ``epochs: must be a positive integer, got 0``.
     """
 
+    # Set by ``zoo.Recipe.train_config``: the recipe checked its options when it was made (the committed recipes keep
+    # RAR's options, read by some methods only), so ``train`` does not refuse them again.
+    _from_recipe: bool = PrivateAttr(default=False)
     method: choice(*METHODS) = "natural"
     epochs: PositiveInt = 1
     batch_size: PositiveInt = 128
@@ -326,7 +329,9 @@ def scaled_for_batch(cfg: TrainConfig, batch_size: int, base_batch: int | None =
     fields.update(batch_size=batch_size, lr=lr)
     if k > 1 and warmup > 0:
         fields.update(lr_warmup_epochs=warmup, lr_warmup_from=cfg.lr)
-    return type(cfg)(**fields)
+    scaled = type(cfg)(**fields)
+    scaled._from_recipe = cfg._from_recipe  # a recipe's options stay accepted at any batch size
+    return scaled
 
 
 def learning_rate_at(cfg: TrainConfig, step: int, batches: int) -> float:
@@ -543,7 +548,7 @@ def _fingerprint(model: nn.Module, cfg: TrainConfig, x: Tensor, y: Tensor, run_t
     digest.update(repr(run_tag).encode())
     for t in (x, y):
         digest.update(repr((tuple(t.shape), t.dtype)).encode())
-        digest.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
+        digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype
     return digest.hexdigest()
 
 
@@ -671,6 +676,11 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
             raise TypeError(f"train() got a TrainConfig and the training options {sorted({**given, **options})}; "
                             "put them into the TrainConfig.")
         cfg = method
+        changed = {name for name in cfg.model_fields_set - {"method"}  # a default value changes nothing
+                   if getattr(cfg, name) != TrainConfig.model_fields[name].default}
+        ignored = [] if cfg._from_recipe else ignored_options(cfg.method, changed, cfg.attribution)
+        if ignored:
+            raise ConfigError(" ".join(ignored))
     else:
         cfg = TrainConfig(**({} if method is None else {"method": method}), **given, **options)
         ignored = ignored_options(cfg.method, {*given, *(k for k, v in options.items() if v is not None)},
@@ -744,9 +754,10 @@ def train(model: nn.Module, train_data, method: str | TrainConfig | None = None,
                 stats = torch.stack([total.detach(), ce.detach(), reg.detach(),
                                      (logits.argmax(1) == y).sum().to(total.dtype)]).tolist()
                 if not math.isfinite(stats[0]):
+                    fix = ("train in float32 (model.float()): the optimiser's steps lose their precision in "
+                           f"{total.dtype}" if total.dtype in (torch.float16, torch.bfloat16) else "lower lr or lam")
                     raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, batch {b + 1} "
-                                             f"(cross-entropy {stats[1]:.4g}, regulariser {stats[2]:.4g}); lower "
-                                             "lr or lam.")
+                                             f"(cross-entropy {stats[1]:.4g}, regulariser {stats[2]:.4g}); {fix}.")
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()

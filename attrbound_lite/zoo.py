@@ -164,8 +164,10 @@ class Recipe(Config):
         Returns:
             ``TrainConfig(method, epochs, batch_size, lr, eps=train_eps, seed, **options)``.
         """
-        return TrainConfig(method=self.method, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           eps=self.train_eps, seed=self.seed, **self.options)
+        config = TrainConfig(method=self.method, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                             eps=self.train_eps, seed=self.seed, **self.options)
+        config._from_recipe = True  # its options were checked when the recipe was made (train does not again)
+        return config
 
     @property
     def key(self) -> str:

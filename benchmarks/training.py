@@ -202,7 +202,7 @@ def epoch_row(method: str, batch: int, data, device: torch.device, args, sizes: 
     recipe = REFERENCE[name]
     base = recipe.train_config()
     cfg = scaled_for_batch(base, batch, rule=args.rule, warmup_epochs=args.lr_warmup_epochs)
-    one_epoch = TrainConfig(**{**cfg.to_dict(), "epochs": 1})  # the recipe's schedule, one epoch of it
+    one_epoch = cfg.model_copy(update={"epochs": 1})  # the recipe's schedule, one epoch of it
     arch = dict(recipe.model) | ({} if args.width is None else {"width": args.width})
     n = data[0].shape[0]
     batches = -(-n // batch)

@@ -92,8 +92,10 @@ def test_full_profile_gives_what_the_notebooks_computed(given):
     assert (s.n_samples, s.ig_steps) == (max(n, 500), max(ig, 32))
     assert s.datasets == ["mnist", "fashion-mnist", "cifar10-subset"]  # the reference zoo's
     p = dict(n_samples=2000 if big else 16, restarts=5 if big else 1, steps=20, ig_steps=4,
-             eps_l2=[0.001, 0.1, 0.5, 2.0] if big else [0.001, 0.1, 0.5], eps_linf=[0.0001, 0.01, 0.03])
+             eps_l2=[0.001, 0.1, 0.5, 2.0] if big else [0.001, 0.1, 0.5], eps_linf=[0.0001, 0.01, 0.03],
+             committed=True)
     s = chapter_settings("full", "06_validation", **p)
+    assert s.committed is False  # the full profile sweeps l-inf itself
     assert (s.n_samples, s.restarts, s.steps, s.ig_steps) == (
         max(p["n_samples"], 1000), max(p["restarts"], 3), max(p["steps"], 100), max(p["ig_steps"], 16))
     assert s.eps_l2 == sorted(set(p["eps_l2"]) | {0.01, 0.05, 0.25, 1.0})
@@ -521,7 +523,11 @@ def test_chapter6_dense_values_state_the_tightening_and_its_cost():
                                         "chapter"
     assert values["ch6_dense_decision"].startswith("this build's sweep keeps ε √n σ_max")
     assert validation.linf_form(784, ["mnist", "cifar10-subset"]) == (
-        "this build's sweep forms the row sums where n ≤ 784 (n = 784) and keeps ε √n σ_max elsewhere")
+        "this build's sweep forms the row sums where n ≤ 784 (n = 784) and keeps ε √n σ_max elsewhere; where the "
+        "minimum is smaller, its ℓ∞ ratios are lower than they would be against the tighter bound by that factor, and "
+        "an attack that came within it of the bound would violate the tighter one")
+    assert validation.linf_form(784, ["mnist"], committed=True).startswith(
+        "the chapter's ℓ∞ saliency sweep, computed once and committed, forms the row sums on every image")
     assert validation.linf_form(4096, ["mnist", "cifar10-subset"]).endswith("ε min(√n σ_max, ‖|J| 1‖₂)")
 
 

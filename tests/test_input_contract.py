@@ -262,6 +262,7 @@ TARGET = {
     "(B,) long out of range": Arg(lambda c: torch.full((c.batch,), CLASSES), INVALID),
     "(B,) negative": Arg(lambda c: torch.full((c.batch,), -1), INVALID),
     "(B,) float": Arg(lambda c: torch.zeros(c.batch), INVALID),
+    "(B,) complex": Arg(lambda c: torch.full((c.batch,), 1 + 0.5j), INVALID),
     "(B+1,) long": Arg(lambda c: torch.zeros(c.batch + 1, dtype=torch.long), INVALID),
     "'3' (str)": Arg(lambda c: "3", INVALID),
 }
@@ -2310,3 +2311,94 @@ def test_tour_eleven_model_results_and_sweep_edges(tmp_path):
                           "ratio_cosine": [0.5]})
     _package_error(lambda: experiments.summarize(table, by=["eps", "eps"]), ValueError, "more than once")
     assert len(experiments.summarize(table, by=["eps"])) == 1
+
+
+def test_tour_twelve_targets_low_precision_and_sampled_radii():
+    """Tour 12: complex targets refused everywhere a target is read; bfloat16 results reach numpy as float32; the
+    sampled metrics take per-sample radii (sample i as in a call with eps[i] for every sample)."""
+    import captum.attr
+
+    from attrbound_lite import attributions, certified, evaluation, interop
+    from attrbound_lite.region import region_bound
+
+    m, x = _mnist_batch()
+    complex_target = torch.tensor([1.7 + 0.5j, 2 + 0j])
+    for call in (lambda: bounds.attribution_bound(m, x, 0.1, target=complex_target, max_iter=5),
+                 lambda: region_bound(m, x, 0.1, target=complex_target, steps=1, restarts=1, max_iter=5),
+                 lambda: certified.certified_bound(copy.deepcopy(m).double(), x.double(), 0.01, target=complex_target),
+                 lambda: attributions.Saliency(m).attribute(x, target=complex_target),
+                 lambda: interop.captum_bound(captum.attr.Saliency(m), x, complex_target, 0.1, max_iter=5)):
+        _package_error(call, ValueError, "complex")
+    half = copy.deepcopy(m).to(torch.bfloat16)
+    result = bounds.attribution_bound(half, x.to(torch.bfloat16), 0.1, max_iter=5, max_dense_n=1)
+    frame = result.to_dataframe()
+    assert frame["euclidean"].dtype == np.float32 and np.isfinite(frame["euclidean"]).all()
+    maps = interop.explain(half, x.to(torch.bfloat16), None)
+    assert maps.dtype == np.float32 and maps.shape == tuple(x.shape)
+    noise = evaluation.noise_per_image(half, x.to(torch.bfloat16), m(x).argmax(1), "mnist", attribution="saliency")
+    assert len(noise) == 2 and noise["topk_intersection"].between(0, 1).all()
+    _package_error(lambda: interop.quantus_sensitivity(half, x.to(torch.bfloat16), None, 0.1), TypeError,
+                   "model.float()")
+    eps = torch.tensor([0.05, 0.2])
+    for run in (lambda e: interop.captum_sensitivity_max(m, x, None, e, n_perturb_samples=3),
+                lambda e: interop.quantus_sensitivity(m, x, None, e, nr_samples=3)):
+        both = run(eps)
+        for i, radius in enumerate(eps.tolist()):
+            assert both.scores[i] == pytest.approx(run(radius).scores[i], rel=1e-6)
+    assert len(interop.captum_sensitivity_max(m, x, None, eps, n_perturb_samples=3).noise["perturb_radius"]) == 2
+    _package_error(lambda: interop.captum_sensitivity_max(m, x, None, torch.tensor([0.1, 0.1, 0.1])), ValueError,
+                   "eps")
+
+
+def test_tour_twelve_training_checkpoint_and_cli_edges(tmp_path, capsys):
+    """Tour 12: a TrainConfig with an option its method ignores is refused by train (a recipe's is not); NaN weights
+    are neither saved nor loaded; an unwritable checkpoint path and a file as the book's --out are named."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from attrbound_lite import checkpoints, training, zoo
+    from attrbound_lite.cli import main
+
+    net = models.MnistCNN(width=0.25, activation="softplus", pool="avg")
+    data = (unit_images((8, 1, 28, 28)).float(), torch.arange(8) % 10)
+    for cfg, fragment in ((training.TrainConfig(method="natural", eps=0.1, batch_size=8), "eps is ignored"),
+                          (training.TrainConfig(method="pgd_at", eps=0.1, lam=2.0, batch_size=8), "lam is ignored")):
+        _package_error(lambda cfg=cfg: training.train(copy.deepcopy(net), data, cfg, progress=False), ValueError,
+                       fragment)
+    recipe = zoo.REFERENCE["mnist-pgd_at"].train_config()  # RAR's ig_steps, which PGD-AT ignores: kept, not refused
+    assert "ig_steps" in recipe.model_fields_set
+    training.train(copy.deepcopy(net), data, recipe.model_copy(update={"epochs": 1, "batch_size": 8, "steps": 1}),
+                   progress=False, stop_after=1)
+    scaled = training.scaled_for_batch(recipe, 16, base_batch=8)  # at another batch size too
+    training.train(copy.deepcopy(net), data, scaled.model_copy(update={"epochs": 1, "steps": 1}), progress=False,
+                   stop_after=1)
+    natural = training.TrainConfig(method="natural", batch_size=8)  # a round trip sets every field, at its default
+    training.train(copy.deepcopy(net), data, training.TrainConfig(**natural.to_dict()), progress=False, stop_after=1)
+    low = copy.deepcopy(net).to(torch.bfloat16)  # its run's identity hashes the bfloat16 data as bytes
+    history = training.train(low, (data[0].to(torch.bfloat16), data[1]), "natural", batch_size=8, progress=False,
+                             checkpoint_dir=tmp_path / "state", stop_after=1)
+    assert np.isfinite(history["loss"]).all()
+    with pytest.raises(FloatingPointError, match=r"train in float32 \(model.float\(\)\)"):  # not "lower lr"
+        training.train(copy.deepcopy(net).half(), (unit_images((32, 1, 28, 28)).half(), torch.arange(32) % 10),
+                       "natural", batch_size=8, progress=False)
+    path = checkpoints.save_checkpoint(net, tmp_path / "net.safetensors")
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state["1.weight"][0, 0, 0, 0] = math.nan
+    save_file(state, str(path), metadata={"format": checkpoints.FORMAT})
+    sidecar = path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    meta["weights"]["sha256"] = checkpoints.sha256_file(path)
+    sidecar.write_text(json.dumps(meta))
+    _package_error(lambda: checkpoints.load_checkpoint(path), ValueError, "NaN or infinite", "1.weight")
+    broken = copy.deepcopy(net)
+    with torch.no_grad():
+        broken[1].weight[0, 0, 0, 0] = math.inf
+    _package_error(lambda: checkpoints.save_checkpoint(broken, tmp_path / "broken.safetensors"), ValueError, "1.weight")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _package_error(lambda: checkpoints.save_checkpoint(net, "/proc/attrbound-nowhere/net.safetensors"), ValueError,
+                   "cannot write the checkpoint /proc/attrbound-nowhere/net.safetensors")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["book", "--out", str(blocker), "--only", "01_findings"])
+    assert exit_info.value.code == 2 and "is an existing file, not a folder" in capsys.readouterr().err

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import yaml
 
-from .._io import atomic_path, write_json
+from .._io import atomic_path, output_folder, write_json
 
 __all__ = ["BookError", "BookResult", "build_book", "toc_files", "notebook_parameters", "glued_values", "PROFILES",
            "EXECUTED_DIR", "BOOK_TIMES_ENV", "BOOK_OUT_ENV", "RETRAIN_ENV", "SUMMARY_PAGES",
@@ -410,7 +410,7 @@ def add_subcommands(sub) -> None:
                    help="execute only this notebook (repeatable), e.g. 03_jacobians; others reuse earlier runs")
     b.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                    help="set a notebook parameter (VALUE parsed as YAML), checked against the notebooks")
-    b.add_argument("--out", type=Path, default=None, help="output folder (default: _build)")
+    b.add_argument("--out", type=output_folder, default=None, help="output folder (default: _build)")
     b.add_argument("--timeout", type=_positive_int, default=DEFAULT_TIMEOUT, help="per-cell timeout in seconds")
     b.add_argument("--retrain-zoo", action="store_true", help="retrain the reference models from their recipes "
                    "into OUT/models/ (hours on a CPU) instead of loading the committed zoo")

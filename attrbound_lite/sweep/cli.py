@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._io import output_folder
 from .report import report
 from .runner import run_sweep
 
@@ -21,7 +22,7 @@ def add_subcommands(subparsers) -> None:
     s = subparsers.add_parser("sweep", help="validate the bounds against PGD and IFIA over a YAML-described grid "
                               "(resumable; runs under torchrun)")
     s.add_argument("config", type=Path, help="the sweep's YAML file")
-    s.add_argument("--out", required=True, type=Path, help="output folder (rerun the same command to resume)")
+    s.add_argument("--out", required=True, type=output_folder, help="output folder (rerun the same command to resume)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     r = subparsers.add_parser("report", help="print the summary tables and the attack count of a sweep")
     r.add_argument("out", type=Path, metavar="DIR", help="a sweep's output folder")
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m attrbound_lite.sweep", description=doc.split("\n\n")[0])
     parser.add_argument("config", type=Path, help="the sweep's YAML file")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (rerun the same command to resume)")
+    parser.add_argument("--out", required=True, type=output_folder,
+                        help="output folder (rerun the same command to resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:

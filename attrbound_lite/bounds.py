@@ -250,7 +250,7 @@ def power_iteration(matvec, v0: torch.Tensor, max_iter: int = 500, tol: float = 
 
 
 def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *, max_n: int = MAX_EXACT_N,
-                   rows=None) -> torch.Tensor:
+                   rows=None, limit_name: str = "max_n") -> torch.Tensor:
     """The full attribution Jacobians ``J = dA/dx``, by differentiating ``A(x)`` row by row (the oracle).
 
     Args:
@@ -261,6 +261,7 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
             ``MAX_EXACT_N``.
         rows: Optional callable receiving ``(start, block)`` with ``block`` = rows ``start..start+c`` of every
             sample, (B, c, n), instead of storing the result. Default ``None``.
+        limit_name: The caller's name for ``max_n``, which the refusal above it tells the user to raise.
 
     Returns:
         The Jacobians, shape (B, n, n), or ``None`` when ``rows`` is given.
@@ -281,8 +282,8 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
         raise TypeError(f"rows must be None or a callable (start, block), got {type(rows).__name__}.")
     n = inputs[0].numel()
     if n > max_n and rows is None:
-        raise ValueError(f"the exact Jacobian has n x n = {n} x {n} entries per sample, above the limit "
-                         f"n <= {max_n}; use method='lanczos' (matrix-free), or raise max_n if you have the memory.")
+        raise ValueError(f"the exact Jacobian has n x n = {n} x {n} entries per sample, above the limit n <= {max_n}; "
+                         f"use method='lanczos' (matrix-free), or raise {limit_name} if you have the memory.")
     x = inputs.detach().requires_grad_(True)
     batch = x.shape[0]
     with torch.enable_grad():
@@ -464,7 +465,8 @@ def _sigma_max(explainer: Attribution, x: torch.Tensor, target: torch.Tensor, me
 
 def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency", target=None,
                   method: str = "lanczos", surrogate_beta: float | None = None, tol: float = 1e-4,
-                  max_iter: int | None = None, seed: int = 0, **attribution_options) -> torch.Tensor:
+                  max_iter: int | None = None, seed: int = 0, max_dense_n: int = MAX_EXACT_N,
+                  **attribution_options) -> torch.Tensor:
     """``sigma_max(J_i)``, the largest singular value of the attribution Jacobian of every sample.
 
     Args:
@@ -477,6 +479,7 @@ def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency"
         tol: relative residual at which a sample's eigensolver stops.
         max_iter: eigensolver iterations (default 100 for Lanczos, 500 for power iteration).
         seed: seed of the start vectors.
+        max_dense_n: largest n for which ``method="exact"`` forms the Jacobian, as in ``attribution_bound``.
         **attribution_options: options of a named attribution (``n_steps``, ``baseline``, ...).
 
     Returns:
@@ -484,7 +487,7 @@ def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency"
     """
     check_attribution_options(attribution_options, "spectral_norm (sigma_max does not depend on a radius or norm)")
     return attribution_bound(model, inputs, 1.0, "l2", attribution, target, method, surrogate_beta, tol,
-                             max_iter, seed=seed, **attribution_options).sigma_max
+                             max_iter, max_dense_n=max_dense_n, seed=seed, **attribution_options).sigma_max
 
 
 def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tensor, norm: str = "l2",
@@ -549,7 +552,7 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch
                     _require_curvature(explainer.jacobian_operator(x, target), seed)
                 except NotImplementedError:  # an attribution without an operator: the dense Jacobian is its oracle
                     pass
-            jac = dense_jacobian(explainer, x, target, max_n=max_dense_n)
+            jac = dense_jacobian(explainer, x, target, max_n=max_dense_n, limit_name="max_dense_n")
             jac = jac.to(torch.promote_types(jac.dtype, torch.float32))  # (no SVD in float16 on the CPU)
             if norm == "linf":
                 _, singular, vh = torch.linalg.svd(jac)

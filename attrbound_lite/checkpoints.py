@@ -33,6 +33,9 @@ from .runtime import resolve_device
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_paths", "sha256_file"]
 
 FORMAT, FORMAT_VERSION = "attrbound-checkpoint", 1
+# The safetensors header's one metadata key (one: safetensors writes several in an arbitrary order, and the bytes
+# identify a checkpoint): the format and the model the weights were saved as, as canonical JSON.
+HEADER_KEY = "attrbound"
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -113,7 +116,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
         with atomic_path(weights) as tmp:
             # one metadata key: safetensors writes a header map in an arbitrary order, so two keys would make the
             # bytes (and the sha256 a sweep identifies a checkpoint by) differ between saves of the same weights
-            save_file(state, str(tmp), metadata={"format": FORMAT})
+            save_file(state, str(tmp), metadata={HEADER_KEY: _canonical({"format": FORMAT, "model": spec})})
             digest = sha256_file(tmp)  # of the bytes this call wrote (another save to the same path may land first)
         write_json(sidecar, {
             "format": FORMAT, "format_version": FORMAT_VERSION, "model": spec,
@@ -124,6 +127,45 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
         raise ValueError(f"cannot write the checkpoint {weights} ({err.strerror or err}); save it into a folder you "
                          "can write to.") from None
     return weights
+
+
+def _canonical(value) -> str:
+    """``value`` as canonical JSON (sorted keys, no spaces): equal values, equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _check_header(blob: bytes, model: dict, weights: Path, sidecar: Path) -> None:
+    """The model the weights were saved as (their safetensors header, ``HEADER_KEY``) is the one the sidecar describes.
+
+    The sha256 ties the weights to the sidecar, not the sidecar's architecture (an edited ``beta`` or ``activation``
+    would build another network around the same weights). Files written before the header carried the model (the
+    committed zoo, whose sidecars ``zoo`` hashes) have no such key and are not checked here.
+    """
+    try:
+        size = int.from_bytes(blob[:8], "little")
+        saved = json.loads(blob[8:8 + size]).get("__metadata__", {}).get(HEADER_KEY)
+    except (ValueError, AttributeError):
+        return  # not a readable header: safetensors' own reader names the problem next
+    if saved is None:
+        return
+    try:
+        saved_model = json.loads(saved).get("model")
+    except (ValueError, AttributeError):
+        raise ValueError(f"the header of {weights.name} is corrupt ({HEADER_KEY!r} is not JSON); re-create the "
+                         "checkpoint.") from None
+    if _canonical(saved_model) != _canonical(model):
+        def flat(spec) -> dict:
+            spec = spec if isinstance(spec, dict) else {}
+            config = spec.get("config")
+            return {"name": spec.get("name"), **(config if isinstance(config, dict) else {})}
+
+        flat, was = flat(model), flat(saved_model)
+        changed = "; ".join(f"{key}: {flat.get(key)!r} in the sidecar, {was.get(key)!r} saved"
+                            for key in sorted(set(flat) | set(was)) if _canonical(flat.get(key)) != _canonical(
+                                was.get(key)))
+        raise ValueError(f"sidecar {sidecar} does not describe the model {weights.name} was saved as ({changed}): "
+                         "it was edited or belongs to other weights. Restore it, or build the model you want, load "
+                         "the weights into it (load_state_dict) and save it with save_checkpoint.")
 
 
 def _check_finite(state: dict, what: str, fix: str) -> None:
@@ -218,6 +260,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise ValueError(f"{weights.name} does not match its sidecar (sha256 {digest[:12]}..., sidecar records "
                          f"{str(meta['weights'].get('sha256'))[:12]}...): the weights were changed or the save was "
                          "interrupted. Re-create the checkpoint.")
+    _check_header(blob, meta["model"], weights, sidecar)
     device = resolve_device(device)  # an unknown device is refused before the model is built
     if not isinstance(meta["model"].get("name"), str):
         raise ValueError(f"sidecar {sidecar}: model.name must be a string, got {meta['model'].get('name')!r}; the "

@@ -1700,7 +1700,7 @@ def test_tour_six_checkpoint_zoo_and_table_edges(tmp_path):
     assert len(digests) == 1
     from safetensors import safe_open
     with safe_open(str(tmp_path / "0.safetensors"), framework="pt") as fh:
-        assert set(fh.metadata()) == {"format"}  # one key: two would be written in an arbitrary order
+        assert set(fh.metadata()) == {checkpoints.HEADER_KEY}  # one key: two would be written in any order
     _package_error(lambda: checkpoints.sha256_file(0), TypeError, "path")
     weights = checkpoints.save_checkpoint(m, tmp_path / "m.safetensors")
     sidecar = weights.with_suffix(".json")
@@ -2177,7 +2177,8 @@ def test_tour_ten_zoo_results_and_checkpoint_edges(tmp_path, capsys):
     record = json.loads(sidecar.read_text())
     record["model"]["config"]["mean"] = [0.5]
     sidecar.write_text(json.dumps(record))
-    _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "the sidecar was edited")
+    _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "mean: [0.5] in the sidecar",
+                   "it was edited")
 
 
 def _low_curvature_net() -> torch.nn.Module:
@@ -2402,3 +2403,45 @@ def test_tour_twelve_training_checkpoint_and_cli_edges(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["book", "--out", str(blocker), "--only", "01_findings"])
     assert exit_info.value.code == 2 and "is an existing file, not a folder" in capsys.readouterr().err
+
+
+def test_tour_thirteen_edited_sidecar_and_the_exact_limits_name(tmp_path):
+    """Tour 13: an edited sidecar (beta, activation, pool) no longer builds another network around the saved weights:
+    the weights' header records the model they were saved as; a file without it (the committed zoo's) still loads.
+    The exact-Jacobian refusal names the caller's own limit (max_dense_n), which spectral_norm now takes too."""
+    import json
+
+    from safetensors.torch import save_file
+
+    net = models.build_model("mnist_cnn", width=0.25, activation="softplus")
+    path = checkpoints.save_checkpoint(net, tmp_path / "a" / "model.safetensors")
+    sidecar = path.with_name("model.json")
+    original = sidecar.read_text()
+    for key, value in (("beta", 1.0), ("activation", "relu"), ("pool", "avg")):
+        meta = json.loads(original)
+        meta["model"]["config"][key] = value
+        sidecar.write_text(json.dumps(meta))
+        _package_error(lambda: checkpoints.load_checkpoint(path), ValueError, f"{key}: {value!r} in the sidecar",
+                       "was saved as", "Restore it")
+    sidecar.write_text(original)
+    loaded, _ = checkpoints.load_checkpoint(path)
+    x = unit_images((2, 1, 28, 28)).float()
+    assert torch.equal(loaded(x), net.eval()(x))
+    # a file written before the header carried the model: the sha256 and the normalisation are all it checks
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(path), metadata={"format": checkpoints.FORMAT})
+    meta = json.loads(original)
+    meta["weights"]["sha256"] = checkpoints.sha256_file(path)
+    sidecar.write_text(json.dumps(meta))
+    assert torch.equal(checkpoints.load_checkpoint(path)[0](x), net(x))
+    meta["model"]["config"]["width"] = 0.5  # there the weights' shapes are what refuses another architecture
+    sidecar.write_text(json.dumps(meta))
+    _package_error(lambda: checkpoints.load_checkpoint(path), ValueError, "do not fit")
+
+    m, small = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Softplus(),
+                                   torch.nn.Linear(8, 3)), torch.rand(2, 16, generator=torch.Generator().manual_seed(0))
+    for call in (lambda: bounds.attribution_bound(m, small, 0.1, method="exact", max_dense_n=8),
+                 lambda: bounds.spectral_norm(m, small, method="exact", max_dense_n=8)):
+        _package_error(call, ValueError, "raise max_dense_n")
+    dense = torch.linalg.svdvals(bounds.dense_jacobian(attributions.Saliency(m), small))[:, 0]
+    torch.testing.assert_close(bounds.spectral_norm(m, small, method="exact", max_dense_n=16), dense)

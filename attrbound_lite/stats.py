@@ -48,7 +48,11 @@ def _check_confidence(confidence) -> float:
 
 
 def sig(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits (``0.887``, ``12.3``, ``0.0123``); ``nan`` and None as "n/a"."""
+    """``value`` with ``digits`` significant digits, as a reader writes it; ``nan`` and None as "n/a".
+
+    ``0.887``, ``12.3``, ``0.0123``, ``0.000123``; from ``10**digits`` on a rounded integer (``1,540``); below
+    ``1e-4`` a power of ten (``2.04 × 10⁻⁷``), never the e-notation of code.
+    """
     digits = _check_count(digits, "digits", 1)
     if value is None or type(value).__name__ == "NAType":  # pandas' missing value, as a table cell gives it
         return "n/a"
@@ -61,7 +65,16 @@ def sig(value: float, digits: int = 3) -> str:
                             "on its own (or call .item() on a one-element tensor).")
     if not np.isfinite(value):
         return "n/a"
-    return f"{value:#.{digits}g}".rstrip(".") if abs(value) >= 1e-4 or value == 0 else f"{value:.{digits - 1}e}"
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    rounded = float(f"{mantissa}e{exponent}")
+    if rounded == 0 or 1e-4 <= abs(rounded) < 10 ** digits:
+        return f"{rounded:#.{digits}g}".rstrip(".")
+    if abs(rounded) >= 10 ** digits:
+        return f"{round(rounded):,}"
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPTS)}"
+
+
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 @dataclass(frozen=True)

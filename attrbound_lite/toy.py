@@ -305,21 +305,21 @@ def inequality_checks(model: nn.Module, x: torch.Tensor, eps: float, points: int
     v["l2_rel_gap"] = (v["l2_bound"] - v["l2_linear_grid"]) / v["l2_bound"]
     up = 1 + 1e-12  # floating-point slack
     rows = [
-        ("sigma_max: Lanczos = exact SVD (rel. 1e-8)", v["sigma"], v["sigma_exact"],
+        ("σmax: Lanczos = exact SVD (relative 10⁻⁸)", v["sigma"], v["sigma_exact"],
          abs(v["sigma"] - v["sigma_exact"]) <= 1e-8 * v["sigma_exact"]),
-        ("l2: max ||J d|| on the grid <= eps sigma_max", v["l2_linear_grid"], v["l2_bound"],
+        ("ℓ2: max ‖J d‖ on the grid ≤ ε σmax", v["l2_linear_grid"], v["l2_bound"],
          v["l2_linear_grid"] <= v["l2_bound"] * up),
-        ("l2: eps sigma_max <= grid max / cos(angle step)", v["l2_bound"], v["l2_grid_attained"],
+        ("ℓ2: ε σmax ≤ grid max / cos(angle step)", v["l2_bound"], v["l2_grid_attained"],
          v["l2_bound"] <= v["l2_grid_attained"] * up),
-        ("linf: exact (vertices) <= eps sqrt(n) sigma_max", v["linf_exact"], v["linf_sqrt_n"],
+        ("ℓ∞: exact (vertices) ≤ ε √n σmax", v["linf_exact"], v["linf_sqrt_n"],
          v["linf_exact"] <= v["linf_sqrt_n"] * up),
-        ("linf: exact (vertices) <= eps || |J| 1 ||", v["linf_exact"], v["linf_rowsum"],
+        ("ℓ∞: exact (vertices) ≤ ε ‖|J| 1‖", v["linf_exact"], v["linf_rowsum"],
          v["linf_exact"] <= v["linf_rowsum"] * up),
-        ("linf: sign-iteration estimate <= exact", v["linf_lower"], v["linf_exact"],
+        ("ℓ∞: sign-iteration estimate ≤ exact", v["linf_lower"], v["linf_exact"],
          v["linf_lower"] <= v["linf_exact"] * up),
-        ("cosine, l2: bound <= min cos over the ball", v["cos_bound"], v["cos_grid"],
+        ("cosine, ℓ2: bound ≤ min cos over the ball", v["cos_bound"], v["cos_grid"],
          v["cos_bound"] <= v["cos_grid"] + 1e-12),
-        ("cosine, linf: bound <= min cos over the ball", v["cos_bound_linf"], v["cos_grid_linf"],
+        ("cosine, ℓ∞: bound ≤ min cos over the ball", v["cos_bound_linf"], v["cos_grid_linf"],
          v["cos_bound_linf"] <= v["cos_grid_linf"] + 1e-12),
     ]
     return pd.DataFrame(rows, columns=["inequality", "left", "right", "holds"]), v

@@ -462,6 +462,8 @@ def test_every_page_renders_in_headless_chromium(book, tmp_path_factory):
         shot = _run_chromium(chromium, f"--screenshot={png}", page.as_uri())
         assert shot.returncode == 0 and png.is_file() and png.stat().st_size > 10_000, shot.stderr[-2000:]
         _check_what_a_reader_sees(name, page, dom, book.html)
+        faults = reader_text_faults(dom)
+        assert not faults, f"{name}: the text shows code words a reader should not see: {faults}"
         overflow = _overflowing_elements(chromium, page)
         assert not overflow, f"{name}: wider than the page's column at 1280 px: {overflow}"
 
@@ -501,6 +503,37 @@ def _overflowing_elements(chromium: str, page: Path) -> list[str]:
     found = re.search(r'<pre id="attrbound-overflow">(.*?)</pre>', run.stdout, re.S)
     assert found, f"{page.name}: the layout probe did not run"
     return json.loads(html.unescape(found.group(1)))
+
+
+# What prose, tables and captions must not show outside code, maths and code cells: the words of a program.
+READER_TEXT_FAULTS = {"a literal backtick": r"`", "an '(s)' plural": r"\w\(s\)",
+                      "a Python value": r"\b(?:True|False|nan|NaN)\b",
+                      "e-notation": r"(?<![\w.])\d+(?:\.\d+)?e[-+]?\d{1,3}\b"}  # (not a hash such as 253218e69108)
+
+
+def reader_text_faults(dom: str) -> list[str]:
+    """Each fault of ``READER_TEXT_FAULTS`` in the page's article text, with 40 characters of context."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(dom, "html.parser")
+    article = soup.find("main") or soup
+    for tag in article.select("script, style, pre, code, kbd, mjx-container, .math, .highlight, .cell_input, "
+                              ".headerlink"):
+        tag.decompose()
+    text = re.sub(r"\s+", " ", article.get_text(" "))
+    return [f"{what}: ...{text[max(0, m.start() - 40):m.end() + 40]}..."
+            for what, pattern in READER_TEXT_FAULTS.items() for m in re.finditer(pattern, text)]
+
+
+def test_the_reader_text_check_finds_code_words():
+    """The check the browser test applies to every page: it finds what it looks for, and only outside code."""
+    page = ("<main><p>1 restart(s), a margin of 1.4e-03, holds: True, `max_dense_n`</p>"
+            "<p>None of them; <code>normalise=False</code>, <span class='math'>10^{-4}</span> 2.04 × 10⁻⁷</p></main>")
+    found = reader_text_faults(page)
+    assert [f.split(":")[0] for f in found] == ["a literal backtick", "a literal backtick", "an '(s)' plural",
+                                                "a Python value", "e-notation"], found
+    assert reader_text_faults("<main><p>PGD-AT at 8/255, 1,540 images, p &lt; 10⁻⁶, key mnist-pgd_at-253218e69108"
+                              "</p></main>") == []
 
 
 def _check_what_a_reader_sees(name: str, page: Path, dom: str, html_root: Path) -> None:

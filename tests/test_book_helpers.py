@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attrbound_lite.book import bound_tables, far, profiles, reproducibility, speed, training, validation
+from attrbound_lite.book import bound_tables, far, profiles, reproducibility, speed, tables, training, validation
 from attrbound_lite.book.profiles import (
     BOOK_PROFILES,
     CHAPTER_SIZES,
@@ -659,6 +659,9 @@ def test_chapter9_seeds_and_execution_times(tmp_path):
         "c": {"seconds": 9.0, "build_started": "T2"}}}))
     times = reproducibility.times_table(times_file, ["a", "b", "c"], "c")
     assert list(times["notebook"]) == ["a", "b"] and list(times["this_build"]) == [False, True]
+    assert list(times["parameters"]) == ["defaults", "defaults"]  # no "{}" on the page
+    shown = tables.readable(times)
+    assert list(shown["this build"]) == ["no", "yes"]  # a reader's words for booleans
     assert reproducibility.times_note(times, times_file) == (
         "the 1 chapter executed before this one in this build took 2.0 s in all; 1 page was executed by an earlier "
         "build into the same output folder and reused (grey); this chapter's own time is recorded when it finishes")

@@ -166,8 +166,8 @@ def test_the_family_table_names_its_units_and_prints_tiny_p_values_as_a_bound():
     family = findings.family_table(values).set_index("key")
     assert family.loc["ch7_test_mnist_aat", "n"] == "64 images"
     text = findings.family_text(family.reset_index()).set_index("comparison")
-    assert text.loc["AAT", "p"] == "< 1e-6" and text.loc["AAT", "holm_p"] == "< 1e-6"
-    assert text.loc["<ch7_test_mnist_advaat>", "p"] == "0.5" and "key" not in text.columns
+    assert text.loc["AAT", "p"] == "< 10⁻⁶" and text.loc["AAT", "holm_p"] == "< 10⁻⁶"
+    assert text.loc["<ch7_test_mnist_advaat>", "p"] == "0.50" and "key" not in text.columns
 
 
 def test_tour_eleven_each_comparison_is_one_member_of_the_family():

@@ -1864,7 +1864,7 @@ def test_tour_eight_toy_stats_and_book_helper_edges(tmp_path):
     with pytest.raises(FileNotFoundError, match="chapter 06_validation"):  # one stem, not its characters
         findings.chapter_values(tmp_path, "06_validation")
     once = tables.readable(pd.DataFrame({"eps": [8 / 255, 0.3]}))
-    assert tables.readable(once)["eps"].tolist() == once["eps"].tolist() == ["8/255", "0.3"]
+    assert tables.readable(once)["ε"].tolist() == once["ε"].tolist() == ["8/255", "0.3"]
     rows = pd.DataFrame({"eps": [0.1, 0.1], "dataset": ["mnist", np.nan], "sample": [0, 1], "label_kept": True,
                          "exceeded": False, "exceeded_euclidean": False, "exceeded_cosine": False,
                          "ratio_euclidean": 0.5, "ratio_cosine": 0.5})

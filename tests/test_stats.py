@@ -158,12 +158,16 @@ def test_verdicts_read_the_whole_interval():
 def test_three_significant_digits_and_radii_as_people_write_them():
     assert [sig(v) for v in (0.887, 12.345, 1.0, 0.0001234, float("nan"))] == ["0.887", "12.3", "1.00", "0.000123",
                                                                                "n/a"]
+    # no e-notation: a rounded integer from 10**digits on, a power of ten below 1e-4 (rounding decides the range)
+    assert [sig(v) for v in (1540.2, 999.9, 2.04e-7, -3.9e-6, 9.9999e-5, 5.25e-16)] == [
+        "1,540", "1,000", "2.04 × 10⁻⁷", "-3.90 × 10⁻⁶", "0.000100", "5.25 × 10⁻¹⁶"]
+    assert sig(99.95, 2) == "100" and sig(3.9e-6, 2) == "3.9 × 10⁻⁶"
     assert [radius_label(e) for e in (0.3, 0.1, 8 / 255, 2 / 255, 0.001, None)] == ["0.3", "0.1", "8/255", "2/255",
                                                                                    "0.001", "-"]
     frame = pd.DataFrame({"dataset": ["cifar10-subset"], "method": ["advaat"], "train_eps": [8 / 255],
                           "clean_accuracy": [0.98765]}).set_index(["dataset", "method"])
     out = readable(frame)
-    assert out.to_dict("records") == [{"dataset": "CIFAR-10 subset", "method": "AdvAAT", "train eps": "8/255",
+    assert out.to_dict("records") == [{"dataset": "CIFAR-10 subset", "method": "AdvAAT", "training ε": "8/255",
                                        "clean accuracy": 0.98765}]
     html = reader_table(frame, caption="c").to_html()
     assert "0.988" in html and "0.98765" not in html and "row_heading" not in html

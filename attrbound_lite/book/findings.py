@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..stats import Interval, holm
+from ..stats import Interval, holm, sig
 from .runner import glued_values
 
 __all__ = ["Claim", "CLAIMS", "CHAPTERS", "FAMILY_ALPHA", "NOT_ESTABLISHED", "comparison", "family_text",
@@ -282,11 +282,11 @@ def family_table(values: dict[str, dict], claims=None, alpha: float = FAMILY_ALP
 
 
 def _p_text(p: float) -> str:
-    return "–" if not math.isfinite(p) else "< 1e-6" if p < 1e-6 else f"{p:.2g}"
+    return "–" if not math.isfinite(p) else "< 10⁻⁶" if p < 1e-6 else sig(p, 2)
 
 
 def family_text(family: pd.DataFrame) -> pd.DataFrame:
-    """``family_table`` for the page: p-values to two digits (below 1e-6 as "< 1e-6"), "–" where not in the family."""
+    """``family_table`` for the page: p-values to two digits (below 1e-6 as "< 10⁻⁶"), "–" where not in the family."""
     out = family.drop(columns="key").copy()
     for column in ("p", "holm_p"):
         out[column] = out[column].map(_p_text)

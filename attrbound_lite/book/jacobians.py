@@ -14,6 +14,7 @@ import torch
 from ..attributions import InputXGradient, IntegratedGradients, Saliency
 from ..bounds import attribution_bound, dense_jacobian
 from ..models import smooth_relu
+from ..stats import sig
 
 __all__ = ["attribution_maps", "completeness_table", "completeness_values", "relu_curvature", "surrogate_table",
            "surrogate_values", "ig_jacobian", "sigma_table", "sigma_values"]
@@ -48,6 +49,7 @@ def completeness_values(table: pd.DataFrame) -> dict:
         ``{glue name: value}``: the relative error at the table's last number of steps, and that number.
     """
     return {"ch3_completeness_err": float(table["relative_error"].iloc[-1]),
+            "ch3_completeness_err_shown": sig(float(table["relative_error"].iloc[-1]), 2),
             "ch3_completeness_steps": int(table["steps"].iloc[-1])}
 
 
@@ -154,5 +156,9 @@ def sigma_values(sigmas: pd.DataFrame) -> dict:
     return {"ch3_sigma_exact": float(ig_row["exact_svd"]), "ch3_sigma_matrix_free": float(ig_row["matrix_free"]),
             "ch3_sigma_rel_err": float(ig_row["relative_error"]),
             "ch3_sigma_max_rel_err": float(sigmas["relative_error"].max()),
+            "ch3_sigma_shown": sig(float(ig_row["matrix_free"]), 9),
+            "ch3_sigma_exact_shown": sig(float(ig_row["exact_svd"]), 9),
+            "ch3_sigma_rel_err_shown": sig(float(ig_row["relative_error"]), 2),
+            "ch3_sigma_max_rel_err_shown": sig(float(sigmas["relative_error"].max()), 2),
             "ch3_ig_products": int(ig_row["products"]),
             "ch3_speedup": float(ig_row["exact_seconds"] / ig_row["matrix_free_seconds"])}

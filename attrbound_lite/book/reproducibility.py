@@ -119,8 +119,9 @@ def times_table(times_file: str | Path | None, stems: list[str], this: str) -> p
             if stem == this:  # an earlier build's time of this page: this run's is written after it finishes
                 continue
             e = entries[stem]
+            given = ", ".join(f"{k} = {v}" for k, v in (e.get("parameters") or {}).items())
             rows.append({"notebook": stem, "seconds": float(e["seconds"]), "profile": e.get("profile"),
-                         "parameters": json.dumps(e.get("parameters") or {}), "executed": e.get("executed"),
+                         "parameters": given or "defaults", "executed": e.get("executed"),
                          "this_build": e.get("build_started") is not None
                          and e.get("build_started") == record.get("build_started")})
     return pd.DataFrame(rows, columns=TIMES_COLUMNS)

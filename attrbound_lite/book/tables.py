@@ -6,6 +6,7 @@ radius_label(8 / 255) is "8/255"; DATASET_NAMES["cifar10-subset"] is "CIFAR-10 s
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..stats import sig
@@ -81,13 +82,16 @@ def model_label(dataset: str, method: str) -> str:
 _VALUE_NAMES = {"dataset": DATASET_NAMES, "method": METHOD_NAMES, "model": METHOD_NAMES, "earlier": METHOD_NAMES,
                 "norm": NORM_NAMES, "attribution": ATTRIBUTION_NAMES, "attack": ATTACK_NAMES}
 _RADIUS_COLUMNS = ("eps", "train_eps", "pgd_eps")
+# Column names a reader knows by their symbol (a table's own ``headers`` take precedence).
+_HEADERS = {"eps": "ε", "train_eps": "training ε", "pgd_eps": "PGD ε", "sigma_max": "σmax"}
 
 
 def readable(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> pd.DataFrame:
     """A copy of ``frame`` (a DataFrame, a Series or a dict of columns) with readable names.
 
-    Data sets, methods, norms, attributions, attacks and radii as people write them, columns renamed by ``headers``
-    (and ``_`` replaced by spaces), the index reset into columns when it carries names.
+    Data sets, methods, norms, attributions, attacks and radii as people write them, True and False as "yes" and
+    "no", columns renamed by ``headers`` (else ``_HEADERS``: ε for ``eps``, σmax for ``sigma_max``; ``_`` replaced by
+    spaces), the index reset into columns when it carries names.
     """
     if isinstance(frame, pd.Series):
         frame = frame.to_frame()
@@ -105,10 +109,13 @@ def readable(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> pd.D
     for column, names in _VALUE_NAMES.items():
         if column in out:
             out[column] = out[column].map(lambda v, names=names: names.get(v, v))
+    for column in out.columns:  # a reader's words, not Python's True and False
+        if out[column].dtype == bool or out[column].map(lambda v: isinstance(v, (bool, np.bool_))).all():
+            out[column] = out[column].map(lambda v: "yes" if v else "no")
     for column in _RADIUS_COLUMNS:
         if column in out:
             out[column] = out[column].map(lambda v: v if isinstance(v, str) else radius_label(v))  # (once)
-    return out.rename(columns=lambda c: (headers or {}).get(c, str(c).replace("_", " ")))
+    return out.rename(columns=lambda c: (headers or {}).get(c, _HEADERS.get(c, str(c).replace("_", " "))))
 
 
 def reader_table(frame: pd.DataFrame, caption: str | None = None, headers: dict[str, str] | None = None):

@@ -200,7 +200,8 @@ def overview_values(table: pd.DataFrame, units: pd.DataFrame, steps: int, restar
             "ch6_label_kept": str(kept),
             "ch6_scale": (f"{len(per_unit):,} (model, image) units ({n_images} test images per data set, {n_models} "
                           f"models), {' and '.join(f'{n} {NORM_NAMES[m]} radii' for m, n in radii.items())}, "
-                          f"attribution PGD and IFIA of {steps} steps, {restarts} restart(s)")}
+                          f"attribution PGD and IFIA of {steps} steps, {restarts} "
+                          f"restart{'s' if restarts != 1 else ''}")}
 
 
 def _rate(k, n) -> Interval:

@@ -234,7 +234,7 @@ def test_chapter5_linf_rows_take_the_smaller_form_and_the_cosine_bound_follows()
 
 def test_chapter5_overview_and_relative_values():
     bounds = _bounds()
-    assert bound_tables.overview_values(bounds) == {"ch5_n_rows": 2 * 4 * 16 * 5, "ch5_n_models": 8,
+    assert bound_tables.overview_values(bounds) == {"ch5_n_rows": f"{2 * 4 * 16 * 5:,}", "ch5_n_models": 8,
                                                     "ch5_n_images": 16, "ch5_converged": 1.0}
     v = bound_tables.relative_values(bounds, [0.1, 1.0], [0.01, 0.1, 10.0])
     assert v["ch5_sqrt_n"] == "28, 55"       # from the sigma_max form, whichever form the row uses
@@ -662,6 +662,10 @@ def test_chapter9_seeds_and_execution_times(tmp_path):
     assert list(times["parameters"]) == ["defaults", "defaults"]  # no "{}" on the page
     shown = tables.readable(times)
     assert list(shown["this build"]) == ["no", "yes"]  # a reader's words for booleans
+    named = tables.readable(pd.DataFrame({"attribution": ["integrated_gradients(m=16)", "input_x_gradient"],
+                                          "eps": [8 / 255, 0.1]}))
+    assert named.to_dict("list") == {"attribution": ["integrated gradients (m = 16)", "input × gradient"],
+                                     "ε": ["8/255", "0.1"]}
     assert reproducibility.times_note(times, times_file) == (
         "the 1 chapter executed before this one in this build took 2.0 s in all; 1 page was executed by an earlier "
         "build into the same output folder and reused (grey); this chapter's own time is recorded when it finishes")

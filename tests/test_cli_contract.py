@@ -383,6 +383,16 @@ def test_checkpoint_with_a_broken_architecture_or_an_unknown_device_is_refused(t
     sidecar = json.loads((tmp_path / "model.json").read_text())
     sidecar["model"]["config"]["width"] = 0
     (tmp_path / "model.json").write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match=r"model\.json does not describe the model .*width: 0 in the sidecar"):
+        load_checkpoint(weights)
+    # a file without the model in its header (written before it had one): the architecture itself is refused
+    from safetensors.torch import save_file
+
+    from attrbound_lite.checkpoints import FORMAT, sha256_file
+    save_file({k: v.contiguous() for k, v in MnistCNN(width=0.125).state_dict().items()}, str(weights),
+              metadata={"format": FORMAT})
+    sidecar["weights"]["sha256"] = sha256_file(weights)
+    (tmp_path / "model.json").write_text(json.dumps(sidecar))
     with pytest.raises(ValueError, match=r"sidecar .*model\.json does not describe a model.*width must be a positive"):
         load_checkpoint(weights)
 

@@ -77,7 +77,7 @@ def test_methods_are_compared_with_natural_training_by_paired_intervals():
     assert pd.isna(row.loc[("mnist", "natural"), "topk_verdict"])
     values = far.method_values(summary, per_image)
     assert values["ch7_verdict_mnist_advaat"] == "larger" and values["ch7_n_mnist"] == 200
-    assert values["ch7_disagree"] == "no model it compares"  # each bound moves the way its top-k intersection does
+    assert values["ch7_disagree"] == "none of them"  # each bound moves the way its top-k intersection does
     flipped = summary.assign(bound_verdict=summary["bound_verdict"].replace({"smaller": "larger"}))
     assert far.method_values(flipped, per_image)["ch7_disagree"] == (
         "AdvAAT on MNIST, PGD-AT on Fashion-MNIST, AAT on Fashion-MNIST")

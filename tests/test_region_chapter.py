@@ -78,9 +78,7 @@ def test_the_advice_is_read_off_the_numbers():
     from attrbound_lite.stats import wilson
     assert held["ch8_l2_reduction"] == (f"in ℓ2 the violation rate over every (unit, radius) pair is {wilson(13, 30)} "
                                         f"for the first-order bound and {wilson(0, 30)} for the region bound")
-    test = held["ch8_test_l2_reduction"]  # paired: 13 pairs exceed only the first-order bound, none only the region
-    assert test["estimate"] == pytest.approx(13 / 30) and test["p"] == pytest.approx(2 * 0.5**13)
-    assert test["above"] == "the region bound is exceeded less often" and test["shown"].startswith("from 0.433 to 0")
+    assert not any(key.startswith("ch8_test_") for key in held)  # true by construction: no test for the Findings
     beaten = region.advice_values(_both([0, 3, 10], [0, 0, 2]))
     assert "was itself exceeded" in beaten["ch8_l2_advice"] and "2 of 30" in beaten["ch8_l2_region"]
     quiet = region.advice_values(_both([0, 0, 0], [0, 0, 0]))

@@ -172,7 +172,7 @@ def overview_values(bounds: pd.DataFrame) -> dict:
         bounds.
     """
     per_model = bounds.groupby(["dataset", "method"])["sample"].nunique()
-    return {"ch5_n_rows": len(bounds), "ch5_n_models": len(per_model), "ch5_n_images": int(per_model.min()),
+    return {"ch5_n_rows": f"{len(bounds):,}", "ch5_n_models": len(per_model), "ch5_n_images": int(per_model.min()),
             "ch5_converged": float(bounds["bound_converged"].mean())}
 
 

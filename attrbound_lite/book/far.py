@@ -593,7 +593,7 @@ def method_values(summary: pd.DataFrame, per_image: pd.DataFrame, reference: str
     opposite = summary[((summary["topk_verdict"] == "larger") & (summary["bound_verdict"] == "larger"))
                        | ((summary["topk_verdict"] == "smaller") & (summary["bound_verdict"] == "smaller"))]
     values["ch7_disagree"] = ", ".join(f"{METHOD_NAMES.get(r.method, r.method)} on {_on(r.dataset)}"
-                                       for r in opposite.itertuples()) or "no model it compares"
+                                       for r in opposite.itertuples()) or "none of them"
     for row in summary.to_dict("records"):
         ds, m = glue_key(row["dataset"]), row["method"]
         values[f"ch7_n_{ds}"] = row["n"]

@@ -6,6 +6,8 @@ radius_label(8 / 255) is "8/255"; DATASET_NAMES["cifar10-subset"] is "CIFAR-10 s
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -106,6 +108,10 @@ def readable(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> pd.D
     out = frame.copy()
     if any(name is not None for name in out.index.names):
         out = out.reset_index()
+    if "attribution" in out:  # 'integrated_gradients(m=16)', as benchmarks write it: 'integrated gradients (m = 16)'
+        out["attribution"] = out["attribution"].map(lambda v: re.sub(
+            r"^(\w+)\(m=(\d+)\)$", lambda m: f"{ATTRIBUTION_NAMES.get(m[1], m[1])} (m = {m[2]})", v)
+            if isinstance(v, str) else v)
     for column, names in _VALUE_NAMES.items():
         if column in out:
             out[column] = out[column].map(lambda v, names=names: names.get(v, v))

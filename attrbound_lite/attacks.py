@@ -253,7 +253,10 @@ class AttributionAttack(Attack):
 
         Args:
             inputs: (B, ...) images in [0, 1].
-            labels: (B,) the classes to keep (and to attribute).
+            labels: (B,) the classes to keep (and to attribute). ``label_kept`` means classified as ``labels``: for
+                an input the model misclassifies, an iterate that moves it to its label counts as kept; pass
+                ``model(inputs).argmax(1)`` to keep the model's own prediction (the book attacks correctly
+                classified images only).
             start: optional starting points (R * B, ...), restart-major, inside the ball around the repeated
                 inputs; default: the attack's own (random) starts. A sweep that holds several radii in one
                 batch passes the starts each radius would draw alone, so that both layouts give the same result.

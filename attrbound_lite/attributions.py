@@ -368,7 +368,7 @@ def get_explainer(attribution, model: nn.Module, **options) -> Attribution:
             raise ValueError(f"options {sorted(options)} are only accepted with an attribution name, "
                              "not with an explainer instance; set them on the instance.")
         return attribution.rebind(model)
-    if attribution not in ATTRIBUTIONS:
+    if not isinstance(attribution, str) or attribution not in ATTRIBUTIONS:  # (a list is not a name)
         raise ValueError(f"unknown attribution {attribution!r}; choose one of {tuple(ATTRIBUTIONS)}.")
     cls = ATTRIBUTIONS[attribution]
     if cls is not IntegratedGradients and options:

@@ -267,7 +267,9 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
         The Jacobians, shape (B, n, n), or ``None`` when ``rows`` is given.
 
     Raises:
-        ValueError: If n > ``max_n`` without ``rows``, or the attribution does not depend on the input.
+        ValueError: If n > ``max_n`` without ``rows``, the batch is empty, or the attribution does not depend on the
+            input.
+        TypeError: If ``explainer`` is not an ``Attribution`` or ``inputs`` not a floating-point tensor.
     """
     if not isinstance(explainer, Attribution):
         raise TypeError(f"explainer must be an attrbound_lite Attribution (e.g. get_explainer(model, 'saliency')), "
@@ -276,6 +278,11 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
         given = f"shape {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         error = ValueError if isinstance(inputs, torch.Tensor) else TypeError
         raise error(f"inputs must be a batch tensor (B, ...) (the explainer checks it against its model), got {given}.")
+    if not inputs.is_floating_point():
+        raise TypeError(f"inputs must be floating point (the Jacobian is a derivative), got {inputs.dtype}; pass "
+                        "images in [0, 1] as float32 (uint8 images: x.float() / 255).")
+    if inputs.shape[0] == 0 or inputs[0].numel() == 0:
+        raise ValueError(f"inputs of shape {tuple(inputs.shape)} hold no sample; pass at least one (B >= 1, n >= 1).")
     if isinstance(max_n, bool) or not isinstance(max_n, numbers.Integral) or max_n < 0:
         raise ValueError(f"max_n must be an integer >= 0 (the largest n stored), got {max_n!r}.")
     if rows is not None and not callable(rows):
@@ -465,7 +472,7 @@ def _sigma_max(explainer: Attribution, x: torch.Tensor, target: torch.Tensor, me
 
 def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency", target=None,
                   method: str = "lanczos", surrogate_beta: float | None = None, tol: float = 1e-4,
-                  max_iter: int | None = None, seed: int = 0, max_dense_n: int = MAX_EXACT_N,
+                  max_iter: int | None = None, seed: int = 0, max_dense_n: int = MAX_EXACT_N, box: bool = True,
                   **attribution_options) -> torch.Tensor:
     """``sigma_max(J_i)``, the largest singular value of the attribution Jacobian of every sample.
 
@@ -480,6 +487,7 @@ def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency"
         max_iter: eigensolver iterations (default 100 for Lanczos, 500 for power iteration).
         seed: seed of the start vectors.
         max_dense_n: largest n for which ``method="exact"`` forms the Jacobian, as in ``attribution_bound``.
+        box: require inputs in [0, 1], as in ``attribution_bound`` (``False`` for models on R^n).
         **attribution_options: options of a named attribution (``n_steps``, ``baseline``, ...).
 
     Returns:
@@ -487,7 +495,7 @@ def spectral_norm(model: nn.Module, inputs: torch.Tensor, attribution="saliency"
     """
     check_attribution_options(attribution_options, "spectral_norm (sigma_max does not depend on a radius or norm)")
     return attribution_bound(model, inputs, 1.0, "l2", attribution, target, method, surrogate_beta, tol,
-                             max_iter, max_dense_n=max_dense_n, seed=seed, **attribution_options).sigma_max
+                             max_iter, max_dense_n=max_dense_n, seed=seed, box=box, **attribution_options).sigma_max
 
 
 def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.Tensor, norm: str = "l2",

@@ -55,7 +55,7 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
     Args:
         path: The checkpoint's weights file (``.safetensors``), its sidecar (``.json``), or a folder holding
-            ``model.safetensors``.
+            ``model.safetensors`` (a path without a suffix that does not exist yet names a folder).
 
     Returns:
         ``(weights, sidecar)``: the weights path and the sidecar path (the weights path with suffix ``.json``).
@@ -71,7 +71,7 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
         raise ValueError("a checkpoint path is empty; pass the weights file (e.g. 'run/model.safetensors') or its "
                          "folder ('.' for the current one).")
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or (path.suffix == "" and not path.exists()):  # a folder, or one to create ('runs/new_run')
         path = path / "model.safetensors"
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
@@ -139,14 +139,24 @@ def _check_header(blob: bytes, model: dict, weights: Path, sidecar: Path) -> Non
 
     The sha256 ties the weights to the sidecar, not the sidecar's architecture (an edited ``beta`` or ``activation``
     would build another network around the same weights). Files written before the header carried the model (the
-    committed zoo, whose sidecars ``zoo`` hashes) have no such key and are not checked here.
+    committed zoo) have no such key: there the sidecar is checked against the sha256 a ``manifest.json`` beside it
+    records (a zoo folder's), where there is one.
     """
     try:
         size = int.from_bytes(blob[:8], "little")
         saved = json.loads(blob[8:8 + size]).get("__metadata__", {}).get(HEADER_KEY)
     except (ValueError, AttributeError):
         return  # not a readable header: safetensors' own reader names the problem next
-    if saved is None:
+    if saved is None:  # an older file: a zoo folder's manifest.json still records the sidecar's sha256
+        manifest = weights.parent / "manifest.json"
+        try:
+            recorded = json.loads(manifest.read_text()).get("sidecar_sha256") if manifest.is_file() else None
+        except (ValueError, OSError, AttributeError):
+            recorded = None
+        if isinstance(recorded, str) and sha256_file(sidecar) != recorded:
+            raise ValueError(f"sidecar {sidecar} does not match the sha256 that {manifest} records: it was edited. "
+                             f"Restore it (git checkout -- {sidecar}), or build the model you want, load the weights "
+                             "into it (load_state_dict) and save it with save_checkpoint.")
         return
     try:
         saved_model = json.loads(saved).get("model")

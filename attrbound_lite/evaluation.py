@@ -63,7 +63,7 @@ def protocol(dataset: str) -> dict:
     Raises:
         ValueError: If ``dataset`` has no protocol.
     """
-    if dataset not in PROTOCOLS:
+    if not isinstance(dataset, str) or dataset not in PROTOCOLS:
         raise ValueError(f"no evaluation protocol for {dataset!r}; choose one of {sorted(PROTOCOLS)} or pass "
                          "every setting explicitly.")
     return dict(PROTOCOLS[dataset])

@@ -252,7 +252,7 @@ def _attribution_specs(attributions) -> list[tuple[str, dict]]:
             name, options = item[0], dict(item[1])
         else:
             raise TypeError(f"an attribution must be a name, a (name, options) pair or a dict, got {item!r}.")
-        if name not in ATTRIBUTIONS:
+        if not isinstance(name, str) or name not in ATTRIBUTIONS:
             raise ValueError(f"unknown attribution {name!r}; choose one of {tuple(ATTRIBUTIONS)}.")
         out.append((name, options))
     names = [name for name, _ in out]

@@ -347,7 +347,7 @@ def _explain_attribution(attribution: str | None, method: str | None) -> str:
         return attribution
     if method is None:
         return "saliency"
-    if method not in _EXPLAIN_METHODS:
+    if not isinstance(method, str) or method not in _EXPLAIN_METHODS:
         raise ValueError(f"cannot tell which attribution the xai_methods key {method!r} names; pass "
                          "explain_func_kwargs={'attribution': 'saliency'} (or 'input_x_gradient', "
                          f"'integrated_gradients') to quantus.evaluate (keys understood: {sorted(_EXPLAIN_METHODS)}).")
@@ -541,7 +541,7 @@ class WorstCaseBound:
                              "pass attribution='integrated_gradients' (the package's right-Riemann IG) explicitly, "
                              "or explain with the package's IG: xai_methods={'IntegratedGradients': "
                              "attrbound_lite.interop.explain}.")
-        if method not in _QUANTUS_METHODS:
+        if not isinstance(method, str) or method not in _QUANTUS_METHODS:
             raise ValueError(f"cannot infer the attribution from the method name {method!r}; pass attribution= one "
                              f"of 'saliency', 'input_x_gradient', 'integrated_gradients' (names understood: "
                              f"{sorted(_QUANTUS_METHODS)}).")

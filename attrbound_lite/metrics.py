@@ -219,8 +219,9 @@ def euclidean(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:
 def _scaled_norm(d: Tensor) -> Tensor:
     """``||d_i||_2`` per row, scaled by the row's largest magnitude so that squares neither overflow nor underflow."""
     scale = d.abs().amax(dim=1, keepdim=True)
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return (torch.linalg.vector_norm(d / safe, dim=1) * safe[:, 0]).to(d.dtype)
+    safe = torch.where((scale > 0) & torch.isfinite(scale), scale, torch.ones_like(scale))
+    norm = (torch.linalg.vector_norm(d / safe, dim=1) * safe[:, 0]).to(d.dtype)
+    return torch.where(torch.isinf(scale[:, 0]), torch.full_like(norm, math.inf), norm)  # a - b overflowed: inf
 
 
 def cosine(a: Tensor, b: Tensor, *, mask: Tensor | None = None) -> Tensor:

@@ -474,7 +474,7 @@ def build_model(name: str, **config) -> nn.Module:
         ValueError: If ``name`` is not registered, ``config`` does not fit the constructor, or the constructor refuses
             a value (e.g. a ``width`` or ``beta`` that is not a positive finite number).
     """
-    if name not in MODELS:
+    if not isinstance(name, str) or name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}.")
     try:
         return MODELS[name](**config)

@@ -181,6 +181,14 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root if root is not None else os.environ.get(RESULTS_ENV) or RESULTS_ROOT)
 
 
+def _check_spec(spec) -> ResultSpec:
+    """``spec`` if it is a ``ResultSpec`` (a result's module holds one: ``attrbound_lite.book.budget.SPEC``)."""
+    if not isinstance(spec, ResultSpec):
+        raise TypeError(f"spec must be a ResultSpec (e.g. attrbound_lite.book.budget.SPEC; `attrbound results list` "
+                        f"names them), got {type(spec).__name__} {spec!r:.60}.")
+    return spec
+
+
 def _command(spec: ResultSpec, root: Path) -> str:
     command = BUILD_COMMAND.format(name=spec.name)
     return command if root.resolve() == RESULTS_ROOT.resolve() else f"{command} --root {root}"
@@ -289,6 +297,7 @@ def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
     Returns:
         The result's folder.
     """
+    _check_spec(spec)
     root = results_root(root)
     folder, device = root / spec.name, resolve_device(device)
     parts = folder / "parts" / spec.config_hash  # parts of another configuration are never mixed in
@@ -325,6 +334,7 @@ def read_manifest(spec: ResultSpec, root: str | os.PathLike | None = None) -> di
         FileNotFoundError: the result was never built there (the message gives the command that builds it).
         ValueError: the manifest is unreadable, or belongs to another result or configuration.
     """
+    _check_spec(spec)
     root = results_root(root)
     path, command = root / spec.name / "manifest.json", _command(spec, root)
     if not path.is_file():
@@ -345,6 +355,9 @@ def read_manifest(spec: ResultSpec, root: str | os.PathLike | None = None) -> di
     if wrong:
         raise ValueError(f"{path} lacks {wrong} (or holds another type there): it was altered or cut short; restore "
                          f"it with `git checkout -- {root / spec.name}` or rebuild with `{command}`.")
+    if config_hash(manifest["config"]) != manifest.get("config_hash"):
+        raise ValueError(f"{path}: its config does not hash to its config_hash: the manifest was edited; restore it "
+                         f"with `git checkout -- {root / spec.name}` or rebuild with `{command}`.")
     if manifest.get("config_hash") != spec.config_hash:
         raise ValueError(f"{spec.name!r} in {root} was computed with another configuration (hash "
                          f"{manifest.get('config_hash')}, the code's is {spec.config_hash}): its numbers are not "
@@ -411,6 +424,7 @@ def verify_results(spec: ResultSpec, n: int = 8, seed: int = 0, *, root: str | o
         ``recomputed``, ``difference`` and ``ok`` (``|difference| <= spec.tolerance``, or both values NaN: a NaN
         recomputed as NaN agrees).
     """
+    _check_spec(spec)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (the rows to recompute) must be a positive integer, got {n!r}.")
     seed = check_seed(seed, "seed (of the rows' draw, e.g. sample_seed())")
@@ -439,6 +453,10 @@ def _describe(report: pd.DataFrame) -> str:
 
 def check_verified(spec: ResultSpec, report: pd.DataFrame) -> None:
     """Raise ``AssertionError`` naming every recomputed value beyond the tolerance (``verify_results``' report)."""
+    _check_spec(spec)
+    if not isinstance(report, pd.DataFrame) or "ok" not in report:
+        raise TypeError(f"report must be verify_results' table (a DataFrame with an 'ok' column), got "
+                        f"{type(report).__name__}.")
     if not report["ok"].all():
         raise AssertionError(f"{spec.name}: {int((~report['ok']).sum())} of {len(report)} recomputed values differ "
                              f"from the committed ones by more than {spec.tolerance:g}: {_describe(report)}. If the "

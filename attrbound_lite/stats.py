@@ -187,7 +187,14 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
     n = len(data[0])
     if n == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
-    estimate = float(statistic(*data))
+    estimate = statistic(*data)
+    if isinstance(estimate, (str, bytes, bool, np.bool_)) or np.ndim(estimate) != 0:
+        raise TypeError(f"statistic must return one number (e.g. np.mean), got {type(estimate).__name__}"
+                        f"{f' of shape {np.shape(estimate)}' if np.ndim(estimate) else ''}: {str(estimate)[:40]!r}.")
+    try:
+        estimate = float(estimate)
+    except (TypeError, ValueError):
+        raise TypeError(f"statistic must return one number (e.g. np.mean), got {type(estimate).__name__}.") from None
     if n < 2:
         return Interval(estimate, float("nan"), float("nan"), n, confidence)
     rng = np.random.default_rng(seed)

@@ -21,6 +21,7 @@ import hashlib
 import json
 import numbers
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -492,6 +493,9 @@ def stored_dtype(name: str) -> torch.dtype:
     the rounded weights (its manifest's accuracies are those of the stored model) and loaded back in float32
     (``load_reference``): every number the book shows is computed from the stored weights.
     """
+    if not isinstance(name, str) or re.sub(r"-seed\d+$", "", name) not in REFERENCE:  # a recipe or its rerun
+        raise ValueError(f"unknown reference model {name!r}; the names are those of zoo.REFERENCE (e.g. "
+                         f"{next(iter(REFERENCE))!r}), with '-seed1' or '-seed2' for their reruns.")
     return torch.float16 if "-study-" in name else torch.float32
 
 

@@ -2445,3 +2445,58 @@ def test_tour_thirteen_edited_sidecar_and_the_exact_limits_name(tmp_path):
         _package_error(call, ValueError, "raise max_dense_n")
     dense = torch.linalg.svdvals(bounds.dense_jacobian(attributions.Saliency(m), small))[:, 0]
     torch.testing.assert_close(bounds.spectral_norm(m, small, method="exact", max_dense_n=16), dense)
+
+
+def test_tour_fourteen_names_results_metrics_and_checkpoint_folders(tmp_path):
+    """Tour 14: names given as lists are refused by name; dense_jacobian checks its inputs; spectral_norm takes box;
+    results functions check their spec and a manifest's config against its hash; an overflowing distance is inf;
+    bootstrap wants a scalar statistic; stored_dtype knows the zoo's names; a new folder is a checkpoint path; a
+    copied zoo folder's edited sidecar is refused by its manifest's sha256."""
+    import json
+    import shutil
+
+    from attrbound_lite import evaluation, interop, results, zoo
+    from attrbound_lite.book import budget
+
+    m = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Softplus(), torch.nn.Linear(8, 3))
+    x = torch.rand(3, 6, generator=torch.Generator().manual_seed(0))
+    for call in (lambda: bounds.attribution_bound(m, x, 0.1, attribution=["saliency"]),
+                 lambda: region.region_bound(m, x, 0.1, attribution={"name": "saliency"}),
+                 lambda: attacks.IFIA(m, ["saliency"], 0.1, 0.01, 2, k=3),
+                 lambda: interop.get_explainer(["saliency"], m)):
+        _package_error(call, ValueError, "unknown attribution")
+    _package_error(lambda: models.build_model(["mnist_cnn"]), ValueError, "unknown model")
+    _package_error(lambda: evaluation.protocol(["mnist"]), ValueError, "no evaluation protocol")
+    saliency = attributions.Saliency(m)
+    _package_error(lambda: bounds.dense_jacobian(saliency, x.long()), TypeError, "floating point")
+    _package_error(lambda: bounds.dense_jacobian(saliency, x[:0]), ValueError, "no sample")
+    wide = 3 * x
+    torch.testing.assert_close(bounds.spectral_norm(m, wide, box=False),
+                               bounds.attribution_bound(m, wide, 0.1, box=False).sigma_max)
+    _package_error(lambda: bounds.spectral_norm(m, wide), ValueError, "[0, 1]")
+
+    _package_error(lambda: results.load_results("ch7_ifia_budget"), TypeError, "ResultSpec")
+    _package_error(lambda: results.check_verified(budget.SPEC, "report"), TypeError, "verify_results")
+    copy_root = tmp_path / "results"
+    shutil.copytree(results.results_root() / budget.SPEC.name, copy_root / budget.SPEC.name)
+    manifest_path = copy_root / budget.SPEC.name / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["config"]["steps"] = [1]
+    manifest_path.write_text(json.dumps(manifest))
+    _package_error(lambda: results.load_results(budget.SPEC, copy_root), ValueError, "config_hash")
+
+    assert metrics.euclidean(torch.full((1, 4), 3e38), torch.full((1, 4), -3e38)).item() == math.inf
+    _package_error(lambda: stats.bootstrap(lambda v: v * 2, [1.0, 2.0, 3.0]), TypeError, "one number")
+    _package_error(lambda: stats.bootstrap(lambda v: "mean", [1.0, 2.0, 3.0]), TypeError, "one number")
+    assert zoo.stored_dtype("mnist-natural") == torch.float32
+    _package_error(lambda: zoo.stored_dtype("float128"), ValueError, "unknown reference model")
+
+    saved = checkpoints.save_checkpoint(models.MnistCNN(width=0.0625), tmp_path / "runs" / "new_run")
+    assert saved == tmp_path / "runs" / "new_run" / "model.safetensors" and checkpoints.load_checkpoint(saved.parent)
+    folder = tmp_path / "zoo_copy"
+    shutil.copytree(zoo.model_folder(zoo.REFERENCE["mnist-natural"], zoo.zoo_root()), folder)
+    checkpoints.load_checkpoint(folder)  # a committed file: no model in its header, its manifest checks the sidecar
+    record = json.loads((folder / "model.json").read_text())
+    record["model"]["config"]["pool"] = "avg" if record["model"]["config"].get("pool") == "max" else "max"
+    (folder / "model.json").write_text(json.dumps(record))
+    _package_error(lambda: checkpoints.load_checkpoint(folder), ValueError, "manifest.json records")

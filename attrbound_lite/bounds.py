@@ -272,7 +272,7 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
         TypeError: If ``explainer`` is not an ``Attribution`` or ``inputs`` not a floating-point tensor.
     """
     if not isinstance(explainer, Attribution):
-        raise TypeError(f"explainer must be an attrbound_lite Attribution (e.g. get_explainer(model, 'saliency')), "
+        raise TypeError(f"explainer must be an attrbound_lite Attribution (e.g. get_explainer('saliency', model)), "
                         f"got {type(explainer).__name__}.")
     if not isinstance(inputs, torch.Tensor) or inputs.ndim < 2:
         given = f"shape {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
@@ -314,6 +314,10 @@ def dense_jacobian(explainer: Attribution, inputs: torch.Tensor, target=None, *,
             rows(start, block)
         else:
             out[:, start:start + c] = block
+    if out is not None and not bool(out.any()):
+        raise ValueError("the attribution Jacobian is exactly zero at every input: the model is piecewise linear "
+                         "(ReLU, max pooling), so its attribution has no curvature to measure; take the Jacobian of "
+                         "its softplus surrogate (attrbound_lite.models.smooth_relu(model, beta)).")
     return out
 
 
@@ -411,6 +415,11 @@ class BoundResult:
 def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options, box=True):
     """Validate, pick the model whose Jacobian is taken, resolve the targets on the real model."""
     check_model_inputs(model, inputs, box=box, second_order=True)
+    if isinstance(attribution, Attribution) and attribution.model is not model:
+        raise ValueError(f"the explainer {type(attribution).__name__} was built on another model object than the one "
+                         f"bounded (a {type(model).__name__}); the bound would silently be the bounded model's: build "
+                         f"it on that model ({type(attribution).__name__}(model)) or pass its name ('saliency', "
+                         "'input_x_gradient', 'integrated_gradients').")
     jacobian_model = smooth_surrogate(model, surrogate_beta)
     real = get_explainer(attribution, model, **attribution_options)
     with torch.no_grad():

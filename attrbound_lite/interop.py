@@ -504,6 +504,12 @@ class WorstCaseBound:
             get_explainer(attribution, nn.Identity(), **(attribution_options or {}))  # validate name and options now
         self.attribution, self.attribution_options = attribution, dict(attribution_options or {})
         self.relative, self.attack = relative, attack
+        unused = [name for name, value, default in (("attack_steps", attack_steps, 20), ("attack_alpha", attack_alpha,
+                                                    None), ("attack_restarts", attack_restarts, 1))
+                  if not attack and value is not default and value != default]
+        if unused:
+            raise ValueError(f"{unused} set the attack, which runs only with attack=True; pass attack=True to score "
+                             "the attack's deviation, or drop them to score the bound.")
         self.attack_steps = check_positive_int(attack_steps, "attack_steps")
         self.attack_restarts = check_positive_int(attack_restarts, "attack_restarts")
         self.seed = seed = check_seed(seed)
@@ -596,6 +602,8 @@ class WorstCaseBound:
         batch_size = check_positive_int(batch_size, "batch_size")
         module = _model_of(model)
         attribution, options = self._attribution_for(explain_func, explain_func_kwargs)
+        if isinstance(attribution, Attribution):  # an explainer instance: its options, on the model Quantus passes
+            attribution = attribution.rebind(module)
         given = tuple(x_batch.shape) if hasattr(x_batch, "shape") else None  # the layout as given, for a_batch
         if channel_first is False:
             x_batch = x_batch.movedim(-1, 1) if isinstance(x_batch, torch.Tensor) else np.moveaxis(

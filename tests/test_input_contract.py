@@ -2500,3 +2500,28 @@ def test_tour_fourteen_names_results_metrics_and_checkpoint_folders(tmp_path):
     record["model"]["config"]["pool"] = "avg" if record["model"]["config"].get("pool") == "max" else "max"
     (folder / "model.json").write_text(json.dumps(record))
     _package_error(lambda: checkpoints.load_checkpoint(folder), ValueError, "manifest.json records")
+
+
+def test_tour_fifteen_foreign_explainers_unused_attack_options_and_flat_jacobians():
+    """Tour 15: a bound refuses an explainer built on another model (as the attacks do); WorstCaseBound refuses attack
+    options without attack=True; dense_jacobian names get_explainer's real argument order and refuses the all-zero
+    Jacobian of a piecewise-linear model."""
+    from attrbound_lite import interop
+
+    def net(activation):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), activation, torch.nn.Linear(8, 3))
+
+    m, other = net(torch.nn.Softplus()), net(torch.nn.Softplus())
+    x = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    for call in (lambda: bounds.attribution_bound(m, x, 0.1, attribution=attributions.Saliency(other)),
+                 lambda: bounds.spectral_norm(m, x, attributions.Saliency(other)),
+                 lambda: region.region_bound(m, x, 0.1, attribution=attributions.Saliency(other))):
+        _package_error(call, ValueError, "another model object")
+    torch.testing.assert_close(bounds.attribution_bound(m, x, 0.1, attribution=attributions.Saliency(m)).sigma_max,
+                               bounds.attribution_bound(m, x, 0.1).sigma_max)
+    for option in ({"attack_steps": 5}, {"attack_alpha": 0.01}, {"attack_restarts": 3}):
+        _package_error(lambda option=option: interop.WorstCaseBound(eps=0.1, **option), ValueError, "attack=True")
+    assert interop.WorstCaseBound(eps=0.1, attack=True, attack_steps=5).attack_steps == 5
+    _package_error(lambda: bounds.dense_jacobian("saliency", x), TypeError, "get_explainer('saliency', model)")
+    _package_error(lambda: bounds.dense_jacobian(attributions.Saliency(net(torch.nn.ReLU())), x), ValueError,
+                   "exactly zero", "smooth_relu")

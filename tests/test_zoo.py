@@ -145,11 +145,11 @@ def test_a_study_model_is_stored_in_half_and_evaluated_as_stored(tmp_path, data_
     from attrbound_lite.data import load_dataset
     from attrbound_lite.evaluation import evaluate
 
+    assert zoo.stored_dtype("mnist-study-aat-ig2-seed1") == torch.float16 and zoo.stored_dtype("mnist-aat") \
+        == torch.float32
     natural = Recipe(**TINY)
     monkeypatch.setattr(zoo, "REFERENCE", MappingProxyType({"natural": natural, "mnist-study-natural": natural}))
     monkeypatch.setattr(zoo, "EVAL_N", 64)
-    assert zoo.stored_dtype("mnist-study-aat-ig2-seed1") == torch.float16 and zoo.stored_dtype("mnist-aat") \
-        == torch.float32
     root = tmp_path / "zoo"
     kwargs = dict(root=root, device="cpu", progress=False, data_root=data_root, mirror=data_mirror())
     full = tmp_path / "full"

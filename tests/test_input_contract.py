@@ -901,7 +901,8 @@ def _worst_case_bound(labels):
     x_batch = x.numpy() if a["as"] == "numpy" and x.dtype != torch.float16 else x
 
     def call():
-        metric = interop.WorstCaseBound(a["eps"], a["norm"], a["attribution"], attack=a["attack"], attack_steps=2,
+        steps = {"attack_steps": 2} if a["attack"] is True else {}  # attack options only with the attack
+        metric = interop.WorstCaseBound(a["eps"], a["norm"], a["attribution"], attack=a["attack"], **steps,
                                         max_iter=5, max_dense_n=1)
         return metric(model=a["model"], x_batch=x_batch, y_batch=a["y_batch"], batch_size=a["batch_size"])
 

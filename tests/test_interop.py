@@ -424,7 +424,7 @@ def test_captum_bound_takes_per_sample_radii_equal_to_scalar_calls(norm):
 def test_worst_case_bound_takes_per_sample_radii_equal_to_scalar_calls(attack):
     model, x, y = quadratic()
     radii = torch.tensor([0.02, 0.05, 0.1, 0.04], dtype=torch.float64)  # small enough to keep every label
-    options = dict(attack=attack, attack_steps=5, method="exact", relative=False)
+    options = dict(attack=attack, method="exact", relative=False) | ({"attack_steps": 5} if attack else {})
     scores = interop.WorstCaseBound(radii, "l2", "saliency", **options)(
         model=model, x_batch=x.numpy(), y_batch=y.numpy(), batch_size=3)  # the radii follow the batches
     for i in range(x.shape[0]):

@@ -164,18 +164,20 @@ def _check_header(blob: bytes, model: dict, weights: Path, sidecar: Path) -> Non
         raise ValueError(f"the header of {weights.name} is corrupt ({HEADER_KEY!r} is not JSON); re-create the "
                          "checkpoint.") from None
     if _canonical(saved_model) != _canonical(model):
-        def flat(spec) -> dict:
-            spec = spec if isinstance(spec, dict) else {}
-            config = spec.get("config")
-            return {"name": spec.get("name"), **(config if isinstance(config, dict) else {})}
-
-        flat, was = flat(model), flat(saved_model)
-        changed = "; ".join(f"{key}: {flat.get(key)!r} in the sidecar, {was.get(key)!r} saved"
-                            for key in sorted(set(flat) | set(was)) if _canonical(flat.get(key)) != _canonical(
+        now, was = _fields(model), _fields(saved_model)
+        changed = "; ".join(f"{key}: {now.get(key)!r} in the sidecar, {was.get(key)!r} saved"
+                            for key in sorted(set(now) | set(was)) if _canonical(now.get(key)) != _canonical(
                                 was.get(key)))
         raise ValueError(f"sidecar {sidecar} does not describe the model {weights.name} was saved as ({changed}): "
                          "it was edited or belongs to other weights. Restore it, or build the model you want, load "
                          "the weights into it (load_state_dict) and save it with save_checkpoint.")
+
+
+def _fields(spec) -> dict:
+    """A model spec's name and config entries in one flat dict (what an edit of the sidecar can change)."""
+    spec = spec if isinstance(spec, dict) else {}
+    config = spec.get("config")
+    return {"name": spec.get("name"), **(config if isinstance(config, dict) else {})}
 
 
 def _check_finite(state: dict, what: str, fix: str) -> None:

@@ -368,6 +368,10 @@ def get_explainer(attribution, model: nn.Module, **options) -> Attribution:
             raise ValueError(f"options {sorted(options)} are only accepted with an attribution name, "
                              "not with an explainer instance; set them on the instance.")
         return attribution.rebind(model)
+    if isinstance(attribution, nn.Module):  # get_explainer(model, "saliency"): named, not the model's repr printed
+        raise TypeError(f"get_explainer(attribution, model) takes the attribution first, got a model "
+                        f"({type(attribution).__name__}) there; swap the arguments: "
+                        "get_explainer(\"saliency\", model).")
     if not isinstance(attribution, str) or attribution not in ATTRIBUTIONS:  # (a list is not a name)
         raise ValueError(f"unknown attribution {attribution!r}; choose one of {tuple(ATTRIBUTIONS)}.")
     cls = ATTRIBUTIONS[attribution]

@@ -100,9 +100,9 @@ _KNOWN_FINGERPRINTS = {
 class SubsetMissingError(RuntimeError):
     """The CIFAR-10 subset's files are in neither the root nor the mirror."""
 
-_MIRROR_HINT = ("or set ATTRBOUND_DATA_MIRROR (or pass mirror=) to a local folder laid out as torchvision expects "
-                "(<mirror>/MNIST/raw/*.gz, <mirror>/FashionMNIST/raw/*.gz, <mirror>/cifar-10-python.tar.gz, "
-                "<mirror>/cifar10-subset/)")
+_MIRROR_HINT = ("or set ATTRBOUND_DATA_MIRROR (or pass mirror=, --mirror on the command line) to a local folder laid "
+                "out as torchvision expects (<mirror>/MNIST/raw/*.gz, <mirror>/FashionMNIST/raw/*.gz, "
+                "<mirror>/cifar-10-python.tar.gz, <mirror>/cifar10-subset/)")
 
 
 class ImageDataset(Dataset):
@@ -286,19 +286,19 @@ def _copy_verified(src: Path, dst: Path, md5: str) -> None:
             raise RuntimeError(
                 f"{src} (in the data mirror) has md5 {digest.hexdigest()}, expected {md5}: the mirror's copy is "
                 f"damaged or truncated, so it was not copied to {dst}. Replace it with a good copy of {src.name} "
-                "or point ATTRBOUND_DATA_MIRROR / mirror= at another mirror.")
+                "or point ATTRBOUND_DATA_MIRROR / mirror= (--mirror) at another mirror.")
 
 
 def _resolve_mirror(mirror) -> Path | None:
-    source = "mirror="
+    source = "mirror= (--mirror)"
     if mirror is None:
         mirror, source = default_mirror(), "ATTRBOUND_DATA_MIRROR"
         if mirror is None:
             return None
     mirror = Path(mirror).expanduser()
     if not mirror.is_dir():
-        raise FileNotFoundError(f"the data mirror {mirror} (from {source}) is not a folder; fix the path or unset "
-                                f"{source}.")
+        raise FileNotFoundError(f"the data mirror {mirror} (from {source}) is not a folder; fix the path or "
+                                f"{'unset ' + source if source.isupper() else 'give another'}.")
     return mirror
 
 
@@ -511,9 +511,9 @@ def _find_subset_file(fname: str, root: Path, mirror: Path | None) -> tuple[Path
     raise SubsetMissingError(
         f"the CIFAR-10 subset file {fname} was not found in {' nor in '.join(map(str, places))}. Put the files "
         f"{', '.join(CIFAR10_SUBSET_MD5)} (md5s in attrbound_lite.data.CIFAR10_SUBSET_MD5) into the folder "
-        f"{root / CIFAR10_SUBSET_DIR}, or set ATTRBOUND_DATA_MIRROR (or pass mirror=) to a folder containing "
-        f"{CIFAR10_SUBSET_DIR}/. This is a 5,000-image subset; the full CIFAR-10 (through torchvision) is "
-        "load_dataset('cifar10').")
+        f"{root / CIFAR10_SUBSET_DIR}, or set ATTRBOUND_DATA_MIRROR (or pass mirror=, --mirror on the command line) "
+        f"to a folder containing {CIFAR10_SUBSET_DIR}/. This is a 5,000-image subset; the full CIFAR-10 (through "
+        "torchvision) is load_dataset('cifar10').")
 
 
 def _cifar10_subset_from_torchvision(split: str, root: Path, mirror: Path | None, missing: Exception):

@@ -226,6 +226,12 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
     _check_model_data(model, x_all, dataset, device, labels=y_all)
     if n_attribution > 0:
         smooth_surrogate(model, surrogate_beta)  # a ReLU model without surrogate_beta: refused now, not after PGD
+        pixels = x_all.shape[-2] * x_all.shape[-1]  # the saliency map's (channels summed): checked before PGD runs
+        for name in ("ifia_k", "eval_k"):
+            if cfg[name] > pixels:
+                raise ValueError(f"{name} = {cfg[name]} exceeds the {pixels} pixels of a {x_all.shape[-2]}x"
+                                 f"{x_all.shape[-1]} saliency map; give at most {pixels} (--{name.replace('_', '-')} "
+                                 "on the command line).")
     out: dict = {}
     with eval_mode(model), full_precision():
         pred = _predict(model, x_all, batch_size, device)

@@ -51,7 +51,8 @@ def sig(value: float, digits: int = 3) -> str:
     """``value`` with ``digits`` significant digits, as a reader writes it; ``nan`` and None as "n/a".
 
     ``0.887``, ``12.3``, ``0.0123``, ``0.000123``; from ``10**digits`` on a rounded integer (``1,540``); below
-    ``1e-4`` a power of ten (``2.04 × 10⁻⁷``), never the e-notation of code.
+    ``1e-4`` a power of ten (``2.04 × 10⁻⁷``, with no-break spaces so that a table cell never wraps inside it), never
+    the e-notation of code.
     """
     digits = _check_count(digits, "digits", 1)
     if value is None or type(value).__name__ == "NAType":  # pandas' missing value, as a table cell gives it
@@ -71,7 +72,7 @@ def sig(value: float, digits: int = 3) -> str:
         return f"{rounded:#.{digits}g}".rstrip(".")
     if abs(rounded) >= 10 ** digits:
         return f"{round(rounded):,}"
-    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPTS)}"
+    return f"{mantissa}\N{NO-BREAK SPACE}×\N{NO-BREAK SPACE}10{str(int(exponent)).translate(_SUPERSCRIPTS)}"
 
 
 _SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")

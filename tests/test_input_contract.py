@@ -2526,3 +2526,23 @@ def test_tour_fifteen_foreign_explainers_unused_attack_options_and_flat_jacobian
     _package_error(lambda: bounds.dense_jacobian("saliency", x), TypeError, "get_explainer('saliency', model)")
     _package_error(lambda: bounds.dense_jacobian(attributions.Saliency(net(torch.nn.ReLU())), x), ValueError,
                    "exactly zero", "smooth_relu")
+
+
+def test_tour_fifteen_messages_name_what_a_user_types(tmp_path):
+    """Tour 15's confusing messages: get_explainer with its arguments swapped names the swap (no model repr); the
+    data mirror's messages name --mirror beside mirror=; evaluate refuses an IFIA or evaluation k larger than the
+    saliency map before it runs PGD."""
+    from attrbound_lite import data, evaluation, interop
+
+    m = models.MnistCNN(width=0.0625, activation="softplus", beta=10.0, pool="avg").eval()
+    message = _package_error(lambda: interop.get_explainer(m, "saliency"), TypeError, "swap the arguments")
+    assert "Conv2d" not in message
+    not_a_folder = tmp_path / "mirror.txt"
+    not_a_folder.write_text("")
+    with pytest.raises(FileNotFoundError, match="--mirror"):  # a path problem: FileNotFoundError, as open() gives
+        data.load_dataset("mnist", "test", root=tmp_path, mirror=not_a_folder)
+    x, y = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.arange(4)
+    for name in ("ifia_k", "eval_k"):
+        _package_error(lambda name=name: evaluation.evaluate(m, (x, y), "mnist", n_pgd=4, n_attribution=2,
+                                                             **{name: 785}),
+                       ValueError, f"{name} = 785 exceeds the 784 pixels", f"--{name.replace('_', '-')}")

@@ -160,8 +160,8 @@ def test_three_significant_digits_and_radii_as_people_write_them():
                                                                                "n/a"]
     # no e-notation: a rounded integer from 10**digits on, a power of ten below 1e-4 (rounding decides the range)
     assert [sig(v) for v in (1540.2, 999.9, 2.04e-7, -3.9e-6, 9.9999e-5, 5.25e-16)] == [
-        "1,540", "1,000", "2.04 × 10⁻⁷", "-3.90 × 10⁻⁶", "0.000100", "5.25 × 10⁻¹⁶"]
-    assert sig(99.95, 2) == "100" and sig(3.9e-6, 2) == "3.9 × 10⁻⁶"
+        "1,540", "1,000", "2.04\u00a0×\u00a010⁻⁷", "-3.90\u00a0×\u00a010⁻⁶", "0.000100", "5.25\u00a0×\u00a010⁻¹⁶"]
+    assert sig(99.95, 2) == "100" and sig(3.9e-6, 2) == "3.9\u00a0×\u00a010⁻⁶"  # no-break spaces: never wrapped
     assert [radius_label(e) for e in (0.3, 0.1, 8 / 255, 2 / 255, 0.001, None)] == ["0.3", "0.1", "8/255", "2/255",
                                                                                    "0.001", "-"]
     frame = pd.DataFrame({"dataset": ["cifar10-subset"], "method": ["advaat"], "train_eps": [8 / 255],

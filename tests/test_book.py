@@ -445,6 +445,7 @@ def test_every_page_renders_in_headless_chromium(book, tmp_path_factory):
             head = file.read_bytes()[:8]
             assert head.startswith(b"\x89PNG") or head[:4] in (b"<svg", b"<?xm") or head[:2] == b"\xff\xd8", \
                 f"{name}: {src} is not an image"
+        assert not figure_alt_faults(dom), f"{name}: figures without a description: {figure_alt_faults(dom)}"
         source = page.relative_to(book.html).with_suffix("")
         notebook = ROOT / "notebooks" / f"{source.name}.ipynb"
         if notebook.exists():
@@ -523,6 +524,25 @@ def reader_text_faults(dom: str) -> list[str]:
     text = re.sub(r"\s+", " ", article.get_text(" "))
     return [f"{what}: ...{text[max(0, m.start() - 40):m.end() + 40]}..."
             for what, pattern in READER_TEXT_FAULTS.items() for m in re.finditer(pattern, text)]
+
+
+def figure_alt_faults(dom: str) -> list[str]:
+    """The images inside a page's figures whose alt text does not describe them (missing, a file name or a hash)."""
+    faults = []
+    for figure in re.findall(r"<figure.*?</figure>", dom, re.S):
+        for tag in re.findall(r"<img[^>]*>", figure):
+            alt = html.unescape((re.search(r'\salt="([^"]*)"', tag) or re.search("()", "")).group(1)).strip()
+            if len(alt.split()) < 4 or re.fullmatch(r"[\w./-]+", alt):
+                faults.append(alt or tag[:80])
+    return faults
+
+
+def test_the_figure_check_wants_a_description():
+    """A glued figure's default alt text is its image's hash: the check refuses it and accepts a sentence."""
+    assert figure_alt_faults('<figure><img alt="3b2e0c1f9a.png" src="x.png"></figure><img src="logo.png">') == [
+        "3b2e0c1f9a.png"]
+    assert figure_alt_faults('<figure><img src="x.png"></figure>') == ['<img src="x.png">']
+    assert figure_alt_faults('<figure><img alt="Bars of clean and PGD accuracy per model." src="x.png"></figure>') == []
 
 
 def test_the_reader_text_check_finds_code_words():

@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # it, data come through torchvision's downloads (attrbound_lite.data).
 export ATTRBOUND_DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
 
-.PHONY: help venv venv-book lint test book bench bench-training bench-sweep lock clean
+.PHONY: help venv venv-book lint test book student bench bench-training bench-sweep lock clean
 
 help:
 	@echo "make venv   create/update .venv (project + test extra), no-op when up to date"
@@ -23,6 +23,7 @@ help:
 	@echo "make test   run the test suite, book tests included (installs the book extra; PYTEST_ARGS='-k foo')"
 	@echo "make book   execute the notebooks (papermill, CI profile) and build the Jupyter Book into _build/"
 	@echo "            (RETRAIN_ZOO=1: retrain the reference models instead of loading zoo/; hours on a CPU)"
+	@echo "make student  the student edition: the book without the exercises' solutions, in _build/student/"
 	@echo "make bench  run benchmarks/bounds.py"
 	@echo "make bench-training  run benchmarks/training.py (about 30 minutes on 2 CPU cores)"
 	@echo "make bench-sweep  run benchmarks/sweep.py (attacks per second, 1 and 2 processes)"
@@ -47,6 +48,9 @@ BOOK_PROFILE ?= ci
 RETRAIN_ZOO ?=
 book: venv-book
 	$(VENV)/bin/attrbound book --profile $(BOOK_PROFILE) $(if $(RETRAIN_ZOO),--retrain-zoo)
+
+student: venv-book
+	$(VENV)/bin/attrbound book --profile $(BOOK_PROFILE) --student
 
 bench: venv
 	$(PY) benchmarks/bounds.py

@@ -103,6 +103,47 @@ def test_plumbing_is_hidden_from_the_reader(path):
             assert tags & hidden, f"{path.name}: cell {i} glues values or holds the parameters but is shown"
 
 
+def course_structure_faults(nb) -> list[str]:
+    """What a chapter lacks of a course book's frame: an overview right after the title cell with learning
+    objectives (at least three), a prerequisites table and the time to learn; a summary with what comes next,
+    directly before the exercises where there are any."""
+    cells = [c for c in nb.cells if c.cell_type == "markdown"]
+    headings = [c.source.split("\n", 1)[0] for c in cells]
+    faults = []
+    if len(cells) < 2 or headings[1] != "## Overview" or nb.cells.index(cells[1]) != 1:
+        faults.append("no '## Overview' cell directly after the title cell")
+    else:
+        overview = cells[1].source
+        if "**Learning objectives.**" not in overview or len(re.findall(r"^- ", overview, re.M)) < 3:
+            faults.append("no learning objectives (at least three)")
+        if "**Prerequisites.**" not in overview or "| concept | importance |" not in overview:
+            faults.append("no prerequisites table")
+        if "**Time to learn.**" not in overview:
+            faults.append("no time to learn")
+    summary = [i for i, h in enumerate(headings) if h == "## Summary"]
+    if not summary or "**What comes next.**" not in cells[summary[0]].source:
+        faults.append("no '## Summary' cell with what comes next")
+    elif "## Exercises" in headings and headings.index("## Exercises") != summary[0] + 1:
+        faults.append("the summary is not directly before the exercises")
+    return faults
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_chapter_has_the_frame_of_a_course_book(path):
+    """Learning objectives, prerequisites and time first; a summary and what comes next last (issue 22)."""
+    assert course_structure_faults(nbformat.read(path, as_version=4)) == [], path.name
+
+
+def test_the_course_check_finds_a_missing_frame():
+    """The check above fails on a chapter without objectives, with a summary after its exercises."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
+                                         nbformat.v4.new_markdown_cell("## Overview\n\nSome words."),
+                                         nbformat.v4.new_markdown_cell("## Exercises\n\n1. ..."),
+                                         nbformat.v4.new_markdown_cell("## Summary\n\n**What comes next.** ...")])
+    assert course_structure_faults(nb) == ["no learning objectives (at least three)", "no prerequisites table",
+                                           "no time to learn", "the summary is not directly before the exercises"]
+
+
 # ---------------------------------------------------------------------------------------------- refusals
 
 def test_unknown_parameter_is_refused_before_anything_runs(tmp_path):
@@ -229,6 +270,54 @@ def test_book_builds_every_page(book):
         # the download button offers the notebook
         assert f'_sources/{EXECUTED_DIR}/{path.stem}.ipynb' in page
         assert (book.html / "_sources" / EXECUTED_DIR / f"{path.stem}.ipynb").is_file()
+
+
+def test_every_chapter_numbers_its_exercises_and_solutions():
+    """Exercises are sphinx-exercise directives with a solution each (numbered, click to open); chapters 2 to 9."""
+    from attrbound_lite.book.student import solution_texts
+
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        labels = re.findall(r"^`{3,}\{exercise\}\n:label: (\S+)", text, re.M)
+        solved = re.findall(r"^`{3,}\{solution\} (\S+)", text, re.M)
+        assert sorted(labels) == sorted(solved), f"{path.name}: exercises {labels}, solutions {solved}"
+        assert "{admonition} Solution" not in text, f"{path.name}: a solution outside sphinx-exercise"
+        if 2 <= int(path.stem[:2]) <= 9:
+            assert len(labels) >= 2 and len(solution_texts(nb)) == len(labels), path.name
+
+
+def test_strip_solutions_removes_directives_and_tagged_cells_only():
+    from attrbound_lite.book.student import solution_texts, strip_solutions
+
+    cells = [nbformat.v4.new_markdown_cell("## Exercises\n\n````{exercise}\n:label: ex-1\n\nWhy?\n````\n\n"
+                                           "````{solution} ex-1\n:class: dropdown\n\nBecause.\n````\nAfter."),
+             nbformat.v4.new_code_cell("answer = 42", metadata={"tags": ["solution"]}),
+             nbformat.v4.new_code_cell("assert answer == 42", metadata={"tags": ["check"]})]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    assert len(solution_texts(nb)) == 2
+    assert strip_solutions(nb) == 2 and solution_texts(nb) == []
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code"]
+    assert "Why?" in nb.cells[0].source and "After." in nb.cells[0].source and "Because" not in nb.cells[0].source
+    assert "student edition" in nb.cells[0].source
+
+
+def test_the_student_edition_holds_no_solution(book):
+    """`attrbound book --student`: the executed pages and their .ipynb downloads without any solution text, the
+    exercises kept (the check inside student_edition is repeated here from the sources' solutions)."""
+    from attrbound_lite.book.student import solution_leaks, solution_texts, student_edition
+
+    index = student_edition(book.html.parents[1])
+    html_root = index.parent
+    secrets = [line.strip() for path in NOTEBOOKS for text in solution_texts(nbformat.read(path, as_version=4))
+               for line in text.splitlines()[3:] if len(line.strip()) > 30]
+    assert len(secrets) > 50
+    assert solution_leaks(html_root.parents[1], secrets) == []
+    assert solution_leaks(book.html, secrets), "the check finds the solutions of the instructor's edition"
+    downloads = list((html_root / "_sources" / EXECUTED_DIR).glob("*.ipynb"))
+    assert len(downloads) == len(NOTEBOOKS)
+    page = (html_root / EXECUTED_DIR / "02_bounds.html").read_text()
+    assert 'class="exercise' in page and "student edition" in page
 
 
 def test_chapter2_checks_and_bounds_dominate_the_grid_worst_case(book):

@@ -414,13 +414,16 @@ def add_subcommands(sub) -> None:
     b.add_argument("--timeout", type=_positive_int, default=DEFAULT_TIMEOUT, help="per-cell timeout in seconds")
     b.add_argument("--retrain-zoo", action="store_true", help="retrain the reference models from their recipes "
                    "into OUT/models/ (hours on a CPU) instead of loading the committed zoo")
+    b.add_argument("--student", action="store_true", help="also write the student edition (no solutions) into "
+                   "OUT/student/, from the notebooks executed in OUT (only those not executed there yet are run)")
 
 
 def cmd_book(args) -> int:
     """``attrbound book``: build the book with the parsed command-line arguments.
 
     Args:
-        args: the parsed arguments (``profile``, ``only``, ``out``, ``timeout``, ``parameter``).
+        args: the parsed arguments (``profile``, ``only``, ``out``, ``timeout``, ``parameter``, ``retrain_zoo``,
+            ``student``: also write the student edition, ``student.student_edition``).
 
     Returns:
         The exit status, 0 (a failure raises ``BookError``).
@@ -439,6 +442,15 @@ def cmd_book(args) -> int:
             first = str(err).strip().splitlines()[0]
             raise BookError(f"-p {name} {value}: the value is not valid YAML ({first}); write a number, true or "
                             "false, a list such as [1, 2], or a quoted string.") from None
-    build_book(profile=args.profile, notebooks=args.only, out=args.out, timeout=args.timeout,
+    notebooks = args.only
+    if args.student and notebooks is None:  # reuse what an earlier build into the same folder executed
+        root = project_root()
+        done = (Path(args.out) if args.out is not None else root / "_build").resolve() / "source" / EXECUTED_DIR
+        notebooks = [s for s in _executed_stems(toc_files(root / "_toc.yml")) if not (done / f"{s}.ipynb").exists()]
+    build_book(profile=args.profile, notebooks=notebooks, out=args.out, timeout=args.timeout,
                parameters=parameters, retrain_zoo=args.retrain_zoo)
+    if args.student:
+        from .student import student_edition
+
+        student_edition(args.out if args.out is not None else project_root() / "_build")
     return 0

@@ -102,7 +102,7 @@ def check_inputs(inputs: torch.Tensor, name: str = "inputs", box: bool = False) 
                         f"convert with {name}.float() and scale images to [0, 1].")
     if inputs.ndim < 2:
         raise ValueError(f"{name} must be batch-first with at least 2 dimensions (batch, features...), "
-                         f"got shape {tuple(inputs.shape)}; add a batch dimension with {name}.unsqueeze(0).")
+                         f"got shape {tuple(inputs.shape)}; add a batch dimension with {name}[None].")
     if inputs.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(inputs.shape)}).")
     if inputs.is_meta:
@@ -179,10 +179,14 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor, name: str = "inpu
     shape = tuple(inputs.shape[1:])
     expected = getattr(model, "input_shape", None)
     if expected is not None and shape != tuple(expected):
-        missing = (" (a single image without its batch dimension? add it with .unsqueeze(0))"
-                   if tuple(inputs.shape) == tuple(expected) else
-                   " (images without their channel dimension? add it with .unsqueeze(1))"
-                   if shape == tuple(expected)[1:] else "")
+        expected = tuple(expected)
+        missing = (f" (a single image without its batch dimension? add it with {name}[None])"
+                   if tuple(inputs.shape) == expected else
+                   f" (images without their channel dimension? add it with {name}[:, None])"
+                   if shape == expected[1:] else
+                   f" (channels last? move them first with {name}.permute(0, 3, 1, 2), or for a numpy array "
+                   f"{name}.transpose(0, 3, 1, 2); Quantus-shaped calls take channel_first=False)"
+                   if len(expected) == 3 and shape == (*expected[1:], expected[0]) else "")
         raise ValueError(f"the model takes {name} of shape (B, {', '.join(map(str, expected))}), got "
                          f"{tuple(inputs.shape)}{missing}.")
     parameters = _parameter_shapes(model)
@@ -251,6 +255,23 @@ def check_tol(tol, what: str = "tol") -> float:
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < math.inf:
         raise ValueError(f"{what} must be a positive finite number, got {tol!r}.")
     return float(tol)
+
+
+MAX_SOLVER_TOL = 0.01  # the eigensolvers' relative tolerance: above it sigma_max can fall well short while "converged"
+
+
+def check_solver_tol(tol, what: str = "tol") -> float:
+    """``tol`` of Lanczos or the power iteration (relative change of the estimate): positive and at most 0.01.
+
+    The estimate approaches sigma_max from below; a loose tolerance stops it early and flags it converged (at 0.5 a
+    bound 7 to 17 % too small, at 2 four times too small), so the bounds refuse what would make them wrong.
+    """
+    tol = check_tol(tol, what)
+    if tol > MAX_SOLVER_TOL:
+        raise ValueError(f"{what} = {tol:g} is the eigensolver's relative stopping tolerance and must be at most "
+                         f"{MAX_SOLVER_TOL:g}: the estimate of sigma_max grows towards it from below, so a loose "
+                         f"tolerance stops early and reports a bound that is too small (default 1e-4).")
+    return tol
 
 
 def check_seed(seed, what: str = "seed") -> int:

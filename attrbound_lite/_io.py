@@ -26,6 +26,9 @@ def make_dirs(folder: str | os.PathLike) -> Path:
         raise ValueError(f"cannot create the folder {str(folder)!r}: {str(broken)!r} is a broken symbolic link (to "
                          f"{os.readlink(broken) if broken.is_symlink() else '?'!r}); create its target or remove the "
                          "link.") from None
+    except OSError as err:  # a read-only or virtual file system (/proc), no permission
+        raise ValueError(f"cannot create the folder {str(folder)!r} ({err.strerror or err}); choose a folder you can "
+                         "write to.") from None
     return folder
 
 
@@ -44,7 +47,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     make_dirs(path.parent)
     if path.is_dir():
         raise ValueError(f"cannot write the file {str(path)!r}: a folder of that name exists; choose another path.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # the temporary file's name says nothing to the user: name the file asked for
+        raise ValueError(f"cannot write the file {str(path)!r} ({err.strerror or err}); choose a folder you can "
+                         "write to.") from None
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -37,7 +37,8 @@ from ._checks import (
 )
 from .jacobians import HessianAtPoints, JacobianOperator
 
-__all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "ATTRIBUTIONS",
+__all__ = ["Attribution", "Saliency", "InputXGradient", "IntegratedGradients", "get_explainer", "check_explainer_model",
+           "ATTRIBUTIONS",
            "functional_gradients"]
 
 _FUNCTIONAL = False
@@ -356,6 +357,19 @@ def check_attribution_options(options: dict, where: str) -> dict:
         raise TypeError(f"{where} got unexpected keyword arguments {unknown}; besides its own parameters it takes "
                         f"only the attribution options {ATTRIBUTION_OPTIONS} (integrated gradients).")
     return options
+
+
+def check_explainer_model(attribution, model: nn.Module, what: str = "bounded") -> None:
+    """Refuse an ``Attribution`` instance built on another model object than ``model`` (a name passes).
+
+    A bound or certificate reads the explainer's settings and takes the Jacobian of ``model``: an explainer of another
+    model would silently give ``model``'s answer under another model's name.
+    """
+    if isinstance(attribution, Attribution) and attribution.model is not model:
+        raise ValueError(f"the explainer {type(attribution).__name__} was built on another model object than the one "
+                         f"{what} (a {type(model).__name__}); the result would silently be that model's: build it on "
+                         f"that model ({type(attribution).__name__}(model)) or pass its name ('saliency', "
+                         "'input_x_gradient', 'integrated_gradients').")
 
 
 def get_explainer(attribution, model: nn.Module, **options) -> Attribution:

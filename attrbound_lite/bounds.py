@@ -32,8 +32,10 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass, fields
+from typing import Annotated
 
 import torch
+from pydantic import BeforeValidator
 from torch import nn
 
 from ._checks import (
@@ -46,13 +48,13 @@ from ._checks import (
     check_positive_int,
     check_radii,
     check_seed,
-    check_tol,
+    check_solver_tol,
     eval_mode,
     full_precision,
     resolve_target,
 )
-from .attributions import Attribution, check_attribution_options, get_explainer
-from .config import Config, NonNegativeInt, OptionalPositiveInt, PositiveFloat, PositiveInt, choice
+from .attributions import Attribution, check_attribution_options, check_explainer_model, get_explainer
+from .config import Config, NonNegativeInt, OptionalPositiveInt, PositiveInt, choice
 from .jacobians import JacobianOperator
 from .models import smooth_surrogate
 
@@ -79,7 +81,7 @@ class BoundOptions(Config):
     """
 
     method: choice(*METHODS) = "lanczos"
-    tol: PositiveFloat = 1e-4
+    tol: Annotated[float, BeforeValidator(check_solver_tol)] = 1e-4
     max_iter: OptionalPositiveInt = None
     max_dense_n: NonNegativeInt = MAX_EXACT_N
     sign_iters: PositiveInt = 20
@@ -121,7 +123,7 @@ def _check_eigen_args(matvec, v0, max_iter, tol) -> tuple[int, float]:
     if v0.device.type != "meta" and not bool((torch.isfinite(v0).all(1) & (v0.norm(dim=1) > 0)).all()):
         raise ValueError("v0 must have finite, non-zero rows (each is normalised to a unit start vector); "
                          "draw them with torch.randn(B, n).")
-    return check_positive_int(max_iter, "max_iter"), check_tol(tol)
+    return check_positive_int(max_iter, "max_iter"), check_solver_tol(tol)
 
 
 def _check_product(w, v: torch.Tensor) -> torch.Tensor:
@@ -415,11 +417,7 @@ class BoundResult:
 def _prepare(model, inputs, attribution, target, surrogate_beta, attribution_options, box=True):
     """Validate, pick the model whose Jacobian is taken, resolve the targets on the real model."""
     check_model_inputs(model, inputs, box=box, second_order=True)
-    if isinstance(attribution, Attribution) and attribution.model is not model:
-        raise ValueError(f"the explainer {type(attribution).__name__} was built on another model object than the one "
-                         f"bounded (a {type(model).__name__}); the bound would silently be the bounded model's: build "
-                         f"it on that model ({type(attribution).__name__}(model)) or pass its name ('saliency', "
-                         "'input_x_gradient', 'integrated_gradients').")
+    check_explainer_model(attribution, model)
     jacobian_model = smooth_surrogate(model, surrogate_beta)
     real = get_explainer(attribution, model, **attribution_options)
     with torch.no_grad():
@@ -550,7 +548,7 @@ def attribution_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch
     method = check_choice(method, METHODS, "method")
     check_attribution_options(attribution_options, "attribution_bound")
     seed = check_seed(seed)
-    check_tol(tol)
+    check_solver_tol(tol)
     if max_iter is not None:
         check_positive_int(max_iter, "max_iter")
     if isinstance(max_dense_n, bool) or not isinstance(max_dense_n, numbers.Integral) or max_dense_n < 0:

@@ -66,7 +66,7 @@ from ._checks import (
     eval_mode,
     resolve_target,
 )
-from .attributions import IntegratedGradients
+from .attributions import IntegratedGradients, check_explainer_model
 from .bounds import cosine_bound
 from .models import Normalize, smooth_surrogate
 
@@ -612,6 +612,7 @@ def certified_bound(model: nn.Module, inputs: torch.Tensor, eps: float | torch.T
         raise ValueError("certified_bound: inputs must lie in [0, 1].")
     eps = check_radii(eps, "eps", batch=inputs.shape[0])
     norm = check_norm(norm)
+    check_explainer_model(attribution, model, "certified")
     if isinstance(attribution, IntegratedGradients):  # an instance: its own steps and baseline
         if n_steps is not None or baseline is not None:
             raise ValueError("n_steps and baseline come from the IntegratedGradients instance; set them there.")

@@ -116,7 +116,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict | 
         with atomic_path(weights) as tmp:
             # one metadata key: safetensors writes a header map in an arbitrary order, so two keys would make the
             # bytes (and the sha256 a sweep identifies a checkpoint by) differ between saves of the same weights
-            save_file(state, str(tmp), metadata={HEADER_KEY: _canonical({"format": FORMAT, "model": spec})})
+            save_file(state, str(tmp), metadata={HEADER_KEY: _canonical(
+                {"format": FORMAT, "model": spec, "metadata_sha256": _metadata_sha256(metadata or {})})})
             digest = sha256_file(tmp)  # of the bytes this call wrote (another save to the same path may land first)
         write_json(sidecar, {
             "format": FORMAT, "format_version": FORMAT_VERSION, "model": spec,
@@ -134,7 +135,13 @@ def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _check_header(blob: bytes, model: dict, weights: Path, sidecar: Path) -> None:
+def _metadata_sha256(metadata: dict) -> str:
+    """The sha256 of the run's metadata as canonical JSON (what the header records of the sidecar's ``metadata``)."""
+    text = json.dumps(metadata, sort_keys=True, separators=(",", ":"), default=json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_header(blob: bytes, model: dict, weights: Path, sidecar: Path, metadata: dict | None = None) -> None:
     """The model the weights were saved as (their safetensors header, ``HEADER_KEY``) is the one the sidecar describes.
 
     The sha256 ties the weights to the sidecar, not the sidecar's architecture (an edited ``beta`` or ``activation``
@@ -159,10 +166,16 @@ def _check_header(blob: bytes, model: dict, weights: Path, sidecar: Path) -> Non
                              "into it (load_state_dict) and save it with save_checkpoint.")
         return
     try:
-        saved_model = json.loads(saved).get("model")
+        header = json.loads(saved)
+        saved_model, saved_metadata = header.get("model"), header.get("metadata_sha256")
     except (ValueError, AttributeError):
         raise ValueError(f"the header of {weights.name} is corrupt ({HEADER_KEY!r} is not JSON); re-create the "
                          "checkpoint.") from None
+    if saved_metadata is not None and metadata is not None and _metadata_sha256(metadata) != saved_metadata:
+        raise ValueError(f"the 'metadata' section of sidecar {sidecar} was edited after {weights.name} was saved (its "
+                         "sha256 differs from the one the weights' header records): the run's data set, training "
+                         "method and settings can no longer be trusted. Restore the sidecar, or load the weights "
+                         "into a model and save it again with the metadata you mean (save_checkpoint).")
     if _canonical(saved_model) != _canonical(model):
         now, was = _fields(model), _fields(saved_model)
         changed = "; ".join(f"{key}: {now.get(key)!r} in the sidecar, {was.get(key)!r} saved"
@@ -272,7 +285,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise ValueError(f"{weights.name} does not match its sidecar (sha256 {digest[:12]}..., sidecar records "
                          f"{str(meta['weights'].get('sha256'))[:12]}...): the weights were changed or the save was "
                          "interrupted. Re-create the checkpoint.")
-    _check_header(blob, meta["model"], weights, sidecar)
+    _check_header(blob, meta["model"], weights, sidecar, meta["metadata"])
     device = resolve_device(device)  # an unknown device is refused before the model is built
     if not isinstance(meta["model"].get("name"), str):
         raise ValueError(f"sidecar {sidecar}: model.name must be a string, got {meta['model'].get('name')!r}; the "

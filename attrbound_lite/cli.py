@@ -340,9 +340,12 @@ def cmd_evaluate(args) -> int:
         def images(name):  # "mnist images (B, 1, 28, 28)"
             shape = info[name].get("shape")
             return f"{name} images" + (f" (B, {', '.join(map(str, shape))})" if shape else "")
-        raise ValueError(f"the checkpoint's data set ({trained_on}) does not match --dataset {dataset}: the model was "
-                         f"trained on {images(trained_on)}, not {images(dataset)}; drop --dataset or pass "
-                         f"--dataset {trained_on}.")
+        if info[trained_on].get("shape") != info[dataset].get("shape"):
+            raise ValueError(f"the checkpoint's data set ({trained_on}) does not match --dataset {dataset}: the model "
+                             f"was trained on {images(trained_on)}, not {images(dataset)}; drop --dataset or pass "
+                             f"--dataset {trained_on}.")
+        print(f"note: a model trained on {trained_on} is evaluated on {dataset} images of the same shape, in "
+              f"{dataset}'s protocol (a transfer evaluation).", file=sys.stderr)
     nonsmooth = nonsmooth_modules(model)
     if args.surrogate_beta is not None and not nonsmooth:
         raise ValueError(f"--surrogate-beta {args.surrogate_beta:g}: the model is already smooth (no ReLU-type "
@@ -367,7 +370,8 @@ def cmd_evaluate(args) -> int:
                       surrogate_beta=args.surrogate_beta, seed=args.seed, device=device,
                       progress=not args.no_progress, **overrides)
     training = _section(sidecar["metadata"], "training")
-    row = {"checkpoint": str(args.checkpoint), "method": training.get("method"), "dataset": dataset, **result}
+    row = {"checkpoint": str(args.checkpoint), "method": training.get("method"), "trained_on": trained_on,
+           "dataset": dataset, **result}
     print(pd.DataFrame([row]).T.rename(columns={0: "value"}).to_string())
     if args.json:
         from ._io import write_json

@@ -290,7 +290,9 @@ def captum_bound(explainer, inputs: torch.Tensor, target, eps: float | torch.Ten
     if name != "integrated_gradients":
         given = sorted(k for k, v in ig_keywords.items() if v is not None)
         if given:
-            raise TypeError(f"{given} are keywords of IntegratedGradients.attribute, not of {kind.__name__}.")
+            hint = (" (the eigensolver of the bound is chosen with solver=, e.g. solver='exact')"
+                    if method is not None else "")
+            raise TypeError(f"{given} are keywords of IntegratedGradients.attribute, not of {kind.__name__}{hint}.")
     if name != "saliency" and abs is not None:
         raise TypeError(f"abs is a keyword of Saliency.attribute, not of {kind.__name__}.")
     if abs is not None and not isinstance(abs, (bool, np.bool_)):
@@ -664,6 +666,9 @@ class SampledScores:
         noise: The noise settings used (the radius parameters, the number of samples).
         comparable: The ``BoundResult`` quantity in the same units, ``"euclidean / attribution_norm"`` or
             ``"sigma_max"``, or None when the library's normalisation leaves none comparable.
+        eps: The radius the noise was matched to (a float, or a (B,) array of per-sample radii); None if unknown.
+        norm: The ball's norm, ``"l2"`` or ``"linf"``; None if unknown.
+        attribution: The attribution's name; None if unknown.
     """
 
     metric: str
@@ -671,6 +676,9 @@ class SampledScores:
     normalisation: str
     noise: dict
     comparable: str | None
+    eps: float | np.ndarray | None = None
+    norm: str | None = None
+    attribution: str | None = None
 
     def bound_in_same_units(self, result: BoundResult) -> np.ndarray:
         """The bound of ``result`` in this metric's units, one value per sample.
@@ -685,7 +693,8 @@ class SampledScores:
             (B,) float64 numpy array: ``euclidean / attribution_norm`` or ``sigma_max``.
 
         Raises:
-            ValueError: If nothing is comparable (``comparable`` is None) or the batch sizes differ.
+            ValueError: If nothing is comparable (``comparable`` is None), the batch sizes differ, or the bound is of
+                another attribution or (for a score relative to the map's norm) another radius or norm.
         """
         if not isinstance(result, BoundResult):
             raise TypeError(f"result must be the BoundResult of attribution_bound or captum_bound on the same inputs, "
@@ -693,14 +702,35 @@ class SampledScores:
         if self.comparable is None:
             raise ValueError(f"{self.metric} ({self.normalisation}) has no comparable bound: its attribution "
                              "normalisation (normalise=True) changes the map; call it with normalise=False.")
-        if self.comparable == "sigma_max":
+        if self.attribution is not None and result.attribution != self.attribution:
+            raise ValueError(f"the bound is of {result.attribution}, the scores of {self.attribution}: bound the same "
+                             "attribution.")
+        if self.comparable == "sigma_max":  # sigma_max does not depend on the radius
             value = result.sigma_max
         else:
             value = result.euclidean / result.attribution_norm
         value = value.detach().cpu().double().numpy()
         if value.shape != self.scores.shape:
             raise ValueError(f"the bound has {value.shape[0]} samples, the scores {self.scores.shape[0]}.")
+        if self.comparable != "sigma_max":
+            if self.norm is not None and result.norm != self.norm:
+                raise ValueError(f"the bound is for the {result.norm} ball, the scores sampled the {self.norm} ball: "
+                                 f"bound with norm={self.norm!r}.")
+            mine = np.broadcast_to(np.asarray(self.eps, dtype=np.float64), value.shape) if self.eps is not None \
+                else None
+            radius = result.eps.detach().cpu().double() if isinstance(result.eps, torch.Tensor) else result.eps
+            theirs = np.broadcast_to(np.asarray(radius, dtype=np.float64), value.shape)
+            if mine is not None and not np.allclose(mine, theirs, rtol=1e-9, atol=0):
+                raise ValueError(f"the bound is for radius {_radius_text(theirs)}, the scores sampled radius "
+                                 f"{_radius_text(mine)}: bound with the scores' eps.")
         return value
+
+
+def _radius_text(radii: np.ndarray) -> str:
+    """One radius as a number, several as a short list."""
+    unique = np.unique(radii)
+    return f"{unique[0]:g}" if unique.size == 1 else "[" + ", ".join(f"{r:g}" for r in radii[:4]) + \
+        (", ..." if radii.size > 4 else "") + "]"
 
 
 class _SeededRNG:
@@ -771,7 +801,7 @@ def _each_radius(run, eps: torch.Tensor) -> SampledScores:
     scores = np.array([runs[r].scores[i] for i, r in enumerate(radii.tolist())], dtype=np.float64)
     noise = {key: value if all(s.noise.get(key) == value for s in runs.values()) else
              [runs[r].noise[key] for r in radii.tolist()] for key, value in first.noise.items()}
-    return dataclasses.replace(first, scores=scores, noise=noise)
+    return dataclasses.replace(first, scores=scores, noise=noise, eps=radii)
 
 
 def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: float, norm: str = "linf",
@@ -835,7 +865,8 @@ def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: 
         normalisation="max_k ||A(x + d_k) - A(x)||_2 / ||A(x)||_2",
         noise={"perturb_func": "default_perturb_func (uniform in [-r, r]^n)", "perturb_radius": radius,
                "n_perturb_samples": n_perturb_samples},
-        comparable="euclidean / attribution_norm")
+        comparable="euclidean / attribution_norm", eps=float(eps), norm=norm,
+        attribution=attribution if isinstance(attribution, str) else getattr(attribution, "name", None))
 
 
 def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", kind: str = "max",
@@ -975,4 +1006,6 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
     if scores.shape != (batch,):
         raise RuntimeError(f"{type(metric).__name__} returned {scores.size} scores for {batch} samples.")
     return SampledScores(metric=f"quantus.{type(metric).__name__}", scores=scores, normalisation=formula,
-                         noise=noise, comparable=comparable)
+                         noise=noise, comparable=comparable, eps=float(eps), norm=norm,
+                         attribution=attribution if isinstance(attribution, str) else getattr(attribution, "name",
+                                                                                                None))

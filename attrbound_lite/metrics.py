@@ -99,6 +99,8 @@ def _masked(out: Tensor, mask: Tensor | None) -> Tensor:
             f"mask has shape {tuple(mask.shape)} but the batch size is {out.shape[0]}; "
             f"expected shape ({out.shape[0]},)"
         )
+    if mask.device.type == "meta":  # no values to read (the maps' own meta check says the same)
+        raise ValueError("mask is on the meta device (it holds no values); build it on the maps' device.")
     keep = mask.to(out.device).reshape(-1, *([1] * (out.ndim - 1)))
     return out.masked_fill(~keep, float("nan"))
 

@@ -123,6 +123,9 @@ def _check_images(model: nn.Module, args: tuple) -> None:
         fix = " (add the batch dimension: x[None])" if tuple(x.shape) == model.input_shape else ""
         raise ValueError(f"{name} takes images (B, {want}), got shape {tuple(x.shape)}{fix}.")
     weight = model[1].weight
+    if not x.is_floating_point():  # 0-255 images: scaling, not a cast; never an integer model
+        raise TypeError(f"{type(model).__name__} takes floating-point images in [0, 1], got {x.dtype} inputs; for "
+                        f"0-255 images pass x.to({weight.dtype}) / 255.")
     if x.dtype != weight.dtype:
         raise TypeError(f"{type(model).__name__} holds {weight.dtype} weights but got {x.dtype} inputs; convert the "
                         f"inputs (x.to({weight.dtype})) or the model (model.to({x.dtype})).")

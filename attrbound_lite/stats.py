@@ -121,10 +121,10 @@ class Interval:
         return bool(self.low <= value <= self.high)
 
 
-def _as_values(values) -> np.ndarray:
+def _as_values(values, what: str = "samples") -> np.ndarray:
     """Per-unit values as a 1-d float array; strings, dicts and nested ragged lists are refused."""
     if isinstance(values, (str, bytes, dict)) or isinstance(values, numbers.Number):
-        raise TypeError(f"samples must be sequences of per-unit numbers (a list, array or 1-d tensor), got "
+        raise TypeError(f"{what} must be sequences of per-unit numbers (a list, array or 1-d tensor), got "
                         f"{type(values).__name__}.")
     if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU, with a graph or in bfloat16 (numpy has none)
         values = values.detach().cpu()
@@ -136,13 +136,13 @@ def _as_values(values) -> np.ndarray:
         complex_values = np.iscomplexobj(values)
         array = None if complex_values else np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError("samples must hold numbers only (one per unit), got "
+        raise TypeError(f"{what} must hold numbers only (one per unit), got "
                         f"{type(values).__name__} with non-numeric or ragged entries.") from None
     if complex_values:
-        raise TypeError("samples must be real numbers (one per unit), got complex values; pass their real part or "
+        raise TypeError(f"{what} must be real numbers (one per unit), got complex values; pass their real part or "
                         "their modulus explicitly.")
     if array.ndim > 1 and sum(d > 1 for d in array.shape) > 1:
-        raise ValueError(f"samples must be 1-d (one value per unit), got shape {array.shape}.")
+        raise ValueError(f"{what} must be 1-d (one value per unit), got shape {array.shape}.")
     return array.ravel()
 
 
@@ -440,7 +440,7 @@ def holm(p_values: Sequence[float], alpha: float = 1 - CONFIDENCE) -> tuple[np.n
     """
     if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
         raise ValueError(f"alpha must be a number in (0, 1) (0.05: a 5 % family-wise error rate), got {alpha!r}.")
-    p = _as_values(p_values)
+    p = _as_values(p_values, "p_values")
     if np.any((p < 0) | (p > 1)):
         raise ValueError(f"p-values must lie in [0, 1], got {p[(p < 0) | (p > 1)][:4]}.")
     adjusted = np.full(p.shape, np.nan)

@@ -2546,3 +2546,62 @@ def test_tour_fifteen_messages_name_what_a_user_types(tmp_path):
         _package_error(lambda name=name: evaluation.evaluate(m, (x, y), "mnist", n_pgd=4, n_attribution=2,
                                                              **{name: 785}),
                        ValueError, f"{name} = 785 exceeds the 784 pixels", f"--{name.replace('_', '-')}")
+
+
+def test_tour_sixteen_certificate_sidecar_tolerance_and_sampled_units(tmp_path):
+    """Tour 16: the certificate refuses an explainer of another model; an edited sidecar 'metadata' is refused; the
+    eigensolvers' tol is at most 0.01 (a loose one reported too small a bound as converged); a sampled score's bound
+    must be of its radius, norm and attribution; integer images get the '/ 255' fix from the models themselves; a
+    metrics mask on the meta device, Holm's p_values, captum_bound's method=, unwritable files and channels-last
+    images are named."""
+    import json
+
+    from attrbound_lite import interop
+    from attrbound_lite._io import write_json
+
+    m = models.MnistCNN(width=0.0625, activation="softplus", beta=10.0, pool="avg").eval()
+    other = models.MnistCNN(width=0.0625, activation="softplus", beta=10.0, pool="avg").eval()
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    _package_error(lambda: certified.certified_bound(m.double(), x.double(), 0.01,
+                                                     attribution=attributions.Saliency(other.double())),
+                   ValueError, "another model object")
+    m, other = m.float(), other.float()
+
+    weights = checkpoints.save_checkpoint(m, tmp_path / "run", {"data": {"name": "mnist"}, "seed": np.int64(3)})
+    assert checkpoints.load_checkpoint(weights)[1]["metadata"]["seed"] == 3  # numpy values hash as they load
+    sidecar = weights.with_suffix(".json")
+    record = json.loads(sidecar.read_text())
+    record["metadata"]["data"]["name"] = "fashion-mnist"
+    sidecar.write_text(json.dumps(record))
+    _package_error(lambda: checkpoints.load_checkpoint(weights), ValueError, "'metadata' section", "was edited")
+
+    for call in (lambda: bounds.attribution_bound(m, x, 0.1, tol=2.0), lambda: bounds.spectral_norm(m, x, tol=0.5),
+                 lambda: bounds.BoundOptions(tol=0.02)):
+        _package_error(call, ValueError, "at most 0.01")
+    assert bounds.attribution_bound(m, x, 0.1, tol=0.01).sigma_max.shape == (2,)
+
+    y = m(x).argmax(1)
+    scores = interop.captum_sensitivity_max(m, x, y, 0.1, "linf", n_perturb_samples=2)
+    scores.bound_in_same_units(bounds.attribution_bound(m, x, 0.1, "linf"))
+    _package_error(lambda: scores.bound_in_same_units(bounds.attribution_bound(m, x, 0.5, "linf")), ValueError,
+                   "radius 0.5", "radius 0.1")
+    _package_error(lambda: scores.bound_in_same_units(bounds.attribution_bound(m, x, 0.1, "l2")), ValueError,
+                   "norm='linf'")
+    _package_error(lambda: scores.bound_in_same_units(bounds.attribution_bound(m, x, 0.1, "linf", "input_x_gradient")),
+                   ValueError, "the same attribution")
+    per_sample = interop.captum_sensitivity_max(m, x, y, torch.tensor([0.1, 0.2]), "linf", n_perturb_samples=2)
+    per_sample.bound_in_same_units(bounds.attribution_bound(m, x, torch.tensor([0.1, 0.2]), "linf"))
+    _package_error(lambda: per_sample.bound_in_same_units(bounds.attribution_bound(m, x, 0.1, "linf")), ValueError,
+                   "radius 0.1", "[0.1, 0.2]")
+
+    _package_error(lambda: m((255 * x).to(torch.uint8)), TypeError, "/ 255")
+    _package_error(lambda: metrics.euclidean(torch.rand(3, 4), torch.rand(3, 4),
+                                             mask=torch.ones(3, dtype=torch.bool, device="meta")),
+                   ValueError, "meta device")
+    _package_error(lambda: stats.holm("0.1"), TypeError, "p_values")
+    import captum.attr as captum_attr
+    _package_error(lambda: interop.captum_bound(captum_attr.Saliency(m), x, y, 0.1, method="exact"), TypeError,
+                   "solver=")
+    _package_error(lambda: write_json("/proc/attrbound-test.json", {}), ValueError, "/proc/attrbound-test.json")
+    _package_error(lambda: bounds.attribution_bound(m, x.permute(0, 2, 3, 1).contiguous(), 0.1), ValueError,
+                   "channels last")

@@ -7,6 +7,8 @@ result. Tiny synthetic data (8 MNIST-shaped images) and a narrow CNN: every test
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -199,12 +201,16 @@ def _checkpoint(folder, model, dataset="mnist"):
     return folder
 
 
-def test_evaluate_cli_refuses_another_data_set_of_the_same_shape(tmp_path, capsys):
+def test_evaluate_cli_evaluates_another_data_set_of_the_same_shape_as_a_transfer(tmp_path, capsys, data_root):
+    """An MNIST model on Fashion-MNIST images (same shape) is a legitimate transfer evaluation: run, with a note and
+    the row naming both data sets (tour 16); another shape is refused (test_cli_contract)."""
     folder = _checkpoint(tmp_path / "run", smooth())
-    code, err = run(["evaluate", folder, "--dataset", "fashion-mnist", "--device", "cpu"], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "checkpoint's data set (mnist) does not match --dataset fashion-mnist" in err
-    assert "--dataset mnist" in err
+    code, err = run(["evaluate", folder, "--dataset", "fashion-mnist", "--device", "cpu", "--subset", "8",
+                     "--n-pgd", "2", "--n-attribution", "0", "--data-root", str(data_root), "--no-progress",
+                     "--json", str(tmp_path / "row.json")], capsys)
+    assert code == 0 and "a model trained on mnist is evaluated on fashion-mnist images" in err, err
+    row = json.loads((tmp_path / "row.json").read_text())
+    assert row["trained_on"] == "mnist" and row["dataset"] == "fashion-mnist"
 
 
 def test_evaluate_cli_needs_a_surrogate_for_relu_and_refuses_one_for_smooth_models(tmp_path, capsys):

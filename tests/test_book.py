@@ -273,7 +273,9 @@ def test_book_builds_every_page(book):
 
 
 def test_every_chapter_numbers_its_exercises_and_solutions():
-    """Exercises are sphinx-exercise directives with a solution each (numbered, click to open); chapters 2 to 9."""
+    """Exercises are sphinx-exercise directives with a solution each (numbered, click to open); chapters 2 to 9 have
+    at least one coding exercise, whose reference solution (a cell tagged solution) the visible check cell tests when
+    the book executes."""
     from attrbound_lite.book.student import solution_texts
 
     for path in NOTEBOOKS:
@@ -283,8 +285,12 @@ def test_every_chapter_numbers_its_exercises_and_solutions():
         solved = re.findall(r"^`{3,}\{solution\} (\S+)", text, re.M)
         assert sorted(labels) == sorted(solved), f"{path.name}: exercises {labels}, solutions {solved}"
         assert "{admonition} Solution" not in text, f"{path.name}: a solution outside sphinx-exercise"
-        if 2 <= int(path.stem[:2]) <= 9:
-            assert len(labels) >= 2 and len(solution_texts(nb)) == len(labels), path.name
+        if 2 <= int(path.stem[:2]) <= 9:  # at least one coding exercise: a solution cell, then a visible check
+            assert len(labels) >= 2 and len(solution_texts(nb)) > len(labels), path.name
+            tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
+            pairs = zip(tags, tags[1:], strict=False)
+            assert any("solution" in a and "check" in b and "hide-input" not in b for a, b in pairs), \
+                f"{path.name}: no coding exercise (a code cell tagged solution followed by one tagged check)"
 
 
 def test_strip_solutions_removes_directives_and_tagged_cells_only():
@@ -305,12 +311,21 @@ def test_strip_solutions_removes_directives_and_tagged_cells_only():
 def test_the_student_edition_holds_no_solution(book):
     """`attrbound book --student`: the executed pages and their .ipynb downloads without any solution text, the
     exercises kept (the check inside student_edition is repeated here from the sources' solutions)."""
-    from attrbound_lite.book.student import solution_leaks, solution_texts, student_edition
+    from attrbound_lite.book.student import (
+        secret_lines,
+        solution_leaks,
+        solution_texts,
+        strip_solutions,
+        student_edition,
+    )
 
     index = student_edition(book.html.parents[1])
     html_root = index.parent
-    secrets = [line.strip() for path in NOTEBOOKS for text in solution_texts(nbformat.read(path, as_version=4))
-               for line in text.splitlines()[3:] if len(line.strip()) > 30]
+    sources = [nbformat.read(path, as_version=4) for path in NOTEBOOKS]
+    solutions = [text for nb in sources for text in solution_texts(nb)]
+    for nb in sources:
+        strip_solutions(nb)
+    secrets = secret_lines(solutions, [cell.source for nb in sources for cell in nb.cells])
     assert len(secrets) > 50
     assert solution_leaks(html_root.parents[1], secrets) == []
     assert solution_leaks(book.html, secrets), "the check finds the solutions of the instructor's edition"

@@ -2400,7 +2400,7 @@ def test_tour_twelve_training_checkpoint_and_cli_edges(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     _package_error(lambda: checkpoints.save_checkpoint(net, "/proc/attrbound-nowhere/net.safetensors"), ValueError,
-                   "cannot write the checkpoint /proc/attrbound-nowhere/net.safetensors")
+                   "cannot create the folder '/proc/attrbound-nowhere'", "choose a folder you can write to")
     with pytest.raises(SystemExit) as exit_info:
         main(["book", "--out", str(blocker), "--only", "01_findings"])
     assert exit_info.value.code == 2 and "is an existing file, not a folder" in capsys.readouterr().err

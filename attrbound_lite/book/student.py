@@ -19,7 +19,7 @@ import nbformat
 
 from .runner import EXECUTED_DIR, BookError, _render
 
-__all__ = ["SOLUTION_TAG", "strip_solutions", "solution_texts", "solution_leaks", "student_edition"]
+__all__ = ["SOLUTION_TAG", "strip_solutions", "solution_texts", "secret_lines", "solution_leaks", "student_edition"]
 
 SOLUTION_TAG = "solution"  # a code cell with this tag is the reference solution of a coding exercise
 _SOLUTION = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution(?:-start)?\}.*?^(?P=fence)[ \t]*$\n?", re.M | re.S)
@@ -54,6 +54,17 @@ def strip_solutions(nb) -> int:
         kept.append(cell)
     nb.cells = kept
     return removed
+
+
+def secret_lines(solutions: list[str], public: list[str]) -> list[str]:
+    """The distinctive lines of ``solutions`` that no ``public`` text holds (what a student may see).
+
+    Lines longer than 30 characters, not the directive's own; ``public`` is the exercises, checks and chapters.
+    """
+    seen = "\n".join(public)
+    lines = {line.strip() for text in solutions for line in text.splitlines()
+             if len(line.strip()) > 30 and not line.lstrip().startswith(("```", ":::", ":class:", ":label:"))}
+    return sorted(line for line in lines if line not in seen)
 
 
 def solution_leaks(folder: str | Path, secrets: list[str]) -> list[str]:
@@ -99,13 +110,13 @@ def student_edition(out: str | Path) -> Path:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target / "source", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    secrets = []
-    for path in sorted((target / "source" / EXECUTED_DIR).glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        secrets += [line.strip() for text in solution_texts(nb) for line in text.splitlines()[3:]
-                    if len(line.strip()) > 30]  # distinctive lines of each solution's body
+    notebooks = {path: nbformat.read(path, as_version=4)
+                 for path in sorted((target / "source" / EXECUTED_DIR).glob("*.ipynb"))}
+    secrets = [text for nb in notebooks.values() for text in solution_texts(nb)]
+    for path, nb in notebooks.items():
         strip_solutions(nb)
         nbformat.write(nb, path)
+    secrets = secret_lines(secrets, [cell.source for nb in notebooks.values() for cell in nb.cells])
     print("[book] jupyter-book build (student edition)", flush=True)
     _render(target / "source", target)
     leaks = solution_leaks(target / "_build", secrets)

@@ -463,7 +463,7 @@ def _bad_inputs(x):
                                                                r"torch.float32"),
         "three channels": (x.expand(-1, 3, -1, -1).contiguous(), ValueError, r"takes .* of shape \(B, 1, 28, 28\)"),
         "another image size": (x[:, :, :20, :20].contiguous(), ValueError, r"takes .* of shape \(B, 1, 28, 28\)"),
-        "no batch dimension": (x[0], ValueError, r"add it with .unsqueeze\(0\)"),
+        "no batch dimension": (x[0], ValueError, r"add it with \w+\[None\]"),
     }
 
 

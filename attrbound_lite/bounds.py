@@ -39,6 +39,7 @@ from pydantic import BeforeValidator
 from torch import nn
 
 from ._checks import (
+    MAX_SOLVER_TOL,
     as_numpy,
     check_choice,
     check_flag,
@@ -54,7 +55,7 @@ from ._checks import (
     resolve_target,
 )
 from .attributions import Attribution, check_attribution_options, check_explainer_model, get_explainer
-from .config import Config, NonNegativeInt, OptionalPositiveInt, PositiveInt, choice
+from .config import Config, NonNegativeInt, OptionalPositiveInt, PositiveInt, check_float, choice
 from .jacobians import JacobianOperator
 from .models import smooth_surrogate
 
@@ -64,6 +65,15 @@ __all__ = ["BoundOptions", "BoundResult", "attribution_bound", "spectral_norm", 
 MAX_EXACT_N = 4096
 METHODS = ("lanczos", "power", "exact")
 _DENSE_BUDGET = 2 ** 24  # elements of Jacobian rows held at once when building dense Jacobians
+
+
+def _solver_tol_field(value) -> float:
+    """A settings file's ``tol``: a number as YAML writes it (``config.check_float``), then at most 0.01."""
+    value = check_float(value)
+    if value > MAX_SOLVER_TOL:
+        raise ValueError(f"must be at most {MAX_SOLVER_TOL:g} (the eigensolver's relative stopping tolerance: a looser "
+                         f"one reports too small a bound as converged), got {value:g}")
+    return value
 
 
 class BoundOptions(Config):
@@ -81,7 +91,7 @@ class BoundOptions(Config):
     """
 
     method: choice(*METHODS) = "lanczos"
-    tol: Annotated[float, BeforeValidator(check_solver_tol)] = 1e-4
+    tol: Annotated[float, BeforeValidator(_solver_tol_field)] = 1e-4
     max_iter: OptionalPositiveInt = None
     max_dense_n: NonNegativeInt = MAX_EXACT_N
     sign_iters: PositiveInt = 20

@@ -263,3 +263,10 @@ def test_committed_rar_attack_reproduces_and_agrees_with_the_budget_grid(data_ro
     assert shared >= 8 * 15
     report = results.verify_results(headline.SPEC, n=8, seed=results.sample_seed(), device="cpu")
     results.check_verified(headline.SPEC, report)
+
+
+def test_a_difference_equal_to_the_tolerance_is_within_it():
+    """Top-k intersections are hundredths: 0.35 recomputed against 0.32 committed differs by 0.03 up to rounding
+    (0.030000000000000027), which the tolerance 0.03 allows; 0.04 does not pass."""
+    assert results.within_tolerance(0.35 - 0.32, 0.03) and results.within_tolerance(-(0.35 - 0.32), 0.03)
+    assert not results.within_tolerance(0.36 - 0.32, 0.03) and not results.within_tolerance(0.0301, 0.03)

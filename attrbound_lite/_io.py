@@ -96,11 +96,20 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file's bytes (``"sha256"``, ``"md5"``, ...), read in blocks."""
+    """Hex digest of a file's bytes (``"sha256"``, ``"md5"``, ...), read in blocks.
+
+    Raises:
+        TypeError: ``path`` is not a string or path.
+        ValueError: ``path`` is a folder.
+        FileNotFoundError: nothing exists at ``path`` (the message names it).
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a string or path, got {type(path).__name__}.")
     if os.path.isdir(path):
         raise ValueError(f"{str(path)!r} is a folder; pass the file to hash (e.g. its model.safetensors).")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no file {str(path)!r} to hash: it does not exist; check the path (a checkpoint's "
+                                "weights are <folder>/model.safetensors).")
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, algorithm).hexdigest()
 

@@ -386,6 +386,11 @@ def get_explainer(attribution, model: nn.Module, **options) -> Attribution:
         raise TypeError(f"get_explainer(attribution, model) takes the attribution first, got a model "
                         f"({type(attribution).__name__}) there; swap the arguments: "
                         "get_explainer(\"saliency\", model).")
+    if isinstance(attribution, type) and issubclass(attribution, Attribution):
+        name = getattr(attribution, "name", None)
+        named = f" or the name {name!r}" if name in ATTRIBUTIONS else ""
+        raise TypeError(f"attribution is the class {attribution.__name__}, not an explainer: pass an instance, "
+                        f"{attribution.__name__}(model){named}.")
     if not isinstance(attribution, str) or attribution not in ATTRIBUTIONS:  # (a list is not a name)
         raise ValueError(f"unknown attribution {attribution!r}; choose one of {tuple(ATTRIBUTIONS)}.")
     cls = ATTRIBUTIONS[attribution]

@@ -46,6 +46,11 @@ def sha256_file(path: str | os.PathLike) -> str:
 
     Returns:
         The digest as a 64-character lowercase hex string.
+
+    Raises:
+        TypeError: ``path`` is not a string or path.
+        ValueError: ``path`` is a folder.
+        FileNotFoundError: nothing exists at ``path`` (the message names it and what to check).
     """
     return file_digest(path, "sha256")
 

@@ -164,8 +164,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="correctly classified samples attacked with IFIA (0: no IFIA)")
     e.add_argument("--attribution", default="integrated_gradients", choices=("integrated_gradients", "saliency"),
                    help="the evaluated attribution")
-    e.add_argument("--ig-steps", type=_positive_int, default=100, help="IG points of the evaluated maps")
-    e.add_argument("--attack-ig-steps", type=_positive_int, default=10, help="IG points of the maps steering IFIA")
+    e.add_argument("--ig-steps", type=_positive_int, default=100, action=_Given,
+                   help="IG points of the evaluated maps (with --attribution integrated_gradients)")
+    e.add_argument("--attack-ig-steps", type=_positive_int, default=10, action=_Given,
+                   help="IG points of the maps steering IFIA (with --attribution integrated_gradients)")
     e.add_argument("--surrogate-beta", type=_positive_float, default=None,
                    help="softplus surrogate for IFIA's directions (needed by ReLU models)")
     for name, kind in (("eps", _positive_float), ("pgd-steps", _positive_int), ("pgd-alpha", _positive_float),
@@ -316,7 +318,8 @@ def cmd_evaluate(args) -> int:
         ValueError: the checkpoint records no data set and none is given; ``--dataset`` is another data set than the
             one the checkpoint records (other than its full set or subset: CIFAR-10 and its subset); its model does not
             take the images of ``--dataset``; a model that is not smooth (ReLU, max-pooling) attacked by IFIA without
-            ``--surrogate-beta``, or ``--surrogate-beta`` with a smooth model, which would ignore it.
+            ``--surrogate-beta``, or ``--surrogate-beta`` with a smooth model, which would ignore it; ``--ig-steps``
+            or ``--attack-ig-steps`` with ``--attribution saliency``, which ignores them.
     """
     import pandas as pd
 
@@ -326,6 +329,13 @@ def cmd_evaluate(args) -> int:
     from .evaluation import _check_model_data, evaluate
     from .models import nonsmooth_modules
 
+    ignored = [f"--{name.replace('_', '-')}" for name in ("ig_steps", "attack_ig_steps")
+               if name in getattr(args, "given", ()) and args.attribution != "integrated_gradients"]
+    if ignored:
+        raise ValueError(f"{'/'.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored with --attribution "
+                         f"{args.attribution} (IG points: the evaluated and the steering maps are {args.attribution} "
+                         f"maps); drop {'it' if len(ignored) == 1 else 'them'}, or pass --attribution "
+                         "integrated_gradients.")
     device = _device(args.device)
     model, sidecar = load_checkpoint(args.checkpoint, device=device)
     if args.json is not None and args.json.resolve() in {p.resolve() for p in checkpoint_paths(args.checkpoint)}:
@@ -426,9 +436,10 @@ def cmd_zoo(args) -> int:
 
 
 def _result_specs(only: list[str] | None) -> list:
-    from .book import budget, deviation_budget, headline, linf_sweep
+    from .book import budget, certified, deviation_budget, headline, linf_sweep
 
-    specs = {spec.name: spec for spec in (deviation_budget.SPEC, linf_sweep.SPEC, budget.SPEC, headline.SPEC)}
+    specs = {spec.name: spec for spec in (deviation_budget.SPEC, linf_sweep.SPEC, budget.SPEC, headline.SPEC,
+                                          certified.SPEC)}
     unknown = sorted(set(only or ()) - set(specs))
     if unknown:
         raise ValueError(f"--only {' '.join(unknown)}: no such result; the results are {', '.join(specs)}.")
@@ -442,7 +453,8 @@ def cmd_results(args) -> int:
         args: the parsed ``results`` arguments.
 
     Returns:
-        The exit status: 0, or 1 when ``verify`` finds a recomputed value beyond its tolerance.
+        The exit status: 0, or 1 when ``verify`` finds a recomputed value beyond its tolerance, or 2 when ``list``
+        finds a damaged manifest (named on stderr, as ``zoo list`` does; a result not built yet is only listed).
     """
     import pandas as pd
 
@@ -454,15 +466,21 @@ def cmd_results(args) -> int:
         raise FileNotFoundError(f"no results folder at {root}; check --root (default: the project's results/), or "
                                 "build there with `attrbound results build --root ...`.")
     if args.results_command == "list":
+        damaged = []
         for spec in specs:
             try:
                 m = results.read_manifest(spec, args.root)
                 state = (f"{m['n_rows']} rows, {m['seconds'].get('total', float('nan')) / 60:.0f} min on "
                          f"{m['hardware'].get('processor', 'an unnamed CPU')}")
-            except (FileNotFoundError, ValueError) as err:
+            except FileNotFoundError as err:  # not built yet
                 state = f"not usable: {err}"
+            except ValueError as err:
+                state = f"not usable: {err}"
+                damaged.append(err)
             print(f"{spec.name}: {spec.title}\n    {state}")
-        return 0
+        for err in damaged:
+            print(f"attrbound results list: error: {err}", file=sys.stderr)
+        return 2 if damaged else 0
     device = _device(args.device)
     if args.results_command == "build":
         for spec in specs:

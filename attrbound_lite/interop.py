@@ -669,6 +669,8 @@ class SampledScores:
         eps: The radius the noise was matched to (a float, or a (B,) array of per-sample radii); None if unknown.
         norm: The ball's norm, ``"l2"`` or ``"linf"``; None if unknown.
         attribution: The attribution's name; None if unknown.
+        target: (B,) int64 numpy array, the classes whose attribution was scored (the predicted ones where the call
+            gave None); None if unknown.
     """
 
     metric: str
@@ -679,6 +681,7 @@ class SampledScores:
     eps: float | np.ndarray | None = None
     norm: str | None = None
     attribution: str | None = None
+    target: np.ndarray | None = None
 
     def bound_in_same_units(self, result: BoundResult) -> np.ndarray:
         """The bound of ``result`` in this metric's units, one value per sample.
@@ -694,7 +697,8 @@ class SampledScores:
 
         Raises:
             ValueError: If nothing is comparable (``comparable`` is None), the batch sizes differ, or the bound is of
-                another attribution or (for a score relative to the map's norm) another radius or norm.
+                another attribution, of other target classes or (for a score relative to the map's norm) another
+                radius or norm.
         """
         if not isinstance(result, BoundResult):
             raise TypeError(f"result must be the BoundResult of attribution_bound or captum_bound on the same inputs, "
@@ -712,6 +716,12 @@ class SampledScores:
         value = value.detach().cpu().double().numpy()
         if value.shape != self.scores.shape:
             raise ValueError(f"the bound has {value.shape[0]} samples, the scores {self.scores.shape[0]}.")
+        if self.target is not None:
+            theirs = result.target.detach().cpu().numpy().reshape(-1)
+            if theirs.shape != self.target.shape or (theirs != self.target).any():
+                raise ValueError(f"the bound explains the classes {_classes_text(theirs)}, the scores "
+                                 f"{_classes_text(self.target)}: bound the same classes, "
+                                 f"target=torch.as_tensor(scores.target) (target=None bounds the predicted class).")
         if self.comparable != "sigma_max":
             if self.norm is not None and result.norm != self.norm:
                 raise ValueError(f"the bound is for the {result.norm} ball, the scores sampled the {self.norm} ball: "
@@ -724,6 +734,11 @@ class SampledScores:
                 raise ValueError(f"the bound is for radius {_radius_text(theirs)}, the scores sampled radius "
                                  f"{_radius_text(mine)}: bound with the scores' eps.")
         return value
+
+
+def _classes_text(classes: np.ndarray) -> str:
+    """Classes as a short list."""
+    return "[" + ", ".join(str(int(c)) for c in classes[:6]) + (", ..." if classes.size > 6 else "") + "]"
 
 
 def _radius_text(radii: np.ndarray) -> str:
@@ -866,7 +881,8 @@ def captum_sensitivity_max(model: nn.Module, inputs: torch.Tensor, target, eps: 
         noise={"perturb_func": "default_perturb_func (uniform in [-r, r]^n)", "perturb_radius": radius,
                "n_perturb_samples": n_perturb_samples},
         comparable="euclidean / attribution_norm", eps=float(eps), norm=norm,
-        attribution=attribution if isinstance(attribution, str) else getattr(attribution, "name", None))
+        attribution=attribution if isinstance(attribution, str) else getattr(attribution, "name", None),
+        target=target.detach().cpu().numpy().astype(np.int64).reshape(-1))
 
 
 def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", kind: str = "max",
@@ -1008,4 +1024,5 @@ def quantus_sensitivity(model: nn.Module, x, y, eps: float, norm: str = "linf", 
     return SampledScores(metric=f"quantus.{type(metric).__name__}", scores=scores, normalisation=formula,
                          noise=noise, comparable=comparable, eps=float(eps), norm=norm,
                          attribution=attribution if isinstance(attribution, str) else getattr(attribution, "name",
-                                                                                                None))
+                                                                                                None),
+                         target=y_np.astype(np.int64).reshape(-1))

@@ -10,7 +10,8 @@ unit written is never recomputed: an interrupted build resumes), then writes ``r
 - ``rows_sha256``: an altered or truncated ``rows.csv`` is refused;
 - ``dtypes``: each column's type, so that text columns come back as text (``"01"`` stays ``"01"``, ``"NA"`` stays
   ``"NA"``) rather than as read_csv infers them (results built before this field load as before; ``unit`` is
-  always text);
+  always text), and ``dtypes_sha256``, their hash: edited types would change how the rows are read (results built
+  before the hash have their types checked against the rows: a column recorded as numbers must read as numbers);
 - ``code_digest`` (sha256 of the source of the modules that compute it), ``versions``, ``hardware``, ``seconds``
   (per unit and in all), ``created`` and the ``command`` that rebuilds it.
 
@@ -268,19 +269,112 @@ def _write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _checked_frame(spec: ResultSpec, unit: str, frame) -> pd.DataFrame:
-    """A unit's computed rows: a DataFrame with the spec's columns, each row's keys once."""
+def _checked_frame(spec: ResultSpec, unit: str, frame, what: str = "compute") -> pd.DataFrame:
+    """A unit's computed rows: a DataFrame with the spec's columns, each row's keys once, numbers as values."""
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{spec.name}: compute({unit!r}) must return a pandas DataFrame, got {type(frame).__name__}.")
+        raise TypeError(f"{spec.name}: {what}({unit!r}) must return a pandas DataFrame, got {type(frame).__name__}.")
     missing = [c for c in (*spec.keys, *spec.values, *spec.extras) if c not in frame.columns]
     if missing:
-        raise ValueError(f"{spec.name}: compute({unit!r}) returned no column {missing} (its columns: "
+        raise ValueError(f"{spec.name}: {what}({unit!r}) returned no column {missing} (its columns: "
                          f"{list(frame.columns)}); the spec's keys are {list(spec.keys)}, its values "
                          f"{list(spec.values)}, its extras {list(spec.extras)}.")
     if frame.duplicated(list(spec.keys)).any():
-        raise ValueError(f"{spec.name}: compute({unit!r}) returned rows with the same keys {list(spec.keys)}: a "
+        raise ValueError(f"{spec.name}: {what}({unit!r}) returned rows with the same keys {list(spec.keys)}: a "
                          "row must be identified by its keys, or verify_results cannot find it again.")
+    _check_values(spec, frame, f"{spec.name}: {what}({unit!r}) returned", "return numbers (or booleans) there, or "
+                  "make the column a key or an extra of the spec")
     return frame
+
+
+def _not_numbers(values: pd.Series) -> list:
+    """The first few entries of ``values`` that are not numbers (nor booleans, nor missing)."""
+    bad = []
+    for value in values:
+        if value is None or value is pd.NA:  # missing, as NaN is
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            if value in bad:
+                continue
+            bad.append(value)
+            if len(bad) == 3:
+                break
+    return bad
+
+
+def _check_values(spec: ResultSpec, frame: pd.DataFrame, what: str, fix: str) -> None:
+    """The spec's value columns hold numbers: ``verify_results`` compares them within the tolerance."""
+    for column in spec.values:
+        bad = [] if pd.api.types.is_numeric_dtype(frame[column]) else _not_numbers(frame[column])
+        if bad:
+            raise ValueError(f"{what} the value column {column!r} with entries that are not numbers ({bad}); "
+                             f"verify_results compares values as numbers within the tolerance: {fix}.")
+
+
+_NUMERIC_KINDS = re.compile(r"bool|u?int(8|16|32|64)?|float(16|32|64)?")
+
+
+def _check_dtypes(frame: pd.DataFrame, dtypes: dict | None, what: str, fix: str) -> None:
+    """The recorded column types agree with the rows read with them: a column recorded as numbers reads as numbers.
+
+    Only the text columns (``"str"``) are read as recorded; a text column recorded as anything else is read by
+    inference, which turns ``"NA"`` and ``"null"`` into NaN. Its other text stays text, and is named here.
+    """
+    for column, kind in (dtypes or {}).items():
+        if column in frame.columns and _NUMERIC_KINDS.fullmatch(kind) \
+                and not pd.api.types.is_numeric_dtype(frame[column]):
+            raise ValueError(f"{what}: column {column!r} is recorded as {kind} but holds text "
+                             f"({_not_numbers(frame[column])}): its recorded types were edited (a text column read "
+                             f"as numbers loses 'NA' and 'null' to NaN); {fix}.")
+
+
+def _dtypes_digest(dtypes) -> str:
+    """sha256 (16 hex digits) of the canonical JSON of a manifest's ``dtypes``."""
+    return hashlib.sha256(json.dumps(dtypes, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _read_part(spec: ResultSpec, parts: Path, unit: str, command: str) -> tuple[dict, pd.DataFrame]:
+    """A unit's part as a build wrote it (``<unit>.json``, ``<unit>.csv``), checked before it is reused.
+
+    Returns:
+        ``(record, rows)``: the record (``seconds``, ``dtypes``) and the rows, with the spec's columns.
+
+    Raises:
+        ValueError: an unreadable record or table, or rows that are not the unit's (columns, keys, value types);
+            the message names the part and the fix.
+    """
+    table, record_path = parts / f"{unit}.csv", parts / f"{unit}.json"
+    fix = (f"delete {table} and {record_path.name} beside it to compute the unit again, or rebuild with "
+           f"`{command} --force`")
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{spec.name}: the part {record_path} is not readable ({err}); {fix}.") from None
+    dtypes = record.get("dtypes") if isinstance(record, dict) else None
+    seconds = record.get("seconds") if isinstance(record, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
+            dtypes is None or (isinstance(dtypes, dict) and all(isinstance(v, str) for v in dtypes.values()))):
+        raise ValueError(f"{spec.name}: the part {record_path} is not a part's record (its seconds and column "
+                         f"types); {fix}.")
+    try:
+        frame = _read_csv(table, dtypes)
+    except (OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{spec.name}: the part {table} is not a readable table ({first}); {fix}.") from None
+    columns = ["unit", *spec.keys, *spec.values, *spec.extras]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{spec.name}: the part {table} lacks the columns {missing} (it has "
+                         f"{list(frame.columns)[:8]}): it is damaged or belongs to another spec; {fix}.")
+    if not (frame["unit"] == unit).all():
+        raise ValueError(f"{spec.name}: the part {table} holds rows of other units "
+                         f"({sorted(set(frame['unit']) - {unit})[:3]}); {fix}.")
+    if frame.duplicated(list(spec.keys)).any():
+        raise ValueError(f"{spec.name}: the part {table} holds rows with the same keys {list(spec.keys)}; {fix}.")
+    _check_dtypes(frame, dtypes, f"{spec.name}: the part {table}", fix)
+    _check_values(spec, frame, f"{spec.name}: the part {table} holds", fix)
+    return record, frame
 
 
 def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
@@ -294,14 +388,21 @@ def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
         progress: show a progress bar over the units.
         force: recompute every unit, even one already written.
 
+    A part reused is checked first (``_read_part``: its record, its columns, keys and value types); a damaged one is
+    named with the fix (delete it, or ``force``). A part whose record is missing is computed again.
+
     Returns:
         The result's folder.
+
+    Raises:
+        ValueError: a part to reuse is damaged; ``compute`` returns rows without the spec's columns, with repeated
+            keys or with values that are not numbers.
     """
     _check_spec(spec)
     root = results_root(root)
     folder, device = root / spec.name, resolve_device(device)
     parts = folder / "parts" / spec.config_hash  # parts of another configuration are never mixed in
-    done = {} if force else {p.stem: p for p in parts.glob("*.csv")}
+    done = set() if force else {p.stem for p in parts.glob("*.csv") if p.with_suffix(".json").is_file()}
     for unit in tqdm(spec.units, desc=spec.name, disable=not progress):
         if unit in done:
             continue
@@ -309,15 +410,17 @@ def build_results(spec: ResultSpec, *, root: str | os.PathLike | None = None,
         frame = _checked_frame(spec, unit, spec.compute(unit, device, progress)).assign(unit=unit)
         write_json(parts / f"{unit}.json", {"seconds": time.perf_counter() - started, "dtypes": _dtypes(frame)})
         _write_bytes(parts / f"{unit}.csv", _csv(frame, spec.digits, spec.keys))
-    records = {unit: json.loads((parts / f"{unit}.json").read_text()) for unit in spec.units}
-    frames = [_read_csv(parts / f"{unit}.csv", records[unit].get("dtypes")) for unit in spec.units]
-    rows = pd.concat(frames, ignore_index=True)[["unit", *spec.keys, *spec.values, *spec.extras]]
+    read = {unit: _read_part(spec, parts, unit, _command(spec, root)) for unit in spec.units}
+    records = {unit: record for unit, (record, _) in read.items()}
+    rows = pd.concat([frame for _, frame in read.values()], ignore_index=True)[
+        ["unit", *spec.keys, *spec.values, *spec.extras]]
     data = _csv(rows, spec.digits, spec.keys)
     seconds = {unit: record["seconds"] for unit, record in records.items()}
     manifest = {"name": spec.name, "title": spec.title, "config": spec.config, "config_hash": spec.config_hash,
                 "keys": list(spec.keys), "values": list(spec.values), "extras": list(spec.extras),
                 "tolerance": spec.tolerance,
                 "n_rows": len(rows), "rows_sha256": hashlib.sha256(data).hexdigest(), "dtypes": _dtypes(rows),
+                "dtypes_sha256": _dtypes_digest(_dtypes(rows)),
                 "code_digest": _code_digest(spec.modules), "versions": _versions(), "hardware": _hardware(device),
                 "seconds": {"total": sum(seconds.values()), "per_unit": seconds},
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -332,7 +435,8 @@ def read_manifest(spec: ResultSpec, root: str | os.PathLike | None = None) -> di
 
     Raises:
         FileNotFoundError: the result was never built there (the message gives the command that builds it).
-        ValueError: the manifest is unreadable, or belongs to another result or configuration.
+        ValueError: the manifest is unreadable, belongs to another result or configuration, or was edited (its
+            config or dtypes do not match their hashes).
     """
     _check_spec(spec)
     root = results_root(root)
@@ -355,6 +459,10 @@ def read_manifest(spec: ResultSpec, root: str | os.PathLike | None = None) -> di
     if wrong:
         raise ValueError(f"{path} lacks {wrong} (or holds another type there): it was altered or cut short; restore "
                          f"it with `git checkout -- {root / spec.name}` or rebuild with `{command}`.")
+    if "dtypes_sha256" in manifest and _dtypes_digest(manifest.get("dtypes")) != manifest["dtypes_sha256"]:
+        raise ValueError(f"{path}: its dtypes do not hash to its dtypes_sha256: the manifest was edited (the dtypes "
+                         f"decide which columns are read as text); restore it with "
+                         f"`git checkout -- {root / spec.name}` or rebuild with `{command}`.")
     if config_hash(manifest["config"]) != manifest.get("config_hash"):
         raise ValueError(f"{path}: its config does not hash to its config_hash: the manifest was edited; restore it "
                          f"with `git checkout -- {root / spec.name}` or rebuild with `{command}`.")
@@ -376,7 +484,8 @@ def load_results(spec: ResultSpec, root: str | os.PathLike | None = None) -> pd.
 
     Raises:
         FileNotFoundError: the result or its rows are missing (the message gives the command that rebuilds them).
-        ValueError: the rows were altered since they were built, or the manifest does not match (``read_manifest``).
+        ValueError: the rows were altered since they were built, the manifest does not match (``read_manifest``),
+            or its ``dtypes`` record a column as numbers that holds text.
     """
     manifest = read_manifest(spec, root)
     root = results_root(root)
@@ -387,6 +496,8 @@ def load_results(spec: ResultSpec, root: str | os.PathLike | None = None) -> pd.
         raise ValueError(f"{path} was altered: its sha256 is not the manifest's. Restore it with "
                          f"`git checkout -- {path}` or rebuild it with `{command} --force`.")
     rows = _read_csv(path, manifest.get("dtypes"))
+    _check_dtypes(rows, manifest.get("dtypes"), f"{root / spec.name / 'manifest.json'} and {path}",
+                  f"restore the manifest with `git checkout -- {root / spec.name}` or rebuild with `{command} --force`")
     columns = ["unit", *spec.keys, *spec.values, *spec.extras]
     if list(rows.columns) != columns or len(rows) != manifest["n_rows"]:
         raise ValueError(f"{path} holds {len(rows)} rows of columns {list(rows.columns)}, but {spec.name!r} has "
@@ -430,18 +541,29 @@ def verify_results(spec: ResultSpec, n: int = 8, seed: int = 0, *, root: str | o
 
     Returns:
         One row per (recomputed row, value): ``unit``, the keys, ``value`` (the column), ``committed``,
-        ``recomputed``, ``difference`` and ``ok`` (``|difference| <= spec.tolerance``, or both values NaN: a NaN
-        recomputed as NaN agrees).
+        ``recomputed``, ``difference`` and ``ok`` (``|difference| <= spec.tolerance``, or equal values: a NaN
+        recomputed as NaN and an infinity recomputed as the same infinity agree). The recomputed floats are rounded
+        as ``rows.csv`` stores them (``spec.digits`` significant digits), so that a float32 value recomputed exactly
+        agrees with its stored digits at any tolerance.
+
+    Raises:
+        ValueError: ``n`` is not a positive integer, a committed or recomputed value column holds entries that are
+            not numbers, or ``recompute`` returns rows without the spec's columns.
     """
     _check_spec(spec)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n (the rows to recompute) must be a positive integer, got {n!r}.")
     seed = check_seed(seed, "seed (of the rows' draw, e.g. sample_seed())")
     rows = load_results(spec, root)
+    _check_values(spec, rows, f"{spec.name}: the committed rows hold", "make compute return numbers there (or "
+                  f"move the column to the keys or extras) and rebuild with `{_command(spec, results_root(root))} "
+                  "--force`")
     drawn = rows.sample(n=min(int(n), len(rows)), random_state=np.random.RandomState(seed % 2**32))
     device, reports = resolve_device(device), []
     for _, part in drawn.groupby("unit", sort=True):
-        again = _checked_frame(spec, str(part["unit"].iloc[0]), spec.recompute(part.reset_index(drop=True), device))
+        again = _checked_frame(spec, str(part["unit"].iloc[0]), spec.recompute(part.reset_index(drop=True), device),
+                               "recompute")
+        again = again.assign(**{value: _as_written(again[value], spec.digits) for value in spec.values})
         merged = part.merge(again[[*spec.keys, *spec.values]], on=list(spec.keys), suffixes=("", "_again"),
                             how="left", validate="one_to_one")
         for value in spec.values:
@@ -450,8 +572,16 @@ def verify_results(spec: ResultSpec, n: int = 8, seed: int = 0, *, root: str | o
     report = pd.concat(reports, ignore_index=True)
     report["difference"] = report["recomputed"] - report["committed"]
     both_nan = report["committed"].isna() & report["recomputed"].isna()
-    report["ok"] = within_tolerance(report["difference"], spec.tolerance) | both_nan
+    equal = report["committed"] == report["recomputed"]  # inf recomputed as inf (their difference is NaN)
+    report["ok"] = within_tolerance(report["difference"], spec.tolerance) | both_nan | equal
     return report
+
+
+def _as_written(values: pd.Series, digits: int) -> pd.Series:
+    """Recomputed values as ``rows.csv`` stores them: floats with ``digits`` significant digits (``_csv``)."""
+    if digits >= 17 or not pd.api.types.is_float_dtype(values):
+        return values
+    return values.map(lambda v: float(format(v, f".{digits}g"))).astype(float)
 
 
 def _describe(report: pd.DataFrame) -> str:

@@ -64,6 +64,11 @@ def sig(value: float, digits: int = 3) -> str:
             raise TypeError(f"sig formats one number, got {type(value).__name__}"
                             f"{f' of shape {value.shape}' if hasattr(value, 'shape') else ''}; format each value "
                             "on its own (or call .item() on a one-element tensor).")
+    try:
+        value = float(value)  # a Fraction or a large int: numpy takes neither
+    except OverflowError:
+        raise ValueError(f"sig formats numbers up to {np.finfo(float).max:.3g}, got an integer of {len(str(value))} "
+                         "digits; format it yourself (f'{value:,}').") from None
     if not np.isfinite(value):
         return "n/a"
     mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
@@ -85,7 +90,10 @@ class Interval:
     ``str(interval)`` is ``"0.120 (0.0800 to 0.160)"``: three significant digits ("0.120 (no interval: 1 unit)" where
     the interval is undefined, "n/a" without an estimate). ``p_value``: the two-sided p-value
     of "the quantity is 0" from the same resamples or the same t distribution (``bootstrap``, ``across_seeds``); NaN
-    where none was computed (``wilson``). A family of comparisons is decided on these by ``holm``.
+    where none was computed (``wilson``) or where no test could run. A family of comparisons is decided on these by
+    ``holm``. ``no_test``: the units all agreed (``bootstrap``, ``across_seeds``): the interval has zero width and the
+    p-value is NaN, so no direction is stated (``sign`` 0, ``verdict`` undecided). The interval holds its estimate:
+    ``low <= estimate <= high`` (NaN bounds excepted).
     """
 
     estimate: float
@@ -94,13 +102,21 @@ class Interval:
     n: int
     confidence: float = CONFIDENCE
     p_value: float = float("nan")
+    no_test: bool = False
 
     def __post_init__(self):
         _check_confidence(self.confidence)
         if isinstance(self.n, (bool, np.bool_)) or not isinstance(self.n, numbers.Integral) or self.n < 0:
             raise ValueError(f"an Interval's n counts units, an integer >= 0, got {self.n!r}.")
+        if not isinstance(self.no_test, (bool, np.bool_)):
+            raise TypeError(f"an Interval's no_test is True or False, got {self.no_test!r}.")
         if self.low > self.high:  # (NaN bounds compare False: an undefined interval is allowed)
             raise ValueError(f"an Interval needs low <= high, got low={self.low!r}, high={self.high!r}.")
+        if self.estimate < self.low or self.estimate > self.high:  # (NaN compares False: allowed, as above)
+            raise ValueError(f"an Interval holds its estimate, low <= estimate <= high, got estimate="
+                             f"{self.estimate!r} outside [{self.low!r}, {self.high!r}]; pass the estimate the "
+                             "interval was computed for (a percentile interval that misses it: widen it to hold it, "
+                             "as stats.bootstrap does).")
 
     def __str__(self) -> str:
         if not np.isfinite(self.estimate):
@@ -111,8 +127,12 @@ class Interval:
 
     @property
     def sign(self) -> int:
-        """+1 when the whole interval is above zero, -1 when below, 0 when it contains zero (or is undefined)."""
-        if not (np.isfinite(self.low) and np.isfinite(self.high)):
+        """+1 when the whole interval is above zero, -1 when below, 0 when it contains zero (or is undefined).
+
+        0 too where no test could run (``no_test``: units that all agree say nothing about how far the estimate would
+        move with others).
+        """
+        if self.no_test or not (np.isfinite(self.low) and np.isfinite(self.high)):
             return 0
         return 1 if self.low > 0 else -1 if self.high < 0 else 0
 
@@ -169,11 +189,14 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
         confidence: the interval's level.
 
     Returns:
-        The ``Interval``: the statistic of the data, the percentile interval, the number of units used, and the
+        The ``Interval``: the statistic of the data, the percentile interval (widened to hold the statistic where the
+        resamples of a biased statistic miss it), the number of units used, and the
         two-sided p-value of "the statistic is 0" from the bootstrap standard error, ``2 (1 - Phi(|t| / se*))`` with
         ``se*`` the standard deviation of the resampled statistics (Efron & Tibshirani 1993, ch. 16): unlike a count
         of resamples beyond 0, whose smallest value is ``2 / (B + 1)``, it resolves the small p-values a family of
-        comparisons needs (``holm``). With fewer than two units the interval is ``(nan, nan)``.
+        comparisons needs (``holm``). With fewer than two units the interval is ``(nan, nan)``. Where the resampled
+        statistics all agree it is the estimate alone, and on a value other than 0 no test could run (``no_test``: a
+        p-value of NaN, no verdict).
     """
     if not callable(statistic):
         raise TypeError(f"statistic must be a callable of the samples (e.g. np.mean), got {type(statistic).__name__}; "
@@ -205,10 +228,23 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
     if len(values) == 0:
         return Interval(estimate, float("nan"), float("nan"), n, confidence)
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
+    low, high = _holding(estimate, *np.percentile(values, [tail, 100 - tail]))
     se = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    p_value = float(2 * _scipy_stats.norm.sf(abs(estimate) / se)) if _spread(se, values) else _no_spread(estimate)
-    return Interval(estimate, float(low), float(high), n, confidence, p_value)
+    if not _spread(se, values):
+        return _agreeing(estimate, n, confidence)
+    p_value = float(2 * _scipy_stats.norm.sf(abs(estimate) / se))
+    return Interval(estimate, low, high, n, confidence, p_value)
+
+
+def _holding(estimate: float, low: float, high: float) -> tuple[float, float]:
+    """A percentile interval widened to hold its estimate.
+
+    The resampled values of a biased statistic (a square, a rank correlation at its limit) can all but a few lie on
+    one side of the estimate, and rounding can put a resampled value equal to the estimate a hair beside it.
+    """
+    if math.isnan(estimate):
+        return float(low), float(high)
+    return float(min(low, estimate)), float(max(high, estimate))
 
 
 def _spread(se: float, values: np.ndarray) -> bool:
@@ -219,12 +255,16 @@ def _spread(se: float, values: np.ndarray) -> bool:
     return se > 64 * np.finfo(float).eps * float(np.max(np.abs(values)))
 
 
-def _no_spread(estimate: float) -> float:
-    """The p-value of a test whose units all agree: 1 for a zero estimate, else NaN (no test).
+def _agreeing(estimate: float, n: int, confidence: float) -> Interval:
+    """The interval of units that all agree (up to rounding): the estimate alone, ``[estimate, estimate]``.
 
-    A spread of zero says nothing about how far the estimate would move with other units (three identical runs).
+    A spread of zero says nothing about how far the estimate would move with other units (three identical runs): where
+    the estimate is not 0 no test could run (``no_test``): the p-value is NaN, so that ``verdict`` states no direction
+    and ``holm`` leaves the comparison out. Units that all agree on 0 give p-value 1 (no difference).
     """
-    return 1.0 if estimate == 0 else float("nan")
+    if estimate == 0:
+        return Interval(estimate, estimate, estimate, n, confidence, 1.0)
+    return Interval(estimate, estimate, estimate, n, confidence, float("nan"), no_test=True)
 
 
 def bootstrap_mean(values: Sequence[float], **options) -> Interval:
@@ -255,7 +295,8 @@ def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Int
 
     Returns:
         The ``Interval`` with the one-sample t-test's two-sided p-value of "the mean is 0"; ``(nan, nan)`` with fewer
-        than two seeds.
+        than two seeds; the mean alone where the seeds all agree, with ``no_test`` and a p-value of NaN where it is
+        not 0 (``verdict`` undecided).
     """
     confidence = _check_confidence(confidence)
     (data,) = _clean(values)
@@ -266,8 +307,10 @@ def across_seeds(values: Sequence[float], confidence: float = CONFIDENCE) -> Int
     if n < 2:
         return Interval(mean, float("nan"), float("nan"), n, confidence)
     se = float(np.std(data, ddof=1) / np.sqrt(n))
+    if not _spread(se, data):
+        return _agreeing(mean, n, confidence)
     half = float(_scipy_stats.t.ppf((1 + confidence) / 2, n - 1)) * se
-    p_value = float(2 * _scipy_stats.t.sf(abs(mean) / se, n - 1)) if _spread(se, data) else _no_spread(mean)
+    p_value = float(2 * _scipy_stats.t.sf(abs(mean) / se, n - 1))
     return Interval(mean, mean - half, mean + half, n, confidence, p_value)
 
 
@@ -305,7 +348,7 @@ def wilson(successes: int, trials: int, confidence: float = CONFIDENCE) -> Inter
     if trials == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
     ci = _scipy_stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
-    return Interval(successes / trials, float(ci.low), float(ci.high), trials, confidence)
+    return Interval(successes / trials, *_holding(successes / trials, ci.low, ci.high), trials, confidence)
 
 
 def rate_difference(successes_a: int, trials_a: int, successes_b: int, trials_b: int,
@@ -404,12 +447,16 @@ def paired_rate_difference(a: Sequence[bool], b: Sequence[bool], groups: Sequenc
     idx = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
     resampled = sums[idx].sum(1) / sizes[idx].sum(1)
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(resampled, [tail, 100 - tail])
-    return Interval(float(diff.mean()), float(low), float(high), n, confidence, p_value)
+    estimate = float(diff.mean())
+    return Interval(estimate, *_holding(estimate, *np.percentile(resampled, [tail, 100 - tail])), n, confidence,
+                    p_value)
 
 
 def verdict(interval: Interval, above: str = "larger", below: str = "smaller", unit: str = "images") -> str:
     """The word the interval supports: ``above`` (whole interval > 0), ``below`` (< 0), else undecided.
+
+    Undecided too where units that all agree supported no test (``Interval.no_test``: ``across_seeds([0.1, 0.1,
+    0.1])``).
 
     Returns:
         ``above``, ``below`` or ``"not distinguishable with N <unit>"``.

@@ -14,6 +14,8 @@ same relaxation the bounds make.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -340,11 +342,24 @@ def worst_case_table(cases: dict, eps_list, points: int = 201):
     Returns:
         A pandas DataFrame, one row per case and eps, with ratio columns ``worst / bound`` and
         ``worst / mean-value``.
+
+    Raises:
+        TypeError: ``cases`` is not a dict of ``(model, x)`` pairs, or ``eps_list`` is a single number.
+        ValueError: a radius that is not positive and finite.
     """
     import pandas as pd
 
     from .bounds import attribution_bound
 
+    if not isinstance(cases, Mapping):
+        raise TypeError(f"cases must be a dict {{name: (model, x)}}, got {type(cases).__name__} {cases!r:.60}; "
+                        "e.g. worst_case_table({'toy': (model, x)}, [0.1]).")
+    for name, case in cases.items():
+        if not isinstance(case, (tuple, list)) or len(case) != 2:
+            raise TypeError(f"cases[{name!r}] must be a (model, x) pair, got {type(case).__name__} {case!r:.60}.")
+    if isinstance(eps_list, (str, bytes, numbers.Number)) or getattr(eps_list, "ndim", None) == 0:
+        raise TypeError(f"eps_list must be a list of radii, got the single {type(eps_list).__name__} {eps_list!r}; "
+                        f"write [{eps_list!r}].")
     eps_list = [check_eps(eps) for eps in eps_list]  # floats in the table, also from a tensor or an array
     rows = []
     for name, (model, x) in cases.items():

@@ -697,7 +697,8 @@ def read_manifest(name: str, root: str | os.PathLike | None = None) -> dict:
     Raises:
         FileNotFoundError: the zoo's folder does not exist, or the model is not built (the message names the command
             that builds it).
-        ValueError: the manifest is unreadable or belongs to another recipe.
+        ValueError: the manifest is unreadable, belongs to another recipe, or was edited (its content does not
+            match its ``content_sha256``, ``_manifest_digest``).
     """
     recipe = _reference(name)
     path = _existing_root(root, name) / recipe.key / "manifest.json"
@@ -721,7 +722,68 @@ def read_manifest(name: str, root: str | os.PathLike | None = None) -> dict:
     if manifest["key"] != recipe.key:
         raise ValueError(f"{path} records the key {manifest['key']!r}, not {recipe.key!r}; rebuild it with "
                          f"`{rebuild}`.")
+    recorded = manifest.get("content_sha256", _COMMITTED_MANIFESTS.get(manifest["sha256"][:16]))
+    if recorded is not None and _manifest_digest(manifest) != recorded:
+        where = "its content_sha256" if "content_sha256" in manifest else "the committed zoo's record (zoo.py)"
+        raise ValueError(f"{path} was edited after the model was built: its content (the evaluation, history and "
+                         f"losses the zoo's readers report) does not match the sha256 {where} holds; restore it "
+                         f"from git or rebuild it with `{rebuild}`.")
     return manifest
+
+
+def _manifest_digest(manifest: Mapping) -> str:
+    """The sha256 (16 hex digits) of a zoo manifest's content: its canonical JSON without ``content_sha256``.
+
+    ``build_zoo`` records it as the manifest's ``content_sha256``; ``read_manifest`` checks it, so that an edited
+    evaluation or history (which ``zoo list`` shows and ``accuracy_floor`` judges) is refused as an edited recipe is.
+    The manifests committed before the field existed are checked against ``_COMMITTED_MANIFESTS``.
+
+    Args:
+        manifest: a manifest as ``read_manifest`` returns it.
+
+    Returns:
+        16 lowercase hex digits.
+    """
+    content = {key: value for key, value in manifest.items() if key != "content_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+# The content digests (_manifest_digest) of the manifests committed before they recorded their own, by the first 16
+# hex digits of their weights' sha256: a manifest that names these weights must be the one committed with them. A
+# model rebuilt since has other weights and its own content_sha256.
+_COMMITTED_MANIFESTS = {
+    "5829a04a0f6d664f": "33c1a42d7cf16b64", "50b562361d393e28": "f9d5c476cc501c68",
+    "5c7aa38405ca175c": "3701e6c08a7b7021", "3c198bd47ca30aad": "d35c96ed06529303",
+    "98aef085bfe7b322": "e51a855ebdba3edd", "3effd840f3dee2c1": "11af4d72f3fe79e8",
+    "ac95f0ebfd7e82f7": "47223f4cc31d2380", "1d7001da9e580ae0": "9863b02068def513",
+    "cdeb3d2b5431827a": "8c4c91c2ba0e75c7", "3c48336cf6957d86": "2d2ec335c2259883",
+    "56fa142cbb5a5cf8": "97c64daf7e8650cf", "e565b8bfb48427de": "1573c616b20e9756",
+    "45ab6e9ad01ed4e8": "1a493f8ca56d54fc", "7d95313fa737151a": "cb80fe77a7efb188",
+    "272368db0d4ccb19": "8e3e6da44805a490", "e9f636458880f9fe": "c62030cd2423d0fe",
+    "f97b1c6f0c8995b4": "fb3b1c45df2dede3", "4b269edbd6d4f5c0": "ae5edbd3ed959dfe",
+    "3d2e97357ad53385": "12fa25fc4b199e32", "364034f120015508": "b71efd38fadc17d8",
+    "483081cd5bf5c598": "56c2f31683c4fd7c", "4a017cb60550107c": "ea5d0b5753f146f3",
+    "cbe245dfbdd25909": "a1f4943354918245", "2ff2655c741435ef": "5d3ccbcd438b716c",
+    "13d8c3761a6f0730": "41e2633471c77a53", "d062c224bb27a30a": "b5023a1f3443d9cb",
+    "b873ce8fead8f58e": "e1204ecb5d05b470", "b841573df0d73d88": "48d35ec3f7d57ec1",
+    "41080a7fc6f163a9": "403469f13ea59479", "6bbad0206a8854f2": "d349e6a26ac174e0",
+    "55fe79761f438f11": "628124e89c85a4c5", "eedbeac808b1d724": "0a5d596b81679795",
+    "4cf797421d1528b9": "e446eefbae0852c1", "5a8290e8da0ff4e7": "f9959c2d0e85a3f1",
+    "1b475a645c9ffe77": "a54e5eafd0de53f4", "c609ac73cc6ce72c": "e4a9216c4a250039",
+    "c125324f80db5e4c": "75fada145da298ec", "a5668d394b084c5d": "e7432e206cac3d8c",
+    "77aeec6ae6b56f19": "f6c5a7b8ac5f6bb1", "6433dc0b0dbbe9c0": "f3ac59f040c43e1a",
+    "0848471dbe6ccbc9": "23aa757016ad7f7b", "31870c0786dec575": "b36ae0be193d9f11",
+    "a538511008e816e7": "d1b47f13b2bc9eb7", "349f7cb1fe40d827": "1d1d04463107143b",
+    "1edbe57f95291ad8": "c717393a4e1ef870", "c3905f304cbab9c2": "0ec3c9c79e62a9ba",
+    "0e28924af2b91bb1": "dfa8e67ec8699917", "e36be7d6b4910b75": "b2a497e8d502f6fa",
+    "57a999957647c171": "54e0f8192ef6744d", "d3914d0b57ae9f60": "7f8803c7da8692ff",
+    "3ecdef15167d8b8e": "87e35e6b28805c5f", "f56879d3d941eeae": "4cecc6482567f115",
+    "71d8fe23d617e59c": "441be43f441f04e2", "3c499ac5c0e11c09": "3a894bdeec45873b",
+    "d2e226ef5dc086ff": "b1449382d2830ba7", "a8c55b1a3989e8bd": "91e96c5914b8360c",
+    "5e0d11a3d5923265": "8fb5e87a0271000b", "dc74e1dc541c9bd0": "10aca0b555077e4d",
+    "87c292d80ce07d46": "573e2620e5a06c18", "d92a86a22de4c81c": "0ba6f14cfa0215ff",
+    "14b72afddbcf2175": "e278823d8ad872e4", "1b611bbac0e9089e": "56fce54451e34bb7",
+}
 
 
 # What the zoo's readers take from a manifest (``build_zoo`` writes it), and of which JSON types.
@@ -918,6 +980,7 @@ def _build_one(name: str, root: Path, work: Path, device, progress: bool, data_r
     manifest["sha256"] = _sha256(target / "model.safetensors")
     manifest["sidecar_sha256"] = _sha256(target / "model.json")
     manifest["size_bytes"] = (target / "model.safetensors").stat().st_size
+    manifest["content_sha256"] = _manifest_digest(manifest)
     with atomic_path(target / "manifest.json") as tmp:
         Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     if progress:
@@ -1037,13 +1100,15 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
     ``FULL_RETRAIN`` is retrained in full and must reach its logged clean test accuracy within
     ``FULL_RETRAIN_POINTS`` percentage points. ``replay`` limits the replay to those models (the others are checked
     for their hashes and loading only): the test suite replays the seed-0 recipes and a sample of their reruns.
+    The weights check reads the manifest (``read_manifest``): an edited evaluation or history fails it.
 
     Returns:
         One row per check: ``name, check, ok, detail``.
 
     Raises:
         FileNotFoundError: the zoo's folder does not exist.
-        ValueError: a name of ``only`` or ``replay`` that is not in ``REFERENCE``.
+        ValueError: a name of ``only`` or ``replay`` that is not in ``REFERENCE``, or a name of ``replay`` that is
+            not among the models verified (``only``).
     """
     import tempfile
 
@@ -1059,6 +1124,10 @@ def verify_zoo(only: list[str] | None = None, *, root: str | os.PathLike | None 
     replayed = set(names) if replay is None else set(_names(replay, "replay"))
     for name in (*names, *replayed):
         _reference(name)
+    outside = sorted(replayed - set(names))
+    if outside:
+        raise ValueError(f"replay names {outside}, which are not among the models verified (only={names}): they "
+                         "would not be replayed; add them to only, or drop them from replay.")
     rows, loaded = [], {}
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)

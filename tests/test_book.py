@@ -459,7 +459,7 @@ def test_chapter8_compares_both_bounds_with_intervals_and_reads_its_advice_off_t
 
 
 def test_chapter9_measures_every_sampled_metric_against_the_attack(book):
-    g = glued_values(book.source / EXECUTED_DIR / "09_sampled.ipynb")
+    g = glued_values(book.source / EXECUTED_DIR / "10_sampled.ipynb")
     assert g["ch9_n_models"] == 15 and g["ch9_n_images"] >= 16
     for metric in ("Captum sensitivity_max", "Quantus MaxSensitivity", "Quantus AvgSensitivity"):
         assert re.search(re.escape(metric) + r": \S+ \(\S+ to \S+\)", g["ch9_linf_shortfall"])

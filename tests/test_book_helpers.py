@@ -123,7 +123,7 @@ def test_chapter_settings_refuse_what_they_cannot_size():
 def test_book_store_follows_the_runners_environment_variable(monkeypatch, tmp_path):
     monkeypatch.setenv(BOOK_OUT_ENV, str(tmp_path))
     assert book_store("models", "ci") == tmp_path / "models" / "ci"
-    assert chapter_settings("full", "10_speed").sweep_dir == tmp_path / "sweeps" / "full"
+    assert chapter_settings("full", "11_speed").sweep_dir == tmp_path / "sweeps" / "full"
     monkeypatch.delenv(BOOK_OUT_ENV)
     assert book_store("sweeps", "full") == ROOT / "_build" / "sweeps" / "full"
 
@@ -459,7 +459,8 @@ def test_chapter6_compares_models_attacks_and_attributions_on_the_same_images():
     def ratio(ds, model, sample, eps, attack, rng):
         """AdvAAT's maps move half as much relative to their size on data set a, as much on b; PGD gets 1.2 x IFIA."""
         noise = np.random.default_rng([sample, model == "advaat"]).standard_normal()  # one per image and model
-        relative = 0.05 if (model, ds) == ("advaat", "a") else 0.1 + (ds == "b") * 0.04 * noise
+        relative = (0.05 if (model, ds) == ("advaat", "a") else 0.1 + (ds == "b") * 0.04 * noise) \
+            + (ds == "a") * 0.002 * noise  # images differ a little on a too: units that all agree support no test
         return relative * (0.5 if model == "advaat" else 1.0) / 0.2 * (1.2 if attack == "pgd" else 1.0)
 
     table = _sweep_rows(ratio, radii=(1.0,))
@@ -587,7 +588,7 @@ def _glue_names(stem: str) -> set[str]:
 def test_chapter10_values_cover_its_prose():
     results = speed.load_results(RESULTS)
     values = speed.chapter_values(results)
-    assert _glue_names("10_speed") <= set(values), sorted(_glue_names("10_speed") - set(values))
+    assert _glue_names("11_speed") <= set(values), sorted(_glue_names("11_speed") - set(values))
     for name, value in values.items():  # plain Python values: the prose shows their text
         assert type(value) in (int, float, str), (name, type(value))
     assert speed.target_line(results["bounds"]) == (0.25, "target (b): 1/4")
@@ -641,7 +642,7 @@ def test_chapter8_layout_and_evaluation_verdicts():
         f"longer than its training for 1 of the {len(training_json['results'])} methods ({first})")
 
 
-# ---------------------------------------------------------------------------------------------- chapter 9
+# ---------------------------------------------------------------------------------------------- chapter 12
 
 def test_chapter9_seeds_and_execution_times(tmp_path):
     seeds = pd.DataFrame({"seed": ["2", "0", "(none)", "unreadable: OSError"]}, index=["a", "b", "c", "d"])

@@ -2165,8 +2165,10 @@ def test_tour_ten_zoo_results_and_checkpoint_edges(tmp_path, capsys):
     for field in ("rows_sha256", "hardware", "n_rows"):
         (folder / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != field}))
         _package_error(lambda: results.load_results(budget.SPEC, tmp_path), ValueError, f"lacks ['{field}']")
-        assert cli.main(["results", "list", "--root", str(tmp_path)]) == 0
-        assert f"not usable: {folder / 'manifest.json'} lacks ['{field}']" in capsys.readouterr().out
+        assert cli.main(["results", "list", "--root", str(tmp_path)]) == 2  # a damaged manifest: an error (tour 17)
+        said = capsys.readouterr()
+        assert f"not usable: {folder / 'manifest.json'} lacks ['{field}']" in said.out
+        assert f"error: {folder / 'manifest.json'} lacks ['{field}']" in said.err
     rows = (folder / "rows.csv").read_text().replace("topk_intersection", "intersection", 1)
     (folder / "rows.csv").write_text(rows)
     digest = results.file_digest(folder / "rows.csv")
@@ -2284,7 +2286,10 @@ def test_tour_eleven_model_results_and_sweep_edges(tmp_path):
     assert check["ok"].all() and int(check["committed"].isna().sum()) == 2
     # a manifest without dtypes (the results built before them) loads as before: inferred columns, unit as text
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    del manifest["dtypes"]
+    del manifest["dtypes"]  # (dropped from a manifest that has their hash: an edit, refused since tour 17)
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(manifest))
+    _package_error(lambda: results.load_results(built, tmp_path), ValueError, "dtypes_sha256")
+    del manifest["dtypes_sha256"]
     (tmp_path / "r" / "manifest.json").write_text(json.dumps(manifest))
     older = results.load_results(built, tmp_path)
     assert older["unit"].tolist() == rows["unit"].tolist() and older["k"].isna().sum() == 4
@@ -2605,3 +2610,318 @@ def test_tour_sixteen_certificate_sidecar_tolerance_and_sampled_units(tmp_path):
     _package_error(lambda: write_json("/proc/attrbound-test.json", {}), ValueError, "/proc/attrbound-test.json")
     _package_error(lambda: bounds.attribution_bound(m, x.permute(0, 2, 3, 1).contiguous(), 0.1), ValueError,
                    "channels last")
+
+
+# ------------------------------------------------------------------------------------------------ tour seventeen
+def _tour_seventeen_rows(unit, device, progress):
+    """A toy result's unit: text keys that read_csv would take for NaN, a NaN and an infinity among the values."""
+    import pandas as pd
+
+    k = int(unit[1:])
+    return pd.DataFrame({"i": [0, 1, 2], "tag": ["a", "NA", "null"], "v": [k + 0.1, math.nan, math.inf],
+                         "w": [1.0, 2.0, 3.0]})
+
+
+def _tour_seventeen_again(rows, device):
+    full = _tour_seventeen_rows(rows["unit"].iloc[0], device, False)
+    return full[full["i"].isin(rows["i"])]
+
+
+def _tour_seventeen_spec(**changes):
+    from attrbound_lite import results
+
+    return results.ResultSpec(**{**dict(name="toy", title="toy", config={"a": 1}, keys=("i", "tag"),
+                                        values=("v", "w"), tolerance=1e-9, units=("u1", "u2"),
+                                        compute=_tour_seventeen_rows, recompute=_tour_seventeen_again), **changes})
+
+
+def _tour_seventeen_zoo_copy(tmp_path) -> tuple[Path, Path, dict]:
+    """A copy of the committed mnist-natural folder: (root, its manifest's path, the manifest)."""
+    import json
+    import shutil
+
+    from attrbound_lite import zoo
+
+    recipe = zoo.REFERENCE["mnist-natural"]
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_root() / recipe.key, root / recipe.key)
+    path = root / recipe.key / "manifest.json"
+    return root, path, json.loads(path.read_text())
+
+
+def test_tour_seventeen_edited_zoo_manifest_is_refused(tmp_path, capsys):
+    """S1: an edited evaluation or history of a zoo manifest is refused by load_reference, zoo_table, verify_zoo and
+    `zoo list` / `zoo verify` (committed manifests by the digest zoo.py holds, new ones by their content_sha256)."""
+    import json
+
+    from attrbound_lite import cli, zoo
+
+    root, path, manifest = _tour_seventeen_zoo_copy(tmp_path)
+    assert zoo.read_manifest("mnist-natural", root=root) == manifest  # the committed copy loads as it is
+    for edited in ({**manifest, "evaluation": {**manifest["evaluation"], "clean_accuracy": 0.2}},
+                   {**manifest, "history": {**manifest["history"], "accuracy": [0.5] * len(manifest["history"]
+                                                                                           ["accuracy"])}}):
+        path.write_text(json.dumps(edited))
+        for call in (lambda: zoo.load_reference("mnist-natural", root=root), lambda: zoo.zoo_table(root=root)):
+            _package_error(call, ValueError, "was edited", "--only mnist-natural")
+        report = zoo.verify_zoo(["mnist-natural"], root=root, full=False, progress=False)
+        assert not report["ok"].any() and "was edited" in report["detail"].iloc[0]
+        assert cli.main(["zoo", "list", "--root", str(root)]) == 2
+        assert "was edited" in capsys.readouterr().err
+        assert cli.main(["zoo", "verify", "--only", "mnist-natural", "--no-full", "--root", str(root)]) == 1
+        capsys.readouterr()
+    # a manifest written from now on carries its own digest
+    sealed = {**manifest, "content_sha256": zoo._manifest_digest(manifest)}
+    path.write_text(json.dumps(sealed))
+    assert zoo.read_manifest("mnist-natural", root=root)["evaluation"] == manifest["evaluation"]
+    path.write_text(json.dumps({**sealed, "evaluation": {**manifest["evaluation"], "clean_accuracy": 0.2}}))
+    _package_error(lambda: zoo.read_manifest("mnist-natural", root=root), ValueError, "its content_sha256")
+
+
+def test_tour_seventeen_resumed_results_build_checks_its_parts(tmp_path):
+    """S2: a damaged part is refused with its file and the fix, never merged into rows.csv."""
+    from attrbound_lite import results
+
+    spec = _tour_seventeen_spec()
+    results.build_results(spec, root=tmp_path, progress=False)
+    parts = tmp_path / "toy" / "parts" / spec.config_hash
+    rows = (tmp_path / "toy" / "rows.csv").read_bytes()
+    for damage in ("garbage\n1\n", "", (parts / "u2.csv").read_text()):  # not a table, empty, another unit's rows
+        (parts / "u1.csv").write_text(damage)
+        _package_error(lambda: results.build_results(spec, root=tmp_path, progress=False), ValueError,
+                       str(parts / "u1.csv"), "delete", "--force")
+    assert (tmp_path / "toy" / "rows.csv").read_bytes() == rows
+    (parts / "u1.json").write_text("{")
+    _package_error(lambda: results.build_results(spec, root=tmp_path, progress=False), ValueError,
+                   str(parts / "u1.json"), "--force")
+    results.build_results(spec, root=tmp_path, progress=False, force=True)
+    assert (tmp_path / "toy" / "rows.csv").read_bytes() == rows
+
+
+def test_tour_seventeen_results_part_without_record_is_computed_again(tmp_path):
+    """R2: a part whose record (json) is missing is computed again, not a raw FileNotFoundError."""
+    from attrbound_lite import results
+
+    computed = []
+
+    def counting(unit, device, progress):
+        computed.append(unit)
+        return _tour_seventeen_rows(unit, device, progress)
+
+    spec = _tour_seventeen_spec(compute=counting)
+    results.build_results(spec, root=tmp_path, progress=False)
+    rows = (tmp_path / "toy" / "rows.csv").read_bytes()
+    (tmp_path / "toy" / "parts" / spec.config_hash / "u1.json").unlink()
+    results.build_results(spec, root=tmp_path, progress=False)
+    assert computed == ["u1", "u2", "u1"] and (tmp_path / "toy" / "rows.csv").read_bytes() == rows
+
+
+def test_tour_seventeen_results_dtypes_are_checked(tmp_path):
+    """S3: an edited manifest dtypes (which decides which columns read as text) is refused: by its hash, and where
+    a manifest has none (results built before it), by the rows (a column recorded as numbers that holds text)."""
+    import json
+
+    from attrbound_lite import results
+
+    spec = _tour_seventeen_spec()
+    results.build_results(spec, root=tmp_path, progress=False)
+    path = tmp_path / "toy" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert list(results.load_results(spec, root=tmp_path)["tag"])[:3] == ["a", "NA", "null"]
+    edited = {**manifest, "dtypes": {**manifest["dtypes"], "tag": "float64"}}
+    path.write_text(json.dumps(edited))
+    _package_error(lambda: results.load_results(spec, root=tmp_path), ValueError, "dtypes_sha256", "edited")
+    older = {k: v for k, v in edited.items() if k != "dtypes_sha256"}
+    path.write_text(json.dumps(older))
+    _package_error(lambda: results.load_results(spec, root=tmp_path), ValueError, "'tag' is recorded as float64",
+                   "holds text")
+    path.write_text(json.dumps({k: v for k, v in manifest.items() if k != "dtypes_sha256"}))  # unedited, no hash
+    assert list(results.load_results(spec, root=tmp_path)["tag"])[:3] == ["a", "NA", "null"]
+
+
+def test_tour_seventeen_sampled_scores_check_the_targets():
+    """S4: a bound of other classes than the sampled scores' is refused; the same classes are compared."""
+    from attrbound_lite import interop
+
+    m = models.MnistCNN(width=0.0625, activation="softplus", beta=10.0, pool="avg").eval()
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = m(x).argmax(1)
+    scores = interop.captum_sensitivity_max(m, x, y, 0.1, "l2", n_perturb_samples=2)
+    assert scores.target.tolist() == y.tolist()
+    scores.bound_in_same_units(bounds.attribution_bound(m, x, 0.1, "l2"))  # target=None: the predicted classes
+    scores.bound_in_same_units(bounds.attribution_bound(m, x, 0.1, "l2", target=y))
+    _package_error(lambda: scores.bound_in_same_units(bounds.attribution_bound(m, x, 0.1, "l2", target=(y + 1) % 10)),
+                   ValueError, "classes", "target=")
+
+
+def test_tour_seventeen_verdict_without_a_test_is_undecided():
+    """S5: units that all agree (zero width, p-value NaN) support no direction."""
+    for interval in (stats.across_seeds([0.1, 0.1, 0.1]), stats.bootstrap_mean([0.1] * 5)):
+        assert interval.no_test and math.isnan(interval.p_value) and interval.sign == 0
+        assert interval.low == interval.high == interval.estimate  # shown as it is: "0.100 (0.100 to 0.100)"
+        assert stats.verdict(interval).startswith("not distinguishable with")
+    assert stats.verdict(stats.across_seeds([0.1, 0.12, 0.11])) == "larger"  # a spread: a test, a direction
+    assert stats.verdict(stats.wilson(10, 10)) == "larger"  # a rate: no p-value, a proper interval
+
+
+def test_tour_seventeen_interval_holds_its_estimate():
+    """S6: an estimate outside its own interval is refused; the package's intervals hold theirs."""
+    _package_error(lambda: stats.Interval(5.0, 0.0, 1.0, 3), ValueError, "low <= estimate <= high", "5.0")
+    _package_error(lambda: stats.Interval(-1.0, 0.0, 1.0, 3), ValueError, "low <= estimate <= high")
+    assert str(stats.Interval(math.nan, math.nan, math.nan, 0)) == "n/a"
+    assert stats.Interval(0.5, math.nan, math.nan, 1).n == 1
+    values = np.random.default_rng(0).normal(0.02, 1.0, 30)
+    for interval in (stats.bootstrap(lambda v: np.mean(v) ** 2, values), stats.wilson(7, 7),
+                     stats.paired_rate_difference([True] * 6, [False] * 6)):
+        assert interval.low <= interval.estimate <= interval.high, interval
+
+
+def test_tour_seventeen_sig_formats_any_real_number():
+    """R1: a Fraction is a real number: formatted, not a numpy TypeError; an int too large for a float is named."""
+    from fractions import Fraction
+
+    assert stats.sig(Fraction(1, 3)) == "0.333" and stats.sig(Fraction(3, 2), 2) == "1.5"
+    _package_error(lambda: stats.sig(10 ** 400), ValueError, "sig formats numbers")
+
+
+def test_tour_seventeen_result_values_must_be_numbers(tmp_path):
+    """R3: a value column of text is refused at build time (verify_results compares values as numbers)."""
+    import pandas as pd
+
+    from attrbound_lite import results
+
+    def text(unit, device, progress):
+        return pd.DataFrame({"i": [0, 1], "tag": ["x", "y"], "v": ["low", "high"], "w": [1.0, 2.0]})
+
+    spec = _tour_seventeen_spec(name="text", compute=text, recompute=lambda rows, device: text(None, device, False))
+    _package_error(lambda: results.build_results(spec, root=tmp_path, progress=False), ValueError,
+                   "value column 'v'", "'low'", "not numbers")
+
+
+def test_tour_seventeen_worst_case_table_names_its_cases():
+    """R4: cases given as a list (or eps as one number) are named, not an AttributeError."""
+    from attrbound_lite import toy
+
+    m, x = _mnist_batch()
+    _package_error(lambda: toy.worst_case_table([1, 2], [0.1]), TypeError, "cases must be a dict",
+                   "{name: (model, x)}")
+    _package_error(lambda: toy.worst_case_table({"toy": m}, [0.1]), TypeError, "(model, x) pair")
+    _package_error(lambda: toy.worst_case_table({"toy": (m, x[:1])}, 0.1), TypeError, "list of radii", "[0.1]")
+
+
+def test_tour_seventeen_sha256_file_names_a_missing_file(tmp_path):
+    """R5: a missing file is named with what to check, as load_checkpoint does."""
+    missing = tmp_path / "nope" / "model.safetensors"
+    with pytest.raises(FileNotFoundError, match="does not exist; check the path") as excinfo:
+        checkpoints.sha256_file(missing)
+    assert str(missing) in str(excinfo.value)
+    filename, _, _ = innermost_frame(excinfo.tb)
+    assert Path(filename).resolve().is_relative_to(PACKAGE)
+
+
+def test_tour_seventeen_verify_results_equal_infinities_agree(tmp_path):
+    """W1: an infinity recomputed as the same infinity agrees (inf - inf is NaN); another value does not."""
+    from attrbound_lite import results
+
+    spec = _tour_seventeen_spec()
+    results.build_results(spec, root=tmp_path, progress=False)
+    report = results.verify_results(spec, n=6, root=tmp_path)
+    assert np.isinf(report["committed"]).any() and report["ok"].all(), report.to_string()
+    results.check_verified(spec, report)
+
+    def minus_infinity(rows, device):
+        again = _tour_seventeen_again(rows, device)
+        return again.assign(v=again["v"].replace(math.inf, -math.inf))
+
+    report = results.verify_results(_tour_seventeen_spec(recompute=minus_infinity), n=6, root=tmp_path)
+    assert not report.loc[np.isinf(report["committed"]), "ok"].any()
+
+
+def test_tour_seventeen_verify_results_compares_as_stored(tmp_path):
+    """W2: float32 values stored with 9 digits verify at tolerance 0 when recomputed exactly."""
+    import pandas as pd
+
+    from attrbound_lite import results
+
+    def single(unit, device, progress):
+        return pd.DataFrame({"i": [0, 1], "tag": ["x", "y"], "v": np.array([0.1, 1 / 3], dtype=np.float32),
+                             "w": np.array([1, 2], dtype=np.float32)})
+
+    spec = _tour_seventeen_spec(name="single", compute=single, digits=9, tolerance=0.0,
+                                recompute=lambda rows, device: single(None, device, False))
+    results.build_results(spec, root=tmp_path, progress=False)
+    report = results.verify_results(spec, n=4, root=tmp_path)
+    assert report["ok"].all(), report.to_string()
+
+    def moved(rows, device):
+        again = single(None, device, False)
+        return again.assign(v=again["v"] + np.float32(1e-6))
+
+    assert not results.verify_results(_tour_seventeen_spec(name="single", compute=single, digits=9, tolerance=0.0,
+                                                           recompute=moved), n=4, root=tmp_path)["ok"].all()
+
+
+def test_tour_seventeen_evaluate_refuses_ig_options_with_saliency(tmp_path, capsys):
+    """C1: --ig-steps / --attack-ig-steps do nothing with --attribution saliency: refused by name."""
+    from attrbound_lite import cli
+
+    missing = str(tmp_path / "nope")
+    for options, named in ((["--ig-steps", "2", "--attack-ig-steps", "2"], "--ig-steps/--attack-ig-steps are"),
+                           (["--attack-ig-steps", "2"], "--attack-ig-steps is")):
+        assert cli.main(["evaluate", missing, "--attribution", "saliency", *options]) == 2
+        err = capsys.readouterr().err
+        assert named in err and "--attribution saliency" in err and len(err.strip().splitlines()) == 1, err
+    # with IG they are read: the command goes on (to the missing checkpoint)
+    assert cli.main(["evaluate", missing, "--attribution", "integrated_gradients", "--ig-steps", "2"]) == 2
+    assert "no checkpoint weights" in capsys.readouterr().err
+    assert cli.main(["evaluate", missing, "--attribution", "saliency"]) == 2  # the defaults are not typed
+    assert "no checkpoint weights" in capsys.readouterr().err
+
+
+def test_tour_seventeen_results_list_fails_on_a_damaged_manifest(tmp_path, capsys):
+    """C2: `results list` exits non-zero with the damaged manifest named on stderr, as `zoo list` does; a result not
+    built yet is only listed."""
+    import shutil
+
+    from attrbound_lite import cli, results
+    from attrbound_lite.book import budget
+
+    assert cli.main(["results", "list", "--root", str(tmp_path)]) == 0  # nothing built: listed, not an error
+    capsys.readouterr()
+    shutil.copytree(results.RESULTS_ROOT / budget.SPEC.name, tmp_path / budget.SPEC.name)
+    assert cli.main(["results", "list", "--root", str(tmp_path)]) == 0
+    capsys.readouterr()
+    (tmp_path / budget.SPEC.name / "manifest.json").write_text("{")
+    assert cli.main(["results", "list", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("attrbound results list: error: ") and "not a readable manifest" \
+        in err[0], err
+
+
+def test_tour_seventeen_book_names_an_unwritable_out(tmp_path):
+    """C3: an --out the book cannot create is named with the fix, not as a raw OSError."""
+    from attrbound_lite.book.runner import BookError, build_book
+
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")  # a book without notebooks
+    (tmp_path / "_config.yml").write_text("title: a book\n")
+    (tmp_path / "notebooks").mkdir()
+    with pytest.raises(BookError, match=r"--out .*/proc/attrbound-book.*choose a folder you can write to"):
+        build_book(out="/proc/attrbound-book", root=tmp_path, render=False)
+
+
+def test_tour_seventeen_verify_zoo_refuses_replay_names_it_does_not_verify():
+    """C4: a replay name outside only would be ignored: refused by name."""
+    from attrbound_lite import zoo
+
+    _package_error(lambda: zoo.verify_zoo(["mnist-natural"], replay=["mnist-advaat"], full=False, progress=False),
+                   ValueError, "['mnist-advaat']", "not among the models verified", "add them to only")
+
+
+def test_tour_seventeen_attribution_class_names_the_instance():
+    """C5: an attribution class (not an instance) is named with both fixes."""
+    m, _ = _mnist_batch()
+    for call in (lambda: attacks.AttributionPGD(m, attributions.Saliency, 0.1, 0.01, 2),
+                 lambda: attributions.get_explainer(attributions.IntegratedGradients, m)):
+        _package_error(call, TypeError, "pass an instance")
+    _package_error(lambda: attacks.AttributionPGD(m, attributions.Saliency, 0.1, 0.01, 2), TypeError,
+                   "Saliency(model)", "'saliency'")

@@ -178,7 +178,7 @@ def test_every_citation_in_the_book_is_in_the_bibliography():
     assert {"wang2023practical", "ivankay2021far"} <= cited["intro.md"]
     # the book relies on the papers in every chapter this change covers
     for stem in ("01_findings", "02_bounds", "03_jacobians", "04_training", "05_bounds", "06_validation", "07_far",
-                 "10_speed", "11_reproducibility"):
+                 "11_speed", "12_reproducibility"):
         assert cited[f"{stem}.ipynb"], f"{stem} cites nothing"
     assert "{bibliography}" in (ROOT / "book" / "references.md").read_text()
     assert {"book/cite", "book/references"} <= set(toc_files(ROOT / "_toc.yml"))

@@ -126,7 +126,11 @@ def test_build_writes_weights_and_manifests_then_verifies(tmp_path, data_root, m
                                  ("robust", robust, 1 + 2 * zoo.REPLAY_RTOL_ATTRIBUTION)):
         logged = zoo.read_manifest(name, root)
         path = root / recipe.key / "manifest.json"
-        path.write_text(json.dumps({**logged, "batch_losses": [v * factor for v in logged["batch_losses"]]}))
+        edited = {**logged, "batch_losses": [v * factor for v in logged["batch_losses"]]}
+        path.write_text(json.dumps(edited))
+        report = zoo.verify_zoo([name], full=False, **kwargs)  # an edited manifest is refused by its digest ...
+        assert not report["ok"].any() and "was edited" in report["detail"].iloc[0], name
+        path.write_text(json.dumps({**edited, "content_sha256": zoo._manifest_digest(edited)}))  # ... re-sealed:
         report = zoo.verify_zoo([name], full=False, **kwargs)
         assert not report.set_index("check").loc["first 4 losses", "ok"], name
     # a model left out of the replay is checked for its hashes only (the altered losses go unread)

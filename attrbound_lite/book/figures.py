@@ -28,7 +28,8 @@ __all__ = ["set_style", "COLORS", "bounds_2d_figure", "worst_case_figure", "attr
            "bound_distribution_figure", "relative_bound_figure", "cosine_bound_figure", "bound_vs_achieved_figure",
            "violation_rate_figure", "attack_examples_figure", "far_eps_figure", "ig_steps_figure", "METHOD_ORDER",
            "method_ratio_figure", "ratio_figure", "far_methods_figure", "region_example_figure", "region_rates_figure",
-           "METHOD_COLORS", "method_color", "sampled_scatter_figure"]
+           "METHOD_COLORS", "method_color", "sampled_scatter_figure", "certified_radius_figure",
+           "certified_methods_figure"]
 
 _PALETTE = sns.color_palette("colorblind")
 COLORS = {"bound": _PALETTE[3], "worst": _PALETTE[0], "linear": _PALETTE[2], "mean_value": _PALETTE[4],
@@ -836,5 +837,62 @@ def sampled_scatter_figure(frame):
                xlabel=r"attack $\|A(x') - A(x)\| / \|A(x)\|$")
     axes[0][0].set_ylabel("sampled score")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+_BOUND_LINES = (("attack", "best attack", COLORS["worst"], "--^"),
+                ("first_order", "first-order bound", COLORS["bound"], "-o"),
+                ("region", "region bound", COLORS["mean_value"], "-s"), ("certified", "certificate", "black", "-D"))
+
+
+def certified_radius_figure(table, ylabel: str = r"median over images, $/ \|A(x)\|_2$"):
+    """Medians of the best attack, the first-order, region and certified bounds over ||A(x)||, against the radius.
+
+    ``table``: ``book.certified.radius_table`` (columns dataset, norm, eps, attack, first_order, region, certified);
+    one panel per data set and norm measured at two radii or more, log-log axes; the dotted line at 1 is ||A(x)||,
+    above which a Euclidean bound's cosine bound is vacuous.
+    """
+    from .tables import DATASET_NAMES
+
+    counts = table.groupby(["dataset", "norm"], sort=False)["eps"].nunique()
+    panels = [key for key, n in counts.items() if n >= 2]  # a norm measured at one radius has no curve
+    columns = 2 if len(panels) > 1 else 1
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.7 * rows), squeeze=False)
+    for ax, (ds, norm) in zip(axes.flat, panels, strict=False):
+        sub = table[(table["dataset"] == ds) & (table["norm"] == norm)].sort_values("eps")
+        for column, label, color, style in _BOUND_LINES:
+            ax.plot(sub["eps"], sub[column], style, ms=4, color=color, label=label)
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel=r"$\epsilon$", ylabel=ylabel,
+               title=f"{DATASET_NAMES.get(ds, ds)}, {_NORM_TEX[norm]} ball")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    axes[0][0].legend(loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def certified_methods_figure(table):
+    """Certified relative deviation per training method, per seed and as a mean over seeds.
+
+    Crosses: the per-seed medians over images; dot and bar: the mean over seeds with Student's t interval.
+
+    ``table``: ``book.certified.method_table`` (columns model, per_seed, mean, low, high).
+    """
+    from .tables import METHOD_NAMES
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    floor = 0.5 * min(min(r) for r in table["per_seed"])  # a t interval reaching below 0 is drawn to here
+    for i, row in enumerate(table.itertuples()):
+        color = method_color(row.model)
+        low = max(row.low, floor)
+        ax.errorbar([row.mean], [i], xerr=[[row.mean - low], [row.high - row.mean]], fmt="o", ms=6, capsize=3,
+                    color=color)
+        ax.plot(row.per_seed, [i + 0.18] * len(row.per_seed), "x", ms=5, color=color, alpha=0.8)
+    ax.set_yticks(range(len(table)), [METHOD_NAMES.get(m, m) for m in table["model"]])
+    ax.invert_yaxis()
+    ax.set(xscale="log", xlabel=r"certificate $/ \|A(x)\|_2$ (median over images; x: one training run)")
     fig.tight_layout()
     return fig

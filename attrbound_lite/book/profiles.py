@@ -36,7 +36,7 @@ BOOK_PROFILES = {
 
 # The notebooks' stems, in the book's order (_toc.yml): the number of a stem is its chapter's.
 CHAPTERS = ("01_findings", "02_bounds", "03_jacobians", "04_training", "05_bounds", "06_validation", "07_far",
-            "08_region", "09_sampled", "10_speed", "11_reproducibility")
+            "08_region", "09_certified", "10_sampled", "11_speed", "12_reproducibility")
 
 
 class Rule:
@@ -98,7 +98,7 @@ CHAPTER_SIZES: Mapping[str, Mapping[str, Mapping[str, Rule]]] = {
                    "n_bound": AtLeast(128), "bound_ig_steps": AtLeast(16)},
         "08_region": {"n_images": AtLeast(200), "steps": AtLeast(20), "restarts": AtLeast(3),  # radii of 06's grid
                       "eps_l2": Including((0.001, 0.003, 0.03, 0.3)), "eps_linf": Including((0.0003, 0.003, 0.3))},
-        "09_sampled": {"n_images": AtLeast(100), "eps_l2": Fixed(1.0)},  # radii of 08's grid
+        "10_sampled": {"n_images": AtLeast(100), "eps_l2": Fixed(1.0)},  # radii of 08's grid
     },
 }
 

@@ -1,4 +1,4 @@
-"""Chapter 9 (reproducibility): what the build ran on and how long each chapter took.
+"""Chapter 12 (reproducibility): what the build ran on and how long each chapter took.
 
 What it ran on is the software, commit, seeds and hardware; both parts come as tables and as the sentences the
 chapter's prose quotes.

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import yaml
 
-from .._io import atomic_path, output_folder, write_json
+from .._io import atomic_path, make_dirs, output_folder, write_json
 
 __all__ = ["BookError", "BookResult", "build_book", "toc_files", "notebook_parameters", "glued_values", "PROFILES",
            "EXECUTED_DIR", "BOOK_TIMES_ENV", "BOOK_OUT_ENV", "RETRAIN_ENV", "SUMMARY_PAGES",
@@ -314,6 +314,10 @@ def build_book(profile: str = "ci", notebooks=None, out=None, timeout: int = DEF
         if bad:
             raise BookError(f"notebook {stem}: unknown parameter(s) {bad}; its parameters are {sorted(known)}.")
 
+    try:
+        make_dirs(out)  # a read-only or virtual file system (/proc) is named with the fix, not as a raw OSError
+    except ValueError as err:
+        raise BookError(f"--out (out=) {out}: {err}") from None
     source = out / "source"
     _stage(root, source)
     times_path = out / "execution_times.json"

@@ -29,7 +29,7 @@ from .tables import DATASET_NAMES, METHOD_NAMES
 from .validation import test_images
 
 __all__ = ["METRICS", "sampled_units", "shortfall_table", "lipschitz_table", "time_table", "ranking_table",
-           "ranking_values", "shortfall_values"]
+           "ranking_values", "shortfall_values", "library_defaults"]
 
 # name shown -> (function, keyword arguments); every metric keeps its library defaults but the radius (matched to the
 # ball: interop's docstrings) and, for the Lipschitz estimate, normalise=False (its default divides each map by its
@@ -41,6 +41,19 @@ METRICS = {
     "Quantus LocalLipschitzEstimate": ("quantus", {"kind": "lipschitz", "normalise": False}),
 }
 RELATIVE = [m for m in METRICS if "Lipschitz" not in m]  # scores in units of ||A(x' ) - A(x)|| / ||A(x)||
+
+
+def library_defaults() -> str:
+    """The libraries' sample counts and normalisation that the chapter keeps, read from their signatures."""
+    import inspect
+
+    import quantus
+
+    captum = inspect.signature(captum_sensitivity_max).parameters["n_perturb_samples"].default
+    options = inspect.signature(quantus.MaxSensitivity.__init__).parameters
+    normalised = "maps normalised" if options["normalise"].default else "maps not normalised"
+    return (f"Captum: {captum} samples per image; Quantus: {options['nr_samples'].default} samples per image, "
+            f"{normalised}")
 
 
 def _score(metric: str, model, x, target, eps: float, norm: str, seed: int):
@@ -196,7 +209,7 @@ def ranking_table(frame: pd.DataFrame, reference: str = "point_relative", n_resa
             idx = rng.integers(0, len(score), len(score))
             draws.append(_spearman(np.median(score.to_numpy()[idx], 0), np.median(bound.to_numpy()[idx], 0)))
         low, high = np.percentile(draws, [2.5, 97.5])
-        interval = Interval(rho, float(low), float(high), len(score))
+        interval = Interval(rho, min(float(low), rho), max(float(high), rho), len(score))  # holds rho (at +-1)
         rows.append({"dataset": ds, "norm": norm, "eps": eps, "metric": metric, "methods": len(methods),
                      "rank correlation": interval,
                      "verdict": verdict(interval, "positive", "negative", "images"),

@@ -1,4 +1,4 @@
-"""Chapter 10 (speed and scale): the stored benchmark results and what the chapter draws from them.
+"""Chapter 11 (speed and scale): the stored benchmark results and what the chapter draws from them.
 
 What it draws: the tables and figures' inputs, and every number and sentence the chapter's prose quotes
 (``chapter_values``).
@@ -189,9 +189,9 @@ def bound_values(rows: pd.DataFrame, bounds: dict) -> dict:
     return {
         "ch10_models_n": ", ".join(f"{m}: n = {n:,}"
                                   for m, n in dict(zip(rows["model"], rows["n"], strict=True)).items()),
-        "ch10_speedup_small": float(measured.loc[measured["n"].idxmin(), "exact_speedup"]),
+        "ch11_speedup_small": float(measured.loc[measured["n"].idxmin(), "exact_speedup"]),
         "ch10_n_small": int(measured["n"].min()),
-        "ch10_speedup_exact_largest": float(largest_measured["exact_speedup"]),
+        "ch11_speedup_exact_largest": float(largest_measured["exact_speedup"]),
         "ch10_n_exact_largest": int(largest_measured["n"]),
         "ch10_rel_err_max": float(measured["rel_err"].max()),
         "ch10_rel_err_max_shown": sig(float(measured["rel_err"].max()), 2),
@@ -203,7 +203,7 @@ def bound_values(rows: pd.DataFrame, bounds: dict) -> dict:
         "ch10_ifia_s_largest": float(largest["ifia100_s"]),
         "ch10_ifia_speedup_largest": float(largest["ifia100_s"] / largest["bound_s"]),
         "ch10_exact_estimate_h_largest": float(largest["exact_estimate_s"]) / 3600,
-        "ch10_speedup_estimate_largest": float(largest["exact_estimate_s"] / largest["bound_s"]),
+        "ch11_speedup_estimate_largest": float(largest["exact_estimate_s"] / largest["bound_s"]),
         "ch10_jacobian_gb_largest": float(largest["n"]) ** 2 * 4 / 1e9,
         "ch10_estimate_under_min": float(under.min()),
         "ch10_estimate_under_max": float(under.max()),
@@ -588,7 +588,7 @@ def gpu_values(gpu: dict) -> dict:
 
 
 def chapter_values(results: dict) -> dict:
-    """Every value chapter 10's prose quotes, by glue name, from ``load_results``' dict."""
+    """Every value chapter 11's prose quotes, by glue name, from ``load_results``' dict."""
     rows = bound_rows(results["bounds"])
     return {**note_values(results), **bound_values(rows, results["bounds"]),
             **iteration_values(rows, results["bounds"]), **training_values(results["training"]),

@@ -41,7 +41,7 @@ from .tables import DATASET_NAMES, METHOD_NAMES, NORM_NAMES, radius_label
 from .validation import test_images
 
 __all__ = ["SETTINGS", "COMPARE", "SPEC", "load", "radius_table", "target_table", "trust_table", "method_table",
-           "vacuous_table", "route_table", "example_table", "chapter_values", "trust_values", "cost_values",
+           "vacuous_table", "example_table", "chapter_values", "trust_values", "cost_values",
            "format_radius_table", "format_trust_table", "format_method_table", "describe_target", "describe_methods"]
 
 SETTINGS = {"datasets": {"mnist": list(METHODS), "fashion-mnist": ["natural", "pgd_at"]}, "n_images": 8,
@@ -307,12 +307,6 @@ def vacuous_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def route_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """The share of seed-0 rows per route, by norm and radius."""
-    seed0 = rows[rows["seed"] == 0]
-    return (seed0.groupby(["norm", "eps"])["route"].value_counts(normalize=True).rename("share").reset_index())
-
-
 def _interval(estimate, low, high) -> str:
     return f"{sig(estimate)} ({sig(low)} to {sig(high)})"
 
@@ -434,7 +428,7 @@ def chapter_values(rows: pd.DataFrame, manifest: dict) -> dict:
     seed0 = _seed0_in_order(rows)
     gradient = seed0.assign(g=seed0["route"] == "gradient_interval").groupby(["dataset", "norm", "eps"],
                                                                               sort=False)["g"].agg(["sum", "size"])
-    switch = [f"{int(r['sum'])} of {int(r['size'])} {DATASET_NAMES[ds]} images in {NORM_NAMES[norm]} at "
+    switch = [f"{int(r['sum'])} of {int(r['size'])} {DATASET_NAMES[ds]} image-model pairs in {NORM_NAMES[norm]} at "
               f"ε = {radius_label(eps)}" for (ds, norm, eps), r in gradient.iterrows() if r["sum"] > 0]
     slopes = _excess_slopes(rows)
     seconds = rows[rows["seed"] == 0]
@@ -465,8 +459,8 @@ def chapter_values(rows: pd.DataFrame, manifest: dict) -> dict:
         "ch9_vacuous": f"on MNIST, {vac}",
         "ch9_excess_slope": ", ".join(f"{sig(k, 2)} from {radius_label(a)} to {radius_label(b)}" for a, b, k in slopes),
         "ch9_routes": ("the gradient-interval certificate is the smaller one on " + "; ".join(switch)
-                       + "; the interval-Hessian certificate on every other image") if switch else
-                      "the interval-Hessian certificate is the smaller one on every image",
+                       + "; the interval-Hessian certificate on every other pair") if switch else
+                      "the interval-Hessian certificate is the smaller one on every image-model pair",
         "ch9_seconds_certified": sig(float(seconds["certified_seconds"].median())),
         "ch9_seconds_region": sig(float(seconds["region_seconds"].median())),
         "ch9_seconds_attack": sig(float(seconds["attack_seconds"].median())),
@@ -499,7 +493,7 @@ def cost_values(model, images: torch.Tensor, eps: float = 0.01) -> dict:
 def describe_target(t: pd.Series) -> str:
     """One sentence on one target row, computed from its interval."""
     where = f"{NORM_NAMES[t['norm']]} ε = {radius_label(t['eps'])}"
-    number = f"{sig(t['median'])} ({sig(t['low'])} to {sig(t['high'])})"
+    number = _interval(t["median"], t["low"], t["high"])
     if t["met"]:
         return (f"At {where} the median certificate is {number} times the best attack: within the target of "
                 f"{t['target']:g}.")
@@ -546,7 +540,3 @@ COST_TARGET = 20  # issue 21: a certificate at most this many first-order bounds
 
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def dataset_label(ds: str) -> str:
-    return DATASET_NAMES[ds]

@@ -859,7 +859,7 @@ def certified_radius_figure(table, ylabel: str = r"median over images, $/ \|A(x)
     panels = [key for key, n in counts.items() if n >= 2]  # a norm measured at one radius has no curve
     columns = 2 if len(panels) > 1 else 1
     rows = math.ceil(len(panels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.7 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 3.4 * rows), squeeze=False)
     for ax, (ds, norm) in zip(axes.flat, panels, strict=False):
         sub = table[(table["dataset"] == ds) & (table["norm"] == norm)].sort_values("eps")
         for column, label, color, style in _BOUND_LINES:

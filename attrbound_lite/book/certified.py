@@ -54,8 +54,9 @@ KEYS = ("dataset", "model", "seed", "sample", "norm", "eps")
 VALUES = ("log10_certified", "log10_first_order", "log10_region", "log10_attack")
 EXTRAS = ("label", "predicted", "certified", "first_order", "region", "attack", "attribution_norm", "route",
           "label_kept", "certified_seconds", "region_seconds", "attack_seconds")
-# The certificate is deterministic float64; the attack and the region ascent may take another sign step on another
-# CPU: 0.03 in log10 is 7 % of a value.
+# The certificate is deterministic float64 and per image; the attack and the region ascent draw their random starts
+# for the whole batch, so a recomputation reruns them on the build's batch (exact on this CPU). Another CPU may take
+# another sign step: 0.03 in log10 is 7 % of a value.
 TOLERANCE = 0.03
 
 
@@ -79,12 +80,17 @@ def _radii(seed: int) -> list[tuple[str, float]]:
     return [("l2", e) for e in SETTINGS["eps_l2"]] + [("linf", e) for e in SETTINGS["eps_linf"]]
 
 
-def _one_radius(model, x, label, norm: str, eps: float, certificate_only: bool = False) -> dict:
-    """The four quantities on the images ``x`` at one radius (numpy arrays of shape (n,)).
+def _one_radius(model, x_all, label_all, samples: list[int], norm: str, eps: float,
+                certificate_only: bool = False) -> dict:
+    """The four quantities on the images ``x_all[samples]`` at one radius (numpy arrays of shape (n,)).
 
-    ``certificate_only``: the certificate, the first-order bound and ||A(x)|| only (region bound and attack NaN).
+    The certificate is computed for ``samples`` only (it is per-image and deterministic); the region ascent and the
+    attack run on the whole batch ``x_all`` as the build ran them, because their random starts are drawn for the
+    batch: a recomputation on fewer images would start from other points. ``certificate_only``: the certificate, the
+    first-order bound and ||A(x)|| only (region bound and attack NaN).
     """
     a = SETTINGS["attack"]
+    x, label = x_all[samples], label_all[samples]
     clock = pd.Timestamp.now
     start = clock()
     cert = certified_bound(model, x, eps, norm, "saliency", target=label, chunk_size=SETTINGS["chunk_size"])
@@ -98,18 +104,19 @@ def _one_radius(model, x, label, norm: str, eps: float, certificate_only: bool =
         return {**values, "region": nan, "attack": nan, "label_kept": np.zeros(n, dtype=bool), "region_seconds": nan,
                 "attack_seconds": nan}
     start = clock()
-    region = region_bound(model, x, eps, norm, "saliency", target=label, steps=SETTINGS["region"]["steps"],
+    region = region_bound(model, x_all, eps, norm, "saliency", target=label_all, steps=SETTINGS["region"]["steps"],
                           restarts=SETTINGS["region"]["restarts"], seed=SETTINGS["region"]["seed"],
                           max_dense_n=SETTINGS["region"]["max_dense_n"])
     t_region = (clock() - start).total_seconds()
     start = clock()
     attack = AttributionPGD(model, "saliency", eps=eps, alpha=a["relative_alpha"] * eps, steps=a["steps"], norm=norm,
-                            restarts=a["restarts"], seed=a["seed"])(x, label)
+                            restarts=a["restarts"], seed=a["seed"])(x_all, label_all)
     t_attack = (clock() - start).total_seconds()
-    return {**values, "region": region.euclidean.detach().double().cpu().numpy(),
-            "attack": attack.deviation.euclidean.detach().double().cpu().numpy(),
-            "label_kept": attack.label_kept.cpu().numpy(), "region_seconds": np.full(n, t_region / n),
-            "attack_seconds": np.full(n, t_attack / n)}
+    m = x_all.shape[0]
+    return {**values, "region": region.euclidean.detach().double().cpu().numpy()[samples],
+            "attack": attack.deviation.euclidean.detach().double().cpu().numpy()[samples],
+            "label_kept": attack.label_kept.cpu().numpy()[samples], "region_seconds": np.full(n, t_region / m),
+            "attack_seconds": np.full(n, t_attack / m)}
 
 
 def _run(unit: str, device, samples=None, radii=None, progress: bool = False) -> pd.DataFrame:
@@ -117,15 +124,15 @@ def _run(unit: str, device, samples=None, radii=None, progress: bool = False) ->
     model = load_reference(reference_name(dataset, method, seed=seed), device=device)[0]
     x_all = test_images(dataset, SETTINGS["n_images"]).to(device)
     samples = list(range(len(x_all))) if samples is None else sorted(samples)
-    x = x_all[samples]
     with torch.no_grad():
-        predicted = model(x).argmax(1)
+        predicted = model(x_all).argmax(1)
     labels = torch.as_tensor(_labels(dataset))[samples]
     frames = []
     for norm, eps in (radii or _radii(seed)):
-        values = _one_radius(model, x, predicted, norm, eps, certificate_only=seed > 0)
+        values = _one_radius(model, x_all, predicted, samples, norm, eps, certificate_only=seed > 0)
         frame = pd.DataFrame({"dataset": dataset, "model": method, "seed": seed, "sample": samples, "norm": norm,
-                              "eps": float(eps), "label": labels.numpy(), "predicted": predicted.cpu().numpy(),
+                              "eps": float(eps), "label": labels.numpy(),
+                              "predicted": predicted[samples].cpu().numpy(),
                               **values})
         for name in ("certified", "first_order", "region", "attack"):
             frame[f"log10_{name}"] = np.log10(frame[name].to_numpy())

@@ -375,8 +375,10 @@ def cmd_evaluate(args) -> int:
     _check_model_data(model, test_data, dataset, device, fix)
     overrides = {k: getattr(args, k) for k in ("eps", "pgd_steps", "pgd_alpha", "ifia_k", "eval_k", "ifia_steps",
                                                "ifia_alpha", "restarts") if getattr(args, k) is not None}
+    ig_options = (dict(ig_steps=args.ig_steps, attack_ig_steps=args.attack_ig_steps)
+                  if args.attribution == "integrated_gradients" else {})  # saliency: refused above when given
     result = evaluate(model, test_data, dataset, n_pgd=args.n_pgd, n_attribution=args.n_attribution,
-                      attribution=args.attribution, ig_steps=args.ig_steps, attack_ig_steps=args.attack_ig_steps,
+                      attribution=args.attribution, **ig_options,
                       surrogate_beta=args.surrogate_beta, seed=args.seed, device=device,
                       progress=not args.no_progress, **overrides)
     training = _section(sidecar["metadata"], "training")

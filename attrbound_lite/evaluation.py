@@ -63,10 +63,16 @@ def protocol(dataset: str) -> dict:
     Raises:
         ValueError: If ``dataset`` has no protocol.
     """
+    dataset = _canonical(dataset)
     if not isinstance(dataset, str) or dataset not in PROTOCOLS:
         raise ValueError(f"no evaluation protocol for {dataset!r}; choose one of {sorted(PROTOCOLS)} or pass "
                          "every setting explicitly.")
     return dict(PROTOCOLS[dataset])
+
+
+def _canonical(dataset):
+    """A data set's name as ``load_dataset`` reads it (``"MNIST"``, ``"fashion_mnist"``: ``"mnist"``, ...)."""
+    return dataset.lower().replace("_", "-") if isinstance(dataset, str) else dataset
 
 
 _RADII = ("eps", "pgd_alpha", "ifia_alpha")  # the settings that are positive finite numbers; the others are counts
@@ -167,8 +173,8 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int, device) -> torc
 
 
 def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: int | None = 1000,
-             n_attribution: int = 100, attribution: str = "integrated_gradients", ig_steps: int = 100,
-             attack_ig_steps: int = 10, surrogate_beta: float | None = None, batch_size: int = 256,
+             n_attribution: int = 100, attribution: str = "integrated_gradients", ig_steps: int | None = None,
+             attack_ig_steps: int | None = None, surrogate_beta: float | None = None, batch_size: int = 256,
              attack_batch_size: int = 50, seed: int = 0, device: str | torch.device | None = None,
              progress: bool = True, **settings) -> dict:
     """Evaluate a model in RAR's protocol: clean accuracy, PGD accuracy and IFIA attributional robustness.
@@ -186,8 +192,9 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
         n_pgd: Samples attacked with PGD (the first ones); ``None``: all; 0 skips PGD. Default 1000.
         n_attribution: Correctly classified samples attacked with IFIA. Default 100.
         attribution: ``"integrated_gradients"`` (RAR) or ``"saliency"``.
-        ig_steps: IG points of the evaluated maps (100 in RAR).
-        attack_ig_steps: IG points of the maps that steer the IFIA attack (fewer, for speed).
+        ig_steps: IG points of the evaluated maps (``None``: 100, RAR's); only with integrated gradients.
+        attack_ig_steps: IG points of the maps that steer the IFIA attack (``None``: 10, fewer for speed); only with
+            integrated gradients.
         surrogate_beta: Softplus beta of the smooth surrogate for IFIA's directions; needed by ReLU models.
             ``None``: the model itself.
         batch_size: Batch size of prediction and PGD.
@@ -212,9 +219,19 @@ def evaluate(model: nn.Module, test_data, dataset: str | None = None, *, n_pgd: 
             with ``torch.as_tensor``), the images are not floating point, the labels are not integers, or ``seed`` is
             not an integer >= 0.
     """
+    dataset = _canonical(dataset)
     cfg = _settings(dataset, settings)
     progress = check_flag(progress, "progress")
     attribution = check_choice(attribution, ("integrated_gradients", "saliency"), "attribution (RAR's protocol)")
+    if attribution != "integrated_gradients":
+        given = [name for name, value in (("ig_steps", ig_steps), ("attack_ig_steps", attack_ig_steps))
+                 if value is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} ignored with "
+                             f"attribution={attribution!r} (the evaluated and the steering maps are {attribution} "
+                             "maps); drop it, or pass attribution='integrated_gradients'.")
+    ig_steps = 100 if ig_steps is None else ig_steps
+    attack_ig_steps = 10 if attack_ig_steps is None else attack_ig_steps
     _check_counts(n_pgd=n_pgd, n_attribution=n_attribution, ig_steps=ig_steps, attack_ig_steps=attack_ig_steps,
                   batch_size=batch_size, attack_batch_size=attack_batch_size)
     seed = check_seed(seed)
@@ -360,6 +377,7 @@ def noise_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         ValueError: If the settings, counts, device, images or labels are invalid (as in ``evaluate``).
         TypeError: If the model, images, labels or seed are of the wrong type (as in ``evaluate``).
     """
+    dataset = _canonical(dataset)
     cfg = _settings(dataset, settings)
     attribution = check_choice(attribution, ("integrated_gradients", "saliency"), "attribution (RAR's protocol)")
     _check_counts(ig_steps=ig_steps, batch_size=batch_size)
@@ -417,6 +435,7 @@ def ifia_per_image(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         ValueError: If the settings, counts, device, images or labels are invalid (as in ``evaluate``).
         TypeError: If the model, images, labels or seed are of the wrong type (as in ``evaluate``).
     """
+    dataset = _canonical(dataset)
     cfg = _settings(dataset, settings)
     attribution = check_choice(attribution, ("integrated_gradients", "saliency"), "attribution (RAR's protocol)")
     if attack_attribution is not None:
@@ -468,6 +487,7 @@ def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_
             classified correctly.
         TypeError: If the model, data or seed are of the wrong type (as in ``evaluate``).
     """
+    dataset = _canonical(dataset)
     cfg = _settings(dataset, settings)
     progress = check_flag(progress, "progress")
     if isinstance(ig_steps_grid, (str, numbers.Number)) or not hasattr(ig_steps_grid, "__iter__") \
@@ -478,6 +498,10 @@ def ifia_by_ig_steps(model: nn.Module, test_data, dataset: str | None, ig_steps_
         raise ValueError("ig_steps_grid is empty; give at least one number of IG steps.")
     _check_counts(n_attribution=n_attribution, attack_ig_steps=attack_ig_steps, attack_batch_size=attack_batch_size,
                   **{f"ig_steps_grid[{i}]": m for i, m in enumerate(ig_steps_grid)})
+    repeated = sorted({m for m in ig_steps_grid if ig_steps_grid.count(m) > 1})
+    if repeated:
+        raise ValueError(f"ig_steps_grid repeats {repeated} (the rows would be identical); give each number of IG "
+                         f"steps once, e.g. {sorted(set(ig_steps_grid))}.")
     seed = check_seed(seed)
     x_all, y_all = as_tensors(test_data)
     device = _device(model, device)

@@ -26,6 +26,7 @@ __all__ = ["Interval", "bootstrap", "bootstrap_mean", "paired_difference", "acro
            "rate_difference", "paired_rate_difference", "verdict", "holm", "sig"]
 
 N_RESAMPLES = 2000
+MIN_RESAMPLES = 100  # fewer resamples give no percentile interval worth the name (and one gives no spread at all)
 CONFIDENCE = 0.95
 
 
@@ -91,8 +92,9 @@ class Interval:
     the interval is undefined, "n/a" without an estimate). ``p_value``: the two-sided p-value
     of "the quantity is 0" from the same resamples or the same t distribution (``bootstrap``, ``across_seeds``); NaN
     where none was computed (``wilson``) or where no test could run. A family of comparisons is decided on these by
-    ``holm``. ``no_test``: the units all agreed (``bootstrap``, ``across_seeds``): the interval has zero width and the
-    p-value is NaN, so no direction is stated (``sign`` 0, ``verdict`` undecided). The interval holds its estimate:
+    ``holm``. ``no_test``: the units all agreed (``bootstrap``, ``across_seeds``, ``paired_rate_difference``): the
+    interval has zero width and the p-value is NaN (McNemar's in ``paired_rate_difference``), so no direction is stated
+    (``sign`` 0, ``verdict`` undecided). The interval holds its estimate:
     ``low <= estimate <= high`` (NaN bounds excepted).
     """
 
@@ -106,6 +108,11 @@ class Interval:
 
     def __post_init__(self):
         _check_confidence(self.confidence)
+        for name in ("estimate", "low", "high", "p_value"):
+            _check_real(getattr(self, name), f"an Interval's {name}")
+        if not (math.isnan(self.p_value) or 0 <= self.p_value <= 1):
+            raise ValueError(f"an Interval's p_value is a probability in [0, 1] (NaN: none computed), got "
+                             f"{self.p_value!r}.")
         if isinstance(self.n, (bool, np.bool_)) or not isinstance(self.n, numbers.Integral) or self.n < 0:
             raise ValueError(f"an Interval's n counts units, an integer >= 0, got {self.n!r}.")
         if not isinstance(self.no_test, (bool, np.bool_)):
@@ -138,7 +145,18 @@ class Interval:
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` lies in ``[low, high]``."""
+        _check_real(value, "contains' value")
         return bool(self.low <= value <= self.high)
+
+
+def _check_real(value, what: str) -> None:
+    """Refuse what is not one real number (a string, None, a bool, an array) by name."""
+    if isinstance(value, (str, bytes, bool, np.bool_)) or value is None or np.ndim(value) != 0:
+        raise TypeError(f"{what} must be one real number, got {type(value).__name__} {value!r}.")
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be one real number, got {type(value).__name__} {value!r}.") from None
 
 
 def _as_values(values, what: str = "samples") -> np.ndarray:
@@ -203,7 +221,8 @@ def bootstrap(statistic: Callable[..., float], *samples: Sequence[float], n_resa
                         "pass it first: bootstrap(np.mean, values).")
     if not samples:
         raise ValueError("bootstrap needs at least one sample after the statistic: bootstrap(np.mean, values).")
-    n_resamples = _check_count(n_resamples, "n_resamples", 1)
+    n_resamples = _check_count(n_resamples, "n_resamples (a percentile interval from fewer than 100 resamples is "
+                               "noise; the default is 2,000)", MIN_RESAMPLES)
     confidence = _check_confidence(confidence)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise TypeError(f"seed must be an integer >= 0 (Python or numpy), got {seed!r}.")
@@ -426,10 +445,12 @@ def paired_rate_difference(a: Sequence[bool], b: Sequence[bool], groups: Sequenc
         seed: the bootstrap's seed.
 
     Returns:
-        The ``Interval`` (``n`` the number of trials).
+        The ``Interval`` (``n`` the number of trials). Where every resample gives the same difference (all trials
+        discordant the same way, or a single cluster) the interval is the estimate alone with ``no_test``: no verdict.
     """
     confidence = _check_confidence(confidence)
-    n_resamples = _check_count(n_resamples, "n_resamples", 1)
+    n_resamples = _check_count(n_resamples, "n_resamples (a percentile interval from fewer than 100 resamples is "
+                               "noise; the default is 2,000)", MIN_RESAMPLES)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise TypeError(f"seed must be an integer >= 0 (Python or numpy), got {seed!r}.")
     a, b = (_outcomes(v, name) for v, name in ((a, "a"), (b, "b")))
@@ -448,6 +469,10 @@ def paired_rate_difference(a: Sequence[bool], b: Sequence[bool], groups: Sequenc
     resampled = sums[idx].sum(1) / sizes[idx].sum(1)
     tail = (1 - confidence) / 2 * 100
     estimate = float(diff.mean())
+    if estimate != 0 and not _spread(float(np.std(resampled)), resampled):
+        # every resample alike (all trials discordant the same way, or one cluster): the bootstrap cannot say how far
+        # the estimate would move; McNemar's p is kept for holm, and no direction is stated
+        return Interval(estimate, estimate, estimate, n, confidence, p_value, no_test=True)
     return Interval(estimate, *_holding(estimate, *np.percentile(resampled, [tail, 100 - tail])), n, confidence,
                     p_value)
 

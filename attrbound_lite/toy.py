@@ -361,6 +361,10 @@ def worst_case_table(cases: dict, eps_list, points: int = 201):
         raise TypeError(f"eps_list must be a list of radii, got the single {type(eps_list).__name__} {eps_list!r}; "
                         f"write [{eps_list!r}].")
     eps_list = [check_eps(eps) for eps in eps_list]  # floats in the table, also from a tensor or an array
+    if not eps_list or not cases:
+        raise ValueError(f"worst_case_table needs at least one case and one radius, got an empty "
+                         f"{'cases' if not cases else 'eps_list'}; e.g. "
+                         "worst_case_table({'toy': (model, x)}, [0.1]).")
     rows = []
     for name, (model, x) in cases.items():
         for eps in eps_list:

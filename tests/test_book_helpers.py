@@ -12,7 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attrbound_lite.book import bound_tables, far, profiles, reproducibility, speed, tables, training, validation
+from attrbound_lite.book import (
+    bound_tables,
+    far,
+    profiles,
+    reproducibility,
+    speed,
+    speed_gpu,
+    tables,
+    training,
+    validation,
+)
 from attrbound_lite.book.profiles import (
     BOOK_PROFILES,
     CHAPTER_SIZES,
@@ -711,7 +721,7 @@ def _gpu_results(tmp_path, rows, **fields):
 
 
 def test_chapter10_draws_the_gpu_results_when_a_gpu_file_exists(tmp_path):
-    from attrbound_lite.book import figures
+    from attrbound_lite.book import speed_figures
 
     rows = [_gpu_row("mnist_cnn", "saliency", "pgd", "off", 2000.0),
             _gpu_row("mnist_cnn", "saliency", "pgd", "default", 3000.0),
@@ -739,20 +749,20 @@ def test_chapter10_draws_the_gpu_results_when_a_gpu_file_exists(tmp_path):
     assert "do not apply" not in status
     assert values["ch10_gpu_caption"].startswith("GPU throughput of 100-step attribution attacks")
     assert "sweep_gpu-nvidia-h200.json" in speed.machines_table(results).index
-    table = speed.gpu_table(results["gpu"])
+    table = speed_gpu.gpu_table(results["gpu"])
     assert len(table) == 7 and set(table["device"]) == {"NVIDIA H200"}
-    fig = figures.gpu_throughput_figure(table, target=1400)
+    fig = speed_figures.gpu_throughput_figure(table, target=1400)
     assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
     # a slower device misses the target; verdicts come from the rows, not from stored checks
     slow = _gpu_results(tmp_path, [_gpu_row("mnist_cnn", "saliency", "pgd", "off", 1000.0)], targets_apply=False,
                         checks={"mnist_saliency_pgd_ge_1400": {"passed": True, "value": 1e9, "target": 1400}})
-    status = speed.gpu_values(slow["gpu"])["ch10_gpu_status"]
+    status = speed_gpu.gpu_values(slow["gpu"])["ch10_gpu_status"]
     assert "ran at 1,000 attacks per second (compile: off), below the target of 1,400" in status
     assert status.endswith("The targets are set for an H100-class GPU at full size; they do not apply to this run.")
 
 
 def test_chapter10_says_from_the_files_when_no_gpu_result_exists(tmp_path):
-    from attrbound_lite.book import figures
+    from attrbound_lite.book import speed_figures
 
     for name in ("bounds.json", "training.json", "sweep.json"):
         (tmp_path / name).write_text((RESULTS / name).read_text())
@@ -764,8 +774,8 @@ def test_chapter10_says_from_the_files_when_no_gpu_result_exists(tmp_path):
     assert values["ch10_gpu_training"].startswith("The training benchmark has not been run on a GPU yet")
     assert values["ch10_gpu_paper"].startswith("The paper-scale sweep (configs/sweep-paper-*.yaml, 1,920,000 "
                                                "attacks) has not been run on a GPU yet")
-    assert speed.gpu_table(results["gpu"]).empty
-    fig = figures.gpu_throughput_figure(speed.gpu_table(results["gpu"]), empty=values["ch10_gpu_status"])
+    assert speed_gpu.gpu_table(results["gpu"]).empty
+    fig = speed_figures.gpu_throughput_figure(speed_gpu.gpu_table(results["gpu"]), empty=values["ch10_gpu_status"])
     assert fig.axes[0].texts[0].get_text() == values["ch10_gpu_status"]
     assert list(speed.machines_table(results).index) == ["bounds.json", "training.json", "sweep.json"]
 
@@ -782,8 +792,8 @@ def test_chapter10_gpu_training_paper_sweep_and_compile_sentences(tmp_path):
             "fashion-mnist": dict(ran=True, complete=False, stopped_by_cap=True, attacks_run=57_600,
                                   attacks_planned=960_000, attacks_per_second_between_shards=None,
                                   attacks_per_second_wall=401.0)})))
-    gpu = speed.load_gpu_results(tmp_path)
-    values = speed.gpu_values(gpu)
+    gpu = speed_gpu.load_gpu_results(tmp_path)
+    values = speed_gpu.gpu_values(gpu)
     assert values["ch10_gpu_training"] == ("On NVIDIA H200 (2026-12-02, training_gpu-nvidia-h200.json), the training "
                                            "benchmark (full size) trained the 2 methods in 32 s in all, from 2.0 s "
                                            "(natural) to 30.0 s (advaat).")
@@ -794,7 +804,7 @@ def test_chapter10_gpu_training_paper_sweep_and_compile_sentences(tmp_path):
             dict(method="natural", batch_size=1024, epoch_seconds=1.5, extrapolated=False),
             dict(method="advaat", batch_size=1024, epoch_seconds=22.0, extrapolated=True),
             dict(method="aat", batch_size=1024, epoch_seconds=None, error="OutOfMemoryError: ...")])))
-    assert speed.gpu_values(speed.load_gpu_results(tmp_path))["ch10_gpu_training"] == (
+    assert speed_gpu.gpu_values(speed_gpu.load_gpu_results(tmp_path))["ch10_gpu_training"] == (
         "On NVIDIA H200 (2026-12-03, training_gpu-nvidia-h200.json), training on all 60,000 MNIST training images: at "
         "batch 1024, one epoch took 1.5 s (natural) to 22.0 s (AdvAAT); 1 of 3 methods under the target of 15 s (1 "
         "extrapolated from a probe of a few batches).")
@@ -840,24 +850,24 @@ def test_chapter10_gpu_training_paper_sweep_and_compile_sentences(tmp_path):
 
 
 def test_every_method_keeps_its_colour_across_figures():
-    """One palette (figures.METHOD_COLORS): the training-cost bars and the cosine-bound scatter colour a method alike,
+    """One palette (style.METHOD_COLORS): the training-cost bars and the cosine-bound scatter colour a method alike,
     and no two methods share a colour or the bounds' colour."""
     import matplotlib.colors as mcolors
 
-    from attrbound_lite.book import figures
+    from attrbound_lite.book import speed_figures, style
 
-    colors = [mcolors.to_hex(c) for c in figures.METHOD_COLORS.values()]
+    colors = [mcolors.to_hex(c) for c in style.METHOD_COLORS.values()]
     assert len(set(colors)) == len(colors) == 5
-    assert mcolors.to_hex(figures.COLORS["bound"]) not in colors  # the bounds' vermillion, too near PGD-AT's orange
+    assert mcolors.to_hex(style.COLORS["bound"]) not in colors  # the bounds' vermillion, too near PGD-AT's orange
     table = pd.DataFrame({"method": ["natural", "aat", "advaat"], "train_seconds": [1.0, 5.0, 9.0],
                           "bound_l2_euclidean_mean": [3.0, 2.0, 1.0]})
-    fig = figures.training_cost_figure(table)
+    fig = speed_figures.training_cost_figure(table)
     bars = [mcolors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches]
-    assert bars == [mcolors.to_hex(figures.METHOD_COLORS[m]) for m in table["method"]]
+    assert bars == [mcolors.to_hex(style.METHOD_COLORS[m]) for m in table["method"]]
     rng = np.random.default_rng(0)
     scatter = pd.DataFrame({"method": np.repeat(["advaat", "natural"], 20), "norm": "l2",
                             "attribution_norm": rng.uniform(1, 2, 40), "bound_cosine": rng.uniform(0, 1, 40),
                             "bound_euclidean": 0.5, "eps": 0.1})
-    fig = figures.cosine_bound_figure(scatter)
+    fig = bound_tables.cosine_bound_figure(scatter)
     found = {mcolors.to_hex(f) for c in fig.axes[0].collections for f in c.get_facecolors()}
-    assert found == {mcolors.to_hex(figures.METHOD_COLORS[m]) for m in ("advaat", "natural")}
+    assert found == {mcolors.to_hex(style.METHOD_COLORS[m]) for m in ("advaat", "natural")}

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import data_mirror
 
-from attrbound_lite import cli, zoo
+from attrbound_lite import cli, recipes, zoo
 from attrbound_lite.checkpoints import save_checkpoint
 from attrbound_lite.models import CifarCNN, MnistCNN, build_model, model_for_dataset
 
@@ -261,7 +261,9 @@ def test_evaluate_cli_names_the_checkpoints_data_set(tmp_path, data_root, capsys
 def test_checksum_mismatch_names_the_folder_and_the_rebuild_command(tmp_path, monkeypatch):
     recipe = zoo.Recipe(dataset="mnist", n_train=64, model=dict(width=0.125, activation="softplus", beta=10.0,
                                                                   pool="avg"))
-    monkeypatch.setattr(zoo, "REFERENCE", MappingProxyType({"tiny": recipe}))
+    reference = MappingProxyType({"tiny": recipe})
+    monkeypatch.setattr(zoo, "REFERENCE", reference)
+    monkeypatch.setattr(recipes, "REFERENCE", reference)  # stored_dtype and reference_name read it there
     root = tmp_path / "zoo"
     folder = root / recipe.key
     save_checkpoint(model_for_dataset("mnist", **recipe.model), folder / "model.safetensors")

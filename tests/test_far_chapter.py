@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 import torch
 
-from attrbound_lite.book import far
+from attrbound_lite.book import far, far_study
 from attrbound_lite.evaluation import evaluate, ifia_per_image
 from attrbound_lite.stats import Interval, across_seeds, verdict
 from attrbound_lite.zoo import STUDY_IG_STEPS, STUDY_RADII
@@ -35,11 +35,11 @@ def test_ifia_per_image_gives_the_rows_whose_means_evaluate_reports(trained_toy)
 
 
 def test_attack_settings_keep_rars_total_step_length():
-    assert far.attack_settings("mnist") == {**far.attack_settings("mnist", 100, 3)}
-    cfg = far.attack_settings("mnist", 20, 1)
+    assert far_study.attack_settings("mnist") == {**far_study.attack_settings("mnist", 100, 3)}
+    cfg = far_study.attack_settings("mnist", 20, 1)
     assert (cfg["ifia_steps"], cfg["restarts"], cfg["eps"]) == (20, 1, 0.3)
     assert cfg["ifia_alpha"] * cfg["ifia_steps"] == pytest.approx(100 * 0.01)
-    cifar = far.attack_settings("cifar10-subset", 10)
+    cifar = far_study.attack_settings("cifar10-subset", 10)
     assert cifar["ifia_alpha"] * 10 == pytest.approx(50 / 255) and cifar["restarts"] == 3
 
 
@@ -184,9 +184,9 @@ def _ig_norm_seed1_failed(s, names):
 
 def test_by_method_leaves_out_failed_runs_and_names_them(monkeypatch):
     measured = []
-    monkeypatch.setattr(far, "zoo_results", _ig_norm_seed1_failed)
-    monkeypatch.setattr(far.Study, "measure", lambda self, ds, models, **kw: measured.append(models) or models)
-    study = far.Study(None)
+    monkeypatch.setattr(far_study, "zoo_results", _ig_norm_seed1_failed)
+    monkeypatch.setattr(far_study.Study, "measure", lambda self, ds, models, **kw: measured.append(models) or models)
+    study = far_study.Study(None)
     study.by_method(["mnist"], ["natural", "ig_norm"], (0, 1, 2))
     kept = measured[0]
     assert sorted(zip(kept["method"], kept["seed"], strict=True)) == [("ig_norm", 0), ("ig_norm", 2), ("natural", 0),
@@ -195,7 +195,7 @@ def test_by_method_leaves_out_failed_runs_and_names_them(monkeypatch):
                                                                        {"method": "ig_norm", "seed": 2}]
     assert far.failed_values(study.failed)["ch7_failed"] == ("IG-NORM on MNIST, seed 1 (clean accuracy 0.9698, "
                                                              "floor 0.97)")
-    assert far.failed_values(pd.DataFrame(columns=far.FAILED_COLUMNS))["ch7_failed"] == "none"
+    assert far.failed_values(pd.DataFrame(columns=far_study.FAILED_COLUMNS))["ch7_failed"] == "none"
 
 
 def test_headline_reads_the_committed_attack_and_computes_the_bound_now(monkeypatch):
@@ -210,16 +210,17 @@ def test_headline_reads_the_committed_attack_and_computes_the_bound_now(monkeypa
         bounded.append((model, y.tolist()))
         return np.arange(len(y), dtype=float) + len(bounded)
 
-    monkeypatch.setattr(far, "zoo_results", _ig_norm_seed1_failed)
-    monkeypatch.setattr(far.Study, "relative_bound", relative_bound)
-    monkeypatch.setattr(far.Study, "test_data", lambda self, ds: (torch.zeros(10, 1, 28, 28), torch.arange(10) * 10))
+    monkeypatch.setattr(far_study, "zoo_results", _ig_norm_seed1_failed)
+    monkeypatch.setattr(far_study.Study, "relative_bound", relative_bound)
+    monkeypatch.setattr(far_study.Study, "test_data",
+                        lambda self, ds: (torch.zeros(10, 1, 28, 28), torch.arange(10) * 10))
     names = ["mnist-natural", "mnist-natural-seed1", "mnist-ig_norm", "mnist-ig_norm-seed1"]
     rows = pd.concat([pd.DataFrame({"unit": n, "dataset": "mnist", "method": n.split("-")[1],
                                     "seed": int(n[-1]) if "-seed" in n else 0, "image": [7, 3, 5],
                                     "topk_intersection": 0.5, "kendall_tau": 0.4, "label_kept": True,
                                     "noise_topk_intersection": 0.8, "noise_kendall_tau": 0.7, "noise_label_kept": True})
                       for n in names], ignore_index=True)
-    study = far.Study(Settings())
+    study = far_study.Study(Settings())
     out = study.headline(["mnist"], ["natural", "ig_norm"], (0, 1), rows)
     assert sorted(set(out["method"] + out["seed"].astype(str))) == ["ig_norm0", "natural0", "natural1"]
     assert bounded == [(name, [30, 50]) for name in ("mnist-natural", "mnist-natural-seed1", "mnist-ig_norm")]
@@ -227,11 +228,12 @@ def test_headline_reads_the_committed_attack_and_computes_the_bound_now(monkeypa
     assert first.loc[3] == 1.0 and first.loc[5] == 2.0 and np.isnan(first.loc[7])
     assert "unit" not in out.columns and far.failed_values(study.failed)["ch7_failed"].startswith("IG-NORM on MNIST")
     with pytest.raises(ValueError, match="attrbound results build --only ch7_ifia_rar"):
-        far.Study(Settings()).headline(["mnist"], ["natural", "ig_norm"], (0,), rows[rows["unit"] != "mnist-ig_norm"])
+        far_study.Study(Settings()).headline(["mnist"], ["natural", "ig_norm"], (0,),
+                                             rows[rows["unit"] != "mnist-ig_norm"])
     assert out.groupby(["method", "seed"]).size().tolist() == [3, 3, 3]
     Settings.retrain = True  # a retrained zoo is not the zoo the committed attack saw
     with pytest.raises(ValueError, match="committed=False"):
-        far.Study(Settings()).headline(["mnist"], ["natural"], (0,), rows)
+        far_study.Study(Settings()).headline(["mnist"], ["natural"], (0,), rows)
     method = far.method_summary(out)  # the chapter's summary reads it as it reads by_method
     assert set(method["method"]) == {"natural", "ig_norm"}
 
@@ -441,7 +443,7 @@ def test_the_ig_steps_spread_uses_the_steps_both_methods_have():
 
 
 def test_the_study_models_are_the_zoos():
-    models = far.study_models()
+    models = far_study.study_models()
     assert len(models) == 1 + 4 * len(STUDY_RADII) + 2 * len(STUDY_IG_STEPS)
     assert models["radius_study"].sum() == 4 * len(STUDY_RADII)
     steps = models[models["steps_study"]]
@@ -452,16 +454,15 @@ def test_the_study_models_are_the_zoos():
 
 
 def test_chapter7_figures_draw_intervals():
-    from attrbound_lite.book import figures
 
     per_image = _per_image({"pgd_at": -0.2, "aat": 0.0, "advaat": 0.2})
     summary = far.method_summary(per_image)
-    assert len(figures.far_methods_figure(summary).axes) == 2
+    assert len(far.far_methods_figure(summary).axes) == 2
     study = _study({"pgd_at": 0.3, "ig_norm": 0.2, "aat": 0.0, "advaat": 0.05})
     level = far.level_summary(study, "train_eps", ["pgd_at", "aat"])
     assert list(level["n"]) == [300] * 6
     natural = {name: Interval(0.5, 0.45, 0.55, 300) for name in far.METRICS}
-    assert len(figures.far_eps_figure(level, natural).axes) == 2
+    assert len(far.far_eps_figure(level, natural).axes) == 2
 
 
 def test_the_chapters_prose_cites_only_values_the_helpers_glue():
@@ -491,7 +492,7 @@ def test_the_chapters_prose_cites_only_values_the_helpers_glue():
                                  ["aat"], ["ig_norm"], "the IG steps used in training"),
              **far.steps_study_values(steps, [2.0, 8.0]),
              **far.steering_values(far.steering_summary(_steering()), "mnist"),
-             **far.failed_values(pd.DataFrame(columns=far.FAILED_COLUMNS)),
+             **far.failed_values(pd.DataFrame(columns=far_study.FAILED_COLUMNS)),
              **far.versus_values(far.versus_earlier(per_image)),
              **budget.budget_values(_budget_grid(), budget.budget_table(_budget_grid(), (20, 1)), manifest,
                                    (20, 1))}

@@ -44,14 +44,14 @@ def test_core_api_imports_without_matplotlib_and_seaborn():
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
 
-def test_book_figures_without_matplotlib_name_the_book_extra():
+def test_book_style_without_matplotlib_names_the_book_extra():
     proc = _run("""
         try:
-            import attrbound_lite.book.figures
+            import attrbound_lite.book.style
         except ImportError as err:
             print("refused:", err)
         else:
-            raise SystemExit("attrbound_lite.book.figures imported without matplotlib")
+            raise SystemExit("attrbound_lite.book.style imported without matplotlib")
     """)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "refused:" in proc.stdout and "pip install 'attrbound-lite[book]'" in proc.stdout, proc.stdout

@@ -2461,7 +2461,7 @@ def test_tour_fourteen_names_results_metrics_and_checkpoint_folders(tmp_path):
     import json
     import shutil
 
-    from attrbound_lite import evaluation, interop, results, zoo
+    from attrbound_lite import evaluation, results, zoo
     from attrbound_lite.book import budget
 
     m = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Softplus(), torch.nn.Linear(8, 3))
@@ -2469,7 +2469,7 @@ def test_tour_fourteen_names_results_metrics_and_checkpoint_folders(tmp_path):
     for call in (lambda: bounds.attribution_bound(m, x, 0.1, attribution=["saliency"]),
                  lambda: region.region_bound(m, x, 0.1, attribution={"name": "saliency"}),
                  lambda: attacks.IFIA(m, ["saliency"], 0.1, 0.01, 2, k=3),
-                 lambda: interop.get_explainer(["saliency"], m)):
+                 lambda: attributions.get_explainer(["saliency"], m)):
         _package_error(call, ValueError, "unknown attribution")
     _package_error(lambda: models.build_model(["mnist_cnn"]), ValueError, "unknown model")
     _package_error(lambda: evaluation.protocol(["mnist"]), ValueError, "no evaluation protocol")
@@ -2537,10 +2537,10 @@ def test_tour_fifteen_messages_name_what_a_user_types(tmp_path):
     """Tour 15's confusing messages: get_explainer with its arguments swapped names the swap (no model repr); the
     data mirror's messages name --mirror beside mirror=; evaluate refuses an IFIA or evaluation k larger than the
     saliency map before it runs PGD."""
-    from attrbound_lite import data, evaluation, interop
+    from attrbound_lite import data, evaluation
 
     m = models.MnistCNN(width=0.0625, activation="softplus", beta=10.0, pool="avg").eval()
-    message = _package_error(lambda: interop.get_explainer(m, "saliency"), TypeError, "swap the arguments")
+    message = _package_error(lambda: attributions.get_explainer(m, "saliency"), TypeError, "swap the arguments")
     assert "Conv2d" not in message
     not_a_folder = tmp_path / "mirror.txt"
     not_a_folder.write_text("")
@@ -2925,3 +2925,112 @@ def test_tour_seventeen_attribution_class_names_the_instance():
         _package_error(call, TypeError, "pass an instance")
     _package_error(lambda: attacks.AttributionPGD(m, attributions.Saliency, 0.1, 0.01, 2), TypeError,
                    "Saliency(model)", "'saliency'")
+
+
+# Tour 18 (held-out, 1,094 cases): the defects it found, each pinned.
+
+
+def _tiny_mnist_model():
+    torch.manual_seed(0)
+    return models.MnistCNN(activation="softplus", beta=10.0, width=0.125, pool="avg").eval()
+
+
+def test_tour_eighteen_paired_rates_that_all_agree_give_no_verdict():
+    """S1: trials all discordant the same way (or one cluster) left every resample alike: no interval, no verdict."""
+    for interval in (stats.paired_rate_difference([1, 1, 1], [0, 0, 0]),
+                     stats.paired_rate_difference([1, 1, 0, 0], [0, 0, 0, 0], groups=["img0"] * 4)):
+        assert interval.no_test and interval.low == interval.high == interval.estimate
+        assert stats.verdict(interval).startswith("not distinguishable")
+        assert 0 < interval.p_value <= 1  # McNemar's p is kept for holm
+    # trials that vary still give an interval and a verdict where it excludes 0
+    spread = stats.paired_rate_difference([1] * 40 + [0] * 10, [0] * 40 + [0] * 5 + [1] * 5)
+    assert not spread.no_test and spread.low < spread.high and stats.verdict(spread) == "larger"
+
+
+def test_tour_eighteen_warm_ups_longer_than_the_run_are_refused():
+    """S2: a radius or learning-rate warm-up longer than the run never reaches eps (or lr), yet recorded them."""
+    from attrbound_lite.config import ConfigError
+    from attrbound_lite.training import TrainConfig, train
+
+    with pytest.raises(ConfigError, match=r"warmup_epochs: a warm-up of 5 epochs is longer than the run \(1 epoch\)"):
+        TrainConfig(method="pgd_at", epochs=1, eps=0.3, warmup_epochs=5)
+    with pytest.raises(ConfigError, match="lr_warmup_epochs: .*full learning rate"):
+        TrainConfig(method="natural", epochs=2, lr_warmup_epochs=3)
+    TrainConfig(method="pgd_at", epochs=2, eps=0.3, warmup_epochs=2, lr_warmup_epochs=0.5)  # as long as the run: ok
+    data = torch.utils.data.TensorDataset(torch.rand(4, 1, 28, 28), torch.arange(4))
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        train(_tiny_mnist_model(), data, "pgd_at", 1, eps=0.3, steps=1, warmup_epochs=5, batch_size=4, progress=False)
+
+
+def test_tour_eighteen_evaluate_refuses_ig_options_with_saliency():
+    """S3: the Python API ignored ig_steps / attack_ig_steps with saliency maps; now refused as the CLI does."""
+    from attrbound_lite.evaluation import evaluate
+
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([0, 1])
+    for options, named in (({"ig_steps": 2}, "ig_steps is ignored"),
+                           ({"ig_steps": 2, "attack_ig_steps": 2}, "ig_steps and attack_ig_steps are ignored")):
+        with pytest.raises(ValueError, match=named):
+            evaluate(_tiny_mnist_model(), (x, y), "mnist", attribution="saliency", n_pgd=0, n_attribution=0,
+                     progress=False, **options)
+    out = evaluate(_tiny_mnist_model(), (x, y), "mnist", attribution="saliency", n_pgd=0, n_attribution=0,
+                   progress=False)
+    assert out["n_clean"] == 2
+
+
+@pytest.mark.parametrize("n_resamples", [1, 2, 99])
+def test_tour_eighteen_too_few_resamples_are_refused(n_resamples):
+    """S4: one resample has no spread and was reported as units that all agree."""
+    for call in (lambda: stats.bootstrap_mean([0.1, 0.9, 0.4, 0.6], n_resamples=n_resamples),
+                 lambda: stats.paired_rate_difference([1, 0, 1], [0, 0, 1], n_resamples=n_resamples)):
+        with pytest.raises(ValueError, match="n_resamples .* at least|n_resamples .*>= 100"):
+            call()
+    assert not stats.bootstrap_mean([0.1, 0.9, 0.4, 0.6], n_resamples=100).no_test
+
+
+def test_tour_eighteen_interval_fields_are_checked():
+    """S5, R1: p-values outside [0, 1] and non-numeric fields are refused by name."""
+    for p in (1.5, -0.1):
+        with pytest.raises(ValueError, match="p_value is a probability"):
+            stats.Interval(0.1, 0.05, 0.2, 3, p_value=p)
+    assert math.isnan(stats.Interval(0.1, 0.05, 0.2, 3).p_value)
+    for args, field in ((("0.1", 0, 0.2, 3), "estimate"), ((0.1, None, 0.2, 3), "low"), ((0.1, 0, [0.2], 3), "high")):
+        with pytest.raises(TypeError, match=f"Interval's {field} must be one real number"):
+            stats.Interval(*args)
+    with pytest.raises(TypeError, match="contains' value must be one real number"):
+        stats.Interval(0.1, 0, 0.2, 3).contains("0.1")
+    assert stats.Interval(np.float32(0.1), 0, 0.2, 3).contains(np.float64(0.15))
+
+
+def test_tour_eighteen_verify_zoo_refuses_an_unknown_device():
+    """S6: verify_zoo accepted device="gpu" (every other entry point refuses it)."""
+    from attrbound_lite import zoo
+
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        zoo.verify_zoo(["mnist-natural"], device="gpu", full=False, replay=[], progress=False)
+
+
+def test_tour_eighteen_repeated_ig_steps_grid_is_refused():
+    """S7: a repeated number of IG steps gave identical rows."""
+    from attrbound_lite.evaluation import ifia_by_ig_steps
+
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"ig_steps_grid repeats \[2\]"):
+        ifia_by_ig_steps(_tiny_mnist_model(), (x, y), "mnist", [2, 2], n_attribution=1, progress=False)
+
+
+def test_tour_eighteen_worst_case_table_needs_a_radius():
+    """R2: an empty radius list reached pandas' KeyError."""
+    from attrbound_lite import toy
+
+    with pytest.raises(ValueError, match="empty eps_list"):
+        toy.worst_case_table({"mlp": (toy.toy_mlp(), torch.tensor([[0.3, -0.2]], dtype=torch.float64))}, [])
+
+
+def test_tour_eighteen_protocols_read_the_data_set_spellings_load_dataset_reads():
+    """W1: "MNIST" and "fashion_mnist" were refused by the evaluation protocols, accepted by load_dataset."""
+    from attrbound_lite.evaluation import evaluate, protocol
+
+    assert protocol("MNIST") == protocol("mnist") and protocol("fashion_mnist") == protocol("fashion-mnist")
+    out = evaluate(_tiny_mnist_model(), (torch.rand(2, 1, 28, 28), torch.tensor([0, 1])), "MNIST", n_pgd=2,
+                   n_attribution=0, progress=False)
+    assert out["n_clean"] == 2

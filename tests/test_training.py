@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import spatial, stats
 
-from attrbound_lite import training
+from attrbound_lite import training, training_methods
 from attrbound_lite.evaluation import evaluate
 from attrbound_lite.models import model_for_dataset
 from attrbound_lite.training import METHODS, TrainConfig, dissimilarity, loss_integrated_gradients, train
@@ -54,7 +54,7 @@ def test_the_regulariser_reaches_the_weights(method, activation, mnist_small):
     beta = {"surrogate_beta": 5.0} if activation == "relu" else {}
     model = narrow(activation=activation)
     x, y = mnist_small.images[:32], mnist_small.labels[:32]
-    loss = training._METHODS[method](model, TrainConfig(method=method, eps=0.1, steps=2, ig_steps=4, **beta))
+    loss = training_methods._METHODS[method](model, TrainConfig(method=method, eps=0.1, steps=2, ig_steps=4, **beta))
     total, ce, reg, logits = loss.loss(x, y, torch.Generator().manual_seed(0))
     params = dict(model.named_parameters())
     grads = torch.autograd.grad(reg, list(params.values()), allow_unused=True)
@@ -97,7 +97,7 @@ def test_interrupted_training_resumes_to_the_same_weights(mnist_small, tmp_path,
 
     model = narrow()
     calls = {"n": 0}
-    original = training.PGDAT.loss
+    original = training_methods.PGDAT.loss
 
     def crash_in_epoch_two(self, x, y, gen):
         calls["n"] += 1
@@ -105,10 +105,10 @@ def test_interrupted_training_resumes_to_the_same_weights(mnist_small, tmp_path,
             raise KeyboardInterrupt
         return original(self, x, y, gen)
 
-    monkeypatch.setattr(training.PGDAT, "loss", crash_in_epoch_two)
+    monkeypatch.setattr(training_methods.PGDAT, "loss", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train(model, data, "pgd_at", epochs=3, checkpoint_dir=tmp_path, **fast("pgd_at"))
-    monkeypatch.setattr(training.PGDAT, "loss", original)
+    monkeypatch.setattr(training_methods.PGDAT, "loss", original)
     resumed = narrow(seed=123)  # another init: everything must come from the saved state
     history = train(resumed, data, "pgd_at", epochs=3, checkpoint_dir=tmp_path, **fast("pgd_at"))
     assert list(history["epoch"]) == [1, 2, 3]
@@ -243,16 +243,16 @@ def test_train_with_a_config_equals_the_old_call_style(mnist_small):
 def test_radius_warm_up_grows_linearly_then_holds(mnist_small, monkeypatch):
     """warmup_epochs = 1 over 4 batches: radii eps/4, eps/2, 3 eps/4, eps, then eps; the step size scales along."""
     seen = []
-    real = training.threat_model
+    real = training_methods.threat_model
 
     def spy(norm, eps):
         seen.append(eps)
         return real(norm, eps)
 
-    monkeypatch.setattr(training, "threat_model", spy)
+    monkeypatch.setattr(training_methods, "threat_model", spy)
     steps = []
-    ascend = training.Method.ascend
-    monkeypatch.setattr(training.Method, "ascend", lambda self, *a: steps.append(self.cfg.alpha * self.scale)
+    ascend = training_methods.Method.ascend
+    monkeypatch.setattr(training_methods.Method, "ascend", lambda self, *a: steps.append(self.cfg.alpha * self.scale)
                         or ascend(self, *a))
     x, y = mnist_small.tensors()
     train(narrow(), (x[:128], y[:128]), "pgd_at", epochs=2, batch_size=32, eps=0.2, steps=2, warmup_epochs=1.0,
@@ -319,7 +319,7 @@ def test_learning_rate_warm_up_is_linear_then_constant_and_reaches_the_optimiser
     assert [training.learning_rate_at(cfg, s, 8) for s in range(6)] == pytest.approx(
         [1e-3 + 7e-3 * k / 4 for k in (1, 2, 3)] + [8e-3] * 3)
     assert training.learning_rate_at(cfg, 3, 8) == 8e-3  # exactly lr once the warm-up is over
-    assert training.learning_rate_at(TrainConfig(lr=4e-3, lr_warmup_epochs=2), 0, 2) == 1e-3  # from 0
+    assert training.learning_rate_at(TrainConfig(lr=4e-3, epochs=2, lr_warmup_epochs=2), 0, 2) == 1e-3  # from 0
     assert training.learning_rate_at(TrainConfig(lr=4e-3), 0, 2) == 4e-3
     seen = []
     step = torch.optim.Adam.step
@@ -356,7 +356,7 @@ def test_inner_maximisations_read_no_tensor_value_on_the_host(method, mnist_smal
         real = getattr(torch.Tensor, name)
         monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, **k: reads.__setitem__("n", reads["n"] + 1)
                             or _real(self, *a, **k))
-    ascend, inside = training.Method.ascend, []
+    ascend, inside = training_methods.Method.ascend, []
 
     def counted(self, *args):
         start = reads["n"]
@@ -364,10 +364,10 @@ def test_inner_maximisations_read_no_tensor_value_on_the_host(method, mnist_smal
         inside.append(reads["n"] - start)
         return out
 
-    monkeypatch.setattr(training.Method, "ascend", counted)
+    monkeypatch.setattr(training_methods.Method, "ascend", counted)
     per_loss = []
     for steps in (1, 4):
-        loss = training._METHODS[method](narrow(), TrainConfig(method=method, eps=0.1, steps=steps, ig_steps=2))
+        loss = training_methods._METHODS[method](narrow(), TrainConfig(method=method, eps=0.1, steps=steps, ig_steps=2))
         reads["n"] = 0
         loss.loss(x, y, torch.Generator().manual_seed(0))
         per_loss.append(reads["n"])

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import data_mirror
 
-from attrbound_lite import zoo
+from attrbound_lite import recipes, zoo
 from attrbound_lite.training import TRAINING_PROTOCOLS
 from attrbound_lite.zoo import Recipe, get_model, model_folder, training_history
 
@@ -62,7 +62,7 @@ def test_get_model_trains_once_then_loads(tmp_path, data_root, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached recipe must not be trained again")
 
-    monkeypatch.setattr(zoo, "train", no_training)
+    monkeypatch.setattr(recipes, "train", no_training)
     again, _ = get_model(recipe, tmp_path, device="cpu", progress=False, data_root=data_root, mirror=data_mirror())
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -94,7 +94,9 @@ def _tiny_reference(monkeypatch):
     robust = Recipe(**{**TINY, "method": "aat", "eps": 0.1, "init": natural,
                        "options": dict(steps=2, warmup_epochs=0.5)})
     cifar = Recipe(**{**TINY, "dataset": "cifar10-subset", "n_train": 128, "options": dict(augment="crop_flip")})
-    monkeypatch.setattr(zoo, "REFERENCE", MappingProxyType({"robust": robust, "natural": natural, "cifar": cifar}))
+    reference = MappingProxyType({"robust": robust, "natural": natural, "cifar": cifar})
+    monkeypatch.setattr(zoo, "REFERENCE", reference)
+    monkeypatch.setattr(recipes, "REFERENCE", reference)  # stored_dtype and reference_name read it there
     monkeypatch.setattr(zoo, "EVAL_N", 64)
     monkeypatch.setattr(zoo, "FULL_RETRAIN", "natural")
     return natural, robust
@@ -152,7 +154,9 @@ def test_a_study_model_is_stored_in_half_and_evaluated_as_stored(tmp_path, data_
     assert zoo.stored_dtype("mnist-study-aat-ig2-seed1") == torch.float16 and zoo.stored_dtype("mnist-aat") \
         == torch.float32
     natural = Recipe(**TINY)
-    monkeypatch.setattr(zoo, "REFERENCE", MappingProxyType({"natural": natural, "mnist-study-natural": natural}))
+    reference = MappingProxyType({"natural": natural, "mnist-study-natural": natural})
+    monkeypatch.setattr(zoo, "REFERENCE", reference)
+    monkeypatch.setattr(recipes, "REFERENCE", reference)  # stored_dtype and reference_name read it there
     monkeypatch.setattr(zoo, "EVAL_N", 64)
     root = tmp_path / "zoo"
     kwargs = dict(root=root, device="cpu", progress=False, data_root=data_root, mirror=data_mirror())

@@ -442,3 +442,119 @@ def at_rar_radii(bounds: pd.DataFrame, radii: Mapping[str, float]) -> pd.DataFra
     """The l-infinity rows of each data set at its radius in ``radii`` (``{dataset: eps}``, e.g. RAR's)."""
     return pd.concat([at_radii(bounds[bounds["dataset"] == ds], {"linf": eps}) for ds, eps in radii.items()],
                      ignore_index=True)
+
+
+def bound_distribution_figure(table, value: str = "sigma_max", ylabel: str | None = None):
+    """Per-sample ``value`` (log scale) by training method, one panel per data set, hue the attribution.
+
+    Data sets, methods and attributions by their readable names (``tables``); ``ylabel`` defaults to ``value``.
+    """
+    from .style import _methods, sns
+    from .tables import ATTRIBUTION_NAMES, DATASET_NAMES, METHOD_NAMES
+
+    t = table.assign(method=table["method"].map(lambda m: METHOD_NAMES.get(m, m)),
+                     dataset=table["dataset"].map(lambda d: DATASET_NAMES.get(d, d)),
+                     attribution=table["attribution"].map(lambda a: ATTRIBUTION_NAMES.get(a, a)))
+    grid = sns.catplot(t, x="method", y=value, hue="attribution", col="dataset", kind="box",
+                       order=[METHOD_NAMES.get(m, m) for m in _methods(table["method"])], height=3.2, aspect=1.15,
+                       sharey=False, log_scale=True, fliersize=2)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("", ylabel or value)
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", rotation=30)
+    return grid.figure
+
+
+def relative_bound_figure(table):
+    """Median relative bound ``bound_euclidean / ||A(x)||`` against eps (log-log), one column per norm.
+
+    Also the share of non-vacuous cosine bounds; lines per attribution. ``table``: a ``bound_table``.
+    """
+    from .style import plt, sns
+    from .tables import ATTRIBUTION_NAMES
+
+    t = table.assign(relative=table["bound_euclidean"] / table["attribution_norm"],
+                     informative=table["bound_cosine"] > -1,
+                     attribution=table["attribution"].map(lambda a: ATTRIBUTION_NAMES.get(a, a)))
+    norms, order = list(dict.fromkeys(t["norm"])), list(dict.fromkeys(t["attribution"]))
+    fig, axes = plt.subplots(2, len(norms), figsize=(4.6 * len(norms), 6.2), squeeze=False, sharex="col")
+    for j, norm in enumerate(norms):
+        sub = t[t["norm"] == norm].groupby(["attribution", "eps"], as_index=False).agg(
+            relative=("relative", "median"), informative=("informative", "mean"))
+        sns.lineplot(sub, x="eps", y="relative", hue="attribution", hue_order=order, marker="o", ax=axes[0][j],
+                     legend=j == 0)
+        axes[0][j].axhline(1.0, color="0.4", lw=0.8, ls="--")
+        axes[0][j].set(xscale="log", yscale="log", ylabel=r"median $\epsilon$-bound $/\ \|A(x)\|_2$",
+                       title=rf"$\ell_{{{norm[1:] if norm != 'linf' else chr(92) + 'infty'}}}$ ball")
+        sns.lineplot(sub, x="eps", y="informative", hue="attribution", hue_order=order, marker="o", ax=axes[1][j],
+                     legend=False)
+        axes[1][j].set(xscale="log", ylim=(-0.03, 1.03), xlabel=r"$\epsilon$", ylabel="share with cosine bound > -1")
+    fig.tight_layout()
+    return fig
+
+
+def cosine_bound_figure(table):
+    """The cosine bound against ``||A(x)||_2`` (log x), coloured by method, one panel per norm.
+
+    With the curve ``sqrt(1 - r^2/a^2)`` for the median Euclidean bound r. ``table``: one eps per norm.
+    """
+    from .style import _methods, method_color, plt, sns
+    from .tables import METHOD_NAMES, NORM_NAMES, radius_label
+
+    norms = list(dict.fromkeys(table["norm"]))
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.8), squeeze=False, sharey=True)
+    for ax, norm in zip(axes[0], norms, strict=True):
+        sub = table[table["norm"] == norm]
+        order = [METHOD_NAMES.get(m, m) for m in _methods(sub["method"])]
+        sns.scatterplot(sub.assign(method=sub["method"].map(lambda m: METHOD_NAMES.get(m, m))), x="attribution_norm",
+                        y="bound_cosine", hue="method", hue_order=order, s=14, alpha=0.7, ax=ax,
+                        palette={METHOD_NAMES.get(m, m): method_color(m, i)
+                                 for i, m in enumerate(_methods(sub["method"]))},
+                        legend=ax is axes[0][-1])
+        r = float(sub["bound_euclidean"].median())
+        a = np.geomspace(sub["attribution_norm"].min(), sub["attribution_norm"].max(), 200)
+        ax.plot(a, np.where(a > r, np.sqrt(np.clip(1 - (r / a) ** 2, 0, 1)), -1), color="0.3", lw=1,
+                label=r"$\sqrt{1-r^2/a^2}$, median $r$")
+        ax.set(xscale="log", xlabel=r"$\|A(x)\|_2$", ylabel=r"lower bound on $\cos(A(x), A(x'))$",
+               title=f"{NORM_NAMES.get(norm, norm)} ball, ε = {radius_label(sub['eps'].iloc[0])}")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    if axes[0][-1].get_legend() is not None:
+        axes[0][-1].get_legend().remove()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def method_ratio_figure(comparison):
+    """Each method's relative bound over natural training's: the ratio with its 95% interval (log x), per data set.
+
+    ``comparison``: ``bound_tables.compare_methods`` (columns dataset, attribution, method, ratio_estimate,
+    ratio_low, ratio_high); one marker per attribution; the dashed line at 1 is "no difference".
+    """
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    from .style import _PALETTE, _methods, plt
+    from .tables import ATTRIBUTION_NAMES, DATASET_NAMES, METHOD_NAMES
+
+    datasets, attributions = list(dict.fromkeys(comparison["dataset"])), list(dict.fromkeys(comparison["attribution"]))
+    methods = _methods(comparison["method"])
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.9 * len(datasets), 1.0 + 0.6 * len(methods)),
+                             squeeze=False, sharey=True)
+    offsets = np.linspace(-0.2, 0.2, len(attributions)) if len(attributions) > 1 else [0.0]
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        for k, (attribution, offset) in enumerate(zip(attributions, offsets, strict=True)):
+            sub = comparison[(comparison["dataset"] == ds) & (comparison["attribution"] == attribution)]
+            sub = sub.set_index("method").reindex(methods)
+            ax.errorbar(sub["ratio_estimate"], np.arange(len(methods)) + offset, fmt="o", ms=4, capsize=2,
+                        xerr=[sub["ratio_estimate"] - sub["ratio_low"], sub["ratio_high"] - sub["ratio_estimate"]],
+                        color=_PALETTE[k], label=ATTRIBUTION_NAMES.get(attribution, attribution))
+        ax.axvline(1.0, color="0.4", lw=0.8, ls="--")
+        ax.set(xscale="log", title=DATASET_NAMES.get(ds, ds), xlabel="relative bound / natural training's")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[0][0].set(yticks=range(len(methods)), yticklabels=[METHOD_NAMES.get(m, m) for m in methods])
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig

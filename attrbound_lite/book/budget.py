@@ -1,8 +1,8 @@
 """Chapter 7's attack-budget evidence: IFIA's top-k intersection against its steps and restarts.
 
 An attack measures robustness only as far as it converged. For every (steps, restarts) of a grid, IFIA in the
-chapter's setting (``far.attack_settings``: RAR's radius and total step length, steered by IG, the evaluated top-k)
-attacks each image, and the evaluated IG map before and after gives the top-k intersection (RAR's statistic: what
+chapter's setting (``far_study.attack_settings``: RAR's radius and total step length, steered by IG, the evaluated
+top-k) attacks each image, and the evaluated IG map before and after gives the top-k intersection (RAR's statistic: what
 the attack leaves of the top-k pixels; lower means a stronger attack).
 
 Restarts are nested: restart ``r`` of an image starts at the same point whatever the batch or the number of restarts
@@ -33,7 +33,7 @@ from ..results import ResultSpec, load_results
 from ..runtime import sample_generators
 from ..stats import bootstrap, bootstrap_mean, sig
 from ..zoo import load_reference, reference_name
-from .far import ATTACK_IG_STEPS, ATTACK_K, attack_settings, shared_images
+from .far_study import ATTACK_IG_STEPS, ATTACK_K, attack_settings, shared_images
 from .tables import DATASET_NAMES, METHOD_NAMES, check_keyed_table
 
 __all__ = ["nested_starts", "ifia_budget", "rar_budget", "SPEC", "load", "summary", "check_grid", "budget_table",
@@ -64,7 +64,7 @@ def ifia_budget(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, settin
         model: the classifier (smooth: IFIA differentiates its attribution).
         x: (B, C, H, W) images in [0, 1] that ``model`` classifies correctly, on the model's device.
         y: (B,) their labels.
-        settings: ``far.attack_settings(dataset)`` (``eps``, ``ifia_alpha``, ``ifia_steps``, ``ifia_k``,
+        settings: ``far_study.attack_settings(dataset)`` (``eps``, ``ifia_alpha``, ``ifia_steps``, ``ifia_k``,
             ``eval_k``): the radius, and the total length ``ifia_steps * ifia_alpha`` that every budget keeps.
         steps: the steps of the grid (each a run of its own, step size ``total length / steps``).
         restarts: the restarts of the grid (the best of the first ``r`` of one run of ``max(restarts)``).
@@ -357,7 +357,7 @@ def budget_figure(summary_rows: pd.DataFrame):
 
     One panel per data set, one colour per training method, one line style per number of restarts.
     """
-    from .figures import method_color
+    from .style import method_color
 
     datasets = list(dict.fromkeys(summary_rows["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.6), sharey=True, squeeze=False)

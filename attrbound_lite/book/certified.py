@@ -170,7 +170,8 @@ SPEC = ResultSpec(
     title="Certified, first-order and region bounds and the best attribution PGD, saliency, MNIST and Fashion-MNIST",
     config=_config(), keys=KEYS, values=VALUES, extras=EXTRAS, digits=17, tolerance=TOLERANCE, units=_units(),
     compute=_compute, recompute=_recompute,
-    modules=("attrbound_lite.book.certified", "attrbound_lite.certified", "attrbound_lite.region",
+    modules=("attrbound_lite.book.certified", "attrbound_lite.certified", "attrbound_lite.certified_intervals",
+             "attrbound_lite.region",
              "attrbound_lite.bounds", "attrbound_lite.attacks", "attrbound_lite.attributions", "attrbound_lite.models"))
 
 
@@ -547,3 +548,61 @@ COST_TARGET = 20  # issue 21: a certificate at most this many first-order bounds
 
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def certified_radius_figure(table, ylabel: str = r"median over images, $/ \|A(x)\|_2$"):
+    """Medians of the best attack, the first-order, region and certified bounds over ||A(x)||, against the radius.
+
+    ``table``: ``book.certified.radius_table`` (columns dataset, norm, eps, attack, first_order, region, certified);
+    one panel per data set and norm measured at two radii or more, log-log axes; the dotted line at 1 is ||A(x)||,
+    above which a Euclidean bound's cosine bound is vacuous.
+    """
+    from .style import _NORM_TEX, COLORS, plt
+    from .tables import DATASET_NAMES
+
+    bound_lines = (("attack", "best attack", COLORS["worst"], "--^"),
+                   ("first_order", "first-order bound", COLORS["bound"], "-o"),
+                   ("region", "region bound", COLORS["mean_value"], "-s"),
+                   ("certified", "certificate", "black", "-D"))
+    counts = table.groupby(["dataset", "norm"], sort=False)["eps"].nunique()
+    panels = [key for key, n in counts.items() if n >= 2]  # a norm measured at one radius has no curve
+    columns = 2 if len(panels) > 1 else 1
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 3.4 * rows), squeeze=False)
+    for ax, (ds, norm) in zip(axes.flat, panels, strict=False):
+        sub = table[(table["dataset"] == ds) & (table["norm"] == norm)].sort_values("eps")
+        for column, label, color, style in bound_lines:
+            ax.plot(sub["eps"], sub[column], style, ms=4, color=color, label=label)
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel=r"$\epsilon$", ylabel=ylabel,
+               title=f"{DATASET_NAMES.get(ds, ds)}, {_NORM_TEX[norm]} ball")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    axes[0][0].legend(loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def certified_methods_figure(table):
+    """Certified relative deviation per training method, per seed and as a mean over seeds.
+
+    Crosses: the per-seed medians over images; dot and bar: the mean over seeds with Student's t interval.
+
+    ``table``: ``book.certified.method_table`` (columns model, per_seed, mean, low, high).
+    """
+    from .style import method_color, plt
+    from .tables import METHOD_NAMES
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    floor = 0.5 * min(min(r) for r in table["per_seed"])  # a t interval reaching below 0 is drawn to here
+    for i, row in enumerate(table.itertuples()):
+        color = method_color(row.model)
+        low = max(row.low, floor)
+        ax.errorbar([row.mean], [i], xerr=[[row.mean - low], [row.high - row.mean]], fmt="o", ms=6, capsize=3,
+                    color=color)
+        ax.plot(row.per_seed, [i + 0.18] * len(row.per_seed), "x", ms=5, color=color, alpha=0.8)
+    ax.set_yticks(range(len(table)), [METHOD_NAMES.get(m, m) for m in table["model"]])
+    ax.invert_yaxis()
+    ax.set(xscale="log", xlabel=r"certificate $/ \|A(x)\|_2$ (median over images; x: one training run)")
+    fig.tight_layout()
+    return fig

@@ -158,7 +158,8 @@ SPEC = ResultSpec(
     values=("relative_deviation", "cosine", "label_kept"), tolerance=TOLERANCE,
     units=tuple(f"{ds}-{m}" for ds in DATASETS for m in METHODS), compute=_compute, recompute=_recompute,
     modules=("attrbound_lite.book.deviation_budget", "attrbound_lite.attacks", "attrbound_lite.attributions",
-             "attrbound_lite.experiments", "attrbound_lite.threat_models", "attrbound_lite.models"))
+             "attrbound_lite.experiments",
+             "attrbound_lite.experiment_specs", "attrbound_lite.threat_models", "attrbound_lite.models"))
 
 
 def load(root=None) -> pd.DataFrame:
@@ -285,7 +286,7 @@ def budget_figure(summary_rows: pd.DataFrame, restarts: int | None = None,
     PGD and dashed for IFIA, at ``restarts`` (default the grid's most). With ``chapter`` (its steps and restarts, a
     budget of the grid), the chapter's own budget is marked on every line by an open circle.
     """
-    from .figures import method_color
+    from .style import method_color
 
     restarts = int(summary_rows["restarts"].max()) if restarts is None else restarts
     grid = set(zip(summary_rows["steps"], summary_rows["restarts"], strict=True))

@@ -7,10 +7,10 @@ and re-verified by CI on a sample of rows (``attrbound_lite.results``):
 - every trained run (``zoo.SEEDS``, runs below ``zoo.accuracy_floor`` left out) of every reference recipe;
 - per data set, the first ``N_IMAGES`` test images that every one of those runs classifies correctly, so that every
   comparison pairs by image, across methods and seeds;
-- IFIA in the chapter's setting (``far.attack_settings``: RAR's radius and total step length, steered by IG of
-  ``far.ATTACK_IG_STEPS`` points, the evaluated top-k) at RAR's steps and restarts, restarts nested as in chapter 7's
-  budget grid (``budget.ifia_budget``: each image's starts come from its own random stream), so that a recomputed
-  row equals the committed one whatever the batch;
+- IFIA in the chapter's setting (``far_study.attack_settings``: RAR's radius and total step length, steered by IG of
+  ``far_study.ATTACK_IG_STEPS`` points, the evaluated top-k) at RAR's steps and restarts, restarts nested as in
+  chapter 7's budget grid (``budget.ifia_budget``: each image's starts come from its own random stream), so that a
+  recomputed row equals the committed one whatever the batch;
 - the random baseline on the same images: sign noise of the same radius (``evaluation.noise_per_image``).
 
 Every row is one (run, image): the top-k intersection, Kendall's tau of the evaluated IG maps and whether the label
@@ -28,7 +28,7 @@ from ..data import load_dataset
 from ..evaluation import noise_per_image
 from ..results import ResultSpec, load_results
 from .budget import ifia_budget, rar_budget
-from .far import ATTACK_IG_STEPS, ATTACK_K, attack_settings, shared_images
+from .far_study import ATTACK_IG_STEPS, ATTACK_K, attack_settings, shared_images
 
 __all__ = ["DATASETS", "METHODS", "N_IMAGES", "trained_runs", "rar_budget", "rar_attack", "SPEC", "load"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -162,3 +163,62 @@ def sigma_values(sigmas: pd.DataFrame) -> dict:
             "ch3_sigma_max_rel_err_shown": sig(float(sigmas["relative_error"].max()), 2),
             "ch3_ig_products": int(ig_row["products"]),
             "ch3_speedup": float(ig_row["exact_seconds"] / ig_row["matrix_free_seconds"])}
+
+
+def attribution_maps_figure(image, maps: dict):
+    """An input image (C, H, W) in [0, 1] and its attribution maps (channel-summed absolute values)."""
+    from .style import _np, plt
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1), 2.9))
+    img = _np(image)
+    axes[0].imshow(np.transpose(img, (1, 2, 0)) if img.shape[0] == 3 else img[0], cmap="gray")
+    axes[0].set_title("input")
+    for ax, (name, attr) in zip(axes[1:], maps.items(), strict=True):
+        ax.imshow(np.abs(_np(attr)).sum(0), cmap="magma")
+        ax.set_title(name)
+    for ax in axes:
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def surrogate_figure(table, titles: tuple[str, str] = ("(a) relative distance to ReLU saliency",
+                                                       "(b) curvature")):
+    """The softplus surrogate as beta grows: saliency distance to the ReLU network's and spectral norm.
+
+    The spectral norm is that of its saliency Jacobian. ``table``: columns beta, relative_distance, sigma_max;
+    ``titles``: the two panels' titles.
+    """
+    from .style import COLORS, plt
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.6))
+    ax0.plot(table["beta"], table["relative_distance"], "o-", color=COLORS["worst"])
+    ax0.set(xscale="log", yscale="log", xlabel=r"$\beta$",
+            ylabel=r"$\|A_\beta(x) - A_{\mathrm{ReLU}}(x)\| / \|A_{\mathrm{ReLU}}(x)\|$",
+            title=titles[0])
+    ax1.plot(table["beta"], table["sigma_max"], "o-", color=COLORS["bound"])
+    ax1.set(xscale="log", yscale="log", xlabel=r"$\beta$", ylabel=r"$\sigma_{\max}(H_\beta(x))$",
+            title=titles[1])
+    fig.tight_layout()
+    return fig
+
+
+def jacobian_heatmap_figure(jacobian, k: int = 100):
+    """The paper's Figure 1(b): absolute values of the first ``k`` x ``k`` entries of an attribution Jacobian.
+
+    The entries are shown on a log colour scale.
+    """
+    from matplotlib.colors import LogNorm
+
+    from .style import _np, plt
+
+    block = np.abs(_np(jacobian)[:k, :k])
+    positive = block[block > 0]
+    vmin = max(positive.min(), positive.max() * 1e-6) if positive.size else 1e-12
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    im = ax.imshow(np.maximum(block, vmin), norm=LogNorm(vmin=vmin, vmax=max(block.max(), vmin * 10)),
+                   cmap="viridis", interpolation="nearest")
+    fig.colorbar(im, ax=ax, label=r"$|J_{ij}|$")
+    ax.set(xlabel="input dimension $j$", ylabel="attribution dimension $i$")
+    ax.grid(False)
+    fig.tight_layout()
+    return fig

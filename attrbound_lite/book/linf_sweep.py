@@ -98,7 +98,8 @@ SPEC = ResultSpec(
     title="Chapter 6's l-infinity saliency sweep with the row-sum bound, on every seed-0 reference model",
     config=_config(), keys=KEYS, values=VALUES, extras=_extras(), digits=9, tolerance=TOLERANCE,
     units=tuple(f"{ds}-{m}" for ds in DATASETS for m in METHODS), compute=_compute, recompute=_recompute,
-    modules=("attrbound_lite.book.linf_sweep", "attrbound_lite.experiments", "attrbound_lite.bounds",
+    modules=("attrbound_lite.book.linf_sweep", "attrbound_lite.experiments",
+             "attrbound_lite.experiment_specs", "attrbound_lite.bounds",
              "attrbound_lite.jacobians", "attrbound_lite.attacks", "attrbound_lite.attributions",
              "attrbound_lite.threat_models", "attrbound_lite.models", "attrbound_lite.sweep.runner"))
 

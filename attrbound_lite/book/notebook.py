@@ -28,7 +28,7 @@ def setup(profile: str, chapter: str, *, seed: int | None = None, **parameters) 
     """
     settings = chapter_settings(profile, chapter, **parameters)
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets
-    from .figures import set_style
+    from .style import set_style
 
     set_style()
     if seed is not None:

@@ -307,3 +307,43 @@ def format_rates(rates: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].astype(str)
     return out
 
+
+def region_example_figure(rows, title: str = ""):
+    """One image against the radius: the best attack's deviation, the first-order bound and the region bound.
+
+    ``rows``: ``book.region.example_unit`` (columns eps, achieved, point, region), one norm; log-log axes.
+    """
+    from .style import COLORS, plt
+    rows = rows.sort_values("eps")
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ax.plot(rows["eps"], rows["point"], "-o", ms=4, color=COLORS["bound"], label=r"first-order bound $r(x)$")
+    ax.plot(rows["eps"], rows["region"], "-s", ms=4, color=COLORS["mean_value"], label="region bound")
+    ax.plot(rows["eps"], rows["achieved"], "--^", ms=5, color=COLORS["worst"], label="best attack")
+    ax.set(xscale="log", yscale="log", xlabel=r"$\epsilon$", ylabel=r"$\|A(x') - A(x)\|_2$", title=title)
+    ax.legend(loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def region_rates_figure(rates):
+    """The share of units whose best attack exceeded each bound, against the radius, one panel per norm.
+
+    ``rates``: ``book.region.rates_table`` (columns norm, eps, point and region, ``stats.Interval`` rates); bars: the
+    Wilson intervals.
+    """
+    from .style import _NORM_TEX, COLORS, plt
+    norms = list(dict.fromkeys(rates["norm"]))
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.6), squeeze=False, sharey=True)
+    for ax, norm in zip(axes[0], norms, strict=True):
+        sub = rates[rates["norm"] == norm].sort_values("eps")
+        for k, (column, label, color) in enumerate((("point", "first-order bound", COLORS["bound"]),
+                                                    ("region", "region bound", COLORS["mean_value"]))):
+            est = np.array([r.estimate for r in sub[column]])
+            err = np.abs(np.array([[r.low for r in sub[column]], [r.high for r in sub[column]]]) - est)
+            ax.errorbar(sub["eps"] * (0.97 if k == 0 else 1.03), est, yerr=err, marker="o", ms=4, capsize=2,
+                        color=color, label=label)
+        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel=r"$\epsilon$", title=f"{_NORM_TEX[norm]} ball")
+    axes[0][0].set_ylabel("share of units exceeding the bound")
+    axes[0][-1].legend(loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig

@@ -143,3 +143,30 @@ def times_note(times: pd.DataFrame, times_file: str | Path | None) -> str:
         note += (f"; {reused} page{'s were' if reused > 1 else ' was'} executed by an earlier build into the same "
                  "output folder and reused (grey)")
     return note + "; this chapter's own time is recorded when it finishes"
+
+
+def execution_times_figure(table, empty: str = "no execution times"):
+    """Execution time per notebook (horizontal bars, reading order top to bottom).
+
+    ``table``: ``notebook``, ``seconds`` and ``this_build`` (bool: executed in this build, else reused from an earlier
+    one). An empty table gives a figure with the text ``empty``.
+    """
+    from .style import COLORS, plt
+    if table.empty:
+        fig, ax = plt.subplots(figsize=(7.0, 1.4))
+        ax.text(0.5, 0.5, empty, ha="center", va="center", wrap=True)
+        ax.axis("off")
+        return fig
+    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(table) + 1.4))
+    colors = [COLORS["bound"] if now else "0.7" for now in table["this_build"]]
+    bars = ax.barh(table["notebook"], table["seconds"], color=colors)
+    ax.bar_label(bars, fmt="%.1f s", fontsize="small", padding=2)
+    ax.invert_yaxis()
+    ax.set(xlabel="execution time (s)", xlim=(0, 1.2 * float(table["seconds"].max())))
+    ax.grid(axis="y", visible=False)
+    if not all(table["this_build"]):
+        from matplotlib.patches import Patch
+        ax.legend(handles=[Patch(color=COLORS["bound"], label="executed in this build"),
+                           Patch(color="0.7", label="reused from an earlier build")], loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -258,3 +258,32 @@ def ranking_values(ranking: pd.DataFrame) -> dict:
             f"{int(g['rank correlation'].map(lambda i: i.n).min())} images per model")
     return values
 
+
+def sampled_scatter_figure(frame):
+    """Sampled relative sensitivity against the attack's relative deviation per unit, one panel per metric.
+
+    ``frame``: ``book.sampled.sampled_units`` rows of the relative metrics (columns metric, model, attack, score);
+    colour: the training method (``METHOD_COLORS``); dashed: equality. Log-log.
+    """
+    from .style import _methods, method_color, plt
+    from .tables import METHOD_NAMES
+
+    metrics = list(dict.fromkeys(frame["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False, sharex=True,
+                             sharey=True)
+    values = frame[["attack", "score"]].to_numpy(dtype=float)
+    finite = values[np.isfinite(values).all(1) & (values > 0).all(1)]
+    low, high = (finite.min() * 0.8, finite.max() * 1.25) if len(finite) else (1e-3, 1.0)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        sub = frame[frame["metric"] == metric]
+        for method in _methods(sub["model"]):
+            part = sub[sub["model"] == method]
+            ax.scatter(part["attack"], part["score"], s=10, alpha=0.7, color=method_color(method),
+                       label=METHOD_NAMES.get(method, method))
+        ax.plot([low, high], [low, high], "k--", lw=1)
+        ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), title=metric,
+               xlabel=r"attack $\|A(x') - A(x)\| / \|A(x)\|$")
+    axes[0][0].set_ylabel("sampled score")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig

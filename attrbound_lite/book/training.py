@@ -167,3 +167,21 @@ def provenance_table(names) -> pd.DataFrame:
                      "trained on": f"{m['hardware']['processor']} ({m['hardware']['torch_threads']} threads)",
                      "torch": m["torch"], "seconds": round(m["seconds"])})
     return pd.DataFrame(rows)
+
+
+def accuracy_figure(table):
+    """Clean and PGD accuracy by training method, one panel per data set.
+
+    ``table``: columns dataset, method, clean_accuracy, pgd_accuracy.
+    """
+    from .style import _methods, sns
+    long = table.melt(id_vars=["dataset", "method"], value_vars=["clean_accuracy", "pgd_accuracy"],
+                      var_name="accuracy", value_name="value")
+    long["accuracy"] = long["accuracy"].map({"clean_accuracy": "clean", "pgd_accuracy": "PGD"})
+    grid = sns.catplot(long, x="method", y="value", hue="accuracy", col="dataset", kind="bar",
+                       order=_methods(table["method"]), height=3.2, aspect=1.15, sharey=True)
+    grid.set(ylim=(0, 1), ylabel="accuracy", xlabel="")
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", rotation=30)
+    return grid.figure

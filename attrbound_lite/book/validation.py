@@ -492,7 +492,7 @@ def comparison_figure(comparisons: pd.DataFrame):
     """
     import matplotlib.pyplot as plt
 
-    from .figures import method_color
+    from .style import method_color
 
     norms = sorted(dict.fromkeys(comparisons["norm"]), key=lambda n: n != "linf")  # l-infinity (RAR's radius) first
     columns = (("cosine_difference", "lowest cosine the attacks reach"),
